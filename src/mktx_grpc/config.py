@@ -1,0 +1,178 @@
+"""Every setting of the service, read once from the environment.
+
+Defaults run locally with nothing configured: no ``DATABASE_URL`` starts an embedded
+PostgreSQL in the data directory, no X credentials select the built-in X sandbox, and
+missing secrets (JWT signing key, token encryption key) are generated once into the
+data directory so that ``serve`` and ``token`` agree across runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_DEFAULT_DATA_DIR = ".data"
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name).lower()
+    if not raw:
+        return default
+    return raw in {"1", "true", "yes", "on"}
+
+
+def data_secret(data_dir: Path, name: str, nbytes: int = 32) -> bytes:
+    """Return a random secret kept in ``data_dir/name``, creating it on first use.
+
+    The file is written with mode 0600. Used only for development defaults; production
+    sets the corresponding environment variable.
+    """
+    path = data_dir / name
+    try:
+        return base64.urlsafe_b64decode(path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_bytes(nbytes)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, base64.urlsafe_b64encode(value))
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process configuration. Build it with :meth:`from_env`."""
+
+    #: PostgreSQL URL. Empty: start the embedded server in ``data_dir/pg``.
+    database_url: str = ""
+    #: Directory for the embedded database and generated development secrets.
+    data_dir: Path = Path(_DEFAULT_DATA_DIR)
+    grpc_host: str = "0.0.0.0"
+    grpc_port: int = 50051
+    webhook_host: str = "0.0.0.0"
+    webhook_port: int = 5000
+    #: Public URL X calls for webhooks (RegisterWebhook default).
+    public_webhook_url: str = ""
+    #: Number of SO_REUSEPORT server processes for ``serve``.
+    workers: int = 1
+    pool_min_size: int = 2
+    pool_max_size: int = 10
+    log_level: str = "INFO"
+    #: Seconds in-flight RPCs get to finish on SIGTERM/SIGINT.
+    shutdown_grace: float = 10.0
+    #: HS256 secret for JWTs; generated into the data dir when unset and no RS256 key.
+    jwt_secret: bytes = field(default=b"", repr=False)
+    #: PEM public key for RS256 JWTs; takes precedence over the HS256 secret.
+    jwt_public_key: str = field(default="", repr=False)
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    #: 32-byte AES-GCM key for tokens at rest (``MKTX_ENCRYPTION_KEY``, base64).
+    encryption_key: bytes = field(default=b"", repr=False)
+    #: HMAC key for page tokens (derived from the encryption key when unset).
+    page_token_key: bytes = field(default=b"", repr=False)
+    #: X app credentials; empty selects the in-process X sandbox.
+    x_consumer_key: str = field(default="", repr=False)
+    x_consumer_secret: str = field(default="", repr=False)
+    x_client_id: str = field(default="", repr=False)
+    x_client_secret: str = field(default="", repr=False)
+    x_api_base: str = "https://api.x.com"
+    x_authorize_base: str = "https://x.com"
+    #: Port of the in-process X sandbox when no credentials are set (0 = any free).
+    sandbox_port: int = 0
+    #: Whether ``serve`` also runs the background worker loops in-process.
+    run_worker: bool = True
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return not (self.x_consumer_key or self.x_client_id)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read the environment, generating development secrets where unset.
+
+        Raises ``ValueError`` naming the variable when a value is malformed.
+        """
+        data_dir = Path(_env("MKTX_DATA_DIR", _DEFAULT_DATA_DIR)).resolve()
+        enc_raw = _env("MKTX_ENCRYPTION_KEY")
+        if enc_raw:
+            enc = base64.urlsafe_b64decode(enc_raw + "=" * (-len(enc_raw) % 4))
+            if len(enc) != 32:
+                raise ValueError("MKTX_ENCRYPTION_KEY must be 32 bytes, base64-encoded")
+        else:
+            enc = data_secret(data_dir, "encryption.key")
+        jwt_public_key = _env("MKTX_JWT_PUBLIC_KEY")
+        if jwt_public_key and not jwt_public_key.startswith("-----"):
+            jwt_public_key = Path(jwt_public_key).read_text()
+        jwt_secret_raw = _env("MKTX_JWT_SECRET")
+        if jwt_secret_raw:
+            jwt_secret = jwt_secret_raw.encode()
+        elif jwt_public_key:
+            jwt_secret = b""
+        else:
+            jwt_secret = data_secret(data_dir, "jwt.secret")
+        page_key_raw = _env("MKTX_PAGE_TOKEN_KEY")
+        return cls(
+            database_url=_env("DATABASE_URL"),
+            data_dir=data_dir,
+            grpc_host=_env("MKTX_GRPC_HOST", "0.0.0.0"),
+            grpc_port=_env_int("MKTX_GRPC_PORT", 50051),
+            webhook_host=_env("MKTX_WEBHOOK_HOST", "0.0.0.0"),
+            webhook_port=_env_int("MKTX_WEBHOOK_PORT", 5000),
+            public_webhook_url=_env("MKTX_PUBLIC_WEBHOOK_URL"),
+            workers=max(1, _env_int("MKTX_WORKERS", 1)),
+            pool_min_size=_env_int("MKTX_POOL_MIN_SIZE", 2),
+            pool_max_size=_env_int("MKTX_POOL_MAX_SIZE", 10),
+            log_level=_env("MKTX_LOG_LEVEL", "INFO").upper(),
+            shutdown_grace=_env_float("MKTX_SHUTDOWN_GRACE", 10.0),
+            jwt_secret=jwt_secret,
+            jwt_public_key=jwt_public_key,
+            jwt_issuer=_env("MKTX_JWT_ISSUER"),
+            jwt_audience=_env("MKTX_JWT_AUDIENCE"),
+            encryption_key=enc,
+            page_token_key=page_key_raw.encode() if page_key_raw else enc[::-1],
+            x_consumer_key=_env("X_CONSUMER_KEY"),
+            x_consumer_secret=_env("X_CONSUMER_SECRET"),
+            x_client_id=_env("X_CLIENT_ID"),
+            x_client_secret=_env("X_CLIENT_SECRET"),
+            x_api_base=_env("X_API_BASE", "https://api.x.com"),
+            x_authorize_base=_env("X_AUTHORIZE_BASE", "https://x.com"),
+            sandbox_port=_env_int("MKTX_SANDBOX_PORT", 0),
+            run_worker=_env_bool("MKTX_RUN_WORKER", True),
+        )
+
+    def replace(self, **changes: object) -> Settings:
+        """Return a copy with ``changes`` applied (tests and the CLI use this)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,45 @@
+"""Per-request state carried in contextvars by the interceptor chain.
+
+The interceptors set these before the servicer runs, so servicers and stores read
+the principal and the unit of work's connection without threading them through
+every call (the grpc async interceptor example does the same with its rpc id).
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+from uuid import UUID
+
+from psycopg import AsyncConnection
+
+from .errors import Unauthenticated
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the merchant whose data the call may touch, and the user."""
+
+    merchant_id: UUID
+    user_id: str
+
+
+request_id_var: ContextVar[str] = ContextVar("request_id", default="")
+principal_var: ContextVar[Principal | None] = ContextVar("principal", default=None)
+connection_var: ContextVar[AsyncConnection | None] = ContextVar("connection", default=None)
+
+
+def current_principal() -> Principal:
+    """The authenticated principal. Raises Unauthenticated outside an authenticated RPC."""
+    principal = principal_var.get()
+    if principal is None:
+        raise Unauthenticated("authentication required")
+    return principal
+
+
+def current_connection() -> AsyncConnection:
+    """The unit of work's connection. Raises RuntimeError when called outside one."""
+    conn = connection_var.get()
+    if conn is None:
+        raise RuntimeError("no unit of work: this method is not configured for database access")
+    return conn

@@ -1,0 +1,20 @@
+"""Small conversions between database values and protobuf types."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+
+def ts(value: datetime | None) -> Timestamp | None:
+    """A Timestamp for ``value``, or None (leaves the proto field unset)."""
+    if value is None:
+        return None
+    out = Timestamp()
+    out.FromDatetime(value.astimezone(UTC))
+    return out
+
+
+def from_ts(value: Timestamp) -> datetime:
+    return value.ToDatetime(tzinfo=UTC)

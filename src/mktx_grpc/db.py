@@ -1,0 +1,162 @@
+"""Database plumbing: the embedded server, migrations, the pool and named queries."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+log = logging.getLogger(__name__)
+
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+if not SQL_DIR.exists():  # running from a source checkout: sql/ sits at the repo root
+    SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+
+_MIGRATION_RE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+# An arbitrary, fixed key for pg_advisory_lock so concurrent migrators serialise.
+_MIGRATION_LOCK = 727_001
+
+
+def embedded_database_url(data_dir: Path) -> str:
+    """Start (or reuse) the embedded PostgreSQL in ``data_dir/pg`` and return its URL.
+
+    The server is stopped when the last process using it exits. Raises whatever
+    ``pgserver`` raises when PostgreSQL cannot start (its log is in ``data_dir/pg/log``).
+    """
+    import pgserver
+
+    pgdata = data_dir / "pg"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    uri: str = server.get_uri()
+    return uri
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations(directory: Path | None = None) -> list[Migration]:
+    """Return the numbered migrations in order. Raises ``ValueError`` on a gap or clash."""
+    directory = directory or SQL_DIR / "migrations"
+    found: list[Migration] = []
+    for path in sorted(directory.iterdir()):
+        m = _MIGRATION_RE.match(path.name)
+        if m:
+            found.append(Migration(int(m.group(1)), path.stem, path.read_text()))
+    for expected, mig in enumerate(found, start=1):
+        if mig.version != expected:
+            raise ValueError(f"migration numbering broken at {mig.name}: expected {expected:04d}")
+    return found
+
+
+def migrate(conninfo: str, directory: Path | None = None) -> list[str]:
+    """Apply pending migrations, each in its own transaction, each recorded once.
+
+    Concurrent callers serialise on an advisory lock. Raises ``RuntimeError`` when an
+    applied migration's file changed since (migrations are never edited after landing).
+    Returns the names applied by this call.
+    """
+    applied_now: list[str] = []
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        try:
+            conn.execute(
+                """CREATE TABLE IF NOT EXISTS schema_migrations (
+                       version integer PRIMARY KEY,
+                       name text NOT NULL,
+                       checksum text NOT NULL,
+                       applied_at timestamptz NOT NULL DEFAULT now())"""
+            )
+            done = {
+                row[0]: row[1]
+                for row in conn.execute("SELECT version, checksum FROM schema_migrations")
+            }
+            for mig in load_migrations(directory):
+                if mig.version in done:
+                    if done[mig.version] != mig.checksum:
+                        raise RuntimeError(f"applied migration {mig.name} was edited afterwards")
+                    continue
+                with conn.transaction():
+                    conn.execute(mig.sql.encode())
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name, checksum)"
+                        " VALUES (%s, %s, %s)",
+                        (mig.version, mig.name, mig.checksum),
+                    )
+                log.info("applied migration %s", mig.name)
+                applied_now.append(mig.name)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+    return applied_now
+
+
+def make_pool(conninfo: str, *, min_size: int, max_size: int) -> AsyncConnectionPool:
+    """Build an unopened pool whose connections are in autocommit.
+
+    Reads run as single autocommitted statements (no BEGIN/COMMIT round trips); the
+    unit of work opens an explicit transaction for mutations.
+    """
+    return AsyncConnectionPool(
+        conninfo,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs={"autocommit": True},
+        open=False,
+        name="mktx",
+    )
+
+
+# ------------------------------------------------------------------ named queries
+
+_NAME_RE = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+
+
+@cache
+def queries(domain: str) -> Mapping[str, str]:
+    """Load ``sql/queries/<domain>.sql`` as ``{name: sql}``.
+
+    Each query starts with a ``-- name: <name>`` line, in the manner of aiosql; the
+    text up to the next such line is the statement, with ``%(param)s`` placeholders.
+    Raises ``ValueError`` on a duplicate name.
+    """
+    text = (SQL_DIR / "queries" / f"{domain}.sql").read_text()
+    parts = _NAME_RE.split(text)
+    result: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        if name in result:
+            raise ValueError(f"duplicate query {name} in {domain}.sql")
+        lines = [ln for ln in body.strip().splitlines() if not ln.lstrip().startswith("--")]
+        result[name] = "\n".join(lines).strip().rstrip(";")
+    return result
+
+
+class Queries:
+    """Attribute access to one domain's named queries: ``Q.get_template``."""
+
+    def __init__(self, domain: str) -> None:
+        self._domain = domain
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return queries(self._domain)[name]
+        except KeyError:
+            raise AttributeError(f"no query {name!r} in {self._domain}.sql") from None
+
+
+Row = dict[str, Any]

@@ -1,0 +1,25 @@
+"""The server interceptor chain, outermost first:
+
+logging → error mapping → auth → validation → unit of work → servicer.
+
+Each is a grpc-interceptor ``AsyncServerInterceptor``. Per-method facts come from
+``mktx_grpc.methods``. For server-streaming RPCs the next handler returns an async
+iterator; interceptors that must act across the whole stream wrap it (see
+``_stream``).
+"""
+
+from __future__ import annotations
+
+from .auth import AuthInterceptor
+from .errors import ErrorMappingInterceptor
+from .logging import LoggingInterceptor
+from .uow import UnitOfWorkInterceptor
+from .validation import ValidationInterceptor
+
+__all__ = [
+    "AuthInterceptor",
+    "ErrorMappingInterceptor",
+    "LoggingInterceptor",
+    "UnitOfWorkInterceptor",
+    "ValidationInterceptor",
+]

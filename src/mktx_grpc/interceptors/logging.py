@@ -1,0 +1,76 @@
+"""Outermost interceptor: request id, and one structured log line per RPC."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from grpc_interceptor.server import AsyncServerInterceptor
+
+from ..context import principal_var, request_id_var
+from ._stream import call_next, is_stream
+
+log = logging.getLogger("mktx_grpc.rpc")
+
+
+def _incoming_request_id(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= 128:
+            return value
+    return uuid.uuid4().hex
+
+
+class LoggingInterceptor(AsyncServerInterceptor):  # type: ignore[misc]
+    """Logs method, status code, duration, merchant and request id for every RPC.
+
+    The request id is the caller's ``x-request-id`` metadata when given, otherwise
+    generated. Request and response bodies are never logged (they may hold personal
+    data and, for some RPCs, credentials).
+    """
+
+    async def intercept(
+        self, method: Callable[..., Any], request: Any, context: grpc.aio.ServicerContext,
+        method_name: str,
+    ) -> Any:
+        request_id_var.set(_incoming_request_id(context))
+        start = time.perf_counter()
+        try:
+            result = await call_next(method, request, context)
+        except BaseException:
+            self._log(method_name, context, start)
+            raise
+        if is_stream(result):
+            return self._stream(result, method_name, context, start)
+        self._log(method_name, context, start)
+        return result
+
+    async def _stream(
+        self, it: AsyncIterator[Any], method_name: str, context: grpc.aio.ServicerContext,
+        start: float,
+    ) -> AsyncIterator[Any]:
+        try:
+            async for item in it:
+                yield item
+        finally:
+            self._log(method_name, context, start)
+
+    def _log(self, method_name: str, context: grpc.aio.ServicerContext, start: float) -> None:
+        if not log.isEnabledFor(logging.INFO):
+            return
+        code = context.code()
+        code_name = code.name if isinstance(code, grpc.StatusCode) else "OK"
+        principal = principal_var.get()
+        log.info(
+            "rpc",
+            extra={
+                "rpc_method": method_name,
+                "code": code_name,
+                "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+                "merchant_id": str(principal.merchant_id) if principal else "",
+                "request_id": request_id_var.get(),
+            },
+        )

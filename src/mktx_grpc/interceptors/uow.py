@@ -1,0 +1,46 @@
+"""Unit of work: one pooled connection per RPC, one transaction for mutations.
+
+Reads run on the autocommit connection (a single statement needs no BEGIN/COMMIT);
+writes run inside ``conn.transaction()``, committed when the servicer returns and
+rolled back when it raises. The connection is published in a contextvar for the
+store layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from grpc_interceptor.server import AsyncServerInterceptor
+from psycopg_pool import AsyncConnectionPool
+
+from ..context import connection_var
+from ..methods import spec_for
+from ._stream import call_next, is_stream
+
+
+class UnitOfWorkInterceptor(AsyncServerInterceptor):  # type: ignore[misc]
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def intercept(
+        self, method: Callable[..., Any], request: Any, context: grpc.aio.ServicerContext,
+        method_name: str,
+    ) -> Any:
+        spec = spec_for(method_name)
+        if not spec.db:
+            return await call_next(method, request, context)
+        async with self._pool.connection() as conn:
+            token = connection_var.set(conn)
+            try:
+                if spec.write:
+                    async with conn.transaction():
+                        result = await call_next(method, request, context)
+                else:
+                    result = await call_next(method, request, context)
+                if is_stream(result):
+                    raise RuntimeError(f"{method_name}: streaming RPCs must be declared db=False")
+                return result
+            finally:
+                connection_var.reset(token)

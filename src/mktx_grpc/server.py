@@ -1,0 +1,180 @@
+"""Builds the process: pool, interceptors, servicers, health and reflection.
+
+``GrpcApp`` is the production composition. Tests start the same object on port 0,
+so they exercise the real interceptor chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from psycopg_pool import AsyncConnectionPool
+
+from mktx.v1 import (
+    accounts_pb2,
+    accounts_pb2_grpc,
+    ai_pb2,
+    ai_pb2_grpc,
+    automation_pb2,
+    automation_pb2_grpc,
+    campaigns_pb2,
+    campaigns_pb2_grpc,
+    contacts_pb2,
+    contacts_pb2_grpc,
+    conversations_pb2,
+    conversations_pb2_grpc,
+    segments_pb2,
+    segments_pb2_grpc,
+    templates_pb2,
+    templates_pb2_grpc,
+)
+
+from .auth import TokenVerifier
+from .config import Settings
+from .crypto import TokenCipher
+from .deps import Deps
+from .interceptors import (
+    AuthInterceptor,
+    ErrorMappingInterceptor,
+    LoggingInterceptor,
+    UnitOfWorkInterceptor,
+    ValidationInterceptor,
+)
+from .pagination import PageTokens
+from .services.accounts import AccountsServicer
+from .services.templates import TemplatesServicer
+from .services.unimplemented import complete
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    descriptor: ServiceDescriptor
+    generated_base: type
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    implementation: Callable[[Deps], Any] | None
+
+
+def _entry(pb2: Any, pb2_grpc: Any, name: str, impl: Callable[[Deps], Any] | None) -> ServiceEntry:
+    return ServiceEntry(
+        descriptor=pb2.DESCRIPTOR.services_by_name[name],
+        generated_base=getattr(pb2_grpc, f"{name}Servicer"),
+        add_to_server=getattr(pb2_grpc, f"add_{name}Servicer_to_server"),
+        implementation=impl,
+    )
+
+
+#: Every service of the contract, with its implementation when it has one.
+SERVICES: list[ServiceEntry] = [
+    _entry(accounts_pb2, accounts_pb2_grpc, "AccountsService", AccountsServicer),
+    _entry(templates_pb2, templates_pb2_grpc, "TemplatesService", TemplatesServicer),
+    _entry(contacts_pb2, contacts_pb2_grpc, "ContactsService", None),
+    _entry(conversations_pb2, conversations_pb2_grpc, "ConversationsService", None),
+    _entry(segments_pb2, segments_pb2_grpc, "SegmentsService", None),
+    _entry(campaigns_pb2, campaigns_pb2_grpc, "CampaignsService", None),
+    _entry(automation_pb2, automation_pb2_grpc, "AutomationService", None),
+    _entry(ai_pb2, ai_pb2_grpc, "AIService", None),
+]
+
+
+def make_deps(settings: Settings, pool: AsyncConnectionPool) -> Deps:
+    return Deps(
+        settings=settings,
+        pool=pool,
+        page_tokens=PageTokens(settings.page_token_key),
+        cipher=TokenCipher(settings.encryption_key),
+    )
+
+
+class GrpcApp:
+    """The gRPC server with its interceptor chain, health and reflection.
+
+    Lifecycle: ``await start()`` binds and serves; ``await stop()`` drains: health
+    goes NOT_SERVING, in-flight RPCs get ``grace`` seconds, then the server stops.
+    The pool belongs to the caller.
+    """
+
+    def __init__(self, deps: Deps, *, host: str, port: int) -> None:
+        self.deps = deps
+        self.health = HealthServicer()
+        self.server = grpc.aio.server(
+            interceptors=[
+                LoggingInterceptor(),
+                ErrorMappingInterceptor(),
+                AuthInterceptor(TokenVerifier(deps.settings)),
+                ValidationInterceptor(),
+                UnitOfWorkInterceptor(deps.pool),
+            ],
+            options=[
+                ("grpc.so_reuseport", 1),
+                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ],
+        )
+        names = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                 reflection.SERVICE_NAME]
+        for entry in SERVICES:
+            impl_cls = entry.implementation or entry.generated_base
+            cls = complete(impl_cls, entry.generated_base, entry.descriptor)  # type: ignore[arg-type]
+            servicer = cls(deps) if entry.implementation else cls()
+            entry.add_to_server(servicer, self.server)
+            names.append(entry.descriptor.full_name)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(names, self.server)
+        self.service_names = names
+        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        if self.port == 0:
+            raise OSError(f"could not bind gRPC to {host}:{port}")
+        self._monitor: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.server.start()
+        await self._set_health(await self._db_ok())
+        self._monitor = asyncio.create_task(self._watch_db(), name="health-db-monitor")
+        log.info("gRPC listening on port %d", self.port)
+
+    async def stop(self, grace: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        if self._monitor:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
+        await self.server.stop(grace)
+
+    async def _db_ok(self) -> bool:
+        try:
+            async with self.deps.pool.connection(timeout=2.0) as conn:
+                await conn.execute("SELECT 1")
+            return True
+        except Exception:  # noqa: BLE001 - any failure means not serving
+            return False
+
+    async def _set_health(self, ok: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if ok
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ["", *self.service_names]:
+            await self.health.set(name, status)
+
+    async def _watch_db(self, interval: float = 5.0) -> None:
+        last = True
+        while True:
+            await asyncio.sleep(interval)
+            ok = await self._db_ok()
+            if ok != last:
+                log.warning("database %s", "reachable again" if ok else "unreachable")
+                await self._set_health(ok)
+                last = ok

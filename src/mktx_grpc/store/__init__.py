@@ -1,0 +1,45 @@
+"""Data access: named SQL queries run on the unit of work's connection.
+
+Store functions take the merchant id explicitly and every query filters on it, so
+tenant isolation is visible at each call site.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from ..context import current_connection
+from ..db import Queries, Row
+
+__all__ = ["Jsonb", "Queries", "Row", "etag_of", "execute", "fetch_all", "fetch_one"]
+
+
+async def fetch_one(query: str, params: Mapping[str, Any]) -> Row | None:
+    async with current_connection().cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchone()
+
+
+async def fetch_all(query: str, params: Mapping[str, Any]) -> list[Row]:
+    async with current_connection().cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall()
+
+
+async def execute(query: str, params: Mapping[str, Any]) -> int:
+    """Run a statement; return the affected row count."""
+    async with current_connection().cursor() as cur:
+        await cur.execute(query, params)
+        return cur.rowcount
+
+
+def etag_of(resource_id: UUID | str, version: int) -> str:
+    """An opaque etag for one version of one resource."""
+    digest = hashlib.blake2s(f"{resource_id}:{version}".encode(), digest_size=9).hexdigest()
+    return f'"{digest}"'

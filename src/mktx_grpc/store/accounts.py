@@ -1,0 +1,85 @@
+"""Account persistence (sql/queries/accounts.sql)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from ..errors import AlreadyExists
+from . import Jsonb, Queries, Row, fetch_all, fetch_one
+
+Q = Queries("accounts")
+
+
+async def insert(merchant_id: UUID, **fields: Any) -> Row:
+    """Insert an account. Raises AlreadyExists when the X user is already connected
+    (to any merchant) on an account that is not DISCONNECTED."""
+    params: dict[str, Any] = {
+        "merchant_id": merchant_id,
+        "username": "",
+        "display_name": "",
+        "profile_image_url": "",
+        "followers_count": 0,
+        "status": "ACTIVE",
+        "scopes": [],
+        "access_token_enc": None,
+        "token_secret_enc": None,
+        "refresh_token_enc": None,
+        "token_expires_at": None,
+        "settings": {},
+    }
+    params.update(fields)
+    params["settings"] = Jsonb(params["settings"])
+    try:
+        row = await fetch_one(Q.insert_account, params)
+    except psycopg.errors.UniqueViolation:
+        raise AlreadyExists("this X account is already connected") from None
+    assert row is not None
+    return row
+
+
+async def get(merchant_id: UUID, account_id: UUID, *, for_update: bool = False) -> Row | None:
+    query = Q.get_account_for_update if for_update else Q.get_account
+    return await fetch_one(query, {"merchant_id": merchant_id, "id": account_id})
+
+
+async def list_page(
+    merchant_id: UUID, *, status: str | None, after: tuple[datetime, UUID] | None, limit: int
+) -> list[Row]:
+    return await fetch_all(
+        Q.list_accounts,
+        {
+            "merchant_id": merchant_id,
+            "status": status,
+            "after_created": after[0] if after else None,
+            "after_id": after[1] if after else None,
+            "limit": limit,
+        },
+    )
+
+
+async def update_settings(merchant_id: UUID, account_id: UUID, settings: dict[str, Any]) -> Row:
+    row = await fetch_one(
+        Q.update_account_settings,
+        {"merchant_id": merchant_id, "id": account_id, "settings": Jsonb(settings)},
+    )
+    assert row is not None
+    return row
+
+
+async def disconnect(merchant_id: UUID, account_id: UUID) -> Row:
+    row = await fetch_one(Q.disconnect_account, {"merchant_id": merchant_id, "id": account_id})
+    assert row is not None
+    return row
+
+
+async def statistics(merchant_id: UUID, account_id: UUID, month_start: datetime) -> Row:
+    row = await fetch_one(
+        Q.account_statistics,
+        {"merchant_id": merchant_id, "id": account_id, "month_start": month_start},
+    )
+    assert row is not None
+    return row
