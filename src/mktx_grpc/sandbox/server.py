@@ -1,0 +1,159 @@
+"""Run the sandbox: in a background thread for tests, or in the foreground (CLI)."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from mktx_grpc.x.client import XConfig
+
+from .app import create_sandbox_app
+from .config import SandboxConfig
+from .delivery import WebhookDeliverer
+from .state import SandboxState
+
+__all__ = ["SandboxServer", "ThreadedASGIServer", "main"]
+
+
+class ThreadedASGIServer:
+    """Any ASGI app served by uvicorn on its own thread and event loop.
+
+    The socket is bound before the thread starts, so ``base_url`` is known at once
+    and port 0 gives a free port. Works from sync and async callers alike.
+    """
+
+    def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self.host, self.port = self._sock.getsockname()[:2]
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            # Trust X-Forwarded-Proto from loopback, so a client reaching the
+            # sandbox through a rewriting proxy still signs the URL it addressed.
+            proxy_headers=True,
+            forwarded_allow_ips="127.0.0.1",
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start serving; raises RuntimeError if uvicorn is not up within ``timeout``."""
+        self._thread.start()
+        give_up = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > give_up:
+                raise RuntimeError("ASGI server failed to start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+
+class SandboxServer:
+    """The X sandbox on a loopback port, with its webhook deliverer.
+
+    >>> with SandboxServer() as sandbox:
+    ...     x = XClient(sandbox.x_config())
+    """
+
+    def __init__(
+        self, config: SandboxConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self.config = config or SandboxConfig()
+        self.state = SandboxState(self.config)
+        self.app = create_sandbox_app(state=self.state)
+        self._deliverer = WebhookDeliverer(self.state)
+        self._server = ThreadedASGIServer(self.app, host=host, port=port)
+
+    @property
+    def base_url(self) -> str:
+        return self._server.base_url
+
+    def start(self) -> SandboxServer:
+        self._deliverer.start()
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+        self._deliverer.stop()
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def x_config(self, **overrides: Any) -> XConfig:
+        """An ``XConfig`` with this sandbox's URLs and app credentials."""
+        base = self.base_url
+        values: dict[str, Any] = {
+            "consumer_key": self.config.consumer_key,
+            "consumer_secret": self.config.consumer_secret,
+            "oauth2_client_id": self.config.oauth2_client_id,
+            "oauth2_client_secret": self.config.oauth2_client_secret,
+            "app_bearer_token": self.config.app_bearer_token,
+            "api_base_url": base,
+            "upload_base_url": base,
+            "oauth1_authorize_url": f"{base}/oauth/authorize",
+            "oauth2_authorize_url": f"{base}/i/oauth2/authorize",
+        }
+        values.update(overrides)
+        return XConfig(**values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the sandbox in the foreground until interrupted (``mktx-grpc x-sandbox``)."""
+    parser = argparse.ArgumentParser(prog="x-sandbox", description="Local emulator of X's API")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--no-rate-limits", action="store_true", help="start with limits lifted")
+    parser.add_argument("--no-echo", action="store_true", help="do not echo sent DMs to webhooks")
+    args = parser.parse_args(argv)
+    config = SandboxConfig(
+        rate_limits_enabled=not args.no_rate_limits, echo_dm_to_webhook=not args.no_echo
+    )
+    state = SandboxState(config)
+    deliverer = WebhookDeliverer(state)
+    deliverer.start()
+    print(
+        f"X sandbox on http://{args.host}:{args.port} "
+        f"(consumer key {config.consumer_key}, OAuth2 client id {config.oauth2_client_id}); "
+        "admin API under /_sandbox",
+        flush=True,
+    )
+    try:
+        uvicorn.run(
+            create_sandbox_app(state=state),
+            host=args.host,
+            port=args.port,
+            log_level="info",
+            proxy_headers=True,
+        )
+    finally:
+        deliverer.stop()
+    return 0
