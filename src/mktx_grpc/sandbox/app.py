@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 from oauthlib.common import Request as OAuthRequest
 from oauthlib.oauth1.rfc5849 import signature as oauth_signature
-from oauthlib.oauth1.rfc5849.utils import parse_authorization_header
+from oauthlib.oauth1.rfc5849.utils import parse_authorization_header, unescape
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -210,7 +210,7 @@ class SandboxApi:
         Returns the oauth params and the token record (None without a token)."""
         header = request.headers.get("authorization", "")
         try:
-            oauth = dict(parse_authorization_header(header))
+            oauth = {k: unescape(v) for k, v in parse_authorization_header(header)}
         except (ValueError, IndexError):
             raise unauthorized() from None
         for required in ("oauth_consumer_key", "oauth_signature", "oauth_timestamp", "oauth_nonce"):

@@ -6,6 +6,7 @@ multipart bodies are not (X signs only the ``oauth_*`` parameters then).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
@@ -22,6 +23,18 @@ __all__ = [
 ]
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+class _DropOAuthlibDebug(logging.Filter):
+    """oauthlib logs collected parameters and signature base strings at DEBUG,
+    which include ``oauth_token``; credentials must never reach our logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+for _name in ("oauthlib.oauth1.rfc5849", "oauthlib.oauth1.rfc5849.signature"):
+    logging.getLogger(_name).addFilter(_DropOAuthlibDebug())
 
 
 @dataclass(frozen=True, slots=True)
