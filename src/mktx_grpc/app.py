@@ -1,0 +1,73 @@
+"""Runs one server process: gRPC, the webhook sidecar and (optionally) worker loops.
+
+Shutdown on SIGTERM/SIGINT: health goes NOT_SERVING, in-flight RPCs get the grace
+period, the sidecar and loops stop, then the pool closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import uvicorn
+
+from .config import Settings
+from .db import make_pool
+from .server import GrpcApp, make_deps
+from .webhooks.app import create_webhook_app
+from .worker import run_loops
+
+log = logging.getLogger(__name__)
+
+
+async def serve_process(settings: Settings, *, primary: bool = True) -> None:
+    """Serve until SIGTERM/SIGINT. ``primary`` processes also run the sidecar and the
+    worker loops; extra SO_REUSEPORT processes serve gRPC only."""
+    pool = make_pool(
+        settings.database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
+    )
+    await pool.open(wait=True, timeout=30)
+    deps = make_deps(settings, pool)
+    grpc_app = GrpcApp(deps, host=settings.grpc_host, port=settings.grpc_port)
+    await grpc_app.start()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    tasks: list[asyncio.Task[None]] = []
+    sidecar: uvicorn.Server | None = None
+    if primary:
+        webhook_app = create_webhook_app(deps, settings.x_consumer_secret)
+        sidecar = uvicorn.Server(
+            uvicorn.Config(
+                webhook_app,
+                host=settings.webhook_host,
+                port=settings.webhook_port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+            )
+        )
+        sidecar.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        tasks.append(asyncio.create_task(sidecar.serve(), name="webhook-sidecar"))
+        if settings.run_worker:
+            tasks.append(asyncio.create_task(run_loops(deps, stop), name="worker-loops"))
+
+    log.info(
+        "serving",
+        extra={"grpc_port": grpc_app.port, "webhook_port": settings.webhook_port if primary else None},
+    )
+    await stop.wait()
+    log.info("shutting down; grace %.1fs", settings.shutdown_grace)
+    await grpc_app.stop(settings.shutdown_grace)
+    if sidecar is not None:
+        sidecar.should_exit = True
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=settings.shutdown_grace)
+    await pool.close()
+    log.info("stopped")

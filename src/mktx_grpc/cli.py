@@ -1,0 +1,194 @@
+"""The ``mktx-grpc`` console script.
+
+    mktx-grpc serve                 gRPC on :50051 + webhook sidecar on :5000
+    mktx-grpc migrate               apply pending SQL migrations
+    mktx-grpc token --merchant ID   print a development JWT for a merchant
+    mktx-grpc worker                run the background loops only
+    mktx-grpc x-sandbox             run the local X API sandbox in the foreground
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import multiprocessing
+import sys
+from collections.abc import Coroutine
+from typing import Any
+from uuid import UUID
+
+from . import logsetup
+from .config import Settings
+
+log = logging.getLogger("mktx_grpc")
+
+
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop when it is installed (faster I/O), else the default loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
+        asyncio.run(coro)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(coro)
+
+
+def resolve_database(settings: Settings) -> Settings:
+    """Fill in the embedded PostgreSQL URL when DATABASE_URL is unset."""
+    if settings.database_url:
+        return settings
+    from .db import embedded_database_url
+
+    url = embedded_database_url(settings.data_dir)
+    log.info("using embedded PostgreSQL in %s", settings.data_dir / "pg")
+    return settings.replace(database_url=url)
+
+
+def start_sandbox_if_needed(settings: Settings) -> tuple[Settings, Any]:
+    """With no X credentials, start the in-process X sandbox and point the client at it."""
+    if not settings.uses_sandbox:
+        return settings, None
+    from .sandbox import SandboxConfig, SandboxServer
+
+    cfg = SandboxConfig()
+    server = SandboxServer(cfg, port=settings.sandbox_port)
+    server.start()
+    log.info("no X credentials: using the built-in X sandbox at %s", server.base_url)
+    return (
+        settings.replace(
+            x_consumer_key=cfg.consumer_key,
+            x_consumer_secret=cfg.consumer_secret,
+            x_client_id=cfg.oauth2_client_id,
+            x_client_secret=cfg.oauth2_client_secret,
+            x_api_base=server.base_url,
+            x_authorize_base=server.base_url,
+        ),
+        server,
+    )
+
+
+def _serve_child(settings: Settings) -> None:
+    from .app import serve_process
+
+    logsetup.configure(settings.log_level)
+    _run(serve_process(settings, primary=False))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    if args.port is not None:
+        settings = settings.replace(grpc_port=args.port)
+    if args.webhook_port is not None:
+        settings = settings.replace(webhook_port=args.webhook_port)
+    if args.workers is not None:
+        settings = settings.replace(workers=args.workers)
+    logsetup.configure(settings.log_level)
+    settings = resolve_database(settings)
+    from .db import migrate
+
+    migrate(settings.database_url)
+    settings, sandbox = start_sandbox_if_needed(settings)
+    from .app import serve_process
+
+    # Extra processes share the port through SO_REUSEPORT; the kernel spreads
+    # connections across them. Only this (primary) process runs sidecar and loops.
+    children = []
+    ctx = multiprocessing.get_context("spawn")
+    for _ in range(settings.workers - 1):
+        proc = ctx.Process(target=_serve_child, args=(settings,), daemon=True)
+        proc.start()
+        children.append(proc)
+    try:
+        _run(serve_process(settings, primary=True))
+    finally:
+        for proc in children:
+            proc.terminate()
+        for proc in children:
+            proc.join(settings.shutdown_grace + 5)
+        if sandbox is not None:
+            sandbox.stop()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    logsetup.configure(settings.log_level)
+    settings = resolve_database(settings)
+    from .db import migrate
+
+    applied = migrate(settings.database_url)
+    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from .auth import mint_token
+
+    try:
+        merchant = UUID(args.merchant)
+    except ValueError:
+        print("--merchant must be a UUID", file=sys.stderr)
+        return 2
+    settings = Settings.from_env()
+    print(mint_token(settings, merchant, user_id=args.user, ttl_seconds=args.ttl))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    logsetup.configure(settings.log_level)
+    settings = resolve_database(settings)
+    settings, sandbox = start_sandbox_if_needed(settings)
+    from .worker.main import worker_process
+
+    try:
+        _run(worker_process(settings))
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+    return 0
+
+
+def cmd_x_sandbox(args: argparse.Namespace) -> int:
+    from .sandbox import main as sandbox_main
+
+    return int(sandbox_main(args.rest))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mktx-grpc", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="serve gRPC and the webhook sidecar")
+    p.add_argument("--port", type=int, help="gRPC port (default MKTX_GRPC_PORT or 50051)")
+    p.add_argument("--webhook-port", type=int, help="sidecar port (default 5000)")
+    p.add_argument("--workers", type=int, help="SO_REUSEPORT processes (default 1)")
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("migrate", help="apply pending migrations")
+    p.set_defaults(func=cmd_migrate)
+    p = sub.add_parser("token", help="print a development JWT")
+    p.add_argument("--merchant", required=True, help="merchant UUID")
+    p.add_argument("--user", default="dev", help="user id (sub claim)")
+    p.add_argument("--ttl", type=int, default=24 * 3600, help="lifetime in seconds")
+    p.set_defaults(func=cmd_token)
+    p = sub.add_parser("worker", help="run background loops")
+    p.set_defaults(func=cmd_worker)
+    p = sub.add_parser("x-sandbox", help="run the local X sandbox")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="sandbox options (--host, --port)")
+    p.set_defaults(func=cmd_x_sandbox)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ValueError as exc:  # configuration errors: say which, no traceback
+        print(f"mktx-grpc: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The Starlette sidecar that X calls: CRC checks and Account Activity deliveries."""

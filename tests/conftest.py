@@ -1,0 +1,155 @@
+"""Shared fixtures: a real PostgreSQL, a migrated template database cloned per test,
+and the production gRPC composition started in-process on port 0.
+
+PostgreSQL comes from ``TEST_DATABASE_URL`` when set (CI points it at the local
+server); otherwise the same embedded server that ``serve`` uses is started in
+``.data/test-pg``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from mktx_grpc.auth import mint_token
+from mktx_grpc.config import Settings
+from mktx_grpc.db import load_migrations, make_pool, migrate
+from mktx_grpc.server import GrpcApp, make_deps
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    url = os.environ.get("TEST_DATABASE_URL", "").strip()
+    if url:
+        yield url
+        return
+    from mktx_grpc.db import embedded_database_url
+
+    yield embedded_database_url(ROOT / ".data" / "test")
+
+
+def _db_url(admin_url: str, dbname: str) -> str:
+    return make_conninfo(admin_url, dbname=dbname)
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_admin_url: str) -> str:
+    """A database migrated once per migration set, used as the clone source.
+
+    Its name carries a hash of the migrations, so a changed migration gets a fresh
+    template and an unchanged one is reused across runs.
+    """
+    digest = hashlib.sha256("".join(m.checksum for m in load_migrations()).encode())
+    name = f"mktx_tmpl_{digest.hexdigest()[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(727002)")
+        try:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
+            if not exists:
+                building = f"{name}_build_{os.getpid()}"
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
+                migrate(_db_url(pg_admin_url, building))
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                        sql.Identifier(building), sql.Identifier(name)
+                    )
+                )
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(727002)")
+    return name
+
+
+@pytest.fixture
+def database_url(pg_admin_url: str, template_db: str) -> Iterator[str]:
+    """A fresh clone of the migrated template for this test, dropped afterwards."""
+    name = f"mktx_test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template_db)
+            )
+        )
+    yield _db_url(pg_admin_url, name)
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path,
+        jwt_secret=b"test-jwt-secret-0123456789abcdef",
+        encryption_key=bytes(range(32)),
+        page_token_key=b"test-page-token-key",
+        x_consumer_key="sandbox-consumer-key",
+        x_consumer_secret="sandbox-consumer-secret",
+    )
+
+
+@dataclass
+class Api:
+    """A running in-process server and helpers to call it."""
+
+    app: GrpcApp
+    channel: grpc.aio.Channel
+    settings: Settings
+
+    def token(self, merchant_id: uuid.UUID, user_id: str = "tester") -> str:
+        return mint_token(self.settings, merchant_id, user_id=user_id)
+
+    def auth(self, merchant_id: uuid.UUID, user_id: str = "tester") -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {self.token(merchant_id, user_id)}")]
+
+    def stub(self, module: Any, service: str) -> Any:
+        return getattr(module, f"{service}Stub")(self.channel)
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[Api]:
+    pool = make_pool(settings.database_url, min_size=1, max_size=4)
+    await pool.open(wait=True)
+    app = GrpcApp(make_deps(settings, pool), host="127.0.0.1", port=0)
+    await app.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{app.port}")
+    try:
+        yield Api(app, channel, settings)
+    finally:
+        await channel.close()
+        await app.stop(0)
+        await pool.close()
+
+
+@pytest.fixture
+def merchant() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+@pytest.fixture
+def other_merchant() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A direct autocommit connection to the test's database, for setup and checks."""
+    conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+    try:
+        yield conn
+    finally:
+        await conn.close()
