@@ -1,0 +1,2 @@
+-- Inbox ingestion (webhook inbox processing, follow state, interactions).
+SELECT 1;

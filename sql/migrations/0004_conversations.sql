@@ -1,0 +1,2 @@
+-- Contacts and conversations services (search indexes, live event stream support).
+SELECT 1;
