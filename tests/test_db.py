@@ -1,0 +1,102 @@
+"""Migrations and named queries."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import uuid
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from mktx_grpc.auth import TokenVerifier
+from mktx_grpc.config import Settings
+from mktx_grpc.db import SQL_DIR, load_migrations, migrate, queries
+
+
+@pytest.fixture
+def empty_db(pg_admin_url):
+    name = f"mktx_empty_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield psycopg.conninfo.make_conninfo(pg_admin_url, dbname=name)
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_migrations_apply_once_in_order(empty_db):
+    applied = migrate(empty_db)
+    assert applied == [m.name for m in load_migrations()]
+    assert migrate(empty_db) == []  # recorded: nothing to do the second time
+    with psycopg.connect(empty_db) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
+    assert versions == list(range(1, len(applied) + 1))
+
+
+def test_edited_migration_is_refused(empty_db, tmp_path):
+    mig_dir = tmp_path / "migrations"
+    shutil.copytree(SQL_DIR / "migrations", mig_dir)
+    migrate(empty_db, mig_dir)
+    first = sorted(mig_dir.iterdir())[0]
+    first.write_text(first.read_text() + "\n-- edited after landing\n")
+    with pytest.raises(RuntimeError, match="edited"):
+        migrate(empty_db, mig_dir)
+
+
+def test_a_gap_in_numbering_is_refused(tmp_path):
+    (tmp_path / "0001_a.sql").write_text("SELECT 1;")
+    (tmp_path / "0003_c.sql").write_text("SELECT 1;")
+    with pytest.raises(ValueError, match="expected 0002"):
+        load_migrations(tmp_path)
+
+
+def test_a_failing_migration_leaves_no_trace(empty_db, tmp_path):
+    (tmp_path / "0001_ok.sql").write_text("CREATE TABLE t1 (id int);")
+    (tmp_path / "0002_bad.sql").write_text("CREATE TABLE t2 (id int); SELECT * FROM nope;")
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        migrate(empty_db, tmp_path)
+    with psycopg.connect(empty_db) as conn:
+        assert conn.execute("SELECT to_regclass('t2')").fetchone()[0] is None
+        assert [r[0] for r in conn.execute("SELECT name FROM schema_migrations")] == ["0001_ok"]
+
+
+TENANT_TABLES = ("templates", "accounts", "contacts", "conversations", "messages",
+                 "segments", "campaigns", "flows", "domain_events")
+
+
+def test_every_named_query_filters_by_merchant():
+    """Tenant isolation is checkable: a query on a tenant table names merchant_id,
+    unless it declares itself cross-tenant with a reason (webhook routing by X user
+    id, background claims across merchants) in a ``/* cross-tenant: why */`` comment."""
+    import re
+
+    for path in sorted((SQL_DIR / "queries").glob("*.sql")):
+        named = queries(path.stem)
+        assert named, f"{path.name} has no named queries"
+        for name, text in named.items():
+            lowered = text.lower()
+            tables = {t for t in TENANT_TABLES if re.search(rf"\b{t}\b", lowered)}
+            if tables and "merchant_id" not in lowered and "cross-tenant:" not in lowered:
+                pytest.fail(f"{path.name}:{name} reads {tables} without merchant_id")
+
+
+def test_token_command_prints_only_a_valid_token(tmp_path, monkeypatch):
+    merchant = uuid.uuid4()
+    env = {"MKTX_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-m", "mktx_grpc.cli", "token", "--merchant", str(merchant)],
+        capture_output=True, text=True, env=env, check=True,
+    ).stdout
+    assert out.count("\n") == 1
+    # The server reads the same generated secret from the data directory.
+    monkeypatch.setenv("MKTX_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("MKTX_JWT_SECRET", raising=False)
+    monkeypatch.delenv("MKTX_JWT_PUBLIC_KEY", raising=False)
+    assert TokenVerifier(Settings.from_env()).verify(out.strip()).merchant_id == merchant
+    bad = subprocess.run(
+        [sys.executable, "-m", "mktx_grpc.cli", "token", "--merchant", "not-a-uuid"],
+        capture_output=True, text=True, env=env,
+    )
+    assert bad.returncode == 2 and not bad.stdout
