@@ -20,7 +20,9 @@ from mktx_grpc.sandbox import SandboxConfig, SandboxServer
 from mktx_grpc.x import OAuth1Credentials, OAuth2Credentials, UserContext, XClient, new_pkce
 
 
-async def _run(seconds: float, concurrency: int, op: Callable[[], Awaitable[object]]) -> tuple[int, float]:
+async def _run(
+    seconds: float, concurrency: int, op: Callable[[], Awaitable[object]]
+) -> tuple[int, float]:
     done = 0
     stop_at = time.perf_counter() + seconds
 
@@ -43,14 +45,25 @@ async def main(seconds: float, concurrency: int) -> list[tuple[str, int, float]]
         async with XClient(sandbox.x_config()) as x:
             rt = await x.oauth1_request_token("https://bench.example/cb")
             async with httpx.AsyncClient() as browser:
-                loc = (await browser.get(x.oauth1_authorize_url(rt) + f"&sandbox_user_id={merchant}")).headers["location"]
+                loc = (
+                    await browser.get(x.oauth1_authorize_url(rt) + f"&sandbox_user_id={merchant}")
+                ).headers["location"]
             at = await x.oauth1_access_token(rt, httpx.URL(loc).params["oauth_verifier"])
             o1: UserContext = x.as_user(OAuth1Credentials(at.token, at.token_secret))
             pkce = new_pkce()
-            url = x.oauth2_authorize_url(redirect_uri="https://b/cb", scopes=["users.read", "dm.write"], state="s", code_challenge=pkce.challenge)
+            url = x.oauth2_authorize_url(
+                redirect_uri="https://b/cb",
+                scopes=["users.read", "dm.write"],
+                state="s",
+                code_challenge=pkce.challenge,
+            )
             async with httpx.AsyncClient() as browser:
                 loc = (await browser.get(url + f"&sandbox_user_id={merchant}")).headers["location"]
-            tok = await x.oauth2_exchange_code(code=httpx.URL(loc).params["code"], redirect_uri="https://b/cb", code_verifier=pkce.verifier)
+            tok = await x.oauth2_exchange_code(
+                code=httpx.URL(loc).params["code"],
+                redirect_uri="https://b/cb",
+                code_verifier=pkce.verifier,
+            )
             o2 = x.as_user(OAuth2Credentials(tok.access_token))
             cases: list[tuple[str, Callable[[], Awaitable[object]]]] = [
                 ("users/me, OAuth 1.0a signed", o1.me),
@@ -78,10 +91,11 @@ if __name__ == "__main__":
         "so these figures bound the client's overhead (signing, retries wrapper, JSON) and",
         "the sandbox's, not X's. Real X calls are dominated by network latency and X's limits.",
         "",
-        f"Reproduce: `.venv/bin/python bench/x_client_bench.py --seconds {args.seconds:g} --concurrency {args.concurrency}`",
+        "Reproduce: `.venv/bin/python bench/x_client_bench.py"
+        f" --seconds {args.seconds:g} --concurrency {args.concurrency}`",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"recorded {time.strftime('%Y-%m-%d')}.",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs,"
+        f" Python {platform.python_version()}, recorded {time.strftime('%Y-%m-%d')}.",
         "",
         "| call | calls | seconds | calls/s |",
         "|---|---:|---:|---:|",

@@ -12,9 +12,7 @@ from mktx_grpc.sandbox.receiver import WebhookReceiver
 from mktx_grpc.x import OAuth1Credentials, XClient
 
 
-async def _subscribed(
-    x: XClient, receiver: WebhookReceiver, creds: OAuth1Credentials
-) -> str:
+async def _subscribed(x: XClient, receiver: WebhookReceiver, creds: OAuth1Credentials) -> str:
     hook = await x.as_app().register_webhook(receiver.url)
     assert await x.as_user(creds).subscribe(hook.id)
     return hook.id
@@ -31,11 +29,25 @@ async def test_admin_injections_reach_the_webhook(
     customer = admin("POST", "/users", {"id": "42", "username": "cust_adm"})["id"]
     assert customer == "42"
     await _subscribed(x, receiver, await connect_oauth1(merchant))
-    dm = admin("POST", "/dms/inbound", {"sender_id": customer, "recipient_id": merchant, "text": "hi"})
+    dm = admin(
+        "POST", "/dms/inbound", {"sender_id": customer, "recipient_id": merchant, "text": "hi"}
+    )
     admin("POST", "/follows", {"source_user_id": customer, "target_user_id": merchant})
-    admin("POST", "/follows", {"source_user_id": customer, "target_user_id": merchant, "type": "unfollow"})
-    mention = admin("POST", "/mentions", {"author_id": customer, "mentioned_user_id": merchant, "text": "love it"})
-    admin("POST", "/read_receipts", {"reader_id": customer, "for_user_id": merchant, "last_read_event_id": dm["dm_event_id"]})
+    admin(
+        "POST",
+        "/follows",
+        {"source_user_id": customer, "target_user_id": merchant, "type": "unfollow"},
+    )
+    mention = admin(
+        "POST",
+        "/mentions",
+        {"author_id": customer, "mentioned_user_id": merchant, "text": "love it"},
+    )
+    admin(
+        "POST",
+        "/read_receipts",
+        {"reader_id": customer, "for_user_id": merchant, "last_read_event_id": dm["dm_event_id"]},
+    )
     admin("POST", f"/users/{merchant}/revoke", {})
     got = [d.json() for d in receiver.wait_for(lambda ds: len(ds) >= 6)]
     assert all(p["for_user_id"] == merchant for p in got)
@@ -77,7 +89,8 @@ async def test_dm_rate_limit_headers_and_admin_lift(
     assert resp.headers["x-user-limit-24hour-limit"] == "1440"
     assert resp.headers["x-user-limit-24hour-remaining"] == "1425"
     header = x._authorization("POST", url, creds, None)
-    limited = httpx.post(url, json={"text": "16th"}, headers={"Authorization": header})
+    async with httpx.AsyncClient() as http:
+        limited = await http.post(url, json={"text": "16th"}, headers={"Authorization": header})
     assert limited.status_code == 429
     assert limited.json()["title"] == "Too Many Requests"
     assert int(limited.headers["x-rate-limit-reset"]) > 0

@@ -29,10 +29,11 @@ async def test_replayed_nonce_is_rejected(
     connect_oauth1: Callable[[str], Awaitable[OAuth1Credentials]],
 ) -> None:
     creds = await connect_oauth1(make_user())
+    http = httpx.AsyncClient()  # closed by garbage collection; loopback only
     url = f"{sandbox.base_url}/2/users/me"
     header = _signed(sandbox, creds, url, nonce="fixed-nonce-1", timestamp=str(int(time.time())))
-    first = httpx.get(url, headers={"Authorization": header})
-    again = httpx.get(url, headers={"Authorization": header})
+    first = await http.get(url, headers={"Authorization": header})
+    again = await http.get(url, headers={"Authorization": header})
     assert first.status_code == 200
     assert again.status_code == 401
     assert again.headers["content-type"].startswith("application/problem+json")
@@ -45,16 +46,21 @@ async def test_stale_timestamp_and_bad_signature_are_rejected(
     connect_oauth1: Callable[[str], Awaitable[OAuth1Credentials]],
 ) -> None:
     creds = await connect_oauth1(make_user())
+    http = httpx.AsyncClient()  # closed by garbage collection; loopback only
     url = f"{sandbox.base_url}/2/users/me"
     stale = _signed(sandbox, creds, url, timestamp=str(int(time.time()) - 3600))
-    assert httpx.get(url, headers={"Authorization": stale}).status_code == 401
+    assert (await http.get(url, headers={"Authorization": stale})).status_code == 401
     wrong = _signed(sandbox, creds, url, consumer_secret="nope")
-    assert httpx.get(url, headers={"Authorization": wrong}).status_code == 401
+    assert (await http.get(url, headers={"Authorization": wrong})).status_code == 401
     # signed for one query, sent with another
     signed = _signed(sandbox, creds, url + "?user.fields=id")
-    assert httpx.get(url + "?user.fields=name", headers={"Authorization": signed}).status_code == 401
+    assert (
+        await http.get(url + "?user.fields=name", headers={"Authorization": signed})
+    ).status_code == 401
     ok = _signed(sandbox, creds, url + "?user.fields=id")
-    assert httpx.get(url + "?user.fields=id", headers={"Authorization": ok}).status_code == 200
+    assert (
+        await http.get(url + "?user.fields=id", headers={"Authorization": ok})
+    ).status_code == 200
 
 
 def test_signature_base_is_the_url_the_client_addressed(
@@ -73,7 +79,10 @@ def test_signature_base_is_the_url_the_client_addressed(
     )
     assert resp.status_code == 200, resp.text
     plain = _signed(sandbox, creds, public)
-    assert httpx.get(f"{sandbox.base_url}/2/users/me", headers={"Authorization": plain}).status_code == 401
+    assert (
+        httpx.get(f"{sandbox.base_url}/2/users/me", headers={"Authorization": plain}).status_code
+        == 401
+    )
 
 
 def test_missing_auth_and_unknown_bearer(sandbox: SandboxServer) -> None:

@@ -25,11 +25,15 @@ class ForwardToSandbox(HTTPAdapter):
         super().__init__()
         self._target = urlsplit(base_url)
 
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         original = urlsplit(request.url or "")
         request.headers["Host"] = original.netloc
         request.headers["X-Forwarded-Proto"] = original.scheme
-        request.url = urlunsplit(original._replace(scheme=self._target.scheme, netloc=self._target.netloc))
+        request.url = urlunsplit(
+            original._replace(scheme=self._target.scheme, netloc=self._target.netloc)
+        )
         return super().send(request, *args, **kwargs)
 
 
@@ -55,7 +59,9 @@ async def test_tweepy_oauth1_user_calls(
     )
     me = client.get_me(user_auth=True)
     assert me.data.id == int(me_id)
-    dm = client.create_direct_message(participant_id=other, text="hello from tweepy", user_auth=True)
+    dm = client.create_direct_message(
+        participant_id=other, text="hello from tweepy", user_auth=True
+    )
     assert dm.data["dm_event_id"].isdigit()
     assert sandbox.state.sent_dms(me_id)[0].text == "hello from tweepy"
     events = client.get_direct_message_events(participant_id=other, user_auth=True)

@@ -11,7 +11,9 @@ from mktx_grpc.x import OAuth1Credentials, XBadRequest, XClient, XForbidden, XNo
 Connect = Callable[[str], Awaitable[OAuth1Credentials]]
 
 
-async def test_user_lookups(x: XClient, make_user: Callable[..., str], connect_oauth1: Connect) -> None:
+async def test_user_lookups(
+    x: XClient, make_user: Callable[..., str], connect_oauth1: Connect
+) -> None:
     uid, other = make_user("me"), make_user("them")
     user = x.as_user(await connect_oauth1(uid))
     them = await user.user(other)
@@ -70,7 +72,9 @@ async def test_one_shot_image_then_dm_with_media(
 ) -> None:
     a, b = make_user(), make_user()
     user = x.as_user(await connect_oauth1(a))
-    media = await user.upload_media(b"\x89PNG" + os.urandom(2000), media_type="image/png", media_category="dm_image")
+    media = await user.upload_media(
+        b"\x89PNG" + os.urandom(2000), media_type="image/png", media_category="dm_image"
+    )
     assert media.state == "succeeded" and media.size == 2004
     await user.send_dm(b, text="look", media_id=media.id)
     assert sandbox.state.sent_dms(a)[0].media_id == media.id
@@ -87,7 +91,9 @@ async def test_chunked_video_upload_polls_status_honouring_check_after(
 ) -> None:
     user = x.as_user(await connect_oauth1(make_user()))
     data = os.urandom(250_000)
-    media = await user.upload_media(data, media_type="video/mp4", media_category="dm_video", chunk_size=100_000)
+    media = await user.upload_media(
+        data, media_type="video/mp4", media_category="dm_video", chunk_size=100_000
+    )
     assert media.state == "succeeded"
     rec = sandbox.state.media[media.id]
     assert rec.chunks == {0: 100_000, 1: 100_000, 2: 50_000}
@@ -110,7 +116,9 @@ async def test_posts_create_lookup_metrics_delete(
     got = await author.get_posts([post.id, reply.id], non_public_metrics=True)
     assert [p.id for p in got] == [post.id, reply.id]
     assert got[0].public_metrics["like_count"] == 7
-    assert got[0].non_public_metrics is not None and got[0].non_public_metrics["url_link_clicks"] == 3
+    assert (
+        got[0].non_public_metrics is not None and got[0].non_public_metrics["url_link_clicks"] == 3
+    )
     theirs = await reader.get_posts([post.id], non_public_metrics=True)
     assert theirs[0].non_public_metrics is None  # not their post
     with pytest.raises(XForbidden):

@@ -34,7 +34,14 @@ def test_published_signature_vector() -> None:
 
 
 def test_json_bodies_are_not_signed_but_query_is() -> None:
-    common = dict(consumer_key="ck", consumer_secret="cs", token="t", token_secret="ts", nonce="n", timestamp="1")
+    common = dict(
+        consumer_key="ck",
+        consumer_secret="cs",
+        token="t",
+        token_secret="ts",
+        nonce="n",
+        timestamp="1",
+    )
     a = oauth1_authorization_header("GET", "https://api.x.com/2/x?a=1", **common)  # type: ignore[arg-type]
     b = oauth1_authorization_header("GET", "https://api.x.com/2/x?a=2", **common)  # type: ignore[arg-type]
     assert a != b

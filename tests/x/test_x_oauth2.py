@@ -35,7 +35,9 @@ async def test_pkce_flow_and_user_call(x: XClient, make_user: Callable[..., str]
     uid = make_user("bob")
     pkce = new_pkce()
     code = await _authorize(x, uid, pkce.challenge)
-    token = await x.oauth2_exchange_code(code=code, redirect_uri=REDIRECT, code_verifier=pkce.verifier)
+    token = await x.oauth2_exchange_code(
+        code=code, redirect_uri=REDIRECT, code_verifier=pkce.verifier
+    )
     assert token.expires_in == 7200
     assert token.refresh_token
     assert "dm.write" in token.scope
@@ -47,7 +49,9 @@ async def test_bad_verifier_is_bad_request(x: XClient, make_user: Callable[..., 
     pkce = new_pkce()
     code = await _authorize(x, make_user(), pkce.challenge)
     with pytest.raises(XBadRequest) as err:
-        await x.oauth2_exchange_code(code=code, redirect_uri=REDIRECT, code_verifier=new_pkce().verifier)
+        await x.oauth2_exchange_code(
+            code=code, redirect_uri=REDIRECT, code_verifier=new_pkce().verifier
+        )
     assert err.value.status == 400
     assert err.value.reason == "invalid_request"
 
@@ -135,4 +139,6 @@ async def test_confidential_client_with_wrong_secret_fails(
         pkce = new_pkce()
         code = await _authorize(bad, make_user(), pkce.challenge)
         with pytest.raises(XAuthError):
-            await bad.oauth2_exchange_code(code=code, redirect_uri=REDIRECT, code_verifier=pkce.verifier)
+            await bad.oauth2_exchange_code(
+                code=code, redirect_uri=REDIRECT, code_verifier=pkce.verifier
+            )

@@ -105,7 +105,12 @@ async def test_connect_error_is_unavailable() -> None:
     s.close()  # nothing listens here now
     from mktx_grpc.x import XConfig
 
-    cfg = XConfig(consumer_key="k", consumer_secret="s", api_base_url=f"http://127.0.0.1:{port}", backoff_base=0.01)
+    cfg = XConfig(
+        consumer_key="k",
+        consumer_secret="s",
+        api_base_url=f"http://127.0.0.1:{port}",
+        backoff_base=0.01,
+    )
     async with XClient(cfg) as client:
         with pytest.raises(XUnavailable):
             await client.oauth1_request_token("https://cb.example")
@@ -193,5 +198,7 @@ async def _connect_with(client: XClient, uid: str) -> OAuth1Credentials:
     rt = await client.oauth1_request_token("https://cb.example/")
     async with httpx.AsyncClient() as browser:
         resp = await browser.get(client.oauth1_authorize_url(rt) + f"&sandbox_user_id={uid}")
-    at = await client.oauth1_access_token(rt, httpx.URL(resp.headers["location"]).params["oauth_verifier"])
+    at = await client.oauth1_access_token(
+        rt, httpx.URL(resp.headers["location"]).params["oauth_verifier"]
+    )
     return OAuth1Credentials(at.token, at.token_secret)

@@ -33,7 +33,12 @@ def test_reprs_hide_secrets(sandbox: SandboxServer) -> None:
         ]
     )
     assert "SECRET" not in text
-    for secret in (cfg.consumer_secret, cfg.consumer_key, cfg.oauth2_client_secret, cfg.app_bearer_token):
+    for secret in (
+        cfg.consumer_secret,
+        cfg.consumer_key,
+        cfg.oauth2_client_secret,
+        cfg.app_bearer_token,
+    ):
         assert secret and secret not in text
 
 
@@ -55,7 +60,11 @@ async def test_secrets_never_in_logs_or_errors(
     sandbox.state.faults.error_next = 1
     await x.as_user(o1).send_dm(make_user(), text="hi")
     sandbox.state.revoke_user_tokens(uid)
-    for call in (x.as_user(o1).me(), x.as_user(oauth2_creds(o2)).me(), x.oauth2_refresh(o2.refresh_token)):
+    for call in (
+        x.as_user(o1).me(),
+        x.as_user(oauth2_creds(o2)).me(),
+        x.oauth2_refresh(o2.refresh_token),
+    ):
         try:
             await call
         except (XAuthError, XBadRequest) as exc:

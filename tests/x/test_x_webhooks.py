@@ -76,11 +76,15 @@ async def test_inbound_dm_and_echo_delivered_with_valid_signature(
     hook = await x.as_app().register_webhook(receiver.url)
     assert await user.subscribe(hook.id)
     assert await user.is_subscribed(hook.id)
-    sandbox.state.add_dm(customer, merchant, "where is my order?", None, source="inbound", principal=None)
+    sandbox.state.add_dm(
+        customer, merchant, "where is my order?", None, source="inbound", principal=None
+    )
     sent = await user.send_dm(customer, text="on its way")
     got = receiver.wait_for(lambda ds: len(ds) >= 2)
     assert all(d.signature_valid for d in got)
-    assert all(verify_webhook_signature(sandbox.config.consumer_secret, d.body, d.signature) for d in got)
+    assert all(
+        verify_webhook_signature(sandbox.config.consumer_secret, d.body, d.signature) for d in got
+    )
     inbound, echo = (d.json() for d in got)
     assert inbound["for_user_id"] == merchant
     ev = inbound["direct_message_events"][0]
@@ -92,7 +96,9 @@ async def test_inbound_dm_and_echo_delivered_with_valid_signature(
     assert echo["direct_message_events"][0]["id"] == sent.dm_event_id
     assert echo["direct_message_events"][0]["message_create"]["sender_id"] == merchant
     # a tampered body no longer verifies
-    assert not verify_webhook_signature(sandbox.config.consumer_secret, got[0].body + b" ", got[0].signature)
+    assert not verify_webhook_signature(
+        sandbox.config.consumer_secret, got[0].body + b" ", got[0].signature
+    )
 
 
 async def test_echo_can_be_switched_off(
@@ -110,7 +116,10 @@ async def test_echo_can_be_switched_off(
     await user.send_dm(customer, text="quiet")
     sandbox.state.add_dm(customer, merchant, "marker", None, source="inbound", principal=None)
     got = receiver.wait_for(lambda ds: len(ds) >= 1)
-    assert [json.loads(d.body)["direct_message_events"][0]["message_create"]["message_data"]["text"] for d in got] == ["marker"]
+    assert [
+        json.loads(d.body)["direct_message_events"][0]["message_create"]["message_data"]["text"]
+        for d in got
+    ] == ["marker"]
 
 
 async def test_unsubscribe_stops_delivery_and_replay_redelivers(

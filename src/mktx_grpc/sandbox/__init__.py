@@ -7,4 +7,11 @@ from .config import SandboxConfig
 from .server import SandboxServer, ThreadedASGIServer, main
 from .state import SandboxState
 
-__all__ = ["SandboxConfig", "SandboxServer", "SandboxState", "ThreadedASGIServer", "create_sandbox_app", "main"]
+__all__ = [
+    "SandboxConfig",
+    "SandboxServer",
+    "SandboxState",
+    "ThreadedASGIServer",
+    "create_sandbox_app",
+    "main",
+]

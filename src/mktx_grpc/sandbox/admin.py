@@ -114,7 +114,9 @@ def admin_routes(state: SandboxState) -> list[Route]:
         kind = str(b.get("type", "follow"))
         if kind not in ("follow", "unfollow"):
             raise AdminError(400, "type is follow or unfollow")
-        state.inject_follow(known(_req(b, "source_user_id")), known(_req(b, "target_user_id")), kind)
+        state.inject_follow(
+            known(_req(b, "source_user_id")), known(_req(b, "target_user_id")), kind
+        )
         return {"ok": True}
 
     async def mention(request: Request) -> Any:
@@ -130,7 +132,9 @@ def admin_routes(state: SandboxState) -> list[Route]:
     async def read_receipt(request: Request) -> Any:
         b = await _body(request)
         state.inject_read_receipt(
-            known(_req(b, "reader_id")), known(_req(b, "for_user_id")), _req(b, "last_read_event_id")
+            known(_req(b, "reader_id")),
+            known(_req(b, "for_user_id")),
+            _req(b, "last_read_event_id"),
         )
         return {"ok": True}
 
@@ -154,7 +158,10 @@ def admin_routes(state: SandboxState) -> list[Route]:
                 raise AdminError(404, "no such post")
             post.public_metrics.update(b.get("public_metrics") or {})
             post.non_public_metrics.update(b.get("non_public_metrics") or {})
-            return {"public_metrics": post.public_metrics, "non_public_metrics": post.non_public_metrics}
+            return {
+                "public_metrics": post.public_metrics,
+                "non_public_metrics": post.non_public_metrics,
+            }
 
     async def media(request: Request) -> Any:
         with state.lock:
@@ -174,7 +181,9 @@ def admin_routes(state: SandboxState) -> list[Route]:
         with state.lock:
             f = state.faults
             f.rate_limit_next = int(b.get("rate_limit_next", f.rate_limit_next))
-            f.rate_limit_reset_after = float(b.get("rate_limit_reset_after", f.rate_limit_reset_after))
+            f.rate_limit_reset_after = float(
+                b.get("rate_limit_reset_after", f.rate_limit_reset_after)
+            )
             f.error_next = int(b.get("error_next", f.error_next))
             f.error_status = int(b.get("error_status", f.error_status))
             f.latency = float(b.get("latency_ms", f.latency * 1000)) / 1000
@@ -199,7 +208,12 @@ def admin_routes(state: SandboxState) -> list[Route]:
         with state.lock:
             if "enabled" in b:
                 cfg.rate_limits_enabled = bool(b["enabled"])
-            for key in ("dm_limit_15min", "dm_limit_24h", "post_limit_15min", "default_limit_15min"):
+            for key in (
+                "dm_limit_15min",
+                "dm_limit_24h",
+                "post_limit_15min",
+                "default_limit_15min",
+            ):
                 if key in b:
                     setattr(cfg, key, int(b[key]))
             return {

@@ -79,8 +79,12 @@ class ApiError(Exception):
         )
 
 
-def problem(status: int, title: str, detail: str, ptype: str = "about:blank", **extra: Any) -> ApiError:
-    return ApiError(status, {"title": title, "detail": detail, "type": ptype, "status": status, **extra})
+def problem(
+    status: int, title: str, detail: str, ptype: str = "about:blank", **extra: Any
+) -> ApiError:
+    return ApiError(
+        status, {"title": title, "detail": detail, "type": ptype, "status": status, **extra}
+    )
 
 
 def unauthorized(detail: str = "Unauthorized") -> ApiError:
@@ -328,10 +332,27 @@ class SandboxApi:
             raise unauthorized()
         callback = oauth.get("oauth_callback")
         if not callback:
-            raise ApiError(400, {"errors": [{"code": 417, "message": "Desktop applications only support the oauth_callback value 'oob'"}]}, media_type="application/json")
+            raise ApiError(
+                400,
+                {
+                    "errors": [
+                        {
+                            "code": 417,
+                            "message": (
+                                "Desktop applications only support the oauth_callback value 'oob'"
+                            ),
+                        }
+                    ]
+                },
+                media_type="application/json",
+            )
         rt = self.state.new_request_token(callback)
         body = urlencode(
-            {"oauth_token": rt.token, "oauth_token_secret": rt.secret, "oauth_callback_confirmed": "true"}
+            {
+                "oauth_token": rt.token,
+                "oauth_token_secret": rt.secret,
+                "oauth_callback_confirmed": "true",
+            }
         )
         return PlainTextResponse(body, media_type="text/html")
 
@@ -364,12 +385,18 @@ class SandboxApi:
         if rt is None or rt.kind != "request":
             raise unauthorized("Invalid request token.")
         with self.state.lock:
-            ok = rt.verifier is not None and verifier is not None and hmac.compare_digest(rt.verifier, verifier)
+            ok = (
+                rt.verifier is not None
+                and verifier is not None
+                and hmac.compare_digest(rt.verifier, verifier)
+            )
             if ok:
                 # A request token is exchanged once.
                 del self.state.oauth1_tokens[rt.token]
         if not ok or rt.user_id is None:
-            raise ApiError(401, "Error processing your OAuth request: Invalid oauth_verifier parameter")
+            raise ApiError(
+                401, "Error processing your OAuth request: Invalid oauth_verifier parameter"
+            )
         at = self.state.new_access_token(rt.user_id)
         user = self.state.users[rt.user_id]
         body = urlencode(
@@ -391,13 +418,19 @@ class SandboxApi:
             return PlainTextResponse("Something went wrong: unknown client or redirect_uri.", 400)
         state = q.get("state", "")
         if q.get("response_type") != "code" or not state or len(state) > 500:
-            return RedirectResponse(_add_query(redirect_uri, {"error": "invalid_request", "state": state}), 302)
+            return RedirectResponse(
+                _add_query(redirect_uri, {"error": "invalid_request", "state": state}), 302
+            )
         method = q.get("code_challenge_method", "plain")
         challenge = q.get("code_challenge", "")
         if method not in ("S256", "plain") or not challenge:
-            return RedirectResponse(_add_query(redirect_uri, {"error": "invalid_request", "state": state}), 302)
+            return RedirectResponse(
+                _add_query(redirect_uri, {"error": "invalid_request", "state": state}), 302
+            )
         if q.get("sandbox_deny"):
-            return RedirectResponse(_add_query(redirect_uri, {"error": "access_denied", "state": state}), 302)
+            return RedirectResponse(
+                _add_query(redirect_uri, {"error": "access_denied", "state": state}), 302
+            )
         user = self.state.consent_user(q.get("sandbox_user_id"))
         if user is None:
             return PlainTextResponse("No sandbox user to log in as.", 400)
@@ -426,7 +459,9 @@ class SandboxApi:
         raise oauth2_error("invalid_request", "Value passed for the grant type was invalid.")
 
     def _exchange_code(self, form: dict[str, str], client_id: str) -> Response:
-        bad = oauth2_error("invalid_request", "Value passed for the authorization code was invalid.")
+        bad = oauth2_error(
+            "invalid_request", "Value passed for the authorization code was invalid."
+        )
         with self.state.lock:
             code = self.state.oauth2_codes.get(form.get("code", ""))
             if code is None or code.used or self.state.now() >= code.expires_at:
@@ -437,7 +472,9 @@ class SandboxApi:
             raise bad
         verifier = form.get("code_verifier", "")
         expected = (
-            base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+            base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+            .rstrip(b"=")
+            .decode()
             if code.method == "S256"
             else verifier
         )
@@ -481,10 +518,28 @@ class SandboxApi:
             key, _, secret = base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             key, secret = "", ""
-        if key != self.cfg.consumer_key or not hmac.compare_digest(secret, self.cfg.consumer_secret):
-            raise ApiError(403, {"errors": [{"code": 99, "label": "authenticity_token_error", "message": "Unable to verify your credentials"}]}, media_type="application/json")
+        if key != self.cfg.consumer_key or not hmac.compare_digest(
+            secret, self.cfg.consumer_secret
+        ):
+            raise ApiError(
+                403,
+                {
+                    "errors": [
+                        {
+                            "code": 99,
+                            "label": "authenticity_token_error",
+                            "message": "Unable to verify your credentials",
+                        }
+                    ]
+                },
+                media_type="application/json",
+            )
         if form.get("grant_type") != "client_credentials":
-            raise ApiError(400, {"errors": [{"code": 170, "message": "Missing required parameter: grant_type"}]}, media_type="application/json")
+            raise ApiError(
+                400,
+                {"errors": [{"code": 170, "message": "Missing required parameter: grant_type"}]},
+                media_type="application/json",
+            )
         return JSONResponse({"token_type": "bearer", "access_token": self.cfg.app_bearer_token})
 
     # -- users ----------------------------------------------------------------------------
@@ -569,7 +624,12 @@ class SandboxApi:
         if target is None:
             raise invalid_request(f"Could not find the recipient [{recipient}]")
         if not target.accepts_dms and recipient != p.user_id:
-            raise problem(403, "Forbidden", "You cannot send messages to this user.", PROBLEMS + "dm-not-allowed")
+            raise problem(
+                403,
+                "Forbidden",
+                "You cannot send messages to this user.",
+                PROBLEMS + "dm-not-allowed",
+            )
         rec = self.state.add_dm(p.user_id, recipient, text, media_id, source="api", principal=p)
         return JSONResponse(
             {"data": {"dm_conversation_id": rec.conversation_id, "dm_event_id": rec.id}}, 201
@@ -703,13 +763,20 @@ class SandboxApi:
         if total > cap * 1024 * 1024:
             raise invalid_request(f"total_bytes exceeds the {cap} MB limit for {category}")
         m = self._new_media(p.user_id, media_type, category, total)
-        return JSONResponse({"data": {"id": m.id, "media_key": m.media_key, "expires_after_secs": 86400}})
+        return JSONResponse(
+            {"data": {"id": m.id, "media_key": m.media_key, "expires_after_secs": 86400}}
+        )
 
     def _owned_media(self, p: Principal, media_id: str) -> MediaRecord:
         with self.state.lock:
             m = self.state.media.get(media_id)
         if m is None or m.owner_id != p.user_id:
-            raise problem(404, "Not Found Error", f"Media {media_id} not found", PROBLEMS + "resource-not-found")
+            raise problem(
+                404,
+                "Not Found Error",
+                f"Media {media_id} not found",
+                PROBLEMS + "resource-not-found",
+            )
         return m
 
     async def media_append(self, request: Request) -> Response:
@@ -736,7 +803,9 @@ class SandboxApi:
         with self.state.lock:
             indexes = sorted(m.chunks)
             if indexes != list(range(len(indexes))) or m.size != m.total_bytes:
-                raise invalid_request(f"Segments do not add up to total_bytes ({m.size} != {m.total_bytes})")
+                raise invalid_request(
+                    f"Segments do not add up to total_bytes ({m.size} != {m.total_bytes})"
+                )
             m.finalized = True
             if m.category.endswith("_image"):
                 m.state = "succeeded"
@@ -790,7 +859,9 @@ class SandboxApi:
         if not text and media is None:
             raise invalid_request("text or media is required")
         if text and _weighted_length(text) > 280:
-            raise problem(403, "Forbidden", "Your Tweet text is too long.", PROBLEMS + "tweet-too-long")
+            raise problem(
+                403, "Forbidden", "Your Tweet text is too long.", PROBLEMS + "tweet-too-long"
+            )
         media_ids: list[str] = []
         if media is not None:
             media_ids = [str(x) for x in (media.get("media_ids") or [])]
@@ -804,7 +875,9 @@ class SandboxApi:
         if poll is not None:
             opts = poll.get("options") or []
             dur = poll.get("duration_minutes")
-            if not 2 <= len(opts) <= 4 or not all(isinstance(o, str) and 1 <= len(o) <= 25 for o in opts):
+            if not 2 <= len(opts) <= 4 or not all(
+                isinstance(o, str) and 1 <= len(o) <= 25 for o in opts
+            ):
                 raise invalid_request("poll needs 2 to 4 options of 1 to 25 characters")
             if not isinstance(dur, int) or not 5 <= dur <= 10080:
                 raise invalid_request("poll duration_minutes must be 5..10080")
@@ -814,9 +887,18 @@ class SandboxApi:
                 with self.state.lock:
                     target = self.state.posts.get(str(ref))
                 if target is None or target.deleted:
-                    raise problem(403, "Forbidden", "You attempted to reply to a Tweet that is deleted or not visible to you.")
+                    raise problem(
+                        403,
+                        "Forbidden",
+                        "You attempted to reply to a Tweet that is deleted or not visible to you.",
+                    )
         settings = body.get("reply_settings")
-        if settings is not None and settings not in ("following", "mentionedUsers", "subscribers", "verified"):
+        if settings is not None and settings not in (
+            "following",
+            "mentionedUsers",
+            "subscribers",
+            "verified",
+        ):
             raise invalid_request("reply_settings is not valid")
         post = PostRecord(
             id=self.state.snowflake(),
@@ -845,7 +927,9 @@ class SandboxApi:
             if post is None or post.deleted:
                 return JSONResponse({"data": {"deleted": False}})
             if post.author_id != p.user_id:
-                raise problem(403, "Forbidden", "You are not allowed to delete a Tweet that is not yours.")
+                raise problem(
+                    403, "Forbidden", "You are not allowed to delete a Tweet that is not yours."
+                )
             post.deleted = True
         return JSONResponse({"data": {"deleted": True}})
 
@@ -863,14 +947,20 @@ class SandboxApi:
             if post is None or post.deleted:
                 errors.append(_not_found("tweet", "ids", i))
                 continue
-            item: dict[str, Any] = {"id": post.id, "text": post.text, "edit_history_tweet_ids": [post.id]}
+            item: dict[str, Any] = {
+                "id": post.id,
+                "text": post.text,
+                "edit_history_tweet_ids": [post.id],
+            }
             if "author_id" in fields:
                 item["author_id"] = post.author_id
             if "created_at" in fields:
                 item["created_at"] = iso(post.created_at)
             if "public_metrics" in fields:
                 item["public_metrics"] = dict(post.public_metrics)
-            own_recent = post.author_id == p.user_id and self.state.now() - post.created_at < 30 * 86400
+            own_recent = (
+                post.author_id == p.user_id and self.state.now() - post.created_at < 30 * 86400
+            )
             for private in ("non_public_metrics", "organic_metrics"):
                 if private not in fields:
                     continue
@@ -880,7 +970,10 @@ class SandboxApi:
                     errors.append(
                         {
                             "value": post.id,
-                            "detail": f"Sorry, you are not authorized to access '{private}' on the Tweet with ids: {post.id}.",
+                            "detail": (
+                                f"Sorry, you are not authorized to access '{private}'"
+                                f" on the Tweet with ids: {post.id}."
+                            ),
                             "title": "Field Authorization Error",
                             "resource_type": "tweet",
                             "parameter": private,
@@ -920,7 +1013,11 @@ class SandboxApi:
         await self.app_principal(request)
         body = await self.json_body(request)
         url = body.get("url")
-        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        if (
+            not isinstance(url, str)
+            or urlsplit(url).scheme not in ("http", "https")
+            or not urlsplit(url).netloc
+        ):
             raise self._webhook_error("UrlValidationFailed", "The url is not valid")
         with self.state.lock:
             if any(w.url == url for w in self.state.webhooks.values()):
@@ -948,7 +1045,9 @@ class SandboxApi:
         with self.state.lock:
             hook = self.state.webhooks.get(wid)
         if hook is None:
-            raise problem(404, "Not Found Error", f"Webhook {wid} not found", PROBLEMS + "resource-not-found")
+            raise problem(
+                404, "Not Found Error", f"Webhook {wid} not found", PROBLEMS + "resource-not-found"
+            )
         return hook
 
     async def revalidate_webhook(self, request: Request) -> Response:
@@ -986,7 +1085,9 @@ class SandboxApi:
         await self.app_principal(request)
         hook = self._hook(request.path_params["id"])
         with self.state.lock:
-            self.state.subscriptions.setdefault(hook.id, set()).discard(request.path_params["user_id"])
+            self.state.subscriptions.setdefault(hook.id, set()).discard(
+                request.path_params["user_id"]
+            )
         return JSONResponse({"data": {"subscribed": False}})
 
     async def replay(self, request: Request) -> Response:
@@ -1002,9 +1103,7 @@ class SandboxApi:
         if start > end or start < now - 86400 - 60:
             raise invalid_request("Replay window must be within the last 24 hours")
         self.state.replay(hook.id, start, min(end, now))
-        return JSONResponse(
-            {"data": {"job_id": self.state.snowflake(), "created_at": iso(now)}}
-        )
+        return JSONResponse({"data": {"job_id": self.state.snowflake(), "created_at": iso(now)}})
 
     # -- routing ------------------------------------------------------------------------------
 
@@ -1105,10 +1204,14 @@ def _parse_minute(value: str) -> float:
 
 
 async def _not_found_route(request: Request, exc: Exception) -> Response:
-    return problem(404, "Not Found Error", f"No route for {request.url.path}", PROBLEMS + "resource-not-found").response()
+    return problem(
+        404, "Not Found Error", f"No route for {request.url.path}", PROBLEMS + "resource-not-found"
+    ).response()
 
 
-def create_sandbox_app(config: SandboxConfig | None = None, *, state: SandboxState | None = None) -> Starlette:
+def create_sandbox_app(
+    config: SandboxConfig | None = None, *, state: SandboxState | None = None
+) -> Starlette:
     """Build the sandbox ASGI app. The state is reachable as ``app.state.sandbox``.
 
     Webhook deliveries are only sent when a deliverer is attached to the state

@@ -394,7 +394,9 @@ class SandboxState:
 
     def new_request_token(self, callback: str) -> OAuth1Token:
         with self.lock:
-            tok = OAuth1Token(secrets.token_urlsafe(24), self._secret(), "request", callback=callback)
+            tok = OAuth1Token(
+                secrets.token_urlsafe(24), self._secret(), "request", callback=callback
+            )
             self.oauth1_tokens[tok.token] = tok
             return tok
 
@@ -421,7 +423,9 @@ class SandboxState:
             self.oauth2_grants[access.token] = access
             refresh = None
             if "offline.access" in scopes:
-                refresh = OAuth2Grant(secrets.token_urlsafe(40), "refresh", user_id, client_id, scopes)
+                refresh = OAuth2Grant(
+                    secrets.token_urlsafe(40), "refresh", user_id, client_id, scopes
+                )
                 self.oauth2_grants[refresh.token] = refresh
             return access, refresh
 
@@ -557,7 +561,8 @@ class SandboxState:
             return [
                 d
                 for d in self.deliveries
-                if (user_id is None or d.for_user_id == user_id) and (kind is None or d.kind == kind)
+                if (user_id is None or d.for_user_id == user_id)
+                and (kind is None or d.kind == kind)
             ]
 
     # -- DMs -----------------------------------------------------------------------
@@ -643,7 +648,9 @@ class SandboxState:
             "users": users,
         }
 
-    def dms_visible_to(self, user_id: str, participant_id: str | None, since: float) -> list[DmRecord]:
+    def dms_visible_to(
+        self, user_id: str, participant_id: str | None, since: float
+    ) -> list[DmRecord]:
         with self.lock:
             out = [
                 d
@@ -724,7 +731,9 @@ class SandboxState:
         self.record_activity(mentioned_id, "tweet_create_events", {"tweet_create_events": [tweet]})
         return post
 
-    def inject_read_receipt(self, reader_id: str, for_user_id: str, last_read_event_id: str) -> None:
+    def inject_read_receipt(
+        self, reader_id: str, for_user_id: str, last_read_event_id: str
+    ) -> None:
         with self.lock:
             payload = {
                 "direct_message_mark_read_events": [
@@ -735,7 +744,9 @@ class SandboxState:
                         "last_read_event_id": last_read_event_id,
                     }
                 ],
-                "users": {u: self.users[u].v1() for u in (reader_id, for_user_id) if u in self.users},
+                "users": {
+                    u: self.users[u].v1() for u in (reader_id, for_user_id) if u in self.users
+                },
             }
         self.record_activity(for_user_id, "direct_message_mark_read_events", payload)
 

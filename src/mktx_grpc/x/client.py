@@ -221,7 +221,9 @@ class XClient:
                 callback_confirmed=values.get("oauth_callback_confirmed") == "true",
             )
         except KeyError:
-            raise XUpstreamError("malformed request_token response", status=resp.status_code)
+            raise XUpstreamError(
+                "malformed request_token response", status=resp.status_code
+            ) from None
 
     def oauth1_authorize_url(self, request_token: OAuth1RequestToken | str) -> str:
         """Step 2: where to send the user's browser."""
@@ -253,7 +255,9 @@ class XClient:
                 screen_name=values["screen_name"],
             )
         except KeyError:
-            raise XUpstreamError("malformed access_token response", status=resp.status_code)
+            raise XUpstreamError(
+                "malformed access_token response", status=resp.status_code
+            ) from None
 
     # -- OAuth 2.0 PKCE ----------------------------------------------------------
 
@@ -294,7 +298,9 @@ class XClient:
             deadline,
         )
 
-    async def oauth2_refresh(self, refresh_token: str, *, deadline: float | None = None) -> OAuth2Token:
+    async def oauth2_refresh(
+        self, refresh_token: str, *, deadline: float | None = None
+    ) -> OAuth2Token:
         """Refresh. The returned pair replaces the old one, which stops working:
         persist both tokens atomically before using them. A used or revoked refresh
         token raises XBadRequest."""
@@ -331,7 +337,7 @@ class XClient:
         try:
             return OAuth2Token.from_json(_json(resp), now=self._wall())
         except (KeyError, TypeError, ValueError):
-            raise XUpstreamError("malformed token response", status=resp.status_code)
+            raise XUpstreamError("malformed token response", status=resp.status_code) from None
 
     async def _oauth2_client_call(
         self, path: str, form: dict[str, str], deadline: float | None
@@ -499,7 +505,9 @@ class XClient:
             request.headers["Authorization"] = authorization
         return request
 
-    def _authorization(self, method: str, url: str, auth: _Auth, form_body: str | None) -> str | None:
+    def _authorization(
+        self, method: str, url: str, auth: _Auth, form_body: str | None
+    ) -> str | None:
         cfg = self.config
         if auth is None:
             return None
@@ -557,7 +565,9 @@ def _data(resp: httpx.Response) -> Any:
     if "resource-not-found" in ptype:
         raise XNotFound(msg, status=404, title=title, detail=detail, problem_type=ptype)
     if first:
-        raise XBadRequest(msg, status=resp.status_code, title=title, detail=detail, problem_type=ptype)
+        raise XBadRequest(
+            msg, status=resp.status_code, title=title, detail=detail, problem_type=ptype
+        )
     raise XUpstreamError("response has no data", status=resp.status_code)
 
 
@@ -593,7 +603,10 @@ class UserContext(_Context):
     async def user(self, user_id: str, *, deadline: float | None = None) -> XUser:
         """``GET /2/users/:id``. Unknown id raises XNotFound."""
         resp = await self._call(
-            "GET", f"/2/users/{user_id}", params={"user.fields": DEFAULT_USER_FIELDS}, deadline=deadline
+            "GET",
+            f"/2/users/{user_id}",
+            params={"user.fields": DEFAULT_USER_FIELDS},
+            deadline=deadline,
         )
         return XUser.from_json(_data(resp))
 
@@ -671,7 +684,9 @@ class UserContext(_Context):
         body = _json(await self._call("GET", path, params=params, deadline=deadline))
         meta = body.get("meta") or {}
         events = [DmEvent.from_json(e) for e in body.get("data") or []]
-        return DmEventPage(events, meta.get("next_token"), int(meta.get("result_count", len(events))))
+        return DmEventPage(
+            events, meta.get("next_token"), int(meta.get("result_count", len(events)))
+        )
 
     # media
     async def upload_media(
@@ -745,7 +760,9 @@ class UserContext(_Context):
             await self._call(
                 "POST",
                 f"/2/media/upload/{media_id}/append",
-                files={"media": ("chunk", data[start : start + chunk_size], "application/octet-stream")},
+                files={
+                    "media": ("chunk", data[start : start + chunk_size], "application/octet-stream")
+                },
                 multipart_data={"segment_index": str(index)},
                 base_url=base,
                 deadline=deadline,
@@ -841,7 +858,10 @@ class UserContext(_Context):
             fields += ",non_public_metrics,organic_metrics"
         body = _json(
             await self._call(
-                "GET", "/2/tweets", params={"ids": ",".join(ids), "tweet.fields": fields}, deadline=deadline
+                "GET",
+                "/2/tweets",
+                params={"ids": ",".join(ids), "tweet.fields": fields},
+                deadline=deadline,
             )
         )
         return [Post.from_json(p) for p in body.get("data") or []]
@@ -896,7 +916,9 @@ class AppContext(_Context):
         data = _data(await self._call("DELETE", f"/2/webhooks/{webhook_id}", deadline=deadline))
         return bool(data.get("deleted"))
 
-    async def unsubscribe(self, webhook_id: str, user_id: str, *, deadline: float | None = None) -> bool:
+    async def unsubscribe(
+        self, webhook_id: str, user_id: str, *, deadline: float | None = None
+    ) -> bool:
         """Remove a user's subscription; True when no longer subscribed."""
         data = _data(
             await self._call(
@@ -930,4 +952,3 @@ class AppContext(_Context):
             )
         )
         return ReplayJob(job_id=str(data["job_id"]), created_at=parse_time(data.get("created_at")))
-
