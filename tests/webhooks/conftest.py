@@ -1,0 +1,126 @@
+"""Fixtures: the webhook sidecar served by uvicorn on a loopback port (in the test's
+event loop, so it shares the pool), a database helper and connected accounts."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from psycopg_pool import AsyncConnectionPool
+from webhook_helpers import (
+    FAST,
+    Account,
+    ConnectAccount,
+    Db,
+    Sidecar,
+    StartSidecar,
+    new_x_id,
+)
+
+from mktx_grpc.config import Settings
+from mktx_grpc.db import make_pool
+from mktx_grpc.deps import Deps
+from mktx_grpc.server import make_deps
+from mktx_grpc.webhooks.app import create_webhook_app
+from mktx_grpc.webhooks.metrics import WebhookMetrics
+
+
+@pytest.fixture
+def q(db: psycopg.AsyncConnection[Any]) -> Db:
+    return Db(db)
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator[AsyncConnectionPool]:
+    p = make_pool(settings.database_url, min_size=1, max_size=6)
+    await p.open(wait=True)
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+@pytest.fixture
+def deps(settings: Settings, pool: AsyncConnectionPool) -> Deps:
+    return make_deps(settings, pool)
+
+
+@pytest.fixture
+async def start_sidecar(deps: Deps, settings: Settings) -> AsyncIterator[StartSidecar]:
+    """Start sidecars on loopback ports: ``await start_sidecar(max_attempts=2)``
+    (keyword arguments override :data:`FAST`)."""
+    running: list[tuple[uvicorn.Server, asyncio.Task[None], socket.socket, httpx.AsyncClient]] = []
+
+    async def start(*, lifespan: str = "on", **overrides: Any) -> Sidecar:
+        app = create_webhook_app(
+            deps,
+            settings.x_consumer_secret,
+            options=replace(FAST, **overrides),
+            metrics=WebhookMetrics(),
+        )
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        server = uvicorn.Server(
+            uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False)
+        )
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        give_up = time.monotonic() + 10
+        while not server.started:
+            if task.done() or time.monotonic() > give_up:
+                raise RuntimeError("sidecar did not start")
+            await asyncio.sleep(0.01)
+        http = httpx.AsyncClient(timeout=10.0)
+        running.append((server, task, sock, http))
+        return Sidecar(f"http://127.0.0.1:{port}", app, settings.x_consumer_secret, http)
+
+    yield start
+    for server, task, sock, http in running:
+        await http.aclose()
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=10)
+        sock.close()
+
+
+@pytest.fixture
+async def sidecar(start_sidecar: StartSidecar) -> Sidecar:
+    return await start_sidecar()
+
+
+@pytest.fixture
+def connect_account(db: psycopg.AsyncConnection[Any], merchant: uuid.UUID) -> ConnectAccount:
+    """Insert a connected account: ``await connect_account(x_user_id=..., status=...)``."""
+
+    async def make(
+        x_user_id: str | None = None,
+        *,
+        merchant_id: uuid.UUID | None = None,
+        status: str = "ACTIVE",
+    ) -> Account:
+        xid = x_user_id or new_x_id()
+        mid = merchant_id or merchant
+        cur = await db.execute(
+            "INSERT INTO accounts (merchant_id, x_user_id, username, auth_method, status)"
+            " VALUES (%s, %s, %s, 'OAUTH1', %s) RETURNING id",
+            (mid, xid, f"shop{xid[-5:]}", status),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return Account(row[0], mid, xid)
+
+    return make
+
+
+@pytest.fixture
+async def account(connect_account: ConnectAccount) -> Account:
+    return await connect_account()
