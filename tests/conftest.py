@@ -25,7 +25,8 @@ from psycopg.conninfo import make_conninfo
 from mktx_grpc.auth import mint_token
 from mktx_grpc.config import Settings
 from mktx_grpc.db import load_migrations, make_pool, migrate
-from mktx_grpc.server import GrpcApp, make_deps
+from mktx_grpc.sandbox import SandboxConfig, SandboxServer
+from mktx_grpc.server import GrpcApp, close_deps, make_deps
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,16 +90,33 @@ def database_url(pg_admin_url: str, template_db: str) -> Iterator[str]:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[SandboxServer]:
+    """One X sandbox for the session, over real loopback HTTP. Tests keep out of each
+    other's way by creating their own fake X users."""
+    with SandboxServer(SandboxConfig()) as server:
+        yield server
+
+
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
+def settings(database_url: str, tmp_path: Path, sandbox: SandboxServer) -> Settings:
+    cfg = sandbox.config
     return Settings(
         database_url=database_url,
         data_dir=tmp_path,
         jwt_secret=b"test-jwt-secret-0123456789abcdef",
         encryption_key=bytes(range(32)),
         page_token_key=b"test-page-token-key",
-        x_consumer_key="sandbox-consumer-key",
-        x_consumer_secret="sandbox-consumer-secret",
+        x_consumer_key=cfg.consumer_key,
+        x_consumer_secret=cfg.consumer_secret,
+        x_client_id=cfg.oauth2_client_id,
+        x_client_secret=cfg.oauth2_client_secret,
+        x_bearer_token=cfg.app_bearer_token,
+        x_api_base=sandbox.base_url,
+        x_authorize_base=sandbox.base_url,
+        x_backoff_base=0.01,
+        x_default_deadline=5.0,
+        x_sandbox=True,
     )
 
 
@@ -124,7 +142,8 @@ class Api:
 async def api(settings: Settings) -> AsyncIterator[Api]:
     pool = make_pool(settings.database_url, min_size=1, max_size=4)
     await pool.open(wait=True)
-    app = GrpcApp(make_deps(settings, pool), host="127.0.0.1", port=0)
+    deps = make_deps(settings, pool)
+    app = GrpcApp(deps, host="127.0.0.1", port=0)
     await app.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{app.port}")
     try:
@@ -132,6 +151,7 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
     finally:
         await channel.close()
         await app.stop(0)
+        await close_deps(deps)
         await pool.close()
 
 

@@ -209,9 +209,3 @@ async def test_accounts_are_isolated_between_merchants(api, stub, merchant, othe
     assert owner.status == A.ACCOUNT_STATUS_ACTIVE
 
 
-async def test_connection_flows_are_unimplemented_with_error_info(api, stub, merchant):
-    err = await expect_error(
-        stub.StartConnection(A.StartConnectionRequest(), metadata=api.auth(merchant)),
-        grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED",
-    )
-    assert err.info.metadata["method"] == "mktx.v1.AccountsService/StartConnection"

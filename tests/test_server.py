@@ -28,7 +28,7 @@ from mktx.v1 import (
 from mktx_grpc.auth import TokenVerifier, mint_token
 from mktx_grpc.db import make_pool
 from mktx_grpc.logsetup import JsonFormatter
-from mktx_grpc.server import GrpcApp, make_deps
+from mktx_grpc.server import GrpcApp, close_deps, make_deps
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 
@@ -191,7 +191,8 @@ async def test_one_structured_log_line_per_rpc(api, templates, merchant, caplog)
 async def test_graceful_shutdown_drains_and_reports_not_serving(settings):
     pool = make_pool(settings.database_url, min_size=1, max_size=4)
     await pool.open(wait=True)
-    app = GrpcApp(make_deps(settings, pool), host="127.0.0.1", port=0)
+    deps = make_deps(settings, pool)
+    app = GrpcApp(deps, host="127.0.0.1", port=0)
     await app.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{app.port}")
     health = health_pb2_grpc.HealthStub(channel)
@@ -222,4 +223,5 @@ async def test_graceful_shutdown_drains_and_reports_not_serving(settings):
         await stopping
     finally:
         await channel.close()
+        await close_deps(deps)
         await pool.close()

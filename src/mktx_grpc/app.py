@@ -15,7 +15,7 @@ import uvicorn
 
 from .config import Settings
 from .db import make_pool
-from .server import GrpcApp, make_deps
+from .server import GrpcApp, close_deps, make_deps
 from .webhooks.app import create_webhook_app
 from .worker import run_loops
 
@@ -69,5 +69,6 @@ async def serve_process(settings: Settings, *, primary: bool = True) -> None:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, timeout=settings.shutdown_grace)
+    await close_deps(deps)
     await pool.close()
     log.info("stopped")

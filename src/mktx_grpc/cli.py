@@ -62,6 +62,8 @@ def start_sandbox_if_needed(settings: Settings) -> tuple[Settings, Any]:
             x_consumer_secret=cfg.consumer_secret,
             x_client_id=cfg.oauth2_client_id,
             x_client_secret=cfg.oauth2_client_secret,
+            x_bearer_token=cfg.app_bearer_token,
+            x_sandbox=True,
             x_api_base=server.base_url,
             x_authorize_base=server.base_url,
         ),

@@ -108,8 +108,17 @@ class Settings:
     x_consumer_secret: str = field(default="", repr=False)
     x_client_id: str = field(default="", repr=False)
     x_client_secret: str = field(default="", repr=False)
+    x_bearer_token: str = field(default="", repr=False)
     x_api_base: str = "https://api.x.com"
     x_authorize_base: str = "https://x.com"
+    #: Per-request timeout and per-call deadline (retries, backoff, 429 waits) for X.
+    x_request_timeout: float = 10.0
+    x_default_deadline: float = 30.0
+    x_backoff_base: float = 0.5
+    #: Largest media fetched for a DM attachment (X allows video up to 512 MB).
+    max_media_bytes: int = 64 * 1024 * 1024
+    #: True when X is the local sandbox (allows http webhook URLs).
+    x_sandbox: bool = False
     #: Port of the in-process X sandbox when no credentials are set (0 = any free).
     sandbox_port: int = 0
     #: Whether ``serve`` also runs the background worker loops in-process.
@@ -167,9 +176,14 @@ class Settings:
             x_consumer_secret=_env("X_CONSUMER_SECRET"),
             x_client_id=_env("X_CLIENT_ID"),
             x_client_secret=_env("X_CLIENT_SECRET"),
+            x_bearer_token=_env("X_BEARER_TOKEN"),
             x_api_base=_env("X_API_BASE", "https://api.x.com"),
+            x_request_timeout=_env_float("MKTX_X_TIMEOUT", 10.0),
+            x_default_deadline=_env_float("MKTX_X_DEADLINE", 30.0),
+            max_media_bytes=_env_int("MKTX_MAX_MEDIA_BYTES", 64 * 1024 * 1024),
             x_authorize_base=_env("X_AUTHORIZE_BASE", "https://x.com"),
             sandbox_port=_env_int("MKTX_SANDBOX_PORT", 0),
+            x_sandbox=_env_bool("MKTX_X_SANDBOX", False),
             run_worker=_env_bool("MKTX_RUN_WORKER", True),
         )
 

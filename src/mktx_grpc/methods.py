@@ -15,6 +15,8 @@ from typing import Any
 from .validation import rules
 from .validation import templates as templates_rules
 from .validation import accounts as accounts_rules
+from .validation import contacts as contacts_rules
+from .validation import conversations as conversations_rules
 
 Rule = rules.Rule
 
@@ -45,6 +47,8 @@ def write(validate: Rule | None = None) -> MethodSpec:
 
 _T = "/mktx.v1.TemplatesService/"
 _A = "/mktx.v1.AccountsService/"
+_CT = "/mktx.v1.ContactsService/"
+_CV = "/mktx.v1.ConversationsService/"
 
 METHODS: dict[str, MethodSpec] = {
     # Templates
@@ -58,8 +62,40 @@ METHODS: dict[str, MethodSpec] = {
     _A + "GetAccount": read(rules.require_uuid("id")),
     _A + "ListAccounts": read(accounts_rules.list_accounts),
     _A + "UpdateAccountSettings": write(accounts_rules.update_account_settings),
-    _A + "DisconnectAccount": write(rules.require_uuid("id")),
+    # These call X: no transaction may be held across the call, so they run in
+    # autocommit and open short transactions of their own.
+    _A + "StartConnection": MethodSpec(db=False, validate=accounts_rules.start_connection),
+    _A + "CompleteConnection": MethodSpec(db=False, validate=accounts_rules.complete_connection),
+    _A + "RefreshAccountTokens": read(rules.require_uuid("id")),
+    _A + "RegisterWebhook": read(accounts_rules.register_webhook),
+    _A + "DisconnectAccount": read(rules.require_uuid("id")),
     _A + "GetAccountStatistics": read(rules.require_uuid("id")),
+    # Contacts (ImportContacts validates its stream itself)
+    _CT + "CreateContact": write(contacts_rules.create_contact),
+    _CT + "GetContact": read(rules.require_uuid("id")),
+    _CT + "ListContacts": read(contacts_rules.list_contacts),
+    _CT + "UpdateContact": write(contacts_rules.update_contact),
+    _CT + "AddContactTags": write(contacts_rules.add_contact_tags),
+    _CT + "RemoveContactTag": write(contacts_rules.remove_contact_tag),
+    _CT + "MergeContactAttributes": write(contacts_rules.merge_contact_attributes),
+    _CT + "ListContactConversations": read(contacts_rules.list_contact_conversations),
+    _CT + "DeleteContact": write(contacts_rules.delete_contact),
+    _CT + "ImportContacts": MethodSpec(db=False),
+    _CT + "ExportContacts": MethodSpec(db=False, validate=contacts_rules.export_contacts),
+    # Conversations. SendMessage manages short transactions itself around the X call.
+    _CV + "ListConversations": read(conversations_rules.list_conversations),
+    _CV + "GetConversation": read(conversations_rules.get_conversation),
+    _CV + "SendMessage": MethodSpec(write=False, validate=conversations_rules.send_message),
+    _CV + "CloseConversation": write(conversations_rules.close_conversation),
+    _CV + "ReopenConversation": write(rules.require_uuid("id")),
+    _CV + "AssignConversation": write(conversations_rules.assign_conversation),
+    _CV + "UnassignConversation": write(rules.require_uuid("id")),
+    _CV + "MarkConversationPending": write(rules.require_uuid("id")),
+    _CV + "SnoozeConversation": write(conversations_rules.snooze_conversation),
+    _CV + "MarkConversationRead": write(rules.require_uuid("id")),
+    _CV + "WatchConversations": MethodSpec(
+        db=False, validate=conversations_rules.watch_conversations
+    ),
 }
 
 _PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import httpx
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
@@ -52,8 +53,12 @@ from .interceptors import (
 )
 from .pagination import PageTokens
 from .services.accounts import AccountsServicer
+from .services.contacts import ContactsServicer
+from .services.conversations import ConversationsServicer
 from .services.templates import TemplatesServicer
 from .services.unimplemented import complete
+from .store.budget import DbDmBudget
+from .xaccess import XAccess, make_x_client
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +84,9 @@ def _entry(pb2: Any, pb2_grpc: Any, name: str, impl: Callable[[Deps], Any] | Non
 SERVICES: list[ServiceEntry] = [
     _entry(accounts_pb2, accounts_pb2_grpc, "AccountsService", AccountsServicer),
     _entry(templates_pb2, templates_pb2_grpc, "TemplatesService", TemplatesServicer),
-    _entry(contacts_pb2, contacts_pb2_grpc, "ContactsService", None),
-    _entry(conversations_pb2, conversations_pb2_grpc, "ConversationsService", None),
+    _entry(contacts_pb2, contacts_pb2_grpc, "ContactsService", ContactsServicer),
+    _entry(conversations_pb2, conversations_pb2_grpc, "ConversationsService",
+           ConversationsServicer),
     _entry(segments_pb2, segments_pb2_grpc, "SegmentsService", None),
     _entry(campaigns_pb2, campaigns_pb2_grpc, "CampaignsService", None),
     _entry(automation_pb2, automation_pb2_grpc, "AutomationService", None),
@@ -88,13 +94,25 @@ SERVICES: list[ServiceEntry] = [
 ]
 
 
-def make_deps(settings: Settings, pool: AsyncConnectionPool) -> Deps:
+def make_deps(
+    settings: Settings, pool: AsyncConnectionPool, *, media_http: httpx.AsyncClient | None = None
+) -> Deps:
+    """Everything a process shares. Close it with :func:`close_deps`."""
+    cipher = TokenCipher(settings.encryption_key)
+    x = make_x_client(settings, DbDmBudget(pool))
     return Deps(
         settings=settings,
         pool=pool,
         page_tokens=PageTokens(settings.page_token_key),
-        cipher=TokenCipher(settings.encryption_key),
+        cipher=cipher,
+        xaccess=XAccess(x, cipher, pool, media_http=media_http,
+                        max_media_bytes=settings.max_media_bytes),
     )
+
+
+async def close_deps(deps: Deps) -> None:
+    """Close what make_deps opened (the X client's HTTP connections); not the pool."""
+    await deps.xaccess.x.aclose()
 
 
 class GrpcApp:

@@ -2,29 +2,117 @@
 
 Everything that calls X for an account goes through :class:`XAccess`. It decrypts
 the account's tokens (refreshing OAuth 2.0 tokens shortly before they expire),
-draws from the account's DM budget before every DM, and turns X client errors into
-domain errors:
+draws from the account's DM budget before every DM (through the X client's budget
+hook), and turns X client errors into domain errors:
 
 - ``XRateLimited`` (X's 429 or the budget) → ``QuotaExceeded`` (RESOURCE_EXHAUSTED,
   reason RATE_LIMIT_EXCEEDED, with the reset time for RetryInfo);
 - ``XAuthError`` (revoked or invalid token) → the account is marked ERROR (in its own
   transaction, so it sticks even when the caller rolls back) and
-  ``FailedPrecondition`` reason ACCOUNT_AUTH_REVOKED;
+  ``FailedPrecondition`` reason ACCOUNT_AUTH_REVOKED. An OAuth 2.0 401 that is not
+  a revocation first gets one refresh and one retry;
 - ``XForbidden`` → ``FailedPrecondition`` reason TWITTER_FORBIDDEN (for example, the
   recipient does not accept DMs);
 - ``XBadRequest`` / ``XNotFound`` → ``FailedPrecondition`` reason TWITTER_REJECTED;
 - ``XUnavailable`` / ``XUpstreamError`` → ``UpstreamError`` (UNAVAILABLE, reason
   TWITTER_API_ERROR).
 
-Methods never hold a database transaction open while waiting on X.
+Methods never hold the caller's transaction open while waiting on X. The one
+exception to "no transaction across an X call" is the OAuth 2.0 refresh itself: it
+runs under the account's row lock, because X's refresh tokens work once and two
+processes refreshing at the same time would lock the account out.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+from uuid import UUID
 
-from .deps import Deps
-from .store import Row
+import httpx
+
+from .config import Settings
+from .crypto import TokenCipher
+from .errors import DomainError, FailedPrecondition, InvalidArgument, QuotaExceeded, UpstreamError
+from .store import Row, own_transaction
+from .store import accounts as accounts_store
+from .store.budget import DbDmBudget, budget_key
+from .x import (
+    Credentials,
+    OAuth1Credentials,
+    OAuth2Credentials,
+    UserContext,
+    XAuthError,
+    XBadRequest,
+    XClient,
+    XConfig,
+    XError,
+    XForbidden,
+    XNotFound,
+    XRateLimited,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: OAuth 2.0 access tokens are refreshed when they expire within this many seconds.
+REFRESH_MARGIN_SECONDS = 300.0
+
+#: X's DM media limits by content type: (media category, maximum bytes).
+DM_MEDIA = {
+    "image/jpeg": ("dm_image", 5 * 1024 * 1024),
+    "image/png": ("dm_image", 5 * 1024 * 1024),
+    "image/webp": ("dm_image", 5 * 1024 * 1024),
+    "image/gif": ("dm_gif", 15 * 1024 * 1024),
+    "video/mp4": ("dm_video", 512 * 1024 * 1024),
+}
+
+
+def make_x_client(settings: Settings, budget: DbDmBudget | None) -> XClient:
+    """The process's X client, pointed at X or at the sandbox by the settings."""
+    api = settings.x_api_base.rstrip("/")
+    config = XConfig(
+        consumer_key=settings.x_consumer_key,
+        consumer_secret=settings.x_consumer_secret,
+        oauth2_client_id=settings.x_client_id or None,
+        oauth2_client_secret=settings.x_client_secret or None,
+        app_bearer_token=settings.x_bearer_token or None,
+        api_base_url=api,
+        oauth1_authorize_url=f"{api}/oauth/authorize",
+        oauth2_authorize_url=f"{settings.x_authorize_base.rstrip('/')}/i/oauth2/authorize",
+        request_timeout=settings.x_request_timeout,
+        default_deadline=settings.x_default_deadline,
+        backoff_base=settings.x_backoff_base,
+    )
+    return XClient(config, dm_budget=budget)
+
+
+def token_purpose(account_id: UUID, kind: str) -> bytes:
+    """Associated data binding a ciphertext to its account and column."""
+    return f"account:{account_id}:{kind}".encode()
+
+
+def to_domain_error(exc: XError) -> DomainError:
+    """Map an X client error that needs no account side effect to a domain error."""
+    if isinstance(exc, XRateLimited):
+        reason = "DM_BUDGET_SPENT" if exc.reason == "DM_BUDGET_SPENT" else "RATE_LIMIT_EXCEEDED"
+        return QuotaExceeded(
+            "X rate limit reached" if reason == "RATE_LIMIT_EXCEEDED"
+            else "the account's DM budget is spent",
+            retry_at=exc.reset_at,
+            reason=reason,
+            metadata={"reset_at": exc.reset_at.isoformat()} if exc.reset_at else None,
+        )
+    if isinstance(exc, XForbidden):
+        return FailedPrecondition(f"X refused the request: {exc.detail or exc.title or 'forbidden'}",
+                                  reason="TWITTER_FORBIDDEN")
+    if isinstance(exc, (XBadRequest, XNotFound)):
+        return FailedPrecondition(f"X rejected the request: {exc.detail or exc.title or 'rejected'}",
+                                  reason="TWITTER_REJECTED")
+    return UpstreamError("X is unavailable; try again later", reason="TWITTER_API_ERROR")
 
 
 @dataclass(frozen=True)
@@ -34,24 +122,200 @@ class SentDm:
 
 
 class XAccess:
-    def __init__(self, deps: Deps) -> None:
-        self._deps = deps
+    """X calls made as one connected account. See the module docstring."""
+
+    def __init__(
+        self,
+        x: XClient,
+        cipher: TokenCipher,
+        pool: object,
+        *,
+        media_http: httpx.AsyncClient | None = None,
+        max_media_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.x = x
+        self._cipher = cipher
+        self._pool = pool
+        self._media_http = media_http
+        self._max_media_bytes = max_media_bytes
+
+    # ------------------------------------------------------------------ credentials
+
+    def credentials(self, account: Row) -> Credentials:
+        """Decrypt the account's credentials. FailedPrecondition when it has none."""
+        if account["access_token_enc"] is None:
+            raise FailedPrecondition("the account holds no credentials; reconnect it",
+                                     reason="ACCOUNT_NOT_ACTIVE")
+        access = self._cipher.decrypt(account["access_token_enc"], token_purpose(account["id"], "access"))
+        if account["auth_method"] == "OAUTH1":
+            secret = self._cipher.decrypt(account["token_secret_enc"], token_purpose(account["id"], "secret"))
+            return OAuth1Credentials(token=access, token_secret=secret)
+        return OAuth2Credentials(access_token=access)
+
+    def encrypt_tokens(
+        self, account_id: UUID, *, access: str, secret: str | None = None, refresh: str | None = None
+    ) -> dict[str, bytes | None]:
+        return {
+            "access_token_enc": self._cipher.encrypt(access, token_purpose(account_id, "access")),
+            "token_secret_enc": (
+                self._cipher.encrypt(secret, token_purpose(account_id, "secret")) if secret else None
+            ),
+            "refresh_token_enc": (
+                self._cipher.encrypt(refresh, token_purpose(account_id, "refresh")) if refresh else None
+            ),
+        }
+
+    def user(self, account: Row) -> UserContext:
+        return self.x.as_user(
+            self.credentials(account), account_key=budget_key(account["merchant_id"], account["id"])
+        )
+
+    # ------------------------------------------------------------------ calls
+
+    async def call(self, account: Row, fn: Callable[[UserContext], Awaitable[T]]) -> T:
+        """Run ``fn`` as the account with the error policy of the module docstring."""
+        if account["status"] != "ACTIVE":
+            raise FailedPrecondition(
+                f"the account is {account['status'].lower()}", reason="ACCOUNT_NOT_ACTIVE",
+                metadata={"account_id": str(account["id"])},
+            )
+        if self._needs_refresh(account):
+            account = await self.refresh(account)
+        try:
+            return await fn(self.user(account))
+        except XAuthError as exc:
+            if account["auth_method"] == "OAUTH2" and not exc.revoked:
+                account = await self.refresh(account, force=True)
+                try:
+                    return await fn(self.user(account))
+                except XAuthError as again:
+                    await self._revoked(account, again)
+            await self._revoked(account, exc)
+        except XError as exc:
+            raise to_domain_error(exc) from None
+        raise AssertionError("unreachable")
 
     async def send_dm(
         self, account: Row, participant_id: str, *, text: str = "", media_id: str | None = None
     ) -> SentDm:
-        """Send one DM from ``account`` (an ``accounts`` row) to X user ``participant_id``.
+        """Send one DM from ``account`` to X user ``participant_id``, drawing one unit
+        from the account's DM budget. Raises the domain errors of the module docstring."""
+        result = await self.call(
+            account, lambda u: u.send_dm(participant_id, text=text or None, media_id=media_id)
+        )
+        return SentDm(result.dm_event_id, result.dm_conversation_id)
 
-        Raises the domain errors listed in the module docstring; the account must be
-        ACTIVE (else FailedPrecondition reason ACCOUNT_NOT_ACTIVE).
+    async def upload_media_from_url(self, account: Row, url: str, field: str = "url") -> str:
+        """Fetch ``url`` and upload it to X as the account; returns the X media id.
+
+        Only https is fetched. The content type must be one X takes in DMs (JPEG, PNG,
+        WebP, GIF, MP4) and the size within X's limit for it (and this server's
+        ``max_media_bytes``). Raises InvalidArgument naming ``field`` otherwise.
         """
-        raise NotImplementedError("wired with the X client (issue 3)")
+        if not url.startswith("https://"):
+            raise InvalidArgument.single(field, "media must be fetched over https")
+        data, content_type = await self._fetch_media(url, field)
+        category, _ = DM_MEDIA[content_type]
+        media = await self.call(
+            account, lambda u: u.upload_media(data, media_type=content_type, media_category=category)
+        )
+        return media.id
 
-    async def upload_media_from_url(self, account: Row, url: str) -> str:
-        """Fetch ``url`` (https only; type and size checked against X's DM limits) and
-        upload it to X as ``account``; returns the X media id.
+    async def _fetch_media(self, url: str, field: str) -> tuple[bytes, str]:
+        http = self._media_http or httpx.AsyncClient(timeout=30.0, follow_redirects=False)
+        try:
+            async with http.stream("GET", url) as resp:
+                if resp.status_code != 200:
+                    raise InvalidArgument.single(field, f"fetching the media returned HTTP {resp.status_code}")
+                content_type = resp.headers.get("content-type", "").split(";")[0].strip().lower()
+                if content_type not in DM_MEDIA:
+                    raise InvalidArgument.single(field, f"unsupported media type {content_type or 'unknown'!r}")
+                limit = min(DM_MEDIA[content_type][1], self._max_media_bytes)
+                declared = int(resp.headers.get("content-length") or 0)
+                if declared > limit:
+                    raise InvalidArgument.single(field, f"media is larger than {limit} bytes")
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise InvalidArgument.single(field, f"media is larger than {limit} bytes")
+                    chunks.append(chunk)
+        except httpx.HTTPError:
+            raise InvalidArgument.single(field, "the media URL could not be fetched") from None
+        finally:
+            if self._media_http is None:
+                await http.aclose()
+        if size == 0:
+            raise InvalidArgument.single(field, "the media is empty")
+        return b"".join(chunks), content_type
 
-        Raises InvalidArgument (field ``url``) for http, unreachable, or unsupported
-        or oversized media, plus the X errors above.
+    # ------------------------------------------------------------------ token upkeep
+
+    @staticmethod
+    def _needs_refresh(account: Row) -> bool:
+        expires = account["token_expires_at"]
+        return (
+            account["auth_method"] == "OAUTH2"
+            and expires is not None
+            and expires - datetime.now(UTC) < timedelta(seconds=REFRESH_MARGIN_SECONDS)
+        )
+
+    async def refresh(self, account: Row, *, force: bool = False) -> Row:
+        """Refresh an OAuth 2.0 account's tokens and store the rotated pair atomically.
+
+        Serialised per account by its row lock; a caller that finds the tokens
+        already refreshed by someone else uses those. A refresh token X refuses marks
+        the account ERROR (FailedPrecondition ACCOUNT_AUTH_REVOKED). OAuth 1.0a
+        tokens do not expire and are returned unchanged.
         """
-        raise NotImplementedError("wired with the X client (issue 3)")
+        if account["auth_method"] != "OAUTH2":
+            return account
+        merchant_id, account_id = account["merchant_id"], account["id"]
+        rejected: XError | None = None
+        async with own_transaction(self._pool):  # type: ignore[arg-type]
+            current = await accounts_store.get(merchant_id, account_id, for_update=True)
+            if current is None or current["status"] != "ACTIVE":
+                raise FailedPrecondition("the account is not active", reason="ACCOUNT_NOT_ACTIVE")
+            rotated_elsewhere = current["version"] != account["version"]
+            if not (force and not rotated_elsewhere) and not self._needs_refresh(current):
+                return current
+            if current["refresh_token_enc"] is None:
+                rejected = XAuthError("no refresh token", revoked=True)
+            else:
+                refresh_token = self._cipher.decrypt(
+                    current["refresh_token_enc"], token_purpose(account_id, "refresh")
+                )
+                try:
+                    token = await self.x.oauth2_refresh(refresh_token)
+                except (XAuthError, XBadRequest) as exc:
+                    rejected = exc
+                except XError as exc:
+                    raise to_domain_error(exc) from None
+                else:
+                    enc = self.encrypt_tokens(
+                        account_id, access=token.access_token,
+                        refresh=token.refresh_token or refresh_token,
+                    )
+                    return await accounts_store.store_refreshed_tokens(
+                        merchant_id, account_id,
+                        access_token_enc=enc["access_token_enc"],
+                        refresh_token_enc=enc["refresh_token_enc"],
+                        token_expires_at=_expiry(token.expires_at),
+                        scopes=list(token.scope) or current["scopes"],
+                    )
+        await self._revoked(account, rejected)
+        raise AssertionError("unreachable")
+
+    async def _revoked(self, account: Row, exc: XError) -> None:
+        reason = "X refused the account's tokens (revoked or invalid); reconnect the account"
+        async with own_transaction(self._pool):  # type: ignore[arg-type]
+            await accounts_store.mark_error(account["merchant_id"], account["id"], reason)
+        log.warning("account marked ERROR: tokens refused by X",
+                    extra={"account_id": str(account["id"]), "x_status": exc.status})
+        raise FailedPrecondition(reason, reason="ACCOUNT_AUTH_REVOKED",
+                                 metadata={"account_id": str(account["id"])})
+
+
+def _expiry(expires_at: float | None) -> datetime | None:
+    return datetime.fromtimestamp(expires_at, UTC) if expires_at else None

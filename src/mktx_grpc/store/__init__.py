@@ -6,18 +6,22 @@ tenant isolation is visible at each call site.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from uuid import UUID
 
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
 
-from ..context import current_connection
+from ..context import connection_var, current_connection
 from ..db import Queries, Row
 
-__all__ = ["Jsonb", "Queries", "Row", "etag_of", "execute", "fetch_all", "fetch_one"]
+__all__ = [
+    "Jsonb", "Queries", "Row", "etag_of", "execute", "fetch_all", "fetch_one", "own_transaction",
+]
 
 
 async def fetch_one(query: str, params: Mapping[str, Any]) -> Row | None:
@@ -43,3 +47,18 @@ def etag_of(resource_id: UUID | str, version: int) -> str:
     """An opaque etag for one version of one resource."""
     digest = hashlib.blake2s(f"{resource_id}:{version}".encode(), digest_size=9).hexdigest()
     return f'"{digest}"'
+
+
+@contextlib.asynccontextmanager
+async def own_transaction(pool: AsyncConnectionPool) -> AsyncIterator[None]:
+    """Run the enclosed store calls in a separate, short transaction on another pooled
+    connection, whatever the caller's unit of work is doing (its transaction is
+    neither joined nor affected). Used for facts that must stick even if the caller
+    rolls back, such as an account marked ERROR, and for work outside any RPC."""
+    async with pool.connection() as conn:
+        token = connection_var.set(conn)
+        try:
+            async with conn.transaction():
+                yield
+        finally:
+            connection_var.reset(token)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 
 from ..errors import AlreadyExists
-from . import Jsonb, Queries, Row, fetch_all, fetch_one
+from . import Jsonb, Queries, Row, execute, fetch_all, fetch_one
 
 Q = Queries("accounts")
 
@@ -18,6 +18,7 @@ async def insert(merchant_id: UUID, **fields: Any) -> Row:
     """Insert an account. Raises AlreadyExists when the X user is already connected
     (to any merchant) on an account that is not DISCONNECTED."""
     params: dict[str, Any] = {
+        "id": uuid4(),
         "merchant_id": merchant_id,
         "username": "",
         "display_name": "",
@@ -83,3 +84,53 @@ async def statistics(merchant_id: UUID, account_id: UUID, month_start: datetime)
     )
     assert row is not None
     return row
+
+
+async def find_live_by_x_user(x_user_id: str) -> Row | None:
+    """The account (any merchant) holding this X user, locked; None if none is live."""
+    return await fetch_one(Q.find_live_by_x_user, {"x_user_id": x_user_id})
+
+
+async def reconnect(merchant_id: UUID, account_id: UUID, **fields: Any) -> Row:
+    row = await fetch_one(Q.reconnect_account, {"merchant_id": merchant_id, "id": account_id, **fields})
+    assert row is not None
+    return row
+
+
+async def store_refreshed_tokens(merchant_id: UUID, account_id: UUID, **fields: Any) -> Row:
+    row = await fetch_one(
+        Q.store_refreshed_tokens, {"merchant_id": merchant_id, "id": account_id, **fields}
+    )
+    assert row is not None
+    return row
+
+
+async def mark_error(merchant_id: UUID, account_id: UUID, reason: str) -> Row | None:
+    """Move a live account to ERROR; None when it was not live (already ERROR or gone)."""
+    return await fetch_one(
+        Q.mark_account_error, {"merchant_id": merchant_id, "id": account_id, "reason": reason}
+    )
+
+
+async def set_webhook(merchant_id: UUID, account_id: UUID, **fields: Any) -> Row:
+    row = await fetch_one(Q.set_account_webhook, {"merchant_id": merchant_id, "id": account_id, **fields})
+    assert row is not None
+    return row
+
+
+async def due_for_refresh(within_seconds: float, limit: int = 100) -> list[Row]:
+    return await fetch_all(
+        Q.accounts_due_for_refresh, {"within_seconds": within_seconds, "limit": limit}
+    )
+
+
+async def insert_pending_connection(**fields: Any) -> None:
+    await execute(Q.insert_pending_connection, fields)
+
+
+async def claim_pending_connection(merchant_id: UUID, state: str) -> Row | None:
+    return await fetch_one(Q.claim_pending_connection, {"merchant_id": merchant_id, "state": state})
+
+
+async def restore_pending_connection(row: Row) -> None:
+    await execute(Q.restore_pending_connection, row)

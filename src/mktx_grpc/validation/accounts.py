@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import urlsplit
+
 from mktx.v1 import accounts_pb2
 
 from ..domain.schedule import validate_weekly_schedule
@@ -44,4 +47,43 @@ def update_account_settings(
         v.append(FieldViolation("settings.dm_budget.per_15_minutes", "must be 1 to 1000 (0: default)"))
     if paths & {"dm_budget", "dm_budget.per_24_hours"} and not 0 <= budget.per_24_hours <= 100_000:
         v.append(FieldViolation("settings.dm_budget.per_24_hours", "must be 1 to 100000 (0: default)"))
+    return v
+
+
+_SCOPE_RE = re.compile(r"^[a-z.]{1,64}$")
+
+
+def _absolute_http_url(value: str, field: str, *, required: bool) -> list[FieldViolation]:
+    if not value:
+        return [FieldViolation(field, "is required")] if required else []
+    parsed = urlsplit(value)
+    if len(value) > 2048 or parsed.scheme not in ("http", "https") or not parsed.netloc:
+        return [FieldViolation(field, "must be an absolute http(s) URL of at most 2048 characters")]
+    return []
+
+
+def start_connection(req: accounts_pb2.StartConnectionRequest) -> list[FieldViolation]:
+    v = rules.enum_field(req.auth_method, "auth_method", accounts_pb2.AuthMethod)
+    v += _absolute_http_url(req.callback_uri, "callback_uri", required=True)
+    if len(req.scopes) > 20:
+        v.append(FieldViolation("scopes", "at most 20 scopes"))
+    for i, scope in enumerate(req.scopes):
+        if not _SCOPE_RE.match(scope):
+            v.append(FieldViolation(f"scopes[{i}]", "is not a valid scope name"))
+    return v
+
+
+def complete_connection(req: accounts_pb2.CompleteConnectionRequest) -> list[FieldViolation]:
+    v = rules.text_field(req.state, "state", required=True, max_len=500)
+    if not req.oauth_verifier and not req.code:
+        v.append(FieldViolation("oauth_verifier", "oauth_verifier (OAuth 1.0a) or code (OAuth 2.0) is required"))
+    v += rules.text_field(req.oauth_verifier, "oauth_verifier", max_len=500)
+    v += rules.text_field(req.oauth_token, "oauth_token", max_len=500)
+    v += rules.text_field(req.code, "code", max_len=2000)
+    return v
+
+
+def register_webhook(req: accounts_pb2.RegisterWebhookRequest) -> list[FieldViolation]:
+    v = rules.uuid_field(req.id, "id")
+    v += _absolute_http_url(req.url, "url", required=False)
     return v

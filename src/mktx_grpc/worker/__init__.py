@@ -26,7 +26,6 @@ async def purge_expired_connections(deps: Deps) -> float:
     return 300.0
 
 
-LOOPS: list[Loop] = [purge_expired_connections]
 
 
 async def run_loops(deps: Deps, stop: asyncio.Event, loops: list[Loop] | None = None) -> None:
@@ -46,3 +45,32 @@ async def run_loops(deps: Deps, stop: asyncio.Event, loops: list[Loop] | None = 
                 pass
 
     await asyncio.gather(*(runner(loop) for loop in (loops or LOOPS)))
+
+
+async def refresh_expiring_tokens(deps: Deps) -> float:
+    """Refresh OAuth 2.0 tokens that expire within 10 minutes, for every merchant.
+
+    Each account refreshes under its own row lock (see XAccess.refresh), so several
+    workers may run this at once. An account whose refresh X refuses is marked
+    ERROR and skipped; other failures are logged and retried on the next pass.
+    """
+    from ..errors import DomainError
+    from ..store import accounts as accounts_store
+    from ..store import own_transaction
+
+    async with own_transaction(deps.pool):
+        due = await accounts_store.due_for_refresh(within_seconds=600, limit=100)
+    for item in due:
+        async with own_transaction(deps.pool):
+            account = await accounts_store.get(item["merchant_id"], item["id"])
+        if account is None:
+            continue
+        try:
+            await deps.xaccess.refresh(account)
+        except DomainError as exc:
+            log.warning("token refresh failed", extra={"account_id": str(item["id"]),
+                                                       "reason": exc.reason})
+    return 5.0 if len(due) == 100 else 60.0
+
+
+LOOPS: list[Loop] = [purge_expired_connections, refresh_expiring_tokens]

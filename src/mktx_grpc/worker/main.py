@@ -7,7 +7,7 @@ import signal
 
 from ..config import Settings
 from ..db import make_pool
-from ..server import make_deps
+from ..server import close_deps, make_deps
 from . import run_loops
 
 
@@ -21,7 +21,9 @@ async def worker_process(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    deps = make_deps(settings, pool)
     try:
-        await run_loops(make_deps(settings, pool), stop)
+        await run_loops(deps, stop)
     finally:
+        await close_deps(deps)
         await pool.close()
