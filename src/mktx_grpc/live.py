@@ -1,0 +1,164 @@
+"""Live outbox notifications: one LISTEN connection per process, fanned out to streams.
+
+``append_event`` commits each domain event with ``NOTIFY mktx_events,
+'<merchant_id>:<event_id>'``. A :class:`LiveDispatcher` holds one dedicated
+connection that LISTENs on that channel and hands each notification to the
+subscriptions of that merchant. It starts lazily with the first subscription and
+stops when the last one leaves, so idle processes hold no extra connection.
+
+A notification is only a wake-up: streams read the events themselves from
+``domain_events`` (the source of truth, in id order), so a notification lost while
+the listener reconnects costs nothing but latency: after reconnecting, every
+subscription is woken to re-read.
+
+Each subscription has a bounded queue. A stream that stops reading (its client is
+slow and gRPC flow control blocks its writes) stops draining it; when it overflows
+the subscription is dropped and marked ``overflowed``, so the dispatcher never
+blocks and never buffers without bound. The stream then ends with SLOW_CONSUMER.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from uuid import UUID
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from .store.events import CHANNEL
+
+log = logging.getLogger(__name__)
+
+#: Notifications a subscription may have pending before it counts as too slow.
+MAX_PENDING = 1_000
+
+
+class Subscription:
+    """One stream's view of the live notifications of one merchant."""
+
+    def __init__(self, dispatcher: LiveDispatcher, merchant_id: UUID, limit: int) -> None:
+        self.merchant_id = merchant_id
+        self.overflowed = False
+        self._queue: asyncio.Queue[int] = asyncio.Queue(maxsize=limit)
+        self._dispatcher = dispatcher
+
+    def offer(self, event_id: int) -> bool:
+        """Queue a notification; False (and ``overflowed``) when the queue is full."""
+        try:
+            self._queue.put_nowait(event_id)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            return False
+        return True
+
+    def drain(self) -> int:
+        """Forget the pending notifications (the caller is about to read the table)."""
+        n = 0
+        while True:
+            try:
+                self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return n
+            n += 1
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait for a notification; False on timeout. Leaves it queued for drain()."""
+        if not self._queue.empty():
+            return True
+        try:
+            item = await asyncio.wait_for(self._queue.get(), timeout)
+        except TimeoutError:
+            return False
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(item)
+        return True
+
+    def close(self) -> None:
+        self._dispatcher.unsubscribe(self)
+
+
+class LiveDispatcher:
+    """The process's LISTEN connection and its subscriptions. See the module doc."""
+
+    def __init__(self, conninfo: str, *, reconnect_delay: float = 1.0) -> None:
+        self._conninfo = conninfo
+        self._subs: dict[UUID, set[Subscription]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._reconnect_delay = reconnect_delay
+
+    async def subscribe(self, merchant_id: UUID, limit: int | None = None) -> Subscription:
+        """Register a subscription. Returns once the listener is LISTENing, so any
+        event committed after this returns is notified."""
+        sub = Subscription(self, merchant_id, limit or MAX_PENDING)
+        self._subs.setdefault(merchant_id, set()).add(sub)
+        if self._task is None or self._task.done():
+            self._ready = asyncio.Event()
+            self._task = asyncio.create_task(self._run(), name="live-dispatcher")
+        await self._ready.wait()
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        subs = self._subs.get(sub.merchant_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subs[sub.merchant_id]
+        if not self._subs and self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    def _dispatch(self, payload: str) -> None:
+        merchant, _, event_id = payload.partition(":")
+        try:
+            key, eid = UUID(merchant), int(event_id)
+        except ValueError:
+            return
+        for sub in list(self._subs.get(key, ())):
+            if not sub.offer(eid):
+                log.warning("live subscription of merchant %s fell too far behind", key)
+                self.unsubscribe(sub)
+
+    def _wake_all(self) -> None:
+        for subs in list(self._subs.values()):
+            for sub in list(subs):
+                if not sub.offer(0):
+                    self.unsubscribe(sub)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            except (psycopg.OperationalError, OSError):
+                log.warning("live listener cannot connect; retrying", exc_info=True)
+                await asyncio.sleep(self._reconnect_delay)
+                continue
+            try:
+                await conn.execute(f"LISTEN {CHANNEL}")
+                if self._ready.is_set():
+                    self._wake_all()  # notifications may have been missed while away
+                self._ready.set()
+                async for note in conn.notifies():
+                    self._dispatch(note.payload)
+            except psycopg.OperationalError:
+                log.warning("live listener lost its connection; reconnecting", exc_info=True)
+                await asyncio.sleep(self._reconnect_delay)
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+
+
+_dispatchers: weakref.WeakKeyDictionary[AsyncConnectionPool, LiveDispatcher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def dispatcher_for(pool: AsyncConnectionPool) -> LiveDispatcher:
+    """The process's dispatcher for the database of ``pool`` (created on first use)."""
+    d = _dispatchers.get(pool)
+    if d is None:
+        d = _dispatchers[pool] = LiveDispatcher(pool.conninfo)
+    return d
