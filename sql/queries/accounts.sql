@@ -122,3 +122,7 @@ VALUES (%(state)s, %(merchant_id)s, %(auth_method)s, %(callback_uri)s, %(scopes)
         %(request_token)s, %(request_secret_enc)s, %(code_verifier_enc)s, %(expires_at)s,
         %(created_at)s)
 ON CONFLICT (state) DO NOTHING;
+
+-- name: purge_expired_connections
+/* cross-tenant: housekeeping of abandoned connection attempts for every merchant */
+DELETE FROM oauth_connections WHERE expires_at < now() - interval '1 hour';

@@ -153,12 +153,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_x_sandbox(args: argparse.Namespace) -> int:
-    from .sandbox import main as sandbox_main
-
-    return int(sandbox_main(args.rest))
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mktx-grpc", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -177,13 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_token)
     p = sub.add_parser("worker", help="run background loops")
     p.set_defaults(func=cmd_worker)
-    p = sub.add_parser("x-sandbox", help="run the local X sandbox")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="sandbox options (--host, --port)")
-    p.set_defaults(func=cmd_x_sandbox)
+    sub.add_parser("x-sandbox", help="run the local X sandbox (--host, --port, --no-rate-limits)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["x-sandbox"]:  # its options belong to the sandbox's own parser
+        from .sandbox import main as sandbox_main
+
+        return int(sandbox_main(argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -19,10 +19,11 @@ Loop = Callable[[Deps], Awaitable[float]]
 
 async def purge_expired_connections(deps: Deps) -> float:
     """Delete pending OAuth connections past their expiry. Returns seconds to sleep."""
-    async with deps.pool.connection() as conn:
-        await conn.execute(
-            "DELETE FROM oauth_connections WHERE expires_at < now() - interval '1 hour'"
-        )
+    from ..store import accounts as accounts_store
+    from ..store import execute, own_transaction
+
+    async with own_transaction(deps.pool):
+        await execute(accounts_store.Q.purge_expired_connections, {})
     return 300.0
 
 
