@@ -32,11 +32,12 @@ SELECT id FROM contacts
 -- redelivery of an old follow never overrides a newer unfollow.
 UPDATE contacts
    SET follows_account = %(follows)s,
-       followed_at = CASE WHEN %(follows)s THEN %(at)s ELSE followed_at END,
+       follow_time = CASE WHEN %(follows)s THEN %(at)s ELSE follow_time END,
        unfollowed_at = CASE WHEN %(follows)s THEN unfollowed_at ELSE %(at)s END,
        updated_at = now(), version = version + 1
  WHERE merchant_id = %(merchant_id)s AND id = %(id)s
-   AND %(at)s >= greatest(coalesce(followed_at, '-infinity'), coalesce(unfollowed_at, '-infinity'))
+   AND %(at)s >= greatest(coalesce(follow_time, '-infinity'),
+                          coalesce(unfollowed_at, '-infinity'))
 RETURNING id;
 
 -- name: insert_interaction
@@ -95,6 +96,7 @@ UPDATE conversations
        last_message_preview = CASE WHEN last_message_at IS NULL OR %(at)s >= last_message_at
                                    THEN %(preview)s ELSE last_message_preview END,
        last_message_at = greatest(last_message_at, %(at)s),
+       last_inbound_at = greatest(last_inbound_at, %(at)s),
        unread_count = unread_count + 1,
        message_count = message_count + 1,
        updated_at = now(), version = version + 1
@@ -126,11 +128,11 @@ RETURNING id;
 -- name: insert_message
 -- Nothing is returned when a message with this X event id already exists.
 INSERT INTO messages (merchant_id, conversation_id, direction, type, text, attachments,
-                      sender_user_id, x_event_id, delivery_state, origin, metadata,
-                      sent_at, delivered_at, created_at)
+                      sender_user_id, x_event_id, delivery_state, origin,
+                      quick_reply_metadata, sent_at, delivered_at, created_at)
 VALUES (%(merchant_id)s, %(conversation_id)s, %(direction)s, %(type)s, %(text)s,
         %(attachments)s, %(sender_user_id)s, %(x_event_id)s, 'DELIVERED', %(origin)s,
-        %(metadata)s, %(at)s, now(), %(at)s)
+        %(quick_reply_metadata)s, %(at)s, now(), %(at)s)
 ON CONFLICT (merchant_id, x_event_id) WHERE x_event_id IS NOT NULL DO NOTHING
 RETURNING id;
 

@@ -89,6 +89,7 @@ async def test_inbound_dm_creates_contact_conversation_message_interaction_event
     assert conv["unread_count"] == 1 and conv["message_count"] == 1
     assert conv["last_message_preview"] == "where is my order?"
     assert conv["last_message_at"] == contact["first_interaction_at"]
+    assert conv["last_inbound_at"] == conv["last_message_at"]
     lo, hi = sorted((customer, account.x_user_id), key=int)
     assert conv["x_conversation_id"] == f"{lo}-{hi}"
 
@@ -98,6 +99,7 @@ async def test_inbound_dm_creates_contact_conversation_message_interaction_event
     assert msg["type"] == "IMAGE" and msg["text"] == "where is my order?"
     assert msg["x_event_id"] == ev["id"] and msg["sender_user_id"] == customer
     assert msg["origin"] == "CONTACT" and msg["delivery_state"] == "DELIVERED"
+    assert msg["delivered_at"] is not None
     assert msg["attachments"] == [
         {
             "type": "media",
@@ -106,7 +108,7 @@ async def test_inbound_dm_creates_contact_conversation_message_interaction_event
             "url": media["media_url_https"],
         }
     ]
-    assert msg["metadata"]["quick_reply_response"] == qr
+    assert msg["quick_reply_metadata"] == "size_m"
 
     [inter] = await q.all("SELECT * FROM contact_interactions")
     assert inter["kind"] == "MESSAGE_IN" and inter["contact_id"] == contact["id"]
@@ -371,8 +373,9 @@ async def _outbound(
     ids = []
     for xid in x_event_ids:
         m = await q.one(
-            "INSERT INTO messages (merchant_id, conversation_id, direction, text, x_event_id,"
-            " delivery_state, sent_at) VALUES (%s, %s, 'OUTBOUND', 'reply', %s, 'SENT', now())"
+            "INSERT INTO messages (merchant_id, conversation_id, direction, origin, text,"
+            " x_event_id, delivery_state, sent_at)"
+            " VALUES (%s, %s, 'OUTBOUND', 'AGENT', 'reply', %s, 'SENT', now())"
             " RETURNING id",
             account.merchant_id,
             conv["id"],
@@ -420,7 +423,7 @@ async def test_echo_before_the_send_path_committed_waits_for_it(
     [row] = await settled(q, sidecar, 1)
     assert row["outcome"] == "PROCESSED"
     msg = await q.one("SELECT * FROM messages")
-    assert msg is not None and msg["delivery_state"] == "DELIVERED" and msg["origin"] == "APP"
+    assert msg is not None and msg["delivery_state"] == "DELIVERED" and msg["origin"] == "AGENT"
     assert await q.value("SELECT count(*) FROM messages") == 1
 
 
@@ -521,7 +524,7 @@ async def test_follow_and_unfollow(sidecar: Sidecar, account: Account, q: Db) ->
     c = await q.one("SELECT * FROM contacts")
     assert c is not None
     assert c["source"] == "NEW_FOLLOWER" and c["follows_account"] is True
-    assert c["username"] == "fan" and c["followed_at"] is not None
+    assert c["username"] == "fan" and c["follow_time"] is not None
 
     await sidecar.post(follow_delivery(account, fan, "unfollow", str(t0 + 1000)))
     await settled(q, sidecar, 2)

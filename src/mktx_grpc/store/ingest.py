@@ -161,7 +161,7 @@ async def insert_message(
     sender_user_id: str,
     x_event_id: str,
     origin: str,
-    metadata: dict[str, Any],
+    quick_reply_metadata: str,
     at: datetime,
 ) -> UUID | None:
     """Append a DELIVERED message; None when its X event id is already stored."""
@@ -177,7 +177,7 @@ async def insert_message(
             "sender_user_id": sender_user_id,
             "x_event_id": x_event_id,
             "origin": origin,
-            "metadata": Jsonb(metadata),
+            "quick_reply_metadata": quick_reply_metadata,
             "at": at,
         },
     )

@@ -242,8 +242,8 @@ async def _upsert_contact(ctx: _Ctx, x_user_id: str, user: Any, source: str, at:
 # ------------------------------------------------------------------ DMs
 
 
-def _message_content(data: dict[str, Any]) -> tuple[str, str, list[dict[str, Any]], dict[str, Any]]:
-    """(type, text, attachments, metadata) of a DM's ``message_data``."""
+def _message_content(data: dict[str, Any]) -> tuple[str, str, list[dict[str, Any]], str]:
+    """(type, text, attachments, quick_reply_metadata) of a DM's ``message_data``."""
     text = _s(data.get("text"))
     attachments: list[dict[str, Any]] = []
     att = data.get("attachment")
@@ -257,12 +257,10 @@ def _message_content(data: dict[str, Any]) -> tuple[str, str, list[dict[str, Any
                 "url": _s(media.get("media_url_https") or media.get("media_url")),
             }
         )
-    metadata: dict[str, Any] = {}
     qr = data.get("quick_reply_response")
-    if isinstance(qr, dict):
-        metadata["quick_reply_response"] = qr
+    qr_metadata = _s(qr.get("metadata")) if isinstance(qr, dict) else ""
     type_ = "IMAGE" if attachments else "TEXT"
-    return type_, text, attachments, metadata
+    return type_, text, attachments, qr_metadata
 
 
 def _preview(text: str, attachments: Sequence[dict[str, Any]]) -> str:
@@ -341,9 +339,7 @@ async def _handle_dm(ctx: _Ctx) -> tuple[str, str]:
     if recipient != me:
         return IGNORED, "direct message neither from nor to the account"
 
-    type_, text, attachments, metadata = _message_content(data)
-    if _s(mc.get("source_app_id")):
-        metadata["source_app_id"] = _s(mc.get("source_app_id"))
+    type_, text, attachments, qr_metadata = _message_content(data)
     contact_id = await _upsert_contact(ctx, sender, ctx.users.get(sender), "INBOUND_MESSAGE", at)
     x_conv = _x_conversation_id(sender, recipient)
     conv_id = await _find_or_open_conversation(ctx, contact_id, at, x_conv)
@@ -357,7 +353,7 @@ async def _handle_dm(ctx: _Ctx) -> tuple[str, str]:
         sender_user_id=sender,
         x_event_id=event_id,
         origin="CONTACT",
-        metadata=metadata,
+        quick_reply_metadata=qr_metadata,
         at=at,
     )
     if message_id is None:
@@ -410,8 +406,7 @@ async def _handle_echo(
         # The send path stores the X event id after X answers; the echo can overtake it.
         raise RetryLater("echo of an outbound DM not matched yet", ctx.options.echo_retry_delay)
 
-    type_, text, attachments, metadata = _message_content(data)
-    metadata["sent_from"] = "external_client"
+    type_, text, attachments, qr_metadata = _message_content(data)
     contact_id = await _upsert_contact(ctx, recipient, ctx.users.get(recipient), "MANUAL", at)
     m, a = ctx.merchant_id, ctx.account.id
     x_conv = _x_conversation_id(ctx.account.x_user_id, recipient)
@@ -441,7 +436,7 @@ async def _handle_echo(
         sender_user_id=ctx.account.x_user_id,
         x_event_id=event_id,
         origin="EXTERNAL",
-        metadata=metadata,
+        quick_reply_metadata=qr_metadata,
         at=at,
     )
     if message_id is None:
