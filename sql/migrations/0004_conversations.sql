@@ -1,9 +1,10 @@
 -- Contacts and conversations services (search indexes, live event stream support).
 --
--- Columns use ADD COLUMN IF NOT EXISTS so facts that inbox ingestion (0003) already
--- added are not added twice.
+-- Columns shared with inbox ingestion (0003) are added with IF NOT EXISTS and the
+-- same definitions there, so the two agree in either order.
 
 -- ---------------------------------------------------------------- contacts
+ALTER TABLE contacts ADD COLUMN IF NOT EXISTS follow_time timestamptz;
 ALTER TABLE contacts ADD COLUMN IF NOT EXISTS opted_out boolean NOT NULL DEFAULT false;
 ALTER TABLE contacts ADD COLUMN IF NOT EXISTS opted_out_at timestamptz;
 
@@ -43,6 +44,11 @@ CREATE INDEX IF NOT EXISTS conversations_snooze_due ON conversations (snooze_unt
     WHERE status = 'SNOOZED';
 
 -- ---------------------------------------------------------------- messages
+-- origin is one of MessageOrigin's names (0003 adds it with its CHECK constraint).
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS origin text NOT NULL DEFAULT 'CONTACT';
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS quick_reply_metadata text NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS delivered_at timestamptz;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS read_at timestamptz;
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS card_buttons jsonb NOT NULL DEFAULT '[]';
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS campaign_id uuid;
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS flow_id uuid;

@@ -93,7 +93,7 @@ INSERT INTO messages (merchant_id, conversation_id, direction, type, text, attac
                       quick_replies, card_buttons, origin, is_from_bot, sender_user_id,
                       delivery_state, request_id)
 VALUES (%(merchant_id)s, %(conversation_id)s, 'OUTBOUND', %(type)s, %(text)s,
-        %(attachments)s, %(quick_replies)s, %(card_buttons)s, 'APP', false,
+        %(attachments)s, %(quick_replies)s, %(card_buttons)s, 'AGENT', false,
         %(sender_user_id)s, 'PENDING', %(request_id)s)
 RETURNING *;
 

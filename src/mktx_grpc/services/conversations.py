@@ -120,13 +120,8 @@ def _attachment(a: Any) -> common_pb2.MediaAttachment:
     )
 
 
-def _quick_reply_metadata(metadata: Any) -> str:
-    qr = metadata.get("quick_reply_response") if isinstance(metadata, dict) else None
-    return str(qr.get("metadata") or "") if isinstance(qr, dict) else ""
-
-
 def _origin(row: Row) -> int:
-    """Stored origins are CONTACT, EXTERNAL and APP; APP is refined by who sent it."""
+    """The stored MessageOrigin name (older rows may say APP: refined by who sent it)."""
     origin = row.get("origin") or ("CONTACT" if row["direction"] == "INBOUND" else "APP")
     if origin != "APP":
         return _enum(C.MessageOrigin, "MESSAGE_ORIGIN_", origin)
@@ -160,7 +155,7 @@ def message_to_proto(row: Row) -> C.Message:
             common_pb2.CardButton(label=b.get("label", ""), url=b.get("url", ""))
             for b in opt("card_buttons") or [] if isinstance(b, dict)
         ],
-        quick_reply_metadata=_quick_reply_metadata(opt("metadata")),
+        quick_reply_metadata=opt("quick_reply_metadata") or "",
         origin=_origin(row),
         is_from_bot=row["is_from_bot"],
         sender_user_id=row["sender_user_id"],
@@ -362,7 +357,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         principal = current_principal()
         merchant = principal.merchant_id
         row = await self._lock(merchant, request.id)
-        changed = await store.mark_read(merchant, row["id"])
+        changed = await store.mark_read(merchant, row)
         if changed or row["unread_count"]:
             await append_event(merchant, "conversation.read", row["id"],
                                _payload(row, actor_user_id=principal.user_id,

@@ -128,11 +128,13 @@ async def set_assignee(merchant_id: UUID, conversation_id: UUID, assignee: str) 
                   {"merchant_id": merchant_id, "id": conversation_id, "assignee": assignee})
 
 
-async def mark_read(merchant_id: UUID, conversation_id: UUID) -> int:
-    """Mark inbound messages read and reset unread_count; returns messages changed."""
-    params = {"merchant_id": merchant_id, "id": conversation_id}
+async def mark_read(merchant_id: UUID, conversation: Row) -> int:
+    """Mark inbound messages read and reset unread_count (only when something was
+    unread, so a repeated call changes nothing); returns messages changed."""
+    params = {"merchant_id": merchant_id, "id": conversation["id"]}
     changed = await execute(Q.mark_messages_read, params)
-    await execute(Q.reset_unread, params)
+    if changed or conversation["unread_count"]:
+        await execute(Q.reset_unread, params)
     return changed
 
 
