@@ -72,6 +72,7 @@ def test_every_named_query_filters_by_merchant():
     id, background claims across merchants) in a ``/* cross-tenant: why */`` comment."""
     import re
 
+    offenders = []
     for path in sorted((SQL_DIR / "queries").glob("*.sql")):
         named = queries(path.stem)
         assert named, f"{path.name} has no named queries"
@@ -79,7 +80,8 @@ def test_every_named_query_filters_by_merchant():
             lowered = text.lower()
             tables = {t for t in TENANT_TABLES if re.search(rf"\b{t}\b", lowered)}
             if tables and "merchant_id" not in lowered and "cross-tenant:" not in lowered:
-                pytest.fail(f"{path.name}:{name} reads {tables} without merchant_id")
+                offenders.append(f"{path.name}:{name} reads {sorted(tables)} without merchant_id")
+    assert not offenders, "\n".join(offenders)
 
 
 def test_token_command_prints_only_a_valid_token(tmp_path, monkeypatch):

@@ -118,16 +118,6 @@ def test_quickstart_serve_and_grpcurl_walkthrough(served, tmp_path):
     assert proc.wait(30) == 0
 
 
-def test_embedded_postgres_data_survives_restart(tmp_path):
-    """The embedded server keeps its data directory; a second start reuses it."""
-    from mktx_grpc.db import embedded_database_url, migrate
-
-    url = embedded_database_url(tmp_path / "data")
-    assert migrate(url)  # fresh: applies everything
-    url2 = embedded_database_url(tmp_path / "data")
-    assert migrate(url2) == []
-
-
 def test_x_sandbox_command_serves_x_api(tmp_path):
     """`mktx-grpc x-sandbox` runs the emulator in the foreground until SIGTERM."""
     import httpx
