@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -20,6 +21,15 @@ from .webhooks.app import create_webhook_app
 from .worker import run_loops
 
 log = logging.getLogger(__name__)
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn inside our event loop: this process owns SIGTERM/SIGINT (it drains gRPC
+    first), so uvicorn must not capture and re-raise them."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 async def serve_process(settings: Settings, *, primary: bool = True) -> None:
@@ -42,7 +52,7 @@ async def serve_process(settings: Settings, *, primary: bool = True) -> None:
     sidecar: uvicorn.Server | None = None
     if primary:
         webhook_app = create_webhook_app(deps, settings.x_consumer_secret)
-        sidecar = uvicorn.Server(
+        sidecar = _EmbeddedUvicorn(
             uvicorn.Config(
                 webhook_app,
                 host=settings.webhook_host,
@@ -52,7 +62,6 @@ async def serve_process(settings: Settings, *, primary: bool = True) -> None:
                 lifespan="off",
             )
         )
-        sidecar.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         tasks.append(asyncio.create_task(sidecar.serve(), name="webhook-sidecar"))
         if settings.run_worker:
             tasks.append(asyncio.create_task(run_loops(deps, stop), name="worker-loops"))

@@ -31,11 +31,11 @@ def embedded_database_url(data_dir: Path) -> str:
     The server is stopped when the last process using it exits. Raises whatever
     ``pgserver`` raises when PostgreSQL cannot start (its log is in ``data_dir/pg/log``).
     """
-    import pgserver
+    from pgserver.postgres_server import get_server
 
     pgdata = data_dir / "pg"
     pgdata.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    server = get_server(pgdata, cleanup_mode="stop")
     uri: str = server.get_uri()
     return uri
 

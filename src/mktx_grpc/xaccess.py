@@ -41,7 +41,6 @@ from .store import Row, own_transaction
 from .store import accounts as accounts_store
 from .store.budget import DbDmBudget, budget_key
 from .x import (
-    Credentials,
     OAuth1Credentials,
     OAuth2Credentials,
     UserContext,
@@ -141,7 +140,7 @@ class XAccess:
 
     # ------------------------------------------------------------------ credentials
 
-    def credentials(self, account: Row) -> Credentials:
+    def credentials(self, account: Row) -> OAuth1Credentials | OAuth2Credentials:
         """Decrypt the account's credentials. FailedPrecondition when it has none."""
         if account["access_token_enc"] is None:
             raise FailedPrecondition("the account holds no credentials; reconnect it",

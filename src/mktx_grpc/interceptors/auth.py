@@ -15,7 +15,7 @@ from ..methods import spec_for
 from ._stream import call_next
 
 
-class AuthInterceptor(AsyncServerInterceptor):  # type: ignore[misc]
+class AuthInterceptor(AsyncServerInterceptor):
     """Sets the request's Principal, or raises Unauthenticated.
 
     Public methods (health, reflection) pass without a token.

@@ -80,7 +80,7 @@ def internal_status() -> grpc.Status:
     return rpc_status.to_status(status)
 
 
-class ErrorMappingInterceptor(AsyncServerInterceptor):  # type: ignore[misc]
+class ErrorMappingInterceptor(AsyncServerInterceptor):
     async def intercept(
         self, method: Callable[..., Any], request: Any, context: grpc.aio.ServicerContext,
         method_name: str,

@@ -24,7 +24,7 @@ def _incoming_request_id(context: grpc.aio.ServicerContext) -> str:
     return uuid.uuid4().hex
 
 
-class LoggingInterceptor(AsyncServerInterceptor):  # type: ignore[misc]
+class LoggingInterceptor(AsyncServerInterceptor):
     """Logs method, status code, duration, merchant and request id for every RPC.
 
     The request id is the caller's ``x-request-id`` metadata when given, otherwise

@@ -20,7 +20,7 @@ from ..methods import spec_for
 from ._stream import call_next, is_stream
 
 
-class UnitOfWorkInterceptor(AsyncServerInterceptor):  # type: ignore[misc]
+class UnitOfWorkInterceptor(AsyncServerInterceptor):
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
 

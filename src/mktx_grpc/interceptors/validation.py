@@ -13,7 +13,7 @@ from ..methods import spec_for
 from ._stream import call_next
 
 
-class ValidationInterceptor(AsyncServerInterceptor):  # type: ignore[misc]
+class ValidationInterceptor(AsyncServerInterceptor):
     async def intercept(
         self, method: Callable[..., Any], request: Any, context: grpc.aio.ServicerContext,
         method_name: str,

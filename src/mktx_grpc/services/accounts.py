@@ -44,9 +44,12 @@ from ..xaccess import to_domain_error, token_purpose
 
 log = logging.getLogger(__name__)
 
-STATUS_FROM_DB = {
-    name: accounts_pb2.AccountStatus.Value(f"ACCOUNT_STATUS_{name}")
-    for name in ("PENDING", "ACTIVE", "INACTIVE", "ERROR", "DISCONNECTED")
+STATUS_FROM_DB: dict[str, accounts_pb2.AccountStatus] = {
+    "PENDING": accounts_pb2.ACCOUNT_STATUS_PENDING,
+    "ACTIVE": accounts_pb2.ACCOUNT_STATUS_ACTIVE,
+    "INACTIVE": accounts_pb2.ACCOUNT_STATUS_INACTIVE,
+    "ERROR": accounts_pb2.ACCOUNT_STATUS_ERROR,
+    "DISCONNECTED": accounts_pb2.ACCOUNT_STATUS_DISCONNECTED,
 }
 STATUS_TO_DB = {v: k for k, v in STATUS_FROM_DB.items()}
 AUTH_FROM_DB = {"OAUTH1": accounts_pb2.AUTH_METHOD_OAUTH1, "OAUTH2": accounts_pb2.AUTH_METHOD_OAUTH2}
@@ -320,9 +323,10 @@ class ConnectionFlows:
             if existing["merchant_id"] != merchant or existing["status"] == "ACTIVE":
                 raise AlreadyExists(f"X account @{me.username} is already connected")
             # The merchant's own account in ERROR/INACTIVE/PENDING: reconnect it in place.
+            plain = _plain_tokens(self._cipher, account_id, tokens)
             tokens = self._xa.encrypt_tokens(
-                existing["id"],
-                **_plain_tokens(self._cipher, account_id, tokens),
+                existing["id"], access=plain["access"] or "", secret=plain["secret"],
+                refresh=plain["refresh"],
             )
             return await store.reconnect(merchant, existing["id"], **profile, **tokens)
 
