@@ -11,10 +11,12 @@ A notification is only a wake-up: streams read the events themselves from
 the listener reconnects costs nothing but latency: after reconnecting, every
 subscription is woken to re-read.
 
-Each subscription has a bounded queue. A stream that stops reading (its client is
-slow and gRPC flow control blocks its writes) stops draining it; when it overflows
-the subscription is dropped and marked ``overflowed``, so the dispatcher never
-blocks and never buffers without bound. The stream then ends with SLOW_CONSUMER.
+Each subscription remembers the ids it was notified of and the stream has not yet
+passed: its lag. The record is bounded (``HARD_LIMIT_FACTOR`` times the limit), so
+the dispatcher never blocks and never buffers without bound. A stream whose client
+is slow (its writes wait on gRPC flow control) while its lag exceeds the limit is
+ended with SLOW_CONSUMER and resumes from its cursor; a fast stream catching up on a
+burst larger than the limit is not.
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ from .store.events import CHANNEL
 
 log = logging.getLogger(__name__)
 
-#: Notifications a subscription may have pending before it counts as too slow.
+#: Events a stream may lag behind before a slow client is cut off.
 MAX_PENDING = 1_000
+#: A lagging stream is cut off regardless of its pace once it lags this many times
+#: MAX_PENDING (the notification record stops growing there).
+HARD_LIMIT_FACTOR = 10
 
 
 class Subscription:
@@ -41,39 +46,42 @@ class Subscription:
 
     def __init__(self, dispatcher: LiveDispatcher, merchant_id: UUID, limit: int) -> None:
         self.merchant_id = merchant_id
-        self.overflowed = False
-        self._queue: asyncio.Queue[int] = asyncio.Queue(maxsize=limit)
+        self.limit = limit
+        self.saturated = False
+        self._ids: list[int] = []
+        self._wake = asyncio.Event()
         self._dispatcher = dispatcher
 
-    def offer(self, event_id: int) -> bool:
-        """Queue a notification; False (and ``overflowed``) when the queue is full."""
-        try:
-            self._queue.put_nowait(event_id)
-        except asyncio.QueueFull:
-            self.overflowed = True
-            return False
-        return True
+    def offer(self, event_id: int) -> None:
+        """Record a notification (0 = re-read without a known id) and wake the stream."""
+        if event_id:
+            if len(self._ids) >= self.limit * HARD_LIMIT_FACTOR:
+                self.saturated = True
+            else:
+                self._ids.append(event_id)
+        self._wake.set()
 
-    def drain(self) -> int:
-        """Forget the pending notifications (the caller is about to read the table)."""
-        n = 0
-        while True:
-            try:
-                self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return n
-            n += 1
+    def passed(self, position: int) -> None:
+        """The stream has read every event up to ``position``."""
+        self._ids = [i for i in self._ids if i > position]
+        if not self._ids:
+            self.saturated = False
 
-    async def wait(self, timeout: float) -> bool:
-        """Wait for a notification; False on timeout. Leaves it queued for drain()."""
-        if not self._queue.empty():
-            return True
+    @property
+    def lag(self) -> int:
+        """Notified events the stream has not passed yet."""
+        return len(self._ids)
+
+    def clear(self) -> None:
+        """Forget the wake-up (the caller is about to read the table)."""
+        self._wake.clear()
+
+    async def wait(self, seconds: float) -> bool:
+        """Wait for a notification since the last clear(); False on timeout."""
         try:
-            item = await asyncio.wait_for(self._queue.get(), timeout)
+            await asyncio.wait_for(self._wake.wait(), seconds)
         except TimeoutError:
             return False
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(item)
         return True
 
     def close(self) -> None:
@@ -118,15 +126,12 @@ class LiveDispatcher:
         except ValueError:
             return
         for sub in list(self._subs.get(key, ())):
-            if not sub.offer(eid):
-                log.warning("live subscription of merchant %s fell too far behind", key)
-                self.unsubscribe(sub)
+            sub.offer(eid)
 
     def _wake_all(self) -> None:
         for subs in list(self._subs.values()):
             for sub in list(subs):
-                if not sub.offer(0):
-                    self.unsubscribe(sub)
+                sub.offer(0)
 
     async def _run(self) -> None:
         while True:

@@ -197,6 +197,11 @@ HEARTBEAT_SECONDS = 30.0
 #: How long outbox events are kept, so how old a resume cursor may be.
 EVENT_RETENTION = timedelta(days=7)
 WATCH_BATCH = 500
+#: How long an event may wait for older transactions to finish (see the SQL's
+#: watch_events_after) before it is delivered regardless.
+MAX_HOLD_SECONDS = 2.0
+#: A write that waits this long on the client counts as the client being slow.
+SLOW_WRITE_SECONDS = 1.0
 
 _KIND_ENUM = {k: C.ConversationEventType.Value(f"CONVERSATION_EVENT_TYPE_{v}")
               for k, v in domain.WATCH_KINDS.items()}
@@ -599,10 +604,17 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
                 async with _connection(pool):
                     last_id = await store.max_event_id(merchant)
             quiet_since = time.monotonic()
+            held_since: float | None = None
             while True:
-                sub.drain()
+                sub.clear()
+                # Transaction ids are cluster-wide, so an unrelated long transaction
+                # also holds events back; after MAX_HOLD_SECONDS they go out anyway.
+                force = held_since is not None and (
+                    time.monotonic() - held_since >= MAX_HOLD_SECONDS)
                 async with _connection(pool):
-                    rows, held_back = await store.watch_events_after(merchant, last_id, WATCH_BATCH)
+                    rows, held_back = await store.watch_events_after(
+                        merchant, last_id, WATCH_BATCH, settled_only=not force
+                    )
                     out: list[C.ConversationEvent] = []
                     cache: dict[str, Row | None] = {}
                     for ev in rows:
@@ -614,30 +626,35 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
                             rendered.cursor = cursor()
                             out.append(rendered)
                 for item in out:
-                    if sub.overflowed:
-                        break
+                    started = time.monotonic()
                     yield item
                     quiet_since = time.monotonic()
-                if sub.overflowed:
-                    raise QuotaExceeded(
-                        f"the stream fell more than {live.MAX_PENDING} events behind;"
-                        " resume from the last cursor",
-                        reason="SLOW_CONSUMER", retry_after_seconds=1.0,
-                    )
+                    # Only a client that holds up our writes is too slow; a fast one
+                    # catching up on a large burst is not.
+                    slow = quiet_since - started >= SLOW_WRITE_SECONDS
+                    if sub.saturated or (slow and sub.lag > sub.limit):
+                        raise QuotaExceeded(
+                            f"the stream fell more than {sub.limit} events behind;"
+                            " resume from the last cursor",
+                            reason="SLOW_CONSUMER", retry_after_seconds=1.0,
+                        )
+                sub.passed(last_id)
                 if len(rows) == WATCH_BATCH:
                     continue
                 if held_back:
+                    held_since = held_since or time.monotonic()
                     await sub.wait(0.05)
                     continue
+                held_since = None
                 remaining = HEARTBEAT_SECONDS - (time.monotonic() - quiet_since)
-                if remaining <= 0 or not await sub.wait(remaining):
-                    if time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
-                        hb = C.ConversationEvent(
-                            cursor=cursor(), type=C.CONVERSATION_EVENT_TYPE_HEARTBEAT,
-                            time=ts(datetime.now(UTC)),
-                        )
-                        yield hb
-                        quiet_since = time.monotonic()
+                if remaining > 0 and await sub.wait(remaining):
+                    continue
+                if time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
+                    yield C.ConversationEvent(
+                        cursor=cursor(), type=C.CONVERSATION_EVENT_TYPE_HEARTBEAT,
+                        time=ts(datetime.now(UTC)),
+                    )
+                    quiet_since = time.monotonic()
         finally:
             sub.close()
 

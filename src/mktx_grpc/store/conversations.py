@@ -197,15 +197,18 @@ async def next_snooze_due() -> datetime | None:
     return None if row is None else row["due"]
 
 
-async def watch_events_after(merchant_id: UUID, after_id: int, limit: int) -> tuple[list[Row], bool]:
-    """Settled outbox events after ``after_id`` (see watch_events_after in the SQL), and
-    whether an unsettled one stopped the batch."""
+async def watch_events_after(
+    merchant_id: UUID, after_id: int, limit: int, *, settled_only: bool = True
+) -> tuple[list[Row], bool]:
+    """Outbox events after ``after_id`` up to the first unsettled one (see
+    watch_events_after in the SQL), and whether an unsettled one stopped the batch."""
     rows = await fetch_all(
         Q.watch_events_after, {"merchant_id": merchant_id, "after_id": after_id, "limit": limit}
     )
-    for i, r in enumerate(rows):
-        if not r["settled"]:
-            return rows[:i], True
+    if settled_only:
+        for i, r in enumerate(rows):
+            if not r["settled"]:
+                return rows[:i], True
     return rows, False
 
 
