@@ -173,3 +173,111 @@ UPDATE accounts
        updated_at = now(), version = version + 1
  WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND status <> 'DISCONNECTED'
 RETURNING id, status;
+
+-- ---------------------------------------------------------------- batched inbound DMs
+-- The set-based path for a run of plain inbound DMs (mktx_grpc.webhooks.ingest
+-- _apply_dm_run): a handful of statements per run instead of several per event.
+-- Inputs are parallel arrays, one element per contact, conversation or message.
+
+-- name: upsert_contacts_batch
+INSERT INTO contacts AS c (merchant_id, account_id, x_user_id, username, display_name,
+                           profile_image_url, source, first_interaction_at,
+                           last_interaction_at)
+SELECT u.m, u.a, u.x, u.username, u.name, u.image, 'INBOUND_MESSAGE', u.first_at, u.last_at
+  FROM unnest(%(merchant_ids)s::uuid[], %(account_ids)s::uuid[], %(x_user_ids)s::text[],
+              %(usernames)s::text[], %(names)s::text[], %(images)s::text[],
+              %(first_ats)s::timestamptz[], %(last_ats)s::timestamptz[])
+       AS u(m, a, x, username, name, image, first_at, last_at)
+ON CONFLICT (merchant_id, account_id, x_user_id) DO UPDATE
+   SET username = coalesce(nullif(EXCLUDED.username, ''), c.username),
+       display_name = coalesce(nullif(EXCLUDED.display_name, ''), c.display_name),
+       profile_image_url = coalesce(nullif(EXCLUDED.profile_image_url, ''), c.profile_image_url),
+       first_interaction_at = least(c.first_interaction_at, EXCLUDED.first_interaction_at),
+       last_interaction_at = greatest(c.last_interaction_at, EXCLUDED.last_interaction_at),
+       updated_at = now(),
+       version = c.version + 1
+RETURNING id, account_id, x_user_id, (xmax = 0) AS created;
+
+-- name: live_conversations_for_update_batch
+SELECT c.id, c.contact_id, c.status
+  FROM conversations AS c
+  JOIN unnest(%(merchant_ids)s::uuid[], %(account_ids)s::uuid[], %(contact_ids)s::uuid[])
+       AS k(m, a, contact) ON c.merchant_id = k.m AND c.account_id = k.a
+                          AND c.contact_id = k.contact
+ WHERE c.status <> 'CLOSED'
+ ORDER BY c.id
+   FOR UPDATE OF c;
+
+-- name: latest_closed_conversations_batch
+SELECT DISTINCT ON (c.contact_id) c.id, c.contact_id, c.closed_at
+  FROM conversations AS c
+  JOIN unnest(%(merchant_ids)s::uuid[], %(account_ids)s::uuid[], %(contact_ids)s::uuid[])
+       AS k(m, a, contact) ON c.merchant_id = k.m AND c.account_id = k.a
+                          AND c.contact_id = k.contact
+ WHERE c.status = 'CLOSED'
+ ORDER BY c.contact_id, c.closed_at DESC NULLS LAST;
+
+-- name: reopen_conversations_batch
+UPDATE conversations AS c
+   SET status = 'OPEN', closed_at = NULL, close_reason = '', snooze_until = NULL,
+       updated_at = now(), version = c.version + 1
+  FROM unnest(%(merchant_ids)s::uuid[], %(ids)s::uuid[]) AS k(m, id)
+ WHERE c.merchant_id = k.m AND c.id = k.id AND c.status = 'CLOSED'
+RETURNING c.id;
+
+-- name: open_conversations_batch
+INSERT INTO conversations (merchant_id, account_id, contact_id, x_conversation_id)
+SELECT * FROM unnest(%(merchant_ids)s::uuid[], %(account_ids)s::uuid[],
+                     %(contact_ids)s::uuid[], %(x_conversation_ids)s::text[])
+ON CONFLICT (merchant_id, account_id, contact_id) WHERE status <> 'CLOSED' DO NOTHING
+RETURNING id, contact_id;
+
+-- name: insert_inbound_messages_batch
+INSERT INTO messages (id, merchant_id, conversation_id, direction, type, text, attachments,
+                      sender_user_id, x_event_id, delivery_state, origin,
+                      quick_reply_metadata, sent_at, delivered_at, created_at)
+SELECT u.id, u.m, u.conv, 'INBOUND', u.type, u.text, u.attachments::jsonb, u.sender, u.xid,
+       'DELIVERED', 'CONTACT', u.qr, u.at, now(), u.at
+  FROM unnest(%(ids)s::uuid[], %(merchant_ids)s::uuid[], %(conversation_ids)s::uuid[],
+              %(types)s::text[], %(texts)s::text[], %(attachments)s::text[],
+              %(senders)s::text[], %(x_event_ids)s::text[], %(qr_metadata)s::text[],
+              %(ats)s::timestamptz[])
+       AS u(id, m, conv, type, text, attachments, sender, xid, qr, at)
+ON CONFLICT (merchant_id, x_event_id) WHERE x_event_id IS NOT NULL DO NOTHING
+RETURNING id;
+
+-- name: record_inbound_messages_batch
+-- Per conversation: n new inbound messages, the newest at %(ats)s with its preview.
+UPDATE conversations AS c
+   SET status = 'OPEN', snooze_until = NULL,
+       x_conversation_id = CASE WHEN c.x_conversation_id = '' THEN u.xc
+                                ELSE c.x_conversation_id END,
+       last_message_preview = CASE WHEN c.last_message_at IS NULL OR u.at >= c.last_message_at
+                                   THEN u.preview ELSE c.last_message_preview END,
+       last_message_at = greatest(c.last_message_at, u.at),
+       last_inbound_at = greatest(c.last_inbound_at, u.at),
+       unread_count = c.unread_count + u.n,
+       message_count = c.message_count + u.n,
+       updated_at = now(), version = c.version + 1
+  FROM unnest(%(merchant_ids)s::uuid[], %(ids)s::uuid[], %(ns)s::int[],
+              %(ats)s::timestamptz[], %(previews)s::text[], %(x_conversation_ids)s::text[])
+       AS u(m, id, n, at, preview, xc)
+ WHERE c.merchant_id = u.m AND c.id = u.id;
+
+-- name: insert_interactions_batch
+INSERT INTO contact_interactions (merchant_id, contact_id, kind, occurred_at, ref)
+SELECT * FROM unnest(%(merchant_ids)s::uuid[], %(contact_ids)s::uuid[], %(kinds)s::text[],
+                     %(ats)s::timestamptz[], %(refs)s::text[]);
+
+-- name: append_events_batch
+-- store.events.append_event for many events in one statement: the same rows and the
+-- same NOTIFY per event, in the given order.
+WITH ev AS (
+  INSERT INTO domain_events (merchant_id, type, aggregate_id, payload)
+  SELECT u.m, u.type, u.agg, u.payload::jsonb
+    FROM unnest(%(merchant_ids)s::uuid[], %(types)s::text[], %(aggregate_ids)s::uuid[],
+                %(payloads)s::text[]) WITH ORDINALITY AS u(m, type, agg, payload, ord)
+   ORDER BY u.ord
+  RETURNING id, merchant_id
+)
+SELECT count(pg_notify('mktx_events', ev.merchant_id::text || ':' || ev.id::text)) FROM ev;

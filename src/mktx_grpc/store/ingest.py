@@ -209,3 +209,64 @@ async def revoke_account(merchant_id: UUID, account_id: UUID, reason: str) -> bo
         Q.revoke_account, {"merchant_id": merchant_id, "id": account_id, "reason": reason}
     )
     return row is not None
+
+
+# ------------------------------------------------------------------ batched inbound DMs
+# Parallel-array statements for a run of plain inbound DMs; each takes the columns
+# named in sql/queries/ingest.sql as keyword lists.
+
+
+async def upsert_contacts_batch(**columns: list[Any]) -> list[Row]:
+    """Upsert distinct contacts (source INBOUND_MESSAGE); returns ``id, account_id,
+    x_user_id, created`` per contact."""
+    return await fetch_all(Q.upsert_contacts_batch, columns)
+
+
+async def live_conversations_for_update_batch(**columns: list[Any]) -> list[Row]:
+    return await fetch_all(Q.live_conversations_for_update_batch, columns)
+
+
+async def latest_closed_conversations_batch(**columns: list[Any]) -> list[Row]:
+    return await fetch_all(Q.latest_closed_conversations_batch, columns)
+
+
+async def reopen_conversations_batch(**columns: list[Any]) -> list[Row]:
+    return await fetch_all(Q.reopen_conversations_batch, columns)
+
+
+async def open_conversations_batch(**columns: list[Any]) -> list[Row]:
+    return await fetch_all(Q.open_conversations_batch, columns)
+
+
+async def insert_inbound_messages_batch(**columns: list[Any]) -> list[Row]:
+    """Insert inbound messages; returns the ids inserted (known X event ids insert
+    nothing)."""
+    return await fetch_all(Q.insert_inbound_messages_batch, columns)
+
+
+async def record_inbound_messages_batch(**columns: list[Any]) -> None:
+    await execute(Q.record_inbound_messages_batch, columns)
+
+
+async def insert_interactions_batch(**columns: list[Any]) -> None:
+    await execute(Q.insert_interactions_batch, columns)
+
+
+async def append_events_batch(
+    merchant_ids: list[UUID],
+    types: list[str],
+    aggregate_ids: list[UUID | None],
+    payloads: list[str],
+) -> None:
+    """Like ``store.events.append_event`` for many events: same rows, same NOTIFY."""
+    if not types:
+        return
+    await fetch_one(
+        Q.append_events_batch,
+        {
+            "merchant_ids": merchant_ids,
+            "types": types,
+            "aggregate_ids": aggregate_ids,
+            "payloads": payloads,
+        },
+    )

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import zlib
@@ -40,7 +41,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -609,6 +610,251 @@ async def apply_event(
     return await handler(ctx)
 
 
+# ------------------------------------------------------------------ batched DMs
+
+
+class _FastPathMiss(Exception):
+    """The run met something the set-based path does not decide (a duplicate, a
+    race on a conversation): roll it back and apply the events one by one."""
+
+
+@dataclass(frozen=True, slots=True)
+class _InboundDm:
+    account: Account
+    event_id: str
+    sender: str
+    x_conv: str
+    at: datetime
+    type_: str
+    text: str
+    attachments: list[dict[str, Any]]
+    qr_metadata: str
+    profile: dict[str, str]
+
+
+def _plain_inbound_dm(
+    account: Account | None, payload: Mapping[str, Any], received_at: datetime
+) -> _InboundDm | None:
+    """The event as an inbound DM the set-based path can take, or None (echoes,
+    other kinds, unknown accounts and malformed events take the per-event path)."""
+    if account is None or payload.get("type") != DM:
+        return None
+    ev = payload.get("event")
+    if not isinstance(ev, dict):
+        return None
+    mc = ev.get("message_create")
+    event_id = _s(ev.get("id"))
+    if not isinstance(mc, dict) or not event_id:
+        return None
+    sender = _s(mc.get("sender_id"))
+    target = mc.get("target")
+    recipient = _s(target.get("recipient_id")) if isinstance(target, dict) else ""
+    me = account.x_user_id
+    if not sender or sender == me or recipient != me:
+        return None
+    data = mc.get("message_data")
+    type_, text, attachments, qr = _message_content(data if isinstance(data, dict) else {})
+    users = payload.get("users")
+    user = users.get(sender) if isinstance(users, dict) else None
+    return _InboundDm(
+        account,
+        event_id,
+        sender,
+        _x_conversation_id(sender, recipient),
+        _ms_time(ev.get("created_timestamp"), received_at),
+        type_,
+        text,
+        attachments,
+        qr,
+        _profile(user),
+    )
+
+
+async def _apply_dm_run(dms: Sequence[_InboundDm], options: IngestOptions) -> None:
+    """Apply plain inbound DMs with a few set-based statements, with exactly the
+    effects of applying them one by one (contacts, conversations found, woken,
+    reopened or opened, messages, counters, interactions, domain events in event
+    order). Raises _FastPathMiss when that cannot be guaranteed."""
+    # Contacts: one row per (account, sender), widened over the run.
+    contacts: dict[tuple[UUID, str], dict[str, Any]] = {}
+    for d in dms:
+        c = contacts.setdefault(
+            (d.account.id, d.sender),
+            {
+                "account": d.account,
+                "first": d.at,
+                "last": d.at,
+                "profile": d.profile,
+                "x_conv": d.x_conv,
+            },
+        )
+        c["first"], c["last"] = min(c["first"], d.at), max(c["last"], d.at)
+        if d.at >= c["last"]:
+            c["profile"] = d.profile or c["profile"]
+    keys = sorted(contacts, key=lambda k: (str(k[0]), k[1]))  # a stable lock order
+    accts = [contacts[k]["account"] for k in keys]
+    rows = await store.upsert_contacts_batch(
+        merchant_ids=[a.merchant_id for a in accts],
+        account_ids=[a.id for a in accts],
+        x_user_ids=[k[1] for k in keys],
+        usernames=[contacts[k]["profile"].get("username", "") for k in keys],
+        names=[contacts[k]["profile"].get("display_name", "") for k in keys],
+        images=[contacts[k]["profile"].get("profile_image_url", "") for k in keys],
+        first_ats=[contacts[k]["first"] for k in keys],
+        last_ats=[contacts[k]["last"] for k in keys],
+    )
+    for r in rows:
+        c = contacts[(r["account_id"], r["x_user_id"])]
+        c["id"], c["created"] = r["id"], bool(r["created"])
+    if len(rows) != len(keys):
+        raise _FastPathMiss("contact upsert mismatch")
+
+    # Conversations: the live one (woken if snoozed or pending), else reopened or new.
+    by_contact = {contacts[k]["id"]: contacts[k] for k in keys}
+    cols = {
+        "merchant_ids": [a.merchant_id for a in accts],
+        "account_ids": [a.id for a in accts],
+        "contact_ids": [contacts[k]["id"] for k in keys],
+    }
+    for r in await store.live_conversations_for_update_batch(**cols):
+        c = by_contact[r["contact_id"]]
+        c["conv"], c["conv_event"] = r["id"], None
+        if r["status"] in ("SNOOZED", "PENDING"):
+            c["conv_event"] = ("conversation.woken", r["status"])
+    missing = [c for c in by_contact.values() if "conv" not in c]
+    known = [c for c in missing if not c["created"]]
+    closed: dict[UUID, Row] = {}
+    if known:
+        for r in await store.latest_closed_conversations_batch(
+            merchant_ids=[c["account"].merchant_id for c in known],
+            account_ids=[c["account"].id for c in known],
+            contact_ids=[c["id"] for c in known],
+        ):
+            closed[r["contact_id"]] = r
+    window = timedelta(seconds=options.reopen_window)
+    reopen, fresh = [], []
+    for c in missing:
+        old = closed.get(c["id"])
+        if (
+            old is not None
+            and old["closed_at"] is not None
+            and c["first"] - old["closed_at"] < window
+        ):
+            c["conv"], c["conv_event"] = old["id"], ("conversation.reopened", "CLOSED")
+            reopen.append(c)
+        else:
+            fresh.append(c)
+    if reopen:
+        done = await store.reopen_conversations_batch(
+            merchant_ids=[c["account"].merchant_id for c in reopen],
+            ids=[c["conv"] for c in reopen],
+        )
+        if len(done) != len(reopen):
+            raise _FastPathMiss("a conversation changed while reopening")
+    if fresh:
+        opened = await store.open_conversations_batch(
+            merchant_ids=[c["account"].merchant_id for c in fresh],
+            account_ids=[c["account"].id for c in fresh],
+            contact_ids=[c["id"] for c in fresh],
+            x_conversation_ids=[c["x_conv"] for c in fresh],
+        )
+        if len(opened) != len(fresh):
+            raise _FastPathMiss("a conversation appeared while opening")
+        for r in opened:
+            by_contact[r["contact_id"]].update(
+                conv=r["id"], conv_event=("conversation.opened", None)
+            )
+
+    # Messages, then per-conversation counters, interactions and domain events.
+    message_ids = [uuid4() for _ in dms]
+    dm_contacts = [contacts[(d.account.id, d.sender)] for d in dms]
+    inserted = await store.insert_inbound_messages_batch(
+        ids=message_ids,
+        merchant_ids=[d.account.merchant_id for d in dms],
+        conversation_ids=[c["conv"] for c in dm_contacts],
+        types=[d.type_ for d in dms],
+        texts=[d.text for d in dms],
+        attachments=[json.dumps(d.attachments) for d in dms],
+        senders=[d.sender for d in dms],
+        x_event_ids=[d.event_id for d in dms],
+        qr_metadata=[d.qr_metadata for d in dms],
+        ats=[d.at for d in dms],
+    )
+    if len(inserted) != len(dms):
+        raise _FastPathMiss("a message was already stored")
+    per_conv: dict[UUID, dict[str, Any]] = {}
+    for d, c in zip(dms, dm_contacts, strict=True):
+        agg = per_conv.setdefault(
+            c["conv"],
+            {"m": d.account.merchant_id, "n": 0, "at": d.at, "preview": "", "xc": d.x_conv},
+        )
+        agg["n"] += 1
+        if d.at >= agg["at"]:
+            agg["at"], agg["preview"] = d.at, _preview(d.text, d.attachments)
+    conv_ids = list(per_conv)
+    await store.record_inbound_messages_batch(
+        merchant_ids=[per_conv[i]["m"] for i in conv_ids],
+        ids=conv_ids,
+        ns=[per_conv[i]["n"] for i in conv_ids],
+        ats=[per_conv[i]["at"] for i in conv_ids],
+        previews=[per_conv[i]["preview"] for i in conv_ids],
+        x_conversation_ids=[per_conv[i]["xc"] for i in conv_ids],
+    )
+    await store.insert_interactions_batch(
+        merchant_ids=[d.account.merchant_id for d in dms],
+        contact_ids=[c["id"] for c in dm_contacts],
+        kinds=["MESSAGE_IN"] * len(dms),
+        ats=[d.at for d in dms],
+        refs=[d.event_id for d in dms],
+    )
+    ev_m: list[UUID] = []
+    ev_types: list[str] = []
+    ev_aggs: list[UUID | None] = []
+    ev_payloads: list[str] = []
+
+    def emit(d: _InboundDm, type_: str, agg: UUID, **payload: Any) -> None:
+        ev_m.append(d.account.merchant_id)
+        ev_types.append(type_)
+        ev_aggs.append(agg)
+        ev_payloads.append(json.dumps(_ids({"account_id": d.account.id, **payload})))
+
+    for d, c, mid in zip(dms, dm_contacts, message_ids, strict=True):
+        if c.pop("created", False):
+            emit(
+                d,
+                "contact.created",
+                c["id"],
+                contact_id=c["id"],
+                x_user_id=d.sender,
+                source="INBOUND_MESSAGE",
+            )
+        conv_event = c.pop("conv_event", None)
+        if conv_event is not None:
+            kind, previous = conv_event
+            extra = {"previous_status": previous} if previous else {}
+            emit(
+                d,
+                kind,
+                c["conv"],
+                conversation_id=c["conv"],
+                contact_id=c["id"],
+                **extra,
+                status="OPEN",
+            )
+        emit(
+            d,
+            "message.received",
+            c["conv"],
+            message_id=mid,
+            conversation_id=c["conv"],
+            contact_id=c["id"],
+            direction="INBOUND",
+            status="DELIVERED",
+            x_event_id=d.event_id,
+        )
+    await store.append_events_batch(ev_m, ev_types, ev_aggs, ev_payloads)
+
+
 # ------------------------------------------------------------------ batches
 
 
@@ -662,7 +908,7 @@ async def _run_batch(
                     fail_errors.append(error)
                     fail_delays.append(delay)
 
-            for row, payload in items:
+            async def apply_one(row: Row, payload: Mapping[str, Any]) -> None:
                 attempt = int(row["attempts"]) + 1
                 account = accounts.get(str(payload.get("for_user_id", "")))
                 try:
@@ -676,7 +922,7 @@ async def _run_batch(
                     outcome, note = DEAD, f"malformed: {exc}"
                 except RetryLater as exc:
                     fail(row["id"], attempt, str(exc), exc.delay)
-                    continue
+                    return
                 except Exception as exc:  # any database or data error: retry later
                     log.warning("webhook event %s failed (attempt %d): %s", row["id"], attempt, exc)
                     fail(
@@ -685,10 +931,43 @@ async def _run_batch(
                         f"{type(exc).__name__}: {exc}"[:1000],
                         options.backoff(attempt),
                     )
-                    continue
+                    return
                 done_ids.append(row["id"])
                 outcomes.append(outcome)
                 notes.append(note)
+
+            run: list[tuple[Row, Mapping[str, Any], _InboundDm]] = []
+
+            async def flush_run() -> None:
+                """Apply a run of plain inbound DMs set-based, in one savepoint; on any
+                failure, apply them one by one instead."""
+                if not run:
+                    return
+                todo = list(run)
+                run.clear()
+                try:
+                    async with conn.transaction():
+                        await _apply_dm_run([dm for _, _, dm in todo], options)
+                except Exception as exc:
+                    if not isinstance(exc, _FastPathMiss):
+                        log.info("batched DM run fell back to single events: %s", exc)
+                    for row, payload, _ in todo:
+                        await apply_one(row, payload)
+                    return
+                for row, _, _ in todo:
+                    done_ids.append(row["id"])
+                    outcomes.append(PROCESSED)
+                    notes.append("")
+
+            for row, payload in items:
+                account = accounts.get(str(payload.get("for_user_id", "")))
+                dm = _plain_inbound_dm(account, payload, row["received_at"])
+                if dm is not None:
+                    run.append((row, payload, dm))
+                    continue
+                await flush_run()  # keep each contact's events in order
+                await apply_one(row, payload)
+            await flush_run()
             for fin in await inbox_store.mark_finished(done_ids, outcomes, notes):
                 lags.append(float(fin["lag_seconds"]))
             await inbox_store.mark_failed(fail_ids, fail_errors, fail_delays)
