@@ -27,18 +27,23 @@ async def setup_inbox(db, merchant, n=1):
     acc = uuid.uuid4()
     await db.execute(
         "INSERT INTO accounts (id, merchant_id, x_user_id, auth_method) VALUES (%s, %s, %s,"
-        " 'OAUTH2')", (acc, merchant, str(uuid.uuid4().int % 10**15)))
+        " 'OAUTH2')",
+        (acc, merchant, str(uuid.uuid4().int % 10**15)),
+    )
     convs = []
     for i in range(n):
         contact = uuid.uuid4()
         await db.execute(
             "INSERT INTO contacts (id, merchant_id, account_id, x_user_id, username)"
-            " VALUES (%s, %s, %s, %s, %s)", (contact, merchant, acc, str(1000 + i), f"c{i}"))
+            " VALUES (%s, %s, %s, %s, %s)",
+            (contact, merchant, acc, str(1000 + i), f"c{i}"),
+        )
         conv = uuid.uuid4()
         await db.execute(
             "INSERT INTO conversations (id, merchant_id, account_id, contact_id,"
             " last_message_preview) VALUES (%s, %s, %s, %s, %s)",
-            (conv, merchant, acc, contact, "p" * 200))
+            (conv, merchant, acc, contact, "p" * 200),
+        )
         convs.append(str(conv))
     return str(acc), convs
 
@@ -51,13 +56,15 @@ async def ingest_message(db, merchant, conv, text="hello"):
         await db.execute(
             "INSERT INTO messages (id, merchant_id, conversation_id, direction, text,"
             " delivery_state) VALUES (%s, %s, %s, 'INBOUND', %s, 'DELIVERED')",
-            (mid, merchant, conv, text))
+            (mid, merchant, conv, text),
+        )
         await db.execute(
             "WITH ev AS (INSERT INTO domain_events (merchant_id, type, aggregate_id, payload)"
             " VALUES (%s, 'message.received', %s, jsonb_build_object('conversation_id', %s::text,"
             " 'message_id', %s::text)) RETURNING id, merchant_id)"
             " SELECT pg_notify('mktx_events', merchant_id::text || ':' || id::text) FROM ev",
-            (merchant, conv, conv, mid))
+            (merchant, conv, conv, mid),
+        )
     return str(mid)
 
 
@@ -95,8 +102,9 @@ async def test_events_from_another_connection_and_own_changes(api, stub, merchan
     assert ev.type == E.Value("CONVERSATION_EVENT_TYPE_NEW_MESSAGE")
     assert ev.message.id == mid and ev.message.text == "first!"
     assert ev.conversation.id == conv and ev.conversation.account_id == acc and ev.cursor
-    await stub.AssignConversation(C.AssignConversationRequest(id=conv, assignee_user_id="bob"),
-                                  metadata=md)
+    await stub.AssignConversation(
+        C.AssignConversationRequest(id=conv, assignee_user_id="bob"), metadata=md
+    )
     ev = await next_event(call)
     assert ev.type == E.Value("CONVERSATION_EVENT_TYPE_ASSIGNED")
     assert ev.conversation.assignee_user_id == "bob" and ev.actor_user_id == "agent-1"
@@ -114,14 +122,16 @@ async def test_filters_and_tenant_isolation(api, stub, merchant, other_merchant,
     _, (theirs,) = await setup_inbox(db, other_merchant)
     only_c2 = await open_watch(stub, md, conversation_id=c2)
     only_assign = await open_watch(
-        stub, md, event_types=[E.Value("CONVERSATION_EVENT_TYPE_ASSIGNED")])
+        stub, md, event_types=[E.Value("CONVERSATION_EVENT_TYPE_ASSIGNED")]
+    )
     other = await open_watch(stub, api.auth(other_merchant))
     await wait_subscribed(api, merchant)
     await wait_subscribed(api, other_merchant)
     await ingest_message(db, merchant, c1)
     await ingest_message(db, merchant, c2)
-    await stub.AssignConversation(C.AssignConversationRequest(id=c1, assignee_user_id="x"),
-                                  metadata=md)
+    await stub.AssignConversation(
+        C.AssignConversationRequest(id=c1, assignee_user_id="x"), metadata=md
+    )
     ev = await next_event(only_c2)
     assert ev.conversation.id == c2 and ev.type == E.Value("CONVERSATION_EVENT_TYPE_NEW_MESSAGE")
     ev = await next_event(only_assign)
@@ -151,11 +161,14 @@ async def test_resume_from_cursor_without_gaps_or_duplicates(api, stub, merchant
     assert (await next_event(resumed)).message.id == sent[-1]
     resumed.cancel()
     # Cursors are opaque and bound to the merchant.
-    err = await expect_error(open_watch_read(stub, md, cursor="garbage"),
-                             grpc.StatusCode.INVALID_ARGUMENT)
+    err = await expect_error(
+        open_watch_read(stub, md, cursor="garbage"), grpc.StatusCode.INVALID_ARGUMENT
+    )
     assert set(err.bad_fields) == {"cursor"}
-    await expect_error(open_watch_read(stub, api.auth(uuid.uuid4()), cursor=got[0].cursor),
-                       grpc.StatusCode.INVALID_ARGUMENT)
+    await expect_error(
+        open_watch_read(stub, api.auth(uuid.uuid4()), cursor=got[0].cursor),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
 
 
 def open_watch_read(stub, md, **kw):
@@ -166,14 +179,19 @@ async def test_expired_cursor_and_bad_filters(api, stub, merchant):
     md = api.auth(merchant)
     tokens = api.app.deps.page_tokens
     old = tokens.encode([5, 0.0], ["watch", str(merchant)])
-    await expect_error(open_watch_read(stub, md, cursor=old), grpc.StatusCode.OUT_OF_RANGE,
-                       "CURSOR_EXPIRED")
-    err = await expect_error(open_watch_read(stub, md, account_id="x", conversation_id="y",
-                                             event_types=[99]),
-                             grpc.StatusCode.INVALID_ARGUMENT)
+    await expect_error(
+        open_watch_read(stub, md, cursor=old), grpc.StatusCode.OUT_OF_RANGE, "CURSOR_EXPIRED"
+    )
+    err = await expect_error(
+        open_watch_read(stub, md, account_id="x", conversation_id="y", event_types=[99]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
     assert set(err.bad_fields) == {"account_id", "conversation_id", "event_types[0]"}
-    await expect_error(open_watch_read(stub, md, conversation_id=str(uuid.uuid4())),
-                       grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND")
+    await expect_error(
+        open_watch_read(stub, md, conversation_id=str(uuid.uuid4())),
+        grpc.StatusCode.NOT_FOUND,
+        "RESOURCE_NOT_FOUND",
+    )
 
 
 async def test_heartbeat_after_silence(api, stub, merchant, db, monkeypatch):
@@ -197,12 +215,14 @@ async def test_contact_erasure_streams_deleted(api, stub, merchant, db):
 
     md = api.auth(merchant)
     _, (conv,) = await setup_inbox(db, merchant)
-    (contact,) = await (await db.execute("SELECT contact_id FROM conversations WHERE id = %s",
-                                         (conv,))).fetchone()
+    (contact,) = await (
+        await db.execute("SELECT contact_id FROM conversations WHERE id = %s", (conv,))
+    ).fetchone()
     call = await open_watch(stub, md)
     await wait_subscribed(api, merchant)
     await contacts_pb2_grpc.ContactsServiceStub(api.channel).DeleteContact(
-        contacts_pb2.DeleteContactRequest(id=str(contact)), metadata=md)
+        contacts_pb2.DeleteContactRequest(id=str(contact)), metadata=md
+    )
     ev = await next_event(call)
     assert ev.type == E.Value("CONVERSATION_EVENT_TYPE_DELETED")
     assert ev.conversation.id == conv and not ev.conversation.contact_id
@@ -226,7 +246,8 @@ async def test_slow_consumer_is_cut_off_and_resumes(api, stub, merchant, db, mon
         " 'actor_user_id', repeat('a', 8000)) FROM generate_series(1, 4000)"
         " RETURNING id, merchant_id)"
         " SELECT count(pg_notify('mktx_events', merchant_id::text || ':' || id::text)) FROM ev",
-        (merchant, conv, conv))
+        (merchant, conv, conv),
+    )
     received, last_cursor = 0, first.cursor
     with pytest.raises(grpc.aio.AioRpcError) as info:
         while True:
@@ -249,8 +270,9 @@ async def test_slow_consumer_is_cut_off_and_resumes(api, stub, merchant, db, mon
     resumed.cancel()
 
 
-async def test_fast_consumer_survives_a_burst_larger_than_the_limit(api, stub, merchant, db,
-                                                                    monkeypatch):
+async def test_fast_consumer_survives_a_burst_larger_than_the_limit(
+    api, stub, merchant, db, monkeypatch
+):
     monkeypatch.setattr(live, "MAX_PENDING", 50)
     monkeypatch.setattr(live, "HARD_LIMIT_FACTOR", 1000)
     md = api.auth(merchant)
@@ -262,7 +284,8 @@ async def test_fast_consumer_survives_a_burst_larger_than_the_limit(api, stub, m
         " SELECT %s, 'conversation.unassigned', %s, jsonb_build_object('conversation_id',"
         " %s::text) FROM generate_series(1, 1500) RETURNING id, merchant_id)"
         " SELECT count(pg_notify('mktx_events', merchant_id::text || ':' || id::text)) FROM ev",
-        (merchant, conv, conv))
+        (merchant, conv, conv),
+    )
     cursors = [(await next_event(call)).cursor for _ in range(1500)]
     assert len(set(cursors)) == 1500
     call.cancel()

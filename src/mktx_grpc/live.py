@@ -165,5 +165,5 @@ def dispatcher_for(pool: AsyncConnectionPool) -> LiveDispatcher:
     """The process's dispatcher for the database of ``pool`` (created on first use)."""
     d = _dispatchers.get(pool)
     if d is None:
-        d = _dispatchers[pool] = LiveDispatcher(pool.conninfo)
+        d = _dispatchers[pool] = LiveDispatcher(str(pool.conninfo))
     return d

@@ -87,8 +87,10 @@ def attribute_value_problem(value: Any) -> str | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return None if value == value and value not in (float("inf"), float("-inf")) else (
-            "must be a finite number"
+        return (
+            None
+            if value == value and value not in (float("inf"), float("-inf"))
+            else ("must be a finite number")
         )
     if isinstance(value, str):
         if len(value) > MAX_ATTRIBUTE_STRING:
@@ -126,9 +128,9 @@ def validate_attributes(
     return v
 
 
-def check_attribute_totals(attributes: Mapping[str, Any], field: str = "attributes") -> list[
-    FieldViolation
-]:
+def check_attribute_totals(
+    attributes: Mapping[str, Any], field: str = "attributes"
+) -> list[FieldViolation]:
     v: list[FieldViolation] = []
     if len(attributes) > MAX_ATTRIBUTE_KEYS:
         v.append(FieldViolation(field, f"at most {MAX_ATTRIBUTE_KEYS} keys"))

@@ -8,8 +8,8 @@ snapshot.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import datetime
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -37,14 +37,14 @@ from .conversations import _connection, list_conversations_page
 
 P = contacts_pb2
 
-SOURCE_FROM_DB = {
+SOURCE_FROM_DB: dict[str, Any] = {
     domain.SOURCE_INBOUND_MESSAGE: P.CONTACT_SOURCE_INBOUND_MESSAGE,
     domain.SOURCE_NEW_FOLLOWER: P.CONTACT_SOURCE_NEW_FOLLOWER,
     domain.SOURCE_MENTION: P.CONTACT_SOURCE_MENTION,
     domain.SOURCE_IMPORT: P.CONTACT_SOURCE_IMPORT,
     domain.SOURCE_MANUAL: P.CONTACT_SOURCE_MANUAL,
 }
-SOURCE_TO_DB = {v: k for k, v in SOURCE_FROM_DB.items()}
+SOURCE_TO_DB: dict[Any, str] = {v: k for k, v in SOURCE_FROM_DB.items()}
 
 EXPORT_BATCH = 500
 IMPORT_MAX_ROWS_PER_MESSAGE = 1_000
@@ -76,9 +76,9 @@ def contact_to_proto(row: Row, engagement: Row | None = None) -> P.Contact:
             d.FromTimedelta(engagement["average_response_time"])
             eng.average_response_time.CopyFrom(d)
     if first is not None:
-        eng.first_interaction_time.CopyFrom(ts(first))
+        eng.first_interaction_time.FromDatetime(first.astimezone(UTC))
     if last is not None:
-        eng.last_interaction_time.CopyFrom(ts(last))
+        eng.last_interaction_time.FromDatetime(last.astimezone(UTC))
     return P.Contact(
         id=str(row["id"]),
         account_id=str(row["account_id"]),
@@ -110,8 +110,9 @@ def _attrs(s: Struct) -> dict[str, Any]:
 
 def _check_etag(etag: str, row: Row) -> None:
     if etag and etag != etag_of(row["id"], row["version"]):
-        raise Aborted("the contact changed since it was read; re-read it and retry",
-                      reason="ETAG_MISMATCH")
+        raise Aborted(
+            "the contact changed since it was read; re-read it and retry", reason="ETAG_MISMATCH"
+        )
 
 
 def _filter(req: Any) -> store.ContactFilter:
@@ -128,7 +129,9 @@ def _filter(req: Any) -> store.ContactFilter:
     )
 
 
-def _new_contact(c: P.Contact, account_id: UUID, source: str, extra_tags: list[str] = ()) -> store.NewContact:  # type: ignore[assignment]
+def _new_contact(
+    c: P.Contact, account_id: UUID, source: str, extra_tags: Sequence[str] = (),
+) -> store.NewContact:
     return store.NewContact(
         account_id=account_id,
         x_user_id=c.x_user_id,
@@ -159,9 +162,15 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
 
     async def _changed(self, merchant: UUID, row: Row, fields: list[str]) -> None:
         await append_event(
-            merchant, "contact.updated", row["id"],
-            {"contact_id": str(row["id"]), "account_id": str(row["account_id"]),
-             "fields": fields, "actor_user_id": current_principal().user_id},
+            merchant,
+            "contact.updated",
+            row["id"],
+            {
+                "contact_id": str(row["id"]),
+                "account_id": str(row["account_id"]),
+                "fields": fields,
+                "actor_user_id": current_principal().user_id,
+            },
         )
 
     async def CreateContact(
@@ -176,9 +185,14 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
         async def create() -> tuple[UUID, P.Contact]:
             row = await store.insert(merchant, new)
             await append_event(
-                merchant, "contact.created", row["id"],
-                {"contact_id": str(row["id"]), "account_id": str(account_id),
-                 "source": row["source"]},
+                merchant,
+                "contact.created",
+                row["id"],
+                {
+                    "contact_id": str(row["id"]),
+                    "account_id": str(account_id),
+                    "source": row["source"],
+                },
             )
             return row["id"], contact_to_proto(row)
 
@@ -199,8 +213,16 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
         merchant = current_principal().merchant_id
         f = _filter(request)
         tokens = self._deps.page_tokens
-        fingerprint = ["contacts", str(merchant), f.account_id, f.pattern, f.tags_any,
-                       f.tags_all, f.attributes, f.source]
+        fingerprint = [
+            "contacts",
+            str(merchant),
+            f.account_id,
+            f.pattern,
+            f.tags_any,
+            f.tags_all,
+            f.attributes,
+            f.source,
+        ]
         after: tuple[datetime | None, UUID] | None = None
         if request.page_token:
             keys = tokens.decode(request.page_token, fingerprint)
@@ -210,7 +232,8 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
                 after = (datetime.fromisoformat(keys[0]) if keys[0] else None, UUID(keys[1]))
             except (ValueError, IndexError, TypeError):
                 raise InvalidArgument.single(
-                    "page_token", "is not a valid page token for this query") from None
+                    "page_token", "is not a valid page token for this query"
+                ) from None
         size = effective_page_size(request.page_size)
         rows = await store.list_page(merchant, f, after=after, limit=size + 1)
         next_token = ""
@@ -218,8 +241,7 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
             rows = rows[:size]
             last = rows[-1]
             t = last["last_interaction_at"]
-            next_token = tokens.encode([t.isoformat() if t else None, str(last["id"])],
-                                       fingerprint)
+            next_token = tokens.encode([t.isoformat() if t else None, str(last["id"])], fingerprint)
         return P.ListContactsResponse(
             contacts=[contact_to_proto(r) for r in rows], next_page_token=next_token
         )
@@ -233,8 +255,11 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
         c = request.contact
         paths = list(dict.fromkeys(request.update_mask.paths))
         values = {
-            "tags": row["tags"], "attributes": row["attributes"], "time_zone": row["time_zone"],
-            "language": row["language"], "opted_out": row["opted_out"],
+            "tags": row["tags"],
+            "attributes": row["attributes"],
+            "time_zone": row["time_zone"],
+            "language": row["language"],
+            "opted_out": row["opted_out"],
         }
         if "tags" in paths:
             values["tags"] = domain.normalize_tags(c.tags)
@@ -258,12 +283,18 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
         tags = domain.normalize_tags([*row["tags"], *request.tags])
         if len(tags) > domain.MAX_TAGS:
             raise InvalidArgument.single(
-                "tags", f"the contact would have {len(tags)} tags; at most {domain.MAX_TAGS}")
+                "tags", f"the contact would have {len(tags)} tags; at most {domain.MAX_TAGS}"
+            )
         if tags == list(row["tags"]):
             return await self._full(merchant, row)
         updated = await store.update(
-            merchant, row["id"], tags=tags, attributes=row["attributes"],
-            time_zone=row["time_zone"], language=row["language"], opted_out=row["opted_out"],
+            merchant,
+            row["id"],
+            tags=tags,
+            attributes=row["attributes"],
+            time_zone=row["time_zone"],
+            language=row["language"],
+            opted_out=row["opted_out"],
         )
         await self._changed(merchant, updated, ["tags"])
         return await self._full(merchant, updated)
@@ -277,9 +308,13 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
         if tag not in row["tags"]:
             return await self._full(merchant, row)
         updated = await store.update(
-            merchant, row["id"], tags=[t for t in row["tags"] if t != tag],
-            attributes=row["attributes"], time_zone=row["time_zone"],
-            language=row["language"], opted_out=row["opted_out"],
+            merchant,
+            row["id"],
+            tags=[t for t in row["tags"] if t != tag],
+            attributes=row["attributes"],
+            time_zone=row["time_zone"],
+            language=row["language"],
+            opted_out=row["opted_out"],
         )
         await self._changed(merchant, updated, ["tags"])
         return await self._full(merchant, updated)
@@ -295,8 +330,13 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
         if problems:
             raise InvalidArgument(problems)
         updated = await store.update(
-            merchant, row["id"], tags=row["tags"], attributes=merged,
-            time_zone=row["time_zone"], language=row["language"], opted_out=row["opted_out"],
+            merchant,
+            row["id"],
+            tags=row["tags"],
+            attributes=merged,
+            time_zone=row["time_zone"],
+            language=row["language"],
+            opted_out=row["opted_out"],
         )
         await self._changed(merchant, updated, ["attributes"])
         return await self._full(merchant, updated)
@@ -307,8 +347,14 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
         merchant = current_principal().merchant_id
         await self._load(merchant, request.id)
         page = await list_conversations_page(
-            self._deps, merchant, account_id="", status=request.status, assignee=None,
-            contact_id=request.id, updated_after=None, page_size=request.page_size,
+            self._deps,
+            merchant,
+            account_id="",
+            status=request.status,
+            assignee=None,
+            contact_id=request.id,
+            updated_after=None,
+            page_size=request.page_size,
             page_token=request.page_token,
         )
         return P.ListContactConversationsResponse(
@@ -326,14 +372,24 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
         for conv in conversations:
             # Ids only: the erased contact's personal content is not repeated here.
             await append_event(
-                merchant, "conversation.deleted", conv["id"],
-                {"conversation_id": str(conv["id"]), "account_id": str(conv["account_id"]),
-                 "actor_user_id": principal.user_id},
+                merchant,
+                "conversation.deleted",
+                conv["id"],
+                {
+                    "conversation_id": str(conv["id"]),
+                    "account_id": str(conv["account_id"]),
+                    "actor_user_id": principal.user_id,
+                },
             )
         await append_event(
-            merchant, "contact.deleted", row["id"],
-            {"contact_id": str(row["id"]), "account_id": str(row["account_id"]),
-             "actor_user_id": principal.user_id},
+            merchant,
+            "contact.deleted",
+            row["id"],
+            {
+                "contact_id": str(row["id"]),
+                "account_id": str(row["account_id"]),
+                "actor_user_id": principal.user_id,
+            },
         )
         return Empty()
 
@@ -359,20 +415,21 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
                     await conn.execute("SET TRANSACTION READ ONLY")
                     after: UUID | None = None
                     while True:
-                        rows = await store.export_batch(merchant, f, after_id=after,
-                                                        limit=EXPORT_BATCH)
+                        rows = await store.export_batch(
+                            merchant, f, after_id=after, limit=EXPORT_BATCH
+                        )
                         if not rows:
                             break
                         after = rows[-1]["id"]
-                        yield P.ExportContactsResponse(
-                            contacts=[contact_to_proto(r) for r in rows])
+                        yield P.ExportContactsResponse(contacts=[contact_to_proto(r) for r in rows])
                         if len(rows) < EXPORT_BATCH:
                             break
             finally:
                 await conn.set_isolation_level(None)
 
     async def ImportContacts(
-        self, request_iterator: AsyncIterator[P.ImportContactsRequest],
+        self,
+        request_iterator: AsyncIterator[P.ImportContactsRequest],
         context: grpc.aio.ServicerContext,
     ) -> P.ImportContactsResponse:
         merchant = current_principal().merchant_id
@@ -387,10 +444,12 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
         v += request_id_rule(opts.request_id, "options.request_id")
         if len(opts.tags) > IMPORT_MAX_OPTION_TAGS:
             v.append(FieldViolation("options.tags", f"at most {IMPORT_MAX_OPTION_TAGS} tags"))
-        v += [x for x in domain.validate_tags(opts.tags, "options.tags")
-              if x.field != "options.tags"]
-        v += enum_field(opts.conflict_policy, "options.conflict_policy",
-                                    P.ImportConflictPolicy, required=False)
+        v += [
+            x for x in domain.validate_tags(opts.tags, "options.tags") if x.field != "options.tags"
+        ]
+        v += enum_field(
+            opts.conflict_policy, "options.conflict_policy", P.ImportConflictPolicy, required=False
+        )
         if v:
             raise InvalidArgument(v)
         account_id = UUID(opts.account_id)
@@ -407,8 +466,9 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
         index = 1
         async for msg in request_iterator:
             if msg.HasField("options"):
-                raise InvalidArgument.single(f"requests[{index}].options",
-                                             "is only allowed in the first message")
+                raise InvalidArgument.single(
+                    f"requests[{index}].options", "is only allowed in the first message"
+                )
             await importer.feed(msg, index)
             index += 1
         summary = importer.summary()
@@ -421,8 +481,9 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
 class _Importer:
     """Validates rows and upserts them one message (up to 1,000 rows) per transaction."""
 
-    def __init__(self, deps: Deps, merchant: UUID, account_id: UUID,
-                 opts: P.ImportContactsOptions) -> None:
+    def __init__(
+        self, deps: Deps, merchant: UUID, account_id: UUID, opts: P.ImportContactsOptions
+    ) -> None:
         self._deps = deps
         self._merchant = merchant
         self._account_id = account_id
@@ -437,8 +498,14 @@ class _Importer:
 
     def _error(self, row_index: int, x_user_id: str, field: str, description: str) -> None:
         if len(self.errors) < IMPORT_MAX_ERRORS:
-            self.errors.append({"row_index": row_index, "x_user_id": x_user_id,
-                                "field": field, "description": description})
+            self.errors.append(
+                {
+                    "row_index": row_index,
+                    "x_user_id": x_user_id,
+                    "field": field,
+                    "description": description,
+                }
+            )
         else:
             self.truncated = True
 
@@ -446,7 +513,8 @@ class _Importer:
         if len(msg.contacts) > IMPORT_MAX_ROWS_PER_MESSAGE:
             raise InvalidArgument.single(
                 f"requests[{index}].contacts",
-                f"at most {IMPORT_MAX_ROWS_PER_MESSAGE} rows per message")
+                f"at most {IMPORT_MAX_ROWS_PER_MESSAGE} rows per message",
+            )
         if self.received + len(msg.contacts) > IMPORT_MAX_ROWS:
             raise InvalidArgument.single("contacts", f"at most {IMPORT_MAX_ROWS} rows in total")
         batch: list[store.NewContact] = []
@@ -456,8 +524,9 @@ class _Importer:
             problems = rules.contact_fields(c, prefix="")
             problems = [FieldViolation(p.field.lstrip("."), p.description) for p in problems]
             if c.account_id and c.account_id != str(self._account_id):
-                problems.append(FieldViolation("account_id", "must be empty or equal"
-                                                             " options.account_id"))
+                problems.append(
+                    FieldViolation("account_id", "must be empty or equal options.account_id")
+                )
             if problems:
                 self.failed += 1
                 for p in problems:
@@ -469,8 +538,9 @@ class _Importer:
             new = _new_contact(c, self._account_id, domain.SOURCE_IMPORT, self._extra_tags)
             if len(new.tags) > domain.MAX_TAGS:
                 self.failed += 1
-                self._error(row_index, c.x_user_id, "tags",
-                            f"at most {domain.MAX_TAGS} tags per contact")
+                self._error(
+                    row_index, c.x_user_id, "tags", f"at most {domain.MAX_TAGS} tags per contact"
+                )
                 continue
             self._seen.add(c.x_user_id)
             self._index[c.x_user_id] = row_index
@@ -482,8 +552,9 @@ class _Importer:
         ids = [c.x_user_id for c in batch]
         async with _connection(self._deps.pool) as conn:
             if self._validate_only:
-                existing = await store.existing_for_import(self._merchant, self._account_id,
-                                                           ids, lock=False)
+                existing = await store.existing_for_import(
+                    self._merchant, self._account_id, ids, lock=False
+                )
                 n_existing = sum(1 for c in batch if c.x_user_id in existing)
                 self.created += len(batch) - n_existing
                 if self._merge:
@@ -492,8 +563,9 @@ class _Importer:
                     self.skipped += n_existing
                 return
             async with conn.transaction():
-                existing = await store.existing_for_import(self._merchant, self._account_id,
-                                                           ids, lock=True)
+                existing = await store.existing_for_import(
+                    self._merchant, self._account_id, ids, lock=True
+                )
                 new = [c for c in batch if c.x_user_id not in existing]
                 inserted = await store.import_insert(self._merchant, self._account_id, new)
                 self.created += inserted
@@ -509,9 +581,13 @@ class _Importer:
                     merged = _merged(cur, c)
                     if merged is None:
                         self.failed += 1
-                        self._error(self._index.get(c.x_user_id, -1), c.x_user_id, "tags",
-                                    "merged with the existing contact, it would exceed the"
-                                    " tag or attribute limits")
+                        self._error(
+                            self._index.get(c.x_user_id, -1),
+                            c.x_user_id,
+                            "tags",
+                            "merged with the existing contact, it would exceed the"
+                            " tag or attribute limits",
+                        )
                         continue
                     updates.append((cur["id"], merged))
                 await store.import_update(self._merchant, updates)

@@ -48,16 +48,16 @@ log = logging.getLogger(__name__)
 C = conversations_pb2
 T = TypeVar("T")
 
-STATUS_TO_DB = {
+STATUS_TO_DB: dict[Any, str] = {
     C.CONVERSATION_STATUS_OPEN: domain.OPEN,
     C.CONVERSATION_STATUS_PENDING: domain.PENDING,
     C.CONVERSATION_STATUS_SNOOZED: domain.SNOOZED,
     C.CONVERSATION_STATUS_CLOSED: domain.CLOSED,
 }
-STATUS_FROM_DB = {v: k for k, v in STATUS_TO_DB.items()}
+STATUS_FROM_DB: dict[str, Any] = {v: k for k, v in STATUS_TO_DB.items()}
 
 
-def _enum(enum: Any, prefix: str, value: Any) -> int:
+def _enum(enum: Any, prefix: str, value: Any) -> Any:
     """Map a stored enum name ("OUTBOUND" or "MESSAGE_DIRECTION_OUTBOUND") or number."""
     if isinstance(value, int):
         return value if value in enum.values() else 0
@@ -120,7 +120,7 @@ def _attachment(a: Any) -> common_pb2.MediaAttachment:
     )
 
 
-def _origin(row: Row) -> int:
+def _origin(row: Row) -> Any:
     """The stored MessageOrigin name (older rows may say APP: refined by who sent it)."""
     origin = row.get("origin") or ("CONTACT" if row["direction"] == "INBOUND" else "APP")
     if origin != "APP":
@@ -147,13 +147,17 @@ def message_to_proto(row: Row) -> C.Message:
         attachments=[_attachment(a) for a in row["attachments"] or []],
         quick_replies=[
             common_pb2.QuickReplyOption(
-                label=q.get("label", ""), description=q.get("description", ""),
-                metadata=q.get("metadata", ""))
-            for q in row["quick_replies"] or [] if isinstance(q, dict)
+                label=q.get("label", ""),
+                description=q.get("description", ""),
+                metadata=q.get("metadata", ""),
+            )
+            for q in row["quick_replies"] or []
+            if isinstance(q, dict)
         ],
         card_buttons=[
             common_pb2.CardButton(label=b.get("label", ""), url=b.get("url", ""))
-            for b in opt("card_buttons") or [] if isinstance(b, dict)
+            for b in opt("card_buttons") or []
+            if isinstance(b, dict)
         ],
         quick_reply_metadata=opt("quick_reply_metadata") or "",
         origin=_origin(row),
@@ -163,8 +167,9 @@ def message_to_proto(row: Row) -> C.Message:
         flow_id=str(opt("flow_id") or ""),
         x_message_id=row["x_event_id"] or "",
         sent_time=ts(row["sent_at"]),
-        delivery_state=_enum(C.MessageDeliveryState, "MESSAGE_DELIVERY_STATE_",
-                             row["delivery_state"]),
+        delivery_state=_enum(
+            C.MessageDeliveryState, "MESSAGE_DELIVERY_STATE_", row["delivery_state"]
+        ),
         deliver_time=ts(opt("delivered_at")),
         read_time=ts(opt("read_at")),
         failure_reason=row["failure_reason"],
@@ -174,8 +179,10 @@ def message_to_proto(row: Row) -> C.Message:
 
 def _check_etag(etag: str, row: Row) -> None:
     if etag and etag != etag_of(row["id"], row["version"]):
-        raise Aborted("the conversation changed since it was read; re-read it and retry",
-                      reason="ETAG_MISMATCH")
+        raise Aborted(
+            "the conversation changed since it was read; re-read it and retry",
+            reason="ETAG_MISMATCH",
+        )
 
 
 def _payload(row: Row, **extra: Any) -> dict[str, Any]:
@@ -203,8 +210,10 @@ MAX_HOLD_SECONDS = 2.0
 #: A write that waits this long on the client counts as the client being slow.
 SLOW_WRITE_SECONDS = 1.0
 
-_KIND_ENUM = {k: C.ConversationEventType.Value(f"CONVERSATION_EVENT_TYPE_{v}")
-              for k, v in domain.WATCH_KINDS.items()}
+_KIND_ENUM: dict[str, Any] = {
+    k: C.ConversationEventType.Value(f"CONVERSATION_EVENT_TYPE_{v}")
+    for k, v in domain.WATCH_KINDS.items()
+}
 
 
 class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer):
@@ -230,8 +239,13 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         return row
 
     async def _transition(
-        self, conversation_id: str, etag: str, target: str, *,
-        snooze_until: datetime | None = None, close_reason: str = "",
+        self,
+        conversation_id: str,
+        etag: str,
+        target: str,
+        *,
+        snooze_until: datetime | None = None,
+        close_reason: str = "",
     ) -> C.Conversation:
         principal = current_principal()
         merchant = principal.merchant_id
@@ -240,17 +254,22 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         domain.check_transition(row["status"], target)
         if target == domain.OPEN and await store.other_live(merchant, row) is not None:
             raise domain.InvalidTransition(
-                "the contact already has another conversation that is not CLOSED on this"
-                " account", metadata={"current_status": row["status"]},
+                "the contact already has another conversation that is not CLOSED on this account",
+                metadata={"current_status": row["status"]},
             )
-        await store.set_status(merchant, row["id"], target, snooze_until=snooze_until,
-                               close_reason=close_reason)
-        extra: dict[str, Any] = {"previous_status": row["status"], "status": target,
-                                 "actor_user_id": principal.user_id}
+        await store.set_status(
+            merchant, row["id"], target, snooze_until=snooze_until, close_reason=close_reason
+        )
+        extra: dict[str, Any] = {
+            "previous_status": row["status"],
+            "status": target,
+            "actor_user_id": principal.user_id,
+        }
         if snooze_until is not None:
             extra["snooze_until"] = snooze_until.isoformat()
-        await append_event(merchant, domain.EVENT_FOR_STATUS[target], row["id"],
-                           _payload(row, **extra))
+        await append_event(
+            merchant, domain.EVENT_FOR_STATUS[target], row["id"], _payload(row, **extra)
+        )
         return conversation_to_proto(await self._load(merchant, conversation_id))
 
     # ------------------------------------------------------------ reads
@@ -260,13 +279,17 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
     ) -> C.ListConversationsResponse:
         merchant = current_principal().merchant_id
         return await list_conversations_page(
-            self._deps, merchant,
+            self._deps,
+            merchant,
             account_id=request.account_id,
             status=request.status,
             assignee="" if request.unassigned else (request.assignee_user_id or None),
             contact_id=request.contact_id,
-            updated_after=(from_ts(request.update_time_after)
-                           if request.HasField("update_time_after") else None),
+            updated_after=(
+                from_ts(request.update_time_after)
+                if request.HasField("update_time_after")
+                else None
+            ),
             page_size=request.page_size,
             page_token=request.page_token,
         )
@@ -293,8 +316,9 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
     async def CloseConversation(
         self, request: C.CloseConversationRequest, context: grpc.aio.ServicerContext
     ) -> C.Conversation:
-        return await self._transition(request.id, request.etag, domain.CLOSED,
-                                      close_reason=request.reason)
+        return await self._transition(
+            request.id, request.etag, domain.CLOSED, close_reason=request.reason
+        )
 
     async def ReopenConversation(
         self, request: C.ReopenConversationRequest, context: grpc.aio.ServicerContext
@@ -319,8 +343,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         problem = domain.snooze_problem(until, now)
         if problem:  # re-checked here: the validator ran a moment earlier
             raise InvalidArgument.single(field, problem)
-        return await self._transition(request.id, request.etag, domain.SNOOZED,
-                                      snooze_until=until)
+        return await self._transition(request.id, request.etag, domain.SNOOZED, snooze_until=until)
 
     async def AssignConversation(
         self, request: C.AssignConversationRequest, context: grpc.aio.ServicerContext
@@ -333,10 +356,15 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         if row["assignee_user_id"] != request.assignee_user_id:
             await store.set_assignee(merchant, row["id"], request.assignee_user_id)
             await append_event(
-                merchant, "conversation.assigned", row["id"],
-                _payload(row, assignee_user_id=request.assignee_user_id,
-                         previous_assignee_user_id=row["assignee_user_id"],
-                         actor_user_id=principal.user_id),
+                merchant,
+                "conversation.assigned",
+                row["id"],
+                _payload(
+                    row,
+                    assignee_user_id=request.assignee_user_id,
+                    previous_assignee_user_id=row["assignee_user_id"],
+                    actor_user_id=principal.user_id,
+                ),
             )
         return conversation_to_proto(await self._load(merchant, request.id))
 
@@ -350,9 +378,14 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         if row["assignee_user_id"]:
             await store.set_assignee(merchant, row["id"], "")
             await append_event(
-                merchant, "conversation.unassigned", row["id"],
-                _payload(row, previous_assignee_user_id=row["assignee_user_id"],
-                         actor_user_id=principal.user_id),
+                merchant,
+                "conversation.unassigned",
+                row["id"],
+                _payload(
+                    row,
+                    previous_assignee_user_id=row["assignee_user_id"],
+                    actor_user_id=principal.user_id,
+                ),
             )
         return conversation_to_proto(await self._load(merchant, request.id))
 
@@ -364,9 +397,12 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         row = await self._lock(merchant, request.id)
         changed = await store.mark_read(merchant, row)
         if changed or row["unread_count"]:
-            await append_event(merchant, "conversation.read", row["id"],
-                               _payload(row, actor_user_id=principal.user_id,
-                                        messages_read=changed))
+            await append_event(
+                merchant,
+                "conversation.read",
+                row["id"],
+                _payload(row, actor_user_id=principal.user_id, messages_read=changed),
+            )
         return conversation_to_proto(await self._load(merchant, request.id))
 
     # ------------------------------------------------------------ sending
@@ -405,7 +441,8 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
 
             raise FailedPrecondition(
                 f"the account is {account['status']}, not ACTIVE",
-                reason="ACCOUNT_NOT_ACTIVE", metadata={"account_id": str(account_id)},
+                reason="ACCOUNT_NOT_ACTIVE",
+                metadata={"account_id": str(account_id)},
             )
 
         text, attachments, quick_replies, card_buttons, msg_type = await self._content(
@@ -428,35 +465,52 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
             nonlocal conv
             if conv is None:
                 conv, opened = await store.live_or_open(
-                    merchant, account_id, contact_id,
+                    merchant,
+                    account_id,
+                    contact_id,
                     domain.x_conversation_id(account["x_user_id"], contact["x_user_id"]),
                 )
                 if opened:
-                    await append_event(merchant, "conversation.opened", conv["id"],
-                                       _payload(conv, actor_user_id=principal.user_id))
+                    await append_event(
+                        merchant,
+                        "conversation.opened",
+                        conv["id"],
+                        _payload(conv, actor_user_id=principal.user_id),
+                    )
             else:
                 locked = await self._lock(merchant, str(conv["id"]))
                 domain.check_sendable(locked["status"])
             rows = []
             for i, (dm_text, _media) in enumerate(dms):
-                rows.append(await store.insert_outbound(
-                    merchant, conv["id"],
-                    type_=msg_type if i == 0 else "IMAGE",
-                    text=dm_text,
-                    attachments=[attachments[i]] if attachments else [],
-                    quick_replies=quick_replies if i == 0 else [],
-                    card_buttons=card_buttons if i == 0 else [],
-                    sender_user_id=principal.user_id,
-                    request_id=request_id,
-                ))
+                rows.append(
+                    await store.insert_outbound(
+                        merchant,
+                        conv["id"],
+                        type_=msg_type if i == 0 else "IMAGE",
+                        text=dm_text,
+                        attachments=[attachments[i]] if attachments else [],
+                        quick_replies=quick_replies if i == 0 else [],
+                        card_buttons=card_buttons if i == 0 else [],
+                        sender_user_id=principal.user_id,
+                        request_id=request_id,
+                    )
+                )
             media_kinds = [a["type"] for a in attachments]
-            await store.note_outbound(merchant, conv["id"],
-                                      domain.preview(text, media_kinds), len(rows))
+            await store.note_outbound(
+                merchant, conv["id"], domain.preview(text, media_kinds), len(rows)
+            )
             for r in rows:
-                await append_event(merchant, "message.created", conv["id"],
-                                   _payload(conv, message_id=str(r["id"]),
-                                            direction="OUTBOUND",
-                                            actor_user_id=principal.user_id))
+                await append_event(
+                    merchant,
+                    "message.created",
+                    conv["id"],
+                    _payload(
+                        conv,
+                        message_id=str(r["id"]),
+                        direction="OUTBOUND",
+                        actor_user_id=principal.user_id,
+                    ),
+                )
             return conv["id"], (True, conv, rows)
 
         async def load(_conversation_id: UUID) -> tuple[bool, Row, list[Row]]:
@@ -471,10 +525,11 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
 
         sent: list[Row] = []
         for i, row in enumerate(rows):
-            dm_text, media_id = dms[i]
+            dm_text, dm_media = dms[i]
             try:
-                result = await self._x.send_dm(account, contact["x_user_id"], text=dm_text,
-                                               media_id=media_id)
+                result = await self._x.send_dm(
+                    account, contact["x_user_id"], text=dm_text, media_id=dm_media
+                )
             except Exception as exc:
                 reason = exc.message if isinstance(exc, DomainError) else "internal error"
                 await self._fail(merchant, conv_row, rows[i:], reason, principal.user_id)
@@ -482,26 +537,37 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
             async with conn.transaction():
                 updated = await store.mark_sent(merchant, row["id"], result.dm_event_id)
                 if result.dm_conversation_id:
-                    await store.set_x_conversation_id(merchant, conv_row["id"],
-                                                      result.dm_conversation_id)
-                await store.record_outbound_interaction(merchant, contact_id,
-                                                        result.dm_event_id)
-                await append_event(merchant, "message.sent", conv_row["id"],
-                                   _payload(conv_row, message_id=str(row["id"]),
-                                            x_event_id=result.dm_event_id,
-                                            actor_user_id=principal.user_id))
+                    await store.set_x_conversation_id(
+                        merchant, conv_row["id"], result.dm_conversation_id
+                    )
+                await store.record_outbound_interaction(merchant, contact_id, result.dm_event_id)
+                await append_event(
+                    merchant,
+                    "message.sent",
+                    conv_row["id"],
+                    _payload(
+                        conv_row,
+                        message_id=str(row["id"]),
+                        x_event_id=result.dm_event_id,
+                        actor_user_id=principal.user_id,
+                    ),
+                )
             sent.append(updated or row)
         return await self._send_result(merchant, sent)
 
-    async def _fail(self, merchant: UUID, conv: Row, rows: list[Row], reason: str,
-                    user_id: str) -> None:
+    async def _fail(
+        self, merchant: UUID, conv: Row, rows: list[Row], reason: str, user_id: str
+    ) -> None:
         async with current_connection().transaction():
             for i, r in enumerate(rows):
                 why = reason if i == 0 else f"not sent: an earlier DM failed ({reason})"
                 if await store.mark_failed(merchant, r["id"], why) is not None:
-                    await append_event(merchant, "message.failed", conv["id"],
-                                       _payload(conv, message_id=str(r["id"]), reason=why,
-                                                actor_user_id=user_id))
+                    await append_event(
+                        merchant,
+                        "message.failed",
+                        conv["id"],
+                        _payload(conv, message_id=str(r["id"]), reason=why, actor_user_id=user_id),
+                    )
 
     async def _send_result(self, merchant: UUID, rows: list[Row]) -> C.SendMessageResponse:
         conv = await store.get(merchant, rows[0]["conversation_id"])
@@ -517,14 +583,21 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         """(text, attachments, quick replies, card buttons, message type) to send."""
         if not request.template_id:
             attachments = [
-                {"url": a.url,
-                 "type": (common_pb2.MediaType.Name(a.type).removeprefix("MEDIA_TYPE_")
-                          if a.type else domain.media_type_from_url(a.url)),
-                 "alt_text": a.alt_text}
+                {
+                    "url": a.url,
+                    "type": (
+                        common_pb2.MediaType.Name(a.type).removeprefix("MEDIA_TYPE_")
+                        if a.type
+                        else domain.media_type_from_url(a.url)
+                    ),
+                    "alt_text": a.alt_text,
+                }
                 for a in request.attachments
             ]
-            qrs = [{"label": q.label, "description": q.description, "metadata": q.metadata}
-                   for q in request.quick_replies]
+            qrs = [
+                {"label": q.label, "description": q.description, "metadata": q.metadata}
+                for q in request.quick_replies
+            ]
             kind = "QUICK_REPLY" if qrs else ("IMAGE" if attachments else "TEXT")
             return request.text, attachments, qrs, [], kind
         trow = await templates_store.get(merchant, UUID(request.template_id))
@@ -533,8 +606,10 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         draft = templates_store.draft_from_row(trow)
         first = (contact["display_name"] or "").split(" ")[0]
         values = {
-            "username": contact["username"], "display_name": contact["display_name"],
-            "first_name": first, "x_user_id": contact["x_user_id"],
+            "username": contact["username"],
+            "display_name": contact["display_name"],
+            "first_name": first,
+            "x_user_id": contact["x_user_id"],
             "contact.username": contact["username"],
             "contact.display_name": contact["display_name"],
             "contact.first_name": first,
@@ -546,18 +621,26 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
             out = templates_domain.render(draft, values)
         except templates_domain.MissingVariables as missing:
             raise InvalidArgument(
-                [FieldViolation(f"variables.{n}", "no value given and no fallback")
-                 for n in missing.names],
+                [
+                    FieldViolation(f"variables.{n}", "no value given and no fallback")
+                    for n in missing.names
+                ],
                 f"missing values for template variables: {', '.join(missing.names)}",
                 reason="MISSING_VARIABLES",
             ) from None
         attachments = []
         if out.card_media_url:
-            attachments.append({"url": out.card_media_url,
-                                "type": domain.media_type_from_url(out.card_media_url),
-                                "alt_text": ""})
-        qrs = [{"label": q.label, "description": q.description, "metadata": q.metadata}
-               for q in out.quick_replies]
+            attachments.append(
+                {
+                    "url": out.card_media_url,
+                    "type": domain.media_type_from_url(out.card_media_url),
+                    "alt_text": "",
+                }
+            )
+        qrs = [
+            {"label": q.label, "description": q.description, "metadata": q.metadata}
+            for q in out.quick_replies
+        ]
         buttons = [{"label": b.label, "url": b.url} for b in out.card_buttons]
         kind = {"CARD": "CARD", "QUICK_REPLY": "QUICK_REPLY"}.get(draft.type, "TEXT")
         return out.content, attachments, qrs, buttons, kind
@@ -593,7 +676,8 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
             if last_time < datetime.now(UTC) - EVENT_RETENTION:
                 raise CursorExpired(
                     "the cursor is older than the event retention; reload with"
-                    " ListConversations and watch from now")
+                    " ListConversations and watch from now"
+                )
 
         def cursor() -> str:
             return tokens.encode([last_id, last_time.timestamp()], cursor_filters)
@@ -610,7 +694,8 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
                 # Transaction ids are cluster-wide, so an unrelated long transaction
                 # also holds events back; after MAX_HOLD_SECONDS they go out anyway.
                 force = held_since is not None and (
-                    time.monotonic() - held_since >= MAX_HOLD_SECONDS)
+                    time.monotonic() - held_since >= MAX_HOLD_SECONDS
+                )
                 async with _connection(pool):
                     rows, held_back = await store.watch_events_after(
                         merchant, last_id, WATCH_BATCH, settled_only=not force
@@ -636,7 +721,8 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
                         raise QuotaExceeded(
                             f"the stream fell more than {sub.limit} events behind;"
                             " resume from the last cursor",
-                            reason="SLOW_CONSUMER", retry_after_seconds=1.0,
+                            reason="SLOW_CONSUMER",
+                            retry_after_seconds=1.0,
                         )
                 sub.passed(last_id)
                 if len(rows) == WATCH_BATCH:
@@ -651,7 +737,8 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
                     continue
                 if time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
                     yield C.ConversationEvent(
-                        cursor=cursor(), type=C.CONVERSATION_EVENT_TYPE_HEARTBEAT,
+                        cursor=cursor(),
+                        type=C.CONVERSATION_EVENT_TYPE_HEARTBEAT,
                         time=ts(datetime.now(UTC)),
                     )
                     quiet_since = time.monotonic()
@@ -672,8 +759,12 @@ async def _connection(pool: Any) -> AsyncIterator[Any]:
 
 
 async def _render_event(
-    merchant: UUID, ev: Row, wanted: set[int], account_filter: str | None,
-    conv_filter: str | None, cache: dict[str, Row | None],
+    merchant: UUID,
+    ev: Row,
+    wanted: set[Any],
+    account_filter: str | None,
+    conv_filter: str | None,
+    cache: dict[str, Row | None],
 ) -> C.ConversationEvent | None:
     kind = _KIND_ENUM.get(ev["type"])
     payload = ev["payload"] or {}
@@ -682,11 +773,13 @@ async def _render_event(
     if kind is None or (wanted and kind not in wanted):
         return None
     conv_id = payload.get("conversation_id") or (
-        str(ev["aggregate_id"]) if ev["aggregate_id"] else None)
+        str(ev["aggregate_id"]) if ev["aggregate_id"] else None
+    )
     if not conv_id or (conv_filter and conv_id != conv_filter):
         return None
-    out = C.ConversationEvent(type=kind, time=ts(ev["created_at"]),
-                              actor_user_id=payload.get("actor_user_id", ""))
+    out = C.ConversationEvent(
+        type=kind, time=ts(ev["created_at"]), actor_user_id=payload.get("actor_user_id", "")
+    )
     if kind == C.CONVERSATION_EVENT_TYPE_DELETED:
         if account_filter and payload.get("account_id") != account_filter:
             return None
@@ -710,14 +803,29 @@ async def _render_event(
 
 
 async def list_conversations_page(
-    deps: Deps, merchant: UUID, *, account_id: str, status: int, assignee: str | None,
-    contact_id: str, updated_after: datetime | None, page_size: int, page_token: str,
+    deps: Deps,
+    merchant: UUID,
+    *,
+    account_id: str,
+    status: int,
+    assignee: str | None,
+    contact_id: str,
+    updated_after: datetime | None,
+    page_size: int,
+    page_token: str,
 ) -> C.ListConversationsResponse:
     """One page of conversations, newest activity first (shared with
     ContactsService.ListContactConversations)."""
     tokens = deps.page_tokens
-    filters = ["conversations", str(merchant), account_id, status, assignee, contact_id,
-               updated_after.isoformat() if updated_after else ""]
+    filters = [
+        "conversations",
+        str(merchant),
+        account_id,
+        status,
+        assignee,
+        contact_id,
+        updated_after.isoformat() if updated_after else "",
+    ]
     after = decode_time_cursor(tokens, page_token, filters)
     size = effective_page_size(page_size)
     rows = await store.list_page(
@@ -747,9 +855,15 @@ async def wake_snoozed_conversations(deps: Deps) -> float:
                 woken = await store.wake_due_snoozed()
                 for r in woken:
                     await append_event(
-                        r["merchant_id"], "conversation.reopened", r["id"],
-                        _payload(r, previous_status=domain.SNOOZED, status=domain.OPEN,
-                                 cause="snooze_expired"),
+                        r["merchant_id"],
+                        "conversation.reopened",
+                        r["id"],
+                        _payload(
+                            r,
+                            previous_status=domain.SNOOZED,
+                            status=domain.OPEN,
+                            cause="snooze_expired",
+                        ),
                     )
             if len(woken) < 200:
                 break

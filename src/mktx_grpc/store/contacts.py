@@ -102,7 +102,10 @@ async def account(merchant_id: UUID, account_id: UUID) -> Row | None:
 
 
 async def segment_exists(merchant_id: UUID, segment_id: UUID) -> bool:
-    return await fetch_one(Q.segment_exists, {"merchant_id": merchant_id, "id": segment_id}) is not None
+    return (
+        await fetch_one(Q.segment_exists, {"merchant_id": merchant_id, "id": segment_id})
+        is not None
+    )
 
 
 async def update(
@@ -197,7 +200,8 @@ async def existing_for_import(
 ) -> dict[str, Row]:
     query = Q.existing_for_import if lock else Q.existing_for_import_check
     rows = await fetch_all(
-        query, {"merchant_id": merchant_id, "account_id": account_id, "x_user_ids": list(x_user_ids)}
+        query,
+        {"merchant_id": merchant_id, "account_id": account_id, "x_user_ids": list(x_user_ids)},
     )
     return {r["x_user_id"]: r for r in rows}
 
@@ -258,6 +262,10 @@ async def record_import(
 ) -> None:
     await execute(
         Q.record_import,
-        {"merchant_id": merchant_id, "request_id": request_id, "account_id": account_id,
-         "summary": Jsonb(summary)},
+        {
+            "merchant_id": merchant_id,
+            "request_id": request_id,
+            "account_id": account_id,
+            "summary": Jsonb(summary),
+        },
     )

@@ -31,17 +31,26 @@ async def other_live(merchant_id: UUID, row: Row) -> Row | None:
     """Another non-CLOSED conversation of the same contact and account, if any."""
     return await fetch_one(
         Q.live_conversation_of_contact,
-        {"merchant_id": merchant_id, "account_id": row["account_id"],
-         "contact_id": row["contact_id"], "except_id": row["id"]},
+        {
+            "merchant_id": merchant_id,
+            "account_id": row["account_id"],
+            "contact_id": row["contact_id"],
+            "except_id": row["id"],
+        },
     )
 
 
-async def live_or_open(merchant_id: UUID, account_id: UUID, contact_id: UUID,
-                       x_conversation_id: str) -> tuple[Row, bool]:
+async def live_or_open(
+    merchant_id: UUID, account_id: UUID, contact_id: UUID, x_conversation_id: str
+) -> tuple[Row, bool]:
     """The contact's non-CLOSED conversation on the account, opening one if there is
     none. Returns (conversation row, whether it was opened now)."""
-    params = {"merchant_id": merchant_id, "account_id": account_id,
-              "contact_id": contact_id, "except_id": None}
+    params = {
+        "merchant_id": merchant_id,
+        "account_id": account_id,
+        "contact_id": contact_id,
+        "except_id": None,
+    }
     for _ in range(3):
         row = await fetch_one(Q.live_conversation_of_contact, params)
         if row is not None:
@@ -89,9 +98,13 @@ async def list_messages(
 ) -> list[Row]:
     return await fetch_all(
         Q.list_messages,
-        {"merchant_id": merchant_id, "conversation_id": conversation_id,
-         "after_time": after[0] if after else None, "after_id": after[1] if after else None,
-         "limit": limit},
+        {
+            "merchant_id": merchant_id,
+            "conversation_id": conversation_id,
+            "after_time": after[0] if after else None,
+            "after_id": after[1] if after else None,
+            "limit": limit,
+        },
     )
 
 
@@ -106,16 +119,25 @@ async def messages_by_request(merchant_id: UUID, request_id: str) -> list[Row]:
 
 
 async def set_status(
-    merchant_id: UUID, conversation_id: UUID, status: str, *,
-    snooze_until: datetime | None = None, close_reason: str = "",
+    merchant_id: UUID,
+    conversation_id: UUID,
+    status: str,
+    *,
+    snooze_until: datetime | None = None,
+    close_reason: str = "",
 ) -> None:
     """Write a status. A second live conversation for the contact (the one-live index)
     is InvalidTransition."""
     try:
         await execute(
             Q.set_status,
-            {"merchant_id": merchant_id, "id": conversation_id, "status": status,
-             "snooze_until": snooze_until, "close_reason": close_reason},
+            {
+                "merchant_id": merchant_id,
+                "id": conversation_id,
+                "status": status,
+                "snooze_until": snooze_until,
+                "close_reason": close_reason,
+            },
         )
     except psycopg.errors.UniqueViolation:
         raise InvalidTransition(
@@ -124,8 +146,9 @@ async def set_status(
 
 
 async def set_assignee(merchant_id: UUID, conversation_id: UUID, assignee: str) -> None:
-    await execute(Q.set_assignee,
-                  {"merchant_id": merchant_id, "id": conversation_id, "assignee": assignee})
+    await execute(
+        Q.set_assignee, {"merchant_id": merchant_id, "id": conversation_id, "assignee": assignee}
+    )
 
 
 async def mark_read(merchant_id: UUID, conversation: Row) -> int:
@@ -139,45 +162,67 @@ async def mark_read(merchant_id: UUID, conversation: Row) -> int:
 
 
 async def insert_outbound(
-    merchant_id: UUID, conversation_id: UUID, *, type_: str, text: str,
-    attachments: list[dict[str, Any]], quick_replies: list[dict[str, Any]],
-    card_buttons: list[dict[str, Any]], sender_user_id: str, request_id: str | None,
+    merchant_id: UUID,
+    conversation_id: UUID,
+    *,
+    type_: str,
+    text: str,
+    attachments: list[dict[str, Any]],
+    quick_replies: list[dict[str, Any]],
+    card_buttons: list[dict[str, Any]],
+    sender_user_id: str,
+    request_id: str | None,
 ) -> Row:
     row = await fetch_one(
         Q.insert_outbound_message,
-        {"merchant_id": merchant_id, "conversation_id": conversation_id, "type": type_,
-         "text": text, "attachments": Jsonb(attachments), "quick_replies": Jsonb(quick_replies),
-         "card_buttons": Jsonb(card_buttons), "sender_user_id": sender_user_id,
-         "request_id": request_id},
+        {
+            "merchant_id": merchant_id,
+            "conversation_id": conversation_id,
+            "type": type_,
+            "text": text,
+            "attachments": Jsonb(attachments),
+            "quick_replies": Jsonb(quick_replies),
+            "card_buttons": Jsonb(card_buttons),
+            "sender_user_id": sender_user_id,
+            "request_id": request_id,
+        },
     )
     assert row is not None
     return row
 
 
 async def note_outbound(merchant_id: UUID, conversation_id: UUID, preview: str, count: int) -> None:
-    await execute(Q.note_outbound_in_conversation,
-                  {"merchant_id": merchant_id, "id": conversation_id, "preview": preview,
-                   "count": count})
+    await execute(
+        Q.note_outbound_in_conversation,
+        {"merchant_id": merchant_id, "id": conversation_id, "preview": preview, "count": count},
+    )
 
 
 async def mark_sent(merchant_id: UUID, message_id: UUID, x_event_id: str) -> Row | None:
-    return await fetch_one(Q.mark_message_sent,
-                           {"merchant_id": merchant_id, "id": message_id, "x_event_id": x_event_id})
+    return await fetch_one(
+        Q.mark_message_sent,
+        {"merchant_id": merchant_id, "id": message_id, "x_event_id": x_event_id},
+    )
 
 
 async def mark_failed(merchant_id: UUID, message_id: UUID, reason: str) -> Row | None:
-    return await fetch_one(Q.mark_message_failed,
-                           {"merchant_id": merchant_id, "id": message_id, "reason": reason})
+    return await fetch_one(
+        Q.mark_message_failed, {"merchant_id": merchant_id, "id": message_id, "reason": reason}
+    )
 
 
 async def set_x_conversation_id(merchant_id: UUID, conversation_id: UUID, value: str) -> None:
-    await execute(Q.set_x_conversation_id,
-                  {"merchant_id": merchant_id, "id": conversation_id, "x_conversation_id": value})
+    await execute(
+        Q.set_x_conversation_id,
+        {"merchant_id": merchant_id, "id": conversation_id, "x_conversation_id": value},
+    )
 
 
 async def record_outbound_interaction(merchant_id: UUID, contact_id: UUID, ref: str) -> None:
-    await execute(Q.record_outbound_interaction,
-                  {"merchant_id": merchant_id, "contact_id": contact_id, "ref": ref})
+    await execute(
+        Q.record_outbound_interaction,
+        {"merchant_id": merchant_id, "contact_id": contact_id, "ref": ref},
+    )
 
 
 async def account(merchant_id: UUID, account_id: UUID) -> Row | None:

@@ -56,8 +56,9 @@ def _filters(req: Any) -> list[FieldViolation]:
     for i, t in enumerate(req.tags):
         if not t.strip():
             v.append(FieldViolation(f"tags[{i}]", "must not be empty"))
-    v += rules.enum_field(req.tag_match_mode, "tag_match_mode", contacts_pb2.TagMatchMode,
-                          required=False)
+    v += rules.enum_field(
+        req.tag_match_mode, "tag_match_mode", contacts_pb2.TagMatchMode, required=False
+    )
     v += rules.enum_field(req.source, "source", contacts_pb2.ContactSource, required=False)
     for key, value in struct_to_dict(req.attributes).items():
         if isinstance(value, (dict, list)) or value is None:
@@ -109,7 +110,9 @@ def remove_contact_tag(req: contacts_pb2.RemoveContactTagRequest) -> list[FieldV
     return v
 
 
-def merge_contact_attributes(req: contacts_pb2.MergeContactAttributesRequest) -> list[FieldViolation]:
+def merge_contact_attributes(
+    req: contacts_pb2.MergeContactAttributesRequest,
+) -> list[FieldViolation]:
     v = rules.uuid_field(req.id, "id")
     if not req.HasField("attributes") or not req.attributes.fields:
         return [*v, FieldViolation("attributes", "at least one key is required")]
@@ -122,8 +125,9 @@ def list_contact_conversations(
 ) -> list[FieldViolation]:
     v = rules.uuid_field(req.id, "id")
     v += rules.page(req)
-    v += rules.enum_field(req.status, "status", conversations_pb2.ConversationStatus,
-                          required=False)
+    v += rules.enum_field(
+        req.status, "status", conversations_pb2.ConversationStatus, required=False
+    )
     return v
 
 

@@ -74,8 +74,9 @@ def close_conversation(req: C.CloseConversationRequest) -> list[FieldViolation]:
 
 def assign_conversation(req: C.AssignConversationRequest) -> list[FieldViolation]:
     v = rules.uuid_field(req.id, "id")
-    v += rules.text_field(req.assignee_user_id, "assignee_user_id", required=True,
-                          max_len=domain.MAX_ASSIGNEE)
+    v += rules.text_field(
+        req.assignee_user_id, "assignee_user_id", required=True, max_len=domain.MAX_ASSIGNEE
+    )
     return v
 
 
