@@ -302,7 +302,7 @@ def main() -> int:
             "events_per_post": args.batch,
             "duplicate_events_sent": dups,
             "concurrency": args.concurrency,
-            "contacts": args.contacts,
+            "distinct_senders": args.contacts,
             "sidecar_workers": args.workers,
             "accept_seconds": round(t_accepted - t0, 2),
             "ingest_seconds": round(t_done - t0, 2),

@@ -92,9 +92,21 @@ async def start_sidecar(deps: Deps, settings: Settings) -> AsyncIterator[StartSi
         sock.close()
 
 
+@pytest.fixture(params=["set_based", "per_event"])
+def dm_path(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Run a test over both ways of applying inbound DMs."""
+    return {"set_based_dms": request.param == "set_based"}
+
+
 @pytest.fixture
 async def sidecar(start_sidecar: StartSidecar) -> Sidecar:
     return await start_sidecar()
+
+
+@pytest.fixture
+async def dm_sidecar(start_sidecar: StartSidecar, dm_path: dict[str, Any]) -> Sidecar:
+    """A sidecar applying inbound DMs set-based or one at a time (parametrized)."""
+    return await start_sidecar(**dm_path)
 
 
 @pytest.fixture

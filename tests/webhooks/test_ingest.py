@@ -54,8 +54,9 @@ async def events_of(q: Db, *types: str) -> list[dict[str, Any]]:
 
 
 async def test_inbound_dm_creates_contact_conversation_message_interaction_events(
-    sidecar: Sidecar, account: Account, q: Db
+    dm_sidecar: Sidecar, account: Account, q: Db
 ) -> None:
+    sidecar = dm_sidecar
     customer = new_x_id()
     media = {
         "id": 1234,
@@ -130,11 +131,14 @@ async def test_inbound_dm_creates_contact_conversation_message_interaction_event
     assert received["account_id"] == str(account.id)
     assert evs[2]["aggregate_id"] == conv["id"]
     assert evs[1]["payload"]["conversation_id"] == str(conv["id"])
+    set_based = sidecar.app.state.options.set_based_dms
+    assert sidecar.metrics.dm_runs == ({"set_based": 1} if set_based else {})
 
 
 async def test_second_dm_joins_the_conversation_and_keeps_first_source(
-    sidecar: Sidecar, account: Account, q: Db
+    dm_sidecar: Sidecar, account: Account, q: Db
 ) -> None:
+    sidecar = dm_sidecar
     customer = new_x_id()
     # The customer first followed (source NEW_FOLLOWER), then writes twice.
     follow = {
@@ -196,12 +200,40 @@ async def test_dm_between_two_connected_accounts_is_recorded_for_each(
     assert echo is not None and echo["direction"] == "OUTBOUND" and echo["origin"] == "EXTERNAL"
 
 
+async def test_a_run_with_an_already_stored_message_falls_back_per_event(
+    dm_sidecar: Sidecar, account: Account, q: Db
+) -> None:
+    """A DM whose X event id is already stored (e.g. its inbox row was purged and X
+    replayed it) is a DUPLICATE; the rest of its run is applied normally."""
+    sidecar = dm_sidecar
+    customer = new_x_id()
+    t0 = int(now_ms())
+    e1, e2, e3 = (
+        dm_event(customer, account.x_user_id, f"m{i}", ts_ms=str(t0 + i)) for i in range(3)
+    )
+    assert (await sidecar.post(dm_delivery(account.x_user_id, e2))).status_code == 200
+    await settled(q, sidecar, 1)
+    await q.conn.execute("DELETE FROM webhook_inbox")  # as a retention purge would
+    assert (await sidecar.post(dm_delivery(account.x_user_id, e1, e2, e3))).status_code == 200
+    rows = await settled(q, sidecar, 3)
+    assert [r["outcome"] for r in rows] == ["PROCESSED", "DUPLICATE", "PROCESSED"]
+    assert await q.value("SELECT count(*) FROM messages") == 3
+    conv = await q.one("SELECT * FROM conversations")
+    assert conv is not None and conv["message_count"] == 3 and conv["unread_count"] == 3
+    assert conv["last_message_preview"] == "m2"
+    assert len(await events_of(q, "message.received")) == 3
+    assert len(await events_of(q, "contact.created", "conversation.opened")) == 2
+    if sidecar.app.state.options.set_based_dms:
+        assert sidecar.metrics.dm_runs == {"set_based": 1, "fallback": 1}
+
+
 # ------------------------------------------------------------------ failures
 
 
 async def test_unknown_account_is_recorded_and_ignored(
-    sidecar: Sidecar, connect_account: ConnectAccount, q: Db
+    dm_sidecar: Sidecar, connect_account: ConnectAccount, q: Db
 ) -> None:
+    sidecar = dm_sidecar
     gone = await connect_account(status="DISCONNECTED")
     stranger = new_x_id()
     for for_user in (stranger, gone.x_user_id):
@@ -658,8 +690,9 @@ async def _conversation_for(
 
 
 async def test_closed_conversation_reopens_within_the_quiet_period(
-    sidecar: Sidecar, account: Account, q: Db
+    dm_sidecar: Sidecar, account: Account, q: Db
 ) -> None:
+    sidecar = dm_sidecar
     customer = new_x_id()
     now = await q.value("SELECT now()")
     conv_id = await _conversation_for(
@@ -679,9 +712,9 @@ async def test_closed_conversation_reopens_within_the_quiet_period(
 
 
 async def test_closed_conversation_after_the_quiet_period_starts_a_new_one(
-    start_sidecar: StartSidecar, account: Account, q: Db
+    start_sidecar: StartSidecar, dm_path: dict[str, Any], account: Account, q: Db
 ) -> None:
-    sidecar = await start_sidecar(reopen_window=3600.0)
+    sidecar = await start_sidecar(reopen_window=3600.0, **dm_path)
     customer = new_x_id()
     now = await q.value("SELECT now()")
     old_id = await _conversation_for(
@@ -701,8 +734,9 @@ async def test_closed_conversation_after_the_quiet_period_starts_a_new_one(
 
 
 async def test_snoozed_conversation_is_woken_early(
-    sidecar: Sidecar, account: Account, q: Db
+    dm_sidecar: Sidecar, account: Account, q: Db
 ) -> None:
+    sidecar = dm_sidecar
     customer = new_x_id()
     now = await q.value("SELECT now()")
     conv_id = await _conversation_for(

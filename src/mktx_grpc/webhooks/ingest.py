@@ -115,6 +115,10 @@ class IngestOptions:
     #: Retry failed events in the sidecar process too (after their back-off),
     #: besides the retry loop (``webhook_inline_retries``).
     inline_retries: bool = True
+    #: Apply runs of plain inbound DMs with set-based statements (falling back to
+    #: one event at a time on any surprise); off applies every event singly
+    #: (``webhook_set_based_dms``).
+    set_based_dms: bool = True
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> IngestOptions:
@@ -949,11 +953,13 @@ async def _run_batch(
                     async with conn.transaction():
                         await _apply_dm_run([dm for _, _, dm in todo], options)
                 except Exception as exc:
+                    metrics.dm_runs["fallback"] += 1
                     if not isinstance(exc, _FastPathMiss):
                         log.info("batched DM run fell back to single events: %s", exc)
                     for row, payload, _ in todo:
                         await apply_one(row, payload)
                     return
+                metrics.dm_runs["set_based"] += 1
                 for row, _, _ in todo:
                     done_ids.append(row["id"])
                     outcomes.append(PROCESSED)
@@ -961,7 +967,11 @@ async def _run_batch(
 
             for row, payload in items:
                 account = accounts.get(str(payload.get("for_user_id", "")))
-                dm = _plain_inbound_dm(account, payload, row["received_at"])
+                dm = (
+                    _plain_inbound_dm(account, payload, row["received_at"])
+                    if options.set_based_dms
+                    else None
+                )
                 if dm is not None:
                     run.append((row, payload, dm))
                     continue

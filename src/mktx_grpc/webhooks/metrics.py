@@ -56,6 +56,8 @@ class WebhookMetrics:
       ``missing_signature``, ``too_large``, ``bad_json``, ``bad_payload``);
     * ``processed``: finished events, by outcome (PROCESSED, IGNORED, DUPLICATE, DEAD);
     * ``failed``: processing attempts that failed and will be retried;
+    * ``dm_runs``: runs of inbound DMs applied set-based, or fallen back to one
+      event at a time (``set_based``, ``fallback``);
     * ``lag``: seconds from receipt to finished processing (histogram).
     """
 
@@ -67,6 +69,7 @@ class WebhookMetrics:
         self.rejected: defaultdict[str, int] = defaultdict(int)
         self.processed: defaultdict[str, int] = defaultdict(int)
         self.failed = 0
+        self.dm_runs: defaultdict[str, int] = defaultdict(int)
         self._lag_counts = [0] * len(LAG_BUCKETS)
         self._lag_sum = 0.0
         self._lag_count = 0
@@ -135,6 +138,12 @@ class WebhookMetrics:
             "counter",
             "Processing attempts that failed and were scheduled for retry.",
             [("", self.failed)],
+        )
+        family(
+            "mktx_webhook_dm_runs_total",
+            "counter",
+            "Runs of inbound DMs applied set-based or fallen back to single events.",
+            labelled("path", self.dm_runs),
         )
         cumulative, buckets = 0, []
         for bound, n in zip(LAG_BUCKETS, self._lag_counts, strict=True):
