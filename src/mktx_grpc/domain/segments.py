@@ -40,10 +40,13 @@ Op = int
 
 MAX_DEPTH = 5
 MAX_CONDITIONS = 50
-MAX_GROUP_NODES = 50
 MAX_STRING = 500
 MAX_LIST = 100
 MAX_DAYS = 3_650
+MAX_NAME = 200
+MAX_DESCRIPTION = 1_000
+MAX_PREVIEW_SAMPLE = 50
+DEFAULT_PREVIEW_SAMPLE = 20
 ATTRIBUTE_PREFIX = "attributes."
 ATTRIBUTE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
@@ -183,6 +186,18 @@ def conditions_from_json(data: dict[str, Any]) -> segments_pb2.ConditionGroup:
 # ------------------------------------------------------------------ validation
 
 
+def validate_segment_fields(name: str, description: str) -> list[FieldViolation]:
+    """The segment's own text fields; paths are relative to the segment."""
+    v: list[FieldViolation] = []
+    if not name.strip():
+        v.append(FieldViolation("name", "is required"))
+    elif len(name) > MAX_NAME:
+        v.append(FieldViolation("name", f"must be at most {MAX_NAME} characters"))
+    if len(description) > MAX_DESCRIPTION:
+        v.append(FieldViolation("description", f"must be at most {MAX_DESCRIPTION} characters"))
+    return v
+
+
 def _walk(
     group: segments_pb2.ConditionGroup, path: str, depth: int = 1
 ) -> Iterator[tuple[str, int, segments_pb2.ConditionNode]]:
@@ -250,8 +265,6 @@ def _check_group(
         v.append(FieldViolation(f"{path}.operator", "is not a known value"))
     if not group.nodes and not root:
         v.append(FieldViolation(f"{path}.nodes", "a nested group needs at least one node"))
-    if len(group.nodes) > MAX_GROUP_NODES:
-        v.append(FieldViolation(f"{path}.nodes", f"at most {MAX_GROUP_NODES} nodes per group"))
     return v
 
 
