@@ -17,6 +17,7 @@ from .validation import templates as templates_rules
 from .validation import accounts as accounts_rules
 from .validation import contacts as contacts_rules
 from .validation import conversations as conversations_rules
+from .validation import segments as segments_rules
 
 Rule = rules.Rule
 
@@ -49,6 +50,7 @@ _T = "/mktx.v1.TemplatesService/"
 _A = "/mktx.v1.AccountsService/"
 _CT = "/mktx.v1.ContactsService/"
 _CV = "/mktx.v1.ConversationsService/"
+_SG = "/mktx.v1.SegmentsService/"
 
 METHODS: dict[str, MethodSpec] = {
     # Templates
@@ -96,6 +98,14 @@ METHODS: dict[str, MethodSpec] = {
     _CV + "WatchConversations": MethodSpec(
         db=False, validate=conversations_rules.watch_conversations
     ),
+    # Segments
+    _SG + "CreateSegment": write(segments_rules.create_segment),
+    _SG + "GetSegment": read(rules.require_uuid("id")),
+    _SG + "ListSegments": read(segments_rules.list_segments),
+    _SG + "UpdateSegment": write(segments_rules.update_segment),
+    _SG + "DeleteSegment": write(segments_rules.delete_segment),
+    _SG + "PreviewSegment": read(segments_rules.preview_segment),
+    _SG + "RefreshSegmentCount": write(rules.require_uuid("id")),
 }
 
 _PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")

@@ -55,6 +55,7 @@ from .pagination import PageTokens
 from .services.accounts import AccountsServicer
 from .services.contacts import ContactsServicer
 from .services.conversations import ConversationsServicer
+from .services.segments import SegmentsServicer
 from .services.templates import TemplatesServicer
 from .services.unimplemented import complete
 from .store.budget import DbDmBudget
@@ -87,7 +88,7 @@ SERVICES: list[ServiceEntry] = [
     _entry(contacts_pb2, contacts_pb2_grpc, "ContactsService", ContactsServicer),
     _entry(conversations_pb2, conversations_pb2_grpc, "ConversationsService",
            ConversationsServicer),
-    _entry(segments_pb2, segments_pb2_grpc, "SegmentsService", None),
+    _entry(segments_pb2, segments_pb2_grpc, "SegmentsService", SegmentsServicer),
     _entry(campaigns_pb2, campaigns_pb2_grpc, "CampaignsService", None),
     _entry(automation_pb2, automation_pb2_grpc, "AutomationService", None),
     _entry(ai_pb2, ai_pb2_grpc, "AIService", None),
