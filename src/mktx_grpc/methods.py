@@ -17,6 +17,7 @@ from .validation import templates as templates_rules
 from .validation import accounts as accounts_rules
 from .validation import contacts as contacts_rules
 from .validation import conversations as conversations_rules
+from .validation import campaigns as campaigns_rules
 from .validation import segments as segments_rules
 
 Rule = rules.Rule
@@ -50,6 +51,7 @@ _T = "/mktx.v1.TemplatesService/"
 _A = "/mktx.v1.AccountsService/"
 _CT = "/mktx.v1.ContactsService/"
 _CV = "/mktx.v1.ConversationsService/"
+_CP = "/mktx.v1.CampaignsService/"
 _SG = "/mktx.v1.SegmentsService/"
 
 METHODS: dict[str, MethodSpec] = {
@@ -106,6 +108,19 @@ METHODS: dict[str, MethodSpec] = {
     _SG + "DeleteSegment": write(segments_rules.delete_segment),
     _SG + "PreviewSegment": read(segments_rules.preview_segment),
     _SG + "RefreshSegmentCount": write(rules.require_uuid("id")),
+    # Campaigns. SendTestMessage calls X: no transaction is held across it.
+    _CP + "CreateCampaign": write(campaigns_rules.create_campaign),
+    _CP + "GetCampaign": read(rules.require_uuid("id")),
+    _CP + "ListCampaigns": read(campaigns_rules.list_campaigns),
+    _CP + "UpdateCampaign": write(campaigns_rules.update_campaign),
+    _CP + "DeleteCampaign": write(rules.require_uuid("id")),
+    _CP + "StartCampaign": write(rules.require_uuid("id")),
+    _CP + "PauseCampaign": write(rules.require_uuid("id")),
+    _CP + "ResumeCampaign": write(rules.require_uuid("id")),
+    _CP + "CancelCampaign": write(rules.require_uuid("id")),
+    _CP + "SendTestMessage": read(campaigns_rules.send_test_message),
+    _CP + "GetCampaignMetrics": read(campaigns_rules.get_campaign_metrics),
+    _CP + "ListCampaignRecipients": read(campaigns_rules.list_campaign_recipients),
 }
 
 _PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")

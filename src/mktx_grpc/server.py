@@ -53,6 +53,7 @@ from .interceptors import (
 )
 from .pagination import PageTokens
 from .services.accounts import AccountsServicer
+from .services.campaigns import CampaignsServicer
 from .services.contacts import ContactsServicer
 from .services.conversations import ConversationsServicer
 from .services.segments import SegmentsServicer
@@ -89,7 +90,7 @@ SERVICES: list[ServiceEntry] = [
     _entry(conversations_pb2, conversations_pb2_grpc, "ConversationsService",
            ConversationsServicer),
     _entry(segments_pb2, segments_pb2_grpc, "SegmentsService", SegmentsServicer),
-    _entry(campaigns_pb2, campaigns_pb2_grpc, "CampaignsService", None),
+    _entry(campaigns_pb2, campaigns_pb2_grpc, "CampaignsService", CampaignsServicer),
     _entry(automation_pb2, automation_pb2_grpc, "AutomationService", None),
     _entry(ai_pb2, ai_pb2_grpc, "AIService", None),
 ]

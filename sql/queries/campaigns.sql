@@ -1,0 +1,487 @@
+-- Named queries for campaigns, their send ledger and metrics. Every statement that
+-- touches tenant data filters on merchant_id, except the dispatcher's cross-merchant
+-- discovery queries (marked), which return merchant_id for the per-tenant ones.
+--
+-- Lock order: a transaction that changes ledger rows and counters locks the ledger
+-- rows first and the campaign row last. Cancel and end-of-campaign lock the campaign
+-- first and take only unlocked QUEUED rows (SKIP LOCKED); leftovers are swept later.
+
+-- name: insert_campaign
+INSERT INTO campaigns (merchant_id, account_id, name, description, type, template_id,
+                       variables, start_at, end_at, time_zone, send_window,
+                       respect_contact_time_zone, steps, stop_on_reply, attribution_window,
+                       exclusion, max_sends_per_hour, enrol_delay)
+VALUES (%(merchant_id)s, %(account_id)s, %(name)s, %(description)s, %(type)s,
+        %(template_id)s, %(variables)s, %(start_at)s, %(end_at)s, %(time_zone)s,
+        %(send_window)s, %(respect_contact_time_zone)s, %(steps)s, %(stop_on_reply)s,
+        %(attribution_window)s, %(exclusion)s, %(max_sends_per_hour)s, %(enrol_delay)s)
+RETURNING id;
+
+-- name: get_campaign
+SELECT c.*,
+       ARRAY(SELECT s.segment_id FROM campaign_segments s
+              WHERE s.merchant_id = c.merchant_id AND s.campaign_id = c.id AND NOT s.excluded
+              ORDER BY s.segment_id) AS segment_ids,
+       ARRAY(SELECT s.segment_id FROM campaign_segments s
+              WHERE s.merchant_id = c.merchant_id AND s.campaign_id = c.id AND s.excluded
+              ORDER BY s.segment_id) AS exclude_segment_ids
+  FROM campaigns c
+ WHERE c.merchant_id = %(merchant_id)s AND c.id = %(id)s;
+
+-- name: lock_campaign
+SELECT id, status, version FROM campaigns
+ WHERE merchant_id = %(merchant_id)s AND id = %(id)s FOR UPDATE;
+
+-- name: update_campaign
+UPDATE campaigns
+   SET name = %(name)s, description = %(description)s, template_id = %(template_id)s,
+       variables = %(variables)s, start_at = %(start_at)s, end_at = %(end_at)s,
+       time_zone = %(time_zone)s, send_window = %(send_window)s,
+       respect_contact_time_zone = %(respect_contact_time_zone)s, steps = %(steps)s,
+       stop_on_reply = %(stop_on_reply)s, attribution_window = %(attribution_window)s,
+       exclusion = %(exclusion)s, max_sends_per_hour = %(max_sends_per_hour)s,
+       enrol_delay = %(enrol_delay)s, updated_at = now(), version = version + 1
+ WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
+-- name: delete_campaign_segments
+DELETE FROM campaign_segments WHERE merchant_id = %(merchant_id)s AND campaign_id = %(id)s;
+
+-- name: insert_campaign_segments
+INSERT INTO campaign_segments (merchant_id, campaign_id, segment_id, excluded)
+SELECT %(merchant_id)s, %(id)s, s, false FROM unnest(%(segment_ids)s::uuid[]) s
+UNION ALL
+SELECT %(merchant_id)s, %(id)s, s, true FROM unnest(%(exclude_segment_ids)s::uuid[]) s;
+
+-- name: delete_campaign
+DELETE FROM campaigns WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
+-- name: set_status
+UPDATE campaigns
+   SET status = %(status)s, status_reason = %(status_reason)s,
+       started_at = CASE WHEN %(status)s = 'RUNNING' THEN coalesce(started_at, now())
+                         ELSE started_at END,
+       completed_at = CASE WHEN %(status)s IN ('COMPLETED', 'CANCELLED') THEN now()
+                           ELSE completed_at END,
+       wait_until = NULL, updated_at = now(), version = version + 1
+ WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
+-- name: list_campaigns
+-- Newest first, keyset on (created_at, id). Optional filters are NULL when unused.
+SELECT c.*,
+       ARRAY(SELECT s.segment_id FROM campaign_segments s
+              WHERE s.merchant_id = c.merchant_id AND s.campaign_id = c.id AND NOT s.excluded
+              ORDER BY s.segment_id) AS segment_ids,
+       ARRAY(SELECT s.segment_id FROM campaign_segments s
+              WHERE s.merchant_id = c.merchant_id AND s.campaign_id = c.id AND s.excluded
+              ORDER BY s.segment_id) AS exclude_segment_ids
+  FROM campaigns c
+ WHERE c.merchant_id = %(merchant_id)s
+   AND (%(account_id)s::uuid IS NULL OR c.account_id = %(account_id)s)
+   AND (%(status)s::text IS NULL OR c.status = %(status)s)
+   AND (%(type)s::text IS NULL OR c.type = %(type)s)
+   AND (%(name_pattern)s::text IS NULL OR c.name ILIKE %(name_pattern)s)
+   AND (%(after_created)s::timestamptz IS NULL
+        OR (c.created_at, c.id) < (%(after_created)s, %(after_id)s::uuid))
+ ORDER BY c.created_at DESC, c.id DESC
+ LIMIT %(limit)s;
+
+-- name: get_account
+SELECT * FROM accounts WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
+-- name: existing_templates
+SELECT id FROM templates WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::uuid[]);
+
+-- name: get_templates
+SELECT * FROM templates WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::uuid[]);
+
+-- name: existing_segments
+SELECT id FROM segments WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::uuid[]);
+
+-- name: get_segments
+SELECT id, account_id, conditions FROM segments
+ WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::uuid[])
+ ORDER BY id;
+
+-- name: existing_campaigns
+SELECT id FROM campaigns WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::uuid[]);
+
+-- name: get_contacts
+SELECT * FROM contacts WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::uuid[]);
+
+-- name: get_contact
+SELECT * FROM contacts WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
+-- ---------------------------------------------------------------- counters
+
+-- name: bump_counters
+-- Counter deltas and the current hour's bucket, in the caller's transaction.
+WITH c AS (
+  UPDATE campaigns
+     SET recipients_total = recipients_total + %(total)s,
+         sent_count = sent_count + %(sent)s,
+         delivered_count = delivered_count + %(delivered)s,
+         read_count = read_count + %(read)s,
+         replied_count = replied_count + %(replied)s,
+         failed_count = failed_count + %(failed)s,
+         skipped_count = skipped_count + %(skipped)s
+   WHERE merchant_id = %(merchant_id)s AND id = %(campaign_id)s
+  RETURNING id
+)
+INSERT INTO campaign_metrics_hourly AS h
+       (merchant_id, campaign_id, hour, sent, delivered, read, replied, failed, skipped)
+SELECT %(merchant_id)s, c.id, date_trunc('hour', now()), %(sent)s, %(delivered)s, %(read)s,
+       %(replied)s, %(failed)s, %(skipped)s
+  FROM c
+ WHERE %(sent)s + %(delivered)s + %(read)s + %(replied)s + %(failed)s + %(skipped)s > 0
+ON CONFLICT (merchant_id, campaign_id, hour) DO UPDATE
+   SET sent = h.sent + EXCLUDED.sent, delivered = h.delivered + EXCLUDED.delivered,
+       read = h.read + EXCLUDED.read, replied = h.replied + EXCLUDED.replied,
+       failed = h.failed + EXCLUDED.failed, skipped = h.skipped + EXCLUDED.skipped;
+
+-- name: hourly_metrics
+SELECT hour, sent, delivered, read, clicked, replied, failed, skipped
+  FROM campaign_metrics_hourly
+ WHERE merchant_id = %(merchant_id)s AND campaign_id = %(campaign_id)s
+   AND hour >= %(start)s - interval '1 hour' AND hour < %(end)s
+ ORDER BY hour;
+
+-- ---------------------------------------------------------------- ledger
+
+-- name: skip_queued
+-- Cancel / end: unlocked QUEUED rows become SKIPPED (rows a dispatcher holds are
+-- swept by sweep_leftovers once it lets go).
+UPDATE campaign_recipients r
+   SET state = 'SKIPPED', reason = %(reason)s, settled_at = now(), updated_at = now()
+ WHERE r.id IN (SELECT id FROM campaign_recipients
+                 WHERE merchant_id = %(merchant_id)s AND campaign_id = %(campaign_id)s
+                   AND state = 'QUEUED'
+                 FOR UPDATE SKIP LOCKED);
+
+-- name: list_recipients
+SELECT r.*, c.x_user_id AS c_x_user_id, c.username AS c_username,
+       c.display_name AS c_display_name, c.profile_image_url AS c_profile_image_url
+  FROM campaign_recipients r
+  JOIN contacts c ON c.merchant_id = r.merchant_id AND c.id = r.contact_id
+ WHERE r.merchant_id = %(merchant_id)s AND r.campaign_id = %(campaign_id)s
+   AND (%(state)s::text IS NULL OR r.state = %(state)s)
+   AND (%(contact_id)s::uuid IS NULL OR r.contact_id = %(contact_id)s)
+   AND (%(after_due)s::timestamptz IS NULL
+        OR (r.due_at, r.contact_id, r.step)
+           > (%(after_due)s, %(after_contact)s::uuid, %(after_step)s::int))
+ ORDER BY r.due_at, r.contact_id, r.step
+ LIMIT %(limit)s;
+
+-- ---------------------------------------------------------------- dispatcher
+
+-- name: campaigns_to_dispatch
+-- Cross-merchant: RUNNING campaigns not waiting, with claimable rows, and the
+-- account's DM budget left (NULL when the account has no budget row yet).
+SELECT c.id, c.merchant_id, c.account_id, c.max_sends_per_hour,
+       coalesce((SELECT h.sent FROM campaign_metrics_hourly h
+                  WHERE h.merchant_id = c.merchant_id AND h.campaign_id = c.id
+                    AND h.hour = date_trunc('hour', now())), 0) AS sent_this_hour,
+       (SELECT count(*) FROM campaign_recipients s
+         WHERE s.merchant_id = c.merchant_id AND s.campaign_id = c.id
+           AND s.state = 'SENDING') AS in_flight
+  FROM campaigns c
+ WHERE c.status = 'RUNNING' AND (c.wait_until IS NULL OR c.wait_until <= now())
+   AND EXISTS (SELECT 1 FROM campaign_recipients r
+                WHERE r.merchant_id = c.merchant_id AND r.campaign_id = c.id
+                  AND r.state = 'QUEUED' AND r.ready_at <= now())
+ ORDER BY c.wait_until NULLS FIRST, c.started_at
+ LIMIT %(limit)s;
+
+-- name: budget_left
+-- How many DMs the account may still send now, by its DM budget windows.
+WITH lim AS (
+  SELECT coalesce(nullif((settings -> 'dm_budget' ->> 'per_15_minutes')::int, 0), %(default_15)s) AS l15,
+         coalesce(nullif((settings -> 'dm_budget' ->> 'per_24_hours')::int, 0), %(default_24)s) AS l24
+    FROM accounts WHERE merchant_id = %(merchant_id)s AND id = %(account_id)s
+)
+SELECT least(
+         CASE WHEN b.w15_start IS NULL OR now() >= b.w15_start + interval '15 minutes'
+              THEN lim.l15 ELSE lim.l15 - b.w15_count END,
+         CASE WHEN b.w24_start IS NULL OR now() >= b.w24_start + interval '24 hours'
+              THEN lim.l24 ELSE lim.l24 - b.w24_count END) AS left_now,
+       greatest(
+         CASE WHEN b.w15_count >= lim.l15 AND now() < b.w15_start + interval '15 minutes'
+              THEN b.w15_start + interval '15 minutes' END,
+         CASE WHEN b.w24_count >= lim.l24 AND now() < b.w24_start + interval '24 hours'
+              THEN b.w24_start + interval '24 hours' END) AS reset_at
+  FROM lim LEFT JOIN account_dm_budget b
+    ON b.merchant_id = %(merchant_id)s AND b.account_id = %(account_id)s;
+
+-- name: set_waiting
+-- A RUNNING campaign waits (window, budget, cap, account) until %(until)s.
+UPDATE campaigns SET wait_until = %(until)s, status_reason = %(reason)s
+ WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND status = 'RUNNING'
+   AND (status_reason IS DISTINCT FROM %(reason)s OR wait_until IS DISTINCT FROM %(until)s);
+
+-- name: clear_waiting
+UPDATE campaigns SET status_reason = ''
+ WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND status = 'RUNNING'
+   AND status_reason <> '';
+
+-- name: claim_candidates
+-- One campaign's claimable rows, locked; other dispatchers skip them.
+SELECT r.id, r.contact_id, r.step, r.due_at, r.attempts,
+       c.x_user_id, c.username, c.display_name, c.attributes, c.time_zone,
+       c.opted_out
+  FROM campaign_recipients r
+  JOIN contacts c ON c.merchant_id = r.merchant_id AND c.id = r.contact_id
+ WHERE r.merchant_id = %(merchant_id)s AND r.campaign_id = %(campaign_id)s
+   AND r.state = 'QUEUED' AND r.ready_at <= now()
+ ORDER BY r.ready_at
+ LIMIT %(limit)s
+ FOR UPDATE OF r SKIP LOCKED;
+
+-- name: contact_facts
+-- Exclusion facts at due time: a DM from the account within the period (other than
+-- this campaign's), and a conversation that is not CLOSED.
+SELECT x.contact_id,
+       (%(within)s::interval > interval '0' AND EXISTS (
+          SELECT 1 FROM conversations v JOIN messages m
+            ON m.merchant_id = v.merchant_id AND m.conversation_id = v.id
+          WHERE v.merchant_id = %(merchant_id)s AND v.account_id = %(account_id)s
+            AND v.contact_id = x.contact_id AND m.direction = 'OUTBOUND'
+            AND m.sent_at > now() - %(within)s::interval
+            AND m.campaign_id IS DISTINCT FROM %(campaign_id)s::uuid)) AS recently_messaged,
+       EXISTS (SELECT 1 FROM conversations v
+                WHERE v.merchant_id = %(merchant_id)s AND v.account_id = %(account_id)s
+                  AND v.contact_id = x.contact_id AND v.status <> 'CLOSED') AS open_conversation
+  FROM unnest(%(contact_ids)s::uuid[]) AS x(contact_id);
+
+-- name: mark_sending
+UPDATE campaign_recipients r
+   SET state = 'SENDING', text = x.text, attempts = r.attempts + 1, sending_at = now(),
+       lease_until = now() + %(lease)s::interval, updated_at = now()
+  FROM unnest(%(ids)s::bigint[], %(texts)s::text[]) AS x(id, text)
+ WHERE r.merchant_id = %(merchant_id)s AND r.id = x.id;
+
+-- name: defer_rows
+UPDATE campaign_recipients r
+   SET ready_at = x.at, updated_at = now()
+  FROM unnest(%(ids)s::bigint[], %(ats)s::timestamptz[]) AS x(id, at)
+ WHERE r.merchant_id = %(merchant_id)s AND r.id = x.id AND r.state = 'QUEUED';
+
+-- name: settle_rows
+-- QUEUED or SENDING rows become FAILED or SKIPPED with their reasons.
+UPDATE campaign_recipients r
+   SET state = %(state)s, reason = left(x.reason, 1000), settled_at = now(),
+       lease_until = NULL, updated_at = now()
+  FROM unnest(%(ids)s::bigint[], %(reasons)s::text[]) AS x(id, reason)
+ WHERE r.merchant_id = %(merchant_id)s AND r.id = x.id AND r.state IN ('QUEUED', 'SENDING')
+RETURNING r.id;
+
+-- name: requeue_rows
+-- SENDING rows known not to have reached X go back to QUEUED.
+UPDATE campaign_recipients r
+   SET state = 'QUEUED', ready_at = %(ready_at)s, lease_until = NULL, updated_at = now()
+ WHERE r.merchant_id = %(merchant_id)s AND r.id = ANY(%(ids)s::bigint[])
+   AND r.state = 'SENDING';
+
+-- name: extend_lease
+UPDATE campaign_recipients
+   SET lease_until = %(until)s, updated_at = now()
+ WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::bigint[]) AND state = 'SENDING';
+
+-- name: finish_sent
+-- Rows X accepted: each DM becomes an outbound message in the contact's conversation
+-- (the live one, else the latest; a new CLOSED one when the contact has none, so a
+-- campaign never opens support work) and the row becomes SENT with its ids.
+WITH x AS (
+  SELECT * FROM unnest(%(ids)s::bigint[], %(contact_ids)s::uuid[], %(x_event_ids)s::text[],
+                       %(x_conversation_ids)s::text[], %(sent_ats)s::timestamptz[])
+           AS x(id, contact_id, x_event_id, x_conversation_id, sent_at)
+), rows AS (
+  SELECT r.id, r.contact_id, r.text, x.x_event_id, x.x_conversation_id, x.sent_at
+    FROM campaign_recipients r JOIN x ON x.id = r.id
+   WHERE r.merchant_id = %(merchant_id)s AND r.state = 'SENDING'
+), existing AS (
+  SELECT DISTINCT ON (v.contact_id) v.contact_id, v.id
+    FROM conversations v
+   WHERE v.merchant_id = %(merchant_id)s AND v.account_id = %(account_id)s
+     AND v.contact_id IN (SELECT contact_id FROM rows)
+   ORDER BY v.contact_id, (v.status <> 'CLOSED') DESC, coalesce(v.last_message_at, v.created_at) DESC
+), opened AS (
+  INSERT INTO conversations (merchant_id, account_id, contact_id, x_conversation_id, status,
+                             close_reason, closed_at)
+  SELECT DISTINCT ON (rows.contact_id) %(merchant_id)s, %(account_id)s, rows.contact_id,
+         rows.x_conversation_id, 'CLOSED', 'campaign', now()
+    FROM rows WHERE rows.contact_id NOT IN (SELECT contact_id FROM existing)
+  RETURNING contact_id, id
+), conv AS (
+  SELECT contact_id, id FROM existing UNION ALL SELECT contact_id, id FROM opened
+), msg AS (
+  INSERT INTO messages AS m (merchant_id, conversation_id, direction, type, text,
+                             sender_user_id, x_event_id, delivery_state, origin,
+                             campaign_id, sent_at, created_at)
+  SELECT %(merchant_id)s, conv.id, 'OUTBOUND', 'TEXT', rows.text, %(sender)s,
+         rows.x_event_id, 'SENT', 'APP', %(campaign_id)s, rows.sent_at, rows.sent_at
+    FROM rows JOIN conv ON conv.contact_id = rows.contact_id
+  ON CONFLICT (merchant_id, x_event_id) WHERE x_event_id IS NOT NULL
+  DO UPDATE SET campaign_id = EXCLUDED.campaign_id
+  RETURNING m.id, m.x_event_id, m.conversation_id
+), conv_note AS (
+  UPDATE conversations v
+     SET last_message_preview = left(n.text, 200), last_message_at = n.sent_at,
+         message_count = v.message_count + 1, updated_at = now()
+    FROM (SELECT DISTINCT ON (msg.conversation_id) msg.conversation_id, rows.text, rows.sent_at
+            FROM msg JOIN rows ON rows.x_event_id = msg.x_event_id) n
+   WHERE v.merchant_id = %(merchant_id)s AND v.id = n.conversation_id
+), interactions AS (
+  INSERT INTO contact_interactions (merchant_id, contact_id, kind, occurred_at, ref)
+  SELECT %(merchant_id)s, rows.contact_id, 'MESSAGE_OUT', rows.sent_at, rows.x_event_id FROM rows
+), touched AS (
+  UPDATE contacts c
+     SET last_interaction_at = greatest(c.last_interaction_at, rows.sent_at),
+         first_interaction_at = coalesce(c.first_interaction_at, rows.sent_at)
+    FROM rows
+   WHERE c.merchant_id = %(merchant_id)s AND c.id = rows.contact_id
+)
+UPDATE campaign_recipients r
+   SET state = 'SENT', x_event_id = rows.x_event_id, message_id = msg.id,
+       sent_at = rows.sent_at, settled_at = now(), lease_until = NULL, reason = '',
+       updated_at = now()
+  FROM rows JOIN msg ON msg.x_event_id = rows.x_event_id
+ WHERE r.merchant_id = %(merchant_id)s AND r.id = rows.id
+RETURNING r.id, r.contact_id, r.step;
+
+-- name: insert_steps
+-- The next step of a sequence for contacts whose previous step was sent.
+INSERT INTO campaign_recipients (merchant_id, campaign_id, contact_id, step, due_at, ready_at)
+SELECT %(merchant_id)s, %(campaign_id)s, x.contact_id, x.step, x.due_at, x.due_at
+  FROM unnest(%(contact_ids)s::uuid[], %(steps)s::int[], %(due_ats)s::timestamptz[])
+       AS x(contact_id, step, due_at)
+ON CONFLICT (campaign_id, contact_id, step) DO NOTHING
+RETURNING id;
+
+-- name: stale_sending
+-- Cross-merchant: SENDING rows whose lease ran out (their dispatcher died or X's
+-- answer was unclear), locked for this recovery pass.
+SELECT r.id, r.merchant_id, r.campaign_id, r.contact_id, r.step, r.text, r.attempts,
+       r.sending_at, c.x_user_id, k.account_id, k.status AS campaign_status
+  FROM campaign_recipients r
+  JOIN contacts c ON c.merchant_id = r.merchant_id AND c.id = r.contact_id
+  JOIN campaigns k ON k.merchant_id = r.merchant_id AND k.id = r.campaign_id
+ WHERE r.state = 'SENDING' AND r.lease_until < now()
+ ORDER BY r.lease_until
+ LIMIT %(limit)s
+ FOR UPDATE OF r SKIP LOCKED;
+
+-- name: sweep_leftovers
+-- Cross-merchant: QUEUED rows of campaigns that ended while a dispatcher held them.
+UPDATE campaign_recipients r
+   SET state = 'SKIPPED', settled_at = now(), updated_at = now(),
+       reason = CASE WHEN k.status = 'CANCELLED' THEN 'campaign_cancelled'
+                     ELSE 'end_time_passed' END
+  FROM campaigns k
+ WHERE k.status IN ('CANCELLED', 'COMPLETED') AND k.completed_at > now() - interval '1 day'
+   AND r.merchant_id = k.merchant_id AND r.campaign_id = k.id AND r.state = 'QUEUED'
+RETURNING r.merchant_id, r.campaign_id;
+
+-- ---------------------------------------------------------------- scheduler
+
+-- name: due_scheduled
+-- Cross-merchant: SCHEDULED campaigns whose start time came.
+SELECT id, merchant_id FROM campaigns
+ WHERE status = 'SCHEDULED' AND start_at <= now()
+ ORDER BY start_at
+ LIMIT %(limit)s
+ FOR UPDATE SKIP LOCKED;
+
+-- name: due_to_end
+-- Cross-merchant: live campaigns past end_time, or RUNNING ones (not WELCOME) with
+-- nothing left to send.
+SELECT c.id, c.merchant_id,
+       (c.end_at IS NOT NULL AND c.end_at <= now()) AS ended
+  FROM campaigns c
+ WHERE c.status IN ('RUNNING', 'PAUSED')
+   AND ((c.end_at IS NOT NULL AND c.end_at <= now())
+        OR (c.status = 'RUNNING' AND c.type <> 'WELCOME'
+            AND NOT EXISTS (SELECT 1 FROM campaign_recipients r
+                             WHERE r.merchant_id = c.merchant_id AND r.campaign_id = c.id
+                               AND r.state IN ('QUEUED', 'SENDING'))))
+ LIMIT %(limit)s
+ FOR UPDATE OF c SKIP LOCKED;
+
+-- ---------------------------------------------------------------- event consumer
+
+-- name: lock_cursor
+-- One consumer pass at a time across workers; a busy cursor is skipped.
+INSERT INTO event_consumer_cursors (consumer) VALUES (%(consumer)s)
+ON CONFLICT (consumer) DO NOTHING;
+
+-- name: claim_cursor
+SELECT last_event_id FROM event_consumer_cursors
+ WHERE consumer = %(consumer)s FOR UPDATE SKIP LOCKED;
+
+-- name: advance_cursor
+UPDATE event_consumer_cursors SET last_event_id = %(last_event_id)s, updated_at = now()
+ WHERE consumer = %(consumer)s;
+
+-- name: events_for_consumer
+-- Cross-merchant, in id order. `settled` is false for an event whose transaction is
+-- not older than every running one: a lower id may still commit, so the consumer
+-- stops before it and looks again shortly.
+SELECT id, merchant_id, type, payload, created_at,
+       tx < pg_snapshot_xmin(pg_current_snapshot()) AS settled
+  FROM domain_events
+ WHERE id > %(after_id)s
+ ORDER BY id
+ LIMIT %(limit)s;
+
+-- name: mark_delivered
+-- A delivery echo of a campaign message: SENT rows become DELIVERED.
+UPDATE campaign_recipients
+   SET state = 'DELIVERED', delivered_at = coalesce(delivered_at, %(at)s), updated_at = now()
+ WHERE merchant_id = %(merchant_id)s AND message_id = %(message_id)s AND state = 'SENT'
+RETURNING campaign_id;
+
+-- name: mark_read
+-- A read receipt: SENT/DELIVERED rows become READ (delivered too, if not yet).
+UPDATE campaign_recipients r
+   SET state = 'READ', read_at = %(at)s, delivered_at = coalesce(r.delivered_at, %(at)s),
+       updated_at = now()
+  FROM campaign_recipients old
+ WHERE r.merchant_id = %(merchant_id)s AND r.message_id = %(message_id)s
+   AND r.state IN ('SENT', 'DELIVERED') AND old.id = r.id
+RETURNING r.campaign_id, (old.delivered_at IS NULL) AS newly_delivered;
+
+-- name: mark_replied
+-- An inbound DM from a contact: per campaign, the contact's latest row sent within
+-- the attribution window becomes REPLIED (once per row).
+UPDATE campaign_recipients r
+   SET state = 'REPLIED', replied_at = %(at)s, updated_at = now()
+  FROM (SELECT DISTINCT ON (r2.campaign_id) r2.id
+          FROM campaign_recipients r2
+          JOIN campaigns k ON k.merchant_id = r2.merchant_id AND k.id = r2.campaign_id
+         WHERE r2.merchant_id = %(merchant_id)s AND r2.contact_id = %(contact_id)s
+           AND r2.sent_at IS NOT NULL AND r2.sent_at <= %(at)s
+           AND r2.sent_at > %(at)s - k.attribution_window
+         ORDER BY r2.campaign_id, r2.sent_at DESC) pick
+ WHERE r.id = pick.id AND r.merchant_id = %(merchant_id)s
+   AND r.state IN ('SENT', 'DELIVERED', 'READ') AND r.replied_at IS NULL
+RETURNING r.campaign_id;
+
+-- name: stop_on_reply
+-- The contact replied: later steps of sequences that stop on reply are SKIPPED.
+UPDATE campaign_recipients r
+   SET state = 'SKIPPED', reason = 'replied', settled_at = now(), updated_at = now()
+  FROM campaigns k
+ WHERE r.merchant_id = %(merchant_id)s AND r.contact_id = %(contact_id)s
+   AND r.state = 'QUEUED'
+   AND k.merchant_id = r.merchant_id AND k.id = r.campaign_id
+   AND k.type IN ('FOLLOW_UP', 'DRIP') AND k.stop_on_reply
+   AND EXISTS (SELECT 1 FROM campaign_recipients s
+                WHERE s.merchant_id = r.merchant_id AND s.campaign_id = r.campaign_id
+                  AND s.contact_id = r.contact_id AND s.sent_at IS NOT NULL
+                  AND s.sent_at <= %(at)s)
+RETURNING r.campaign_id;
+
+-- name: welcome_campaigns
+-- RUNNING welcome campaigns of the account a follow arrived on.
+SELECT id FROM campaigns
+ WHERE merchant_id = %(merchant_id)s AND account_id = %(account_id)s
+   AND type = 'WELCOME' AND status = 'RUNNING'
+   AND (end_at IS NULL OR end_at > now());
