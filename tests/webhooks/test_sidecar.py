@@ -210,3 +210,16 @@ async def test_empty_consumer_secret_refuses_everything(deps: Deps, q: Db) -> No
         resp = await http.get("/webhooks/twitter", params={"crc_token": "t"})
         assert resp.status_code == 503
     assert await q.value("SELECT count(*) FROM webhook_inbox") == 0
+
+
+def test_options_come_from_settings_when_present() -> None:
+    from types import SimpleNamespace
+
+    from mktx_grpc.webhooks.ingest import IngestOptions
+
+    opts = IngestOptions.from_settings(
+        SimpleNamespace(webhook_reopen_window=60.0, webhook_max_body_bytes=10, unrelated=1)
+    )
+    assert opts.reopen_window == 60.0 and opts.max_body_bytes == 10
+    assert opts.claim_delay == IngestOptions().claim_delay
+    assert IngestOptions.from_settings(object()) == IngestOptions()

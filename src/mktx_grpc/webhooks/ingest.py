@@ -87,7 +87,7 @@ class IngestOptions:
     #: message is reopened; otherwise a new one opens (``webhook_reopen_window``).
     reopen_window: float = 86_400.0
     #: In-process processing workers; a contact's events always go to the same one
-    #: (``webhook_ingest_workers``).
+    #: (``webhook_workers``).
     workers: int = 2
     #: Most events applied in one transaction (``webhook_batch_size``).
     batch_size: int = 200
