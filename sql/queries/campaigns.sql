@@ -316,8 +316,8 @@ WITH x AS (
   INSERT INTO messages AS m (merchant_id, conversation_id, direction, type, text,
                              sender_user_id, x_event_id, delivery_state, origin,
                              campaign_id, sent_at, created_at)
-  SELECT %(merchant_id)s, conv.id, 'OUTBOUND', 'TEXT', rows.text, %(sender)s,
-         rows.x_event_id, 'SENT', 'APP', %(campaign_id)s, rows.sent_at, rows.sent_at
+  SELECT %(merchant_id)s, conv.id, 'OUTBOUND', 'TEXT', rows.text, '',
+         rows.x_event_id, 'SENT', 'CAMPAIGN', %(campaign_id)s, rows.sent_at, rows.sent_at
     FROM rows JOIN conv ON conv.contact_id = rows.contact_id
   ON CONFLICT (merchant_id, x_event_id) WHERE x_event_id IS NOT NULL
   DO UPDATE SET campaign_id = EXCLUDED.campaign_id

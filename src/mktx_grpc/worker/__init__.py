@@ -74,4 +74,18 @@ async def refresh_expiring_tokens(deps: Deps) -> float:
     return 5.0 if len(due) == 100 else 60.0
 
 
-LOOPS: list[Loop] = [purge_expired_connections, refresh_expiring_tokens]
+from .dispatch import (  # noqa: E402 - the loops need the helpers above
+    consume_campaign_events,
+    dispatch_due_recipients,
+    recover_stale_sends,
+    run_campaign_schedules,
+)
+
+LOOPS: list[Loop] = [
+    purge_expired_connections,
+    refresh_expiring_tokens,
+    dispatch_due_recipients,
+    recover_stale_sends,
+    run_campaign_schedules,
+    consume_campaign_events,
+]

@@ -142,12 +142,13 @@ async def _wait(c: _Campaign, until: datetime, reason: str) -> None:
 # ------------------------------------------------------------------ dispatch
 
 
-async def dispatch_due_recipients(deps: Deps) -> float:
+async def dispatch_due_recipients(deps: Deps, options: DispatchOptions | None = None) -> float:
     """Send what is due for every RUNNING campaign (see the module docstring).
 
-    Returns 0 when it sent a full batch somewhere (more is probably due), else the
-    idle sleep. Errors of one campaign are logged and do not stop the others."""
-    opts = _options(deps)
+    Returns 0 when it claimed anything (more is probably due), else the idle sleep.
+    Errors of one campaign are logged and do not stop the others. ``options``
+    overrides the settings (tests and benchmarks)."""
+    opts = options or _options(deps)
     async with own_transaction(deps.pool):
         due = await fetch_all(Q.campaigns_to_dispatch, {"limit": opts.campaigns_per_pass})
     busy = False
@@ -398,7 +399,6 @@ async def _finish_sent(
     m = c.merchant_id
     done = await fetch_all(Q.finish_sent, {
         "merchant_id": m, "account_id": c.account["id"], "campaign_id": c.id,
-        "sender": f"campaign:{c.id}",
         "ids": [s[0] for s in sent], "contact_ids": [s[1] for s in sent],
         "x_event_ids": [s[3] for s in sent],
         "x_conversation_ids": [s[4] for s in sent], "sent_ats": [s[5] for s in sent],
@@ -421,7 +421,7 @@ async def _finish_sent(
 # ------------------------------------------------------------------ recovery
 
 
-async def recover_stale_sends(deps: Deps) -> float:
+async def recover_stale_sends(deps: Deps, options: DispatchOptions | None = None) -> float:
     """Resolve SENDING rows whose lease ran out by looking the DM up at X.
 
     Found (our text to that contact, sent no earlier than the claim): SENT with
@@ -429,7 +429,7 @@ async def recover_stale_sends(deps: Deps) -> float:
     FAILED after ``max_attempts``). A lookup X cannot answer now is retried later; a
     lookup that can never be answered (the account lost its access) FAILS the row
     with reason "unconfirmed", because resending could duplicate it."""
-    opts = _options(deps)
+    opts = options or _options(deps)
     async with own_transaction(deps.pool):
         rows = await fetch_all(Q.stale_sending, {"limit": 50})
         now = _now()
