@@ -65,6 +65,7 @@ SELECT count(*) AS pending,
 -- name: accounts_by_x_user
 -- Routing: for_user_id names at most one account that is not DISCONNECTED
 -- (accounts_live_x_user), across all merchants.
+/* cross-tenant: webhook routing by X user id, before the merchant is known */
 SELECT id, merchant_id, x_user_id, status
   FROM accounts
  WHERE x_user_id = ANY(%(x_user_ids)s::text[]) AND status <> 'DISCONNECTED';
