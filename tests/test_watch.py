@@ -72,31 +72,23 @@ async def next_event(call, timeout=5.0):
     return await asyncio.wait_for(call.read(), timeout)
 
 
-async def started(call):
-    """Wait until the server has subscribed (its initial metadata is sent after the
-    handler begins; a first heartbeat is not needed)."""
-    await asyncio.wait_for(call.initial_metadata(), 5.0)
-
-
 async def open_watch(stub, md, **kw):
     call = stub.WatchConversations(C.WatchConversationsRequest(**kw), metadata=md)
     return call
 
 
-async def wait_subscribed(api, merchant, timeout=5.0):
-    d = live.dispatcher_for(api.app.deps.pool)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while merchant not in d._subs:
-        assert loop.time() < deadline, "stream never subscribed"
-        await asyncio.sleep(0.01)
+async def wait_live(*calls):
+    """The server sends initial metadata once the stream is live (subscribed, and its
+    starting position fixed), so every event committed afterwards reaches it."""
+    for call in calls:
+        await asyncio.wait_for(call.initial_metadata(), 5.0)
 
 
 async def test_events_from_another_connection_and_own_changes(api, stub, merchant, db):
     md = api.auth(merchant, user_id="agent-1")
     acc, (conv,) = await setup_inbox(db, merchant)
     call = await open_watch(stub, md)
-    await wait_subscribed(api, merchant)
+    await wait_live(call)
     mid = await ingest_message(db, merchant, conv, "first!")
     ev = await next_event(call)
     assert ev.type == E.Value("CONVERSATION_EVENT_TYPE_NEW_MESSAGE")
@@ -125,8 +117,7 @@ async def test_filters_and_tenant_isolation(api, stub, merchant, other_merchant,
         stub, md, event_types=[E.Value("CONVERSATION_EVENT_TYPE_ASSIGNED")]
     )
     other = await open_watch(stub, api.auth(other_merchant))
-    await wait_subscribed(api, merchant)
-    await wait_subscribed(api, other_merchant)
+    await wait_live(only_c2, only_assign, other)
     await ingest_message(db, merchant, c1)
     await ingest_message(db, merchant, c2)
     await stub.AssignConversation(
@@ -147,7 +138,7 @@ async def test_resume_from_cursor_without_gaps_or_duplicates(api, stub, merchant
     md = api.auth(merchant)
     _, (conv,) = await setup_inbox(db, merchant)
     call = await open_watch(stub, md)
-    await wait_subscribed(api, merchant)
+    await wait_live(call)
     sent = [await ingest_message(db, merchant, conv, f"m{i}") for i in range(3)]
     got = [await next_event(call) for _ in range(3)]
     assert [e.message.id for e in got] == sent
@@ -219,7 +210,7 @@ async def test_contact_erasure_streams_deleted(api, stub, merchant, db):
         await db.execute("SELECT contact_id FROM conversations WHERE id = %s", (conv,))
     ).fetchone()
     call = await open_watch(stub, md)
-    await wait_subscribed(api, merchant)
+    await wait_live(call)
     await contacts_pb2_grpc.ContactsServiceStub(api.channel).DeleteContact(
         contacts_pb2.DeleteContactRequest(id=str(contact)), metadata=md
     )
@@ -236,7 +227,7 @@ async def test_slow_consumer_is_cut_off_and_resumes(api, stub, merchant, db, mon
     md = api.auth(merchant)
     _, (conv,) = await setup_inbox(db, merchant)
     call = await open_watch(stub, md)
-    await wait_subscribed(api, merchant)
+    await wait_live(call)
     await ingest_message(db, merchant, conv)
     first = await next_event(call)
     # A burst far beyond what the client reads: 4,000 assignment events in one commit.
@@ -278,7 +269,7 @@ async def test_fast_consumer_survives_a_burst_larger_than_the_limit(
     md = api.auth(merchant)
     _, (conv,) = await setup_inbox(db, merchant)
     call = await open_watch(stub, md)
-    await wait_subscribed(api, merchant)
+    await wait_live(call)
     await db.execute(
         "WITH ev AS (INSERT INTO domain_events (merchant_id, type, aggregate_id, payload)"
         " SELECT %s, 'conversation.unassigned', %s, jsonb_build_object('conversation_id',"

@@ -687,6 +687,9 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
             if not request.cursor:
                 async with _connection(pool):
                     last_id = await store.max_event_id(merchant)
+            # Initial metadata tells the client the stream is live: every event
+            # committed from here on will reach it.
+            await context.send_initial_metadata(())
             quiet_since = time.monotonic()
             held_since: float | None = None
             while True:
