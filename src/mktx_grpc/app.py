@@ -59,7 +59,8 @@ async def serve_process(settings: Settings, *, primary: bool = True) -> None:
                 port=settings.webhook_port,
                 log_config=None,
                 access_log=False,
-                lifespan="off",
+                # The sidecar's lifespan starts and drains its event processors.
+                lifespan="on",
             )
         )
         tasks.append(asyncio.create_task(sidecar.serve(), name="webhook-sidecar"))

@@ -84,6 +84,11 @@ class Settings:
     grpc_port: int = 50051
     webhook_host: str = "0.0.0.0"
     webhook_port: int = 5000
+    #: Largest webhook body accepted (413 above).
+    webhook_max_body_bytes: int = 1024 * 1024
+    #: An inbound DM reopens a conversation closed less than this many seconds ago;
+    #: after it, a new conversation starts.
+    webhook_reopen_window: float = 24 * 3600.0
     #: Public URL X calls for webhooks (RegisterWebhook default).
     public_webhook_url: str = ""
     #: Number of SO_REUSEPORT server processes for ``serve``.
@@ -161,6 +166,8 @@ class Settings:
             webhook_host=_env("MKTX_WEBHOOK_HOST", "0.0.0.0"),
             webhook_port=_env_int("MKTX_WEBHOOK_PORT", 5000),
             public_webhook_url=_env("MKTX_PUBLIC_WEBHOOK_URL"),
+            webhook_max_body_bytes=_env_int("MKTX_WEBHOOK_MAX_BODY_BYTES", 1024 * 1024),
+            webhook_reopen_window=_env_float("MKTX_REOPEN_WINDOW", 24 * 3600.0),
             workers=max(1, _env_int("MKTX_WORKERS", 1)),
             pool_min_size=_env_int("MKTX_POOL_MIN_SIZE", 2),
             pool_max_size=_env_int("MKTX_POOL_MAX_SIZE", 10),

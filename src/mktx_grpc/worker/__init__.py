@@ -81,9 +81,30 @@ from .dispatch import (  # noqa: E402 - the loops need the helpers above
     run_campaign_schedules,
 )
 
+async def _retry_webhook_inbox(deps: Deps) -> float:
+    from ..webhooks.ingest import retry_webhook_inbox
+
+    return await retry_webhook_inbox(deps)
+
+
+async def _wake_snoozed_conversations(deps: Deps) -> float:
+    from ..services.conversations import wake_snoozed_conversations
+
+    return await wake_snoozed_conversations(deps)
+
+
+async def _refresh_segment_counts(deps: Deps) -> float:
+    from .segments import refresh_segment_counts
+
+    return await refresh_segment_counts(deps)
+
+
 LOOPS: list[Loop] = [
     purge_expired_connections,
     refresh_expiring_tokens,
+    _retry_webhook_inbox,
+    _wake_snoozed_conversations,
+    _refresh_segment_counts,
     dispatch_due_recipients,
     recover_stale_sends,
     run_campaign_schedules,
