@@ -150,6 +150,7 @@ UPDATE conversations c
 RETURNING c.id, c.merchant_id, c.account_id, c.contact_id;
 
 -- name: next_snooze_due
+/* cross-tenant: the wake-up loop sleeps until the earliest snooze of any merchant */
 SELECT min(snooze_until) AS due FROM conversations WHERE status = 'SNOOZED';
 
 -- name: watch_events_after
