@@ -856,6 +856,40 @@ async def test_export_batches_filters_and_snapshot(api, stub, merchant, other_me
     )
 
 
+async def test_export_by_segment(api, stub, merchant, other_merchant, db):
+    """Export restricted to a segment's members, through the segment compiler."""
+    from psycopg.types.json import Jsonb
+
+    md = api.auth(merchant)
+    acc = await insert_account(db, merchant)
+    await db.execute(
+        "INSERT INTO contacts (merchant_id, account_id, x_user_id, username, tags)"
+        " SELECT %s, %s, g::text, 'u' || g, CASE WHEN g %% 4 = 0 THEN '{vip}'::text[]"
+        " ELSE '{}' END FROM generate_series(1, 40) g",
+        (merchant, acc),
+    )
+    vip = {"operator": "CONDITION_GROUP_OPERATOR_AND", "nodes": [{"condition": {
+        "field": "tags", "operator": "CONDITION_OPERATOR_CONTAINS", "string_value": "vip"}}]}
+    seg = uuid.uuid4()
+    await db.execute(
+        "INSERT INTO segments (id, merchant_id, name, conditions) VALUES (%s, %s, 'vip', %s)",
+        (seg, merchant, Jsonb(vip)),
+    )
+    got = [c async for b in stub.ExportContacts(P.ExportContactsRequest(segment_id=str(seg)),
+                                                metadata=md) for c in b.contacts]
+    assert sorted(int(c.x_user_id) for c in got) == list(range(4, 41, 4))
+    # Segment and list filters combine.
+    got = [c async for b in stub.ExportContacts(
+        P.ExportContactsRequest(segment_id=str(seg), query="u2"), metadata=md) for c in b.contacts]
+    assert sorted(c.username for c in got) == ["u20", "u24", "u28"]
+    # Another merchant's segment is NOT_FOUND.
+    await expect_error(
+        stub.ExportContacts(P.ExportContactsRequest(segment_id=str(seg)),
+                            metadata=api.auth(other_merchant)).read(),
+        NOT_FOUND,
+    )
+
+
 async def test_other_merchants_contact_is_not_found_everywhere(
     api, stub, merchant, other_merchant, db
 ):

@@ -21,6 +21,28 @@ SELECT id, status FROM accounts WHERE merchant_id = %(merchant_id)s AND id = %(i
 -- name: segment_exists
 SELECT id FROM segments WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
 
+-- name: segment_conditions
+SELECT conditions, account_id FROM segments WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
+-- name: export_contacts_in_segment
+-- export_contacts restricted to a segment. {segment} is the segment's compiled
+-- condition (domain.segments.compile_conditions): composed with psycopg.sql, every
+-- value in it bound as a parameter.
+SELECT c.* FROM contacts c
+ WHERE c.merchant_id = %(merchant_id)s
+   AND (%(account_id)s::uuid IS NULL OR c.account_id = %(account_id)s::uuid)
+   AND (%(segment_account_id)s::uuid IS NULL OR c.account_id = %(segment_account_id)s::uuid)
+   AND (%(pattern)s::text IS NULL
+        OR c.username ILIKE %(pattern)s::text OR c.display_name ILIKE %(pattern)s::text)
+   AND (%(tags_any)s::text[] IS NULL OR c.tags && %(tags_any)s::text[])
+   AND (%(tags_all)s::text[] IS NULL OR c.tags @> %(tags_all)s::text[])
+   AND (%(attributes)s::jsonb IS NULL OR c.attributes @> %(attributes)s::jsonb)
+   AND (%(source)s::text IS NULL OR c.source = %(source)s::text)
+   AND (%(after_id)s::uuid IS NULL OR c.id > %(after_id)s::uuid)
+   AND ({segment})
+ ORDER BY c.id
+ LIMIT %(limit)s;
+
 -- name: update_contact
 -- Writes every editable field; the servicer computed them under the row lock.
 UPDATE contacts

@@ -24,7 +24,7 @@ from ..context import current_principal
 from ..convert import ts
 from ..deps import Deps
 from ..domain import contacts as domain
-from ..errors import Aborted, FieldViolation, InvalidArgument, NotFound, Unimplemented
+from ..errors import Aborted, FieldViolation, InvalidArgument, NotFound
 from ..pagination import effective_page_size
 from ..store import Row, etag_of
 from ..store import contacts as store
@@ -403,10 +403,11 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
         async with _connection(self._deps.pool) as conn:
             if f.account_id and await store.account(merchant, f.account_id) is None:
                 raise NotFound("account", request.account_id)
+            segment = None
             if request.segment_id:
-                if not await store.segment_exists(merchant, UUID(request.segment_id)):
+                segment = await store.segment_conditions(merchant, UUID(request.segment_id))
+                if segment is None:
                     raise NotFound("segment", request.segment_id)
-                raise Unimplemented("exporting by segment arrives with SegmentsService")
             # One snapshot for the whole export; batches are small so the client's
             # pace only holds this read-only transaction, never a lock.
             await conn.set_isolation_level(3)  # REPEATABLE READ
@@ -416,7 +417,7 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
                     after: UUID | None = None
                     while True:
                         rows = await store.export_batch(
-                            merchant, f, after_id=after, limit=EXPORT_BATCH
+                            merchant, f, after_id=after, limit=EXPORT_BATCH, segment=segment
                         )
                         if not rows:
                             break

@@ -9,9 +9,11 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from ..context import current_connection
+from ..domain.segments import compile_conditions
 from ..errors import AlreadyExists
 from . import Jsonb, Queries, Row, execute, fetch_all, fetch_one
 
@@ -160,12 +162,31 @@ async def list_page(
 
 
 async def export_batch(
-    merchant_id: UUID, f: ContactFilter, *, after_id: UUID | None, limit: int
+    merchant_id: UUID,
+    f: ContactFilter,
+    *,
+    after_id: UUID | None,
+    limit: int,
+    segment: Row | None = None,
 ) -> list[Row]:
-    return await _fetch_all_unprepared(
-        Q.export_contacts,
-        {"merchant_id": merchant_id, **f.params(), "after_id": after_id, "limit": limit},
-    )
+    """One batch of the export, by id. With ``segment`` (a row from
+    :func:`segment_conditions`), only the segment's members."""
+    params = {"merchant_id": merchant_id, **f.params(), "after_id": after_id, "limit": limit}
+    if segment is None:
+        return await _fetch_all_unprepared(Q.export_contacts, params)
+    compiled = compile_conditions(segment["conditions"], prefix="seg_")
+    query = sql.SQL(Q.export_contacts_in_segment).format(segment=compiled.where)
+    async with current_connection().cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            query,
+            {**params, **compiled.params, "segment_account_id": segment["account_id"]},
+            prepare=False,
+        )
+        return await cur.fetchall()
+
+
+async def segment_conditions(merchant_id: UUID, segment_id: UUID) -> Row | None:
+    return await fetch_one(Q.segment_conditions, {"merchant_id": merchant_id, "id": segment_id})
 
 
 async def erase(merchant_id: UUID, contact_id: UUID, *, erased_by: str) -> list[Row]:
