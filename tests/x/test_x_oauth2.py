@@ -5,7 +5,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ALL_SCOPES, oauth2_creds
+from xfixtures import ALL_SCOPES, oauth2_creds
 
 from mktx_grpc.sandbox import SandboxServer
 from mktx_grpc.x import XAuthError, XBadRequest, XClient, new_pkce, s256_challenge

@@ -5,7 +5,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from conftest import oauth2_creds
+from xfixtures import oauth2_creds
 
 from mktx_grpc.sandbox import SandboxServer
 from mktx_grpc.x import (
