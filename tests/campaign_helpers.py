@@ -25,8 +25,12 @@ from mktx_grpc.worker.dispatch import (
 )
 
 C = campaigns_pb2
-ALL_LOOPS = (dispatch_due_recipients, recover_stale_sends, run_campaign_schedules,
-             consume_campaign_events)
+ALL_LOOPS = (
+    dispatch_due_recipients,
+    recover_stale_sends,
+    run_campaign_schedules,
+    consume_campaign_events,
+)
 
 
 async def connect_account(api, merchant, sandbox, db) -> tuple[dict[str, Any], Any]:
@@ -47,8 +51,11 @@ async def account_row(db, account_id) -> dict[str, Any]:
 
 async def lift_budget(db, account_id, per_15: int = 1_000_000, per_24: int = 10_000_000) -> None:
     budget = json.dumps({"per_15_minutes": per_15, "per_24_hours": per_24})
-    await db.execute("UPDATE accounts SET settings = jsonb_set(settings, '{dm_budget}', %s::jsonb)"
-                     " WHERE id = %s", (budget, account_id))
+    await db.execute(
+        "UPDATE accounts SET settings = jsonb_set(settings, '{dm_budget}', %s::jsonb)"
+        " WHERE id = %s",
+        (budget, account_id),
+    )
 
 
 @contextlib.contextmanager
@@ -66,47 +73,85 @@ def sandbox_limits_lifted(sandbox) -> Iterator[None]:
 
 
 async def add_contacts(
-    db, sandbox, merchant, account_id, n: int, *, tags: list[str] | None = None,
-    attributes: dict[str, Any] | None = None, time_zone: str = "", accepts_dms: bool = True,
+    db,
+    sandbox,
+    merchant,
+    account_id,
+    n: int,
+    *,
+    tags: list[str] | None = None,
+    attributes: dict[str, Any] | None = None,
+    time_zone: str = "",
+    accepts_dms: bool = True,
 ) -> list[tuple[uuid.UUID, Any]]:
     """``n`` contacts, each a fresh sandbox user. Returns (contact id, sandbox user)."""
     users = []
     for _ in range(n):
         uid = str(1_700_000_000_000_000_000 + secrets.randbelow(10**17))
-        users.append(sandbox.state.add_user(uid, f"c{uid[-8:]}", f"Customer {uid[-4:]}",
-                                            accepts_dms=accepts_dms))
+        users.append(
+            sandbox.state.add_user(
+                uid, f"c{uid[-8:]}", f"Customer {uid[-4:]}", accepts_dms=accepts_dms
+            )
+        )
     ids = [uuid.uuid4() for _ in users]
     async with db.cursor() as cur:
         await cur.executemany(
             "INSERT INTO contacts (id, merchant_id, account_id, x_user_id, username, display_name,"
             " tags, attributes, time_zone) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)",
-            [(cid, merchant, account_id, u.id, u.username, u.name, tags or [],
-              json.dumps(attributes or {}), time_zone) for cid, u in zip(ids, users, strict=True)],
+            [
+                (
+                    cid,
+                    merchant,
+                    account_id,
+                    u.id,
+                    u.username,
+                    u.name,
+                    tags or [],
+                    json.dumps(attributes or {}),
+                    time_zone,
+                )
+                for cid, u in zip(ids, users, strict=True)
+            ],
         )
     return list(zip(ids, users, strict=True))
 
 
 def tag_condition(tag: str) -> dict[str, Any]:
-    return {"operator": "CONDITION_GROUP_OPERATOR_AND",
-            "nodes": [{"condition": {"field": "tags", "operator": "CONDITION_OPERATOR_CONTAINS",
-                                     "string_value": tag}}]}
+    return {
+        "operator": "CONDITION_GROUP_OPERATOR_AND",
+        "nodes": [
+            {
+                "condition": {
+                    "field": "tags",
+                    "operator": "CONDITION_OPERATOR_CONTAINS",
+                    "string_value": tag,
+                }
+            }
+        ],
+    }
 
 
 async def add_segment(db, merchant, conditions: dict[str, Any], name: str | None = None) -> str:
     sid = uuid.uuid4()
     await db.execute(
         "INSERT INTO segments (id, merchant_id, name, conditions) VALUES (%s, %s, %s, %s::jsonb)",
-        (sid, merchant, name or f"seg-{sid.hex[:8]}", json.dumps(conditions)))
+        (sid, merchant, name or f"seg-{sid.hex[:8]}", json.dumps(conditions)),
+    )
     return str(sid)
 
 
 async def add_template(api, merchant, content: str, name: str | None = None) -> str:
     stub = templates_pb2_grpc.TemplatesServiceStub(api.channel)
     t = await stub.CreateTemplate(
-        templates_pb2.CreateTemplateRequest(template=templates_pb2.Template(
-            name=name or f"t-{uuid.uuid4().hex[:8]}", type=templates_pb2.TEMPLATE_TYPE_TEXT,
-            content=content)),
-        metadata=api.auth(merchant))
+        templates_pb2.CreateTemplateRequest(
+            template=templates_pb2.Template(
+                name=name or f"t-{uuid.uuid4().hex[:8]}",
+                type=templates_pb2.TEMPLATE_TYPE_TEXT,
+                content=content,
+            )
+        ),
+        metadata=api.auth(merchant),
+    )
     return t.id
 
 
@@ -131,7 +176,10 @@ async def scalar(db, query: str, *args: Any) -> Any:
 
 
 async def states(db, campaign_id: str) -> dict[str, int]:
-    rows = await (await db.execute(
-        "SELECT state, count(*) FROM campaign_recipients WHERE campaign_id = %s GROUP BY state",
-        (campaign_id,))).fetchall()
+    rows = await (
+        await db.execute(
+            "SELECT state, count(*) FROM campaign_recipients WHERE campaign_id = %s GROUP BY state",
+            (campaign_id,),
+        )
+    ).fetchall()
     return {s: n for s, n in rows}

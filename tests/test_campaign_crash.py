@@ -35,21 +35,23 @@ N = 1000
 def _worker_env(settings, sandbox, data_dir: Path) -> dict[str, str]:
     cfg = sandbox.config
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MKTX_", "X_"))}
-    env.update({
-        "DATABASE_URL": settings.database_url,
-        "MKTX_DATA_DIR": str(data_dir),
-        "MKTX_ENCRYPTION_KEY": base64.b64encode(bytes(range(32))).decode(),
-        "MKTX_JWT_SECRET": settings.jwt_secret.decode(),
-        "X_CONSUMER_KEY": cfg.consumer_key,
-        "X_CONSUMER_SECRET": cfg.consumer_secret,
-        "X_CLIENT_ID": cfg.oauth2_client_id,
-        "X_CLIENT_SECRET": cfg.oauth2_client_secret,
-        "X_BEARER_TOKEN": cfg.app_bearer_token,
-        "X_API_BASE": sandbox.base_url,
-        "X_AUTHORIZE_BASE": sandbox.base_url,
-        "MKTX_X_SANDBOX": "true",
-        "MKTX_LOG_LEVEL": "WARNING",
-    })
+    env.update(
+        {
+            "DATABASE_URL": settings.database_url,
+            "MKTX_DATA_DIR": str(data_dir),
+            "MKTX_ENCRYPTION_KEY": base64.b64encode(bytes(range(32))).decode(),
+            "MKTX_JWT_SECRET": settings.jwt_secret.decode(),
+            "X_CONSUMER_KEY": cfg.consumer_key,
+            "X_CONSUMER_SECRET": cfg.consumer_secret,
+            "X_CLIENT_ID": cfg.oauth2_client_id,
+            "X_CLIENT_SECRET": cfg.oauth2_client_secret,
+            "X_BEARER_TOKEN": cfg.app_bearer_token,
+            "X_API_BASE": sandbox.base_url,
+            "X_AUTHORIZE_BASE": sandbox.base_url,
+            "MKTX_X_SANDBOX": "true",
+            "MKTX_LOG_LEVEL": "WARNING",
+        }
+    )
     return env
 
 
@@ -83,20 +85,34 @@ async def test_kill_9_mid_campaign_then_restart_sends_each_dm_exactly_once(
     log = tmp_path / "worker.log"
 
     async def sent_rows() -> int:
-        return await scalar(db, "SELECT count(*) FROM campaign_recipients"
-                                " WHERE campaign_id = %s AND state = 'SENT'", c.id)
+        return await scalar(
+            db,
+            "SELECT count(*) FROM campaign_recipients WHERE campaign_id = %s AND state = 'SENT'",
+            c.id,
+        )
 
     with sandbox_limits_lifted(sandbox):
-        c = await stub.CreateCampaign(C.CreateCampaignRequest(campaign=C.Campaign(
-            name="crash", account_id=str(row["id"]), type=C.CAMPAIGN_TYPE_BULK_DM,
-            template_id=tpl, segment_ids=[seg])), metadata=md)
+        c = await stub.CreateCampaign(
+            C.CreateCampaignRequest(
+                campaign=C.Campaign(
+                    name="crash",
+                    account_id=str(row["id"]),
+                    type=C.CAMPAIGN_TYPE_BULK_DM,
+                    template_id=tpl,
+                    segment_ids=[seg],
+                )
+            ),
+            metadata=md,
+        )
         c = await stub.StartCampaign(C.StartCampaignRequest(id=c.id), metadata=md)
         assert c.counts.total == N
 
         worker = _start_worker(env, log)
         try:
+
             async def some_sent() -> bool:
                 return await sent_rows() >= N // 5
+
             await _wait_for(some_sent, 60, worker, log)
         finally:
             worker.send_signal(signal.SIGKILL)
@@ -109,13 +125,20 @@ async def test_kill_9_mid_campaign_then_restart_sends_each_dm_exactly_once(
         print(f"at kill: ledger {at_kill}, DMs at X {reached_x}")
 
         # The dead worker's leases run out (as they would after lease_seconds).
-        await db.execute("UPDATE campaign_recipients SET lease_until = now() - interval '1 second'"
-                         " WHERE campaign_id = %s AND state = 'SENDING'", (c.id,))
+        await db.execute(
+            "UPDATE campaign_recipients SET lease_until = now() - interval '1 second'"
+            " WHERE campaign_id = %s AND state = 'SENDING'",
+            (c.id,),
+        )
         worker = _start_worker(env, log)
         try:
+
             async def completed() -> bool:
-                return await scalar(db, "SELECT status FROM campaigns WHERE id = %s",
-                                    c.id) == "COMPLETED"
+                return (
+                    await scalar(db, "SELECT status FROM campaigns WHERE id = %s", c.id)
+                    == "COMPLETED"
+                )
+
             await _wait_for(completed, 90, worker, log)
         finally:
             worker.send_signal(signal.SIGTERM)
@@ -131,5 +154,11 @@ async def test_kill_9_mid_campaign_then_restart_sends_each_dm_exactly_once(
     assert await states(db, c.id) == {"SENT": N}
     got = await stub.GetCampaign(C.GetCampaignRequest(id=c.id), metadata=md)
     assert (got.counts.sent, got.counts.queued, got.counts.failed) == (N, 0, 0)
-    assert await scalar(db, "SELECT count(DISTINCT x_event_id) FROM campaign_recipients"
-                            " WHERE campaign_id = %s", c.id) == N
+    assert (
+        await scalar(
+            db,
+            "SELECT count(DISTINCT x_event_id) FROM campaign_recipients WHERE campaign_id = %s",
+            c.id,
+        )
+        == N
+    )

@@ -28,20 +28,36 @@ from .schedule import Schedule, schedule_from_proto, validate_weekly_schedule, z
 from .templates import TemplateDraft, render
 
 DRAFT, SCHEDULED, RUNNING, PAUSED, COMPLETED, CANCELLED = (
-    "DRAFT", "SCHEDULED", "RUNNING", "PAUSED", "COMPLETED", "CANCELLED",
+    "DRAFT",
+    "SCHEDULED",
+    "RUNNING",
+    "PAUSED",
+    "COMPLETED",
+    "CANCELLED",
 )
 LIVE = (SCHEDULED, RUNNING, PAUSED)
 EDITABLE = (DRAFT, SCHEDULED)
 DELETABLE = (DRAFT, COMPLETED, CANCELLED)
 
 BULK_DM, WELCOME, FOLLOW_UP, DRIP, BROADCAST = (
-    "BULK_DM", "WELCOME", "FOLLOW_UP", "DRIP", "BROADCAST",
+    "BULK_DM",
+    "WELCOME",
+    "FOLLOW_UP",
+    "DRIP",
+    "BROADCAST",
 )
 STEP_TYPES = (FOLLOW_UP, DRIP)
 
 # Ledger row states.
 QUEUED, SENDING, SENT, DELIVERED, READ, REPLIED, FAILED, SKIPPED = (
-    "QUEUED", "SENDING", "SENT", "DELIVERED", "READ", "REPLIED", "FAILED", "SKIPPED",
+    "QUEUED",
+    "SENDING",
+    "SENT",
+    "DELIVERED",
+    "READ",
+    "REPLIED",
+    "FAILED",
+    "SKIPPED",
 )
 
 MAX_NAME = 200
@@ -88,7 +104,8 @@ def check_editable(status: str) -> None:
     if status not in EDITABLE:
         raise FailedPrecondition(
             f"a {status.lower()} campaign cannot be changed (only draft or scheduled)",
-            reason="INVALID_STATE_TRANSITION", metadata={"status": status},
+            reason="INVALID_STATE_TRANSITION",
+            metadata={"status": status},
         )
 
 
@@ -96,7 +113,8 @@ def check_deletable(status: str) -> None:
     if status not in DELETABLE:
         raise FailedPrecondition(
             f"a {status.lower()} campaign cannot be deleted; cancel it first",
-            reason="INVALID_STATE_TRANSITION", metadata={"status": status},
+            reason="INVALID_STATE_TRANSITION",
+            metadata={"status": status},
         )
 
 
@@ -172,7 +190,9 @@ def _variables(values: Mapping[str, str], path: str) -> list[FieldViolation]:
         if not key or len(key) > 64:
             v.append(FieldViolation(f"{path}.{key[:64]}", "names are 1 to 64 characters"))
         if len(value) > MAX_VARIABLE_VALUE:
-            v.append(FieldViolation(f"{path}.{key}", f"must be at most {MAX_VARIABLE_VALUE} characters"))
+            v.append(
+                FieldViolation(f"{path}.{key}", f"must be at most {MAX_VARIABLE_VALUE} characters")
+            )
     return v
 
 
@@ -203,15 +223,20 @@ def validate_campaign(d: CampaignDraft) -> list[FieldViolation]:
     if d.template_id and not _uuid_ok(d.template_id):
         v.append(FieldViolation("template_id", "must be a UUID"))
     if d.type in STEP_TYPES and d.template_id:
-        v.append(FieldViolation("template_id", "must be empty for follow-up and drip campaigns; "
-                                               "set each step's template_id"))
+        v.append(
+            FieldViolation(
+                "template_id",
+                "must be empty for follow-up and drip campaigns; set each step's template_id",
+            )
+        )
     v += _uuid_list(d.segment_ids, "segment_ids", MAX_SEGMENTS)
     v += _uuid_list(d.exclude_segment_ids, "exclusion.exclude_segment_ids", MAX_SEGMENTS)
     v += _uuid_list(d.exclude_campaign_ids, "exclusion.exclude_campaign_ids", MAX_SEGMENTS)
     both = {s.lower() for s in d.segment_ids} & {s.lower() for s in d.exclude_segment_ids}
     if both:
-        v.append(FieldViolation("exclusion.exclude_segment_ids",
-                                "must not repeat an audience segment"))
+        v.append(
+            FieldViolation("exclusion.exclude_segment_ids", "must not repeat an audience segment")
+        )
     if not timedelta(0) <= d.exclude_messaged_within <= MAX_MESSAGED_WITHIN:
         v.append(FieldViolation("exclusion.exclude_messaged_within", "must be 0 to 90 days"))
     v += _variables(d.variables, "variables")
@@ -239,8 +264,12 @@ def validate_campaign(d: CampaignDraft) -> list[FieldViolation]:
         else:
             assert win is not None
             if win.time_zone and win.time_zone != d.time_zone:
-                v.append(FieldViolation("schedule.send_window.time_zone",
-                                        "must be empty or equal schedule.time_zone"))
+                v.append(
+                    FieldViolation(
+                        "schedule.send_window.time_zone",
+                        "must be empty or equal schedule.time_zone",
+                    )
+                )
             else:
                 win.time_zone = d.time_zone if zone(d.time_zone) else "UTC"
                 v += validate_weekly_schedule(win, "schedule.send_window")

@@ -75,15 +75,25 @@ UPDATABLE: dict[str, tuple[str, ...]] = {
     "description": ("description",),
     "template_id": ("template_id",),
     "segment_ids": ("segment_ids",),
-    "exclusion": ("exclude_segment_ids", "exclude_messaged_within", "exclude_campaign_ids",
-                  "exclude_open_conversations"),
+    "exclusion": (
+        "exclude_segment_ids",
+        "exclude_messaged_within",
+        "exclude_campaign_ids",
+        "exclude_open_conversations",
+    ),
     "exclusion.exclude_segment_ids": ("exclude_segment_ids",),
     "exclusion.exclude_messaged_within": ("exclude_messaged_within",),
     "exclusion.exclude_campaign_ids": ("exclude_campaign_ids",),
     "exclusion.exclude_open_conversations": ("exclude_open_conversations",),
     "variables": ("variables",),
-    "schedule": ("start_at", "end_at", "time_zone", "send_window",
-                 "respect_contact_time_zone", "enrol_delay"),
+    "schedule": (
+        "start_at",
+        "end_at",
+        "time_zone",
+        "send_window",
+        "respect_contact_time_zone",
+        "enrol_delay",
+    ),
     "schedule.start_time": ("start_at",),
     "schedule.end_time": ("end_at",),
     "schedule.time_zone": ("time_zone",),
@@ -124,14 +134,20 @@ def draft_from_proto(c: C.Campaign) -> domain.CampaignDraft:
         start_at=from_ts(s.start_time) if s.HasField("start_time") else None,
         end_at=from_ts(s.end_time) if s.HasField("end_time") else None,
         time_zone=s.time_zone or "UTC",
-        send_window=(MessageToDict(s.send_window, preserving_proto_field_name=True)
-                     if s.HasField("send_window") else None),
+        send_window=(
+            MessageToDict(s.send_window, preserving_proto_field_name=True)
+            if s.HasField("send_window")
+            else None
+        ),
         respect_contact_time_zone=s.respect_contact_time_zone,
         enrol_delay=_td(s.enrol_delay),
         steps=[domain.Step(st.template_id, _td(st.delay), dict(st.variables)) for st in c.steps],
         stop_on_reply=c.stop_on_reply if c.HasField("stop_on_reply") else True,
-        attribution_window=(_td(c.attribution_window) if c.HasField("attribution_window")
-                            else domain.DEFAULT_ATTRIBUTION),
+        attribution_window=(
+            _td(c.attribution_window)
+            if c.HasField("attribution_window")
+            else domain.DEFAULT_ATTRIBUTION
+        ),
         max_sends_per_hour=c.max_sends_per_hour,
     )
 
@@ -140,16 +156,24 @@ def counts_of(row: Row) -> C.CampaignCounts:
     total = row["recipients_total"]
     sent, failed, skipped = row["sent_count"], row["failed_count"], row["skipped_count"]
     return C.CampaignCounts(
-        total=total, queued=max(0, total - sent - failed - skipped), sent=sent,
-        delivered=row["delivered_count"], read=row["read_count"], clicked=row["clicked_count"],
-        replied=row["replied_count"], failed=failed, skipped=skipped,
+        total=total,
+        queued=max(0, total - sent - failed - skipped),
+        sent=sent,
+        delivered=row["delivered_count"],
+        read=row["read_count"],
+        clicked=row["clicked_count"],
+        replied=row["replied_count"],
+        failed=failed,
+        skipped=skipped,
     )
 
 
 def campaign_to_proto(row: Row) -> C.Campaign:
     d = store.draft_from_row(row)
     schedule = C.CampaignSchedule(
-        start_time=ts(d.start_at), end_time=ts(d.end_at), time_zone=d.time_zone,
+        start_time=ts(d.start_at),
+        end_time=ts(d.end_at),
+        time_zone=d.time_zone,
         send_window=domain.window_proto(d),
         respect_contact_time_zone=d.respect_contact_time_zone,
         enrol_delay=_dur(d.enrol_delay),
@@ -172,8 +196,10 @@ def campaign_to_proto(row: Row) -> C.Campaign:
         ),
         variables=d.variables,
         schedule=schedule,
-        steps=[C.CampaignStep(template_id=s.template_id, delay=_dur(s.delay),
-                              variables=s.variables) for s in d.steps],
+        steps=[
+            C.CampaignStep(template_id=s.template_id, delay=_dur(s.delay), variables=s.variables)
+            for s in d.steps
+        ],
         stop_on_reply=d.stop_on_reply,
         attribution_window=_dur(d.attribution_window),
         max_sends_per_hour=d.max_sends_per_hour,
@@ -191,8 +217,10 @@ def recipient_to_proto(row: Row) -> C.CampaignRecipient:
         campaign_id=str(row["campaign_id"]),
         contact_id=str(row["contact_id"]),
         contact=conversations_pb2.ContactSummary(
-            id=str(row["contact_id"]), x_user_id=row["c_x_user_id"],
-            username=row["c_username"], display_name=row["c_display_name"],
+            id=str(row["contact_id"]),
+            x_user_id=row["c_x_user_id"],
+            username=row["c_username"],
+            display_name=row["c_display_name"],
             profile_image_url=row["c_profile_image_url"],
         ),
         step_index=row["step"],
@@ -219,8 +247,9 @@ def _checked(d: domain.CampaignDraft) -> domain.CampaignDraft:
 
 def _check_etag(etag: str, row: dict[str, Any]) -> None:
     if etag and etag != etag_of(row["id"], row["version"]):
-        raise Aborted("the campaign changed since it was read; re-read it and retry",
-                      reason="ETAG_MISMATCH")
+        raise Aborted(
+            "the campaign changed since it was read; re-read it and retry", reason="ETAG_MISMATCH"
+        )
 
 
 class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
@@ -287,8 +316,14 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
         self, request: C.ListCampaignsRequest, context: grpc.aio.ServicerContext
     ) -> C.ListCampaignsResponse:
         merchant = current_principal().merchant_id
-        filters = ["campaigns", str(merchant), request.account_id, request.status,
-                   request.type, request.name_contains]
+        filters = [
+            "campaigns",
+            str(merchant),
+            request.account_id,
+            request.status,
+            request.type,
+            request.name_contains,
+        ]
         tokens = self._deps.page_tokens
         after = decode_time_cursor(tokens, request.page_token, filters)
         size = effective_page_size(request.page_size)
@@ -302,8 +337,9 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
             limit=size + 1,
         )
         page, next_token = time_page(tokens, rows, size, filters)
-        return C.ListCampaignsResponse(campaigns=[campaign_to_proto(r) for r in page],
-                                       next_page_token=next_token)
+        return C.ListCampaignsResponse(
+            campaigns=[campaign_to_proto(r) for r in page], next_page_token=next_token
+        )
 
     async def UpdateCampaign(
         self, request: C.UpdateCampaignRequest, context: grpc.aio.ServicerContext
@@ -351,7 +387,8 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
         if missing:
             raise FailedPrecondition(
                 f"the campaign is not ready to start: missing {', '.join(missing)}",
-                reason="CAMPAIGN_NOT_READY", metadata={"missing": ",".join(missing)},
+                reason="CAMPAIGN_NOT_READY",
+                metadata={"missing": ",".join(missing)},
             )
         if scheduled:
             await store.set_status(merchant, row["id"], domain.SCHEDULED)
@@ -393,9 +430,11 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
         merchant = current_principal().merchant_id
         row = await self._load(merchant, request.id)
         if row["status"] == domain.CANCELLED:
-            raise FailedPrecondition("a cancelled campaign sends nothing",
-                                     reason="INVALID_STATE_TRANSITION",
-                                     metadata={"status": row["status"]})
+            raise FailedPrecondition(
+                "a cancelled campaign sends nothing",
+                reason="INVALID_STATE_TRANSITION",
+                metadata={"status": row["status"]},
+            )
         d = store.draft_from_row(row)
         overrides: dict[str, str] = {}
         if d.type in domain.STEP_TYPES:
@@ -409,9 +448,11 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
         templates = await store.templates(merchant, [template_id] if template_id else [])
         template = templates.get(template_id.lower()) if template_id else None
         if template is None:
-            raise FailedPrecondition("the campaign has no template to send",
-                                     reason="CAMPAIGN_NOT_READY",
-                                     metadata={"missing": missing_name})
+            raise FailedPrecondition(
+                "the campaign has no template to send",
+                reason="CAMPAIGN_NOT_READY",
+                metadata={"missing": missing_name},
+            )
         ids = [UUID(c) for c in request.contact_ids]
         contacts = await store.contacts(merchant, ids)
         for cid, raw in zip(ids, request.contact_ids, strict=True):
@@ -451,10 +492,16 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
         merchant = current_principal().merchant_id
         row = await self._load(merchant, request.id)
         now = datetime.now(UTC)
-        start = (from_ts(request.start_time) if request.HasField("start_time")
-                 else row["started_at"] or row["created_at"])
-        end = (from_ts(request.end_time) if request.HasField("end_time")
-               else row["completed_at"] or now)
+        start = (
+            from_ts(request.start_time)
+            if request.HasField("start_time")
+            else row["started_at"] or row["created_at"]
+        )
+        end = (
+            from_ts(request.end_time)
+            if request.HasField("end_time")
+            else row["completed_at"] or now
+        )
         if end <= start:
             end = start + timedelta(hours=1)
         tz = zone(request.time_zone or row["time_zone"]) or zone("UTC")
@@ -469,9 +516,14 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
             starts = domain.bucket_starts(start, end, gran, tz)
         except ValueError:
             raise InvalidArgument(
-                [FieldViolation("start_time", f"the range needs more than "
-                                              f"{domain.MAX_BUCKETS} buckets; narrow it "
-                                              "or use DAY")]
+                [
+                    FieldViolation(
+                        "start_time",
+                        f"the range needs more than "
+                        f"{domain.MAX_BUCKETS} buckets; narrow it "
+                        "or use DAY",
+                    )
+                ]
             ) from None
         buckets = [C.CampaignMetricsBucket(start_time=ts(s)) for s in starts]
         fields = ("sent", "delivered", "read", "clicked", "replied", "failed", "skipped")
@@ -495,8 +547,9 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
             reply_rate=domain.rate(counts.replied, counts.sent),
             click_rate=domain.rate(counts.clicked, counts.delivered),
             failure_rate=domain.rate(counts.failed, counts.sent + counts.failed),
-            granularity=(C.METRICS_GRANULARITY_HOUR if gran == domain.HOUR
-                         else C.METRICS_GRANULARITY_DAY),
+            granularity=(
+                C.METRICS_GRANULARITY_HOUR if gran == domain.HOUR else C.METRICS_GRANULARITY_DAY
+            ),
             timeline=buckets,
             compute_time=ts(now),
         )
@@ -506,8 +559,13 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
     ) -> C.ListCampaignRecipientsResponse:
         merchant = current_principal().merchant_id
         row = await self._load(merchant, request.id)
-        filters = ["campaign_recipients", str(merchant), request.id, request.state,
-                   request.contact_id]
+        filters = [
+            "campaign_recipients",
+            str(merchant),
+            request.id,
+            request.state,
+            request.contact_id,
+        ]
         tokens = self._deps.page_tokens
         after: tuple[datetime, UUID, int] | None = None
         if request.page_token:
@@ -518,12 +576,16 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
                 after = (datetime.fromisoformat(keys[0]), UUID(keys[1]), int(keys[2]))
             except (ValueError, IndexError, TypeError):
                 raise InvalidArgument.single(
-                    "page_token", "is not a valid page token for this query") from None
+                    "page_token", "is not a valid page token for this query"
+                ) from None
         size = effective_page_size(request.page_size, default=100, maximum=1000)
         rows = await store.list_recipients(
-            merchant, row["id"], state=STATE_TO_DB.get(request.state),
+            merchant,
+            row["id"],
+            state=STATE_TO_DB.get(request.state),
             contact_id=UUID(request.contact_id) if request.contact_id else None,
-            after=after, limit=size + 1,
+            after=after,
+            limit=size + 1,
         )
         next_token = ""
         if len(rows) > size:

@@ -16,6 +16,7 @@ from uuid import UUID
 
 from psycopg import sql
 
+from ..context import current_connection
 from ..domain.campaigns import CampaignDraft, Step
 from ..domain.segments import compile_conditions
 from . import Jsonb, Queries, Row, execute, fetch_all, fetch_one
@@ -49,8 +50,11 @@ def draft_from_row(row: Row) -> CampaignDraft:
         respect_contact_time_zone=row["respect_contact_time_zone"],
         enrol_delay=row["enrol_delay"],
         steps=[
-            Step(s.get("template_id", ""), timedelta(seconds=float(s.get("delay_s", 0))),
-                 dict(s.get("variables", {})))
+            Step(
+                s.get("template_id", ""),
+                timedelta(seconds=float(s.get("delay_s", 0))),
+                dict(s.get("variables", {})),
+            )
             for s in row["steps"] or []
         ],
         stop_on_reply=row["stop_on_reply"],
@@ -73,18 +77,25 @@ def _params(merchant_id: UUID, d: CampaignDraft) -> dict[str, Any]:
         "time_zone": d.time_zone,
         "send_window": Jsonb(d.send_window) if d.send_window is not None else None,
         "respect_contact_time_zone": d.respect_contact_time_zone,
-        "steps": Jsonb([
-            {"template_id": s.template_id, "delay_s": s.delay.total_seconds(),
-             "variables": s.variables}
-            for s in d.steps
-        ]),
+        "steps": Jsonb(
+            [
+                {
+                    "template_id": s.template_id,
+                    "delay_s": s.delay.total_seconds(),
+                    "variables": s.variables,
+                }
+                for s in d.steps
+            ]
+        ),
         "stop_on_reply": d.stop_on_reply,
         "attribution_window": d.attribution_window,
-        "exclusion": Jsonb({
-            "messaged_within_s": d.exclude_messaged_within.total_seconds(),
-            "campaign_ids": d.exclude_campaign_ids,
-            "open_conversations": d.exclude_open_conversations,
-        }),
+        "exclusion": Jsonb(
+            {
+                "messaged_within_s": d.exclude_messaged_within.total_seconds(),
+                "campaign_ids": d.exclude_campaign_ids,
+                "open_conversations": d.exclude_open_conversations,
+            }
+        ),
         "max_sends_per_hour": d.max_sends_per_hour,
         "enrol_delay": d.enrol_delay,
     }
@@ -92,11 +103,15 @@ def _params(merchant_id: UUID, d: CampaignDraft) -> dict[str, Any]:
 
 async def _set_segments(merchant_id: UUID, campaign_id: UUID, d: CampaignDraft) -> None:
     await execute(Q.delete_campaign_segments, {"merchant_id": merchant_id, "id": campaign_id})
-    await execute(Q.insert_campaign_segments, {
-        "merchant_id": merchant_id, "id": campaign_id,
-        "segment_ids": [UUID(s) for s in d.segment_ids],
-        "exclude_segment_ids": [UUID(s) for s in d.exclude_segment_ids],
-    })
+    await execute(
+        Q.insert_campaign_segments,
+        {
+            "merchant_id": merchant_id,
+            "id": campaign_id,
+            "segment_ids": [UUID(s) for s in d.segment_ids],
+            "exclude_segment_ids": [UUID(s) for s in d.exclude_segment_ids],
+        },
+    )
 
 
 async def insert(merchant_id: UUID, d: CampaignDraft) -> Row:
@@ -130,23 +145,39 @@ async def delete(merchant_id: UUID, campaign_id: UUID) -> bool:
 
 
 async def set_status(merchant_id: UUID, campaign_id: UUID, status: str, reason: str = "") -> None:
-    await execute(Q.set_status, {"merchant_id": merchant_id, "id": campaign_id,
-                                 "status": status, "status_reason": reason})
+    await execute(
+        Q.set_status,
+        {"merchant_id": merchant_id, "id": campaign_id, "status": status, "status_reason": reason},
+    )
 
 
 async def list_page(
-    merchant_id: UUID, *, account_id: UUID | None, status: str | None, type_: str | None,
-    name_contains: str, after: tuple[datetime, UUID] | None, limit: int,
+    merchant_id: UUID,
+    *,
+    account_id: UUID | None,
+    status: str | None,
+    type_: str | None,
+    name_contains: str,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
 ) -> list[Row]:
     pattern = None
     if name_contains:
         escaped = name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         pattern = f"%{escaped}%"
-    return await fetch_all(Q.list_campaigns, {
-        "merchant_id": merchant_id, "account_id": account_id, "status": status, "type": type_,
-        "name_pattern": pattern, "after_created": after[0] if after else None,
-        "after_id": after[1] if after else None, "limit": limit,
-    })
+    return await fetch_all(
+        Q.list_campaigns,
+        {
+            "merchant_id": merchant_id,
+            "account_id": account_id,
+            "status": status,
+            "type": type_,
+            "name_pattern": pattern,
+            "after_created": after[0] if after else None,
+            "after_id": after[1] if after else None,
+            "limit": limit,
+        },
+    )
 
 
 async def get_account(merchant_id: UUID, account_id: UUID) -> Row | None:
@@ -201,14 +232,16 @@ async def bump(merchant_id: UUID, campaign_id: UUID, **deltas: int) -> None:
     if unknown:
         raise ValueError(f"unknown counters {sorted(unknown)}")
     params: dict[str, Any] = {name: int(deltas.get(name, 0)) for name in COUNTERS}
-    await execute(Q.bump_counters, {**params, "merchant_id": merchant_id,
-                                    "campaign_id": campaign_id})
+    await execute(
+        Q.bump_counters, {**params, "merchant_id": merchant_id, "campaign_id": campaign_id}
+    )
 
 
 async def hourly(merchant_id: UUID, campaign_id: UUID, start: datetime, end: datetime) -> list[Row]:
-    return await fetch_all(Q.hourly_metrics, {"merchant_id": merchant_id,
-                                              "campaign_id": campaign_id,
-                                              "start": start, "end": end})
+    return await fetch_all(
+        Q.hourly_metrics,
+        {"merchant_id": merchant_id, "campaign_id": campaign_id, "start": start, "end": end},
+    )
 
 
 # ------------------------------------------------------------------ audience
@@ -229,14 +262,20 @@ async def snapshot(
     longer exist. With ``contact_id`` only that contact is considered (WELCOME
     enrolment). Returns the rows inserted; the caller bumps ``total``."""
     account_id = campaign["account_id"]
-    seg_rows = await fetch_all(Q.get_segments, {
-        "merchant_id": merchant_id,
-        "ids": [UUID(s) for s in draft.segment_ids + draft.exclude_segment_ids],
-    })
+    seg_rows = await fetch_all(
+        Q.get_segments,
+        {
+            "merchant_id": merchant_id,
+            "ids": [UUID(s) for s in draft.segment_ids + draft.exclude_segment_ids],
+        },
+    )
     by_id = {str(r["id"]): r for r in seg_rows}
     params: dict[str, Any] = {
-        "merchant_id": merchant_id, "campaign_id": campaign["id"], "account_id": account_id,
-        "due_at": due_at, "contact_id": contact_id,
+        "merchant_id": merchant_id,
+        "campaign_id": campaign["id"],
+        "account_id": account_id,
+        "due_at": due_at,
+        "contact_id": contact_id,
         "exclude_campaign_ids": [UUID(c) for c in draft.exclude_campaign_ids],
     }
 
@@ -269,12 +308,14 @@ async def snapshot(
     if exclude:
         where.append(sql.SQL("NOT ({})").format(sql.SQL(" OR ").join(exclude)))
     if draft.exclude_campaign_ids:
-        where.append(sql.SQL(
-            "NOT EXISTS (SELECT 1 FROM campaign_recipients e"
-            " WHERE e.merchant_id = %(merchant_id)s AND e.contact_id = c.id"
-            " AND e.campaign_id = ANY(%(exclude_campaign_ids)s::uuid[])"
-            " AND e.sent_at IS NOT NULL)"
-        ))
+        where.append(
+            sql.SQL(
+                "NOT EXISTS (SELECT 1 FROM campaign_recipients e"
+                " WHERE e.merchant_id = %(merchant_id)s AND e.contact_id = c.id"
+                " AND e.campaign_id = ANY(%(exclude_campaign_ids)s::uuid[])"
+                " AND e.sent_at IS NOT NULL)"
+            )
+        )
     query = sql.SQL(
         "INSERT INTO campaign_recipients"
         " (merchant_id, campaign_id, contact_id, step, due_at, ready_at)"
@@ -282,26 +323,39 @@ async def snapshot(
         " FROM contacts c WHERE {}"
         " ON CONFLICT (campaign_id, contact_id, step) DO NOTHING"
     ).format(sql.SQL(" AND ").join(where))
-    return await execute(query, params)
+    async with current_connection().cursor() as cur:
+        await cur.execute(query, params)
+        return cur.rowcount
 
 
 async def skip_queued(merchant_id: UUID, campaign_id: UUID, reason: str) -> int:
-    return await execute(Q.skip_queued, {"merchant_id": merchant_id,
-                                         "campaign_id": campaign_id, "reason": reason})
+    return await execute(
+        Q.skip_queued, {"merchant_id": merchant_id, "campaign_id": campaign_id, "reason": reason}
+    )
 
 
 async def list_recipients(
-    merchant_id: UUID, campaign_id: UUID, *, state: str | None, contact_id: UUID | None,
-    after: tuple[datetime, UUID, int] | None, limit: int,
+    merchant_id: UUID,
+    campaign_id: UUID,
+    *,
+    state: str | None,
+    contact_id: UUID | None,
+    after: tuple[datetime, UUID, int] | None,
+    limit: int,
 ) -> list[Row]:
-    return await fetch_all(Q.list_recipients, {
-        "merchant_id": merchant_id, "campaign_id": campaign_id, "state": state,
-        "contact_id": contact_id,
-        "after_due": after[0] if after else None,
-        "after_contact": after[1] if after else None,
-        "after_step": after[2] if after else None,
-        "limit": limit,
-    })
+    return await fetch_all(
+        Q.list_recipients,
+        {
+            "merchant_id": merchant_id,
+            "campaign_id": campaign_id,
+            "state": state,
+            "contact_id": contact_id,
+            "after_due": after[0] if after else None,
+            "after_contact": after[1] if after else None,
+            "after_step": after[2] if after else None,
+            "limit": limit,
+        },
+    )
 
 
 # ------------------------------------------------------------------ lifecycle
@@ -324,8 +378,9 @@ async def launch(merchant_id: UUID, campaign: Row, *, now: datetime) -> int:
 async def finish(merchant_id: UUID, campaign_id: UUID, status: str, reason: str) -> int:
     """Move a live campaign to COMPLETED or CANCELLED (lock held by the caller) and
     skip its unsent rows with ``reason`` ("campaign_cancelled", "end_time_passed")."""
-    await set_status(merchant_id, campaign_id, status,
-                     "end_time passed" if reason == "end_time_passed" else "")
+    await set_status(
+        merchant_id, campaign_id, status, "end_time passed" if reason == "end_time_passed" else ""
+    )
     n = await skip_queued(merchant_id, campaign_id, reason)
     await bump(merchant_id, campaign_id, skipped=n)
     return n

@@ -21,17 +21,22 @@ def create_campaign(req: C.CreateCampaignRequest) -> list[FieldViolation]:
     v += rules.enum_field(req.campaign.type, "campaign.type", C.CampaignType)
     v += _durations(req.campaign)
     draft = draft_from_proto(req.campaign)
-    v += [x for x in rules.prefixed("campaign", validate_campaign(draft))
-          if x.field != "campaign.type"]
+    v += [
+        x
+        for x in rules.prefixed("campaign", validate_campaign(draft))
+        if x.field != "campaign.type"
+    ]
     return v
 
 
 def _durations(c: C.Campaign) -> list[FieldViolation]:
     """Negative or fractional-nanosecond durations are rejected before conversion."""
     v: list[FieldViolation] = []
-    pairs = [("campaign.attribution_window", c.attribution_window),
-             ("campaign.schedule.enrol_delay", c.schedule.enrol_delay),
-             ("campaign.exclusion.exclude_messaged_within", c.exclusion.exclude_messaged_within)]
+    pairs = [
+        ("campaign.attribution_window", c.attribution_window),
+        ("campaign.schedule.enrol_delay", c.schedule.enrol_delay),
+        ("campaign.exclusion.exclude_messaged_within", c.exclusion.exclude_messaged_within),
+    ]
     pairs += [(f"campaign.steps[{i}].delay", s.delay) for i, s in enumerate(c.steps)]
     for path, d in pairs:
         if d.seconds < 0 or d.nanos < 0:
@@ -80,8 +85,11 @@ def get_campaign_metrics(req: C.GetCampaignMetricsRequest) -> list[FieldViolatio
     v += rules.enum_field(req.granularity, "granularity", C.MetricsGranularity, required=False)
     if req.time_zone and zone(req.time_zone) is None:
         v.append(FieldViolation("time_zone", "must be an IANA time zone"))
-    if (req.HasField("start_time") and req.HasField("end_time")
-            and req.end_time.ToDatetime() <= req.start_time.ToDatetime()):
+    if (
+        req.HasField("start_time")
+        and req.HasField("end_time")
+        and req.end_time.ToDatetime() <= req.start_time.ToDatetime()
+    ):
         v.append(FieldViolation("end_time", "must be after start_time"))
     return v
 

@@ -43,6 +43,8 @@ from ..store import Row, execute, fetch_all, fetch_one, own_transaction
 from ..store import campaigns as store
 from ..store.budget import DEFAULT_PER_15_MINUTES, DEFAULT_PER_24_HOURS
 from ..store.templates import draft_from_row as template_draft
+from ..x import UserContext
+from ..x.models import DmEvent, DmEventPage
 
 log = logging.getLogger(__name__)
 Q = store.Q
@@ -60,7 +62,7 @@ class DispatchOptions:
     #: Most rows one campaign claims per pass.
     batch_size: int = 500
     #: DMs in flight at once per worker process.
-    concurrency: int = 48
+    concurrency: int = 16
     #: Sent rows recorded per transaction.
     flush_size: int = 64
     #: Seconds a SENDING row belongs to its dispatcher before recovery may look it up.
@@ -130,13 +132,19 @@ async def _load_campaign(merchant_id: UUID, campaign_id: UUID) -> _Campaign | No
         return None
     draft = store.draft_from_row(row)
     rows = await store.templates(merchant_id, draft.template_ids())
-    return _Campaign(row, draft, account, {k: template_draft(v) for k, v in rows.items()},
-                     domain.send_window(draft))
+    return _Campaign(
+        row,
+        draft,
+        account,
+        {k: template_draft(v) for k, v in rows.items()},
+        domain.send_window(draft),
+    )
 
 
 async def _wait(c: _Campaign, until: datetime, reason: str) -> None:
-    await execute(Q.set_waiting, {"merchant_id": c.merchant_id, "id": c.id,
-                                  "until": until, "reason": reason})
+    await execute(
+        Q.set_waiting, {"merchant_id": c.merchant_id, "id": c.id, "until": until, "reason": reason}
+    )
 
 
 # ------------------------------------------------------------------ dispatch
@@ -171,13 +179,21 @@ async def _dispatch_campaign(deps: Deps, opts: DispatchOptions, item: Row) -> in
             return 0
         limit = opts.batch_size
         if c.account["status"] != "ACTIVE":
-            await _wait(c, now + timedelta(minutes=1),
-                        f"account {c.account['status'].lower()}: reconnect it to send")
+            await _wait(
+                c,
+                now + timedelta(minutes=1),
+                f"account {c.account['status'].lower()}: reconnect it to send",
+            )
             return 0
-        budget = await fetch_one(Q.budget_left, {
-            "merchant_id": merchant_id, "account_id": c.account["id"],
-            "default_15": DEFAULT_PER_15_MINUTES, "default_24": DEFAULT_PER_24_HOURS,
-        })
+        budget = await fetch_one(
+            Q.budget_left,
+            {
+                "merchant_id": merchant_id,
+                "account_id": c.account["id"],
+                "default_15": DEFAULT_PER_15_MINUTES,
+                "default_24": DEFAULT_PER_24_HOURS,
+            },
+        )
         if budget is not None and budget["left_now"] is not None:
             if budget["left_now"] <= 0:
                 reset = budget["reset_at"] or now + timedelta(minutes=1)
@@ -224,19 +240,25 @@ async def _claim(
     """Step 1 of the module docstring, in one transaction."""
     m = c.merchant_id
     async with own_transaction(deps.pool):
-        rows = await fetch_all(Q.claim_candidates, {"merchant_id": m, "campaign_id": c.id,
-                                                    "limit": limit})
+        rows = await fetch_all(
+            Q.claim_candidates, {"merchant_id": m, "campaign_id": c.id, "limit": limit}
+        )
         if not rows:
             return []
         d = c.draft
         facts: dict[UUID, Row] = {}
         if d.exclude_messaged_within or d.exclude_open_conversations:
-            for f in await fetch_all(Q.contact_facts, {
-                "merchant_id": m, "account_id": c.account["id"], "campaign_id": c.id,
-                "within": d.exclude_messaged_within,
-                "contact_ids": [r["contact_id"] for r in rows],
-            }):
-                facts[f["contact_id"]] = f
+            for fact in await fetch_all(
+                Q.contact_facts,
+                {
+                    "merchant_id": m,
+                    "account_id": c.account["id"],
+                    "campaign_id": c.id,
+                    "within": d.exclude_messaged_within,
+                    "contact_ids": [r["contact_id"] for r in rows],
+                },
+            ):
+                facts[fact["contact_id"]] = fact
         claimed: list[_Claimed] = []
         skipped: list[tuple[int, str]] = []
         deferred: list[tuple[int, datetime]] = []
@@ -272,22 +294,40 @@ async def _claim(
             if not text.strip():
                 skipped.append((r["id"], "empty_message"))
                 continue
-            claimed.append(_Claimed(r["id"], r["contact_id"], r["step"], r["x_user_id"], text,
-                                    r["attempts"] + 1))
+            claimed.append(
+                _Claimed(
+                    r["id"], r["contact_id"], r["step"], r["x_user_id"], text, r["attempts"] + 1
+                )
+            )
         if claimed:
-            await execute(Q.mark_sending, {
-                "merchant_id": m, "ids": [x.id for x in claimed],
-                "texts": [x.text for x in claimed],
-                "lease": timedelta(seconds=opts.lease_seconds),
-            })
+            await execute(
+                Q.mark_sending,
+                {
+                    "merchant_id": m,
+                    "ids": [x.id for x in claimed],
+                    "texts": [x.text for x in claimed],
+                    "lease": timedelta(seconds=opts.lease_seconds),
+                },
+            )
         if deferred:
-            await execute(Q.defer_rows, {"merchant_id": m, "ids": [i for i, _ in deferred],
-                                         "ats": [a for _, a in deferred]})
+            await execute(
+                Q.defer_rows,
+                {
+                    "merchant_id": m,
+                    "ids": [i for i, _ in deferred],
+                    "ats": [a for _, a in deferred],
+                },
+            )
         if skipped:
-            done = await fetch_all(Q.settle_rows, {
-                "merchant_id": m, "state": domain.SKIPPED,
-                "ids": [i for i, _ in skipped], "reasons": [r for _, r in skipped],
-            })
+            done = await fetch_all(
+                Q.settle_rows,
+                {
+                    "merchant_id": m,
+                    "state": domain.SKIPPED,
+                    "ids": [i for i, _ in skipped],
+                    "reasons": [r for _, r in skipped],
+                },
+            )
             await store.bump(m, c.id, skipped=len(done))
     return claimed
 
@@ -303,8 +343,9 @@ class _Outcomes:
         return len(self.sent) + len(self.failed) + len(self.requeue) + len(self.unclear)
 
 
-async def _send_batch(deps: Deps, opts: DispatchOptions, c: _Campaign,
-                      batch: list[_Claimed]) -> None:
+async def _send_batch(
+    deps: Deps, opts: DispatchOptions, c: _Campaign, batch: list[_Claimed]
+) -> None:
     """Steps 2 and 3: send concurrently, record in small transactions."""
     gate = asyncio.Semaphore(opts.concurrency)
     pending = _Outcomes()
@@ -330,9 +371,12 @@ async def _send_batch(deps: Deps, opts: DispatchOptions, c: _Campaign,
             except QuotaExceeded as exc:
                 until = exc.retry_at or _now() + timedelta(minutes=1)
                 stop.setdefault("until", until)
-                stop.setdefault("reason", f"waiting for DM budget until {until.isoformat()}"
-                                if exc.reason == "DM_BUDGET_SPENT"
-                                else f"X rate limit until {until.isoformat()}")
+                stop.setdefault(
+                    "reason",
+                    f"waiting for DM budget until {until.isoformat()}"
+                    if exc.reason == "DM_BUDGET_SPENT"
+                    else f"X rate limit until {until.isoformat()}",
+                )
                 pending.requeue.append((x, until))
             except FailedPrecondition as exc:
                 if exc.reason in ("TWITTER_FORBIDDEN", "TWITTER_REJECTED"):
@@ -364,21 +408,31 @@ async def _record(deps: Deps, opts: DispatchOptions, c: _Campaign, out: _Outcome
     async with own_transaction(deps.pool):
         deltas: dict[str, int] = defaultdict(int)
         if out.sent:
-            await _finish_sent(c, [(x.id, x.contact_id, x.step, ev, conv, at)
-                                   for x, ev, conv, at in out.sent], deltas)
+            await _finish_sent(
+                c,
+                [(x.id, x.contact_id, x.step, ev, conv, at) for x, ev, conv, at in out.sent],
+                deltas,
+            )
         if out.failed:
-            done = await fetch_all(Q.settle_rows, {
-                "merchant_id": m, "state": domain.FAILED,
-                "ids": [x.id for x, _ in out.failed], "reasons": [r for _, r in out.failed],
-            })
+            done = await fetch_all(
+                Q.settle_rows,
+                {
+                    "merchant_id": m,
+                    "state": domain.FAILED,
+                    "ids": [x.id for x, _ in out.failed],
+                    "reasons": [r for _, r in out.failed],
+                },
+            )
             deltas["failed"] += len(done)
         for until, group in _group(out.requeue).items():
             await execute(Q.requeue_rows, {"merchant_id": m, "ids": group, "ready_at": until})
         now = _now()
         for x in out.unclear:
             backoff = opts.retry_base * 2 ** max(0, x.attempts - 1)
-            await execute(Q.extend_lease, {"merchant_id": m, "ids": [x.id],
-                                           "until": now + timedelta(seconds=backoff)})
+            await execute(
+                Q.extend_lease,
+                {"merchant_id": m, "ids": [x.id], "until": now + timedelta(seconds=backoff)},
+            )
         await store.bump(m, c.id, **deltas)
 
 
@@ -397,24 +451,39 @@ async def _finish_sent(
     """Rows X accepted → SENT with their inbox messages; the next step of a sequence
     is enrolled in the same transaction."""
     m = c.merchant_id
-    done = await fetch_all(Q.finish_sent, {
-        "merchant_id": m, "account_id": c.account["id"], "campaign_id": c.id,
-        "ids": [s[0] for s in sent], "contact_ids": [s[1] for s in sent],
-        "x_event_ids": [s[3] for s in sent],
-        "x_conversation_ids": [s[4] for s in sent], "sent_ats": [s[5] for s in sent],
-    })
+    done = await fetch_all(
+        Q.finish_sent,
+        {
+            "merchant_id": m,
+            "account_id": c.account["id"],
+            "campaign_id": c.id,
+            "ids": [s[0] for s in sent],
+            "contact_ids": [s[1] for s in sent],
+            "x_event_ids": [s[3] for s in sent],
+            "x_conversation_ids": [s[4] for s in sent],
+            "sent_ats": [s[5] for s in sent],
+        },
+    )
     deltas["sent"] += len(done)
     steps = c.draft.steps
     if c.draft.type in domain.STEP_TYPES and done:
         at = {s[0]: s[5] for s in sent}
-        nxt = [(r["contact_id"], r["step"] + 1, at[r["id"]] + steps[r["step"] + 1].delay)
-               for r in done if r["step"] + 1 < len(steps)]
+        nxt = [
+            (r["contact_id"], r["step"] + 1, at[r["id"]] + steps[r["step"] + 1].delay)
+            for r in done
+            if r["step"] + 1 < len(steps)
+        ]
         if nxt:
-            added = await fetch_all(Q.insert_steps, {
-                "merchant_id": m, "campaign_id": c.id,
-                "contact_ids": [n[0] for n in nxt], "steps": [n[1] for n in nxt],
-                "due_ats": [n[2] for n in nxt],
-            })
+            added = await fetch_all(
+                Q.insert_steps,
+                {
+                    "merchant_id": m,
+                    "campaign_id": c.id,
+                    "contact_ids": [n[0] for n in nxt],
+                    "steps": [n[1] for n in nxt],
+                    "due_ats": [n[2] for n in nxt],
+                },
+            )
             deltas["total"] += len(added)
 
 
@@ -434,9 +503,14 @@ async def recover_stale_sends(deps: Deps, options: DispatchOptions | None = None
         rows = await fetch_all(Q.stale_sending, {"limit": 50})
         now = _now()
         for r in rows:
-            await execute(Q.extend_lease, {
-                "merchant_id": r["merchant_id"], "ids": [r["id"]],
-                "until": now + timedelta(seconds=opts.lease_seconds)})
+            await execute(
+                Q.extend_lease,
+                {
+                    "merchant_id": r["merchant_id"],
+                    "ids": [r["id"]],
+                    "until": now + timedelta(seconds=opts.lease_seconds),
+                },
+            )
     for r in rows:
         try:
             await _resolve(deps, opts, r)
@@ -449,27 +523,36 @@ async def _resolve(deps: Deps, opts: DispatchOptions, r: Row) -> None:
     m = r["merchant_id"]
     async with own_transaction(deps.pool):
         c = await _load_campaign(m, r["campaign_id"])
-        known = {x["x_event_id"] for x in await fetch_all(
-            "SELECT x_event_id FROM campaign_recipients WHERE merchant_id = %(m)s"
-            " AND contact_id = %(c)s AND x_event_id IS NOT NULL",
-            {"m": m, "c": r["contact_id"]})}
+        known = {
+            x["x_event_id"]
+            for x in await fetch_all(
+                "SELECT x_event_id FROM campaign_recipients WHERE merchant_id = %(m)s"
+                " AND contact_id = %(c)s AND x_event_id IS NOT NULL",
+                {"m": m, "c": r["contact_id"]},
+            )
+        }
     if c is None:
         return
     me = str(c.account["x_user_id"])
     since = r["sending_at"] - LOOKUP_SKEW
-    found = None
+    found: DmEvent | None = None
+    token: str | None = None
+
+    async def lookup(u: UserContext) -> DmEventPage:
+        return await u.dm_events(
+            participant_id=r["x_user_id"], max_results=100, pagination_token=token
+        )
+
     try:
-        token: str | None = None
         for _ in range(5):
-            page = await deps.xaccess.call(
-                c.account,
-                lambda u, t=token: u.dm_events(participant_id=r["x_user_id"], max_results=100,
-                                               pagination_token=t),
-            )
+            page = await deps.xaccess.call(c.account, lookup)
             for ev in page.events:
-                if (ev.sender_id == me and ev.id not in known
-                        and (ev.text or "").strip() == r["text"].strip()
-                        and (ev.created_at is None or ev.created_at >= since)):
+                if (
+                    ev.sender_id == me
+                    and ev.id not in known
+                    and (ev.text or "").strip() == r["text"].strip()
+                    and (ev.created_at is None or ev.created_at >= since)
+                ):
                     found = ev
                     break
             oldest = page.events[-1].created_at if page.events else None
@@ -478,36 +561,70 @@ async def _resolve(deps: Deps, opts: DispatchOptions, r: Row) -> None:
             token = page.next_token
     except FailedPrecondition as exc:
         async with own_transaction(deps.pool):
-            done = await fetch_all(Q.settle_rows, {
-                "merchant_id": m, "state": domain.FAILED, "ids": [r["id"]],
-                "reasons": [f"unconfirmed: {exc.message}"]})
+            done = await fetch_all(
+                Q.settle_rows,
+                {
+                    "merchant_id": m,
+                    "state": domain.FAILED,
+                    "ids": [r["id"]],
+                    "reasons": [f"unconfirmed: {exc.message}"],
+                },
+            )
             await store.bump(m, c.id, failed=len(done))
         return
     except DomainError:
         async with own_transaction(deps.pool):
-            await execute(Q.extend_lease, {"merchant_id": m, "ids": [r["id"]],
-                                           "until": _now() + timedelta(seconds=30)})
+            await execute(
+                Q.extend_lease,
+                {"merchant_id": m, "ids": [r["id"]], "until": _now() + timedelta(seconds=30)},
+            )
         return
     async with own_transaction(deps.pool):
         deltas: dict[str, int] = defaultdict(int)
         if found is not None:
             at = found.created_at or r["sending_at"]
-            await _finish_sent(c, [(r["id"], r["contact_id"], r["step"], found.id,
-                                    found.dm_conversation_id or "", at)], deltas)
+            await _finish_sent(
+                c,
+                [
+                    (
+                        r["id"],
+                        r["contact_id"],
+                        r["step"],
+                        found.id,
+                        found.dm_conversation_id or "",
+                        at,
+                    )
+                ],
+                deltas,
+            )
         elif r["campaign_status"] in (domain.CANCELLED, domain.COMPLETED):
-            done = await fetch_all(Q.settle_rows, {
-                "merchant_id": m, "state": domain.SKIPPED, "ids": [r["id"]],
-                "reasons": ["campaign_cancelled" if r["campaign_status"] == domain.CANCELLED
-                            else "end_time_passed"]})
+            done = await fetch_all(
+                Q.settle_rows,
+                {
+                    "merchant_id": m,
+                    "state": domain.SKIPPED,
+                    "ids": [r["id"]],
+                    "reasons": [
+                        "campaign_cancelled"
+                        if r["campaign_status"] == domain.CANCELLED
+                        else "end_time_passed"
+                    ],
+                },
+            )
             deltas["skipped"] += len(done)
         elif r["attempts"] >= opts.max_attempts:
-            done = await fetch_all(Q.settle_rows, {
-                "merchant_id": m, "state": domain.FAILED, "ids": [r["id"]],
-                "reasons": ["x_unavailable: gave up after repeated unclear answers"]})
+            done = await fetch_all(
+                Q.settle_rows,
+                {
+                    "merchant_id": m,
+                    "state": domain.FAILED,
+                    "ids": [r["id"]],
+                    "reasons": ["x_unavailable: gave up after repeated unclear answers"],
+                },
+            )
             deltas["failed"] += len(done)
         else:
-            await execute(Q.requeue_rows, {"merchant_id": m, "ids": [r["id"]],
-                                           "ready_at": _now()})
+            await execute(Q.requeue_rows, {"merchant_id": m, "ids": [r["id"]], "ready_at": _now()})
         await store.bump(m, c.id, **deltas)
 
 
@@ -526,8 +643,12 @@ async def run_campaign_schedules(deps: Deps) -> float:
                 await store.launch(item["merchant_id"], row, now=now)
     async with own_transaction(deps.pool):
         for item in await fetch_all(Q.due_to_end, {"limit": 50}):
-            await store.finish(item["merchant_id"], item["id"], domain.COMPLETED,
-                               "end_time_passed" if item["ended"] else "")
+            await store.finish(
+                item["merchant_id"],
+                item["id"],
+                domain.COMPLETED,
+                "end_time_passed" if item["ended"] else "",
+            )
     async with own_transaction(deps.pool):
         swept: dict[tuple[UUID, UUID], int] = defaultdict(int)
         for r in await fetch_all(Q.sweep_leftovers, {}):
@@ -562,8 +683,9 @@ async def consume_campaign_events(deps: Deps) -> float:
         cur = await fetch_one(Q.claim_cursor, {"consumer": CONSUMER})
         if cur is None:
             return 0.5
-        events = await fetch_all(Q.events_for_consumer, {"after_id": cur["last_event_id"],
-                                                         "limit": limit})
+        events = await fetch_all(
+            Q.events_for_consumer, {"after_id": cur["last_event_id"], "limit": limit}
+        )
         last = cur["last_event_id"]
         deltas: dict[tuple[UUID, UUID], dict[str, int]] = defaultdict(lambda: defaultdict(int))
         now = _now()
@@ -586,17 +708,20 @@ def _uuid(value: Any) -> UUID:
     return UUID(str(value))
 
 
-async def _apply_event(ev: Row, deltas: dict[tuple[UUID, UUID], dict[str, int]],
-                       now: datetime) -> None:
+async def _apply_event(
+    ev: Row, deltas: dict[tuple[UUID, UUID], dict[str, int]], now: datetime
+) -> None:
     kind, m, p = ev["type"], ev["merchant_id"], ev["payload"] or {}
     at = ev["created_at"]
     if kind == "message.delivered" and p.get("message_id"):
-        for r in await fetch_all(Q.mark_delivered, {"merchant_id": m, "at": at,
-                                                    "message_id": _uuid(p["message_id"])}):
+        for r in await fetch_all(
+            Q.mark_delivered, {"merchant_id": m, "at": at, "message_id": _uuid(p["message_id"])}
+        ):
             deltas[(m, r["campaign_id"])]["delivered"] += 1
     elif kind == "message.read" and p.get("message_id"):
-        for r in await fetch_all(Q.mark_read, {"merchant_id": m, "at": at,
-                                               "message_id": _uuid(p["message_id"])}):
+        for r in await fetch_all(
+            Q.mark_read, {"merchant_id": m, "at": at, "message_id": _uuid(p["message_id"])}
+        ):
             deltas[(m, r["campaign_id"])]["read"] += 1
             if r["newly_delivered"]:
                 deltas[(m, r["campaign_id"])]["delivered"] += 1
@@ -611,12 +736,14 @@ async def _apply_event(ev: Row, deltas: dict[tuple[UUID, UUID], dict[str, int]],
         if p.get("applied") is False:
             return
         contact_id = _uuid(p["contact_id"])
-        for w in await fetch_all(Q.welcome_campaigns, {"merchant_id": m,
-                                                       "account_id": _uuid(p["account_id"])}):
+        for w in await fetch_all(
+            Q.welcome_campaigns, {"merchant_id": m, "account_id": _uuid(p["account_id"])}
+        ):
             row = await store.get(m, w["id"])
             if row is None:
                 continue
             draft = store.draft_from_row(row)
-            n = await store.snapshot(m, row, draft, due_at=now + draft.enrol_delay,
-                                     contact_id=contact_id)
+            n = await store.snapshot(
+                m, row, draft, due_at=now + draft.enrol_delay, contact_id=contact_id
+            )
             deltas[(m, w["id"])]["total"] += n
