@@ -20,8 +20,8 @@ from helpers import expect_error
 from mktx.v1 import (
     ai_pb2,
     ai_pb2_grpc,
-    campaigns_pb2,
-    campaigns_pb2_grpc,
+    automation_pb2,
+    automation_pb2_grpc,
     templates_pb2,
     templates_pb2_grpc,
 )
@@ -135,9 +135,9 @@ async def test_unimplemented_rpcs_carry_error_info(api, merchant):
         grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED",
     )
     assert err.info.metadata["method"] == "mktx.v1.AIService/GetAISettings"
-    campaigns = campaigns_pb2_grpc.CampaignsServiceStub(api.channel)
+    automation = automation_pb2_grpc.AutomationServiceStub(api.channel)
     await expect_error(
-        campaigns.GetCampaign(campaigns_pb2.GetCampaignRequest(id=str(uuid.uuid4())), metadata=md),
+        automation.GetFlow(automation_pb2.GetFlowRequest(id=str(uuid.uuid4())), metadata=md),
         grpc.StatusCode.UNIMPLEMENTED,
     )
     # Unimplemented RPCs still require authentication.
