@@ -16,9 +16,22 @@ from .config import Settings
 from .context import Principal
 from .errors import Unauthenticated
 
+#: Clock skew allowed on ``exp``, ``nbf`` and ``iat``, in seconds.
+LEEWAY_SECONDS = 30
+#: Verified tokens remembered per process (clients reuse one token for many calls).
+CACHE_SIZE = 4096
+
 
 class TokenVerifier:
-    """Verifies bearer tokens into principals."""
+    """Verifies bearer tokens into principals.
+
+    A token that verified is remembered (up to ``CACHE_SIZE``, oldest dropped first)
+    with the time window its ``iat``/``nbf``/``exp`` claims allow, so a client reusing
+    one token does not pay for HMAC/RSA and JSON decoding on every call. A remembered
+    token outside its window, and every token that failed, goes through the full
+    verification again, so the outcome is the same as without the cache: the key,
+    issuer and audience never change for the life of the verifier.
+    """
 
     def __init__(self, settings: Settings) -> None:
         if settings.jwt_public_key:
@@ -31,6 +44,8 @@ class TokenVerifier:
             raise ValueError("no JWT key configured")
         self._issuer = settings.jwt_issuer or None
         self._audience = settings.jwt_audience or None
+        #: token -> (principal, valid from, valid until), both bounds in epoch seconds.
+        self._verified: dict[str, tuple[Principal, float, float]] = {}
 
     def verify(self, token: str) -> Principal:
         """Return the token's principal.
@@ -38,25 +53,51 @@ class TokenVerifier:
         Raises Unauthenticated (reason TOKEN_EXPIRED or INVALID_TOKEN) when the token
         is expired, forged, malformed or lacks a UUID ``merchant_id``.
         """
+        hit = self._verified.get(token)
+        if hit is not None:
+            principal, valid_from, valid_until = hit
+            if valid_from <= time.time() < valid_until:
+                return principal
+            del self._verified[token]
+        claims = self._decode(token)
         try:
-            claims = jwt.decode(
+            merchant_id = UUID(str(claims["merchant_id"]))
+        except ValueError:
+            raise Unauthenticated("invalid token", reason="INVALID_TOKEN") from None
+        principal = Principal(merchant_id=merchant_id, user_id=str(claims.get("sub", "")))
+        self._remember(token, principal, claims)
+        return principal
+
+    def _decode(self, token: str) -> dict[str, object]:
+        try:
+            claims: dict[str, object] = jwt.decode(
                 token,
                 self._key,
                 algorithms=self._algorithms,
                 issuer=self._issuer,
                 audience=self._audience,
                 options={"require": ["exp", "merchant_id"], "verify_aud": bool(self._audience)},
-                leeway=30,
+                leeway=LEEWAY_SECONDS,
             )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("token expired", reason="TOKEN_EXPIRED") from None
         except jwt.PyJWTError:
             raise Unauthenticated("invalid token", reason="INVALID_TOKEN") from None
+        return claims
+
+    def _remember(self, token: str, principal: Principal, claims: dict[str, object]) -> None:
+        # PyJWT accepts when iat <= now + leeway, nbf <= now + leeway and
+        # exp > now - leeway; the window below is exactly that, so a hit inside it
+        # is a token PyJWT would accept now.
         try:
-            merchant_id = UUID(str(claims["merchant_id"]))
-        except ValueError:
-            raise Unauthenticated("invalid token", reason="INVALID_TOKEN") from None
-        return Principal(merchant_id=merchant_id, user_id=str(claims.get("sub", "")))
+            starts = [int(claims[c]) for c in ("iat", "nbf") if c in claims]  # type: ignore[call-overload]
+            valid_until = float(int(claims["exp"]) + LEEWAY_SECONDS)  # type: ignore[call-overload]
+        except (TypeError, ValueError, OverflowError):
+            return
+        valid_from = float(max(starts) - LEEWAY_SECONDS) if starts else float("-inf")
+        if len(self._verified) >= CACHE_SIZE:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (principal, valid_from, valid_until)
 
 
 def mint_token(
