@@ -32,11 +32,50 @@ from mktx_grpc.config import Settings
 from mktx_grpc.db import make_pool, migrate
 from mktx_grpc.server import GrpcApp, close_deps, make_deps
 
-FIRST = ["Ana", "Bruno", "Carla", "Diego", "Elena", "Felix", "Greta", "Hugo", "Ines", "Jonas",
-         "Karin", "Luis", "Marta", "Nils", "Olga", "Pablo", "Quinn", "Rosa", "Sven", "Tara"]
-LAST = ["Smith", "Garcia", "Muller", "Rossi", "Dubois", "Novak", "Silva", "Jensen", "Kowalski",
-        "Nakamura", "Okafor", "Larsen", "Moreau", "Schmidt", "Costa", "Berg", "Ivanova",
-        "Haddad", "Fischer", "Lopez"]
+FIRST = [
+    "Ana",
+    "Bruno",
+    "Carla",
+    "Diego",
+    "Elena",
+    "Felix",
+    "Greta",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Karin",
+    "Luis",
+    "Marta",
+    "Nils",
+    "Olga",
+    "Pablo",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tara",
+]
+LAST = [
+    "Smith",
+    "Garcia",
+    "Muller",
+    "Rossi",
+    "Dubois",
+    "Novak",
+    "Silva",
+    "Jensen",
+    "Kowalski",
+    "Nakamura",
+    "Okafor",
+    "Larsen",
+    "Moreau",
+    "Schmidt",
+    "Costa",
+    "Berg",
+    "Ivanova",
+    "Haddad",
+    "Fischer",
+    "Lopez",
+]
 
 QUERIES = {
     "rare (one match)": "user742913",
@@ -49,7 +88,7 @@ QUERIES = {
 
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 async def run(admin_url: str, rows: int, calls: int) -> str:
@@ -64,7 +103,9 @@ async def run(admin_url: str, rows: int, calls: int) -> str:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(
                 "INSERT INTO accounts (id, merchant_id, x_user_id, auth_method)"
-                " VALUES (%s, %s, '1', 'OAUTH2')", (account, merchant))
+                " VALUES (%s, %s, '1', 'OAUTH2')",
+                (account, merchant),
+            )
             conn.execute(
                 """INSERT INTO contacts (merchant_id, account_id, x_user_id, username,
                                          display_name, tags, last_interaction_at)
@@ -74,7 +115,8 @@ async def run(admin_url: str, rows: int, calls: int) -> str:
                           CASE WHEN g %% 7 = 0 THEN '{vip}'::text[] ELSE '{}' END,
                           now() - (g %% 100000) * interval '1 minute'
                      FROM generate_series(1, %(n)s) g""",
-                {"m": merchant, "a": account, "first": FIRST, "last": LAST, "n": rows})
+                {"m": merchant, "a": account, "first": FIRST, "last": LAST, "n": rows},
+            )
             conn.execute("VACUUM ANALYZE contacts")
             trgm = conn.execute(
                 "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'contacts_%%_trgm'"
@@ -83,8 +125,13 @@ async def run(admin_url: str, rows: int, calls: int) -> str:
         load_s = time.perf_counter() - t0
 
         data = Path(tempfile.mkdtemp())
-        settings = Settings(database_url=url, data_dir=data, jwt_secret=b"bench-secret-0123456789abcdef!!",
-                            encryption_key=bytes(range(32)), page_token_key=b"bench")
+        settings = Settings(
+            database_url=url,
+            data_dir=data,
+            jwt_secret=b"bench-secret-0123456789abcdef!!",
+            encryption_key=bytes(range(32)),
+            page_token_key=b"bench",
+        )
         pool = make_pool(url, min_size=2, max_size=4)
         await pool.open(wait=True)
         deps = make_deps(settings, pool)
@@ -117,7 +164,8 @@ async def run(admin_url: str, rows: int, calls: int) -> str:
                     times.append((time.perf_counter() - t) * 1000)
                 lines.append(
                     f"| {label}: `{term}` | {len(first.contacts)} | {pct(times, 50):.2f} |"
-                    f" {pct(times, 99):.2f} | {statistics.mean(times):.2f} |")
+                    f" {pct(times, 99):.2f} | {statistics.mean(times):.2f} |"
+                )
                 print(lines[-1], flush=True)
             # The plan for the common case, for the record.
             with psycopg.connect(url, autocommit=True) as conn:
@@ -126,9 +174,9 @@ async def run(admin_url: str, rows: int, calls: int) -> str:
                     " SELECT id FROM contacts WHERE merchant_id = %s AND (username ILIKE %s"
                     " OR display_name ILIKE %s) ORDER BY coalesce(last_interaction_at,"
                     " '-infinity'::timestamptz) DESC, id DESC LIMIT 51",
-                    (merchant, "%user742913%", "%user742913%")).fetchall()
-            lines += ["", "Plan for the rare term:", "", "```",
-                      *[r[0] for r in plan], "```"]
+                    (merchant, "%user742913%", "%user742913%"),
+                ).fetchall()
+            lines += ["", "Plan for the rare term:", "", "```", *[r[0] for r in plan], "```"]
         finally:
             await channel.close()
             await app.stop(0)
@@ -137,16 +185,18 @@ async def run(admin_url: str, rows: int, calls: int) -> str:
         return "\n".join(lines) + "\n"
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--calls", type=int, default=200)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"
-                                             / "contacts_search.md"))
+    parser.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "contacts_search.md")
+    )
     args = parser.parse_args()
     admin = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
     if not admin:

@@ -59,9 +59,7 @@ def serve(db_url: str, port: int, workers: int, pool_size: int) -> None:
     from mktx_grpc.webhooks.ingest import IngestOptions
 
     async def main() -> None:
-        settings = Settings(
-            database_url=db_url, encryption_key=bytes(32), page_token_key=b"bench"
-        )
+        settings = Settings(database_url=db_url, encryption_key=bytes(32), page_token_key=b"bench")
         pool = make_pool(db_url, min_size=pool_size, max_size=pool_size)
         await pool.open(wait=True)
         app = create_webhook_app(
@@ -69,8 +67,13 @@ def serve(db_url: str, port: int, workers: int, pool_size: int) -> None:
         )
         server = uvicorn.Server(
             uvicorn.Config(
-                app, host="127.0.0.1", port=port, lifespan="on", log_level="warning",
-                access_log=False, loop="uvloop",
+                app,
+                host="127.0.0.1",
+                port=port,
+                lifespan="on",
+                log_level="warning",
+                access_log=False,
+                loop="uvloop",
             )
         )
         await server.serve()
@@ -115,18 +118,26 @@ def make_deliveries(
                         "source_app_id": "29000001",
                         "message_data": {
                             "text": f"bench message {seq}: is the item in stock?",
-                            "entities": {"hashtags": [], "symbols": [], "user_mentions": [],
-                                         "urls": []},
+                            "entities": {
+                                "hashtags": [],
+                                "symbols": [],
+                                "user_mentions": [],
+                                "urls": [],
+                            },
                         },
                     },
                 }
             )
             for uid in (sender, shop):
                 users[uid] = {
-                    "id": uid, "id_str": uid, "name": f"User {uid[-5:]}",
+                    "id": uid,
+                    "id_str": uid,
+                    "name": f"User {uid[-5:]}",
                     "screen_name": f"user{uid[-5:]}",
                     "profile_image_url_https": f"https://pbs.twimg.com/p/{uid}.jpg",
-                    "followers_count": 1, "friends_count": 1, "verified": False,
+                    "followers_count": 1,
+                    "friends_count": 1,
+                    "verified": False,
                     "protected": False,
                 }
         body = json.dumps(
@@ -141,8 +152,9 @@ def make_deliveries(
     return out
 
 
-async def load(url: str, deliveries: list[tuple[bytes, dict[str, str], int]],
-               concurrency: int) -> tuple[int, int]:
+async def load(
+    url: str, deliveries: list[tuple[bytes, dict[str, str], int]], concurrency: int
+) -> tuple[int, int]:
     """POST every delivery (a share twice); returns (new events, duplicate events)."""
     queue: asyncio.Queue[tuple[bytes, dict[str, str], int]] = asyncio.Queue()
     for d in deliveries:
@@ -195,31 +207,42 @@ def verify(db_url: str, n: int) -> dict[str, Any]:
             "inbox_rows": one("SELECT count(*) FROM webhook_inbox"),
             "inbox_distinct_keys": one("SELECT count(DISTINCT event_key) FROM webhook_inbox"),
             "inbox_processed": one(
-                "SELECT count(*) FROM webhook_inbox WHERE outcome = 'PROCESSED'"),
+                "SELECT count(*) FROM webhook_inbox WHERE outcome = 'PROCESSED'"
+            ),
             "inbox_other_outcomes": one(
-                "SELECT count(*) FROM webhook_inbox WHERE outcome <> 'PROCESSED'"),
+                "SELECT count(*) FROM webhook_inbox WHERE outcome <> 'PROCESSED'"
+            ),
             "inbox_max_attempts": one("SELECT max(attempts) FROM webhook_inbox"),
             "messages": one("SELECT count(*) FROM messages"),
             "messages_distinct_x_ids": one("SELECT count(DISTINCT x_event_id) FROM messages"),
             "message_received_events": one(
-                "SELECT count(*) FROM domain_events WHERE type = 'message.received'"),
+                "SELECT count(*) FROM domain_events WHERE type = 'message.received'"
+            ),
             "interactions": one("SELECT count(*) FROM contact_interactions"),
-            "sum_conversation_message_count": one(
-                "SELECT sum(message_count) FROM conversations"),
+            "sum_conversation_message_count": one("SELECT sum(message_count) FROM conversations"),
             "contacts": one("SELECT count(*) FROM contacts"),
             "conversations": one("SELECT count(*) FROM conversations"),
             "processing_lag_p50_ms": one(
                 "SELECT round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY"
                 " extract(epoch FROM processed_at - received_at))::numeric, 1)"
-                " FROM webhook_inbox"),
+                " FROM webhook_inbox"
+            ),
             "processing_lag_p99_ms": one(
                 "SELECT round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY"
                 " extract(epoch FROM processed_at - received_at))::numeric, 1)"
-                " FROM webhook_inbox"),
+                " FROM webhook_inbox"
+            ),
         }
-    for key in ("inbox_rows", "inbox_distinct_keys", "inbox_processed", "messages",
-                "messages_distinct_x_ids", "message_received_events", "interactions",
-                "sum_conversation_message_count"):
+    for key in (
+        "inbox_rows",
+        "inbox_distinct_keys",
+        "inbox_processed",
+        "messages",
+        "messages_distinct_x_ids",
+        "message_received_events",
+        "interactions",
+        "sum_conversation_message_count",
+    ):
         if counts[key] != n:
             raise AssertionError(f"{key} = {counts[key]}, expected {n}: {counts}")
     if counts["inbox_other_outcomes"] != 0 or counts["contacts"] != counts["conversations"]:
@@ -234,8 +257,9 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=25, help="DM events per POST")
     ap.add_argument("--contacts", type=int, default=2_000, help="distinct senders")
     ap.add_argument("--concurrency", type=int, default=8, help="deliveries in flight")
-    ap.add_argument("--duplicates", type=float, default=0.1,
-                    help="share of deliveries sent a second time")
+    ap.add_argument(
+        "--duplicates", type=float, default=0.1, help="share of deliveries sent a second time"
+    )
     ap.add_argument("--workers", type=int, default=2, help="sidecar processing workers")
     ap.add_argument("--pool", type=int, default=6, help="sidecar pool size")
     ap.add_argument("--keep", action="store_true", help="keep the database")
@@ -269,8 +293,17 @@ def main() -> int:
 
         port = free_port()
         proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", db_url, str(port),
-             "--workers", str(args.workers), "--pool", str(args.pool)],
+            [
+                sys.executable,
+                __file__,
+                "--serve",
+                db_url,
+                str(port),
+                "--workers",
+                str(args.workers),
+                "--pool",
+                str(args.pool),
+            ],
             env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'gen'}"},
         )
         url = f"http://127.0.0.1:{port}/webhooks/twitter"
@@ -310,8 +343,13 @@ def main() -> int:
             "ingested_events_per_s": round(ingested),
             **counts,
             "metrics_failed": next(
-                (ln.split()[-1] for ln in metrics.splitlines()
-                 if ln.startswith("mktx_webhook_events_failed_total")), "?"),
+                (
+                    ln.split()[-1]
+                    for ln in metrics.splitlines()
+                    if ln.startswith("mktx_webhook_events_failed_total")
+                ),
+                "?",
+            ),
         }
         print(json.dumps(report, indent=2, default=str))
         return 0

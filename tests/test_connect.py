@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import socket
 from urllib.parse import parse_qs, urlsplit
 
@@ -57,7 +56,8 @@ async def test_oauth2_pkce_connect(api, stub, merchant, x_user, sandbox, db, cap
     caplog.set_level(logging.DEBUG)
     md = api.auth(merchant)
     started = await stub.StartConnection(
-        A.StartConnectionRequest(auth_method=A.AUTH_METHOD_OAUTH2, callback_uri=CALLBACK), metadata=md
+        A.StartConnectionRequest(auth_method=A.AUTH_METHOD_OAUTH2, callback_uri=CALLBACK),
+        metadata=md,
     )
     q = parse_qs(urlsplit(started.authorization_url).query)
     assert q["code_challenge_method"] == ["S256"] and q["state"] == [started.state]
@@ -68,7 +68,10 @@ async def test_oauth2_pkce_connect(api, stub, merchant, x_user, sandbox, db, cap
     )
     assert account.status == A.ACCOUNT_STATUS_ACTIVE
     assert (account.x_user_id, account.username, account.display_name) == (
-        x_user.id, x_user.username, "Test Shop")
+        x_user.id,
+        x_user.username,
+        "Test Shop",
+    )
     assert account.followers_count == 42
     assert account.auth_method == A.AUTH_METHOD_OAUTH2 and "dm.write" in account.scopes
     assert account.token_expire_time.seconds > 0
@@ -77,8 +80,11 @@ async def test_oauth2_pkce_connect(api, stub, merchant, x_user, sandbox, db, cap
     _, grants = sandbox_tokens(sandbox, x_user.id)
     plain = [g.token for g in grants]
     assert len(plain) == 2
-    row = await (await db.execute(
-        "SELECT access_token_enc, refresh_token_enc FROM accounts WHERE id = %s", (account.id,))).fetchone()
+    row = await (
+        await db.execute(
+            "SELECT access_token_enc, refresh_token_enc FROM accounts WHERE id = %s", (account.id,)
+        )
+    ).fetchone()
     for blob in row:
         assert blob and not any(p.encode() in bytes(blob) for p in plain)
     wire = account.SerializeToString()
@@ -86,8 +92,12 @@ async def test_oauth2_pkce_connect(api, stub, merchant, x_user, sandbox, db, cap
     for p in plain:
         assert p.encode() not in wire and p not in logged
     # The state is single use.
-    await expect_error(stub.CompleteConnection(
-        A.CompleteConnectionRequest(state=started.state, code=cb["code"]), metadata=md), INVALID)
+    await expect_error(
+        stub.CompleteConnection(
+            A.CompleteConnectionRequest(state=started.state, code=cb["code"]), metadata=md
+        ),
+        INVALID,
+    )
 
 
 async def test_oauth1_three_legged_connect(api, stub, merchant, x_user, sandbox, db):
@@ -96,85 +106,137 @@ async def test_oauth1_three_legged_connect(api, stub, merchant, x_user, sandbox,
     assert account.auth_method == A.AUTH_METHOD_OAUTH1 and account.status == A.ACCOUNT_STATUS_ACTIVE
     assert not account.HasField("token_expire_time")
     t1, _ = sandbox_tokens(sandbox, x_user.id)
-    row = await (await db.execute(
-        "SELECT access_token_enc, token_secret_enc FROM accounts WHERE id = %s", (account.id,))).fetchone()
+    row = await (
+        await db.execute(
+            "SELECT access_token_enc, token_secret_enc FROM accounts WHERE id = %s", (account.id,)
+        )
+    ).fetchone()
     assert all(row) and all(t.token.encode() not in bytes(row[0]) for t in t1)
     # The stored credentials work: re-verifying them succeeds.
-    refreshed = await stub.RefreshAccountTokens(A.RefreshAccountTokensRequest(id=account.id), metadata=md)
+    refreshed = await stub.RefreshAccountTokens(
+        A.RefreshAccountTokensRequest(id=account.id), metadata=md
+    )
     assert refreshed.status == A.ACCOUNT_STATUS_ACTIVE
 
 
 async def test_same_x_user_twice_is_already_exists(api, stub, merchant, other_merchant, x_user):
     await connect(stub, api.auth(merchant), x_user)
     for who in (merchant, other_merchant):
-        await expect_error(connect(stub, api.auth(who), x_user), grpc.StatusCode.ALREADY_EXISTS,
-                           "DUPLICATE_RESOURCE")
+        await expect_error(
+            connect(stub, api.auth(who), x_user),
+            grpc.StatusCode.ALREADY_EXISTS,
+            "DUPLICATE_RESOURCE",
+        )
 
 
 async def test_connect_error_paths(api, stub, merchant, other_merchant, x_user, sandbox):
     md = api.auth(merchant)
     # Request validation, all fields at once.
-    err = await expect_error(stub.StartConnection(
-        A.StartConnectionRequest(callback_uri="ftp://x", scopes=["Bad Scope"]), metadata=md), INVALID)
+    err = await expect_error(
+        stub.StartConnection(
+            A.StartConnectionRequest(callback_uri="ftp://x", scopes=["Bad Scope"]), metadata=md
+        ),
+        INVALID,
+    )
     assert set(err.bad_fields) == {"auth_method", "callback_uri", "scopes[0]"}
-    err = await expect_error(stub.CompleteConnection(A.CompleteConnectionRequest(), metadata=md), INVALID)
+    err = await expect_error(
+        stub.CompleteConnection(A.CompleteConnectionRequest(), metadata=md), INVALID
+    )
     assert set(err.bad_fields) == {"state", "oauth_verifier"}
     # Unknown state; another merchant's state.
-    err = await expect_error(stub.CompleteConnection(
-        A.CompleteConnectionRequest(state="nope", code="c"), metadata=md), INVALID)
+    err = await expect_error(
+        stub.CompleteConnection(A.CompleteConnectionRequest(state="nope", code="c"), metadata=md),
+        INVALID,
+    )
     assert "state" in err.bad_fields
     started = await stub.StartConnection(
-        A.StartConnectionRequest(auth_method=A.AUTH_METHOD_OAUTH2, callback_uri=CALLBACK), metadata=md)
-    await expect_error(stub.CompleteConnection(
-        A.CompleteConnectionRequest(state=started.state, code="x"), metadata=api.auth(other_merchant)),
-        INVALID)
+        A.StartConnectionRequest(auth_method=A.AUTH_METHOD_OAUTH2, callback_uri=CALLBACK),
+        metadata=md,
+    )
+    await expect_error(
+        stub.CompleteConnection(
+            A.CompleteConnectionRequest(state=started.state, code="x"),
+            metadata=api.auth(other_merchant),
+        ),
+        INVALID,
+    )
     # A bad code is INVALID_ARGUMENT naming `code`.
-    err = await expect_error(stub.CompleteConnection(
-        A.CompleteConnectionRequest(state=started.state, code="not-a-real-code"), metadata=md), INVALID)
+    err = await expect_error(
+        stub.CompleteConnection(
+            A.CompleteConnectionRequest(state=started.state, code="not-a-real-code"), metadata=md
+        ),
+        INVALID,
+    )
     assert "code" in err.bad_fields
     # A bad OAuth 1.0a verifier is INVALID_ARGUMENT naming `oauth_verifier`.
     s1 = await stub.StartConnection(
-        A.StartConnectionRequest(auth_method=A.AUTH_METHOD_OAUTH1, callback_uri=CALLBACK), metadata=md)
+        A.StartConnectionRequest(auth_method=A.AUTH_METHOD_OAUTH1, callback_uri=CALLBACK),
+        metadata=md,
+    )
     cb = await asyncio.to_thread(consent, s1.authorization_url, x_user.id)
-    err = await expect_error(stub.CompleteConnection(
-        A.CompleteConnectionRequest(state=s1.state, oauth_token=cb["oauth_token"], oauth_verifier="wrong"),
-        metadata=md), INVALID)
+    err = await expect_error(
+        stub.CompleteConnection(
+            A.CompleteConnectionRequest(
+                state=s1.state, oauth_token=cb["oauth_token"], oauth_verifier="wrong"
+            ),
+            metadata=md,
+        ),
+        INVALID,
+    )
     assert "oauth_verifier" in err.bad_fields
     # A mismatched oauth_token is refused too.
     s2 = await stub.StartConnection(
-        A.StartConnectionRequest(auth_method=A.AUTH_METHOD_OAUTH1, callback_uri=CALLBACK), metadata=md)
-    err = await expect_error(stub.CompleteConnection(
-        A.CompleteConnectionRequest(state=s2.state, oauth_token="other", oauth_verifier="v"),
-        metadata=md), INVALID)
+        A.StartConnectionRequest(auth_method=A.AUTH_METHOD_OAUTH1, callback_uri=CALLBACK),
+        metadata=md,
+    )
+    err = await expect_error(
+        stub.CompleteConnection(
+            A.CompleteConnectionRequest(state=s2.state, oauth_token="other", oauth_verifier="v"),
+            metadata=md,
+        ),
+        INVALID,
+    )
     assert "oauth_token" in err.bad_fields
 
 
 async def test_x_unreachable_is_unavailable_and_retryable(api, stub, merchant, x_user, sandbox):
     md = api.auth(merchant)
     started = await stub.StartConnection(
-        A.StartConnectionRequest(auth_method=A.AUTH_METHOD_OAUTH2, callback_uri=CALLBACK), metadata=md)
+        A.StartConnectionRequest(auth_method=A.AUTH_METHOD_OAUTH2, callback_uri=CALLBACK),
+        metadata=md,
+    )
     cb = await asyncio.to_thread(consent, started.authorization_url, x_user.id)
     faults = sandbox.state.faults
     try:
         with sandbox.state.lock:
             faults.error_next, faults.error_status = 3, 503  # every retry of the exchange fails
-        await expect_error(stub.CompleteConnection(
-            A.CompleteConnectionRequest(state=started.state, code=cb["code"]), metadata=md),
-            grpc.StatusCode.UNAVAILABLE, "TWITTER_API_ERROR")
+        await expect_error(
+            stub.CompleteConnection(
+                A.CompleteConnectionRequest(state=started.state, code=cb["code"]), metadata=md
+            ),
+            grpc.StatusCode.UNAVAILABLE,
+            "TWITTER_API_ERROR",
+        )
     finally:
         with sandbox.state.lock:
             faults.error_next = 0
     # The state survived the outage: the same completion now succeeds.
     account = await stub.CompleteConnection(
-        A.CompleteConnectionRequest(state=started.state, code=cb["code"]), metadata=md)
+        A.CompleteConnectionRequest(state=started.state, code=cb["code"]), metadata=md
+    )
     assert account.status == A.ACCOUNT_STATUS_ACTIVE
     # StartConnection with X down is UNAVAILABLE as well.
     try:
         with sandbox.state.lock:
             faults.error_next = 3
-        await expect_error(stub.StartConnection(
-            A.StartConnectionRequest(auth_method=A.AUTH_METHOD_OAUTH1, callback_uri=CALLBACK), metadata=md),
-            grpc.StatusCode.UNAVAILABLE, "TWITTER_API_ERROR")
+        await expect_error(
+            stub.StartConnection(
+                A.StartConnectionRequest(auth_method=A.AUTH_METHOD_OAUTH1, callback_uri=CALLBACK),
+                metadata=md,
+            ),
+            grpc.StatusCode.UNAVAILABLE,
+            "TWITTER_API_ERROR",
+        )
     finally:
         with sandbox.state.lock:
             faults.error_next = 0
@@ -185,7 +247,9 @@ async def test_refresh_rotates_tokens(api, stub, merchant, x_user, sandbox, db):
     account = await connect(stub, md, x_user)
     _, before = sandbox_tokens(sandbox, x_user.id)
     old_refresh = next(g.token for g in before if g.kind == "refresh")
-    refreshed = await stub.RefreshAccountTokens(A.RefreshAccountTokensRequest(id=account.id), metadata=md)
+    refreshed = await stub.RefreshAccountTokens(
+        A.RefreshAccountTokensRequest(id=account.id), metadata=md
+    )
     assert refreshed.status == A.ACCOUNT_STATUS_ACTIVE and refreshed.etag != account.etag
     # The old refresh token has been used up at X: rotation stored the new pair.
     async with httpx.AsyncClient() as http:
@@ -196,14 +260,17 @@ async def test_refresh_rotates_tokens(api, stub, merchant, x_user, sandbox, db):
         )
     assert resp.status_code == 400
     # A second refresh works with the rotated token (proving it was stored).
-    again = await stub.RefreshAccountTokens(A.RefreshAccountTokensRequest(id=account.id), metadata=md)
+    again = await stub.RefreshAccountTokens(
+        A.RefreshAccountTokensRequest(id=account.id), metadata=md
+    )
     assert again.status == A.ACCOUNT_STATUS_ACTIVE
 
 
 async def expire_soon(db, account_id):
     await db.execute(
         "UPDATE accounts SET token_expires_at = now() + interval '10 seconds' WHERE id = %s",
-        (account_id,))
+        (account_id,),
+    )
 
 
 async def load_row(db, account_id):
@@ -252,7 +319,9 @@ async def test_revoked_token_marks_account_error_and_reconnect_recovers(
     sandbox.state.revoke_user_tokens(x_user.id)
     err = await expect_error(
         stub.RefreshAccountTokens(A.RefreshAccountTokensRequest(id=account.id), metadata=md),
-        grpc.StatusCode.FAILED_PRECONDITION, "ACCOUNT_AUTH_REVOKED")
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "ACCOUNT_AUTH_REVOKED",
+    )
     assert err.info.metadata["account_id"] == account.id
     got = await stub.GetAccount(A.GetAccountRequest(id=account.id), metadata=md)
     assert got.status == A.ACCOUNT_STATUS_ERROR and "revoked" in got.status_reason
@@ -270,8 +339,15 @@ async def sidecar(settings):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_webhook_app(deps, settings.x_consumer_secret),
-                                           host="127.0.0.1", port=port, log_config=None, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_webhook_app(deps, settings.x_consumer_secret),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            lifespan="off",
+        )
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
@@ -282,16 +358,22 @@ async def sidecar(settings):
     await pool.close()
 
 
-async def test_register_webhook_runs_crc_and_subscribes(api, stub, merchant, x_user, sandbox, sidecar):
+async def test_register_webhook_runs_crc_and_subscribes(
+    api, stub, merchant, x_user, sandbox, sidecar
+):
     md = api.auth(merchant)
     account = await connect(stub, md, x_user)
-    out = await stub.RegisterWebhook(A.RegisterWebhookRequest(id=account.id, url=sidecar), metadata=md)
+    out = await stub.RegisterWebhook(
+        A.RegisterWebhookRequest(id=account.id, url=sidecar), metadata=md
+    )
     assert out.webhook.webhook_id and out.webhook.url == sidecar and out.webhook.subscribed
     assert out.webhook.validate_time.seconds > 0
     with sandbox.state.lock:
         assert x_user.id in sandbox.state.subscriptions[out.webhook.webhook_id]
     # Registering again reuses the webhook X already has for that URL.
-    again = await stub.RegisterWebhook(A.RegisterWebhookRequest(id=account.id, url=sidecar), metadata=md)
+    again = await stub.RegisterWebhook(
+        A.RegisterWebhookRequest(id=account.id, url=sidecar), metadata=md
+    )
     assert again.webhook.webhook_id == out.webhook.webhook_id
 
 
@@ -301,18 +383,28 @@ async def test_register_webhook_failures(api, stub, merchant, other_merchant, x_
     wrong = WebhookReceiver(sandbox.config.consumer_secret, crc_mode="wrong").start()
     try:
         await expect_error(
-            stub.RegisterWebhook(A.RegisterWebhookRequest(id=account.id, url=wrong.url), metadata=md),
-            grpc.StatusCode.FAILED_PRECONDITION, "WEBHOOK_CRC_FAILED")
+            stub.RegisterWebhook(
+                A.RegisterWebhookRequest(id=account.id, url=wrong.url), metadata=md
+            ),
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "WEBHOOK_CRC_FAILED",
+        )
     finally:
         wrong.stop()
-    err = await expect_error(stub.RegisterWebhook(A.RegisterWebhookRequest(id=account.id), metadata=md),
-                             INVALID)
+    err = await expect_error(
+        stub.RegisterWebhook(A.RegisterWebhookRequest(id=account.id), metadata=md), INVALID
+    )
     assert "url" in err.bad_fields  # no public URL configured
-    await expect_error(stub.RegisterWebhook(
-        A.RegisterWebhookRequest(id=account.id, url="https://h.example/w"), metadata=api.auth(other_merchant)),
-        grpc.StatusCode.NOT_FOUND)
-    err = await expect_error(stub.RegisterWebhook(
-        A.RegisterWebhookRequest(id="x", url="notaurl"), metadata=md), INVALID)
+    await expect_error(
+        stub.RegisterWebhook(
+            A.RegisterWebhookRequest(id=account.id, url="https://h.example/w"),
+            metadata=api.auth(other_merchant),
+        ),
+        grpc.StatusCode.NOT_FOUND,
+    )
+    err = await expect_error(
+        stub.RegisterWebhook(A.RegisterWebhookRequest(id="x", url="notaurl"), metadata=md), INVALID
+    )
     assert set(err.bad_fields) == {"id", "url"}
 
 
@@ -324,8 +416,10 @@ async def test_disconnect_revokes_at_x(api, stub, merchant, x_user, sandbox):
     assert out.status == A.ACCOUNT_STATUS_DISCONNECTED
     assert all(g.revoked for g in grants)
     # Disconnected accounts cannot be refreshed.
-    await expect_error(stub.RefreshAccountTokens(A.RefreshAccountTokensRequest(id=account.id), metadata=md),
-                       grpc.StatusCode.FAILED_PRECONDITION)
+    await expect_error(
+        stub.RefreshAccountTokens(A.RefreshAccountTokensRequest(id=account.id), metadata=md),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
     # ...and the X user may be connected again, as a new account.
     again = await connect(stub, md, x_user)
     assert again.id != account.id
@@ -334,8 +428,12 @@ async def test_disconnect_revokes_at_x(api, stub, merchant, x_user, sandbox):
 async def test_denied_consent_leaves_nothing(api, stub, merchant, x_user, db):
     md = api.auth(merchant)
     started = await stub.StartConnection(
-        A.StartConnectionRequest(auth_method=A.AUTH_METHOD_OAUTH2, callback_uri=CALLBACK), metadata=md)
+        A.StartConnectionRequest(auth_method=A.AUTH_METHOD_OAUTH2, callback_uri=CALLBACK),
+        metadata=md,
+    )
     cb = await asyncio.to_thread(consent, started.authorization_url, x_user.id, deny=True)
     assert "code" not in cb
-    count = await (await db.execute("SELECT count(*) FROM accounts WHERE merchant_id = %s", (merchant,))).fetchone()
+    count = await (
+        await db.execute("SELECT count(*) FROM accounts WHERE merchant_id = %s", (merchant,))
+    ).fetchone()
     assert count[0] == 0

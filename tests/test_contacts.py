@@ -868,24 +868,45 @@ async def test_export_by_segment(api, stub, merchant, other_merchant, db):
         " ELSE '{}' END FROM generate_series(1, 40) g",
         (merchant, acc),
     )
-    vip = {"operator": "CONDITION_GROUP_OPERATOR_AND", "nodes": [{"condition": {
-        "field": "tags", "operator": "CONDITION_OPERATOR_CONTAINS", "string_value": "vip"}}]}
+    vip = {
+        "operator": "CONDITION_GROUP_OPERATOR_AND",
+        "nodes": [
+            {
+                "condition": {
+                    "field": "tags",
+                    "operator": "CONDITION_OPERATOR_CONTAINS",
+                    "string_value": "vip",
+                }
+            }
+        ],
+    }
     seg = uuid.uuid4()
     await db.execute(
         "INSERT INTO segments (id, merchant_id, name, conditions) VALUES (%s, %s, 'vip', %s)",
         (seg, merchant, Jsonb(vip)),
     )
-    got = [c async for b in stub.ExportContacts(P.ExportContactsRequest(segment_id=str(seg)),
-                                                metadata=md) for c in b.contacts]
+    got = [
+        c
+        async for b in stub.ExportContacts(
+            P.ExportContactsRequest(segment_id=str(seg)), metadata=md
+        )
+        for c in b.contacts
+    ]
     assert sorted(int(c.x_user_id) for c in got) == list(range(4, 41, 4))
     # Segment and list filters combine.
-    got = [c async for b in stub.ExportContacts(
-        P.ExportContactsRequest(segment_id=str(seg), query="u2"), metadata=md) for c in b.contacts]
+    got = [
+        c
+        async for b in stub.ExportContacts(
+            P.ExportContactsRequest(segment_id=str(seg), query="u2"), metadata=md
+        )
+        for c in b.contacts
+    ]
     assert sorted(c.username for c in got) == ["u20", "u24", "u28"]
     # Another merchant's segment is NOT_FOUND.
     await expect_error(
-        stub.ExportContacts(P.ExportContactsRequest(segment_id=str(seg)),
-                            metadata=api.auth(other_merchant)).read(),
+        stub.ExportContacts(
+            P.ExportContactsRequest(segment_id=str(seg)), metadata=api.auth(other_merchant)
+        ).read(),
         NOT_FOUND,
     )
 

@@ -3,7 +3,6 @@ directly, and SendMessage through XAccess to the X sandbox over real HTTP."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 

@@ -62,8 +62,17 @@ def test_a_failing_migration_leaves_no_trace(empty_db, tmp_path):
         assert [r[0] for r in conn.execute("SELECT name FROM schema_migrations")] == ["0001_ok"]
 
 
-TENANT_TABLES = ("templates", "accounts", "contacts", "conversations", "messages",
-                 "segments", "campaigns", "flows", "domain_events")
+TENANT_TABLES = (
+    "templates",
+    "accounts",
+    "contacts",
+    "conversations",
+    "messages",
+    "segments",
+    "campaigns",
+    "flows",
+    "domain_events",
+)
 
 
 def test_every_named_query_filters_by_merchant():
@@ -89,7 +98,10 @@ def test_token_command_prints_only_a_valid_token(tmp_path, monkeypatch):
     env = {"MKTX_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
         [sys.executable, "-m", "mktx_grpc.cli", "token", "--merchant", str(merchant)],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     ).stdout
     assert out.count("\n") == 1
     # The server reads the same generated secret from the data directory.
@@ -99,6 +111,8 @@ def test_token_command_prints_only_a_valid_token(tmp_path, monkeypatch):
     assert TokenVerifier(Settings.from_env()).verify(out.strip()).merchant_id == merchant
     bad = subprocess.run(
         [sys.executable, "-m", "mktx_grpc.cli", "token", "--merchant", "not-a-uuid"],
-        capture_output=True, text=True, env=env,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert bad.returncode == 2 and not bad.stdout

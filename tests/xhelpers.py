@@ -44,5 +44,3 @@ async def connect(stub, md, user, method=A.AUTH_METHOD_OAUTH2):
             state=started.state, oauth_token=cb["oauth_token"], oauth_verifier=cb["oauth_verifier"]
         )
     return await stub.CompleteConnection(req, metadata=md)
-
-

@@ -69,7 +69,10 @@ async def serve_process(settings: Settings, *, primary: bool = True) -> None:
 
     log.info(
         "serving",
-        extra={"grpc_port": grpc_app.port, "webhook_port": settings.webhook_port if primary else None},
+        extra={
+            "grpc_port": grpc_app.port,
+            "webhook_port": settings.webhook_port if primary else None,
+        },
     )
     await stop.wait()
     log.info("shutting down; grace %.1fs", settings.shutdown_grace)

@@ -1,10 +1,10 @@
 """The ``mktx-grpc`` console script.
 
-    mktx-grpc serve                 gRPC on :50051 + webhook sidecar on :5000
-    mktx-grpc migrate               apply pending SQL migrations
-    mktx-grpc token --merchant ID   print a development JWT for a merchant
-    mktx-grpc worker                run the background loops only
-    mktx-grpc x-sandbox             run the local X API sandbox in the foreground
+mktx-grpc serve                 gRPC on :50051 + webhook sidecar on :5000
+mktx-grpc migrate               apply pending SQL migrations
+mktx-grpc token --merchant ID   print a development JWT for a merchant
+mktx-grpc worker                run the background loops only
+mktx-grpc x-sandbox             run the local X API sandbox in the foreground
 """
 
 from __future__ import annotations
@@ -154,8 +154,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mktx-grpc", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="mktx-grpc", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="serve gRPC and the webhook sidecar")
     p.add_argument("--port", type=int, help="gRPC port (default MKTX_GRPC_PORT or 50051)")

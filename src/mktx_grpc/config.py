@@ -9,9 +9,9 @@ data directory so that ``serve`` and ``token`` agree across runs.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import secrets
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -10,15 +10,14 @@ UNIMPLEMENTED stubs of later services need.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from .validation import rules
-from .validation import templates as templates_rules
 from .validation import accounts as accounts_rules
+from .validation import campaigns as campaigns_rules
 from .validation import contacts as contacts_rules
 from .validation import conversations as conversations_rules
-from .validation import campaigns as campaigns_rules
+from .validation import rules
 from .validation import segments as segments_rules
+from .validation import templates as templates_rules
 
 Rule = rules.Rule
 
@@ -133,5 +132,3 @@ def spec_for(method: str) -> MethodSpec:
     if method.startswith(_PUBLIC_PREFIXES):
         return PUBLIC
     return NO_DB
-
-

@@ -88,7 +88,9 @@ def decode_time_cursor(
             raise ValueError
         return datetime.fromisoformat(keys[0]), UUID(keys[1])
     except (ValueError, IndexError, TypeError):
-        raise InvalidArgument.single("page_token", "is not a valid page token for this query") from None
+        raise InvalidArgument.single(
+            "page_token", "is not a valid page token for this query"
+        ) from None
 
 
 def time_page(

@@ -87,8 +87,9 @@ SERVICES: list[ServiceEntry] = [
     _entry(accounts_pb2, accounts_pb2_grpc, "AccountsService", AccountsServicer),
     _entry(templates_pb2, templates_pb2_grpc, "TemplatesService", TemplatesServicer),
     _entry(contacts_pb2, contacts_pb2_grpc, "ContactsService", ContactsServicer),
-    _entry(conversations_pb2, conversations_pb2_grpc, "ConversationsService",
-           ConversationsServicer),
+    _entry(
+        conversations_pb2, conversations_pb2_grpc, "ConversationsService", ConversationsServicer
+    ),
     _entry(segments_pb2, segments_pb2_grpc, "SegmentsService", SegmentsServicer),
     _entry(campaigns_pb2, campaigns_pb2_grpc, "CampaignsService", CampaignsServicer),
     _entry(automation_pb2, automation_pb2_grpc, "AutomationService", None),
@@ -107,8 +108,9 @@ def make_deps(
         pool=pool,
         page_tokens=PageTokens(settings.page_token_key),
         cipher=cipher,
-        xaccess=XAccess(x, cipher, pool, media_http=media_http,
-                        max_media_bytes=settings.max_media_bytes),
+        xaccess=XAccess(
+            x, cipher, pool, media_http=media_http, max_media_bytes=settings.max_media_bytes
+        ),
     )
 
 
@@ -163,8 +165,10 @@ class GrpcApp:
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ],
         )
-        names = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                 reflection.SERVICE_NAME]
+        names = [
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ]
         # Handlers are added as generic handlers only (see _GenericOnly).
         generic_only: Any = _GenericOnly(self.server)
         for entry in SERVICES:
@@ -203,12 +207,13 @@ class GrpcApp:
             async with self.deps.pool.connection(timeout=2.0) as conn:
                 await conn.execute("SELECT 1")
             return True
-        except Exception:  # noqa: BLE001 - any failure means not serving
+        except Exception:
             return False
 
     async def _set_health(self, ok: bool) -> None:
         status = (
-            health_pb2.HealthCheckResponse.SERVING if ok
+            health_pb2.HealthCheckResponse.SERVING
+            if ok
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
         for name in ["", *self.service_names]:

@@ -99,18 +99,23 @@ def to_domain_error(exc: XError) -> DomainError:
     if isinstance(exc, XRateLimited):
         reason = "DM_BUDGET_SPENT" if exc.reason == "DM_BUDGET_SPENT" else "RATE_LIMIT_EXCEEDED"
         return QuotaExceeded(
-            "X rate limit reached" if reason == "RATE_LIMIT_EXCEEDED"
+            "X rate limit reached"
+            if reason == "RATE_LIMIT_EXCEEDED"
             else "the account's DM budget is spent",
             retry_at=exc.reset_at,
             reason=reason,
             metadata={"reset_at": exc.reset_at.isoformat()} if exc.reset_at else None,
         )
     if isinstance(exc, XForbidden):
-        return FailedPrecondition(f"X refused the request: {exc.detail or exc.title or 'forbidden'}",
-                                  reason="TWITTER_FORBIDDEN")
+        return FailedPrecondition(
+            f"X refused the request: {exc.detail or exc.title or 'forbidden'}",
+            reason="TWITTER_FORBIDDEN",
+        )
     if isinstance(exc, (XBadRequest, XNotFound)):
-        return FailedPrecondition(f"X rejected the request: {exc.detail or exc.title or 'rejected'}",
-                                  reason="TWITTER_REJECTED")
+        return FailedPrecondition(
+            f"X rejected the request: {exc.detail or exc.title or 'rejected'}",
+            reason="TWITTER_REJECTED",
+        )
     return UpstreamError("X is unavailable; try again later", reason="TWITTER_API_ERROR")
 
 
@@ -143,24 +148,38 @@ class XAccess:
     def credentials(self, account: Row) -> OAuth1Credentials | OAuth2Credentials:
         """Decrypt the account's credentials. FailedPrecondition when it has none."""
         if account["access_token_enc"] is None:
-            raise FailedPrecondition("the account holds no credentials; reconnect it",
-                                     reason="ACCOUNT_NOT_ACTIVE")
-        access = self._cipher.decrypt(account["access_token_enc"], token_purpose(account["id"], "access"))
+            raise FailedPrecondition(
+                "the account holds no credentials; reconnect it", reason="ACCOUNT_NOT_ACTIVE"
+            )
+        access = self._cipher.decrypt(
+            account["access_token_enc"], token_purpose(account["id"], "access")
+        )
         if account["auth_method"] == "OAUTH1":
-            secret = self._cipher.decrypt(account["token_secret_enc"], token_purpose(account["id"], "secret"))
+            secret = self._cipher.decrypt(
+                account["token_secret_enc"], token_purpose(account["id"], "secret")
+            )
             return OAuth1Credentials(token=access, token_secret=secret)
         return OAuth2Credentials(access_token=access)
 
     def encrypt_tokens(
-        self, account_id: UUID, *, access: str, secret: str | None = None, refresh: str | None = None
+        self,
+        account_id: UUID,
+        *,
+        access: str,
+        secret: str | None = None,
+        refresh: str | None = None,
     ) -> dict[str, bytes | None]:
         return {
             "access_token_enc": self._cipher.encrypt(access, token_purpose(account_id, "access")),
             "token_secret_enc": (
-                self._cipher.encrypt(secret, token_purpose(account_id, "secret")) if secret else None
+                self._cipher.encrypt(secret, token_purpose(account_id, "secret"))
+                if secret
+                else None
             ),
             "refresh_token_enc": (
-                self._cipher.encrypt(refresh, token_purpose(account_id, "refresh")) if refresh else None
+                self._cipher.encrypt(refresh, token_purpose(account_id, "refresh"))
+                if refresh
+                else None
             ),
         }
 
@@ -175,7 +194,8 @@ class XAccess:
         """Run ``fn`` as the account with the error policy of the module docstring."""
         if account["status"] != "ACTIVE":
             raise FailedPrecondition(
-                f"the account is {account['status'].lower()}", reason="ACCOUNT_NOT_ACTIVE",
+                f"the account is {account['status'].lower()}",
+                reason="ACCOUNT_NOT_ACTIVE",
                 metadata={"account_id": str(account["id"])},
             )
         if self._needs_refresh(account):
@@ -216,7 +236,8 @@ class XAccess:
         data, content_type = await self._fetch_media(url, field)
         category, _ = DM_MEDIA[content_type]
         media = await self.call(
-            account, lambda u: u.upload_media(data, media_type=content_type, media_category=category)
+            account,
+            lambda u: u.upload_media(data, media_type=content_type, media_category=category),
         )
         return media.id
 
@@ -225,10 +246,14 @@ class XAccess:
         try:
             async with http.stream("GET", url) as resp:
                 if resp.status_code != 200:
-                    raise InvalidArgument.single(field, f"fetching the media returned HTTP {resp.status_code}")
+                    raise InvalidArgument.single(
+                        field, f"fetching the media returned HTTP {resp.status_code}"
+                    )
                 content_type = resp.headers.get("content-type", "").split(";")[0].strip().lower()
                 if content_type not in DM_MEDIA:
-                    raise InvalidArgument.single(field, f"unsupported media type {content_type or 'unknown'!r}")
+                    raise InvalidArgument.single(
+                        field, f"unsupported media type {content_type or 'unknown'!r}"
+                    )
                 limit = min(DM_MEDIA[content_type][1], self._max_media_bytes)
                 declared = int(resp.headers.get("content-length") or 0)
                 if declared > limit:
@@ -293,11 +318,13 @@ class XAccess:
                     raise to_domain_error(exc) from None
                 else:
                     enc = self.encrypt_tokens(
-                        account_id, access=token.access_token,
+                        account_id,
+                        access=token.access_token,
                         refresh=token.refresh_token or refresh_token,
                     )
                     return await accounts_store.store_refreshed_tokens(
-                        merchant_id, account_id,
+                        merchant_id,
+                        account_id,
                         access_token_enc=enc["access_token_enc"],
                         refresh_token_enc=enc["refresh_token_enc"],
                         token_expires_at=_expiry(token.expires_at),
@@ -310,10 +337,13 @@ class XAccess:
         reason = "X refused the account's tokens (revoked or invalid); reconnect the account"
         async with own_transaction(self._pool):  # type: ignore[arg-type]
             await accounts_store.mark_error(account["merchant_id"], account["id"], reason)
-        log.warning("account marked ERROR: tokens refused by X",
-                    extra={"account_id": str(account["id"]), "x_status": exc.status})
-        raise FailedPrecondition(reason, reason="ACCOUNT_AUTH_REVOKED",
-                                 metadata={"account_id": str(account["id"])})
+        log.warning(
+            "account marked ERROR: tokens refused by X",
+            extra={"account_id": str(account["id"]), "x_status": exc.status},
+        )
+        raise FailedPrecondition(
+            reason, reason="ACCOUNT_AUTH_REVOKED", metadata={"account_id": str(account["id"])}
+        )
 
 
 def _expiry(expires_at: float | None) -> datetime | None:

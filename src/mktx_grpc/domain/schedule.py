@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -86,7 +87,7 @@ def validate_weekly_schedule(sched: object, field: str) -> list[FieldViolation]:
                 else:
                     spans.append((start, end))
         spans.sort()
-        for a, b in zip(spans, spans[1:], strict=False):
+        for a, b in itertools.pairwise(spans):
             if b[0] < a[1]:
                 v.append(FieldViolation(f"{path}.ranges", "spans overlap"))
                 break

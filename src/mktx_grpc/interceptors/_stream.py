@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 
 
-async def call_next(method: Callable[..., Any], request: Any, context: grpc.aio.ServicerContext) -> Any:
+async def call_next(
+    method: Callable[..., Any], request: Any, context: grpc.aio.ServicerContext
+) -> Any:
     """Invoke the next handler: await a unary result, pass an async iterator through."""
     result = method(request, context)
     if hasattr(result, "__aiter__"):
@@ -16,5 +18,3 @@ async def call_next(method: Callable[..., Any], request: Any, context: grpc.aio.
 
 def is_stream(result: Any) -> bool:
     return hasattr(result, "__aiter__")
-
-

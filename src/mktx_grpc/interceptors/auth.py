@@ -25,7 +25,10 @@ class AuthInterceptor(AsyncServerInterceptor):
         self._verifier = verifier
 
     async def intercept(
-        self, method: Callable[..., Any], request: Any, context: grpc.aio.ServicerContext,
+        self,
+        method: Callable[..., Any],
+        request: Any,
+        context: grpc.aio.ServicerContext,
         method_name: str,
     ) -> Any:
         if not spec_for(method_name).public:

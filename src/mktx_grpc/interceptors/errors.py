@@ -62,9 +62,7 @@ def status_for(error: DomainError) -> grpc.Status:
             delay = duration_pb2.Duration()
             delay.FromMilliseconds(max(0, int(seconds * 1000)))
             details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
-    status = status_pb2.Status(
-        code=error.code.value[0], message=error.message, details=details
-    )
+    status = status_pb2.Status(code=error.code.value[0], message=error.message, details=details)
     return rpc_status.to_status(status)
 
 
@@ -82,12 +80,15 @@ def internal_status() -> grpc.Status:
 
 class ErrorMappingInterceptor(AsyncServerInterceptor):
     async def intercept(
-        self, method: Callable[..., Any], request: Any, context: grpc.aio.ServicerContext,
+        self,
+        method: Callable[..., Any],
+        request: Any,
+        context: grpc.aio.ServicerContext,
         method_name: str,
     ) -> Any:
         try:
             result = await call_next(method, request, context)
-        except Exception as exc:  # noqa: BLE001 - every failure must become a status
+        except Exception as exc:
             await self._abort(exc, context, method_name)
         if is_stream(result):
             return self._stream(result, context, method_name)
@@ -99,7 +100,7 @@ class ErrorMappingInterceptor(AsyncServerInterceptor):
         try:
             async for item in it:
                 yield item
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             await self._abort(exc, context, method_name)
 
     async def _abort(
@@ -110,7 +111,9 @@ class ErrorMappingInterceptor(AsyncServerInterceptor):
         if isinstance(exc, DomainError):
             await context.abort_with_status(status_for(exc))
         log.error(
-            "unhandled error in %s (request id %s)", method_name, request_id_var.get(),
+            "unhandled error in %s (request id %s)",
+            method_name,
+            request_id_var.get(),
             exc_info=exc,
         )
         await context.abort_with_status(internal_status())

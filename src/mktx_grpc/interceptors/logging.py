@@ -33,7 +33,10 @@ class LoggingInterceptor(AsyncServerInterceptor):
     """
 
     async def intercept(
-        self, method: Callable[..., Any], request: Any, context: grpc.aio.ServicerContext,
+        self,
+        method: Callable[..., Any],
+        request: Any,
+        context: grpc.aio.ServicerContext,
         method_name: str,
     ) -> Any:
         request_id_var.set(_incoming_request_id(context))
@@ -49,7 +52,10 @@ class LoggingInterceptor(AsyncServerInterceptor):
         return result
 
     async def _stream(
-        self, it: AsyncIterator[Any], method_name: str, context: grpc.aio.ServicerContext,
+        self,
+        it: AsyncIterator[Any],
+        method_name: str,
+        context: grpc.aio.ServicerContext,
         start: float,
     ) -> AsyncIterator[Any]:
         try:

@@ -25,7 +25,10 @@ class UnitOfWorkInterceptor(AsyncServerInterceptor):
         self._pool = pool
 
     async def intercept(
-        self, method: Callable[..., Any], request: Any, context: grpc.aio.ServicerContext,
+        self,
+        method: Callable[..., Any],
+        request: Any,
+        context: grpc.aio.ServicerContext,
         method_name: str,
     ) -> Any:
         spec = spec_for(method_name)

@@ -15,7 +15,10 @@ from ._stream import call_next
 
 class ValidationInterceptor(AsyncServerInterceptor):
     async def intercept(
-        self, method: Callable[..., Any], request: Any, context: grpc.aio.ServicerContext,
+        self,
+        method: Callable[..., Any],
+        request: Any,
+        context: grpc.aio.ServicerContext,
         method_name: str,
     ) -> Any:
         rule = spec_for(method_name).validate

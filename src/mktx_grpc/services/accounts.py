@@ -6,11 +6,10 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import grpc
 from google.protobuf import json_format
-from uuid import uuid4
 
 from mktx.v1 import accounts_pb2, accounts_pb2_grpc
 
@@ -52,7 +51,10 @@ STATUS_FROM_DB: dict[str, accounts_pb2.AccountStatus] = {
     "DISCONNECTED": accounts_pb2.ACCOUNT_STATUS_DISCONNECTED,
 }
 STATUS_TO_DB = {v: k for k, v in STATUS_FROM_DB.items()}
-AUTH_FROM_DB = {"OAUTH1": accounts_pb2.AUTH_METHOD_OAUTH1, "OAUTH2": accounts_pb2.AUTH_METHOD_OAUTH2}
+AUTH_FROM_DB = {
+    "OAUTH1": accounts_pb2.AUTH_METHOD_OAUTH1,
+    "OAUTH2": accounts_pb2.AUTH_METHOD_OAUTH2,
+}
 
 
 def settings_from_json(data: dict[str, Any]) -> accounts_pb2.AccountSettings:
@@ -103,7 +105,9 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def CompleteConnection(
         self, request: accounts_pb2.CompleteConnectionRequest, context: grpc.aio.ServicerContext
     ) -> accounts_pb2.Account:
-        return account_to_proto(await self._flows.complete(current_principal().merchant_id, request))
+        return account_to_proto(
+            await self._flows.complete(current_principal().merchant_id, request)
+        )
 
     async def RefreshAccountTokens(
         self, request: accounts_pb2.RefreshAccountTokensRequest, context: grpc.aio.ServicerContext
@@ -192,8 +196,14 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
 
 #: OAuth 2.0 scopes requested when StartConnection names none.
 DEFAULT_SCOPES = (
-    "tweet.read", "tweet.write", "users.read", "dm.read", "dm.write", "media.write",
-    "offline.access", "follows.read",
+    "tweet.read",
+    "tweet.write",
+    "users.read",
+    "dm.read",
+    "dm.write",
+    "media.write",
+    "offline.access",
+    "follows.read",
 )
 #: How long a started connection may be completed.
 PENDING_TTL = timedelta(minutes=15)
@@ -213,15 +223,22 @@ class ConnectionFlows:
         self._xa = deps.xaccess
         self._cipher = deps.cipher
 
-    async def start(self, merchant: UUID, req: accounts_pb2.StartConnectionRequest
-                    ) -> accounts_pb2.StartConnectionResponse:
+    async def start(
+        self, merchant: UUID, req: accounts_pb2.StartConnectionRequest
+    ) -> accounts_pb2.StartConnectionResponse:
         method = AUTH_TO_DB[req.auth_method]
         state = new_state()
         expires = datetime.now(UTC) + PENDING_TTL
         pending: dict[str, Any] = {
-            "state": state, "merchant_id": merchant, "auth_method": method,
-            "callback_uri": req.callback_uri, "scopes": [], "request_token": None,
-            "request_secret_enc": None, "code_verifier_enc": None, "expires_at": expires,
+            "state": state,
+            "merchant_id": merchant,
+            "auth_method": method,
+            "callback_uri": req.callback_uri,
+            "scopes": [],
+            "request_token": None,
+            "request_secret_enc": None,
+            "code_verifier_enc": None,
+            "expires_at": expires,
         }
         purpose = f"pending:{state}".encode()
         try:
@@ -234,7 +251,9 @@ class ConnectionFlows:
                 scopes = list(req.scopes) or list(DEFAULT_SCOPES)
                 pkce = new_pkce()
                 url = self._xa.x.oauth2_authorize_url(
-                    redirect_uri=req.callback_uri, scopes=scopes, state=state,
+                    redirect_uri=req.callback_uri,
+                    scopes=scopes,
+                    state=state,
                     code_challenge=pkce.challenge,
                 )
                 pending["scopes"] = scopes
@@ -260,8 +279,9 @@ class ConnectionFlows:
                 await store.restore_pending_connection(pending)
             raise
 
-    async def _complete(self, merchant: UUID, pending: Row, req: accounts_pb2.CompleteConnectionRequest
-                        ) -> Row:
+    async def _complete(
+        self, merchant: UUID, pending: Row, req: accounts_pb2.CompleteConnectionRequest
+    ) -> Row:
         purpose = f"pending:{pending['state']}".encode()
         x = self._xa.x
         account_id = uuid4()
@@ -270,7 +290,9 @@ class ConnectionFlows:
                 if not req.oauth_verifier:
                     raise InvalidArgument.single("oauth_verifier", "is required for OAuth 1.0a")
                 if req.oauth_token and req.oauth_token != pending["request_token"]:
-                    raise InvalidArgument.single("oauth_token", "does not match the started connection")
+                    raise InvalidArgument.single(
+                        "oauth_token", "does not match the started connection"
+                    )
                 rt = OAuth1RequestToken(
                     token=pending["request_token"],
                     token_secret=self._cipher.decrypt(pending["request_secret_enc"], purpose),
@@ -278,14 +300,17 @@ class ConnectionFlows:
                 )
                 at = await x.oauth1_access_token(rt, req.oauth_verifier)
                 creds: Any = OAuth1Credentials(token=at.token, token_secret=at.token_secret)
-                tokens = self._xa.encrypt_tokens(account_id, access=at.token, secret=at.token_secret)
+                tokens = self._xa.encrypt_tokens(
+                    account_id, access=at.token, secret=at.token_secret
+                )
                 scopes: list[str] = []
                 expires = None
             else:
                 if not req.code:
                     raise InvalidArgument.single("code", "is required for OAuth 2.0")
                 tok = await x.oauth2_exchange_code(
-                    code=req.code, redirect_uri=pending["callback_uri"],
+                    code=req.code,
+                    redirect_uri=pending["callback_uri"],
                     code_verifier=self._cipher.decrypt(pending["code_verifier_enc"], purpose),
                 )
                 creds = OAuth2Credentials(access_token=tok.access_token)
@@ -297,15 +322,24 @@ class ConnectionFlows:
             me = await x.as_user(creds).me()
         except (XAuthError, XBadRequest):
             field = "oauth_verifier" if pending["auth_method"] == "OAUTH1" else "code"
-            raise InvalidArgument.single(field, "X refused it (wrong, expired or already used)") from None
+            raise InvalidArgument.single(
+                field, "X refused it (wrong, expired or already used)"
+            ) from None
         except XError as exc:
             raise _connect_error(exc) from None
-        return await self._store_account(merchant, account_id, pending["auth_method"], me, tokens,
-                                         scopes, expires)
+        return await self._store_account(
+            merchant, account_id, pending["auth_method"], me, tokens, scopes, expires
+        )
 
     async def _store_account(
-        self, merchant: UUID, account_id: UUID, method: str, me: XUser,
-        tokens: dict[str, bytes | None], scopes: list[str], expires: datetime | None,
+        self,
+        merchant: UUID,
+        account_id: UUID,
+        method: str,
+        me: XUser,
+        tokens: dict[str, bytes | None],
+        scopes: list[str],
+        expires: datetime | None,
     ) -> Row:
         profile = {
             "username": me.username,
@@ -319,13 +353,17 @@ class ConnectionFlows:
         async with own_transaction(self._deps.pool):
             existing = await store.find_live_by_x_user(me.id)
             if existing is None:
-                return await store.insert(merchant, id=account_id, x_user_id=me.id, **profile, **tokens)
+                return await store.insert(
+                    merchant, id=account_id, x_user_id=me.id, **profile, **tokens
+                )
             if existing["merchant_id"] != merchant or existing["status"] == "ACTIVE":
                 raise AlreadyExists(f"X account @{me.username} is already connected")
             # The merchant's own account in ERROR/INACTIVE/PENDING: reconnect it in place.
             plain = _plain_tokens(self._cipher, account_id, tokens)
             tokens = self._xa.encrypt_tokens(
-                existing["id"], access=plain["access"] or "", secret=plain["secret"],
+                existing["id"],
+                access=plain["access"] or "",
+                secret=plain["secret"],
                 refresh=plain["refresh"],
             )
             return await store.reconnect(merchant, existing["id"], **profile, **tokens)
@@ -342,7 +380,9 @@ class ConnectionFlows:
     async def register_webhook(self, account: Row, url: str) -> Row:
         url = url or self._deps.settings.public_webhook_url
         if not url:
-            raise InvalidArgument.single("url", "is required: no MKTX_PUBLIC_WEBHOOK_URL is configured")
+            raise InvalidArgument.single(
+                "url", "is required: no MKTX_PUBLIC_WEBHOOK_URL is configured"
+            )
         if not url.startswith("https://") and not self._deps.settings.x_sandbox:
             raise InvalidArgument.single("url", "X only delivers to https URLs")
         if account["status"] != "ACTIVE":
@@ -367,8 +407,12 @@ class ConnectionFlows:
         await self._xa.call(account, lambda u: u.subscribe(hook.id))
         async with own_transaction(self._deps.pool):
             return await store.set_webhook(
-                account["merchant_id"], account["id"], webhook_id=hook.id, webhook_url=url,
-                subscribed=True, validated_at=datetime.now(UTC),
+                account["merchant_id"],
+                account["id"],
+                webhook_id=hook.id,
+                webhook_url=url,
+                subscribed=True,
+                validated_at=datetime.now(UTC),
             )
 
     async def revoke_at_x(self, account: Row) -> None:
@@ -383,17 +427,25 @@ class ConnectionFlows:
             try:
                 token = self._cipher.decrypt(account[column], token_purpose(account["id"], kind))
             except ValueError:
-                log.warning("stored %s token does not decrypt; erasing it unrevoked", kind,
-                            extra={"account_id": str(account["id"])})
+                log.warning(
+                    "stored %s token does not decrypt; erasing it unrevoked",
+                    kind,
+                    extra={"account_id": str(account["id"])},
+                )
                 continue
             try:
                 await self._xa.x.oauth2_revoke(token, token_type_hint=f"{kind}_token")
             except XError as exc:
-                log.warning("revoking %s token at X failed", kind,
-                            extra={"account_id": str(account["id"]), "x_status": exc.status})
+                log.warning(
+                    "revoking %s token at X failed",
+                    kind,
+                    extra={"account_id": str(account["id"]), "x_status": exc.status},
+                )
 
 
-def _plain_tokens(cipher: Any, account_id: UUID, tokens: dict[str, bytes | None]) -> dict[str, str | None]:
+def _plain_tokens(
+    cipher: Any, account_id: UUID, tokens: dict[str, bytes | None]
+) -> dict[str, str | None]:
     def dec(column: str, kind: str) -> str | None:
         blob = tokens[column]
         return cipher.decrypt(blob, token_purpose(account_id, kind)) if blob else None

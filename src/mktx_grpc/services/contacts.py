@@ -130,7 +130,10 @@ def _filter(req: Any) -> store.ContactFilter:
 
 
 def _new_contact(
-    c: P.Contact, account_id: UUID, source: str, extra_tags: Sequence[str] = (),
+    c: P.Contact,
+    account_id: UUID,
+    source: str,
+    extra_tags: Sequence[str] = (),
 ) -> store.NewContact:
     return store.NewContact(
         account_id=account_id,

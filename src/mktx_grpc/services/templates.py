@@ -180,18 +180,21 @@ class TemplatesServicer(templates_pb2_grpc.TemplatesServiceServicer):
         return templates_pb2.PreviewTemplateResponse(
             content=out.content,
             quick_replies=[
-                common_pb2.QuickReplyOption(label=q.label, description=q.description,
-                                            metadata=q.metadata)
+                common_pb2.QuickReplyOption(
+                    label=q.label, description=q.description, metadata=q.metadata
+                )
                 for q in out.quick_replies
             ],
             card_media_url=out.card_media_url,
-            card_buttons=[common_pb2.CardButton(label=b.label, url=b.url)
-                          for b in out.card_buttons],
+            card_buttons=[
+                common_pb2.CardButton(label=b.label, url=b.url) for b in out.card_buttons
+            ],
             fallback_variables=out.fallback_variables,
         )
 
 
 def _check_etag(etag: str, row: dict[str, Any]) -> None:
     if etag and etag != etag_of(row["id"], row["version"]):
-        raise Aborted("the resource changed since it was read; re-read it and retry",
-                      reason="ETAG_MISMATCH")
+        raise Aborted(
+            "the resource changed since it was read; re-read it and retry", reason="ETAG_MISMATCH"
+        )

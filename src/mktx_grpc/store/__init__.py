@@ -20,7 +20,14 @@ from ..context import connection_var, current_connection
 from ..db import Queries, Row
 
 __all__ = [
-    "Jsonb", "Queries", "Row", "etag_of", "execute", "fetch_all", "fetch_one", "own_transaction",
+    "Jsonb",
+    "Queries",
+    "Row",
+    "etag_of",
+    "execute",
+    "fetch_all",
+    "fetch_one",
+    "own_transaction",
 ]
 
 

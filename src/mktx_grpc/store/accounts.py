@@ -92,7 +92,9 @@ async def find_live_by_x_user(x_user_id: str) -> Row | None:
 
 
 async def reconnect(merchant_id: UUID, account_id: UUID, **fields: Any) -> Row:
-    row = await fetch_one(Q.reconnect_account, {"merchant_id": merchant_id, "id": account_id, **fields})
+    row = await fetch_one(
+        Q.reconnect_account, {"merchant_id": merchant_id, "id": account_id, **fields}
+    )
     assert row is not None
     return row
 
@@ -113,7 +115,9 @@ async def mark_error(merchant_id: UUID, account_id: UUID, reason: str) -> Row | 
 
 
 async def set_webhook(merchant_id: UUID, account_id: UUID, **fields: Any) -> Row:
-    row = await fetch_one(Q.set_account_webhook, {"merchant_id": merchant_id, "id": account_id, **fields})
+    row = await fetch_one(
+        Q.set_account_webhook, {"merchant_id": merchant_id, "id": account_id, **fields}
+    )
     assert row is not None
     return row
 

@@ -57,5 +57,6 @@ class DbDmBudget:
             await cur.execute(Q.budget_reset_at, params)
             row = await cur.fetchone()
         reset_at = row["reset_at"] if row else datetime.now(UTC)
-        raise XRateLimited("the account's DM budget is spent", reset_at=reset_at,
-                           reason="DM_BUDGET_SPENT")
+        raise XRateLimited(
+            "the account's DM budget is spent", reset_at=reset_at, reason="DM_BUDGET_SPENT"
+        )

@@ -24,8 +24,12 @@ async def append_event(
     """Record one domain event; returns its id (monotonic per database)."""
     row = await fetch_one(
         Q.append_event,
-        {"merchant_id": merchant_id, "type": type_, "aggregate_id": aggregate_id,
-         "payload": Jsonb(payload)},
+        {
+            "merchant_id": merchant_id,
+            "type": type_,
+            "aggregate_id": aggregate_id,
+            "payload": Jsonb(payload),
+        },
     )
     assert row is not None
     return int(row["id"])

@@ -62,9 +62,7 @@ async def get(merchant_id: UUID, template_id: UUID, *, for_update: bool = False)
 async def update(merchant_id: UUID, template_id: UUID, d: TemplateDraft) -> Row:
     """Overwrite the editable fields. Raises AlreadyExists when the new name is taken."""
     try:
-        row = await fetch_one(
-            Q.update_template, {**_params(merchant_id, d), "id": template_id}
-        )
+        row = await fetch_one(Q.update_template, {**_params(merchant_id, d), "id": template_id})
     except psycopg.errors.UniqueViolation:
         raise AlreadyExists(f"a template named {d.name!r} already exists") from None
     assert row is not None

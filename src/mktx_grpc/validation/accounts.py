@@ -44,9 +44,13 @@ def update_account_settings(
         v += validate_weekly_schedule(s.business_hours.schedule, "settings.business_hours.schedule")
     budget = s.dm_budget
     if paths & {"dm_budget", "dm_budget.per_15_minutes"} and not 0 <= budget.per_15_minutes <= 1000:
-        v.append(FieldViolation("settings.dm_budget.per_15_minutes", "must be 1 to 1000 (0: default)"))
+        v.append(
+            FieldViolation("settings.dm_budget.per_15_minutes", "must be 1 to 1000 (0: default)")
+        )
     if paths & {"dm_budget", "dm_budget.per_24_hours"} and not 0 <= budget.per_24_hours <= 100_000:
-        v.append(FieldViolation("settings.dm_budget.per_24_hours", "must be 1 to 100000 (0: default)"))
+        v.append(
+            FieldViolation("settings.dm_budget.per_24_hours", "must be 1 to 100000 (0: default)")
+        )
     return v
 
 
@@ -76,7 +80,11 @@ def start_connection(req: accounts_pb2.StartConnectionRequest) -> list[FieldViol
 def complete_connection(req: accounts_pb2.CompleteConnectionRequest) -> list[FieldViolation]:
     v = rules.text_field(req.state, "state", required=True, max_len=500)
     if not req.oauth_verifier and not req.code:
-        v.append(FieldViolation("oauth_verifier", "oauth_verifier (OAuth 1.0a) or code (OAuth 2.0) is required"))
+        v.append(
+            FieldViolation(
+                "oauth_verifier", "oauth_verifier (OAuth 1.0a) or code (OAuth 2.0) is required"
+            )
+        )
     v += rules.text_field(req.oauth_verifier, "oauth_verifier", max_len=500)
     v += rules.text_field(req.oauth_token, "oauth_token", max_len=500)
     v += rules.text_field(req.code, "code", max_len=2000)

@@ -27,8 +27,6 @@ async def purge_expired_connections(deps: Deps) -> float:
     return 300.0
 
 
-
-
 async def run_loops(deps: Deps, stop: asyncio.Event, loops: list[Loop] | None = None) -> None:
     """Run every loop until ``stop`` is set. A failing iteration is logged and retried
     after a back-off; it never stops the other loops."""
@@ -69,8 +67,9 @@ async def refresh_expiring_tokens(deps: Deps) -> float:
         try:
             await deps.xaccess.refresh(account)
         except DomainError as exc:
-            log.warning("token refresh failed", extra={"account_id": str(item["id"]),
-                                                       "reason": exc.reason})
+            log.warning(
+                "token refresh failed", extra={"account_id": str(item["id"]), "reason": exc.reason}
+            )
     return 5.0 if len(due) == 100 else 60.0
 
 
@@ -80,6 +79,7 @@ from .dispatch import (  # noqa: E402 - the loops need the helpers above
     recover_stale_sends,
     run_campaign_schedules,
 )
+
 
 async def _retry_webhook_inbox(deps: Deps) -> float:
     from ..webhooks.ingest import retry_webhook_inbox

@@ -13,9 +13,7 @@ from . import run_loops
 
 async def worker_process(settings: Settings) -> None:
     """Run the loops until SIGTERM/SIGINT, then let the current iterations finish."""
-    pool = make_pool(
-        settings.database_url, min_size=1, max_size=max(2, settings.pool_max_size)
-    )
+    pool = make_pool(settings.database_url, min_size=1, max_size=max(2, settings.pool_max_size))
     await pool.open(wait=True, timeout=30)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
