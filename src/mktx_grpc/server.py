@@ -47,6 +47,7 @@ from .deps import Deps
 from .interceptors import (
     AuthInterceptor,
     ErrorMappingInterceptor,
+    InterceptorChain,
     LoggingInterceptor,
     UnitOfWorkInterceptor,
     ValidationInterceptor,
@@ -152,11 +153,15 @@ class GrpcApp:
         self.health = HealthServicer()
         self.server = grpc.aio.server(
             interceptors=[
-                LoggingInterceptor(),
-                ErrorMappingInterceptor(),
-                AuthInterceptor(TokenVerifier(deps.settings)),
-                ValidationInterceptor(),
-                UnitOfWorkInterceptor(deps.pool),
+                InterceptorChain(
+                    [
+                        LoggingInterceptor(),
+                        ErrorMappingInterceptor(),
+                        AuthInterceptor(TokenVerifier(deps.settings)),
+                        ValidationInterceptor(),
+                        UnitOfWorkInterceptor(deps.pool),
+                    ]
+                )
             ],
             options=[
                 ("grpc.so_reuseport", 1),

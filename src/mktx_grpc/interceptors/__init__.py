@@ -11,6 +11,7 @@ iterator; interceptors that must act across the whole stream wrap it (see
 from __future__ import annotations
 
 from .auth import AuthInterceptor
+from .chain import InterceptorChain
 from .errors import ErrorMappingInterceptor
 from .logging import LoggingInterceptor
 from .uow import UnitOfWorkInterceptor
@@ -19,6 +20,7 @@ from .validation import ValidationInterceptor
 __all__ = [
     "AuthInterceptor",
     "ErrorMappingInterceptor",
+    "InterceptorChain",
     "LoggingInterceptor",
     "UnitOfWorkInterceptor",
     "ValidationInterceptor",
