@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import time
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
