@@ -36,7 +36,9 @@ class InterceptorChain(AsyncServerInterceptor):
         cached = self._handlers.get(handler_call_details.method)
         if cached is not None and cached[0] is inner:
             return cached[1]
-        wrapped = await super().intercept_service(lambda _: _resolved(inner), handler_call_details)
+        wrapped = await super().intercept_service(  # type: ignore[no-untyped-call]
+            lambda _: _resolved(inner), handler_call_details
+        )
         if inner is not None:
             self._handlers[handler_call_details.method] = (inner, wrapped)
         return wrapped
