@@ -253,3 +253,22 @@ async def test_graceful_shutdown_drains_and_reports_not_serving(settings):
         await channel.close()
         await close_deps(deps)
         await pool.close()
+
+
+def test_every_implemented_rpc_is_in_the_method_table():
+    """Per-method facts live in one table; an implemented RPC missing from it would
+    silently run without a database connection or validation."""
+    from mktx_grpc.methods import METHODS
+    from mktx_grpc.server import SERVICES
+
+    missing = [
+        f"/{e.descriptor.full_name}/{m.name}"
+        for e in SERVICES
+        if e.implementation is not None
+        for m in e.descriptor.methods
+        if f"/{e.descriptor.full_name}/{m.name}" not in METHODS
+    ]
+    assert missing == []
+    implemented = {e.descriptor.full_name for e in SERVICES if e.implementation}
+    stale = [name for name in METHODS if name.split("/")[1] not in implemented]
+    assert stale == []
