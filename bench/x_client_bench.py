@@ -1,7 +1,7 @@
 """Measure X client throughput against the local sandbox, in one process.
 
 Run:  .venv/bin/python bench/x_client_bench.py [--seconds 5] [--concurrency 16]
-Writes bench/x_client.md. Not part of the test suite.
+Writes bench/results/x_client.md. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -102,4 +102,4 @@ if __name__ == "__main__":
         *[f"| {name} | {n} | {elapsed:.1f} | {n / elapsed:.0f} |" for name, n, elapsed in res],
         "",
     ]
-    Path(__file__).with_name("x_client.md").write_text("\n".join(lines))
+    (Path(__file__).parent / "results" / "x_client.md").write_text("\n".join(lines))
