@@ -34,6 +34,8 @@ SELECT c.* FROM contacts c
    AND (%(segment_account_id)s::uuid IS NULL OR c.account_id = %(segment_account_id)s::uuid)
    AND (%(pattern)s::text IS NULL
         OR c.username ILIKE %(pattern)s::text OR c.display_name ILIKE %(pattern)s::text)
+   AND (%(prefix)s::text IS NULL
+        OR lower(c.username) LIKE %(prefix)s::text OR lower(c.display_name) LIKE %(prefix)s::text)
    AND (%(tags_any)s::text[] IS NULL OR c.tags && %(tags_any)s::text[])
    AND (%(tags_all)s::text[] IS NULL OR c.tags @> %(tags_all)s::text[])
    AND (%(attributes)s::jsonb IS NULL OR c.attributes @> %(attributes)s::jsonb)
@@ -66,6 +68,8 @@ SELECT * FROM contacts
    AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s::uuid)
    AND (%(pattern)s::text IS NULL
         OR username ILIKE %(pattern)s::text OR display_name ILIKE %(pattern)s::text)
+   AND (%(prefix)s::text IS NULL
+        OR lower(username) LIKE %(prefix)s::text OR lower(display_name) LIKE %(prefix)s::text)
    AND (%(tags_any)s::text[] IS NULL OR tags && %(tags_any)s::text[])
    AND (%(tags_all)s::text[] IS NULL OR tags @> %(tags_all)s::text[])
    AND (%(attributes)s::jsonb IS NULL OR attributes @> %(attributes)s::jsonb)
@@ -83,6 +87,8 @@ SELECT * FROM contacts
    AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s::uuid)
    AND (%(pattern)s::text IS NULL
         OR username ILIKE %(pattern)s::text OR display_name ILIKE %(pattern)s::text)
+   AND (%(prefix)s::text IS NULL
+        OR lower(username) LIKE %(prefix)s::text OR lower(display_name) LIKE %(prefix)s::text)
    AND (%(tags_any)s::text[] IS NULL OR tags && %(tags_any)s::text[])
    AND (%(tags_all)s::text[] IS NULL OR tags @> %(tags_all)s::text[])
    AND (%(attributes)s::jsonb IS NULL OR attributes @> %(attributes)s::jsonb)

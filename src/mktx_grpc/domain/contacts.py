@@ -196,13 +196,33 @@ def validate_profile(*, time_zone: str, language: str) -> list[FieldViolation]:
     return v
 
 
+#: Shorter search terms match the start of the username or display name: a trigram
+#: index cannot serve them, and a substring scan of a large contact list takes seconds.
+MIN_SUBSTRING_SEARCH = 3
+
+
+def _search_term(query: str) -> str:
+    """The term without a leading "@", with LIKE wildcards escaped to match literally."""
+    q = query.strip().removeprefix("@").strip()
+    return q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def search_pattern(query: str) -> str | None:
-    """The ILIKE pattern for a ListContacts search, or None for no search.
+    """The ILIKE substring pattern for a ListContacts search, or None when there is no
+    search or the term is shorter than MIN_SUBSTRING_SEARCH (see search_prefix).
 
     A leading "@" is ignored; LIKE wildcards in the text match literally.
     """
     q = query.strip().removeprefix("@").strip()
-    if not q:
+    if len(q) < MIN_SUBSTRING_SEARCH:
         return None
-    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return f"%{_search_term(query)}%"
+
+
+def search_prefix(query: str) -> str | None:
+    """For a term of one or two characters, the lowercase LIKE prefix pattern matched
+    against ``lower(username)`` and ``lower(display_name)``; otherwise None."""
+    q = query.strip().removeprefix("@").strip()
+    if not q or len(q) >= MIN_SUBSTRING_SEARCH:
+        return None
+    return f"{_search_term(query).lower()}%"

@@ -122,6 +122,7 @@ def _filter(req: Any) -> store.ContactFilter:
     return store.ContactFilter(
         account_id=UUID(req.account_id) if req.account_id else None,
         pattern=domain.search_pattern(req.query),
+        prefix=domain.search_prefix(req.query),
         tags_any=None if all_mode else tags,
         tags_all=tags if all_mode else None,
         attributes=attributes,
@@ -221,6 +222,7 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
             str(merchant),
             f.account_id,
             f.pattern,
+            f.prefix,
             f.tags_any,
             f.tags_all,
             f.attributes,

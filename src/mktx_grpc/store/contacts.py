@@ -26,6 +26,7 @@ class ContactFilter:
 
     account_id: UUID | None = None
     pattern: str | None = None
+    prefix: str | None = None
     tags_any: list[str] | None = None
     tags_all: list[str] | None = None
     attributes: dict[str, Any] | None = None
@@ -35,6 +36,7 @@ class ContactFilter:
         return {
             "account_id": self.account_id,
             "pattern": self.pattern,
+            "prefix": self.prefix,
             "tags_any": self.tags_any,
             "tags_all": self.tags_all,
             "attributes": Jsonb(self.attributes) if self.attributes is not None else None,
