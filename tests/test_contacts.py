@@ -199,7 +199,7 @@ async def test_list_search_tags_attributes_source_and_pages(api, stub, merchant,
     assert await all_ids(query="So") == [ana]  # username "SomeOne"
     assert await all_ids(query="ma") == []  # "María" is inside, not at the start
     assert await all_ids(query="u_") == []  # "_" is literal: no "u_…" usernames
-    assert await all_ids(query="@p") == ids[:5] + [max(ids[5], ids[6]), min(ids[5], ids[6])]
+    assert await all_ids(query="@p") == [*ids[:5], max(ids[5], ids[6]), min(ids[5], ids[6])]
     assert await all_ids(tags=["EVEN"]) == [ids[0], ids[2], ids[4], ids[6]]
     assert (
         await all_ids(tags=["odd", "even"])
