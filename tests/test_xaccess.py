@@ -144,3 +144,60 @@ async def test_revoked_during_send_marks_error(api, account, sandbox, db):
         await db.execute("SELECT status FROM accounts WHERE id = %s", (row["id"],))
     ).fetchone()
     assert status[0] == "ERROR"
+
+
+async def _w15(db, account_id) -> int:
+    cur = await db.execute(
+        "SELECT w15_count FROM account_dm_budget WHERE account_id = %s", (account_id,)
+    )
+    return (await cur.fetchone())[0]
+
+
+async def test_planned_sends_reserve_in_one_batch_and_hand_back_the_rest(api, account, db):
+    row, _, _ = account
+    budget = DbDmBudget(api.app.deps.pool)
+    key = budget_key(row["merchant_id"], row["id"])
+    async with budget.planned(key, 10):
+        await budget.acquire(key)
+        # The whole plan is counted at once, so other processes see it as spent.
+        assert await _w15(db, row["id"]) == 10
+        await budget.acquire(key)
+        await budget.acquire(key)
+    # The seven never used are handed back when the plan ends.
+    assert await _w15(db, row["id"]) == 3
+
+
+async def test_planned_reservations_never_exceed_the_budget_across_processes(api, account, db):
+    row, _, _ = account
+    await db.execute(
+        "UPDATE accounts SET settings = jsonb_set(settings, '{dm_budget}', '{\"per_15_minutes\": 5}')"
+        " WHERE id = %s",
+        (row["id"],),
+    )
+    key = budget_key(row["merchant_id"], row["id"])
+    first, second = DbDmBudget(api.app.deps.pool), DbDmBudget(api.app.deps.pool)
+
+    async def send_all(budget: DbDmBudget) -> list[object]:
+        async with budget.planned(key, 8):
+            return await asyncio.gather(
+                *(budget.acquire(key) for _ in range(8)), return_exceptions=True
+            )
+
+    results = [r for rs in await asyncio.gather(send_all(first), send_all(second)) for r in rs]
+    assert sum(r is None for r in results) == 5
+    assert all(isinstance(r, XRateLimited) for r in results if r is not None)
+    assert await _w15(db, row["id"]) == 5
+
+
+async def test_reserved_units_expire_and_are_handed_back(api, account, db):
+    row, _, _ = account
+    now = [0.0]
+    budget = DbDmBudget(api.app.deps.pool, clock=lambda: now[0])
+    key = budget_key(row["merchant_id"], row["id"])
+    async with budget.planned(key, 6):
+        await budget.acquire(key)
+        assert await _w15(db, row["id"]) == 6
+        now[0] += 60  # past the hold time: the five left are given back first
+        await budget.acquire(key)
+        assert await _w15(db, row["id"]) == 1 + 5
+    assert await _w15(db, row["id"]) == 2

@@ -26,7 +26,8 @@ processes refreshing at the same time would lock the account out.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -223,6 +224,19 @@ class XAccess:
             account, lambda u: u.send_dm(participant_id, text=text or None, media_id=media_id)
         )
         return SentDm(result.dm_event_id, result.dm_conversation_id)
+
+    @asynccontextmanager
+    async def dm_batch(self, account: Row, sends: int) -> AsyncIterator[None]:
+        """Announce about ``sends`` :meth:`send_dm` calls from ``account`` in this
+        block, so the DM budget reserves units for them in batches (one database
+        round trip per batch instead of per DM); units left unused are handed back
+        when the block ends. Without a database budget this does nothing."""
+        budget = self.x.dm_budget
+        if not isinstance(budget, DbDmBudget) or sends <= 1:
+            yield
+            return
+        async with budget.planned(budget_key(account["merchant_id"], account["id"]), sends):
+            yield
 
     async def upload_media_from_url(self, account: Row, url: str, field: str = "url") -> str:
         """Fetch ``url`` and upload it to X as the account; returns the X media id.

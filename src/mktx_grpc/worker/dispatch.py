@@ -10,7 +10,8 @@ Exactly once, per ledger row (campaign, contact, step):
    with the rendered text and a lease; the rest are SKIPPED (with the reason) or
    deferred to the next window opening. Committed before anything is sent.
 2. **Send** through ``XAccess.send_dm`` (which draws from the account's DM
-   budget), concurrently within the batch, with no transaction open.
+   budget; the batch is announced with ``XAccess.dm_batch`` so units are reserved
+   many per round trip), concurrently within the batch, with no transaction open.
 3. **Record** (one transaction per few sends): SENT with the X event id, the
    message stored in the contact's conversation; FAILED when X refused; back to
    QUEUED when X or the budget said "not now" (the DM was certainly not sent), and
@@ -395,7 +396,8 @@ async def _send_batch(
                 pending.sent.append((x, sent.dm_event_id, sent.dm_conversation_id, _now()))
         await flush()
 
-    await asyncio.gather(*(one(x) for x in batch))
+    async with deps.xaccess.dm_batch(c.account, len(batch)):
+        await asyncio.gather(*(one(x) for x in batch))
     await flush(force=True)
     if stop:
         async with own_transaction(deps.pool):
