@@ -62,8 +62,10 @@ class DispatchOptions:
 
     #: Most rows one campaign claims per pass.
     batch_size: int = 500
-    #: DMs in flight at once per worker process.
-    concurrency: int = 16
+    #: DMs in flight at once per worker process. Measured against the sandbox: the
+    #: worker is CPU-bound and httpcore's pool costs O(connections x requests) per
+    #: request, so 4-8 in flight beat 16 (see bench/results/dispatch.md).
+    concurrency: int = 8
     #: Sent rows recorded per transaction.
     flush_size: int = 64
     #: Seconds a SENDING row belongs to its dispatcher before recovery may look it up.
