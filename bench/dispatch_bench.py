@@ -212,6 +212,27 @@ def worker_env(settings: Settings, sandbox: SandboxServer, data_dir: Path) -> di
     return env
 
 
+def _cpu(procs: list[psutil.Process]) -> float:
+    """User + system CPU seconds of ``procs`` (0 for any that are gone)."""
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system
+    return total
+
+
+def _postgres_cpu() -> dict[int, float]:
+    """CPU seconds of every PostgreSQL process by pid (backends come and go)."""
+    out: dict[int, float] = {}
+    for p in psutil.process_iter(["name"]):
+        if (p.info["name"] or "").startswith("postgres"):
+            out[p.pid] = _cpu([p])
+    return out
+
+
 def run(n: int, workers: int) -> dict[str, float | int | str]:
     config = SandboxConfig(rate_limits_enabled=False, echo_dm_to_webhook=False)
     with SandboxServer(config) as sandbox, tempfile.TemporaryDirectory() as tmp:
@@ -224,6 +245,8 @@ def run(n: int, workers: int) -> dict[str, float | int | str]:
         cmd = [str(exe), "worker"]
         if PROFILE:
             cmd = [sys.executable, "-m", "cProfile", "-o", PROFILE, "-m", "mktx_grpc.cli", "worker"]
+        me = psutil.Process()
+        cpu0 = (_cpu([me]), _postgres_cpu())
         procs = [subprocess.Popen(cmd, env=env, stdout=log, stderr=log) for _ in range(workers)]
         ps = [psutil.Process(p.pid) for p in procs]
         rss_peak = 0
@@ -250,6 +273,14 @@ def run(n: int, workers: int) -> dict[str, float | int | str]:
                 status = conn.execute(
                     "SELECT status, sent_count FROM campaigns WHERE id = %s", (campaign_id,)
                 ).fetchone()
+                # CPU seconds from the workers' start to the last SENT row: the
+                # workers, the driver (the sandbox, mostly) and PostgreSQL.
+                pg = _postgres_cpu()
+                cpu = (
+                    _cpu(ps),
+                    _cpu([me]) - cpu0[0],
+                    sum(t - cpu0[1].get(pid, 0.0) for pid, t in pg.items()),
+                )
         finally:
             for p in procs:
                 p.terminate()
@@ -267,6 +298,10 @@ def run(n: int, workers: int) -> dict[str, float | int | str]:
             "dms_per_s": round(n / (last_at - first_at)),
             "wall_seconds": round(last_at - started, 2),
             "rss_mb": round(rss_peak / 2**20, 1),
+            "cpu_worker_s": round(cpu[0], 1),
+            "cpu_sandbox_s": round(cpu[1], 1),
+            "cpu_postgres_s": round(cpu[2], 1),
+            "load_1m": round(os.getloadavg()[0], 2),
             "counter": status[1],
             "status": status[0],
         }
@@ -294,7 +329,8 @@ def main() -> None:
         "A BULK_DM campaign to N contacts (every contact a sandbox user), sent by real",
         "`mktx-grpc worker` processes against the X sandbox with its rate limits lifted and",
         "the account's DM budget raised. The sandbox runs in the driver process (its own",
-        "thread); PostgreSQL is the embedded server. DMs/s is from the first to the last",
+        "thread); PostgreSQL is TEST_DATABASE_URL's server when set (these runs), else the",
+        "embedded one. DMs/s is from the first to the last",
         "SENT row; RSS is the largest worker's peak resident memory. Every run checks that",
         "each contact received exactly one DM.",
         "",
@@ -304,11 +340,18 @@ def main() -> None:
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}, recorded {time.strftime('%Y-%m-%d')}.",
         "",
-        "| contacts | workers | seconds | DMs/s | worker RSS (MiB) | status |",
-        "|---:|---:|---:|---:|---:|---|",
+        "CPU seconds are from the workers' start to the last SENT row: all workers, the",
+        "driver (the sandbox, mostly) and every PostgreSQL process (so other sessions'",
+        "database work on a shared box shows up there). Load is the 1-minute average at",
+        "the end of the run.",
+        "",
+        "| contacts | workers | seconds | DMs/s | CPU s worker | CPU s sandbox"
+        " | CPU s PostgreSQL | load | worker RSS (MiB) | status |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         *[
             f"| {r['contacts']} | {r['workers']} | {r['seconds']} | {r['dms_per_s']} |"
-            f" {r['rss_mb']} | {r['status']} |"
+            f" {r['cpu_worker_s']} | {r['cpu_sandbox_s']} | {r['cpu_postgres_s']} |"
+            f" {r['load_1m']} | {r['rss_mb']} | {r['status']} |"
             for r in rows
         ],
         "",
