@@ -11,7 +11,7 @@ iterator; interceptors that must act across the whole stream wrap it (see
 from __future__ import annotations
 
 from .auth import AuthInterceptor
-from .chain import InterceptorChain
+from .chain import InterceptorChain, chained_handler
 from .errors import ErrorMappingInterceptor
 from .logging import LoggingInterceptor
 from .uow import UnitOfWorkInterceptor
@@ -24,4 +24,5 @@ __all__ = [
     "LoggingInterceptor",
     "UnitOfWorkInterceptor",
     "ValidationInterceptor",
+    "chained_handler",
 ]

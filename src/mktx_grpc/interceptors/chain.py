@@ -1,11 +1,11 @@
-"""Runs the interceptor stages inside one grpc.aio interceptor layer.
+"""Runs the interceptor stages as one chain.
 
-Each stage is a grpc-interceptor ``AsyncServerInterceptor`` and can be registered
-with a server on its own. Registered one by one, though, grpc.aio builds a fresh
-method handler per interceptor per RPC; composing them here costs one layer, and
-the composition for a method is built once and reused. The order, the contextvars
-and the behaviour of each stage are exactly as if they were registered separately
-(outermost first).
+Each stage is a grpc-interceptor ``AsyncServerInterceptor`` and could be registered
+with a server on its own (so can the chain). Registered as server interceptors,
+though, grpc.aio resolves and wraps the method handler again for every interceptor on
+every RPC. The server instead applies the chain once per method at registration
+(:func:`chained_handler`); the order, the contextvars and the behaviour of each stage
+are exactly as if they were registered separately (outermost first).
 """
 
 from __future__ import annotations
@@ -25,25 +25,9 @@ class InterceptorChain(AsyncServerInterceptor):
         self.stages = list(stages)
         #: method name -> (the handler it was built for, the composed call).
         self._composed: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {}
-        #: method name -> (the servicer's handler, our wrapped handler).
-        self._handlers: dict[str, tuple[Any, Any]] = {}
 
-    async def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
-        """grpc.aio's hook, called for every RPC. The servicer handler for a method
-        never changes, so the wrapped handler built for it is reused instead of being
-        rebuilt per call (grpc-interceptor builds a new one each time)."""
-        inner = await continuation(handler_call_details)
-        cached = self._handlers.get(handler_call_details.method)
-        if cached is not None and cached[0] is inner:
-            return cached[1]
-        wrapped = await super().intercept_service(  # type: ignore[no-untyped-call]
-            lambda _: _resolved(inner), handler_call_details
-        )
-        if inner is not None:
-            self._handlers[handler_call_details.method] = (inner, wrapped)
-        return wrapped
-
-    def _compose(self, method: Callable[..., Any], method_name: str) -> Callable[..., Any]:
+    def compose(self, method: Callable[..., Any], method_name: str) -> Callable[..., Any]:
+        """``method`` behind every stage, outermost first, as ``call(request, context)``."""
         cached = self._composed.get(method_name)
         if cached is not None and cached[0] is method:
             return cached[1]
@@ -60,8 +44,39 @@ class InterceptorChain(AsyncServerInterceptor):
         context: grpc.aio.ServicerContext,
         method_name: str,
     ) -> Any:
-        return await self._compose(method, method_name)(request_or_iterator, context)
+        return await self.compose(method, method_name)(request_or_iterator, context)
 
 
-async def _resolved(value: Any) -> Any:
-    return value
+def chained_handler(
+    chain: InterceptorChain, handler: grpc.RpcMethodHandler, method_name: str
+) -> grpc.RpcMethodHandler:
+    """The same method handler with ``chain`` applied around its behaviour.
+
+    This is how the server applies the chain: at registration, once per method, so an
+    RPC pays for the stages themselves and not for grpc.aio's per-call interceptor
+    machinery (resolving and wrapping the handler again on every call).
+    """
+    for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
+        behaviour = getattr(handler, kind)
+        if behaviour is not None:
+            break
+    else:  # pragma: no cover - grpc always sets one
+        raise ValueError(f"{method_name}: handler has no behaviour")
+    composed = chain.compose(behaviour, method_name)
+    wrapped: Callable[..., Any]
+    if handler.response_streaming:
+
+        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            result = await composed(request, context)
+            if result is not None:  # None: the handler used context.write()
+                async for item in result:
+                    yield item
+
+        wrapped = streaming
+    else:
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            return await composed(request, context)
+
+        wrapped = unary
+    return handler._replace(**{kind: wrapped})
