@@ -485,3 +485,9 @@ SELECT id FROM campaigns
  WHERE merchant_id = %(merchant_id)s AND account_id = %(account_id)s
    AND type = 'WELCOME' AND status = 'RUNNING'
    AND (end_at IS NULL OR end_at > now());
+
+-- name: contact_sent_event_ids
+-- X event ids already recorded for a contact in any campaign: crash recovery must not
+-- claim one of them as the DM a stale SENDING row sent.
+SELECT x_event_id FROM campaign_recipients
+ WHERE merchant_id = %(merchant_id)s AND contact_id = %(contact_id)s AND x_event_id IS NOT NULL;

@@ -530,9 +530,7 @@ async def _resolve(deps: Deps, opts: DispatchOptions, r: Row) -> None:
         known = {
             x["x_event_id"]
             for x in await fetch_all(
-                "SELECT x_event_id FROM campaign_recipients WHERE merchant_id = %(m)s"
-                " AND contact_id = %(c)s AND x_event_id IS NOT NULL",
-                {"m": m, "c": r["contact_id"]},
+                Q.contact_sent_event_ids, {"merchant_id": m, "contact_id": r["contact_id"]}
             )
         }
     if c is None:
