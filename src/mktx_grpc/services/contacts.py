@@ -51,6 +51,8 @@ IMPORT_MAX_ROWS_PER_MESSAGE = 1_000
 IMPORT_MAX_ROWS = 100_000
 IMPORT_MAX_ERRORS = 1_000
 IMPORT_MAX_OPTION_TAGS = 20
+#: The columns UpdateContact and the tag/attribute RPCs write (store.update takes all).
+EDITABLE_COLUMNS = ("tags", "attributes", "time_zone", "language", "opted_out")
 
 
 def _struct(data: dict[str, Any]) -> Struct:
@@ -161,6 +163,14 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
             raise NotFound("contact", contact_id)
         return row
 
+    async def _save(self, merchant: UUID, row: Row, **changes: Any) -> P.Contact:
+        """Write the editable fields (``changes`` over the row's current values),
+        record ``contact.updated`` naming the changed fields, return the new view."""
+        values: dict[str, Any] = {f: changes.get(f, row[f]) for f in EDITABLE_COLUMNS}
+        updated = await store.update(merchant, row["id"], **values)
+        await self._changed(merchant, updated, sorted(changes))
+        return await self._full(merchant, updated)
+
     async def _full(self, merchant: UUID, row: Row) -> P.Contact:
         return contact_to_proto(row, await store.engagement(merchant, row["id"]))
 
@@ -259,26 +269,18 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
         _check_etag(request.etag, row)
         c = request.contact
         paths = list(dict.fromkeys(request.update_mask.paths))
-        values = {
-            "tags": row["tags"],
-            "attributes": row["attributes"],
-            "time_zone": row["time_zone"],
-            "language": row["language"],
-            "opted_out": row["opted_out"],
-        }
+        changes: dict[str, Any] = {}
         if "tags" in paths:
-            values["tags"] = domain.normalize_tags(c.tags)
+            changes["tags"] = domain.normalize_tags(c.tags)
         if "attributes" in paths:
-            values["attributes"] = _attrs(c.attributes)
+            changes["attributes"] = _attrs(c.attributes)
         if "time_zone" in paths:
-            values["time_zone"] = c.time_zone
+            changes["time_zone"] = c.time_zone
         if "language" in paths:
-            values["language"] = c.language
+            changes["language"] = c.language
         if "opted_out" in paths:
-            values["opted_out"] = c.opted_out
-        updated = await store.update(merchant, row["id"], **values)
-        await self._changed(merchant, updated, paths)
-        return await self._full(merchant, updated)
+            changes["opted_out"] = c.opted_out
+        return await self._save(merchant, row, **changes)
 
     async def AddContactTags(
         self, request: P.AddContactTagsRequest, context: grpc.aio.ServicerContext
@@ -292,17 +294,7 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
             )
         if tags == list(row["tags"]):
             return await self._full(merchant, row)
-        updated = await store.update(
-            merchant,
-            row["id"],
-            tags=tags,
-            attributes=row["attributes"],
-            time_zone=row["time_zone"],
-            language=row["language"],
-            opted_out=row["opted_out"],
-        )
-        await self._changed(merchant, updated, ["tags"])
-        return await self._full(merchant, updated)
+        return await self._save(merchant, row, tags=tags)
 
     async def RemoveContactTag(
         self, request: P.RemoveContactTagRequest, context: grpc.aio.ServicerContext
@@ -312,17 +304,7 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
         tag = domain.normalize_tag(request.tag)
         if tag not in row["tags"]:
             return await self._full(merchant, row)
-        updated = await store.update(
-            merchant,
-            row["id"],
-            tags=[t for t in row["tags"] if t != tag],
-            attributes=row["attributes"],
-            time_zone=row["time_zone"],
-            language=row["language"],
-            opted_out=row["opted_out"],
-        )
-        await self._changed(merchant, updated, ["tags"])
-        return await self._full(merchant, updated)
+        return await self._save(merchant, row, tags=[t for t in row["tags"] if t != tag])
 
     async def MergeContactAttributes(
         self, request: P.MergeContactAttributesRequest, context: grpc.aio.ServicerContext
@@ -334,17 +316,7 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
         problems = domain.check_attribute_totals(merged)
         if problems:
             raise InvalidArgument(problems)
-        updated = await store.update(
-            merchant,
-            row["id"],
-            tags=row["tags"],
-            attributes=merged,
-            time_zone=row["time_zone"],
-            language=row["language"],
-            opted_out=row["opted_out"],
-        )
-        await self._changed(merchant, updated, ["attributes"])
-        return await self._full(merchant, updated)
+        return await self._save(merchant, row, attributes=merged)
 
     async def ListContactConversations(
         self, request: P.ListContactConversationsRequest, context: grpc.aio.ServicerContext
