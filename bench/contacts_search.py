@@ -81,7 +81,9 @@ QUERIES = {
     "rare (one match)": "user742913",
     "selective (~100 matches)": "user4242",
     "common (display name)": "rossi",
-    "two letters (no trigram)": "zz",
+    "two letters, no match (prefix)": "zz",
+    "two letters, every username (prefix)": "us",
+    "one letter (prefix)": "r",
     "no match": "qqqxxx",
 }
 
