@@ -52,11 +52,16 @@ CALLBACK = "https://bench.example/cb"
 PROFILE = ""
 
 
+#: (admin URL, name) of every database this run created; dropped when it ends.
+CREATED: list[tuple[str, str]] = []
+
+
 def fresh_database() -> str:
     admin = os.environ.get("TEST_DATABASE_URL") or embedded_database_url(ROOT / ".data" / "bench")
     name = f"mktx_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    CREATED.append((admin, name))
     url = make_conninfo(admin, dbname=name)
     migrate(url)
     return url
@@ -307,7 +312,22 @@ def run(n: int, workers: int) -> dict[str, float | int | str]:
         }
 
 
+def drop_created() -> None:
+    for admin, name in CREATED:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
 def main() -> None:
+    try:
+        bench()
+    finally:
+        drop_created()
+
+
+def bench() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--contacts", type=int, default=10_000)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
