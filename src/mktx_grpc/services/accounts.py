@@ -17,7 +17,6 @@ from ..context import current_principal
 from ..convert import ts
 from ..deps import Deps
 from ..errors import (
-    Aborted,
     AlreadyExists,
     DomainError,
     FailedPrecondition,
@@ -26,7 +25,7 @@ from ..errors import (
     UpstreamError,
 )
 from ..pagination import decode_time_cursor, effective_page_size, time_page
-from ..store import Row, etag_of, own_transaction
+from ..store import Row, check_etag, etag_of, own_transaction
 from ..store import accounts as store
 from ..x import (
     OAuth1Credentials,
@@ -153,8 +152,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     ) -> accounts_pb2.Account:
         merchant = current_principal().merchant_id
         row = await self._load(merchant, request.account_id, for_update=True)
-        if request.etag and request.etag != etag_of(row["id"], row["version"]):
-            raise Aborted("the account changed since it was read; re-read it and retry")
+        check_etag(request.etag, row, "account")
         if request.update_mask.paths:
             settings = settings_from_json(row["settings"])
             request.update_mask.MergeMessage(

@@ -24,7 +24,6 @@ from ..domain import campaigns as domain
 from ..domain.schedule import zone
 from ..domain.templates import MissingVariables
 from ..errors import (
-    Aborted,
     DomainError,
     FailedPrecondition,
     FieldViolation,
@@ -32,7 +31,7 @@ from ..errors import (
     NotFound,
 )
 from ..pagination import decode_time_cursor, effective_page_size, time_page
-from ..store import Row, etag_of
+from ..store import Row, check_etag, etag_of
 from ..store import campaigns as store
 from ..store.idempotency import create_once
 from ..store.templates import draft_from_row as template_draft
@@ -245,13 +244,6 @@ def _checked(d: domain.CampaignDraft) -> domain.CampaignDraft:
     return d
 
 
-def _check_etag(etag: str, row: dict[str, Any]) -> None:
-    if etag and etag != etag_of(row["id"], row["version"]):
-        raise Aborted(
-            "the campaign changed since it was read; re-read it and retry", reason="ETAG_MISMATCH"
-        )
-
-
 class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
@@ -267,7 +259,7 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
         locked = await store.lock(merchant_id, UUID(campaign_id))
         if locked is None:
             raise NotFound("campaign", campaign_id)
-        _check_etag(etag, locked)
+        check_etag(etag, locked, "campaign")
         return await self._load(merchant_id, campaign_id)
 
     async def _check_references(self, merchant: UUID, d: domain.CampaignDraft) -> None:

@@ -24,9 +24,9 @@ from ..context import current_principal
 from ..convert import ts
 from ..deps import Deps
 from ..domain import contacts as domain
-from ..errors import Aborted, FieldViolation, InvalidArgument, NotFound
+from ..errors import FieldViolation, InvalidArgument, NotFound
 from ..pagination import effective_page_size
-from ..store import Row, etag_of
+from ..store import Row, check_etag, etag_of
 from ..store import contacts as store
 from ..store.events import append_event
 from ..store.idempotency import create_once
@@ -108,13 +108,6 @@ def contact_to_proto(row: Row, engagement: Row | None = None) -> P.Contact:
 
 def _attrs(s: Struct) -> dict[str, Any]:
     return {k: domain.integral(v) for k, v in rules.struct_to_dict(s).items()}
-
-
-def _check_etag(etag: str, row: Row) -> None:
-    if etag and etag != etag_of(row["id"], row["version"]):
-        raise Aborted(
-            "the contact changed since it was read; re-read it and retry", reason="ETAG_MISMATCH"
-        )
 
 
 def _filter(req: Any) -> store.ContactFilter:
@@ -266,7 +259,7 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
     ) -> P.Contact:
         merchant = current_principal().merchant_id
         row = await self._load(merchant, request.contact.id, for_update=True)
-        _check_etag(request.etag, row)
+        check_etag(request.etag, row, "contact")
         c = request.contact
         paths = list(dict.fromkeys(request.update_mask.paths))
         changes: dict[str, Any] = {}
@@ -311,7 +304,7 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
     ) -> P.Contact:
         merchant = current_principal().merchant_id
         row = await self._load(merchant, request.id, for_update=True)
-        _check_etag(request.etag, row)
+        check_etag(request.etag, row, "contact")
         merged = domain.merge_attributes(row["attributes"] or {}, _attrs(request.attributes))
         problems = domain.check_attribute_totals(merged)
         if problems:
@@ -344,7 +337,7 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
         principal = current_principal()
         merchant = principal.merchant_id
         row = await self._load(merchant, request.id, for_update=True)
-        _check_etag(request.etag, row)
+        check_etag(request.etag, row, "contact")
         conversations = await store.erase(merchant, row["id"], erased_by=principal.user_id)
         for conv in conversations:
             # Ids only: the erased contact's personal content is not repeated here.

@@ -28,7 +28,6 @@ from ..deps import Deps
 from ..domain import conversations as domain
 from ..domain import templates as templates_domain
 from ..errors import (
-    Aborted,
     DomainError,
     FieldViolation,
     InvalidArgument,
@@ -36,7 +35,7 @@ from ..errors import (
     QuotaExceeded,
 )
 from ..pagination import decode_time_cursor, effective_page_size, time_page
-from ..store import Row, etag_of
+from ..store import Row, check_etag, etag_of
 from ..store import conversations as store
 from ..store import templates as templates_store
 from ..store.events import append_event
@@ -177,14 +176,6 @@ def message_to_proto(row: Row) -> C.Message:
     )
 
 
-def _check_etag(etag: str, row: Row) -> None:
-    if etag and etag != etag_of(row["id"], row["version"]):
-        raise Aborted(
-            "the conversation changed since it was read; re-read it and retry",
-            reason="ETAG_MISMATCH",
-        )
-
-
 def _payload(row: Row, **extra: Any) -> dict[str, Any]:
     return {
         "conversation_id": str(row["id"]),
@@ -250,7 +241,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         principal = current_principal()
         merchant = principal.merchant_id
         row = await self._lock(merchant, conversation_id)
-        _check_etag(etag, row)
+        check_etag(etag, row, "conversation")
         domain.check_transition(row["status"], target)
         if target == domain.OPEN and await store.other_live(merchant, row) is not None:
             raise domain.InvalidTransition(
@@ -351,7 +342,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         principal = current_principal()
         merchant = principal.merchant_id
         row = await self._lock(merchant, request.id)
-        _check_etag(request.etag, row)
+        check_etag(request.etag, row, "conversation")
         domain.check_assignable(row["status"])
         if row["assignee_user_id"] != request.assignee_user_id:
             await store.set_assignee(merchant, row["id"], request.assignee_user_id)
@@ -374,7 +365,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         principal = current_principal()
         merchant = principal.merchant_id
         row = await self._lock(merchant, request.id)
-        _check_etag(request.etag, row)
+        check_etag(request.etag, row, "conversation")
         if row["assignee_user_id"]:
             await store.set_assignee(merchant, row["id"], "")
             await append_event(

@@ -7,7 +7,6 @@ than a condition that silently matches nobody.
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 import grpc
@@ -19,9 +18,9 @@ from ..context import current_principal
 from ..convert import ts
 from ..deps import Deps
 from ..domain import segments as domain
-from ..errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from ..errors import FailedPrecondition, InvalidArgument, NotFound
 from ..pagination import decode_time_cursor, effective_page_size, time_page
-from ..store import Row, etag_of
+from ..store import Row, check_etag, etag_of
 from ..store import segments as store
 from ..store.idempotency import create_once
 from ..validation.rules import prefixed
@@ -72,13 +71,6 @@ async def _check_references(
     missing = await store.missing_campaigns(merchant, domain.campaign_ids(group))
     if missing:
         raise NotFound("campaign", missing[0])
-
-
-def _check_etag(etag: str, row: dict[str, Any]) -> None:
-    if etag and etag != etag_of(row["id"], row["version"]):
-        raise Aborted(
-            "the resource changed since it was read; re-read it and retry", reason="ETAG_MISMATCH"
-        )
 
 
 async def _refuse_if_in_use(merchant: UUID, segment_id: UUID, what: str) -> None:
@@ -149,7 +141,7 @@ class SegmentsServicer(segments_pb2_grpc.SegmentsServiceServicer):
     ) -> segments_pb2.Segment:
         merchant = current_principal().merchant_id
         row = await self._load(merchant, request.segment.id, for_update=True)
-        _check_etag(request.etag, row)
+        check_etag(request.etag, row, "segment")
         current = store.draft_from_row(row)
         incoming = draft_from_proto(request.segment)
         for path in request.update_mask.paths:
@@ -172,7 +164,7 @@ class SegmentsServicer(segments_pb2_grpc.SegmentsServiceServicer):
     ) -> Empty:
         merchant = current_principal().merchant_id
         row = await self._load(merchant, request.id, for_update=True)
-        _check_etag(request.etag, row)
+        check_etag(request.etag, row, "segment")
         await _refuse_if_in_use(merchant, row["id"], "delete")
         await store.delete(merchant, row["id"])
         return Empty()

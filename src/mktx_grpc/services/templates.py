@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 import grpc
@@ -14,9 +13,9 @@ from ..context import current_principal
 from ..convert import ts
 from ..deps import Deps
 from ..domain import templates as domain
-from ..errors import Aborted, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from ..errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from ..pagination import decode_time_cursor, effective_page_size, time_page
-from ..store import Row, etag_of
+from ..store import Row, check_etag, etag_of
 from ..store import templates as store
 from ..store.idempotency import create_once
 from ..validation.rules import prefixed
@@ -136,7 +135,7 @@ class TemplatesServicer(templates_pb2_grpc.TemplatesServiceServicer):
     ) -> templates_pb2.Template:
         merchant = current_principal().merchant_id
         row = await self._load(merchant, request.template.id, for_update=True)
-        _check_etag(request.etag, row)
+        check_etag(request.etag, row, "template")
         current = store.draft_from_row(row)
         incoming = draft_from_proto(request.template)
         for path in request.update_mask.paths:
@@ -149,7 +148,7 @@ class TemplatesServicer(templates_pb2_grpc.TemplatesServiceServicer):
     ) -> Empty:
         merchant = current_principal().merchant_id
         row = await self._load(merchant, request.id, for_update=True)
-        _check_etag(request.etag, row)
+        check_etag(request.etag, row, "template")
         users = await store.live_campaigns_using(merchant, row["id"])
         if users:
             names = ", ".join(f"{u['name']} ({u['status'].lower()})" for u in users)
@@ -190,11 +189,4 @@ class TemplatesServicer(templates_pb2_grpc.TemplatesServiceServicer):
                 common_pb2.CardButton(label=b.label, url=b.url) for b in out.card_buttons
             ],
             fallback_variables=out.fallback_variables,
-        )
-
-
-def _check_etag(etag: str, row: dict[str, Any]) -> None:
-    if etag and etag != etag_of(row["id"], row["version"]):
-        raise Aborted(
-            "the resource changed since it was read; re-read it and retry", reason="ETAG_MISMATCH"
         )

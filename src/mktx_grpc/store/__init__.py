@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..context import connection_var, current_connection
 from ..db import Queries, Row
+from ..errors import Aborted
 
 __all__ = [
     "Jsonb",
@@ -54,6 +55,16 @@ def etag_of(resource_id: UUID | str, version: int) -> str:
     """An opaque etag for one version of one resource."""
     digest = hashlib.blake2s(f"{resource_id}:{version}".encode(), digest_size=9).hexdigest()
     return f'"{digest}"'
+
+
+def check_etag(etag: str, row: Row, resource: str) -> None:
+    """Raise Aborted (ETAG_MISMATCH) when the caller's ``etag`` is set and the row
+    has changed since; an empty etag means the caller does not ask for the check."""
+    if etag and etag != etag_of(row["id"], row["version"]):
+        raise Aborted(
+            f"the {resource} changed since it was read; re-read it and retry",
+            reason="ETAG_MISMATCH",
+        )
 
 
 @contextlib.asynccontextmanager
