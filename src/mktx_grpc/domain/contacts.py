@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import available_timezones
 
 from ..errors import FieldViolation
+from .like import like_escape
 
 MAX_TAG = 64
 MAX_TAGS = 100
@@ -203,8 +204,7 @@ MIN_SUBSTRING_SEARCH = 3
 
 def _search_term(query: str) -> str:
     """The term without a leading "@", with LIKE wildcards escaped to match literally."""
-    q = query.strip().removeprefix("@").strip()
-    return q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return like_escape(query.strip().removeprefix("@").strip())
 
 
 def search_pattern(query: str) -> str | None:

@@ -34,6 +34,7 @@ from psycopg import sql
 from mktx.v1 import segments_pb2
 
 from ..errors import FieldViolation, InvalidArgument
+from .like import like_escape
 
 S = segments_pb2
 Op = int
@@ -402,11 +403,6 @@ class CompiledSegment:
 
     where: sql.Composable
     params: dict[str, Any] = field(default_factory=dict)
-
-
-def like_escape(value: str) -> str:
-    """Escape LIKE wildcards (``%``, ``_``) and the escape character itself."""
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class _Compiler:

@@ -18,6 +18,7 @@ from psycopg import sql
 
 from ..context import current_connection
 from ..domain.campaigns import CampaignDraft, Step
+from ..domain.like import contains_pattern
 from ..domain.segments import compile_conditions
 from . import Jsonb, Queries, Row, execute, fetch_all, fetch_one
 
@@ -161,10 +162,7 @@ async def list_page(
     after: tuple[datetime, UUID] | None,
     limit: int,
 ) -> list[Row]:
-    pattern = None
-    if name_contains:
-        escaped = name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped}%"
+    pattern = contains_pattern(name_contains)
     return await fetch_all(
         Q.list_campaigns,
         {

@@ -9,6 +9,7 @@ from uuid import UUID
 
 import psycopg
 
+from ..domain.like import contains_pattern
 from ..domain.templates import Button, QuickReply, TemplateDraft
 from ..errors import AlreadyExists
 from . import Jsonb, Queries, Row, execute, fetch_all, fetch_one
@@ -87,10 +88,7 @@ async def list_page(
     after: tuple[datetime, UUID] | None,
     limit: int,
 ) -> list[Row]:
-    pattern = None
-    if name_contains:
-        escaped = name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped}%"
+    pattern = contains_pattern(name_contains)
     return await fetch_all(
         Q.list_templates,
         {
