@@ -27,10 +27,11 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from mktx.v1 import contacts_pb2, contacts_pb2_grpc
-from mktx_grpc.auth import mint_token
-from mktx_grpc.config import Settings
-from mktx_grpc.db import make_pool, migrate
-from mktx_grpc.server import GrpcApp, close_deps, make_deps
+from mktx_grpc.core.auth import mint_token
+from mktx_grpc.core.config import Settings
+from mktx_grpc.core.db import make_pool, migrate
+from mktx_grpc.deps import close_deps, make_deps
+from mktx_grpc.server import GrpcApp
 
 FIRST = [
     "Ana",

@@ -39,11 +39,12 @@ from psycopg.conninfo import make_conninfo
 
 from mktx.v1 import accounts_pb2 as A
 from mktx.v1 import accounts_pb2_grpc, campaigns_pb2, campaigns_pb2_grpc
-from mktx_grpc.auth import mint_token
-from mktx_grpc.config import Settings
-from mktx_grpc.db import embedded_database_url, make_pool, migrate
+from mktx_grpc.core.auth import mint_token
+from mktx_grpc.core.config import Settings
+from mktx_grpc.core.db import embedded_database_url, make_pool, migrate
+from mktx_grpc.deps import close_deps, make_deps
 from mktx_grpc.sandbox import SandboxConfig, SandboxServer
-from mktx_grpc.server import GrpcApp, close_deps, make_deps
+from mktx_grpc.server import GrpcApp
 
 ROOT = Path(__file__).resolve().parents[1]
 C = campaigns_pb2

@@ -49,9 +49,9 @@ from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
 from mktx.v1 import templates_pb2, templates_pb2_grpc
-from mktx_grpc.auth import mint_token
-from mktx_grpc.config import Settings
-from mktx_grpc.db import migrate
+from mktx_grpc.core.auth import mint_token
+from mktx_grpc.core.config import Settings
+from mktx_grpc.core.db import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent

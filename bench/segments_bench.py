@@ -37,8 +37,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from mktx.v1 import segments_pb2 as S
-from mktx_grpc.context import connection_var
-from mktx_grpc.db import SQL_DIR, migrate
+from mktx_grpc.core.context import connection_var
+from mktx_grpc.core.db import SQL_DIR, migrate
 from mktx_grpc.domain.segments import compile_conditions, conditions_to_json
 from mktx_grpc.store import segments as store
 

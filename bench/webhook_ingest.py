@@ -52,9 +52,9 @@ def serve(db_url: str, port: int, workers: int, pool_size: int) -> None:
     """The sidecar process."""
     import uvicorn
 
-    from mktx_grpc.config import Settings
-    from mktx_grpc.db import make_pool
-    from mktx_grpc.server import make_deps
+    from mktx_grpc.core.config import Settings
+    from mktx_grpc.core.db import make_pool
+    from mktx_grpc.deps import make_deps
     from mktx_grpc.webhooks.app import create_webhook_app
     from mktx_grpc.webhooks.ingest import IngestOptions
 
@@ -269,7 +269,7 @@ def main() -> int:
         serve(args.serve[0], int(args.serve[1]), args.workers, args.pool)
         return 0
 
-    from mktx_grpc.db import migrate
+    from mktx_grpc.core.db import migrate
 
     dbname = f"mktx_bench_{uuid.uuid4().hex[:10]}"
     db_url = make_conninfo(args.admin_url, dbname=dbname)

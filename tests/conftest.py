@@ -22,11 +22,12 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from mktx_grpc.auth import mint_token
-from mktx_grpc.config import Settings
-from mktx_grpc.db import load_migrations, make_pool, migrate
+from mktx_grpc.core.auth import mint_token
+from mktx_grpc.core.config import Settings
+from mktx_grpc.core.db import load_migrations, make_pool, migrate
+from mktx_grpc.deps import close_deps, make_deps
 from mktx_grpc.sandbox import SandboxConfig, SandboxServer
-from mktx_grpc.server import GrpcApp, close_deps, make_deps
+from mktx_grpc.server import GrpcApp
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +38,7 @@ def pg_admin_url() -> Iterator[str]:
     if url:
         yield url
         return
-    from mktx_grpc.db import embedded_database_url
+    from mktx_grpc.core.db import embedded_database_url
 
     yield embedded_database_url(ROOT / ".data" / "test")
 

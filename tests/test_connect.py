@@ -22,9 +22,9 @@ from helpers import expect_error
 
 from mktx.v1 import accounts_pb2 as A
 from mktx.v1 import accounts_pb2_grpc
-from mktx_grpc.db import make_pool
+from mktx_grpc.core.db import make_pool
+from mktx_grpc.deps import close_deps, make_deps
 from mktx_grpc.sandbox.receiver import WebhookReceiver
-from mktx_grpc.server import close_deps, make_deps
 from mktx_grpc.webhooks.app import create_webhook_app
 
 CALLBACK = xh.CALLBACK

@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from mktx_grpc.auth import TokenVerifier
-from mktx_grpc.config import Settings
-from mktx_grpc.db import SQL_DIR, load_migrations, migrate, queries
+from mktx_grpc.core.auth import TokenVerifier
+from mktx_grpc.core.config import Settings
+from mktx_grpc.core.db import SQL_DIR, load_migrations, migrate, queries
 
 
 @pytest.fixture

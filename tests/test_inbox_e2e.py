@@ -25,8 +25,8 @@ import xhelpers as xh
 from mktx.v1 import accounts_pb2 as A
 from mktx.v1 import accounts_pb2_grpc, conversations_pb2_grpc
 from mktx.v1 import conversations_pb2 as C
-from mktx_grpc.db import make_pool
-from mktx_grpc.server import close_deps, make_deps
+from mktx_grpc.core.db import make_pool
+from mktx_grpc.deps import close_deps, make_deps
 from mktx_grpc.webhooks.app import create_webhook_app
 
 T = TypeVar("T")

@@ -17,6 +17,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
 from mktx.v1 import segments_pb2 as S
+from mktx_grpc.core.errors import InvalidArgument
 from mktx_grpc.domain.segments import (
     compile_conditions,
     conditions_from_json,
@@ -24,7 +25,6 @@ from mktx_grpc.domain.segments import (
     like_escape,
     validate_conditions,
 )
-from mktx_grpc.errors import InvalidArgument
 
 Op = S.ConditionOperator
 M = uuid.UUID("00000000-0000-4000-8000-00000000000a")

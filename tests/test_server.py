@@ -25,10 +25,11 @@ from mktx.v1 import (
     templates_pb2,
     templates_pb2_grpc,
 )
-from mktx_grpc.auth import TokenVerifier, mint_token
-from mktx_grpc.db import make_pool
-from mktx_grpc.logsetup import JsonFormatter
-from mktx_grpc.server import GrpcApp, close_deps, make_deps
+from mktx_grpc.core.auth import TokenVerifier, mint_token
+from mktx_grpc.core.db import make_pool
+from mktx_grpc.core.logs import JsonFormatter
+from mktx_grpc.deps import close_deps, make_deps
+from mktx_grpc.server import GrpcApp
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 

@@ -11,7 +11,7 @@ import xhelpers as xh
 from psycopg.rows import dict_row
 
 from mktx.v1 import accounts_pb2_grpc
-from mktx_grpc.errors import FailedPrecondition, QuotaExceeded, UpstreamError
+from mktx_grpc.core.errors import FailedPrecondition, QuotaExceeded, UpstreamError
 from mktx_grpc.store.budget import DbDmBudget, budget_key
 from mktx_grpc.x import XRateLimited
 

@@ -14,9 +14,10 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from .config import Settings
-from .db import make_pool
-from .server import GrpcApp, close_deps, make_deps
+from .core.config import Settings
+from .core.db import make_pool
+from .deps import close_deps, make_deps
+from .server import GrpcApp
 from .webhooks.app import create_webhook_app
 from .worker import run_loops
 

@@ -18,8 +18,8 @@ from collections.abc import Coroutine
 from typing import Any
 from uuid import UUID
 
-from . import logsetup
-from .config import Settings
+from .core import logs
+from .core.config import Settings
 
 log = logging.getLogger("mktx_grpc")
 
@@ -39,7 +39,7 @@ def resolve_database(settings: Settings) -> Settings:
     """Fill in the embedded PostgreSQL URL when DATABASE_URL is unset."""
     if settings.database_url:
         return settings
-    from .db import embedded_database_url
+    from .core.db import embedded_database_url
 
     url = embedded_database_url(settings.data_dir)
     log.info("using embedded PostgreSQL in %s", settings.data_dir / "pg")
@@ -74,7 +74,7 @@ def start_sandbox_if_needed(settings: Settings) -> tuple[Settings, Any]:
 def _serve_child(settings: Settings) -> None:
     from .app import serve_process
 
-    logsetup.configure(settings.log_level)
+    logs.configure(settings.log_level)
     _run(serve_process(settings, primary=False))
 
 
@@ -86,9 +86,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = settings.replace(webhook_port=args.webhook_port)
     if args.workers is not None:
         settings = settings.replace(workers=args.workers)
-    logsetup.configure(settings.log_level)
+    logs.configure(settings.log_level)
     settings = resolve_database(settings)
-    from .db import migrate
+    from .core.db import migrate
 
     migrate(settings.database_url)
     settings, sandbox = start_sandbox_if_needed(settings)
@@ -116,9 +116,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    logsetup.configure(settings.log_level)
+    logs.configure(settings.log_level)
     settings = resolve_database(settings)
-    from .db import migrate
+    from .core.db import migrate
 
     applied = migrate(settings.database_url)
     print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
@@ -126,7 +126,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from .auth import mint_token
+    from .core.auth import mint_token
 
     try:
         merchant = UUID(args.merchant)
@@ -140,7 +140,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    logsetup.configure(settings.log_level)
+    logs.configure(settings.log_level)
     settings = resolve_database(settings)
     settings, sandbox = start_sandbox_if_needed(settings)
     from .worker.main import worker_process

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+import httpx
 from psycopg_pool import AsyncConnectionPool
 
-from .config import Settings
-from .crypto import TokenCipher
-from .pagination import PageTokens
-
-if TYPE_CHECKING:
-    from .xaccess import XAccess
+from .core.config import Settings
+from .core.crypto import TokenCipher
+from .core.pagination import PageTokens
+from .store.budget import DbDmBudget
+from .x.access import XAccess, make_x_client
 
 
 @dataclass
@@ -23,3 +22,25 @@ class Deps:
     cipher: TokenCipher
     #: X calls as connected accounts (credentials, DM budget, error mapping).
     xaccess: XAccess = field(repr=False)
+
+
+def make_deps(
+    settings: Settings, pool: AsyncConnectionPool, *, media_http: httpx.AsyncClient | None = None
+) -> Deps:
+    """Everything a process shares. Close it with :func:`close_deps`."""
+    cipher = TokenCipher(settings.encryption_key)
+    x = make_x_client(settings, DbDmBudget(pool))
+    return Deps(
+        settings=settings,
+        pool=pool,
+        page_tokens=PageTokens(settings.page_token_key),
+        cipher=cipher,
+        xaccess=XAccess(
+            x, cipher, pool, media_http=media_http, max_media_bytes=settings.max_media_bytes
+        ),
+    )
+
+
+async def close_deps(deps: Deps) -> None:
+    """Close what make_deps opened (the X client's HTTP connections); not the pool."""
+    await deps.xaccess.x.aclose()

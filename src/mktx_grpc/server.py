@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-import httpx
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
-from psycopg_pool import AsyncConnectionPool
 
 from mktx.v1 import (
     accounts_pb2,
@@ -40,9 +38,7 @@ from mktx.v1 import (
     templates_pb2_grpc,
 )
 
-from .auth import TokenVerifier
-from .config import Settings
-from .crypto import TokenCipher
+from .core.auth import TokenVerifier
 from .deps import Deps
 from .interceptors import (
     AuthInterceptor,
@@ -53,7 +49,6 @@ from .interceptors import (
     ValidationInterceptor,
     chained_handler,
 )
-from .pagination import PageTokens
 from .services.accounts import AccountsServicer
 from .services.campaigns import CampaignsServicer
 from .services.contacts import ContactsServicer
@@ -61,8 +56,6 @@ from .services.conversations import ConversationsServicer
 from .services.segments import SegmentsServicer
 from .services.templates import TemplatesServicer
 from .services.unimplemented import complete
-from .store.budget import DbDmBudget
-from .xaccess import XAccess, make_x_client
 
 log = logging.getLogger(__name__)
 
@@ -97,28 +90,6 @@ SERVICES: list[ServiceEntry] = [
     _entry(automation_pb2, automation_pb2_grpc, "AutomationService", None),
     _entry(ai_pb2, ai_pb2_grpc, "AIService", None),
 ]
-
-
-def make_deps(
-    settings: Settings, pool: AsyncConnectionPool, *, media_http: httpx.AsyncClient | None = None
-) -> Deps:
-    """Everything a process shares. Close it with :func:`close_deps`."""
-    cipher = TokenCipher(settings.encryption_key)
-    x = make_x_client(settings, DbDmBudget(pool))
-    return Deps(
-        settings=settings,
-        pool=pool,
-        page_tokens=PageTokens(settings.page_token_key),
-        cipher=cipher,
-        xaccess=XAccess(
-            x, cipher, pool, media_http=media_http, max_media_bytes=settings.max_media_bytes
-        ),
-    )
-
-
-async def close_deps(deps: Deps) -> None:
-    """Close what make_deps opened (the X client's HTTP connections); not the pool."""
-    await deps.xaccess.x.aclose()
 
 
 class _ChainedRegistrar:

@@ -26,10 +26,9 @@ from webhook_helpers import (
     new_x_id,
 )
 
-from mktx_grpc.config import Settings
-from mktx_grpc.db import make_pool
-from mktx_grpc.deps import Deps
-from mktx_grpc.server import make_deps
+from mktx_grpc.core.config import Settings
+from mktx_grpc.core.db import make_pool
+from mktx_grpc.deps import Deps, make_deps
 from mktx_grpc.webhooks.app import create_webhook_app
 from mktx_grpc.webhooks.metrics import WebhookMetrics
 

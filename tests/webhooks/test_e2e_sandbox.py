@@ -14,7 +14,7 @@ import httpx
 import pytest
 from webhook_helpers import ConnectAccount, Db, StartSidecar, wait_for
 
-from mktx_grpc.config import Settings
+from mktx_grpc.core.config import Settings
 from mktx_grpc.sandbox import SandboxConfig, SandboxServer
 from mktx_grpc.x import OAuth1Credentials, XClient
 

@@ -23,7 +23,7 @@ from google.protobuf import json_format
 
 from mktx.v1 import common_pb2
 
-from ..errors import FailedPrecondition, FieldViolation
+from ..core.errors import FailedPrecondition, FieldViolation
 from .schedule import Schedule, schedule_from_proto, validate_weekly_schedule, zone
 from .templates import TemplateDraft, render
 

@@ -16,7 +16,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import available_timezones
 
-from ..errors import FieldViolation
+from ..core.errors import FieldViolation
 from .like import like_escape
 
 MAX_TAG = 64

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from ..errors import FailedPrecondition
+from ..core.errors import FailedPrecondition
 
 OPEN = "OPEN"
 PENDING = "PENDING"

@@ -33,7 +33,7 @@ from psycopg import sql
 
 from mktx.v1 import segments_pb2
 
-from ..errors import FieldViolation, InvalidArgument
+from ..core.errors import FieldViolation, InvalidArgument
 from .like import like_escape
 
 S = segments_pb2

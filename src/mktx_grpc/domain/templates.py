@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ..errors import FieldViolation
+from ..core.errors import FieldViolation
 
 MAX_CONTENT = 10_000
 MAX_NAME = 200

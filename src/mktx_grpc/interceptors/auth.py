@@ -8,9 +8,9 @@ from typing import Any
 import grpc
 from grpc_interceptor.server import AsyncServerInterceptor
 
-from ..auth import TokenVerifier
-from ..context import principal_var
-from ..errors import Unauthenticated
+from ..core.auth import TokenVerifier
+from ..core.context import principal_var
+from ..core.errors import Unauthenticated
 from ..methods import spec_for
 from ._stream import call_next
 

@@ -19,8 +19,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_interceptor.server import AsyncServerInterceptor
 from grpc_status import rpc_status
 
-from ..context import request_id_var
-from ..errors import DomainError, InvalidArgument, QuotaExceeded
+from ..core.context import request_id_var
+from ..core.errors import DomainError, InvalidArgument, QuotaExceeded
 from ._stream import call_next, is_stream
 
 log = logging.getLogger("mktx_grpc.errors")

@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 from grpc_interceptor.server import AsyncServerInterceptor
 
-from ..context import principal_var, request_id_var
+from ..core.context import principal_var, request_id_var
 from ._stream import call_next, is_stream
 
 log = logging.getLogger("mktx_grpc.rpc")

@@ -15,7 +15,7 @@ import grpc
 from grpc_interceptor.server import AsyncServerInterceptor
 from psycopg_pool import AsyncConnectionPool
 
-from ..context import connection_var
+from ..core.context import connection_var
 from ..methods import spec_for
 from ._stream import call_next, is_stream
 

@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 from grpc_interceptor.server import AsyncServerInterceptor
 
-from ..errors import InvalidArgument
+from ..core.errors import InvalidArgument
 from ..methods import spec_for
 from ._stream import call_next
 

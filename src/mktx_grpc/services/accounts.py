@@ -13,10 +13,8 @@ from google.protobuf import json_format
 
 from mktx.v1 import accounts_pb2, accounts_pb2_grpc
 
-from ..context import current_principal
-from ..convert import ts
-from ..deps import Deps
-from ..errors import (
+from ..core.context import current_principal
+from ..core.errors import (
     AlreadyExists,
     DomainError,
     FailedPrecondition,
@@ -24,7 +22,9 @@ from ..errors import (
     NotFound,
     UpstreamError,
 )
-from ..pagination import decode_time_cursor, effective_page_size, time_page
+from ..core.pagination import decode_time_cursor, effective_page_size, time_page
+from ..deps import Deps
+from ..mapping.common import ts
 from ..store import Row, check_etag, etag_of, own_transaction
 from ..store import accounts as store
 from ..x import (
@@ -38,7 +38,7 @@ from ..x import (
     new_pkce,
     new_state,
 )
-from ..xaccess import to_domain_error, token_purpose
+from ..x.access import to_domain_error, token_purpose
 
 log = logging.getLogger(__name__)
 

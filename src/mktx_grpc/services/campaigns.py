@@ -17,20 +17,20 @@ from google.protobuf.json_format import MessageToDict
 
 from mktx.v1 import campaigns_pb2, campaigns_pb2_grpc, conversations_pb2
 
-from ..context import current_principal
-from ..convert import from_ts, ts
-from ..deps import Deps
-from ..domain import campaigns as domain
-from ..domain.schedule import zone
-from ..domain.templates import MissingVariables
-from ..errors import (
+from ..core.context import current_principal
+from ..core.errors import (
     DomainError,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
 )
-from ..pagination import decode_time_cursor, effective_page_size, time_page
+from ..core.pagination import decode_time_cursor, effective_page_size, time_page
+from ..deps import Deps
+from ..domain import campaigns as domain
+from ..domain.schedule import zone
+from ..domain.templates import MissingVariables
+from ..mapping.common import from_ts, ts
 from ..store import Row, check_etag, etag_of
 from ..store import campaigns as store
 from ..store.idempotency import create_once

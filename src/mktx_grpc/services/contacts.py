@@ -20,12 +20,12 @@ from google.protobuf.struct_pb2 import Struct
 
 from mktx.v1 import contacts_pb2, contacts_pb2_grpc
 
-from ..context import current_principal
-from ..convert import ts
+from ..core.context import current_principal
+from ..core.errors import FieldViolation, InvalidArgument, NotFound
+from ..core.pagination import effective_page_size
 from ..deps import Deps
 from ..domain import contacts as domain
-from ..errors import FieldViolation, InvalidArgument, NotFound
-from ..pagination import effective_page_size
+from ..mapping.common import ts
 from ..store import Row, check_etag, etag_of
 from ..store import contacts as store
 from ..store.events import append_event

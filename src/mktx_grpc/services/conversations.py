@@ -21,26 +21,25 @@ import grpc
 
 from mktx.v1 import common_pb2, conversations_pb2, conversations_pb2_grpc
 
-from .. import live
-from ..context import connection_var, current_connection, current_principal
-from ..convert import from_ts, ts
-from ..deps import Deps
-from ..domain import conversations as domain
-from ..domain import templates as templates_domain
-from ..errors import (
+from ..core.context import connection_var, current_connection, current_principal
+from ..core.errors import (
     DomainError,
     FieldViolation,
     InvalidArgument,
     NotFound,
     QuotaExceeded,
 )
-from ..pagination import decode_time_cursor, effective_page_size, time_page
-from ..store import Row, check_etag, etag_of
+from ..core.pagination import decode_time_cursor, effective_page_size, time_page
+from ..deps import Deps
+from ..domain import conversations as domain
+from ..domain import templates as templates_domain
+from ..mapping.common import from_ts, ts
+from ..store import Row, check_etag, etag_of, live
 from ..store import conversations as store
 from ..store import templates as templates_store
 from ..store.events import append_event
 from ..store.idempotency import create_once
-from ..xaccess import XAccess
+from ..x.access import XAccess
 
 log = logging.getLogger(__name__)
 
@@ -428,7 +427,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         if contact is None or account is None:
             raise NotFound("conversation", request.conversation_id or request.contact_id)
         if account["status"] != "ACTIVE":
-            from ..errors import FailedPrecondition
+            from ..core.errors import FailedPrecondition
 
             raise FailedPrecondition(
                 f"the account is {account['status']}, not ACTIVE",

@@ -9,12 +9,12 @@ from google.protobuf.empty_pb2 import Empty
 
 from mktx.v1 import common_pb2, templates_pb2, templates_pb2_grpc
 
-from ..context import current_principal
-from ..convert import ts
+from ..core.context import current_principal
+from ..core.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from ..core.pagination import decode_time_cursor, effective_page_size, time_page
 from ..deps import Deps
 from ..domain import templates as domain
-from ..errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
-from ..pagination import decode_time_cursor, effective_page_size, time_page
+from ..mapping.common import ts
 from ..store import Row, check_etag, etag_of
 from ..store import templates as store
 from ..store.idempotency import create_once

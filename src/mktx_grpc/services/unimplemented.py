@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 
-from ..errors import Unimplemented
+from ..core.errors import Unimplemented
 
 
 def _stub(full_name: str) -> Any:

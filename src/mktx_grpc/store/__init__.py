@@ -16,9 +16,9 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from ..context import connection_var, current_connection
-from ..db import Queries, Row
-from ..errors import Aborted
+from ..core.context import connection_var, current_connection
+from ..core.db import Queries, Row
+from ..core.errors import Aborted
 
 __all__ = [
     "Jsonb",

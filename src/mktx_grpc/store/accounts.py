@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 
 import psycopg
 
-from ..errors import AlreadyExists
+from ..core.errors import AlreadyExists
 from . import Jsonb, Queries, Row, execute, fetch_all, fetch_one
 
 Q = Queries("accounts")

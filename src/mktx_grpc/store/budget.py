@@ -30,7 +30,7 @@ from uuid import UUID
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from ..db import Queries
+from ..core.db import Queries
 from ..x.errors import XRateLimited
 
 Q = Queries("budget")

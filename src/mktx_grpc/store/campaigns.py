@@ -16,7 +16,7 @@ from uuid import UUID
 
 from psycopg import sql
 
-from ..context import current_connection
+from ..core.context import current_connection
 from ..domain.campaigns import CampaignDraft, Step
 from ..domain.like import contains_pattern
 from ..domain.segments import compile_conditions

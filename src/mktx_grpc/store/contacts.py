@@ -12,9 +12,9 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from ..context import current_connection
+from ..core.context import current_connection
+from ..core.errors import AlreadyExists
 from ..domain.segments import compile_conditions
-from ..errors import AlreadyExists
 from . import Jsonb, Queries, Row, execute, fetch_all, fetch_one
 
 Q = Queries("contacts")

@@ -9,7 +9,7 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import dict_row
 
-from ..context import current_connection
+from ..core.context import current_connection
 from ..domain.conversations import InvalidTransition
 from . import Jsonb, Queries, Row, execute, fetch_all, fetch_one
 

@@ -16,9 +16,9 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
+from ..core.errors import AlreadyExists
 from ..domain.like import contains_pattern
 from ..domain.segments import compile_conditions
-from ..errors import AlreadyExists
 from . import Jsonb, Queries, Row, execute, fetch_all, fetch_one
 
 Q = Queries("segments")

@@ -9,9 +9,9 @@ from uuid import UUID
 
 import psycopg
 
+from ..core.errors import AlreadyExists
 from ..domain.like import contains_pattern
 from ..domain.templates import Button, QuickReply, TemplateDraft
-from ..errors import AlreadyExists
 from . import Jsonb, Queries, Row, execute, fetch_all, fetch_one
 
 Q = Queries("templates")

@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 
 from mktx.v1 import accounts_pb2
 
+from ..core.errors import FieldViolation
 from ..domain.schedule import validate_weekly_schedule
-from ..errors import FieldViolation
 from . import rules
 
 SETTINGS_PATHS = (

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from mktx.v1 import campaigns_pb2
 
+from ..core.errors import FieldViolation
 from ..domain.campaigns import validate_campaign
-from ..errors import FieldViolation
 from . import rules
 
 C = campaigns_pb2

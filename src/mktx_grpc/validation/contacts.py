@@ -13,8 +13,8 @@ from google.protobuf.struct_pb2 import Struct
 
 from mktx.v1 import contacts_pb2, conversations_pb2
 
+from ..core.errors import FieldViolation
 from ..domain import contacts as domain
-from ..errors import FieldViolation
 from . import rules
 
 UPDATABLE = ("tags", "attributes", "time_zone", "language", "opted_out")

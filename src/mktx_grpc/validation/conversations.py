@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from mktx.v1 import conversations_pb2
 
+from ..core.errors import FieldViolation
 from ..domain import conversations as domain
-from ..errors import FieldViolation
 from . import rules
 
 C = conversations_pb2

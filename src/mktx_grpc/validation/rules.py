@@ -10,8 +10,8 @@ from uuid import UUID
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 
-from ..errors import FieldViolation
-from ..pagination import check_page_size
+from ..core.errors import FieldViolation
+from ..core.pagination import check_page_size
 
 Rule = Callable[[Any], list[FieldViolation]]
 

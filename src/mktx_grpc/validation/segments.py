@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from mktx.v1 import segments_pb2
 
+from ..core.errors import FieldViolation
 from ..domain.segments import MAX_PREVIEW_SAMPLE, validate_conditions, validate_segment_fields
-from ..errors import FieldViolation
 from . import rules
 
 

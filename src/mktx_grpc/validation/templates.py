@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from mktx.v1 import templates_pb2
 
+from ..core.errors import FieldViolation
 from ..domain.templates import normalize_tags, validate_template
-from ..errors import FieldViolation
 from . import rules
 
 

@@ -32,7 +32,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..context import connection_var
+from ..core.context import connection_var
 from ..deps import Deps
 from ..store import inbox as inbox_store
 from ..x.signatures import crc_response_token, verify_webhook_signature

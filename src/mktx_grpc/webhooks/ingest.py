@@ -46,7 +46,7 @@ from uuid import UUID, uuid4
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from ..context import connection_var
+from ..core.context import connection_var
 from ..deps import Deps
 from ..store import Row
 from ..store import inbox as inbox_store

@@ -53,7 +53,7 @@ async def refresh_expiring_tokens(deps: Deps) -> float:
     workers may run this at once. An account whose refresh X refuses is marked
     ERROR and skipped; other failures are logged and retried on the next pass.
     """
-    from ..errors import DomainError
+    from ..core.errors import DomainError
     from ..store import accounts as accounts_store
     from ..store import own_transaction
 

@@ -36,10 +36,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from ..core.errors import DomainError, FailedPrecondition, QuotaExceeded
 from ..deps import Deps
 from ..domain import campaigns as domain
 from ..domain.templates import MissingVariables, TemplateDraft
-from ..errors import DomainError, FailedPrecondition, QuotaExceeded
 from ..store import Row, execute, fetch_all, fetch_one, own_transaction
 from ..store import campaigns as store
 from ..store.budget import DEFAULT_PER_15_MINUTES, DEFAULT_PER_24_HOURS

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from ..config import Settings
-from ..db import make_pool
-from ..server import close_deps, make_deps
+from ..core.config import Settings
+from ..core.db import make_pool
+from ..deps import close_deps, make_deps
 from . import run_loops
 
 

@@ -6,8 +6,8 @@ import logging
 
 from google.protobuf import json_format
 
+from ..core.errors import DomainError
 from ..deps import Deps
-from ..errors import DomainError
 from ..store import own_transaction
 from ..store import segments as store
 

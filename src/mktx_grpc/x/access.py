@@ -35,13 +35,19 @@ from uuid import UUID
 
 import httpx
 
-from .config import Settings
-from .crypto import TokenCipher
-from .errors import DomainError, FailedPrecondition, InvalidArgument, QuotaExceeded, UpstreamError
-from .store import Row, own_transaction
-from .store import accounts as accounts_store
-from .store.budget import DbDmBudget, budget_key
-from .x import (
+from ..core.config import Settings
+from ..core.crypto import TokenCipher
+from ..core.errors import (
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    QuotaExceeded,
+    UpstreamError,
+)
+from ..store import Row, own_transaction
+from ..store import accounts as accounts_store
+from ..store.budget import DbDmBudget, budget_key
+from . import (
     OAuth1Credentials,
     OAuth2Credentials,
     UserContext,

@@ -30,7 +30,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from .store.events import CHANNEL
+from .events import CHANNEL
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parent / "sql"
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 if not SQL_DIR.exists():  # running from a source checkout: sql/ sits at the repo root
-    SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+    SQL_DIR = Path(__file__).resolve().parents[3] / "sql"
 
 _MIGRATION_RE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # An arbitrary, fixed key for pg_advisory_lock so concurrent migrators serialise.
