@@ -39,6 +39,7 @@ from mktx.v1 import (
 )
 
 from .core.auth import TokenVerifier
+from .core.db import database_ok
 from .deps import Deps
 from .interceptors import (
     AuthInterceptor,
@@ -189,12 +190,7 @@ class GrpcApp:
         await self.server.stop(grace)
 
     async def _db_ok(self) -> bool:
-        try:
-            async with self.deps.pool.connection(timeout=2.0) as conn:
-                await conn.execute("SELECT 1")
-            return True
-        except Exception:
-            return False
+        return await database_ok(self.deps.pool)
 
     async def _set_health(self, ok: bool) -> None:
         status = (

@@ -366,8 +366,7 @@ async def test_retry_loops_in_parallel_process_each_row_once(
 
     async def drain(m: WebhookMetrics) -> None:
         while True:
-            async with deps.pool.connection() as conn:
-                result = await process_due(conn, opts, m)
+            result = await process_due(deps.pool, opts, m)
             if result.count == 0:
                 return
 

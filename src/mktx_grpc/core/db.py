@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
+from psycopg import AsyncConnection, IsolationLevel
 from psycopg_pool import AsyncConnectionPool
+
+from .context import connection_var, current_connection
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +125,80 @@ def make_pool(conninfo: str, *, min_size: int, max_size: int) -> AsyncConnection
         open=False,
         name="mktx",
     )
+
+
+# ------------------------------------------------------------------ connections
+
+Isolation = Literal["read_committed", "repeatable_read", "serializable"]
+_ISOLATION = {
+    "read_committed": IsolationLevel.READ_COMMITTED,
+    "repeatable_read": IsolationLevel.REPEATABLE_READ,
+    "serializable": IsolationLevel.SERIALIZABLE,
+}
+
+
+@asynccontextmanager
+async def use_connection(
+    pool: AsyncConnectionPool,
+    *,
+    transaction: bool = False,
+    isolation: Isolation | None = None,
+    read_only: bool = False,
+    wait: float | None = None,
+) -> AsyncIterator[AsyncConnection[Any]]:
+    """Borrow a pooled connection and publish it to the store layer for the block.
+
+    This is the only place that sets the current connection (the unit-of-work
+    interceptor uses it too), so every transaction has exactly one owner: the block
+    that opened it. With ``transaction`` the block runs in one transaction, committed
+    when it exits normally and rolled back when it raises; ``isolation`` and
+    ``read_only`` apply to that transaction (they imply ``transaction``). Without it
+    each statement autocommits. The block's connection is independent of any
+    connection the caller already holds: an enclosing unit of work is neither joined
+    nor affected, which is what facts that must stick even when the caller rolls
+    back need (an account marked ERROR, a DM recorded as sent).
+
+    Raises ``psycopg_pool.PoolTimeout`` when no connection is free within
+    ``wait`` seconds (the pool's default when None), and whatever the database
+    raises.
+    """
+    async with pool.connection(timeout=wait) as conn:
+        token = connection_var.set(conn)
+        try:
+            if not (transaction or isolation or read_only):
+                yield conn
+                return
+            if isolation is not None or read_only:
+                await conn.set_isolation_level(_ISOLATION[isolation] if isolation else None)
+                await conn.set_read_only(True if read_only else None)
+            try:
+                async with conn.transaction():
+                    yield conn
+            finally:
+                if isolation is not None or read_only:
+                    await conn.set_isolation_level(None)
+                    await conn.set_read_only(None)
+        finally:
+            connection_var.reset(token)
+
+
+@asynccontextmanager
+async def savepoint() -> AsyncIterator[None]:
+    """A savepoint on the current connection's transaction: the block's changes are
+    kept or rolled back together (raising rolls back the block only), without ending
+    the enclosing transaction. Outside a transaction it is a transaction of its own."""
+    async with current_connection().transaction():
+        yield
+
+
+async def database_ok(pool: AsyncConnectionPool, within: float = 2.0) -> bool:
+    """Whether the database answers a trivial query within ``within`` seconds."""
+    try:
+        async with asyncio.timeout(within), use_connection(pool, wait=within) as conn:
+            await conn.execute("SELECT 1")
+    except Exception:  # any failure means unhealthy
+        return False
+    return True
 
 
 # ------------------------------------------------------------------ named queries

@@ -15,7 +15,7 @@ import grpc
 from grpc_interceptor.server import AsyncServerInterceptor
 from psycopg_pool import AsyncConnectionPool
 
-from ..core.context import connection_var
+from ..core.db import use_connection
 from ..methods import spec_for
 from ._stream import call_next, is_stream
 
@@ -34,16 +34,8 @@ class UnitOfWorkInterceptor(AsyncServerInterceptor):
         spec = spec_for(method_name)
         if not spec.db:
             return await call_next(method, request, context)
-        async with self._pool.connection() as conn:
-            token = connection_var.set(conn)
-            try:
-                if spec.write:
-                    async with conn.transaction():
-                        result = await call_next(method, request, context)
-                else:
-                    result = await call_next(method, request, context)
-                if is_stream(result):
-                    raise RuntimeError(f"{method_name}: streaming RPCs must be declared db=False")
-                return result
-            finally:
-                connection_var.reset(token)
+        async with use_connection(self._pool, transaction=spec.write):
+            result = await call_next(method, request, context)
+            if is_stream(result):
+                raise RuntimeError(f"{method_name}: streaming RPCs must be declared db=False")
+            return result

@@ -14,6 +14,7 @@ from google.protobuf import json_format
 from mktx.v1 import accounts_pb2, accounts_pb2_grpc
 
 from ..core.context import current_principal
+from ..core.db import use_connection
 from ..core.errors import (
     AlreadyExists,
     DomainError,
@@ -25,7 +26,7 @@ from ..core.errors import (
 from ..core.pagination import decode_time_cursor, effective_page_size, time_page
 from ..deps import Deps
 from ..mapping.common import ts
-from ..store import Row, check_etag, etag_of, own_transaction
+from ..store import Row, check_etag, etag_of
 from ..store import accounts as store
 from ..x import (
     OAuth1Credentials,
@@ -171,7 +172,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         if row["status"] == "DISCONNECTED":
             return account_to_proto(row)
         await self._flows.revoke_at_x(row)
-        async with own_transaction(self._deps.pool):
+        async with use_connection(self._deps.pool, transaction=True):
             return account_to_proto(await store.disconnect(merchant, row["id"]))
 
     async def GetAccountStatistics(
@@ -258,14 +259,14 @@ class ConnectionFlows:
                 pending["code_verifier_enc"] = self._cipher.encrypt(pkce.verifier, purpose)
         except XError as exc:
             raise _connect_error(exc) from None
-        async with own_transaction(self._deps.pool):
+        async with use_connection(self._deps.pool, transaction=True):
             await store.insert_pending_connection(**pending)
         return accounts_pb2.StartConnectionResponse(
             authorization_url=url, state=state, expire_time=ts(expires)
         )
 
     async def complete(self, merchant: UUID, req: accounts_pb2.CompleteConnectionRequest) -> Row:
-        async with own_transaction(self._deps.pool):
+        async with use_connection(self._deps.pool, transaction=True):
             pending = await store.claim_pending_connection(merchant, req.state)
         if pending is None or pending["expires_at"] < datetime.now(UTC):
             raise InvalidArgument.single("state", "unknown or expired connection; start it again")
@@ -273,7 +274,7 @@ class ConnectionFlows:
             return await self._complete(merchant, pending, req)
         except UpstreamError:
             # X could not be reached: the attempt may be retried with the same state.
-            async with own_transaction(self._deps.pool):
+            async with use_connection(self._deps.pool, transaction=True):
                 await store.restore_pending_connection(pending)
             raise
 
@@ -348,7 +349,7 @@ class ConnectionFlows:
             "scopes": scopes,
             "token_expires_at": expires,
         }
-        async with own_transaction(self._deps.pool):
+        async with use_connection(self._deps.pool, transaction=True):
             existing = await store.find_live_by_x_user(me.id)
             if existing is None:
                 return await store.insert(
@@ -403,7 +404,7 @@ class ConnectionFlows:
         except XError as exc:
             raise to_domain_error(exc) from None
         await self._xa.call(account, lambda u: u.subscribe(hook.id))
-        async with own_transaction(self._deps.pool):
+        async with use_connection(self._deps.pool, transaction=True):
             return await store.set_webhook(
                 account["merchant_id"],
                 account["id"],

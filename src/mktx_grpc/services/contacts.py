@@ -21,6 +21,7 @@ from google.protobuf.struct_pb2 import Struct
 from mktx.v1 import contacts_pb2, contacts_pb2_grpc
 
 from ..core.context import current_principal
+from ..core.db import use_connection
 from ..core.errors import FieldViolation, InvalidArgument, NotFound
 from ..core.pagination import effective_page_size
 from ..deps import Deps
@@ -33,7 +34,7 @@ from ..store.idempotency import create_once
 from ..validation import contacts as rules
 from ..validation.rules import enum_field, uuid_field
 from ..validation.rules import request_id as request_id_rule
-from .conversations import _connection, list_conversations_page
+from .conversations import list_conversations_page
 
 P = contacts_pb2
 
@@ -370,7 +371,9 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
     ) -> AsyncIterator[P.ExportContactsResponse]:
         merchant = current_principal().merchant_id
         f = _filter(request)
-        async with _connection(self._deps.pool) as conn:
+        # One read-only snapshot for the whole export; batches are small, so the
+        # client's pace only holds this read-only transaction, never a lock.
+        async with use_connection(self._deps.pool, isolation="repeatable_read", read_only=True):
             if f.account_id and await store.account(merchant, f.account_id) is None:
                 raise NotFound("account", request.account_id)
             segment = None
@@ -378,25 +381,17 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
                 segment = await store.segment_conditions(merchant, UUID(request.segment_id))
                 if segment is None:
                     raise NotFound("segment", request.segment_id)
-            # One snapshot for the whole export; batches are small so the client's
-            # pace only holds this read-only transaction, never a lock.
-            await conn.set_isolation_level(3)  # REPEATABLE READ
-            try:
-                async with conn.transaction():
-                    await conn.execute("SET TRANSACTION READ ONLY")
-                    after: UUID | None = None
-                    while True:
-                        rows = await store.export_batch(
-                            merchant, f, after_id=after, limit=EXPORT_BATCH, segment=segment
-                        )
-                        if not rows:
-                            break
-                        after = rows[-1]["id"]
-                        yield P.ExportContactsResponse(contacts=[contact_to_proto(r) for r in rows])
-                        if len(rows) < EXPORT_BATCH:
-                            break
-            finally:
-                await conn.set_isolation_level(None)
+            after: UUID | None = None
+            while True:
+                rows = await store.export_batch(
+                    merchant, f, after_id=after, limit=EXPORT_BATCH, segment=segment
+                )
+                if not rows:
+                    break
+                after = rows[-1]["id"]
+                yield P.ExportContactsResponse(contacts=[contact_to_proto(r) for r in rows])
+                if len(rows) < EXPORT_BATCH:
+                    break
 
     async def ImportContacts(
         self,
@@ -424,7 +419,7 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
         if v:
             raise InvalidArgument(v)
         account_id = UUID(opts.account_id)
-        async with _connection(self._deps.pool):
+        async with use_connection(self._deps.pool):
             if await store.account(merchant, account_id) is None:
                 raise NotFound("account", opts.account_id)
             if opts.request_id and not opts.validate_only:
@@ -444,7 +439,7 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
             index += 1
         summary = importer.summary()
         if opts.request_id and not opts.validate_only:
-            async with _connection(self._deps.pool):
+            async with use_connection(self._deps.pool):
                 await store.record_import(merchant, opts.request_id, account_id, summary)
         return P.ImportContactsResponse(**summary)
 
@@ -521,48 +516,48 @@ class _Importer:
 
     async def _write(self, batch: list[store.NewContact]) -> None:
         ids = [c.x_user_id for c in batch]
-        async with _connection(self._deps.pool) as conn:
-            if self._validate_only:
+        if self._validate_only:
+            async with use_connection(self._deps.pool):
                 existing = await store.existing_for_import(
                     self._merchant, self._account_id, ids, lock=False
                 )
-                n_existing = sum(1 for c in batch if c.x_user_id in existing)
-                self.created += len(batch) - n_existing
-                if self._merge:
-                    self.updated += n_existing
-                else:
-                    self.skipped += n_existing
-                return
-            async with conn.transaction():
-                existing = await store.existing_for_import(
-                    self._merchant, self._account_id, ids, lock=True
-                )
-                new = [c for c in batch if c.x_user_id not in existing]
-                inserted = await store.import_insert(self._merchant, self._account_id, new)
-                self.created += inserted
-                self.skipped += len(new) - inserted  # created concurrently meanwhile
-                updates: list[tuple[UUID, store.NewContact]] = []
-                for c in batch:
-                    cur = existing.get(c.x_user_id)
-                    if cur is None:
-                        continue
-                    if not self._merge:
-                        self.skipped += 1
-                        continue
-                    merged = _merged(cur, c)
-                    if merged is None:
-                        self.failed += 1
-                        self._error(
-                            self._index.get(c.x_user_id, -1),
-                            c.x_user_id,
-                            "tags",
-                            "merged with the existing contact, it would exceed the"
-                            " tag or attribute limits",
-                        )
-                        continue
-                    updates.append((cur["id"], merged))
-                await store.import_update(self._merchant, updates)
-                self.updated += len(updates)
+            n_existing = sum(1 for c in batch if c.x_user_id in existing)
+            self.created += len(batch) - n_existing
+            if self._merge:
+                self.updated += n_existing
+            else:
+                self.skipped += n_existing
+            return
+        async with use_connection(self._deps.pool, transaction=True):
+            existing = await store.existing_for_import(
+                self._merchant, self._account_id, ids, lock=True
+            )
+            new = [c for c in batch if c.x_user_id not in existing]
+            inserted = await store.import_insert(self._merchant, self._account_id, new)
+            self.created += inserted
+            self.skipped += len(new) - inserted  # created concurrently meanwhile
+            updates: list[tuple[UUID, store.NewContact]] = []
+            for c in batch:
+                cur = existing.get(c.x_user_id)
+                if cur is None:
+                    continue
+                if not self._merge:
+                    self.skipped += 1
+                    continue
+                merged = _merged(cur, c)
+                if merged is None:
+                    self.failed += 1
+                    self._error(
+                        self._index.get(c.x_user_id, -1),
+                        c.x_user_id,
+                        "tags",
+                        "merged with the existing contact, it would exceed the"
+                        " tag or attribute limits",
+                    )
+                    continue
+                updates.append((cur["id"], merged))
+            await store.import_update(self._merchant, updates)
+            self.updated += len(updates)
 
     def summary(self) -> dict[str, Any]:
         return {

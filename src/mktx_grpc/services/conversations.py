@@ -9,7 +9,6 @@ while it reads, never while it waits on its client.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -21,7 +20,8 @@ import grpc
 
 from mktx.v1 import common_pb2, conversations_pb2, conversations_pb2_grpc
 
-from ..core.context import connection_var, current_connection, current_principal
+from ..core.context import current_connection, current_principal
+from ..core.db import use_connection
 from ..core.errors import (
     DomainError,
     FieldViolation,
@@ -648,7 +648,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         account_filter = request.account_id or None
         conv_filter = request.conversation_id or None
 
-        async with _connection(pool):
+        async with use_connection(pool):
             if account_filter and await store.account(merchant, UUID(account_filter)) is None:
                 raise NotFound("account", account_filter)
             if conv_filter and await store.get(merchant, UUID(conv_filter)) is None:
@@ -675,7 +675,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
         sub = await live.dispatcher_for(pool).subscribe(merchant)
         try:
             if not request.cursor:
-                async with _connection(pool):
+                async with use_connection(pool):
                     last_id = await store.max_event_id(merchant)
             # Initial metadata tells the client the stream is live: every event
             # committed from here on will reach it.
@@ -689,7 +689,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
                 force = held_since is not None and (
                     time.monotonic() - held_since >= MAX_HOLD_SECONDS
                 )
-                async with _connection(pool):
+                async with use_connection(pool):
                     rows, held_back = await store.watch_events_after(
                         merchant, last_id, WATCH_BATCH, settled_only=not force
                     )
@@ -737,18 +737,6 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
                     quiet_since = time.monotonic()
         finally:
             sub.close()
-
-
-@contextlib.asynccontextmanager
-async def _connection(pool: Any) -> AsyncIterator[Any]:
-    """A pooled connection published for the store layer (streaming RPCs have no
-    unit of work)."""
-    async with pool.connection() as conn:
-        token = connection_var.set(conn)
-        try:
-            yield conn
-        finally:
-            connection_var.reset(token)
 
 
 async def _render_event(
@@ -842,7 +830,7 @@ async def wake_snoozed_conversations(deps: Deps) -> float:
     claimed with SKIP LOCKED (any number of workers), each with a
     ``conversation.reopened`` event. Returns the seconds to sleep: until the next
     snooze is due, at most 30."""
-    async with _connection(deps.pool) as conn:
+    async with use_connection(deps.pool) as conn:
         while True:
             async with conn.transaction():
                 woken = await store.wake_due_snoozed()

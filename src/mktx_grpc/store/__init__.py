@@ -6,17 +6,15 @@ tenant isolation is visible at each call site.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
-from ..core.context import connection_var, current_connection
+from ..core.context import current_connection
 from ..core.db import Queries, Row
 from ..core.errors import Aborted
 
@@ -28,7 +26,6 @@ __all__ = [
     "execute",
     "fetch_all",
     "fetch_one",
-    "own_transaction",
 ]
 
 
@@ -65,18 +62,3 @@ def check_etag(etag: str, row: Row, resource: str) -> None:
             f"the {resource} changed since it was read; re-read it and retry",
             reason="ETAG_MISMATCH",
         )
-
-
-@contextlib.asynccontextmanager
-async def own_transaction(pool: AsyncConnectionPool) -> AsyncIterator[None]:
-    """Run the enclosed store calls in a separate, short transaction on another pooled
-    connection, whatever the caller's unit of work is doing (its transaction is
-    neither joined nor affected). Used for facts that must stick even if the caller
-    rolls back, such as an account marked ERROR, and for work outside any RPC."""
-    async with pool.connection() as conn:
-        token = connection_var.set(conn)
-        try:
-            async with conn.transaction():
-                yield
-        finally:
-            connection_var.reset(token)

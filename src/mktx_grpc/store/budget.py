@@ -27,11 +27,11 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from ..core.db import Queries
+from ..core.db import Queries, use_connection
 from ..x.errors import XRateLimited
+from . import execute, fetch_one
 
 Q = Queries("budget")
 log = logging.getLogger(__name__)
@@ -147,25 +147,22 @@ class DbDmBudget:
             return
         params = self._params(account_key)
         params.update(n=held.units, w15_start=held.w15_start, w24_start=held.w24_start)
-        async with self._pool.connection() as conn:
-            await conn.execute(Q.return_dms, params)
+        async with use_connection(self._pool):
+            await execute(Q.return_dms, params)
 
     async def _reserve(self, account_key: str, want: int) -> dict[str, Any] | None:
         params = self._params(account_key)
         params["want"] = want
-        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(Q.reserve_dms, params)
-            row = await cur.fetchone()
+        async with use_connection(self._pool):
+            row = await fetch_one(Q.reserve_dms, params)
             if row is None:  # spent, or the account's first DM ever
-                await cur.execute(Q.ensure_budget_row, params)
-                await cur.execute(Q.reserve_dms, params)
-                row = await cur.fetchone()
+                await execute(Q.ensure_budget_row, params)
+                row = await fetch_one(Q.reserve_dms, params)
         return row
 
     async def _reset_at(self, account_key: str) -> datetime:
-        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(Q.budget_reset_at, self._params(account_key))
-            row = await cur.fetchone()
+        async with use_connection(self._pool):
+            row = await fetch_one(Q.budget_reset_at, self._params(account_key))
         return row["reset_at"] if row else datetime.now(UTC)
 
     @staticmethod

@@ -3,7 +3,7 @@
 segment conditions (``domain.segments.compile_conditions``) into one statement.
 
 Every function runs on the current connection (the caller's unit of work or
-``own_transaction``) and takes ``merchant_id`` explicitly, except the dispatcher's
+``use_connection``) and takes ``merchant_id`` explicitly, except the dispatcher's
 cross-merchant discovery queries, which return it.
 """
 

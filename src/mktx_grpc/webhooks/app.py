@@ -32,7 +32,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..core.context import connection_var
+from ..core.db import database_ok, use_connection
 from ..deps import Deps
 from ..store import inbox as inbox_store
 from ..x.signatures import crc_response_token, verify_webhook_signature
@@ -130,19 +130,15 @@ def create_webhook_app(
             return JSONResponse({"recorded": 0, "new": 0})
         evs = list(unique.values())
         try:
-            async with deps.pool.connection(timeout=5.0) as conn:
-                token = connection_var.set(conn)
-                try:
-                    # Autocommit: committed when this returns, before the 200.
-                    rows = await inbox_store.insert_events(
-                        [e.event_key for e in evs],
-                        [e.for_user_id for e in evs],
-                        [e.event_type for e in evs],
-                        [e.payload_json() for e in evs],
-                        claim_delay=opts.claim_delay,
-                    )
-                finally:
-                    connection_var.reset(token)
+            async with use_connection(deps.pool, wait=5.0):
+                # Autocommit: committed when this returns, before the 200.
+                rows = await inbox_store.insert_events(
+                    [e.event_key for e in evs],
+                    [e.for_user_id for e in evs],
+                    [e.event_type for e in evs],
+                    [e.payload_json() for e in evs],
+                    claim_delay=opts.claim_delay,
+                )
         except Exception:
             log.exception("could not record a webhook delivery")
             return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
@@ -155,10 +151,7 @@ def create_webhook_app(
         return JSONResponse({"recorded": len(evs), "new": len(new)})
 
     async def healthz(request: Request) -> Response:
-        try:
-            async with deps.pool.connection(timeout=2.0) as conn:
-                await conn.execute("SELECT 1")
-        except Exception:  # any failure is unhealthy
+        if not await database_ok(deps.pool):
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
@@ -166,12 +159,8 @@ def create_webhook_app(
         pending: int | None = None
         oldest: float | None = None
         try:
-            async with deps.pool.connection(timeout=2.0) as conn:
-                token = connection_var.set(conn)
-                try:
-                    stats = await inbox_store.pending_stats()
-                finally:
-                    connection_var.reset(token)
+            async with use_connection(deps.pool, wait=2.0):
+                stats = await inbox_store.pending_stats()
             pending, oldest = int(stats["pending"]), float(stats["oldest_age_seconds"])
         except Exception:  # metrics render without the gauges
             log.warning("metrics: inbox stats unavailable", exc_info=True)

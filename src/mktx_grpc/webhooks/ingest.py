@@ -43,10 +43,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from ..core.context import connection_var
+from ..core.db import savepoint, use_connection
 from ..deps import Deps
 from ..store import Row
 from ..store import inbox as inbox_store
@@ -875,7 +874,7 @@ class BatchResult:
 
 
 async def _run_batch(
-    conn: AsyncConnection[Any],
+    pool: AsyncConnectionPool,
     claim: Callable[[], Awaitable[list[Row]]],
     payloads: Mapping[int, Mapping[str, Any]],
     options: IngestOptions,
@@ -889,100 +888,94 @@ async def _run_batch(
     fail_ids: list[int] = []
     fail_errors: list[str] = []
     fail_delays: list[float] = []
-    token = connection_var.set(conn)
-    try:
-        async with conn.transaction():
-            rows = await claim()
-            if not rows:
-                return result
-            items = [(r, payloads.get(r["id"]) or r["payload"]) for r in rows]
-            x_users = sorted({str(p.get("for_user_id", "")) for _, p in items})
-            accounts = {
-                a["x_user_id"]: Account(a["id"], a["merchant_id"], a["x_user_id"], a["status"])
-                for a in await inbox_store.accounts_by_x_user(x_users)
-            }
+    async with use_connection(pool, transaction=True):
+        rows = await claim()
+        if not rows:
+            return result
+        items = [(r, payloads.get(r["id"]) or r["payload"]) for r in rows]
+        x_users = sorted({str(p.get("for_user_id", "")) for _, p in items})
+        accounts = {
+            a["x_user_id"]: Account(a["id"], a["merchant_id"], a["x_user_id"], a["status"])
+            for a in await inbox_store.accounts_by_x_user(x_users)
+        }
 
-            def fail(row_id: int, attempt: int, error: str, delay: float) -> None:
-                if attempt >= options.max_attempts:
-                    done_ids.append(row_id)
-                    outcomes.append(DEAD)
-                    notes.append(f"gave up after {attempt} attempts: {error}")
-                else:
-                    fail_ids.append(row_id)
-                    fail_errors.append(error)
-                    fail_delays.append(delay)
+        def fail(row_id: int, attempt: int, error: str, delay: float) -> None:
+            if attempt >= options.max_attempts:
+                done_ids.append(row_id)
+                outcomes.append(DEAD)
+                notes.append(f"gave up after {attempt} attempts: {error}")
+            else:
+                fail_ids.append(row_id)
+                fail_errors.append(error)
+                fail_delays.append(delay)
 
-            async def apply_one(row: Row, payload: Mapping[str, Any]) -> None:
-                attempt = int(row["attempts"]) + 1
-                account = accounts.get(str(payload.get("for_user_id", "")))
-                try:
-                    async with conn.transaction():
-                        outcome, note = await apply_event(
-                            account, payload, row["received_at"], options
-                        )
-                except DuplicateEvent as exc:
-                    outcome, note = DUPLICATE, str(exc)
-                except MalformedEvent as exc:
-                    outcome, note = DEAD, f"malformed: {exc}"
-                except RetryLater as exc:
-                    fail(row["id"], attempt, str(exc), exc.delay)
-                    return
-                except Exception as exc:  # any database or data error: retry later
-                    log.warning("webhook event %s failed (attempt %d): %s", row["id"], attempt, exc)
-                    fail(
-                        row["id"],
-                        attempt,
-                        f"{type(exc).__name__}: {exc}"[:1000],
-                        options.backoff(attempt),
-                    )
-                    return
-                done_ids.append(row["id"])
-                outcomes.append(outcome)
-                notes.append(note)
-
-            run: list[tuple[Row, Mapping[str, Any], _InboundDm]] = []
-
-            async def flush_run() -> None:
-                """Apply a run of plain inbound DMs set-based, in one savepoint; on any
-                failure, apply them one by one instead."""
-                if not run:
-                    return
-                todo = list(run)
-                run.clear()
-                try:
-                    async with conn.transaction():
-                        await _apply_dm_run([dm for _, _, dm in todo], options)
-                except Exception as exc:
-                    metrics.dm_runs["fallback"] += 1
-                    if not isinstance(exc, _FastPathMiss):
-                        log.info("batched DM run fell back to single events: %s", exc)
-                    for row, payload, _ in todo:
-                        await apply_one(row, payload)
-                    return
-                metrics.dm_runs["set_based"] += 1
-                for row, _, _ in todo:
-                    done_ids.append(row["id"])
-                    outcomes.append(PROCESSED)
-                    notes.append("")
-
-            for row, payload in items:
-                account = accounts.get(str(payload.get("for_user_id", "")))
-                dm = (
-                    _plain_inbound_dm(account, payload, row["received_at"])
-                    if options.set_based_dms
-                    else None
+        async def apply_one(row: Row, payload: Mapping[str, Any]) -> None:
+            attempt = int(row["attempts"]) + 1
+            account = accounts.get(str(payload.get("for_user_id", "")))
+            try:
+                async with savepoint():
+                    outcome, note = await apply_event(account, payload, row["received_at"], options)
+            except DuplicateEvent as exc:
+                outcome, note = DUPLICATE, str(exc)
+            except MalformedEvent as exc:
+                outcome, note = DEAD, f"malformed: {exc}"
+            except RetryLater as exc:
+                fail(row["id"], attempt, str(exc), exc.delay)
+                return
+            except Exception as exc:  # any database or data error: retry later
+                log.warning("webhook event %s failed (attempt %d): %s", row["id"], attempt, exc)
+                fail(
+                    row["id"],
+                    attempt,
+                    f"{type(exc).__name__}: {exc}"[:1000],
+                    options.backoff(attempt),
                 )
-                if dm is not None:
-                    run.append((row, payload, dm))
-                    continue
-                await flush_run()  # keep each contact's events in order
-                await apply_one(row, payload)
-            await flush_run()
-            for fin in await inbox_store.mark_finished(done_ids, outcomes, notes):
-                lags.append(float(fin["lag_seconds"]))
-            await inbox_store.mark_failed(fail_ids, fail_errors, fail_delays)
-    finally:
-        connection_var.reset(token)
+                return
+            done_ids.append(row["id"])
+            outcomes.append(outcome)
+            notes.append(note)
+
+        run: list[tuple[Row, Mapping[str, Any], _InboundDm]] = []
+
+        async def flush_run() -> None:
+            """Apply a run of plain inbound DMs set-based, in one savepoint; on any
+            failure, apply them one by one instead."""
+            if not run:
+                return
+            todo = list(run)
+            run.clear()
+            try:
+                async with savepoint():
+                    await _apply_dm_run([dm for _, _, dm in todo], options)
+            except Exception as exc:
+                metrics.dm_runs["fallback"] += 1
+                if not isinstance(exc, _FastPathMiss):
+                    log.info("batched DM run fell back to single events: %s", exc)
+                for row, payload, _ in todo:
+                    await apply_one(row, payload)
+                return
+            metrics.dm_runs["set_based"] += 1
+            for row, _, _ in todo:
+                done_ids.append(row["id"])
+                outcomes.append(PROCESSED)
+                notes.append("")
+
+        for row, payload in items:
+            account = accounts.get(str(payload.get("for_user_id", "")))
+            dm = (
+                _plain_inbound_dm(account, payload, row["received_at"])
+                if options.set_based_dms
+                else None
+            )
+            if dm is not None:
+                run.append((row, payload, dm))
+                continue
+            await flush_run()  # keep each contact's events in order
+            await apply_one(row, payload)
+        await flush_run()
+        for fin in await inbox_store.mark_finished(done_ids, outcomes, notes):
+            lags.append(float(fin["lag_seconds"]))
+        await inbox_store.mark_failed(fail_ids, fail_errors, fail_delays)
     # Committed: count.
     for outcome in outcomes:
         result.finished[outcome] = result.finished.get(outcome, 0) + 1
@@ -995,7 +988,7 @@ async def _run_batch(
 
 
 async def process_ids(
-    conn: AsyncConnection[Any],
+    pool: AsyncConnectionPool,
     ids: Sequence[int],
     options: IngestOptions,
     metrics: WebhookMetrics,
@@ -1006,7 +999,7 @@ async def process_ids(
     payloads = payloads or {}
     with_payload = any(i not in payloads for i in ids)
     return await _run_batch(
-        conn,
+        pool,
         lambda: inbox_store.claim_by_ids(ids, with_payload=with_payload),
         payloads,
         options,
@@ -1015,11 +1008,11 @@ async def process_ids(
 
 
 async def process_due(
-    conn: AsyncConnection[Any], options: IngestOptions, metrics: WebhookMetrics
+    pool: AsyncConnectionPool, options: IngestOptions, metrics: WebhookMetrics
 ) -> BatchResult:
     """Claim and process up to ``batch_size`` due rows (FOR UPDATE SKIP LOCKED)."""
     return await _run_batch(
-        conn, lambda: inbox_store.claim_due(options.batch_size), {}, options, metrics
+        pool, lambda: inbox_store.claim_due(options.batch_size), {}, options, metrics
     )
 
 
@@ -1033,8 +1026,7 @@ def make_inbox_retry_loop(
         """Process one batch of due inbox rows; returns seconds to sleep (0 when the
         batch was full, so a backlog drains without pause)."""
         opts = options or IngestOptions.from_settings(deps.settings)
-        async with deps.pool.connection() as conn:
-            result = await process_due(conn, opts, metrics or DEFAULT_METRICS)
+        result = await process_due(deps.pool, opts, metrics or DEFAULT_METRICS)
         return 0.0 if result.count >= opts.batch_size else opts.retry_poll
 
     return retry_webhook_inbox
@@ -1163,8 +1155,7 @@ class InboxProcessor:
         ids = [row_id for row_id, _, _ in batch]
         shards = {row_id: shard for row_id, shard, _ in batch}
         payloads = {row_id: p for row_id, _, p in batch if p is not None}
-        async with self.pool.connection() as conn:
-            result = await process_ids(conn, ids, self.options, self.metrics, payloads)
+        result = await process_ids(self.pool, ids, self.options, self.metrics, payloads)
         if self.options.inline_retries:
             for row_id, delay in result.retry:
                 self._schedule_retry(row_id, shards[row_id], delay)

@@ -19,10 +19,11 @@ Loop = Callable[[Deps], Awaitable[float]]
 
 async def purge_expired_connections(deps: Deps) -> float:
     """Delete pending OAuth connections past their expiry. Returns seconds to sleep."""
+    from ..core.db import use_connection
     from ..store import accounts as accounts_store
-    from ..store import execute, own_transaction
+    from ..store import execute
 
-    async with own_transaction(deps.pool):
+    async with use_connection(deps.pool, transaction=True):
         await execute(accounts_store.Q.purge_expired_connections, {})
     return 300.0
 
@@ -53,14 +54,14 @@ async def refresh_expiring_tokens(deps: Deps) -> float:
     workers may run this at once. An account whose refresh X refuses is marked
     ERROR and skipped; other failures are logged and retried on the next pass.
     """
+    from ..core.db import use_connection
     from ..core.errors import DomainError
     from ..store import accounts as accounts_store
-    from ..store import own_transaction
 
-    async with own_transaction(deps.pool):
+    async with use_connection(deps.pool, transaction=True):
         due = await accounts_store.due_for_refresh(within_seconds=600, limit=100)
     for item in due:
-        async with own_transaction(deps.pool):
+        async with use_connection(deps.pool, transaction=True):
             account = await accounts_store.get(item["merchant_id"], item["id"])
         if account is None:
             continue

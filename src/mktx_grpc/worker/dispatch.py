@@ -36,11 +36,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from ..core.db import use_connection
 from ..core.errors import DomainError, FailedPrecondition, QuotaExceeded
 from ..deps import Deps
 from ..domain import campaigns as domain
 from ..domain.templates import MissingVariables, TemplateDraft
-from ..store import Row, execute, fetch_all, fetch_one, own_transaction
+from ..store import Row, execute, fetch_all, fetch_one
 from ..store import campaigns as store
 from ..store.budget import DEFAULT_PER_15_MINUTES, DEFAULT_PER_24_HOURS
 from ..store.templates import draft_from_row as template_draft
@@ -160,7 +161,7 @@ async def dispatch_due_recipients(deps: Deps, options: DispatchOptions | None = 
     Errors of one campaign are logged and do not stop the others. ``options``
     overrides the settings (tests and benchmarks)."""
     opts = options or _options(deps)
-    async with own_transaction(deps.pool):
+    async with use_connection(deps.pool, transaction=True):
         due = await fetch_all(Q.campaigns_to_dispatch, {"limit": opts.campaigns_per_pass})
     busy = False
     for item in due:
@@ -176,7 +177,7 @@ async def dispatch_due_recipients(deps: Deps, options: DispatchOptions | None = 
 async def _dispatch_campaign(deps: Deps, opts: DispatchOptions, item: Row) -> int:
     merchant_id, campaign_id = item["merchant_id"], item["id"]
     now = _now()
-    async with own_transaction(deps.pool):
+    async with use_connection(deps.pool, transaction=True):
         c = await _load_campaign(merchant_id, campaign_id)
         if c is None or c.row["status"] != domain.RUNNING:
             return 0
@@ -242,7 +243,7 @@ async def _claim(
 ) -> list[_Claimed]:
     """Step 1 of the module docstring, in one transaction."""
     m = c.merchant_id
-    async with own_transaction(deps.pool):
+    async with use_connection(deps.pool, transaction=True):
         rows = await fetch_all(
             Q.claim_candidates, {"merchant_id": m, "campaign_id": c.id, "limit": limit}
         )
@@ -402,14 +403,14 @@ async def _send_batch(
         await asyncio.gather(*(one(x) for x in batch))
     await flush(force=True)
     if stop:
-        async with own_transaction(deps.pool):
+        async with use_connection(deps.pool, transaction=True):
             await _wait(c, stop["until"], stop["reason"])
 
 
 async def _record(deps: Deps, opts: DispatchOptions, c: _Campaign, out: _Outcomes) -> None:
     """Step 3, one transaction: ledger rows first, counters last."""
     m = c.merchant_id
-    async with own_transaction(deps.pool):
+    async with use_connection(deps.pool, transaction=True):
         deltas: dict[str, int] = defaultdict(int)
         if out.sent:
             await _finish_sent(
@@ -503,7 +504,7 @@ async def recover_stale_sends(deps: Deps, options: DispatchOptions | None = None
     lookup that can never be answered (the account lost its access) FAILS the row
     with reason "unconfirmed", because resending could duplicate it."""
     opts = options or _options(deps)
-    async with own_transaction(deps.pool):
+    async with use_connection(deps.pool, transaction=True):
         rows = await fetch_all(Q.stale_sending, {"limit": 50})
         now = _now()
         for r in rows:
@@ -525,7 +526,7 @@ async def recover_stale_sends(deps: Deps, options: DispatchOptions | None = None
 
 async def _resolve(deps: Deps, opts: DispatchOptions, r: Row) -> None:
     m = r["merchant_id"]
-    async with own_transaction(deps.pool):
+    async with use_connection(deps.pool, transaction=True):
         c = await _load_campaign(m, r["campaign_id"])
         known = {
             x["x_event_id"]
@@ -562,7 +563,7 @@ async def _resolve(deps: Deps, opts: DispatchOptions, r: Row) -> None:
                 break
             token = page.next_token
     except FailedPrecondition as exc:
-        async with own_transaction(deps.pool):
+        async with use_connection(deps.pool, transaction=True):
             done = await fetch_all(
                 Q.settle_rows,
                 {
@@ -575,13 +576,13 @@ async def _resolve(deps: Deps, opts: DispatchOptions, r: Row) -> None:
             await store.bump(m, c.id, failed=len(done))
         return
     except DomainError:
-        async with own_transaction(deps.pool):
+        async with use_connection(deps.pool, transaction=True):
             await execute(
                 Q.extend_lease,
                 {"merchant_id": m, "ids": [r["id"]], "until": _now() + timedelta(seconds=30)},
             )
         return
-    async with own_transaction(deps.pool):
+    async with use_connection(deps.pool, transaction=True):
         deltas: dict[str, int] = defaultdict(int)
         if found is not None:
             at = found.created_at or r["sending_at"]
@@ -638,12 +639,12 @@ async def run_campaign_schedules(deps: Deps) -> float:
     complete campaigns past end_time or with every row settled, and skip rows that
     ended campaigns left queued."""
     now = _now()
-    async with own_transaction(deps.pool):
+    async with use_connection(deps.pool, transaction=True):
         for item in await fetch_all(Q.due_scheduled, {"limit": 20}):
             row = await store.get(item["merchant_id"], item["id"])
             if row is not None:
                 await store.launch(item["merchant_id"], row, now=now)
-    async with own_transaction(deps.pool):
+    async with use_connection(deps.pool, transaction=True):
         for item in await fetch_all(Q.due_to_end, {"limit": 50}):
             await store.finish(
                 item["merchant_id"],
@@ -651,7 +652,7 @@ async def run_campaign_schedules(deps: Deps) -> float:
                 domain.COMPLETED,
                 "end_time_passed" if item["ended"] else "",
             )
-    async with own_transaction(deps.pool):
+    async with use_connection(deps.pool, transaction=True):
         swept: dict[tuple[UUID, UUID], int] = defaultdict(int)
         for r in await fetch_all(Q.sweep_leftovers, {}):
             swept[(r["merchant_id"], r["campaign_id"])] += 1
@@ -678,10 +679,10 @@ async def consume_campaign_events(deps: Deps) -> float:
     One pass runs at a time across workers (the cursor row is claimed with SKIP
     LOCKED); every effect is idempotent, and the cursor advances in the same
     transaction as the effects."""
-    async with own_transaction(deps.pool):
+    async with use_connection(deps.pool, transaction=True):
         await execute(Q.lock_cursor, {"consumer": CONSUMER})
     limit = 500
-    async with own_transaction(deps.pool):
+    async with use_connection(deps.pool, transaction=True):
         cur = await fetch_one(Q.claim_cursor, {"consumer": CONSUMER})
         if cur is None:
             return 0.5

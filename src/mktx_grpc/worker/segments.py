@@ -6,9 +6,9 @@ import logging
 
 from google.protobuf import json_format
 
+from ..core.db import use_connection
 from ..core.errors import DomainError
 from ..deps import Deps
-from ..store import own_transaction
 from ..store import segments as store
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ async def refresh_segment_counts(
     """
     done = 0
     while done < batch:
-        async with own_transaction(deps.pool):
+        async with use_connection(deps.pool, transaction=True):
             row = await store.claim_stale(max_age_seconds)
             if row is None:
                 break

@@ -34,9 +34,11 @@ from typing import TypeVar
 from uuid import UUID
 
 import httpx
+from psycopg_pool import AsyncConnectionPool
 
 from ..core.config import Settings
 from ..core.crypto import TokenCipher
+from ..core.db import use_connection
 from ..core.errors import (
     DomainError,
     FailedPrecondition,
@@ -44,7 +46,7 @@ from ..core.errors import (
     QuotaExceeded,
     UpstreamError,
 )
-from ..store import Row, own_transaction
+from ..store import Row
 from ..store import accounts as accounts_store
 from ..store.budget import DbDmBudget, budget_key
 from . import (
@@ -139,7 +141,7 @@ class XAccess:
         self,
         x: XClient,
         cipher: TokenCipher,
-        pool: object,
+        pool: AsyncConnectionPool,
         *,
         media_http: httpx.AsyncClient | None = None,
         max_media_bytes: int = 64 * 1024 * 1024,
@@ -317,7 +319,7 @@ class XAccess:
             return account
         merchant_id, account_id = account["merchant_id"], account["id"]
         rejected: XError | None = None
-        async with own_transaction(self._pool):  # type: ignore[arg-type]
+        async with use_connection(self._pool, transaction=True):
             current = await accounts_store.get(merchant_id, account_id, for_update=True)
             if current is None or current["status"] != "ACTIVE":
                 raise FailedPrecondition("the account is not active", reason="ACCOUNT_NOT_ACTIVE")
@@ -355,7 +357,7 @@ class XAccess:
 
     async def _revoked(self, account: Row, exc: XError) -> None:
         reason = "X refused the account's tokens (revoked or invalid); reconnect the account"
-        async with own_transaction(self._pool):  # type: ignore[arg-type]
+        async with use_connection(self._pool, transaction=True):
             await accounts_store.mark_error(account["merchant_id"], account["id"], reason)
         log.warning(
             "account marked ERROR: tokens refused by X",
