@@ -22,6 +22,7 @@ from typing import Any
 from uuid import UUID
 
 import grpc
+from google.rpc import code_pb2
 
 from mktx.v1 import conversations_pb2
 
@@ -43,7 +44,7 @@ C = conversations_pb2
 
 
 class CursorExpired(DomainError):
-    code = grpc.StatusCode.OUT_OF_RANGE
+    code = code_pb2.OUT_OF_RANGE
     reason = "CURSOR_EXPIRED"
 
 
