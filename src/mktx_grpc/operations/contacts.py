@@ -19,6 +19,7 @@ from ..deps import Deps
 from ..domain import contacts as domain
 from ..mapping.contacts import contact_filter, new_contact
 from ..store import Row
+from ..store import accounts as accounts_store
 from ..store import contacts as store
 from ..validation import contacts as rules
 from ..validation.rules import enum_field, uuid_field
@@ -44,7 +45,7 @@ async def export_contacts(
     # One read-only snapshot for the whole export; batches are small, so the
     # client's pace only holds this read-only transaction, never a lock.
     async with use_connection(deps.pool, isolation="repeatable_read", read_only=True):
-        if f.account_id and await store.account(merchant, f.account_id) is None:
+        if f.account_id and await accounts_store.get(merchant, f.account_id) is None:
             raise NotFound("account", request.account_id)
         segment = None
         if request.segment_id:
@@ -91,7 +92,7 @@ async def import_contacts(
         raise InvalidArgument(v)
     account_id = UUID(opts.account_id)
     async with use_connection(deps.pool):
-        if await store.account(merchant, account_id) is None:
+        if await accounts_store.get(merchant, account_id) is None:
             raise NotFound("account", opts.account_id)
         if opts.request_id and not opts.validate_only:
             done = await store.get_import(merchant, opts.request_id)

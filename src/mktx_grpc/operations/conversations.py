@@ -31,6 +31,7 @@ from ..domain import conversations as domain
 from ..domain import templates as templates_domain
 from ..mapping.conversations import STATUS_TO_DB, conversation_to_proto, event_payload
 from ..store import Row
+from ..store import accounts as accounts_store
 from ..store import conversations as store
 from ..store import templates as templates_store
 from ..store.events import append_event
@@ -85,7 +86,7 @@ async def send_message(deps: Deps, request: C.SendMessageRequest) -> SentMessage
                 raise NotFound("contact", request.contact_id)
             account_id = contact_row["account_id"]
         contact = await store.contact(merchant, contact_id)
-        account = await store.account(merchant, account_id)
+        account = await accounts_store.get(merchant, account_id)
         if contact is None or account is None:
             raise NotFound("conversation", request.conversation_id or request.contact_id)
         if account["status"] != "ACTIVE":

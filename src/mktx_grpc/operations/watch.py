@@ -38,6 +38,7 @@ from ..mapping.conversations import (
     message_to_proto,
 )
 from ..store import Row, live
+from ..store import accounts as accounts_store
 from ..store import conversations as store
 
 C = conversations_pb2
@@ -76,7 +77,7 @@ async def watch_conversations(
     conv_filter = request.conversation_id or None
 
     async with use_connection(pool):
-        if account_filter and await store.account(merchant, UUID(account_filter)) is None:
+        if account_filter and await accounts_store.get(merchant, UUID(account_filter)) is None:
             raise NotFound("account", account_filter)
         if conv_filter and await store.get(merchant, UUID(conv_filter)) is None:
             raise NotFound("conversation", conv_filter)

@@ -33,6 +33,7 @@ from ..mapping.contacts import (
 from ..operations.contacts import export_contacts, import_contacts
 from ..operations.conversations import list_conversations_page
 from ..store import Row, check_etag
+from ..store import accounts as accounts_store
 from ..store import contacts as store
 from ..store.events import append_event
 from ..store.idempotency import create_once
@@ -83,7 +84,7 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
     ) -> P.Contact:
         merchant = current_principal().merchant_id
         account_id = UUID(request.contact.account_id)
-        if await store.account(merchant, account_id) is None:
+        if await accounts_store.get(merchant, account_id) is None:
             raise NotFound("account", request.contact.account_id)
         new = new_contact(request.contact, account_id, domain.SOURCE_MANUAL)
 

@@ -22,6 +22,7 @@ from ..domain import segments as domain
 from ..mapping.contacts import contact_to_proto
 from ..mapping.segments import draft_from_proto, segment_to_proto
 from ..store import Row, check_etag
+from ..store import accounts as accounts_store
 from ..store import segments as store
 from ..store.idempotency import create_once
 from ..validation.rules import prefixed
@@ -39,7 +40,7 @@ async def _check_references(
     merchant: UUID, account_id: UUID | None, group: segments_pb2.ConditionGroup
 ) -> None:
     """NOT_FOUND for an account or a condition's campaign that is not the merchant's."""
-    if account_id is not None and not await store.account_exists(merchant, account_id):
+    if account_id is not None and await accounts_store.get(merchant, account_id) is None:
         raise NotFound("account", str(account_id))
     missing = await store.missing_campaigns(merchant, domain.campaign_ids(group))
     if missing:
