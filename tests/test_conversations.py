@@ -15,7 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from helpers import expect_error
 
 from mktx.v1 import accounts_pb2_grpc, common_pb2, conversations_pb2, conversations_pb2_grpc
-from mktx_grpc.services.conversations import wake_snoozed_conversations
+from mktx_grpc.worker.conversations import wake_snoozed_conversations
 
 C = conversations_pb2
 INVALID = grpc.StatusCode.INVALID_ARGUMENT

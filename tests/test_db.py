@@ -13,7 +13,14 @@ from psycopg import sql
 
 from mktx_grpc.core.auth import TokenVerifier
 from mktx_grpc.core.config import Settings
-from mktx_grpc.core.db import SQL_DIR, load_migrations, migrate, queries
+from mktx_grpc.core.db import (
+    SQL_DIR,
+    SchemaMismatch,
+    check_schema,
+    load_migrations,
+    migrate,
+    queries,
+)
 
 
 @pytest.fixture
@@ -60,6 +67,41 @@ def test_a_failing_migration_leaves_no_trace(empty_db, tmp_path):
     with psycopg.connect(empty_db) as conn:
         assert conn.execute("SELECT to_regclass('t2')").fetchone()[0] is None
         assert [r[0] for r in conn.execute("SELECT name FROM schema_migrations")] == ["0001_ok"]
+
+
+def test_a_database_migrated_by_a_newer_release_is_refused(empty_db):
+    migrate(empty_db)
+    check_schema(empty_db)  # exactly the migrations this binary knows: fine
+    newer = len(load_migrations()) + 1
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, 'x')",
+            (newer, f"{newer:04d}_from_the_future"),
+        )
+    with pytest.raises(SchemaMismatch, match=f"{newer:04d}_from_the_future"):
+        check_schema(empty_db)
+    with pytest.raises(SchemaMismatch, match="newer release"):
+        migrate(empty_db)
+    # The worker refuses to start with the same message, and no traceback.
+    proc = subprocess.run(
+        [sys.executable, "-m", "mktx_grpc.cli", "worker"],
+        capture_output=True,
+        text=True,
+        env={"DATABASE_URL": empty_db, "PATH": "/usr/bin:/bin", "MKTX_LOG_LEVEL": "WARNING"},
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "does not know" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_database_with_pending_migrations_is_refused_by_the_worker(empty_db, tmp_path):
+    mig_dir = tmp_path / "migrations"
+    shutil.copytree(SQL_DIR / "migrations", mig_dir)
+    last = sorted(mig_dir.iterdir())[-1]
+    last.unlink()
+    migrate(empty_db, mig_dir)
+    with pytest.raises(SchemaMismatch, match=f"lacks 1 migration.*{last.stem}"):
+        check_schema(empty_db)
 
 
 TENANT_TABLES = (

@@ -11,7 +11,7 @@ import pytest
 from helpers import expect_error, parse_error
 
 from mktx.v1 import conversations_pb2, conversations_pb2_grpc
-from mktx_grpc.services import conversations as conversations_service
+from mktx_grpc.operations import watch as conversations_service
 from mktx_grpc.store import live
 
 C = conversations_pb2

@@ -15,9 +15,6 @@ SELECT * FROM contacts WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
 -- name: get_contact_for_update
 SELECT * FROM contacts WHERE merchant_id = %(merchant_id)s AND id = %(id)s FOR UPDATE;
 
--- name: account_exists
-SELECT id, status FROM accounts WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
-
 -- name: segment_exists
 SELECT id FROM segments WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
 

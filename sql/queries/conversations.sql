@@ -130,9 +130,6 @@ UPDATE contacts
        first_interaction_at = coalesce(first_interaction_at, now())
  WHERE merchant_id = %(merchant_id)s AND id = %(contact_id)s;
 
--- name: get_account
-SELECT * FROM accounts WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
-
 -- name: get_contact
 SELECT * FROM contacts WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
 

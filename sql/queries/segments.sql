@@ -52,9 +52,6 @@ SELECT c.id, c.name, c.status, cs.excluded
 -- name: existing_campaign_ids
 SELECT id FROM campaigns WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::uuid[]);
 
--- name: account_exists
-SELECT 1 AS found FROM accounts WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
-
 -- name: list_segments
 -- Newest first, keyset on (created_at, id). Optional filters are NULL when unused.
 SELECT * FROM segments

@@ -20,6 +20,7 @@ from uuid import UUID
 
 from .core import logs
 from .core.config import Settings
+from .core.db import SchemaMismatch
 
 log = logging.getLogger("mktx_grpc")
 
@@ -142,6 +143,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     logs.configure(settings.log_level)
     settings = resolve_database(settings)
+    from .core.db import check_schema
+
+    check_schema(settings.database_url)
     settings, sandbox = start_sandbox_if_needed(settings)
     from .worker.main import worker_process
 
@@ -185,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except ValueError as exc:  # configuration errors: say which, no traceback
+    except (ValueError, SchemaMismatch) as exc:  # say which, no traceback
         print(f"mktx-grpc: {exc}", file=sys.stderr)
         return 2
 

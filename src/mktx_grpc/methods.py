@@ -1,10 +1,18 @@
 """The method table: per-RPC facts, keyed by full method name, in one place.
 
-Interceptors read it to decide whether a call is public, whether it writes (one
-transaction) or reads (autocommit), whether it needs a database connection at all,
-and which validation rule to run. An RPC of ours missing from the table is treated
-as authenticated, read-only and without a database connection, which is what the
-UNIMPLEMENTED stubs of later services need.
+Interceptors read it to decide whether a call is public, what unit of work it gets
+and which validation rule to run. The unit of work is one of:
+
+- ``read``: one pooled connection in autocommit for the call (single statements need
+  no BEGIN/COMMIT);
+- ``write``: one transaction, committed when the servicer returns, rolled back when
+  it raises;
+- ``own_connections``: none. The RPC's operation (``operations/``) borrows
+  connections itself with ``use_connection``: it calls X between short transactions
+  (so no connection is held while X answers), or it is a stream.
+
+An RPC of ours missing from the table is treated as authenticated with no unit of
+work, which is what the UNIMPLEMENTED stubs of later services need.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ class MethodSpec:
     public: bool = False
     #: Runs in one transaction (commit on success, roll back on any error).
     write: bool = False
-    #: Gets a pooled connection for the call. Streaming RPCs manage their own.
+    #: Gets a pooled connection for the call (``read`` and ``write``).
     db: bool = True
     #: Validation rule for the request, or None.
     validate: Rule | None = None
@@ -39,11 +47,19 @@ NO_DB = MethodSpec(db=False)
 
 
 def read(validate: Rule | None = None) -> MethodSpec:
+    """One autocommit connection for the call."""
     return MethodSpec(write=False, validate=validate)
 
 
 def write(validate: Rule | None = None) -> MethodSpec:
+    """One transaction for the call."""
     return MethodSpec(write=True, validate=validate)
+
+
+def own_connections(validate: Rule | None = None) -> MethodSpec:
+    """No unit of work: the operation borrows connections itself (it calls X between
+    short transactions, or streams)."""
+    return MethodSpec(db=False, validate=validate)
 
 
 _T = "/mktx.v1.TemplatesService/"
@@ -65,15 +81,15 @@ METHODS: dict[str, MethodSpec] = {
     _A + "GetAccount": read(rules.require_uuid("id")),
     _A + "ListAccounts": read(accounts_rules.list_accounts),
     _A + "UpdateAccountSettings": write(accounts_rules.update_account_settings),
-    # These call X: no transaction may be held across the call, so they run in
-    # autocommit and open short transactions of their own.
-    _A + "StartConnection": MethodSpec(db=False, validate=accounts_rules.start_connection),
-    _A + "CompleteConnection": MethodSpec(db=False, validate=accounts_rules.complete_connection),
-    _A + "RefreshAccountTokens": read(rules.require_uuid("id")),
-    _A + "RegisterWebhook": read(accounts_rules.register_webhook),
-    _A + "DisconnectAccount": read(rules.require_uuid("id")),
+    # These call X (operations/accounts.py): no connection is held across the call.
+    _A + "StartConnection": own_connections(accounts_rules.start_connection),
+    _A + "CompleteConnection": own_connections(accounts_rules.complete_connection),
+    _A + "RefreshAccountTokens": own_connections(rules.require_uuid("id")),
+    _A + "RegisterWebhook": own_connections(accounts_rules.register_webhook),
+    _A + "DisconnectAccount": own_connections(rules.require_uuid("id")),
     _A + "GetAccountStatistics": read(rules.require_uuid("id")),
-    # Contacts (ImportContacts validates its stream itself)
+    # Contacts (ImportContacts validates its stream itself; both streams are
+    # operations/contacts.py)
     _CT + "CreateContact": write(contacts_rules.create_contact),
     _CT + "GetContact": read(rules.require_uuid("id")),
     _CT + "ListContacts": read(contacts_rules.list_contacts),
@@ -83,12 +99,12 @@ METHODS: dict[str, MethodSpec] = {
     _CT + "MergeContactAttributes": write(contacts_rules.merge_contact_attributes),
     _CT + "ListContactConversations": read(contacts_rules.list_contact_conversations),
     _CT + "DeleteContact": write(contacts_rules.delete_contact),
-    _CT + "ImportContacts": MethodSpec(db=False),
-    _CT + "ExportContacts": MethodSpec(db=False, validate=contacts_rules.export_contacts),
-    # Conversations. SendMessage manages short transactions itself around the X call.
+    _CT + "ImportContacts": own_connections(),
+    _CT + "ExportContacts": own_connections(contacts_rules.export_contacts),
+    # Conversations. SendMessage calls X (operations/conversations.py).
     _CV + "ListConversations": read(conversations_rules.list_conversations),
     _CV + "GetConversation": read(conversations_rules.get_conversation),
-    _CV + "SendMessage": MethodSpec(write=False, validate=conversations_rules.send_message),
+    _CV + "SendMessage": own_connections(conversations_rules.send_message),
     _CV + "CloseConversation": write(conversations_rules.close_conversation),
     _CV + "ReopenConversation": write(rules.require_uuid("id")),
     _CV + "AssignConversation": write(conversations_rules.assign_conversation),
@@ -96,9 +112,7 @@ METHODS: dict[str, MethodSpec] = {
     _CV + "MarkConversationPending": write(rules.require_uuid("id")),
     _CV + "SnoozeConversation": write(conversations_rules.snooze_conversation),
     _CV + "MarkConversationRead": write(rules.require_uuid("id")),
-    _CV + "WatchConversations": MethodSpec(
-        db=False, validate=conversations_rules.watch_conversations
-    ),
+    _CV + "WatchConversations": own_connections(conversations_rules.watch_conversations),
     # Segments
     _SG + "CreateSegment": write(segments_rules.create_segment),
     _SG + "GetSegment": read(rules.require_uuid("id")),
@@ -107,7 +121,8 @@ METHODS: dict[str, MethodSpec] = {
     _SG + "DeleteSegment": write(segments_rules.delete_segment),
     _SG + "PreviewSegment": read(segments_rules.preview_segment),
     _SG + "RefreshSegmentCount": write(rules.require_uuid("id")),
-    # Campaigns. SendTestMessage calls X: no transaction is held across it.
+    # Campaigns. SendTestMessage reads, then calls X: its autocommit connection holds
+    # no transaction across the call.
     _CP + "CreateCampaign": write(campaigns_rules.create_campaign),
     _CP + "GetCampaign": read(rules.require_uuid("id")),
     _CP + "ListCampaigns": read(campaigns_rules.list_campaigns),

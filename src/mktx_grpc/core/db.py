@@ -70,12 +70,57 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
     return found
 
 
+class SchemaMismatch(RuntimeError):
+    """The database's schema is not the one this binary was built for."""
+
+
+def _unknown_applied(applied: Mapping[int, str], known: list[Migration]) -> str | None:
+    """A message naming the applied migrations this binary does not know, or None."""
+    versions = {m.version for m in known}
+    unknown = sorted(v for v in applied if v not in versions)
+    if not unknown:
+        return None
+    names = ", ".join(f"{v:04d}_{applied[v]}" if applied[v] else f"{v:04d}" for v in unknown)
+    newest = max(versions, default=0)
+    return (
+        f"the database has migrations this mktx-grpc does not know ({names}; this binary"
+        f" knows up to {newest:04d}): it was migrated by a newer release. Run that release"
+        " (or newer) against it; refusing to start rather than run on a schema it does not"
+        " understand"
+    )
+
+
+def check_schema(conninfo: str, directory: Path | None = None) -> None:
+    """Raise SchemaMismatch unless the database has exactly the migrations this binary
+    knows: none it does not know (a newer release migrated it) and none pending (run
+    ``mktx-grpc migrate``, or ``serve``, which migrates on start)."""
+    known = load_migrations(directory)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        applied: dict[int, str] = {}
+        if exists and exists[0]:
+            applied = {
+                int(v): str(n)
+                for v, n in conn.execute("SELECT version, name FROM schema_migrations")
+            }
+    problem = _unknown_applied(applied, known)
+    if problem:
+        raise SchemaMismatch(problem)
+    pending = [m.name for m in known if m.version not in applied]
+    if pending:
+        raise SchemaMismatch(
+            f"the database lacks {len(pending)} migration(s) ({', '.join(pending)}):"
+            " run `mktx-grpc migrate` (or `mktx-grpc serve`, which migrates on start)"
+        )
+
+
 def migrate(conninfo: str, directory: Path | None = None) -> list[str]:
     """Apply pending migrations, each in its own transaction, each recorded once.
 
     Concurrent callers serialise on an advisory lock. Raises ``RuntimeError`` when an
-    applied migration's file changed since (migrations are never edited after landing).
-    Returns the names applied by this call.
+    applied migration's file changed since (migrations are never edited after landing),
+    and ``SchemaMismatch`` (before changing anything) when the database has migrations
+    this binary does not know. Returns the names applied by this call.
     """
     applied_now: list[str] = []
     with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -88,11 +133,16 @@ def migrate(conninfo: str, directory: Path | None = None) -> list[str]:
                        checksum text NOT NULL,
                        applied_at timestamptz NOT NULL DEFAULT now())"""
             )
-            done = {
-                row[0]: row[1]
-                for row in conn.execute("SELECT version, checksum FROM schema_migrations")
-            }
-            for mig in load_migrations(directory):
+            rows = conn.execute("SELECT version, checksum, name FROM schema_migrations")
+            done: dict[int, str] = {}
+            names: dict[int, str] = {}
+            for version, checksum, name in rows:
+                done[version], names[version] = checksum, name
+            known = load_migrations(directory)
+            problem = _unknown_applied(names, known)
+            if problem:
+                raise SchemaMismatch(problem)
+            for mig in known:
                 if mig.version in done:
                     if done[mig.version] != mig.checksum:
                         raise RuntimeError(f"applied migration {mig.name} was edited afterwards")
@@ -226,10 +276,16 @@ def queries(domain: str) -> Mapping[str, str]:
 
 
 class Queries:
-    """Attribute access to one domain's named queries: ``Q.get_template``."""
+    """Attribute access to one domain's named queries: ``Q.get_template``.
+
+    The file is loaded when the object is made (at import of the store module), so a
+    missing file fails at once; a misspelled name raises AttributeError when used,
+    and ``tests/test_architecture.py`` checks every name used in src/ exists.
+    """
 
     def __init__(self, domain: str) -> None:
         self._domain = domain
+        queries(domain)
 
     def __getattr__(self, name: str) -> str:
         try:

@@ -1,6 +1,7 @@
 """Typed domain errors. The error interceptor maps each to a gRPC status.
 
-Domain and store code raise these; nothing below the servicers knows about gRPC.
+Domain and store code raise these; nothing below the servicers knows about gRPC
+(``code`` is a ``google.rpc.Code`` number, which the interceptor sends as the status).
 Every error has a ``reason`` (UPPER_SNAKE, sent as ``google.rpc.ErrorInfo.reason``)
 and optional ``metadata`` (string map, sent as ``ErrorInfo.metadata``). Messages are
 written for API users: they never contain tokens, SQL or stack traces.
@@ -12,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-import grpc
+from google.rpc import code_pb2
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,9 @@ class FieldViolation:
 
 
 class DomainError(Exception):
-    """Base class. ``code`` is the gRPC status the interceptor sends."""
+    """Base class. ``code`` is the status (``google.rpc.Code``) the interceptor sends."""
 
-    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+    code: int = code_pb2.UNKNOWN
     reason: str = "UNKNOWN"
 
     def __init__(
@@ -46,7 +47,7 @@ class DomainError(Exception):
 class InvalidArgument(DomainError):
     """Bad input. Carries every violation found, reported together in one BadRequest."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    code = code_pb2.INVALID_ARGUMENT
     reason = "VALIDATION_ERROR"
 
     def __init__(
@@ -70,7 +71,7 @@ class InvalidArgument(DomainError):
 class NotFound(DomainError):
     """The resource does not exist, or belongs to another merchant (indistinguishable)."""
 
-    code = grpc.StatusCode.NOT_FOUND
+    code = code_pb2.NOT_FOUND
     reason = "RESOURCE_NOT_FOUND"
 
     def __init__(self, resource: str, resource_id: str) -> None:
@@ -81,34 +82,34 @@ class NotFound(DomainError):
 
 
 class AlreadyExists(DomainError):
-    code = grpc.StatusCode.ALREADY_EXISTS
+    code = code_pb2.ALREADY_EXISTS
     reason = "DUPLICATE_RESOURCE"
 
 
 class FailedPrecondition(DomainError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    code = code_pb2.FAILED_PRECONDITION
     reason = "FAILED_PRECONDITION"
 
 
 class Aborted(DomainError):
-    code = grpc.StatusCode.ABORTED
+    code = code_pb2.ABORTED
     reason = "ETAG_MISMATCH"
 
 
 class Unauthenticated(DomainError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    code = code_pb2.UNAUTHENTICATED
     reason = "UNAUTHENTICATED"
 
 
 class PermissionDenied(DomainError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    code = code_pb2.PERMISSION_DENIED
     reason = "PERMISSION_DENIED"
 
 
 class QuotaExceeded(DomainError):
     """A rate limit or budget is spent; ``retry_at`` says when to try again."""
 
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = code_pb2.RESOURCE_EXHAUSTED
     reason = "RATE_LIMIT_EXCEEDED"
 
     def __init__(
@@ -128,10 +129,10 @@ class QuotaExceeded(DomainError):
 class UpstreamError(DomainError):
     """X or the AI provider failed or could not be reached."""
 
-    code = grpc.StatusCode.UNAVAILABLE
+    code = code_pb2.UNAVAILABLE
     reason = "TWITTER_API_ERROR"
 
 
 class Unimplemented(DomainError):
-    code = grpc.StatusCode.UNIMPLEMENTED
+    code = code_pb2.UNIMPLEMENTED
     reason = "NOT_IMPLEMENTED"

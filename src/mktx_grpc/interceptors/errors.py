@@ -62,7 +62,7 @@ def status_for(error: DomainError) -> grpc.Status:
             delay = duration_pb2.Duration()
             delay.FromMilliseconds(max(0, int(seconds * 1000)))
             details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
-    status = status_pb2.Status(code=error.code.value[0], message=error.message, details=details)
+    status = status_pb2.Status(code=error.code, message=error.message, details=details)
     return rpc_status.to_status(status)
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+from google.protobuf import json_format
+from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
 
@@ -18,3 +21,9 @@ def ts(value: datetime | None) -> Timestamp | None:
 
 def from_ts(value: Timestamp) -> datetime:
     return value.ToDatetime(tzinfo=UTC)
+
+
+def struct_to_dict(s: Struct) -> dict[str, Any]:
+    """A Struct as plain JSON values (numbers are floats, as protobuf keeps them)."""
+    out: dict[str, Any] = json_format.MessageToDict(s)
+    return out

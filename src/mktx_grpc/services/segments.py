@@ -19,39 +19,13 @@ from ..core.errors import FailedPrecondition, InvalidArgument, NotFound
 from ..core.pagination import decode_time_cursor, effective_page_size, time_page
 from ..deps import Deps
 from ..domain import segments as domain
-from ..mapping.common import ts
-from ..store import Row, check_etag, etag_of
+from ..mapping.contacts import contact_to_proto
+from ..mapping.segments import draft_from_proto, segment_to_proto
+from ..store import Row, check_etag
+from ..store import accounts as accounts_store
 from ..store import segments as store
 from ..store.idempotency import create_once
 from ..validation.rules import prefixed
-from .contacts import contact_to_proto
-
-#: Update mask paths.
-UPDATABLE = ("name", "description", "account_id", "conditions")
-
-
-def segment_to_proto(row: Row) -> segments_pb2.Segment:
-    return segments_pb2.Segment(
-        id=str(row["id"]),
-        name=row["name"],
-        description=row["description"],
-        account_id=str(row["account_id"]) if row["account_id"] else "",
-        conditions=domain.conditions_from_json(row["conditions"]),
-        contact_count=row["contact_count"],
-        count_refresh_time=ts(row["count_refreshed_at"]),
-        create_time=ts(row["created_at"]),
-        update_time=ts(row["updated_at"]),
-        etag=etag_of(row["id"], row["version"]),
-    )
-
-
-def draft_from_proto(s: segments_pb2.Segment) -> store.SegmentDraft:
-    return store.SegmentDraft(
-        name=s.name.strip(),
-        description=s.description,
-        account_id=UUID(s.account_id) if s.account_id else None,
-        conditions=domain.conditions_to_json(s.conditions),
-    )
 
 
 def _checked(d: store.SegmentDraft) -> store.SegmentDraft:
@@ -66,7 +40,7 @@ async def _check_references(
     merchant: UUID, account_id: UUID | None, group: segments_pb2.ConditionGroup
 ) -> None:
     """NOT_FOUND for an account or a condition's campaign that is not the merchant's."""
-    if account_id is not None and not await store.account_exists(merchant, account_id):
+    if account_id is not None and await accounts_store.get(merchant, account_id) is None:
         raise NotFound("account", str(account_id))
     missing = await store.missing_campaigns(merchant, domain.campaign_ids(group))
     if missing:

@@ -101,10 +101,6 @@ async def get(merchant_id: UUID, contact_id: UUID, *, for_update: bool = False) 
     return await fetch_one(query, {"merchant_id": merchant_id, "id": contact_id})
 
 
-async def account(merchant_id: UUID, account_id: UUID) -> Row | None:
-    return await fetch_one(Q.account_exists, {"merchant_id": merchant_id, "id": account_id})
-
-
 async def segment_exists(merchant_id: UUID, segment_id: UUID) -> bool:
     return (
         await fetch_one(Q.segment_exists, {"merchant_id": merchant_id, "id": segment_id})

@@ -225,10 +225,6 @@ async def record_outbound_interaction(merchant_id: UUID, contact_id: UUID, ref: 
     )
 
 
-async def account(merchant_id: UUID, account_id: UUID) -> Row | None:
-    return await fetch_one(Q.get_account, {"merchant_id": merchant_id, "id": account_id})
-
-
 async def contact(merchant_id: UUID, contact_id: UUID) -> Row | None:
     return await fetch_one(Q.get_contact, {"merchant_id": merchant_id, "id": contact_id})
 

@@ -119,11 +119,6 @@ async def missing_campaigns(merchant_id: UUID, campaign_ids: Iterable[str]) -> l
     return [text for cid, text in wanted.items() if cid not in found]
 
 
-async def account_exists(merchant_id: UUID, account_id: UUID) -> bool:
-    row = await fetch_one(Q.account_exists, {"merchant_id": merchant_id, "id": account_id})
-    return row is not None
-
-
 async def list_page(
     merchant_id: UUID,
     *,

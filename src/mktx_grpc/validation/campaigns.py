@@ -7,14 +7,13 @@ from mktx.v1 import campaigns_pb2
 
 from ..core.errors import FieldViolation
 from ..domain.campaigns import validate_campaign
+from ..mapping.campaigns import UPDATABLE, draft_from_proto
 from . import rules
 
 C = campaigns_pb2
 
 
 def create_campaign(req: C.CreateCampaignRequest) -> list[FieldViolation]:
-    from ..services.campaigns import draft_from_proto
-
     v = rules.request_id(req.request_id)
     if not req.HasField("campaign"):
         return [*v, FieldViolation("campaign", "is required")]
@@ -45,8 +44,6 @@ def _durations(c: C.Campaign) -> list[FieldViolation]:
 
 
 def update_campaign(req: C.UpdateCampaignRequest) -> list[FieldViolation]:
-    from ..services.campaigns import UPDATABLE
-
     v = rules.uuid_field(req.campaign.id, "campaign.id")
     v += rules.mask_paths(req.update_mask, UPDATABLE, required=True)
     v += _durations(req.campaign)

@@ -8,21 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf import json_format
-from google.protobuf.struct_pb2 import Struct
-
 from mktx.v1 import contacts_pb2, conversations_pb2
 
 from ..core.errors import FieldViolation
 from ..domain import contacts as domain
+from ..mapping.common import struct_to_dict
+from ..mapping.contacts import EDITABLE
 from . import rules
-
-UPDATABLE = ("tags", "attributes", "time_zone", "language", "opted_out")
-
-
-def struct_to_dict(s: Struct) -> dict[str, Any]:
-    out: dict[str, Any] = json_format.MessageToDict(s)
-    return out
 
 
 def contact_fields(c: contacts_pb2.Contact, *, prefix: str = "contact") -> list[FieldViolation]:
@@ -76,7 +68,7 @@ def export_contacts(req: contacts_pb2.ExportContactsRequest) -> list[FieldViolat
 
 def update_contact(req: contacts_pb2.UpdateContactRequest) -> list[FieldViolation]:
     v = rules.uuid_field(req.contact.id, "contact.id")
-    v += rules.mask_paths(req.update_mask, UPDATABLE, required=True)
+    v += rules.mask_paths(req.update_mask, tuple(EDITABLE), required=True)
     paths = set(req.update_mask.paths)
     c = req.contact
     if "tags" in paths:

@@ -6,6 +6,7 @@ from mktx.v1 import segments_pb2
 
 from ..core.errors import FieldViolation
 from ..domain.segments import MAX_PREVIEW_SAMPLE, validate_conditions, validate_segment_fields
+from ..mapping.segments import UPDATABLE
 from . import rules
 
 
@@ -21,8 +22,6 @@ def create_segment(req: segments_pb2.CreateSegmentRequest) -> list[FieldViolatio
 
 
 def update_segment(req: segments_pb2.UpdateSegmentRequest) -> list[FieldViolation]:
-    from ..services.segments import UPDATABLE
-
     s = req.segment
     v = rules.uuid_field(s.id, "segment.id")
     v += rules.mask_paths(req.update_mask, UPDATABLE, required=True)

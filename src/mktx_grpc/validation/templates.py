@@ -6,12 +6,11 @@ from mktx.v1 import templates_pb2
 
 from ..core.errors import FieldViolation
 from ..domain.templates import normalize_tags, validate_template
+from ..mapping.templates import UPDATABLE, draft_from_proto
 from . import rules
 
 
 def create_template(req: templates_pb2.CreateTemplateRequest) -> list[FieldViolation]:
-    from ..services.templates import draft_from_proto
-
     v = rules.request_id(req.request_id)
     if not req.HasField("template"):
         return [*v, FieldViolation("template", "is required")]
@@ -23,8 +22,6 @@ def create_template(req: templates_pb2.CreateTemplateRequest) -> list[FieldViola
 
 
 def update_template(req: templates_pb2.UpdateTemplateRequest) -> list[FieldViolation]:
-    from ..services.templates import UPDATABLE
-
     v = rules.uuid_field(req.template.id, "template.id")
     v += rules.mask_paths(req.update_mask, UPDATABLE, required=True)
     return v

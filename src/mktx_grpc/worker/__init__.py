@@ -89,7 +89,7 @@ async def _retry_webhook_inbox(deps: Deps) -> float:
 
 
 async def _wake_snoozed_conversations(deps: Deps) -> float:
-    from ..services.conversations import wake_snoozed_conversations
+    from .conversations import wake_snoozed_conversations
 
     return await wake_snoozed_conversations(deps)
 
