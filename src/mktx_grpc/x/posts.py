@@ -1,13 +1,13 @@
 """Posts in user context: create, delete, and look up with metrics.
 
-Publishing (threads, scheduled posts, metrics rollups) builds on this module.
+Publishing (threads, polls, media posts, metrics) builds on this module.
 
 - :meth:`Posts.create_post` is a POST: retried on a 5xx or an error proving the
   request never left, never after a read timeout (:mod:`mktx_grpc.x.transport`).
   An :class:`XUnavailable` or :class:`XUpstreamError` leaves the outcome unknown:
-  the post may be live. Look it up (for example among the user's recent posts)
-  before posting again. Mutually exclusive options raise ``ValueError`` before any
-  request.
+  the post may be live. Look for it before posting again (that needs the user
+  timeline, ``GET /2/users/:id/tweets``, which is not here yet). Mutually
+  exclusive options raise ``ValueError`` before any request.
 - :meth:`Posts.delete_post` (DELETE) and :meth:`Posts.get_posts` (GET) are
   idempotent and retried on every transient failure within the deadline.
 """
