@@ -117,6 +117,39 @@ async def test_connect_error_is_unavailable() -> None:
         assert client.breaker(f"127.0.0.1:{port}").state is BreakerState.CLOSED  # 3 < 5
 
 
+async def test_read_timeout_on_a_get_is_retried_up_to_max_attempts(
+    sandbox: SandboxServer, make_user: Callable[..., str], connect_oauth1: Connect
+) -> None:
+    creds = await connect_oauth1(make_user())
+    cfg = sandbox.x_config(request_timeout=0.25, backoff_base=0.01)
+    async with XClient(cfg) as client:
+        user = client.as_user(creds)
+        sandbox.state.faults.latency = 1.5  # every answer comes after the client gave up
+        before = calls_to(sandbox, "/2/users/me")
+        with pytest.raises(XUnavailable) as err:
+            await user.me()
+    assert "ReadTimeout after 3 attempt(s)" in str(err.value)
+    assert calls_to(sandbox, "/2/users/me") == before + 3
+
+
+async def test_read_timeout_on_a_post_is_not_retried_and_the_outcome_is_unknown(
+    sandbox: SandboxServer, make_user: Callable[..., str], connect_oauth1: Connect
+) -> None:
+    sender, recipient = make_user(), make_user()
+    creds = await connect_oauth1(sender)
+    path = f"/2/dm_conversations/with/{recipient}/messages"
+    cfg = sandbox.x_config(request_timeout=0.25, backoff_base=0.01)
+    async with XClient(cfg) as client:
+        user = client.as_user(creds)
+        sandbox.state.faults.latency = 1.5
+        with pytest.raises(XUnavailable) as err:
+            await user.send_dm(recipient, text="once only")
+    assert "ReadTimeout after 1 attempt(s)" in str(err.value)
+    # Sent once, never again: the request had left, so X may have acted on it, and a
+    # second POST could have delivered the DM twice. The caller must reconcile.
+    assert calls_to(sandbox, path) == 1
+
+
 async def test_breaker_opens_after_5_failures_and_closes_after_half_open_success(
     sandbox: SandboxServer, make_user: Callable[..., str], connect_oauth1: Connect
 ) -> None:

@@ -5,13 +5,29 @@ Typical use::
     async with XClient(XConfig(consumer_key=..., consumer_secret=...)) as x:
         user = x.as_user(OAuth1Credentials(token, token_secret), account_key=str(account_id))
         result = await user.send_dm("12345", text="hello")
+
+``__all__`` below is the public API; import from here. The modules, one per concern:
+
+- ``client``: :class:`XClient`, :class:`UserContext`, :class:`AppContext`, composed
+  from the mixins below; ``config``: :class:`XConfig`.
+- ``transport``: the request loop (deadline, retries, back-off, rate-limit waits,
+  breaker, signing). Its docstring holds the retry rules and what a caller sees
+  when an outcome is unknown.
+- ``oauth_flows``: OAuth 1.0a three-legged, OAuth 2.0 PKCE, the app-only bearer.
+- ``context``: credentials bound to the client, the base of the calls below.
+- ``users``, ``dms``, ``media``, ``posts``, ``webhooks`` (Account Activity:
+  webhooks, subscriptions, replay): the calls.
+- ``errors``, ``models``, ``credentials``, ``breaker``, ``budget``, ``oauth1``,
+  ``oauth2``, ``signatures``: the pieces those use; ``access``: acting as a stored
+  account (decryption, refresh, domain errors).
 """
 
 from __future__ import annotations
 
 from .breaker import BreakerState, CircuitBreaker
 from .budget import DmBudget
-from .client import AppContext, UserContext, XClient, XConfig
+from .client import AppContext, UserContext, XClient
+from .config import XConfig
 from .credentials import AppBearer, Credentials, OAuth1Credentials, OAuth2Credentials
 from .errors import (
     XAuthError,
