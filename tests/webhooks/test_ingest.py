@@ -26,7 +26,7 @@ from webhook_helpers import (
 )
 
 from mktx_grpc.deps import Deps
-from mktx_grpc.webhooks.ingest import make_inbox_retry_loop, process_due
+from mktx_grpc.webhooks.batch import make_inbox_retry_loop, process_due
 from mktx_grpc.webhooks.metrics import WebhookMetrics
 
 
