@@ -2,8 +2,8 @@
 conversations, messages, interactions, accounts and the domain event outbox.
 
 :func:`apply_event` runs on the current connection, inside the caller's
-transaction and savepoint (:mod:`.batch`); it decides the event's outcome and
-raises for the others.
+transaction and savepoint (:mod:`.batch`), and returns the event's outcome with a
+note, or raises one of the exceptions below, which the caller records.
 
 Outcomes (``webhook_inbox.outcome``): PROCESSED; IGNORED (no connected account for
 ``for_user_id``, or nothing for us to do: the account's own follows and posts, a
@@ -224,7 +224,9 @@ async def _handle_echo(
 ) -> tuple[str, str]:
     """Our account's own DM, delivered back: mark the stored message DELIVERED, or
     (once ``echo_grace`` has passed without the send path storing it) record it as
-    sent from another client."""
+    sent from another client. Such a message joins the contact's live or latest
+    conversation as it is (an outbound message neither wakes nor reopens), or opens
+    one when the contact has none."""
     row = await store.mark_delivered(ctx.merchant_id, event_id)
     if row is not None:
         if not row["changed"]:
