@@ -56,7 +56,7 @@ def serve(db_url: str, port: int, workers: int, pool_size: int) -> None:
     from mktx_grpc.core.db import make_pool
     from mktx_grpc.deps import make_deps
     from mktx_grpc.webhooks.app import create_webhook_app
-    from mktx_grpc.webhooks.ingest import IngestOptions
+    from mktx_grpc.webhooks.options import IngestOptions
 
     async def main() -> None:
         settings = Settings(database_url=db_url, encryption_key=bytes(32), page_token_key=b"bench")

@@ -26,7 +26,7 @@ from webhook_helpers import (
 )
 
 from mktx_grpc.deps import Deps
-from mktx_grpc.webhooks.ingest import make_inbox_retry_loop, process_due
+from mktx_grpc.webhooks.batch import make_inbox_retry_loop, process_due
 from mktx_grpc.webhooks.metrics import WebhookMetrics
 
 
@@ -749,3 +749,95 @@ async def test_snoozed_conversation_is_woken_early(
     [ev] = await events_of(q, "conversation.woken")
     assert ev["payload"]["previous_status"] == "SNOOZED"
     assert ev["payload"]["conversation_id"] == str(conv_id)
+
+
+async def test_pending_conversation_is_woken(dm_sidecar: Sidecar, account: Account, q: Db) -> None:
+    sidecar = dm_sidecar
+    customer = new_x_id()
+    conv_id = await _conversation_for(q, account, customer, "PENDING")
+    await sidecar.post(dm_delivery(account.x_user_id, dm_event(customer, account.x_user_id)))
+    await settled(q, sidecar, 1)
+    [conv] = await q.all("SELECT * FROM conversations")
+    assert conv["id"] == conv_id and conv["status"] == "OPEN" and conv["unread_count"] == 1
+    [ev] = await events_of(q, "conversation.woken")
+    assert ev["payload"]["previous_status"] == "PENDING"
+    assert ev["payload"]["status"] == "OPEN"
+    assert ev["payload"]["conversation_id"] == str(conv_id)
+    assert await events_of(q, "conversation.opened", "conversation.reopened") == []
+
+
+async def test_live_open_conversation_is_joined_without_a_status_event(
+    dm_sidecar: Sidecar, account: Account, q: Db
+) -> None:
+    sidecar = dm_sidecar
+    customer = new_x_id()
+    conv_id = await _conversation_for(q, account, customer, "OPEN")
+    await sidecar.post(dm_delivery(account.x_user_id, dm_event(customer, account.x_user_id)))
+    await settled(q, sidecar, 1)
+    [conv] = await q.all("SELECT * FROM conversations")
+    assert conv["id"] == conv_id and conv["status"] == "OPEN" and conv["message_count"] == 1
+    assert await events_of(q, "conversation.opened", "conversation.reopened") == []
+    assert await events_of(q, "conversation.woken") == []
+    assert len(await events_of(q, "message.received")) == 1
+
+
+# ------------------------------------------------------------------ previews
+
+
+def _media(kind: str) -> dict[str, Any]:
+    mid = new_x_id()
+    return {
+        "id_str": mid,
+        "media_url_https": f"https://ton.twitter.com/1.1/ton/data/dm/1/{mid}",
+        "type": kind,
+    }
+
+
+async def test_preview_marks_cut_text_and_names_the_media_kind(
+    dm_sidecar: Sidecar, account: Account, q: Db
+) -> None:
+    """The inbox preview of a received message is what the send path shows for the
+    same content: text cut to 200 characters ending in "…", or the media kind."""
+    sidecar = dm_sidecar
+    me = account.x_user_id
+    long_text = "".join(chr(ord("a") + i % 26) for i in range(260))
+    sent = {
+        new_x_id(): (long_text, None),
+        new_x_id(): ("", _media("photo")),
+        new_x_id(): ("", _media("video")),
+        new_x_id(): ("", _media("animated_gif")),
+        new_x_id(): ("", _media("sticker")),  # a kind we do not know
+        new_x_id(): ("short with a picture", _media("photo")),
+    }
+    events = [dm_event(c, me, text, media=media) for c, (text, media) in sent.items()]
+    # One from the account itself, typed in another X client (the echo path).
+    other = new_x_id()
+    events.append(dm_event(me, other, "", media=_media("animated_gif")))
+    assert (await sidecar.post(dm_delivery(me, *events))).status_code == 200
+    rows = await settled(q, sidecar, len(events))
+    assert {r["outcome"] for r in rows} == {"PROCESSED"}
+    previews = {
+        r["x_user_id"]: r["last_message_preview"]
+        for r in await q.all(
+            "SELECT c.x_user_id, v.last_message_preview FROM conversations v"
+            " JOIN contacts c ON c.id = v.contact_id"
+        )
+    }
+    assert previews == {
+        **dict(
+            zip(
+                sent,
+                [
+                    long_text[:199] + "…",
+                    "[image]",
+                    "[video]",
+                    "[gif]",
+                    "[media]",
+                    "short with a picture",
+                ],
+                strict=True,
+            )
+        ),
+        other: "[gif]",
+    }
+    assert len(previews[next(iter(sent))]) == 200

@@ -215,7 +215,7 @@ async def test_empty_consumer_secret_refuses_everything(deps: Deps, q: Db) -> No
 def test_options_come_from_settings_when_present() -> None:
     from types import SimpleNamespace
 
-    from mktx_grpc.webhooks.ingest import IngestOptions
+    from mktx_grpc.webhooks.options import IngestOptions
 
     opts = IngestOptions.from_settings(
         SimpleNamespace(webhook_reopen_window=60.0, webhook_max_body_bytes=10, unrelated=1)

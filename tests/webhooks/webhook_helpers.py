@@ -17,8 +17,9 @@ import psycopg
 from psycopg.rows import dict_row
 from starlette.applications import Starlette
 
-from mktx_grpc.webhooks.ingest import InboxProcessor, IngestOptions
 from mktx_grpc.webhooks.metrics import WebhookMetrics
+from mktx_grpc.webhooks.options import IngestOptions
+from mktx_grpc.webhooks.processor import InboxProcessor
 from mktx_grpc.x.signatures import webhook_signature
 
 #: Options for tests: quick retries, the rest as in production.

@@ -11,7 +11,7 @@
   every event is recorded in ``webhook_inbox`` with one INSERT, committed, and only
   then 200 is returned; known event keys insert nothing, so redelivery and replay
   are harmless. A database failure answers 503, so X delivers again. New events
-  are then handed to the in-process :class:`~.ingest.InboxProcessor`.
+  are then handed to the in-process :class:`~.processor.InboxProcessor`.
 * ``GET /healthz``: whether the database answers.
 * ``GET /metrics``: Prometheus text (see :mod:`.metrics`).
 
@@ -37,8 +37,9 @@ from ..deps import Deps
 from ..store import inbox as inbox_store
 from ..x.signatures import crc_response_token, verify_webhook_signature
 from .events import BadPayload, InboxEvent, split_delivery
-from .ingest import DEFAULT_METRICS, InboxProcessor, IngestOptions
-from .metrics import WebhookMetrics
+from .metrics import DEFAULT_METRICS, WebhookMetrics
+from .options import IngestOptions
+from .processor import InboxProcessor
 
 __all__ = ["crc_response_token", "create_webhook_app"]
 
@@ -77,7 +78,7 @@ def create_webhook_app(
     """Build the sidecar.
 
     ``options`` default to :meth:`IngestOptions.from_settings` on ``deps.settings``;
-    ``metrics`` to the process-wide :data:`~.ingest.DEFAULT_METRICS`. With an empty
+    ``metrics`` to the process-wide :data:`~.metrics.DEFAULT_METRICS`. With an empty
     ``consumer_secret`` every delivery is refused (401): an empty HMAC key would let
     anyone forge signatures. The app exposes ``app.state.processor`` and
     ``app.state.metrics``.

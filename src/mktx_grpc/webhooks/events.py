@@ -35,6 +35,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .payload import as_str, recipient_id, user_id
+
 __all__ = [
     "HANDLED_TYPES",
     "BadPayload",
@@ -82,18 +84,6 @@ def _canonical_hash(value: Any) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def _str(value: Any) -> str:
-    if value is None or isinstance(value, (dict, list, bool)):
-        return ""
-    return str(value)
-
-
-def _user_id(user: Any) -> str:
-    if not isinstance(user, dict):
-        return ""
-    return _str(user.get("id_str")) or _str(user.get("id"))
-
-
 def _subset(users: Any, *ids: str) -> dict[str, Any]:
     if not isinstance(users, dict):
         return {}
@@ -107,32 +97,30 @@ def _key_and_shard(for_user_id: str, event_type: str, event: Any) -> tuple[str |
     if event_type == DM:
         mc = event.get("message_create")
         mc = mc if isinstance(mc, dict) else {}
-        sender = _str(mc.get("sender_id"))
-        target = mc.get("target")
-        recipient = _str(target.get("recipient_id")) if isinstance(target, dict) else ""
+        sender = as_str(mc.get("sender_id"))
+        recipient = recipient_id(mc.get("target"))
         other = recipient if sender == for_user_id else sender
-        eid = _str(event.get("id"))
+        eid = as_str(event.get("id"))
         return (f"{for_user_id}:dm:{eid}" if eid else None), f"{for_user_id}:{other}"
     if event_type == FOLLOW:
-        kind = _str(event.get("type"))
-        src, tgt = _user_id(event.get("source")), _user_id(event.get("target"))
-        ts = _str(event.get("created_timestamp"))
+        kind = as_str(event.get("type"))
+        src, tgt = user_id(event.get("source")), user_id(event.get("target"))
+        ts = as_str(event.get("created_timestamp"))
         other = src if tgt == for_user_id else tgt
         ok = kind and src and tgt and ts
         return (f"{for_user_id}:follow:{kind}:{src}:{tgt}:{ts}" if ok else None), (
             f"{for_user_id}:{other}"
         )
     if event_type == READ:
-        sender = _str(event.get("sender_id"))
-        last = _str(event.get("last_read_event_id"))
-        target = event.get("target")
-        recipient = _str(target.get("recipient_id")) if isinstance(target, dict) else ""
+        sender = as_str(event.get("sender_id"))
+        last = as_str(event.get("last_read_event_id"))
+        recipient = recipient_id(event.get("target"))
         other = recipient if sender == for_user_id else sender
         ok = sender and last
         return (f"{for_user_id}:read:{sender}:{last}" if ok else None), f"{for_user_id}:{other}"
     if event_type == TWEET:
-        tid = _str(event.get("id_str")) or _str(event.get("id"))
-        author = _user_id(event.get("user"))
+        tid = as_str(event.get("id_str")) or as_str(event.get("id"))
+        author = user_id(event.get("user"))
         return (f"{for_user_id}:tweet:{tid}" if tid else None), f"{for_user_id}:{author}"
     if event_type == USER_EVENT:
         return f"{for_user_id}:revoke:{_canonical_hash(event)}", f"{for_user_id}:"
@@ -145,13 +133,9 @@ def _users_for(event_type: str, event: Any, users: Any) -> dict[str, Any]:
     if event_type == DM:
         mc = event.get("message_create")
         if isinstance(mc, dict):
-            target = mc.get("target")
-            recipient = _str(target.get("recipient_id")) if isinstance(target, dict) else ""
-            return _subset(users, _str(mc.get("sender_id")), recipient)
+            return _subset(users, as_str(mc.get("sender_id")), recipient_id(mc.get("target")))
     if event_type == READ:
-        target = event.get("target")
-        recipient = _str(target.get("recipient_id")) if isinstance(target, dict) else ""
-        return _subset(users, _str(event.get("sender_id")), recipient)
+        return _subset(users, as_str(event.get("sender_id")), recipient_id(event.get("target")))
     return {}
 
 
@@ -164,7 +148,7 @@ def split_delivery(body: Any) -> tuple[list[InboxEvent], list[str]]:
     """
     if not isinstance(body, dict):
         raise BadPayload("payload must be a JSON object")
-    for_user_id = _str(body.get("for_user_id"))
+    for_user_id = as_str(body.get("for_user_id"))
     if not for_user_id:
         raise BadPayload("for_user_id is required")
     users = body.get("users")

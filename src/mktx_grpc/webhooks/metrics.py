@@ -12,7 +12,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 
-__all__ = ["LAG_BUCKETS", "WebhookMetrics"]
+__all__ = ["DEFAULT_METRICS", "LAG_BUCKETS", "WebhookMetrics"]
 
 #: Histogram buckets (seconds) for receipt-to-processed lag.
 LAG_BUCKETS = (
@@ -174,3 +174,8 @@ class WebhookMetrics:
                 [("", oldest_pending_age)],
             )
         return "\n".join(out) + "\n"
+
+
+#: Counters shared by the sidecar and an in-process retry loop, so ``/metrics``
+#: shows both.
+DEFAULT_METRICS = WebhookMetrics()

@@ -83,7 +83,7 @@ from .dispatch import (  # noqa: E402 - the loops need the helpers above
 
 
 async def _retry_webhook_inbox(deps: Deps) -> float:
-    from ..webhooks.ingest import retry_webhook_inbox
+    from ..webhooks.batch import retry_webhook_inbox
 
     return await retry_webhook_inbox(deps)
 
