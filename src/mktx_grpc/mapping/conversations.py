@@ -70,14 +70,10 @@ def conversation_to_proto(row: Row) -> C.Conversation:
     )
 
 
-#: X's media kinds (as webhook ingestion stores them) and ours.
-X_MEDIA_TYPES = {"photo": "IMAGE", "animated_gif": "GIF", "video": "VIDEO"}
-
-
 def attachment_to_proto(a: Any) -> common_pb2.MediaAttachment:
     if not isinstance(a, dict):
         return common_pb2.MediaAttachment()
-    kind = X_MEDIA_TYPES.get(str(a.get("media_type") or ""), a.get("type"))
+    kind = domain.media_kind(str(a.get("media_type") or "")) or a.get("type")
     return common_pb2.MediaAttachment(
         url=str(a.get("url") or ""),
         type=enum_value(common_pb2.MediaType, "MEDIA_TYPE_", kind),
