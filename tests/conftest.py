@@ -8,10 +8,14 @@ server); otherwise the same embedded server that ``serve`` uses is started in
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
+import socket
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,7 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
+import uvicorn
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -28,6 +33,7 @@ from mktx_grpc.core.db import load_migrations, make_pool, migrate
 from mktx_grpc.deps import close_deps, make_deps
 from mktx_grpc.sandbox import SandboxConfig, SandboxServer
 from mktx_grpc.server import GrpcApp
+from mktx_grpc.webhooks.app import create_webhook_app
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -176,3 +182,61 @@ async def db(database_url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         yield conn
     finally:
         await conn.close()
+
+
+@dataclass
+class RunningSidecar:
+    """A webhook sidecar serving on a loopback port."""
+
+    base_url: str
+    app: Any
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.base_url}/webhooks/twitter"
+
+
+ServeSidecar = Callable[..., Awaitable[RunningSidecar]]
+
+
+@pytest.fixture
+async def serve_sidecar(settings: Settings) -> AsyncIterator[ServeSidecar]:
+    """Start the production webhook sidecar (``create_webhook_app``) under uvicorn on
+    loopback ports, in the test's event loop: ``await serve_sidecar()``. Keyword
+    arguments: ``deps`` (default: a pool and deps of its own, closed afterwards),
+    ``lifespan`` ("on" starts the in-process event processors), and anything
+    ``create_webhook_app`` takes (``options``, ``metrics``)."""
+    async with AsyncExitStack() as stack:
+
+        async def serve(
+            *, deps: Any = None, lifespan: str = "on", **app_kwargs: Any
+        ) -> RunningSidecar:
+            if deps is None:
+                pool = make_pool(settings.database_url, min_size=1, max_size=4)
+                await pool.open(wait=True)
+                stack.push_async_callback(pool.close)
+                deps = make_deps(settings, pool)
+                stack.push_async_callback(close_deps, deps)
+            app = create_webhook_app(deps, settings.x_consumer_secret, **app_kwargs)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", 0))
+            stack.callback(sock.close)
+            server = uvicorn.Server(
+                uvicorn.Config(app, lifespan=lifespan, log_config=None, access_log=False)
+            )
+            task = asyncio.create_task(server.serve(sockets=[sock]))
+
+            async def stop() -> None:
+                server.should_exit = True
+                await asyncio.wait_for(task, timeout=10)
+
+            stack.push_async_callback(stop)
+            give_up = time.monotonic() + 10
+            while not server.started:
+                if task.done() or time.monotonic() > give_up:
+                    raise RuntimeError("sidecar did not start")
+                await asyncio.sleep(0.01)
+            return RunningSidecar(f"http://127.0.0.1:{sock.getsockname()[1]}", app)
+
+        yield serve

@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from urllib.parse import parse_qs, urlsplit
 
 import grpc
 import httpx
 import pytest
-import uvicorn
 import xhelpers as xh
 from helpers import expect_error
 
 from mktx.v1 import accounts_pb2 as A
 from mktx.v1 import accounts_pb2_grpc
-from mktx_grpc.core.db import make_pool
-from mktx_grpc.deps import close_deps, make_deps
 from mktx_grpc.sandbox.receiver import WebhookReceiver
-from mktx_grpc.webhooks.app import create_webhook_app
 
 CALLBACK = xh.CALLBACK
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -331,31 +326,9 @@ async def test_revoked_token_marks_account_error_and_reconnect_recovers(
 
 
 @pytest.fixture
-async def sidecar(settings):
+async def sidecar(serve_sidecar):
     """The real webhook sidecar on a loopback port (answers X's CRC)."""
-    pool = make_pool(settings.database_url, min_size=1, max_size=2)
-    await pool.open(wait=True)
-    deps = make_deps(settings, pool)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_webhook_app(deps, settings.x_consumer_secret),
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            lifespan="off",
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    yield f"http://127.0.0.1:{port}/webhooks/twitter"
-    server.should_exit = True
-    await task
-    await close_deps(deps)
-    await pool.close()
+    return (await serve_sidecar(lifespan="off")).webhook_url
 
 
 async def test_register_webhook_runs_crc_and_subscribes(

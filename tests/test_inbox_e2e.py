@@ -12,22 +12,17 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-import uvicorn
 import xhelpers as xh
 
 from mktx.v1 import accounts_pb2 as A
 from mktx.v1 import accounts_pb2_grpc, conversations_pb2_grpc
 from mktx.v1 import conversations_pb2 as C
-from mktx_grpc.core.db import make_pool
-from mktx_grpc.deps import close_deps, make_deps
-from mktx_grpc.webhooks.app import create_webhook_app
 
 T = TypeVar("T")
 
@@ -46,33 +41,9 @@ async def eventually(
 
 
 @pytest.fixture
-async def sidecar_url(settings):
+async def sidecar_url(serve_sidecar):
     """The production sidecar (with its event processors) on a loopback port."""
-    pool = make_pool(settings.database_url, min_size=1, max_size=4)
-    await pool.open(wait=True)
-    deps = make_deps(settings, pool)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_webhook_app(deps, settings.x_consumer_secret),
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            lifespan="on",
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}/webhooks/twitter"
-    finally:
-        server.should_exit = True
-        await task
-        await close_deps(deps)
-        await pool.close()
+    return (await serve_sidecar()).webhook_url
 
 
 async def test_inbound_dm_to_answered_and_read(api, merchant, sandbox, sidecar_url):

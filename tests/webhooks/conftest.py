@@ -3,18 +3,14 @@ event loop, so it shares the pool), a database helper and connected accounts."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
-import uvicorn
 from psycopg_pool import AsyncConnectionPool
 from webhook_helpers import (
     FAST,
@@ -29,7 +25,6 @@ from webhook_helpers import (
 from mktx_grpc.core.config import Settings
 from mktx_grpc.core.db import make_pool
 from mktx_grpc.deps import Deps, make_deps
-from mktx_grpc.webhooks.app import create_webhook_app
 from mktx_grpc.webhooks.metrics import WebhookMetrics
 
 
@@ -54,41 +49,27 @@ def deps(settings: Settings, pool: AsyncConnectionPool) -> Deps:
 
 
 @pytest.fixture
-async def start_sidecar(deps: Deps, settings: Settings) -> AsyncIterator[StartSidecar]:
+async def start_sidecar(
+    deps: Deps, settings: Settings, serve_sidecar: Callable[..., Awaitable[Any]]
+) -> AsyncIterator[StartSidecar]:
     """Start sidecars on loopback ports: ``await start_sidecar(max_attempts=2)``
     (keyword arguments override :data:`FAST`)."""
-    running: list[tuple[uvicorn.Server, asyncio.Task[None], socket.socket, httpx.AsyncClient]] = []
+    clients: list[httpx.AsyncClient] = []
 
     async def start(*, lifespan: str = "on", **overrides: Any) -> Sidecar:
-        app = create_webhook_app(
-            deps,
-            settings.x_consumer_secret,
+        running = await serve_sidecar(
+            deps=deps,
+            lifespan=lifespan,
             options=replace(FAST, **overrides),
             metrics=WebhookMetrics(),
         )
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        server = uvicorn.Server(
-            uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False)
-        )
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        give_up = time.monotonic() + 10
-        while not server.started:
-            if task.done() or time.monotonic() > give_up:
-                raise RuntimeError("sidecar did not start")
-            await asyncio.sleep(0.01)
         http = httpx.AsyncClient(timeout=10.0)
-        running.append((server, task, sock, http))
-        return Sidecar(f"http://127.0.0.1:{port}", app, settings.x_consumer_secret, http)
+        clients.append(http)
+        return Sidecar(running.base_url, running.app, settings.x_consumer_secret, http)
 
     yield start
-    for server, task, sock, http in running:
+    for http in clients:
         await http.aclose()
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=10)
-        sock.close()
 
 
 @pytest.fixture(params=["set_based", "per_event"])
