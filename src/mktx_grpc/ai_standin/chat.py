@@ -21,8 +21,17 @@ from typing import Any
 
 from .config import ModelSpec, StandinConfig
 from .errors import OpenAIError, invalid_request, invalid_type, missing_param, model_not_found
-from .intents import Analysis, analyse, message_text, parse_context, similarity
+from .intents import (
+    Analysis,
+    SlotSpec,
+    analyse,
+    extract_slots,
+    message_text,
+    parse_context,
+    similarity,
+)
 from .schema import (
+    analysis_field,
     instance_for,
     mismatching_instance,
     schema_error,
@@ -476,8 +485,55 @@ def parse_chat_request(body: Mapping[str, Any], config: StandinConfig) -> ChatRe
 # -- answering -------------------------------------------------------------------------
 
 
-def _known(analysis: Analysis) -> dict[str, Any]:
-    return {**analysis.slots, **analysis.as_dict()}
+def _slot_type(name: str, schema: Mapping[str, Any]) -> str | None:
+    declared = schema.get("type")
+    types = [declared] if isinstance(declared, str) else list(declared or ())
+    fmt, n = schema.get("format"), name.lower()
+    words = set(re.split(r"[^a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()))
+    if "email" in n or fmt == "email":
+        return "email"
+    if "phone" in n or "mobile" in n:
+        return "phone"
+    if n in ("order", "orderid") or ("order" in words and words & {"id", "number", "ref", "no"}):
+        return "order_id"
+    if "date" in n or fmt == "date" or n == "day":
+        return "date"
+    if "integer" in types or "number" in types:
+        return "number"
+    if "enum" in schema:
+        return "choice"
+    if "string" in types:
+        return "text"
+    return None
+
+
+def schema_slots(schema: Any) -> list[SlotSpec]:
+    """Slots guessed from a schema's top-level properties (name, type, format, enum),
+    so a tool's arguments or a flat answer get values from the conversation even
+    without an ``<intents>`` block. Properties that mean analysis fields are skipped."""
+    if not isinstance(schema, Mapping) or not isinstance(schema.get("properties"), Mapping):
+        return []
+    slots = []
+    for name, sub in schema["properties"].items():
+        if analysis_field(name) is not None or not isinstance(sub, Mapping):
+            continue
+        kind = _slot_type(name, sub)
+        if kind is not None:
+            values = tuple(str(v) for v in sub.get("enum") or ())
+            slots.append(SlotSpec(name=name, type=kind, values=values))
+    return slots
+
+
+def _known(req: ChatRequest, analysis: Analysis, schema: Any) -> dict[str, Any]:
+    guessed: dict[str, Any] = {}
+    slots = schema_slots(schema)
+    if slots:
+        today = parse_context(req.system_text).today
+        for m in req.messages:
+            if m.get("role") == "user":
+                text = message_text(m.get("content"))
+                guessed.update(extract_slots(text, slots, today=today))
+    return {**guessed, **analysis.slots, **analysis.as_dict()}
 
 
 def _pick_tool(req: ChatRequest, analysis: Analysis, floor: float) -> dict[str, Any] | None:
@@ -581,16 +637,16 @@ def answer_chat(
         finish = str(reply.get("finish_reason") or finish)
         usage_override = reply.get("usage") or {}
     else:
-        known = _known(analysis)
         tool = _pick_tool(req, analysis, ctx.floor)
         if tool is not None:
             params = tool.get("parameters") or {"type": "object", "properties": {}}
-            args = instance_for(params, known)
+            args = instance_for(params, _known(req, analysis, params))
             if schema_mismatch:
                 args = mismatching_instance(args, params)
             calls.append(_tool_call(new_id("call"), tool["name"], args))
             finish = "tool_calls"
         else:
+            known = _known(req, analysis, schema)
             text = _tool_reply(req) if req.messages[-1].get("role") == "tool" else None
             if text is not None:
                 known["reply"] = text

@@ -29,6 +29,7 @@ from jsonschema.exceptions import SchemaError
 
 __all__ = [
     "FIELD_ALIASES",
+    "analysis_field",
     "instance_for",
     "mismatching_instance",
     "schema_error",
@@ -63,7 +64,7 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
         "should_escalate",
     ),
     "reason": ("reason", "rationale", "explanation", "escalation_reason"),
-    "summary": ("summary", "handoff_summary", "conversation_summary", "notes"),
+    "summary": ("summary", "handoff_summary", "conversation_summary"),
 }
 _ALIAS_TO_FIELD = {alias: key for key, aliases in FIELD_ALIASES.items() for alias in aliases}
 _MISSING: Any = object()
@@ -73,6 +74,11 @@ _NON_NULL_TYPES = ("object", "array", "string", "number", "integer", "boolean")
 
 def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def analysis_field(name: str) -> str | None:
+    """The analysis field a property called ``name`` means, if any."""
+    return _ALIAS_TO_FIELD.get(_norm(name))
 
 
 def schema_error(schema: Any) -> str | None:
