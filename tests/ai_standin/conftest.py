@@ -29,19 +29,21 @@ async def client(standin: AIStandinServer) -> AsyncIterator[AsyncOpenAI]:
 
 
 @pytest.fixture
-def admin(standin: AIStandinServer) -> Admin:
+def admin(standin: AIStandinServer) -> Iterator[Admin]:
     """``admin("POST", "/faults", {...})``: the decoded JSON; asserts a 2xx status
     unless ``expect`` names another."""
+    http = httpx.Client(base_url=f"{standin.base_url}/_standin")
 
     def call(method: str, path: str, body: Any = None, *, expect: int | None = None) -> Any:
-        resp = httpx.request(method, f"{standin.base_url}/_standin{path}", json=body)
+        resp = http.request(method, path, json=body)
         if expect is None:
             assert resp.status_code < 300, resp.text
         else:
             assert resp.status_code == expect, resp.text
         return resp.json()
 
-    return call
+    yield call
+    http.close()
 
 
 def user(text: str) -> list[dict[str, Any]]:

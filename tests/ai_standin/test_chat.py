@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -104,19 +105,35 @@ async def test_n_other_than_one_is_rejected(client: AsyncOpenAI) -> None:
             "messages[0].role",
             "invalid_value",
         ),
-        ({"model": "gpt-4o-mini", "messages": [{"role": "user"}]}, "messages[0].content", "missing_required_parameter"),
         (
-            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "temperature": 3},
+            {"model": "gpt-4o-mini", "messages": [{"role": "user"}]},
+            "messages[0].content",
+            "missing_required_parameter",
+        ),
+        (
+            {
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": "x"}],
+                "temperature": 3,
+            },
             "temperature",
             "decimal_above_max_value",
         ),
         (
-            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"},
+            {
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": "x"}],
+                "temperature": "hot",
+            },
             "temperature",
             "invalid_type",
         ),
         (
-            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0},
+            {
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": "x"}],
+                "max_tokens": 0,
+            },
             "max_tokens",
             "integer_below_min_value",
         ),
@@ -126,7 +143,11 @@ async def test_n_other_than_one_is_rejected(client: AsyncOpenAI) -> None:
             None,
         ),
         (
-            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "stream_options": {"include_usage": True}},
+            {
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": "x"}],
+                "stream_options": {"include_usage": True},
+            },
             "stream_options",
             None,
         ),
@@ -149,7 +170,11 @@ async def test_n_other_than_one_is_rejected(client: AsyncOpenAI) -> None:
                     {
                         "role": "assistant",
                         "tool_calls": [
-                            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                            {
+                                "id": "call_1",
+                                "type": "function",
+                                "function": {"name": "f", "arguments": "{}"},
+                            }
                         ],
                     },
                     {"role": "user", "content": "and?"},
@@ -159,12 +184,20 @@ async def test_n_other_than_one_is_rejected(client: AsyncOpenAI) -> None:
             None,
         ),
         (
-            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}},
+            {
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": "x"}],
+                "response_format": {"type": "json_object"},
+            },
             "messages",
             None,
         ),
         (
-            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "tool_choice": "auto"},
+            {
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": "x"}],
+                "tool_choice": "auto",
+            },
             "tool_choice",
             None,
         ),
@@ -209,8 +242,6 @@ async def test_unknown_model_is_404_model_not_found(client: AsyncOpenAI) -> None
 
 
 async def test_json_object_mode_answers_json(client: AsyncOpenAI) -> None:
-    import json
-
     resp = await client.chat.completions.create(
         model="gpt-4o-mini",
         messages=[

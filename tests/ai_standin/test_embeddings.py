@@ -51,7 +51,11 @@ async def test_vectors_are_the_same_across_servers_and_formats(
     async with httpx.AsyncClient() as http:
         raw = await http.post(
             f"{standin.openai_base_url}/embeddings",
-            json={"model": "text-embedding-3-small", "input": "hello world", "encoding_format": "base64"},
+            json={
+                "model": "text-embedding-3-small",
+                "input": "hello world",
+                "encoding_format": "base64",
+            },
             headers={"Authorization": f"Bearer {standin.api_key}"},
         )
     assert isinstance(raw.json()["data"][0]["embedding"], str)

@@ -133,14 +133,21 @@ async def test_malformed_json_body(client: AsyncOpenAI, admin: Admin) -> None:
 async def test_schema_mismatch_fault_breaks_structured_output(
     client: AsyncOpenAI, admin: Admin
 ) -> None:
-    fmt = {"type": "json_schema", "json_schema": {"name": "triage", "schema": SCHEMA, "strict": True}}
+    fmt = {
+        "type": "json_schema",
+        "json_schema": {"name": "triage", "schema": SCHEMA, "strict": True},
+    }
     good = await client.chat.completions.create(
-        model="gpt-4o-mini", messages=user("hi"), response_format=fmt  # type: ignore[arg-type]
+        model="gpt-4o-mini",
+        messages=user("hi"),
+        response_format=fmt,  # type: ignore[arg-type]
     )
     assert Draft202012Validator(SCHEMA).is_valid(json.loads(good.choices[0].message.content or ""))
     admin("POST", "/faults", {"kind": "schema_mismatch", "count": 1})
     bad = await client.chat.completions.create(
-        model="gpt-4o-mini", messages=user("hi"), response_format=fmt  # type: ignore[arg-type]
+        model="gpt-4o-mini",
+        messages=user("hi"),
+        response_format=fmt,  # type: ignore[arg-type]
     )
     value = json.loads(bad.choices[0].message.content or "")  # still JSON
     assert not Draft202012Validator(SCHEMA).is_valid(value)
@@ -159,10 +166,14 @@ async def test_schema_mismatch_fault_breaks_structured_output(
 async def test_slow_stream_trips_a_per_read_timeout(standin: AIStandinServer, admin: Admin) -> None:
     timeout = httpx.Timeout(5.0, read=0.5)
     async with standin.client(timeout=timeout) as c:
-        fast = await c.chat.completions.create(model="gpt-4o-mini", messages=user("hi"), stream=True)
+        fast = await c.chat.completions.create(
+            model="gpt-4o-mini", messages=user("hi"), stream=True
+        )
         assert len([chunk async for chunk in fast]) > 3
         admin("POST", "/faults", {"kind": "slow_stream", "delay_ms": 3000, "count": 1})
-        slow = await c.chat.completions.create(model="gpt-4o-mini", messages=user("hi"), stream=True)
+        slow = await c.chat.completions.create(
+            model="gpt-4o-mini", messages=user("hi"), stream=True
+        )
         with pytest.raises(openai.APITimeoutError):
             async for _ in slow:
                 pass

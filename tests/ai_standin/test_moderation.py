@@ -59,7 +59,9 @@ async def test_scripted_results_override_by_substring(client: AsyncOpenAI, admin
     assert parcel.category_scores.hate == pytest.approx(0.77)
     later = await client.moderations.create(input="my parcel is late")
     assert later.results[0].flagged is False  # the script was used up
-    admin("POST", "/scripts", {"route": "moderations", "result": {"categories": ["gore"]}}, expect=400)
+    admin(
+        "POST", "/scripts", {"route": "moderations", "result": {"categories": ["gore"]}}, expect=400
+    )
 
 
 async def test_multimodal_input_gives_one_result(client: AsyncOpenAI) -> None:

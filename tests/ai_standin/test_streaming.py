@@ -61,7 +61,10 @@ async def test_include_usage_adds_a_last_chunk_with_usage(client: AsyncOpenAI) -
 async def test_streamed_tool_call_arguments_reassemble(client: AsyncOpenAI) -> None:
     messages = user("please look up order #5521")
     plain = await client.chat.completions.create(
-        model="gpt-4o-mini", messages=messages, tools=[TOOL], tool_choice="required"  # type: ignore[list-item]
+        model="gpt-4o-mini",
+        messages=messages,
+        tools=[TOOL],
+        tool_choice="required",  # type: ignore[list-item]
     )
     stream = await client.chat.completions.create(
         model="gpt-4o-mini",

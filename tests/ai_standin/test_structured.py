@@ -70,7 +70,17 @@ SCHEMAS: list[dict[str, Any]] = [
             "choice": {"anyOf": [{"type": "integer"}, {"type": "boolean"}]},
             "fixed": {"const": "v1"},
         },
-        "required": ["intent", "confidence", "order_id", "tags", "count", "when", "code", "choice", "fixed"],
+        "required": [
+            "intent",
+            "confidence",
+            "order_id",
+            "tags",
+            "count",
+            "when",
+            "code",
+            "choice",
+            "fixed",
+        ],
         "additionalProperties": False,
     },
     {
@@ -96,7 +106,10 @@ SCHEMAS: list[dict[str, Any]] = [
             "escalate": {"type": "boolean"},
             "slots": {
                 "type": "object",
-                "properties": {"order_id": {"type": "string"}, "reason": {"type": ["string", "null"]}},
+                "properties": {
+                    "order_id": {"type": "string"},
+                    "reason": {"type": ["string", "null"]},
+                },
                 "required": ["order_id", "reason"],
                 "additionalProperties": False,
             },
@@ -315,7 +328,11 @@ async def test_after_a_tool_result_the_answer_is_text(client: AsyncOpenAI) -> No
                     }
                 ],
             },
-            {"role": "tool", "tool_call_id": "call_1", "content": '{"booked": true, "ref": "T-19"}'},
+            {
+                "role": "tool",
+                "tool_call_id": "call_1",
+                "content": '{"booked": true, "ref": "T-19"}',
+            },
         ],
         tools=[BOOK],  # type: ignore[list-item]
     )

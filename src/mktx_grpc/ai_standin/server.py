@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from openai import AsyncOpenAI
 
 from mktx_grpc.sandbox.server import ThreadedASGIServer
 
 from .app import create_standin_app
 from .config import DEFAULT_API_KEY, StandinConfig
 from .state import FaultRule, StandinState
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
 
 __all__ = ["AIStandinServer", "main"]
 
@@ -52,6 +54,9 @@ class AIStandinServer:
     def client(self, **overrides: Any) -> AsyncOpenAI:
         """An ``AsyncOpenAI`` pointed here with a valid key and no retries, unless
         ``overrides`` say otherwise."""
+        # Imported here: openai takes seconds to import and the CLI never needs it.
+        from openai import AsyncOpenAI
+
         kwargs: dict[str, Any] = {
             "base_url": self.openai_base_url,
             "api_key": self.api_key,

@@ -8,7 +8,8 @@ assertions behave sensibly and every run counts the same:
 - a run of digits is one token per started 3 digits (``"12345"`` 2);
 - ``_`` and every other character that is neither a word character nor whitespace
   (punctuation, symbols, emoji) is one token each;
-- whitespace is free: it rides at the front of the token that follows it.
+- whitespace is free: it rides at the front of the token that follows it, except
+  whitespace at the very end of the text, which is one token.
 
 :func:`tokenize` returns the pieces themselves, so ``"".join(tokenize(s)) == s``;
 the stand-in uses them to truncate at ``max_tokens`` and to split streamed content.
