@@ -196,6 +196,7 @@ async def test_malformed_block_is_logged_and_answered(client: AsyncOpenAI, admin
     assert result["intent"] is None
     (entry,) = admin("GET", "/requests?route=chat")["data"]
     assert entry["analysis"]["reason"] == "no_intents"
+    assert entry["problems"] and entry["problems"][0].startswith("<intents> is not valid JSON")
 
 
 # -- the pure pieces -------------------------------------------------------------------

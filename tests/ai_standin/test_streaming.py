@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import httpx
-from conftest import user
+from conftest import Admin, user
 from openai import AsyncOpenAI
 
 from mktx_grpc.ai_standin import AIStandinServer
@@ -111,3 +111,12 @@ async def test_wire_format_is_sse_data_lines_ending_in_done(standin: AIStandinSe
     assert events[-1] == "data: [DONE]"
     for e in events[:-1]:
         assert json.loads(e.removeprefix("data: "))["object"] == "chat.completion.chunk"
+
+
+async def test_scripted_answers_stream_too(client: AsyncOpenAI, admin: Admin) -> None:
+    admin("POST", "/scripts", {"reply": {"content": "Your order #12 ships on Monday."}})
+    stream = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=user("when?"), stream=True
+    )
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == "Your order #12 ships on Monday."

@@ -186,6 +186,7 @@ class StandinApi:
         )
         if answer.analysis is not None:
             entry["analysis"] = answer.analysis.as_dict()
+        entry["problems"] = answer.problems
         completion_id = state.next_id("chatcmpl")
         created = int(time.time())
         headers = self._rate_headers()

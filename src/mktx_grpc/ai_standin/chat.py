@@ -106,6 +106,7 @@ class ChatAnswer:
     completion_tokens: int
     refusal: str | None = None
     analysis: Analysis | None = None
+    problems: list[str] = field(default_factory=list)  # malformed convention blocks
 
     def usage(self) -> dict[str, Any]:
         return {
@@ -686,6 +687,7 @@ def answer_chat(
         completion_tokens=int(usage_override.get("completion_tokens", completion)),
         refusal=refusal,
         analysis=analysis,
+        problems=list(ctx.problems),
     )
 
 
