@@ -171,6 +171,8 @@ async def test_slow_stream_trips_a_per_read_timeout(standin: AIStandinServer, ad
         )
         assert len([chunk async for chunk in fast]) > 3
         admin("POST", "/faults", {"kind": "slow_stream", "delay_ms": 3000, "count": 1})
+        # A plain request does not use up the slow-stream fault.
+        assert (await c.chat.completions.create(model="gpt-4o-mini", messages=user("hi"))).id
         slow = await c.chat.completions.create(
             model="gpt-4o-mini", messages=user("hi"), stream=True
         )

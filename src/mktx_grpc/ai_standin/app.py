@@ -152,7 +152,8 @@ class StandinApi:
                     )
                 entry["model"] = body.get("model")
                 entry["user"] = body.get("user")
-            plan = self.state.plan(route)
+            streaming = isinstance(body, dict) and body.get("stream") is True
+            plan = self.state.plan(route, streaming=streaming)
             entry["faults"] = plan.fired
             if plan.failure is not None:
                 return await self._fail(request, plan.failure, str(entry.get("model") or ""))

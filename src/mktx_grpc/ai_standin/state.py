@@ -179,8 +179,9 @@ class StandinState:
             self.faults.append(rule)
             return rule
 
-    def plan(self, route: str) -> FaultPlan:
-        """Decide (and consume) the faults a request on ``route`` meets."""
+    def plan(self, route: str, *, streaming: bool = False) -> FaultPlan:
+        """Decide (and consume) the faults a request on ``route`` meets; a
+        ``slow_stream`` rule is only spent on a streaming request."""
         plan = FaultPlan()
         with self.lock:
             for rule in self.faults:
@@ -192,7 +193,7 @@ class StandinState:
                     continue
                 if rule.kind == "schema_mismatch" and route != "chat":
                     continue
-                if rule.kind == "slow_stream" and route != "chat":
+                if rule.kind == "slow_stream" and not streaming:
                     continue
                 if rule.probability < 1.0 and self.rng.random() >= rule.probability:
                     continue
