@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
-from conftest import Admin, user
+from standin_fixtures import Admin, user
 
 from mktx_grpc.ai_standin import AIStandinServer, StandinConfig
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import openai
 import pytest
-from conftest import Admin
 from openai import AsyncOpenAI
+from standin_fixtures import Admin
 
 from mktx_grpc.ai_standin.config import MODERATION_CATEGORIES
 

@@ -9,9 +9,9 @@ import json
 import httpx
 import openai
 import pytest
-from conftest import Admin, user
 from jsonschema import Draft202012Validator
 from openai import AsyncOpenAI
+from standin_fixtures import Admin, user
 
 from mktx_grpc.ai_standin import AIStandinServer
 

@@ -7,10 +7,10 @@ from typing import Any, Literal
 
 import openai
 import pytest
-from conftest import user
 from jsonschema import Draft202012Validator
 from openai import AsyncOpenAI
 from pydantic import BaseModel
+from standin_fixtures import user
 
 INTENTS_PROMPT = """You route customer messages.
 <intents>

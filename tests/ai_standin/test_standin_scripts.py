@@ -6,8 +6,8 @@ import asyncio
 import json
 
 import httpx
-from conftest import Admin, user
 from openai import AsyncOpenAI
+from standin_fixtures import Admin, user
 
 from mktx_grpc.ai_standin import AIStandinServer
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import httpx
-from conftest import Admin, user
 from openai import AsyncOpenAI
+from standin_fixtures import Admin, user
 
 from mktx_grpc.ai_standin import AIStandinServer
 

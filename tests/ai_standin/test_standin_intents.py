@@ -8,9 +8,9 @@ from datetime import date
 from typing import Any
 
 import pytest
-from conftest import Admin
 from jsonschema import Draft202012Validator
 from openai import AsyncOpenAI
+from standin_fixtures import Admin
 
 from mktx_grpc.ai_standin.intents import SlotSpec, extract_slots, parse_context, similarity
 

@@ -11,7 +11,7 @@ import time
 import httpx
 import openai
 import pytest
-from conftest import user
+from standin_fixtures import user
 
 from mktx_grpc.ai_standin import AIStandinServer
 from mktx_grpc.ai_standin.state import FaultRule

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from conftest import Admin, user
 from openai import AsyncOpenAI
+from standin_fixtures import Admin, user
 
 from mktx_grpc.ai_standin import AIStandinServer
 from mktx_grpc.ai_standin.tokens import count_message_tokens, count_tokens
