@@ -9,38 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import requests
 import tweepy
-from requests.adapters import HTTPAdapter
+from sandbox_helpers import tweepy_client
 
 from mktx_grpc.sandbox import SandboxServer
 from mktx_grpc.x import OAuth1Credentials
 
 
-class ForwardToSandbox(HTTPAdapter):
-    def __init__(self, base_url: str) -> None:
-        super().__init__()
-        self._target = urlsplit(base_url)
-
-    def send(
-        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
-    ) -> requests.Response:
-        original = urlsplit(request.url or "")
-        request.headers["Host"] = original.netloc
-        request.headers["X-Forwarded-Proto"] = original.scheme
-        request.url = urlunsplit(
-            original._replace(scheme=self._target.scheme, netloc=self._target.netloc)
-        )
-        return super().send(request, *args, **kwargs)
-
-
 def _tweepy(sandbox: SandboxServer, **auth: str) -> tweepy.Client:
-    client = tweepy.Client(**auth)  # type: ignore[arg-type]
-    client.session.mount("https://api.twitter.com/", ForwardToSandbox(sandbox.base_url))
-    return client
+    return tweepy_client(sandbox, **auth)
 
 
 async def test_tweepy_oauth1_user_calls(
