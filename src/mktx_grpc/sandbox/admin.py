@@ -199,8 +199,8 @@ ADMIN_API: tuple[AdminRoute, ...] = (
         route='endpoint ("POST /2/tweets") or handler name ("create_post")',
         path='glob over the request path ("/2/dm_conversations/*"); route or path needed',
         method="only this HTTP method",
-        kind="error | rate_limit | timeout (before processing) | accept_then_error | "
-        "accept_then_drop | accept_then_stall (after storing the DM or post)",
+        kind="error, rate_limit, timeout (before processing); accept_then_error, "
+        "accept_then_drop, accept_then_stall (after storing the DM or post)",
         status="5xx for error kinds (default 503)",
         count="requests it hits (default 1; null: unlimited)",
         probability="chance per matching request (default 1)",
@@ -214,7 +214,7 @@ ADMIN_API: tuple[AdminRoute, ...] = (
         "/limits",
         "Change rate limiting; returns the settings.",
         enabled="bool: false lifts every limit (calls are not counted)",
-        tier="free | basic | pro | enterprise",
+        tier="free, basic, pro or enterprise",
         dm_limit_15min="per-user override for DM sends (null: the tier's)",
         dm_limit_24h="per-user override for DM sends (null: the tier's)",
         post_limit_15min="per-user override for POST /2/tweets (null: the tier's)",

@@ -1435,6 +1435,7 @@ class SandboxApi:
             raise invalid_request("text must be a string", parameters={"text": [str(text)]})
         present = [k for k, v in (("media", media), ("poll", poll), ("quote_tweet_id", quote)) if v]
         if len(present) > 1:
+            # X's 400 for this is confirmed, its message is not: ours names the fields.
             raise invalid_request(
                 "Only one of media, poll and quote_tweet_id may be given "
                 f"(got {', '.join(present)})",
@@ -1456,6 +1457,7 @@ class SandboxApi:
             author = self.state.users[p.user_id]
             cap = LONG_POST_LIMIT if author.long_post else POST_LIMIT
         if text and weighted_length(text) > cap:
+            # Unconfirmed body: X answers a 403 (v1.1 said code 186); the detail is ours.
             raise forbidden(
                 "Your Tweet text is too long. For more information on how X determines "
                 "text length see https://github.com/twitter/twitter-text."
@@ -1476,6 +1478,7 @@ class SandboxApi:
                     "You attempted to reply to a Tweet that is deleted or not visible to you."
                 )
         if quote is not None and self._visible_post(quote) is None:
+            # Unconfirmed: modelled on the reply refusal just above (v1.1 code 385).
             raise forbidden("You attempted to quote a Tweet that is deleted or not visible to you.")
         if text:
             horizon = self.state.now() - self.cfg.duplicate_post_window
@@ -1524,6 +1527,7 @@ class SandboxApi:
             if post is None or post.deleted:
                 return XJSON({"data": {"deleted": False}})
             if post.author_id != p.user_id:
+                # Unconfirmed wording; X refuses with a 403.
                 raise forbidden("You are not allowed to delete a Tweet that is not yours.")
             post.deleted = True
             author = self.state.users.get(post.author_id)
