@@ -111,6 +111,11 @@ async def test_dm_events_expand_senders_and_page_both_ways(
     event_id = sent.json()["data"]["dm_event_id"]
     base = str(http.base_url).rstrip("/")
     assert sent.headers["location"] == f"{base}/2/dm_events/{event_id}"
+    one = (await http.get(sent.headers["location"], headers=auth)).json()
+    assert one == {"data": {"id": event_id, "event_type": "MessageCreate", "text": "out"}}
+    stranger = await bearer(make_user())
+    hidden = (await http.get(f"/2/dm_events/{event_id}", headers=stranger)).json()
+    assert hidden["errors"][0]["detail"] == f"Could not find dm_event with id: [{event_id}]."
     params = {
         "max_results": "2",
         "expansions": "sender_id",

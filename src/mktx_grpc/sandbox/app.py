@@ -51,6 +51,7 @@ from .posts import (
 )
 from .state import (
     USER_FIELDS,
+    DmRecord,
     FakeUser,
     MediaRecord,
     OAuth1Token,
@@ -1041,6 +1042,38 @@ class SandboxApi:
     async def dm_events(self, request: Request) -> Response:
         return await self._dm_lookup(request)
 
+    async def dm_event(self, request: Request) -> Response:
+        """``GET /2/dm_events/:id``: one event the caller can see (the URL a DM
+        send's ``location`` header names)."""
+        p = await self.user_principal(request)
+        assert p.user_id is not None
+        eid = request.path_params["id"]
+        if not _USER_ID.match(eid):
+            raise invalid_request(
+                f"The `id` path parameter value [{eid}] is not valid", parameters={"id": [eid]}
+            )
+        wanted = set(_csv_param(request, "dm_event.fields", DM_EVENT_FIELDS))
+        _csv_param(request, "expansions", DM_EXPANSIONS)
+        _csv_param(request, "user.fields", USER_FIELDS)
+        events = self.state.dms_visible_to(p.user_id, None, self.state.now() - 30 * 86400)
+        found = next((d for d in events if d.id == eid), None)
+        if found is None:
+            return XJSON({"errors": [_not_found("dm_event", "id", eid)]})
+        return XJSON({"data": self._dm_json(found, wanted | {"id", "event_type", "text"})})
+
+    def _dm_json(self, d: DmRecord, fields: set[str]) -> dict[str, Any]:
+        full: dict[str, Any] = {
+            "id": d.id,
+            "event_type": "MessageCreate",
+            "text": d.text or "",
+            "sender_id": d.sender_id,
+            "dm_conversation_id": d.conversation_id,
+            "created_at": iso(d.created_at),
+        }
+        if d.media_id:
+            full["attachments"] = {"media_keys": [self._media_key(d.media_id)]}
+        return {k: v for k, v in full.items() if k in fields}
+
     async def dm_events_with(self, request: Request) -> Response:
         pid = request.path_params["participant_id"]
         if not _USER_ID.match(pid):
@@ -1088,18 +1121,9 @@ class SandboxApi:
         data, user_ids, media_ids = [], [], []
         for i in page_ids:
             d = by_id[i]
-            full: dict[str, Any] = {
-                "id": d.id,
-                "event_type": "MessageCreate",
-                "text": d.text or "",
-                "sender_id": d.sender_id,
-                "dm_conversation_id": d.conversation_id,
-                "created_at": iso(d.created_at),
-            }
             if d.media_id:
-                full["attachments"] = {"media_keys": [self._media_key(d.media_id)]}
                 media_ids.append(d.media_id)
-            data.append({k: v for k, v in full.items() if k in fields})
+            data.append(self._dm_json(d, fields))
             user_ids.append(d.sender_id)
         out: dict[str, Any] = {}
         if data:
@@ -1883,6 +1907,7 @@ class SandboxApi:
             ),
             r("POST", "/2/dm_conversations", "POST /2/dm_conversations", self.dm_create_group),
             r("GET", "/2/dm_events", "GET /2/dm_events", self.dm_events),
+            r("GET", "/2/dm_events/{id}", "GET /2/dm_events/:id", self.dm_event),
             r("GET", "/2/media/upload", "GET /2/media/upload", self.media_get),
             r("POST", "/2/media/upload", "POST /2/media/upload", self.media_upload),
             r(

@@ -130,6 +130,12 @@ _TABLE: dict[str, dict[str, EndpointLimits | None]] = {
         "pro": _l(((15, M15),)),
         "enterprise": _l(((15, M15),)),
     },
+    "GET /2/dm_events/:id": {
+        "free": NA,
+        "basic": _l(((5, H24),)),
+        "pro": _l(((15, M15),)),
+        "enterprise": _l(((15, M15),)),
+    },
     "GET /2/dm_conversations/:dm_conversation_id/dm_events": {
         "free": NA,
         "basic": _l(((1, H24),)),
