@@ -231,3 +231,21 @@ def test_cli_serves_on_the_default_port_and_keeps_state(tmp_path: Path) -> None:
         [str(exe), "x-sandbox", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert f"default {DEFAULT_PORT}" in help_text
+
+
+def test_changes_are_saved_soon_without_a_stop(state_file: Path) -> None:
+    server = _start(state_file)
+    try:
+        resp = httpx.post(f"{server.base_url}/_sandbox/users", json={"username": "saved_soon"})
+        assert resp.status_code == 201
+        give_up = time.monotonic() + 10
+        names: list[str] = []
+        while time.monotonic() < give_up:
+            if state_file.exists():
+                names = [u["username"] for u in json.loads(state_file.read_text())["users"]]
+                if "saved_soon" in names:
+                    break
+            time.sleep(0.02)
+        assert "saved_soon" in names
+    finally:
+        server.stop()
