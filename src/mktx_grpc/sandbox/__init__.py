@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from .app import create_sandbox_app
 from .config import SandboxConfig
-from .server import SandboxServer, ThreadedASGIServer, main
+from .server import DEFAULT_PORT, SandboxServer, ThreadedASGIServer, main
 from .state import SandboxState
 
 __all__ = [
+    "DEFAULT_PORT",
     "SandboxConfig",
     "SandboxServer",
     "SandboxState",

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
 import socket
 import threading
 import time
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -15,11 +18,12 @@ from starlette.types import ASGIApp
 from mktx_grpc.x.client import XConfig
 
 from .app import create_sandbox_app
-from .config import SandboxConfig
+from .config import DEFAULT_PORT, DEFAULT_TIER, TIERS, SandboxConfig
 from .delivery import WebhookDeliverer
+from .persistence import StatePersister
 from .state import SandboxState
 
-__all__ = ["SandboxServer", "ThreadedASGIServer", "main"]
+__all__ = ["DEFAULT_PORT", "SandboxServer", "ThreadedASGIServer", "main"]
 
 
 class ThreadedASGIServer:
@@ -43,6 +47,8 @@ class ThreadedASGIServer:
             # sandbox through a rewriting proxy still signs the URL it addressed.
             proxy_headers=True,
             forwarded_allow_ips="127.0.0.1",
+            # A stalled request (fault injection) must not hold up a stop.
+            timeout_graceful_shutdown=2,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -69,7 +75,12 @@ class ThreadedASGIServer:
 
 
 class SandboxServer:
-    """The X sandbox on a loopback port, with its webhook deliverer.
+    """The X sandbox on a loopback port, with its webhook deliverer and, when
+    ``config.state_file`` is set, its state persister (loaded here, saved after
+    changes and on :meth:`stop`).
+
+    ``port`` 0 (the default, for tests) takes any free port; the CLI defaults to
+    :data:`DEFAULT_PORT`.
 
     >>> with SandboxServer() as sandbox:
     ...     x = XClient(sandbox.x_config())
@@ -80,6 +91,13 @@ class SandboxServer:
     ) -> None:
         self.config = config or SandboxConfig()
         self.state = SandboxState(self.config)
+        self.persister: StatePersister | None = None
+        self.restored = False
+        if self.config.state_file:
+            self.persister = StatePersister(
+                self.state, self.config.state_file, debounce=self.config.save_debounce
+            )
+            self.restored = self.persister.load()
         self.app = create_sandbox_app(state=self.state)
         self._deliverer = WebhookDeliverer(self.state)
         self._server = ThreadedASGIServer(self.app, host=host, port=port)
@@ -89,13 +107,20 @@ class SandboxServer:
         return self._server.base_url
 
     def start(self) -> SandboxServer:
+        if self.persister is not None:
+            self.persister.start()
         self._deliverer.start()
         self._server.start()
         return self
 
     def stop(self) -> None:
+        """Stop serving (stalled answers give up), deliver nothing more, and write
+        the state file a last time."""
+        self.state.stopping.set()
         self._server.stop()
         self._deliverer.stop()
+        if self.persister is not None:
+            self.persister.stop()
 
     def __enter__(self) -> SandboxServer:
         return self.start()
@@ -130,30 +155,37 @@ def main(argv: list[str] | None = None) -> int:
     """Serve the sandbox in the foreground until interrupted (``mktx-grpc x-sandbox``)."""
     parser = argparse.ArgumentParser(prog="x-sandbox", description="Local emulator of X's API")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}; 0: any free port"
+    )
+    parser.add_argument("--tier", choices=TIERS, default=DEFAULT_TIER, help="X access tier")
+    parser.add_argument(
+        "--state-file", type=Path, default=None, help="keep users, tokens, webhooks... here"
+    )
     parser.add_argument("--no-rate-limits", action="store_true", help="start with limits lifted")
     parser.add_argument("--no-echo", action="store_true", help="do not echo sent DMs to webhooks")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = SandboxConfig(
-        rate_limits_enabled=not args.no_rate_limits, echo_dm_to_webhook=not args.no_echo
+        rate_limits_enabled=not args.no_rate_limits,
+        echo_dm_to_webhook=not args.no_echo,
+        tier=args.tier,
+        state_file=args.state_file,
     )
-    state = SandboxState(config)
-    deliverer = WebhookDeliverer(state)
-    deliverer.start()
+    server = SandboxServer(config, host=args.host, port=args.port)
+    stop = threading.Event()
+    server.start()
     print(
-        f"X sandbox on http://{args.host}:{args.port} "
-        f"(consumer key {config.consumer_key}, OAuth2 client id {config.oauth2_client_id}); "
-        "admin API under /_sandbox",
+        f"X sandbox on {server.base_url} (tier {config.tier}, "
+        f"consumer key {config.consumer_key}, OAuth2 client id {config.oauth2_client_id}); "
+        "admin API under /_sandbox"
+        + (f"; state in {config.state_file}" if config.state_file else ""),
         flush=True,
     )
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     try:
-        uvicorn.run(
-            create_sandbox_app(state=state),
-            host=args.host,
-            port=args.port,
-            log_level="info",
-            proxy_headers=True,
-        )
+        stop.wait()
     finally:
-        deliverer.stop()
+        server.stop()
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import secrets
 import threading
 import time
@@ -21,18 +22,34 @@ from typing import Any
 from mktx_grpc.x.signatures import webhook_signature
 
 from .config import SandboxConfig
+from .faults import FaultRule, Faults
+from .limits import GROUPS, H24, limits_for
 
 __all__ = [
+    "USER_FIELDS",
     "ActivityRecord",
+    "ConversationRecord",
     "Delivery",
     "DmRecord",
     "FakeUser",
+    "Faults",
     "MediaRecord",
     "PostRecord",
     "Principal",
+    "RateDecision",
     "SandboxState",
     "WebhookRecord",
 ]
+
+#: ``user.fields`` values X accepts (its OpenAPI enum plus the older names clients
+#: still send). Anything else is a 400, as on X.
+USER_FIELDS = frozenset(
+    "affiliation confirmed_email connection_status created_at description entities id "
+    "is_identity_verified location most_recent_tweet_id name parody pinned_tweet_id "
+    "profile_banner_url profile_image_url protected public_metrics receives_your_dm "
+    "subscribes_to_you subscription subscription_type url username verified "
+    "verified_followers_count verified_type withheld".split()
+)
 
 _TWEPOCH_MS = 1288834974657
 WINDOW_15MIN = 900
@@ -60,22 +77,48 @@ class FakeUser:
     followers_count: int = 0
     following_count: int = 0
     tweet_count: int = 0
+    listed_count: int = 0
     verified: bool = False
+    # X Premium accounts may post up to 25,000 weighted characters.
+    long_post: bool = False
+    description: str = ""
+    location: str | None = None
+    url: str | None = None
+    protected: bool = False
+    created_at: float = field(default_factory=time.time)
 
-    def v2(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "username": self.username,
-            "profile_image_url": f"https://pbs.twimg.com/profile_images/{self.id}/normal.jpg",
-            "verified": self.verified,
-            "public_metrics": {
+    def v2(self, fields: Iterable[str] = ()) -> dict[str, Any]:
+        """X's user object: ``id``, ``name``, ``username``, plus the requested
+        ``user.fields`` that this user has (absent optional values are left out,
+        as X does)."""
+        want = set(fields)
+        out: dict[str, Any] = {"id": self.id, "name": self.name, "username": self.username}
+        if "created_at" in want:
+            out["created_at"] = iso(self.created_at)
+        if "description" in want:
+            out["description"] = self.description
+        if "location" in want and self.location:
+            out["location"] = self.location
+        if "url" in want:
+            out["url"] = self.url or ""
+        if "profile_image_url" in want:
+            out["profile_image_url"] = f"https://pbs.twimg.com/profile_images/{self.id}/normal.jpg"
+        if "protected" in want:
+            out["protected"] = self.protected
+        if "verified" in want:
+            out["verified"] = self.verified
+        if "verified_type" in want:
+            out["verified_type"] = "blue" if self.verified else "none"
+        if "receives_your_dm" in want:
+            out["receives_your_dm"] = self.accepts_dms
+        if "public_metrics" in want:
+            out["public_metrics"] = {
                 "followers_count": self.followers_count,
                 "following_count": self.following_count,
                 "tweet_count": self.tweet_count,
-                "listed_count": 0,
-            },
-        }
+                "listed_count": self.listed_count,
+            }
+        return out
 
     def v1(self) -> dict[str, Any]:
         return {
@@ -143,11 +186,22 @@ class OAuth2Grant:
 
 
 @dataclass
+class ConversationRecord:
+    """A group DM conversation (1:1 conversations need no record: their id is
+    the two user ids)."""
+
+    id: str
+    participant_ids: list[str]
+    created_by: str
+    created_at: float
+
+
+@dataclass
 class DmRecord:
     id: str
     conversation_id: str
     sender_id: str
-    recipient_id: str | None
+    recipient_id: str | None  # None in a group conversation
     text: str | None
     media_id: str | None
     created_at: float
@@ -181,6 +235,9 @@ class PostRecord:
     reply_settings: str | None = None
     deleted: bool = False
     principal: Principal | None = None
+    conversation_id: str | None = None
+    in_reply_to_user_id: str | None = None
+    tagged_user_ids: list[str] = field(default_factory=list)
     public_metrics: dict[str, int] = field(
         default_factory=lambda: {
             "retweet_count": 0,
@@ -210,7 +267,13 @@ class PostRecord:
             "reply_to": self.reply_to,
             "quote_tweet_id": self.quote_tweet_id,
             "poll": self.poll,
+            "reply_settings": self.reply_settings,
+            "tagged_user_ids": list(self.tagged_user_ids),
+            "conversation_id": self.conversation_id or self.id,
+            "in_reply_to_user_id": self.in_reply_to_user_id,
             "deleted": self.deleted,
+            "public_metrics": dict(self.public_metrics),
+            "non_public_metrics": dict(self.non_public_metrics),
             "auth": self.principal.as_dict() if self.principal else None,
         }
 
@@ -228,8 +291,12 @@ class MediaRecord:
     finalized: bool = False
     state: str = "pending"
     steps_left: int = 0
+    steps_total: int = 0
     last_check: float = 0.0
     status_polls: list[float] = field(default_factory=list)
+    # Set by the admin API: processing ends "failed" instead of "succeeded".
+    fail_processing: bool = False
+    alt_text: str | None = None
 
     @property
     def size(self) -> int:
@@ -290,18 +357,19 @@ class Delivery:
 
 
 @dataclass
-class Faults:
-    rate_limit_next: int = 0
-    rate_limit_reset_after: float = 1.0
-    error_next: int = 0
-    error_status: int = 503
-    latency: float = 0.0
-
-
-@dataclass
 class _Window:
     start: float
     count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    """The outcome of counting one call: whether it may proceed, X's headers, and
+    (when refused) whether the endpoint is outside the tier altogether."""
+
+    allowed: bool
+    headers: dict[str, str]
+    not_in_tier: bool = False
 
 
 class SandboxState:
@@ -322,6 +390,7 @@ class SandboxState:
         self.app_bearers: set[str] = {config.app_bearer_token}
         self.seen_nonces: dict[tuple[str, str, str, str], float] = {}
         self.dms: list[DmRecord] = []
+        self.conversations: dict[str, ConversationRecord] = {}
         self.posts: dict[str, PostRecord] = {}
         self.media: dict[str, MediaRecord] = {}
         self.webhooks: dict[str, WebhookRecord] = {}
@@ -329,12 +398,33 @@ class SandboxState:
         self.activity: list[ActivityRecord] = []
         self.deliveries: list[Delivery] = []
         self.faults = Faults()
+        self.fault_rules: list[FaultRule] = []
+        # Processing of the next N finalized videos/GIFs ends "failed".
+        self.media_fail_next = 0
+        self.rng = random.Random(config.fault_seed)
         self._windows: dict[tuple[str, str, int], _Window] = {}
         self.request_log: list[tuple[str, str]] = []
         # Set by the server: called with a Delivery to send it (off the lock).
         self.enqueue_delivery: Callable[[Delivery], None] = lambda d: None
-        for uid, username, name in config.seed_users:
-            self.add_user(uid, username, name)
+        # Bumped on every change worth persisting; the persister watches it.
+        self.version = 0
+        self.on_change: Callable[[], None] = lambda: None
+        # Set while the server stops, so stalled answers give up at once.
+        self.stopping = threading.Event()
+        self.seed()
+
+    def seed(self) -> None:
+        """Add the configured seed users that are missing."""
+        with self.lock:
+            for uid, username, name in self.config.seed_users:
+                if uid not in self.users:
+                    self.add_user(uid, username, name)
+
+    def touch(self) -> None:
+        """Note a change (the state file is saved soon after)."""
+        with self.lock:
+            self.version += 1
+        self.on_change()
 
     # -- time and ids ------------------------------------------------------------
 
@@ -345,6 +435,7 @@ class SandboxState:
         """Move the sandbox clock forward (token/code expiry, rate windows)."""
         with self.lock:
             self.clock_offset += seconds
+        self.touch()
 
     def snowflake(self) -> str:
         with self.lock:
@@ -367,9 +458,11 @@ class SandboxState:
     ) -> FakeUser:
         with self.lock:
             uid = user_id or self.snowflake()
+            extra.setdefault("created_at", self.now())
             user = FakeUser(id=uid, username=username, name=name or username, **extra)
             self.users[uid] = user
-            return user
+        self.touch()
+        return user
 
     def user_by_username(self, username: str) -> FakeUser | None:
         with self.lock:
@@ -406,7 +499,8 @@ class SandboxState:
                 f"{user_id}-{secrets.token_urlsafe(30)}", self._secret(), "access", user_id=user_id
             )
             self.oauth1_tokens[tok.token] = tok
-            return tok
+        self.touch()
+        return tok
 
     def issue_oauth2(
         self, user_id: str, client_id: str, scopes: tuple[str, ...]
@@ -427,7 +521,8 @@ class SandboxState:
                     secrets.token_urlsafe(40), "refresh", user_id, client_id, scopes
                 )
                 self.oauth2_grants[refresh.token] = refresh
-            return access, refresh
+        self.touch()
+        return access, refresh
 
     def check_nonce(self, key: tuple[str, str, str, str]) -> bool:
         """Record a nonce; False when it was seen inside the timestamp window."""
@@ -453,52 +548,78 @@ class SandboxState:
                 if g.user_id == user_id and not g.revoked:
                     g.revoked = True
                     n += 1
+        self.touch()
         return n
 
     # -- rate limits ---------------------------------------------------------------
 
-    def limits_for(self, bucket: str) -> list[tuple[int, int]]:
-        cfg = self.config
-        if bucket == "dm_send":
-            return [(cfg.dm_limit_15min, WINDOW_15MIN), (cfg.dm_limit_24h, WINDOW_24H)]
-        if bucket == "post_create":
-            return [(cfg.post_limit_15min, WINDOW_15MIN)]
-        return [(cfg.default_limit_15min, WINDOW_15MIN)]
+    def take(self, endpoint: str, user_id: str | None) -> RateDecision:
+        """Count one call to ``endpoint`` ("METHOD /2/path/:param") by ``user_id``
+        (None: app-only) against the tier's windows; see ``limits.py`` for which
+        windows apply. Nothing is counted while limits are lifted or when refused.
 
-    def take(self, who: str, bucket: str) -> tuple[bool, dict[str, str]]:
-        """Count one call against ``who``'s windows. Returns (allowed, headers)."""
+        Headers: the caller's shortest window as ``x-rate-limit-*``, a per-user
+        24-hour window as ``x-user-limit-24hour-*`` and an app-wide 24-hour window
+        as ``x-app-limit-24hour-*``, each with ``limit``, ``remaining`` and
+        ``reset`` (epoch seconds).
+        """
+        cfg = self.config
+        limits = limits_for(
+            endpoint,
+            cfg.tier,
+            dm_15min=cfg.dm_limit_15min,
+            dm_24h=cfg.dm_limit_24h,
+            post_15min=cfg.post_limit_15min,
+            default_15min=cfg.default_limit_15min,
+        )
+        if limits is None:
+            return RateDecision(False, {}, not_in_tier=True)
+        bucket = GROUPS.get(endpoint, endpoint)
+        own_scope = user_id or "app"
+        own = limits.user if user_id else limits.app
+        shared = [w for w in limits.app if w[1] == H24] if user_id else []
         with self.lock:
             now = self.now()
-            headers: dict[str, str] = {}
-            windows = []
-            for limit, length in self.limits_for(bucket):
-                key = (who, bucket, length)
-                w = self._windows.get(key)
-                if w is None or now >= w.start + length:
-                    w = _Window(start=now)
-                    self._windows[key] = w
-                windows.append((limit, length, w))
-            allowed = not self.config.rate_limits_enabled or all(
-                w.count < limit for limit, _, w in windows
-            )
-            if allowed:
-                for _, _, w in windows:
+            counted: list[tuple[str, int, int, _Window]] = []
+            for scope, windows in ((own_scope, own), ("app", shared)):
+                for limit, length in windows:
+                    key = (scope, bucket, length)
+                    w = self._windows.get(key)
+                    if w is None or now >= w.start + length:
+                        w = _Window(start=now)
+                        self._windows[key] = w
+                    counted.append((scope, limit, length, w))
+            allowed = all(w.count < limit for _, limit, _, w in counted)
+            if allowed and cfg.rate_limits_enabled and counted:
+                for *_, w in counted:
                     w.count += 1
-            for limit, length, w in windows:
-                prefix = "x-user-limit-24hour-" if length == WINDOW_24H else "x-rate-limit-"
+            headers: dict[str, str] = {}
+            own_windows = [c for c in counted if c[0] == own_scope]
+            primary = min(own_windows, key=lambda c: c[2]) if own_windows else None
+            for c in counted:
+                scope, limit, length, w = c
+                if c is primary:
+                    prefix = "x-rate-limit-"
+                elif length == H24:
+                    prefix = "x-app-limit-24hour-" if scope == "app" else "x-user-limit-24hour-"
+                else:
+                    continue
                 headers[prefix + "limit"] = str(limit)
                 headers[prefix + "remaining"] = str(max(0, limit - w.count))
                 headers[prefix + "reset"] = str(math.ceil(w.start + length))
-            return allowed, headers
+        if counted:
+            self.touch()
+        return RateDecision(allowed or not cfg.rate_limits_enabled, headers)
 
     def reset_limits(self) -> None:
         with self.lock:
             self._windows.clear()
+        self.touch()
 
     # -- faults --------------------------------------------------------------------
 
     def take_fault(self) -> tuple[str, float] | None:
-        """Consume one injected fault: ("429", reset_after) or ("5xx", status)."""
+        """Consume one global fault: ("429", reset_after) or ("5xx", status)."""
         with self.lock:
             if self.faults.rate_limit_next > 0:
                 self.faults.rate_limit_next -= 1
@@ -507,6 +628,28 @@ class SandboxState:
                 self.faults.error_next -= 1
                 return "5xx", float(self.faults.error_status)
             return None
+
+    def add_fault_rule(self, rule: FaultRule) -> FaultRule:
+        """Validate (ValueError) and install a per-route fault."""
+        rule.validate()
+        with self.lock:
+            self.fault_rules.append(rule)
+        return rule
+
+    def take_rule(self, method: str, endpoint: str, handler: str, path: str) -> FaultRule | None:
+        """The first matching per-route fault that fires for this request (its
+        count spent), or None."""
+        with self.lock:
+            for rule in self.fault_rules:
+                if rule.matches(method, endpoint, handler, path) and rule.take(self.rng):
+                    return rule
+            return None
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.rate_limit_next = self.faults.error_next = 0
+            self.faults.latency = 0.0
+            self.fault_rules.clear()
 
     # -- activity and webhooks -------------------------------------------------------
 
@@ -517,7 +660,12 @@ class SandboxState:
             body = {"for_user_id": for_user_id, **payload}
             rec = ActivityRecord(self.now(), for_user_id, kind, body)
             self.activity.append(rec)
+            # Replay reaches 24 h back; older activity is dead weight.
+            horizon = rec.created_at - 86400 - 3600
+            if self.activity[0].created_at < horizon:
+                self.activity = [a for a in self.activity if a.created_at >= horizon]
             targets = self._targets(for_user_id)
+        self.touch()
         for hook in targets:
             self._deliver(hook, rec, replay=False)
 
@@ -575,19 +723,29 @@ class SandboxState:
     def add_dm(
         self,
         sender_id: str,
-        recipient_id: str,
+        recipient_id: str | None,
         text: str | None,
         media_id: str | None,
         *,
         source: str,
         principal: Principal | None,
+        conversation_id: str | None = None,
     ) -> DmRecord:
-        """Record a 1:1 DM and deliver its ``direct_message_events`` payload to the
-        recipient's webhooks and, when echo is on (or it is inbound), the sender's."""
+        """Record a DM. A 1:1 DM (``recipient_id`` given) has its
+        ``direct_message_events`` payload delivered to the recipient's webhooks and,
+        when echo is on (or it is inbound), the sender's. A group DM
+        (``conversation_id`` of a group, no recipient) is stored only: Account
+        Activity does not deliver group conversations."""
         with self.lock:
+            if recipient_id is not None:
+                cid = self.conversation_id(sender_id, recipient_id)
+            elif conversation_id is not None and conversation_id in self.conversations:
+                cid = conversation_id
+            else:
+                raise ValueError("a DM needs a recipient or a group conversation id")
             rec = DmRecord(
                 id=self.snowflake(),
-                conversation_id=self.conversation_id(sender_id, recipient_id),
+                conversation_id=cid,
                 sender_id=sender_id,
                 recipient_id=recipient_id,
                 text=text,
@@ -597,7 +755,10 @@ class SandboxState:
                 principal=principal,
             )
             self.dms.append(rec)
-            payload = self._dm_payload(rec)
+            payload = self._dm_payload(rec) if recipient_id is not None else None
+        self.touch()
+        if recipient_id is None or payload is None:
+            return rec
         self.record_activity(recipient_id, "direct_message_events", payload)
         if source != "api" or self.config.echo_dm_to_webhook:
             self.record_activity(sender_id, "direct_message_events", payload)
@@ -648,16 +809,49 @@ class SandboxState:
             "users": users,
         }
 
-    def dms_visible_to(
-        self, user_id: str, participant_id: str | None, since: float
-    ) -> list[DmRecord]:
+    def new_group(self, creator: str, participant_ids: list[str]) -> ConversationRecord:
+        """Create a group conversation of ``creator`` and ``participant_ids``."""
         with self.lock:
+            members = list(dict.fromkeys([creator, *participant_ids]))
+            conv = ConversationRecord(self.snowflake(), members, creator, self.now())
+            self.conversations[conv.id] = conv
+        self.touch()
+        return conv
+
+    def participants(self, conversation_id: str) -> list[str] | None:
+        """The members of a conversation (1:1 ids are ``"{a}-{b}"``); None if unknown."""
+        with self.lock:
+            conv = self.conversations.get(conversation_id)
+            if conv is not None:
+                return list(conv.participant_ids)
+        parts = conversation_id.split("-")
+        return parts if len(parts) == 2 and all(p.isdigit() for p in parts) else None
+
+    def dms_visible_to(
+        self,
+        user_id: str,
+        participant_id: str | None,
+        since: float,
+        *,
+        conversation_id: str | None = None,
+    ) -> list[DmRecord]:
+        """The user's DM events since ``since``, newest first: all of them, the 1:1
+        with ``participant_id``, or one conversation."""
+        with self.lock:
+            mine = {c.id for c in self.conversations.values() if user_id in c.participant_ids}
             out = [
                 d
                 for d in self.dms
                 if d.created_at >= since
-                and user_id in (d.sender_id, d.recipient_id)
-                and (participant_id is None or participant_id in (d.sender_id, d.recipient_id))
+                and (user_id in (d.sender_id, d.recipient_id) or d.conversation_id in mine)
+                and (
+                    participant_id is None
+                    or (
+                        d.recipient_id is not None
+                        and participant_id in (d.sender_id, d.recipient_id)
+                    )
+                )
+                and (conversation_id is None or d.conversation_id == conversation_id)
             ]
         out.sort(key=lambda d: int(d.id), reverse=True)
         return out
@@ -669,6 +863,7 @@ class SandboxState:
     # -- account activity injections ---------------------------------------------------
 
     def inject_follow(self, source_id: str, target_id: str, kind: str = "follow") -> None:
+        self.touch()
         with self.lock:
             src, tgt = self.users[source_id], self.users[target_id]
             delta = 1 if kind == "follow" else -1
@@ -699,7 +894,13 @@ class SandboxState:
                 created_at=self.now(),
                 reply_to=in_reply_to,
             )
+            post.conversation_id = (
+                self.posts[in_reply_to].conversation_id or in_reply_to
+                if in_reply_to and in_reply_to in self.posts
+                else post.id
+            )
             self.posts[post.id] = post
+            author.tweet_count += 1
             start = full.index(f"@{mentioned.username}")
             tweet = {
                 "created_at": v1_time(post.created_at),
@@ -774,6 +975,16 @@ class SandboxState:
         with self.lock:
             return [d.as_dict() for d in self.deliveries]
 
-    def iter_posts(self) -> Iterable[PostRecord]:
+    def iter_posts(self, author_id: str | None = None) -> Iterable[PostRecord]:
         with self.lock:
-            return list(self.posts.values())
+            return [p for p in self.posts.values() if author_id is None or p.author_id == author_id]
+
+    def add_post(self, post: PostRecord) -> PostRecord:
+        """Store a new post and count it on its author."""
+        with self.lock:
+            self.posts[post.id] = post
+            author = self.users.get(post.author_id)
+            if author is not None:
+                author.tweet_count += 1
+        self.touch()
+        return post
