@@ -5,6 +5,7 @@ mktx-grpc migrate               apply pending SQL migrations
 mktx-grpc token --merchant ID   print a development JWT for a merchant
 mktx-grpc worker                run the background loops only
 mktx-grpc x-sandbox             run the local X API sandbox in the foreground
+mktx-grpc ai-standin            run the local OpenAI-compatible stand-in in the foreground
 """
 
 from __future__ import annotations
@@ -176,7 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_token)
     p = sub.add_parser("worker", help="run background loops")
     p.set_defaults(func=cmd_worker)
-    sub.add_parser("x-sandbox", help="run the local X sandbox (--host, --port, --no-rate-limits)")
+    sub.add_parser(
+        "x-sandbox",
+        help="run the local X sandbox (--host, --port, --tier, --state-file, --no-rate-limits)",
+    )
+    sub.add_parser(
+        "ai-standin",
+        help="run the local OpenAI-compatible stand-in (--host, --port, --api-key, --latency-ms)",
+    )
     return parser
 
 
@@ -186,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         from .sandbox import main as sandbox_main
 
         return int(sandbox_main(argv[1:]))
+    if argv[:1] == ["ai-standin"]:  # likewise the stand-in's
+        from .ai_standin import main as standin_main
+
+        return int(standin_main(argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

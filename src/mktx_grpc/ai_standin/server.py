@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from mktx_grpc.sandbox.server import ThreadedASGIServer
+from mktx_grpc.core.asgi_thread import ThreadedASGIServer
 
 from .app import create_standin_app
 from .config import DEFAULT_API_KEY, StandinConfig

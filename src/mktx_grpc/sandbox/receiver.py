@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from mktx_grpc.x.signatures import crc_response_token, verify_webhook_signature
 
-from .server import ThreadedASGIServer
+from ..core.asgi_thread import ThreadedASGIServer
 
 __all__ = ["ReceivedDelivery", "WebhookReceiver"]
 
