@@ -1,0 +1,659 @@
+"""X's weighted post length, counted as twitter-text v3 counts it. Pure: no I/O.
+
+:func:`parse_post_text` is twitter-text's ``parseTweet`` with the v3 configuration
+(``config/v3.json``): the text is NFC-normalised; every URL that twitter-text's extractor
+finds (with or without ``https://``, bare domains only with a TLD from its list, t.co links
+cut after their slug) weighs 23; an emoji sequence (ZWJ family, skin tone, flag, keycap,
+tag sequence) weighs 200, that is one emoji; any other code point weighs 100 in the v3
+ranges (U+0000–U+10FF, U+2000–U+200D, U+2010–U+201F, U+2032–U+2037) and 200 elsewhere
+(CJK, emoji); weights are divided by the scale 100. The result carries what twitter-text
+returns (weighted length, validity, permillage, display and valid ranges) plus the
+remaining count and, when invalid, why.
+
+It follows the JavaScript implementation (the one X's web composer runs) and passes every
+case of twitter-text's conformance suite for weighted counting and URL extraction
+(``tests/domain/data``). Where the choice was open:
+
+- Emoji sequences come from the ``emoji`` package (Unicode's emoji-test.txt, qualified or
+  not), so sequences newer than twitter-text's own list (Emoji 11), such as ❤️‍🔥, also
+  count as one emoji, as v3's emoji parsing intends.
+- Only U+FFFE, U+FEFF and U+FFFF make a text invalid: twitter-text 3 dropped U+202A–U+202E
+  from that list, and its conformance cases require directional marks to be valid.
+- Text that is empty or only ASCII spaces and control characters is invalid (EMPTY), as
+  twitter-text's Java parser (X's server side) decides; the JavaScript one counts it.
+- The TLD list is twitter-text's last published one (IANA, March 2020), because it decides
+  which bare domains X links, and so counts as 23.
+
+Known divergence from twitter-text's Java extractor, which X's servers may run: the Java
+one also rejects Unicode domains containing General Punctuation (U+2000–U+206F), ``"`` or
+a backtick, and measures the 4,096-character URL limit slightly differently. Both pass
+the same conformance suite.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+from typing import Final, TypeAlias
+
+import emoji
+
+__all__ = [
+    "LONG_POST_MAX_WEIGHTED_LENGTH",
+    "STANDARD_MAX_WEIGHTED_LENGTH",
+    "V2",
+    "V3",
+    "CountingConfig",
+    "ParsedPostText",
+    "TextProblem",
+    "TextRange",
+    "UrlEntity",
+    "WeightRange",
+    "extract_urls",
+    "parse_post_text",
+]
+
+STANDARD_MAX_WEIGHTED_LENGTH: Final = 280
+"""``maxWeightedTweetLength`` of twitter-text v3: the limit of an ordinary account."""
+
+LONG_POST_MAX_WEIGHTED_LENGTH: Final = 25_000
+"""The longest limit X offers (Premium long posts); :func:`parse_post_text` accepts no more."""
+
+INVALID_CHARACTERS: Final = frozenset("\ufffe\ufeff\uffff")
+"""Characters X refuses in a post (twitter-text 3's list)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WeightRange:
+    """Code points ``start``..``end`` (inclusive) weigh ``weight``."""
+
+    start: int
+    end: int
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class CountingConfig:
+    """One of twitter-text's ``config/v*.json`` files, without the limit (a parameter here).
+
+    A code point weighs the ``weight`` of the first range holding it, else
+    ``default_weight``; a URL weighs ``transformed_url_length * scale``; with
+    ``emoji_parsing`` an emoji sequence weighs ``default_weight``.
+    """
+
+    scale: int
+    default_weight: int
+    transformed_url_length: int
+    ranges: tuple[WeightRange, ...]
+    emoji_parsing: bool
+
+
+_RANGES: Final = (
+    WeightRange(0, 4351, 100),
+    WeightRange(8192, 8205, 100),
+    WeightRange(8208, 8223, 100),
+    WeightRange(8242, 8247, 100),
+)
+
+V3: Final = CountingConfig(
+    scale=100, default_weight=200, transformed_url_length=23, ranges=_RANGES, emoji_parsing=True
+)
+"""twitter-text's ``config/v3.json``: what X counts today."""
+
+V2: Final = CountingConfig(
+    scale=100, default_weight=200, transformed_url_length=23, ranges=_RANGES, emoji_parsing=False
+)
+"""twitter-text's ``config/v2.json`` (each code point of an emoji sequence counted apart)."""
+
+
+class TextProblem(StrEnum):
+    """Why a text is not valid; the first that applies, in this order."""
+
+    EMPTY = "EMPTY"
+    """No text, or only ASCII spaces and control characters."""
+    INVALID_CHARACTERS = "INVALID_CHARACTERS"
+    """Holds U+FFFE, U+FEFF or U+FFFF (see ``ParsedPostText.invalid_characters``)."""
+    TOO_LONG = "TOO_LONG"
+    """The weighted length is over the limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class TextRange:
+    """Inclusive ``start``..``end`` offsets in UTF-16 code units of the text as given.
+
+    UTF-16 because that is how twitter-text reports them, so JavaScript, Java and Swift
+    clients can slice with them directly. An empty text has the range 0..0.
+    """
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedPostText:
+    """What :func:`parse_post_text` found; the first six fields are twitter-text's."""
+
+    weighted_length: int
+    """The length X counts, to compare with ``max_weighted_length``."""
+    valid: bool
+    """Non-empty, within the limit and free of invalid characters."""
+    permillage: int
+    """``weighted_length`` per mille of ``max_weighted_length``, rounded down (may pass 1000)."""
+    display_range: TextRange
+    """The whole text."""
+    valid_range: TextRange
+    """The longest prefix that fits the limit and holds no invalid character."""
+    max_weighted_length: int
+    """The limit this text was counted against."""
+    reason: TextProblem | None
+    """Why the text is not valid; None when it is."""
+    invalid_characters: tuple[str, ...]
+    """The distinct invalid characters in the text, in order of first appearance."""
+
+    @property
+    def remaining(self) -> int:
+        """``max_weighted_length - weighted_length``; negative when the text is too long."""
+        return self.max_weighted_length - self.weighted_length
+
+    @property
+    def over_by(self) -> int:
+        """How far over the limit the text is; 0 when it fits."""
+        return max(0, -self.remaining)
+
+
+@dataclass(frozen=True, slots=True)
+class UrlEntity:
+    """A URL as twitter-text's extractor reports it.
+
+    ``start``/``end`` are code point offsets into the text given to :func:`extract_urls`
+    (the NFC form, in :func:`parse_post_text`). ``url`` is normally ``text[start:end]``;
+    for a bare domain inside non-ASCII text it is the ASCII domain plus the path, as
+    twitter-text reports it.
+    """
+
+    url: str
+    start: int
+    end: int
+
+
+def parse_post_text(
+    text: str,
+    *,
+    max_weighted_length: int = STANDARD_MAX_WEIGHTED_LENGTH,
+    config: CountingConfig = V3,
+) -> ParsedPostText:
+    """Count ``text`` as X does and say whether it fits ``max_weighted_length``.
+
+    ``max_weighted_length`` is 280 for ordinary accounts, up to
+    :data:`LONG_POST_MAX_WEIGHTED_LENGTH` for accounts allowed long posts; the result's
+    ``remaining``, ``permillage`` and validity are relative to it.
+
+    Never raises for any text (including lone surrogates); raises ``ValueError`` when
+    ``max_weighted_length`` is not between 1 and 25,000.
+    """
+    if not 1 <= max_weighted_length <= LONG_POST_MAX_WEIGHTED_LENGTH:
+        raise ValueError(
+            f"max_weighted_length must be 1..{LONG_POST_MAX_WEIGHTED_LENGTH},"
+            f" not {max_weighted_length}"
+        )
+    # ASCII is its own NFC form, and the common case.
+    ascii_only = text.isascii()
+    normalized = text if ascii_only else unicodedata.normalize("NFC", text)
+
+    entities: dict[int, tuple[int, int]] = {}  # start -> (length in code points, weight)
+    if config.emoji_parsing and not ascii_only:
+        for start, end in _emoji_spans(normalized):
+            entities[start] = (end - start, config.default_weight)
+    url_weight = config.transformed_url_length * config.scale
+    for u in extract_urls(normalized):
+        # A URL wins over an emoji starting at the same place, as in twitter-text.
+        entities[u.start] = (len(u.url), url_weight)
+
+    invalid = _INVALID_RE.search(normalized)
+    first_invalid = invalid.start() if invalid else len(normalized)
+    limit = max_weighted_length * config.scale
+    weigher = _weigher(config)
+
+    # twitter-text walks the text one step at a time (an entity or a code point) and
+    # records the UTF-16 offset of the last unit of the last step that still fits the
+    # limit, before any invalid character. Weights are positive, so plain runs between
+    # entities are summed at once and only the run that crosses the limit is walked.
+    weight = 0
+    pos = 0  # code points into `normalized`
+    pos16 = 0  # UTF-16 units into `normalized`
+    valid_end16 = 0
+
+    def plain_run(end: int) -> None:
+        nonlocal weight, pos, pos16, valid_end16
+        run = normalized[pos:end]
+        run_weight = weigher.weigh(run)
+        run16 = _utf16_len(run)
+        if weight + run_weight <= limit and end <= first_invalid:
+            valid_end16 = pos16 + run16 - 1
+        elif weight < limit and pos < first_invalid:
+            w, p16 = weight, pos16
+            for i, ch in enumerate(run, start=pos):
+                w += weigher.weigh_char(ch)
+                if w > limit or i >= first_invalid:
+                    break
+                p16 += 2 if ord(ch) > 0xFFFF else 1
+                valid_end16 = p16 - 1
+        weight += run_weight
+        pos, pos16 = end, pos16 + run16
+
+    for start in sorted(entities):
+        if start < pos:  # inside an earlier entity: twitter-text never looks there
+            continue
+        if start > pos:
+            plain_run(start)
+        length, entity_weight = entities[start]
+        length = min(length, len(normalized) - start)
+        units = _utf16_len(normalized[start : start + length])
+        weight += entity_weight
+        if weight <= limit and start < first_invalid:
+            valid_end16 = pos16 + units - 1
+        pos, pos16 = start + length, pos16 + units
+    if pos < len(normalized):
+        plain_run(len(normalized))
+
+    weighted = weight // config.scale
+    text16 = len(text) if ascii_only else _utf16_len(text)
+    normalized16 = text16 if ascii_only else _utf16_len(normalized)
+    invalid_chars = tuple(dict.fromkeys(_INVALID_RE.findall(normalized))) if invalid else ()
+    reason: TextProblem | None = None
+    if weighted == 0 or _BLANK_RE.fullmatch(normalized):
+        reason = TextProblem.EMPTY
+    elif invalid_chars:
+        reason = TextProblem.INVALID_CHARACTERS
+    elif weighted > max_weighted_length:
+        reason = TextProblem.TOO_LONG
+    return ParsedPostText(
+        weighted_length=weighted,
+        valid=reason is None,
+        # Float arithmetic on purpose: twitter-text computes it so, and rounding must agree.
+        permillage=math.floor((weighted / max_weighted_length) * 1000),
+        display_range=TextRange(0, text16 - 1 if text16 else 0),
+        # twitter-text shifts the end by the length NFC removed, however it was removed.
+        valid_range=TextRange(0, valid_end16 + text16 - normalized16),
+        max_weighted_length=max_weighted_length,
+        reason=reason,
+        invalid_characters=invalid_chars,
+    )
+
+
+def extract_urls(text: str) -> list[UrlEntity]:
+    """The URLs twitter-text's ``extractUrlsWithIndices`` finds in ``text``, in order.
+
+    With ``http://``/``https://`` any domain ending in a listed TLD or ``xn--`` label is
+    taken; without, only the ASCII (and Latin-accented) part of the domain, and not after
+    ``-``, ``_``, ``.`` or ``/``. A domain label longer than 63 characters once
+    punycode-encoded, or a URL over 4,096 characters, is no URL. A ``t.co`` link ends
+    after its slug and query, and one whose slug is over 40 characters is no URL.
+    """
+    if "." not in text:
+        return []
+    # Python folds ı, İ, ſ and the Kelvin sign onto ASCII letters when ignoring case, and
+    # JavaScript does not; swap them for letters of the same classes that fold nowhere.
+    subject = text.translate(_CASE_NEUTRAL) if _CASE_TRAPS.search(text) else text
+    urls: list[UrlEntity] = []
+    for m in _URL_RE.finditer(subject):
+        before, protocol, path = m.group(1), m.group(3), m.group(6)
+        start, end = m.span(2)
+        url, domain = text[start:end], text[m.start(4) : m.end(4)]
+        if not _is_valid_url(url, protocol or "https://", domain, m.group(4)):
+            continue
+        if not protocol:
+            if before in ("-", "_", ".", "/"):
+                continue
+            last: UrlEntity | None = None
+            search_from = 0
+            for a in _ASCII_DOMAIN_RE.finditer(subject, m.start(4), m.end(4)):
+                ascii_domain = text[a.start() : a.end()]
+                at = domain.find(ascii_domain, search_from)
+                search_from = at + len(ascii_domain)
+                last = UrlEntity(ascii_domain, start + at, start + search_from)
+                urls.append(last)
+            if last is None:
+                continue
+            if path is not None:
+                urls[-1] = UrlEntity(url.replace(domain, last.url, 1), last.start, end)
+        else:
+            tco = _TCO_RE.match(subject, start, end)
+            if tco:
+                if len(tco.group(1)) > _MAX_TCO_SLUG_LENGTH:
+                    continue
+                url, end = text[start : tco.end()], tco.end()
+            urls.append(UrlEntity(url, start, end))
+    return urls
+
+
+# --- URL extraction -------------------------------------------------------------------
+# The expressions below follow twitter-text's (js/src/regexp/), class by class. They run
+# with IGNORECASE, as twitter-text's do with /i.
+
+_MAX_URL_LENGTH: Final = 4096
+_MAX_TCO_SLUG_LENGTH: Final = 40
+_MAX_DOMAIN_LABEL_LENGTH: Final = 63
+
+_PUNCT: Final = r"!'#%&()*+,\\./:;<=>?@\[\]\^{|}~$"  # with "-" and "_" added where they are
+_SPACES: Final = r"\t-\r \x85\xa0\u1680\u180e\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_INVALID: Final = r"\ufffe\ufeff\uffff"
+_DIRECTIONAL: Final = r"\u202a-\u202e\u061c\u200e\u200f\u2066-\u2069"
+_LATIN_ACCENTS: Final = (
+    r"\xc0-\xd6\xd8-\xf6\xf8-\xff\u0100-\u024f\u0253\u0254\u0256\u0257\u0259\u025b\u0263"
+    r"\u0268\u026f\u0272\u0289\u028b\u02bb\u0300-\u036f\u1e00-\u1eff"
+)
+_CYRILLIC: Final = r"\u0400-\u04ff"
+
+_NOT_IN_DOMAIN: Final = _SPACES + _INVALID + _DIRECTIONAL
+_DOMAIN_CHAR: Final = rf"[^{_PUNCT}\-_{_NOT_IN_DOMAIN}]"
+# (?:[_-]|C)* in twitter-text; one class matches the same and backtracks the same.
+_SUBDOMAIN: Final = rf"(?:(?:{_DOMAIN_CHAR}[^{_PUNCT}{_NOT_IN_DOMAIN}]*)?{_DOMAIN_CHAR}\.)"
+_DOMAIN_NAME: Final = rf"(?:(?:{_DOMAIN_CHAR}[^{_PUNCT}_{_NOT_IN_DOMAIN}]*)?{_DOMAIN_CHAR}\.)"
+_PUNYCODE: Final = r"(?:xn--[\-0-9a-z]+)"
+_TLD_END: Final = r"(?=[^0-9a-zA-Z@+\-]|\Z)"
+
+_PATH_CHAR: Final = rf"[a-z{_CYRILLIC}0-9!*';:=+,.$/%#\[\]\-\u2013_~@|&{_LATIN_ACCENTS}]"
+_BALANCED_PARENS: Final = rf"\((?:{_PATH_CHAR}+|(?:{_PATH_CHAR}*\({_PATH_CHAR}+\){_PATH_CHAR}*))\)"
+_PATH_END: Final = rf"(?:[+\-a-z{_CYRILLIC}0-9=_#/{_LATIN_ACCENTS}]|(?:{_BALANCED_PARENS}))"
+_PATH: Final = (
+    rf"(?:(?:{_PATH_CHAR}*(?:{_BALANCED_PARENS}{_PATH_CHAR}*)*{_PATH_END})|(?:@{_PATH_CHAR}+/))"
+)
+_QUERY: Final = r"\?[a-z0-9!?*'@();:&=+$/%#\[\]\-_.,~|]*[a-z0-9\-_&=#/]"
+_PRECEDING: Final = rf"(?:[^A-Za-z0-9@\uff20$#\uff03{_INVALID}]|[{_DIRECTIONAL}]|^)"
+
+_CASE_TRAPS: Final = re.compile("[\u0130\u0131\u017f\u212a]")
+_CASE_NEUTRAL: Final = str.maketrans(
+    {"\u0130": "\u0101", "\u0131": "\u0101", "\u017f": "\u0101", "\u212a": "\u212e"}
+)
+
+
+_Trie: TypeAlias = "dict[str, _Trie]"
+
+
+def _trie_pattern(words: Iterable[str]) -> str:
+    """An alternation matching the same words, longest first, as a prefix tree.
+
+    twitter-text lists its TLDs longest-first where one is a prefix of another; a tree
+    tries the same candidates in the same order without testing each word in turn.
+    """
+    trie: _Trie = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: _Trie) -> str:
+        alts = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
+        if "" in node:
+            alts.append("")
+        return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+
+    return emit(trie)
+
+
+# twitter-text 3.1.0's TLD lists (conformance/tld_lib.yml; Apache-2.0, Copyright 2011
+# Twitter, Inc.), which it took from IANA in March 2020. Data, kept as published.
+_GENERIC_TLDS: Final = frozenset(
+    """
+aaa aarp abarth abb abbott abbvie abc able abogado abudhabi academy accenture accountant
+accountants aco active actor adac ads adult aeg aero aetna afamilycompany afl africa agakhan
+agency aig aigo airbus airforce airtel akdn alfaromeo alibaba alipay allfinanz allstate ally
+alsace alstom americanexpress americanfamily amex amfam amica amsterdam analytics android
+anquan anz aol apartments app apple aquarelle arab aramco archi army arpa art arte asda asia
+associates athleta attorney auction audi audible audio auspost author auto autos avianca aws
+axa azure baby baidu banamex bananarepublic band bank bar barcelona barclaycard barclays
+barefoot bargains baseball basketball bauhaus bayern bbc bbt bbva bcg bcn beats beauty beer
+bentley berlin best bestbuy bet bharti bible bid bike bing bingo bio biz black blackfriday
+blanco blockbuster blog bloomberg blue bms bmw bnl bnpparibas boats boehringer bofa bom bond
+boo book booking boots bosch bostik boston bot boutique box bradesco bridgestone broadway
+broker brother brussels budapest bugatti build builders business buy buzz bzh cab cafe cal
+call calvinklein cam camera camp cancerresearch canon capetown capital capitalone car
+caravan cards care career careers cars cartier casa case caseih cash casino cat catering
+catholic cba cbn cbre cbs ceb center ceo cern cfa cfd chanel channel charity chase chat
+cheap chintai chloe christmas chrome chrysler church cipriani circle cisco citadel citi
+citic city cityeats claims cleaning click clinic clinique clothing cloud club clubmed coach
+codes coffee college cologne com comcast commbank community company compare computer comsec
+condos construction consulting contact contractors cooking cookingchannel cool coop corsica
+country coupon coupons courses cpa credit creditcard creditunion cricket crown crs cruise
+cruises csc cuisinella cymru cyou dabur dad dance data date dating datsun day dclk dds deal
+dealer deals degree delivery dell deloitte delta democrat dental dentist desi design dev dhl
+diamonds diet digital direct directory discount discover dish diy dnp docs doctor dodge dog
+doha domains doosan dot download drive dtv dubai duck dunlop duns dupont durban dvag dvr
+earth eat eco edeka edu education email emerck energy engineer engineering enterprises epost
+epson equipment ericsson erni esq estate esurance etisalat eurovision eus events everbank
+exchange expert exposed express extraspace fage fail fairwinds faith family fan fans farm
+farmers fashion fast fedex feedback ferrari ferrero fiat fidelity fido film final finance
+financial fire firestone firmdale fish fishing fit fitness flickr flights flir florist
+flowers flsmidth fly foo food foodnetwork football ford forex forsale forum foundation fox
+free fresenius frl frogans frontdoor frontier ftr fujitsu fujixerox fun fund furniture
+futbol fyi gal gallery gallo gallup game games gap garden gay gbiz gdn gea gent genting
+george ggee gift gifts gives giving glade glass gle global globo gmail gmbh gmo gmx godaddy
+gold goldpoint golf goo goodhands goodyear goog google gop got gov grainger graphics gratis
+green gripe grocery group guardian gucci guge guide guitars guru hair hamburg hangout haus
+hbo hdfc hdfcbank health healthcare help helsinki here hermes hgtv hiphop hisamitsu hitachi
+hiv hkt hockey holdings holiday homedepot homegoods homes homesense honda honeywell horse
+hospital host hosting hot hoteles hotels hotmail house how hsbc htc hughes hyatt hyundai ibm
+icbc ice icu ieee ifm iinet ikano imamat imdb immo immobilien inc industries infiniti info
+ing ink institute insurance insure int intel international intuit investments ipiranga irish
+iselect ismaili ist istanbul itau itv iveco iwc jaguar java jcb jcp jeep jetzt jewelry jio
+jlc jll jmp jnj jobs joburg jot joy jpmorgan jprs juegos juniper kaufen kddi kerryhotels
+kerrylogistics kerryproperties kfh kia kim kinder kindle kitchen kiwi koeln komatsu kosher
+kpmg kpn krd kred kuokgroup kyoto lacaixa ladbrokes lamborghini lamer lancaster lancia
+lancome land landrover lanxess lasalle lat latino latrobe law lawyer lds lease leclerc
+lefrak legal lego lexus lgbt liaison lidl life lifeinsurance lifestyle lighting like lilly
+limited limo lincoln linde link lipsy live living lixil llc llp loan loans locker locus loft
+lol london lotte lotto love lpl lplfinancial ltd ltda lundbeck lupin luxe luxury macys
+madrid maif maison makeup man management mango map market marketing markets marriott
+marshalls maserati mattel mba mcd mcdonalds mckinsey med media meet melbourne meme memorial
+men menu meo merckmsd metlife miami microsoft mil mini mint mit mitsubishi mlb mls mma mobi
+mobile mobily moda moe moi mom monash money monster montblanc mopar mormon mortgage moscow
+moto motorcycles mov movie movistar msd mtn mtpc mtr museum mutual mutuelle nab nadex nagoya
+name nationwide natura navy nba nec net netbank netflix network neustar new newholland news
+next nextdirect nexus nfl ngo nhk nico nike nikon ninja nissan nissay nokia
+northwesternmutual norton now nowruz nowtv nra nrw ntt nyc obi observer off office okinawa
+olayan olayangroup oldnavy ollo omega one ong onion onl online onyourside ooo open oracle
+orange org organic orientexpress origins osaka otsuka ott ovh page pamperedchef panasonic
+panerai paris pars partners parts party passagens pay pccw pet pfizer pharmacy phd philips
+phone photo photography photos physio piaget pics pictet pictures pid pin ping pink pioneer
+pizza place play playstation plumbing plus pnc pohl poker politie porn post pramerica praxi
+press prime pro prod productions prof progressive promo properties property protection pru
+prudential pub pwc qpon quebec quest qvc racing radio raid read realestate realtor realty
+recipes red redstone redumbrella rehab reise reisen reit reliance ren rent rentals repair
+report republican rest restaurant review reviews rexroth rich richardli ricoh rightathome
+ril rio rip rmit rocher rocks rodeo rogers room rsvp rugby ruhr run rwe ryukyu saarland safe
+safety sakura sale salon samsclub samsung sandvik sandvikcoromant sanofi sap sapo sarl sas
+save saxo sbi sbs sca scb schaeffler schmidt scholarships school schule schwarz science
+scjohnson scor scot search seat secure security seek select sener services ses seven sew sex
+sexy sfr shangrila sharp shaw shell shia shiksha shoes shop shopping shouji show showtime
+shriram silk sina singles site ski skin sky skype sling smart smile sncf soccer social
+softbank software sohu solar solutions song sony soy space spiegel sport spot spreadbetting
+srl srt stada staples star starhub statebank statefarm statoil stc stcgroup stockholm
+storage store stream studio study style sucks supplies supply support surf surgery suzuki
+swatch swiftcover swiss sydney symantec systems tab taipei talk taobao target tatamotors
+tatar tattoo tax taxi tci tdk team tech technology tel telecity telefonica temasek tennis
+teva thd theater theatre tiaa tickets tienda tiffany tips tires tirol tjmaxx tjx tkmaxx
+tmall today tokyo tools top toray toshiba total tours town toyota toys trade trading
+training travel travelchannel travelers travelersinsurance trust trv tube tui tunes tushu
+tvs ubank ubs uconnect unicom university uno uol ups vacations vana vanguard vegas ventures
+verisign vermögensberater vermögensberatung versicherung vet viajes video vig viking villas
+vin vip virgin visa vision vista vistaprint viva vivo vlaanderen vodka volkswagen volvo vote
+voting voto voyage vuelos wales walmart walter wang wanggou warman watch watches weather
+weatherchannel webcam weber website wed wedding weibo weir whoswho wien wiki williamhill win
+windows wine winners wme wolterskluwer woodside work works world wow wtc wtf xbox xerox
+xfinity xihuan xin xperia xxx xyz yachts yahoo yamaxun yandex yodobashi yoga yokohama you
+youtube yun zappos zara zero zip zippo zone zuerich дети католик ком москва онлайн орг рус
+сайт קום ابوظبي اتصالات ارامكو العليان بازار بيتك شبكة عرب كاثوليك كوم موبايلي موقع همراه
+कॉम नेट संगठन คอม みんな クラウド グーグル コム ストア セール ファッション ポイント 世界
+中信 中文网 企业 佛山 信息 健康 八卦 公司 公益 商城 商店 商标 嘉里 嘉里大酒店 在线 大众汽车
+大拿 天主教 娱乐 家電 工行 广东 微博 慈善 我爱你 手机 手表 招聘 政务 政府 新闻 时尚 書籍
+机构 淡马锡 游戏 点看 珠宝 移动 组织机构 网址 网店 网站 网络 联通 诺基亚 谷歌 购物 通販 集团
+電訊盈科 飞利浦 食品 餐厅 香格里拉 닷넷 닷컴 삼성
+""".split()
+)
+_COUNTRY_TLDS: Final = frozenset(
+    """
+ac ad ae af ag ai al am an ao aq ar as at au aw ax az ba bb bd be bf bg bh bi bj bl bm bn bo
+bq br bs bt bv bw by bz ca cc cd cf cg ch ci ck cl cm cn co cr cu cv cw cx cy cz de dj dk dm
+do dz ec ee eg eh er es et eu fi fj fk fm fo fr ga gb gd ge gf gg gh gi gl gm gn gp gq gr gs
+gt gu gw gy hk hm hn hr ht hu id ie il im in io iq ir is it je jm jo jp ke kg kh ki km kn kp
+kr kw ky kz la lb lc li lk lr ls lt lu lv ly ma mc md me mf mg mh mk ml mm mn mo mp mq mr ms
+mt mu mv mw mx my mz na nc ne nf ng ni nl no np nr nu nz om pa pe pf pg ph pk pl pm pn pr ps
+pt pw py qa re ro rs ru rw sa sb sc sd se sg sh si sj sk sl sm sn so sr ss st su sv sx sy sz
+tc td tf tg th tj tk tl tm tn to tp tr tt tv tw tz ua ug uk um us uy uz va vc ve vg vi vn vu
+wf ws ye yt za zm zw ελ ευ бг бел ею мкд мон рф срб укр қаз հայ الاردن البحرين الجزائر
+السعودية المغرب امارات ایران بارت بھارت تونس سودان سورية عراق عمان فلسطين قطر مصر مليسيا
+موريتانيا پاکستان ڀارت भारत भारतम् भारोत বাংলা ভারত ভাৰত ਭਾਰਤ ભારત ଭାରତ இந்தியா இலங்கை
+சிங்கப்பூர் భారత్ ಭಾರತ ഭാരതം ලංකා ไทย ລາວ გე 中国 中國 台湾 台灣 新加坡 澳門 香港 한국
+""".split()
+)
+
+_GTLD: Final = rf"(?:(?:{_trie_pattern(_GENERIC_TLDS)}){_TLD_END})"
+_CCTLD: Final = rf"(?:(?:{_trie_pattern(_COUNTRY_TLDS)}){_TLD_END})"
+_DOMAIN: Final = rf"(?:{_SUBDOMAIN}*{_DOMAIN_NAME}(?:{_GTLD}|{_CCTLD}|{_PUNYCODE}))"
+
+# Groups: 1 preceding character, 2 URL, 3 protocol, 4 domain, 5 port, 6 path, 7 query.
+_URL_RE: Final = re.compile(
+    rf"({_PRECEDING})((https?://)?({_DOMAIN})(?::([0-9]+))?(/{_PATH}*)?({_QUERY})?)",
+    re.IGNORECASE,
+)
+_ASCII_DOMAIN_RE: Final = re.compile(
+    rf"(?:(?:[\-a-z0-9{_LATIN_ACCENTS}]+)\.)+(?:{_GTLD}|{_CCTLD}|{_PUNYCODE})", re.IGNORECASE
+)
+_TCO_RE: Final = re.compile(rf"https?://t\.co/([a-z0-9]+)(?:{_QUERY})?", re.IGNORECASE)
+_DOMAIN_SEPARATORS: Final = re.compile("[\u3002\uff0e\uff61]")
+
+
+def _is_valid_url(url: str, protocol: str, domain: str, matched_domain: str) -> bool:
+    """twitter-text's ``isValidUrl``: every label 1..63 once punycoded, URL ≤ 4,096.
+
+    As in twitter-text, the length checked is the protocol plus the URL as written
+    (which already holds the protocol when there is one). ``matched_domain`` is
+    ``domain`` as the expressions saw it (see ``_CASE_NEUTRAL``).
+    """
+    if domain.startswith("xn--") and not _ASCII_DOMAIN_RE.search(matched_domain):
+        return False
+    for label in domain.split("."):
+        if not 1 <= _punycoded_length(label) <= _MAX_DOMAIN_LABEL_LENGTH:
+            return False
+    return len(protocol) + _utf16_len(url) <= _MAX_URL_LENGTH
+
+
+def _punycoded_length(label: str) -> int:
+    """Length of ``label`` as the punycode library twitter-text uses encodes it.
+
+    That library leaves labels of U+0000..U+007E alone, splits on the ideographic and
+    full-width full stops, and encodes each piece that needs it as ``xn--`` + RFC 3492.
+    """
+    pieces = _DOMAIN_SEPARATORS.split(label)
+    total = len(pieces) - 1
+    for piece in pieces:
+        if all(ch <= "\x7e" for ch in piece):
+            total += len(piece)
+        else:
+            try:
+                total += 4 + len(piece.encode("punycode"))
+            except UnicodeError:  # lone surrogates: no domain
+                return 0
+    return total
+
+
+# --- weights, emoji, helpers -----------------------------------------------------------
+
+_INVALID_RE: Final = re.compile(f"[{_INVALID}]")
+# twitter-text's Java parser trims with String.trim(): code points up to U+0020.
+_BLANK_RE: Final = re.compile(r"[\x00-\x20]*")
+
+
+def _utf16_len(s: str) -> int:
+    if s.isascii():
+        return len(s)
+    return len(s.encode("utf-16-le", "surrogatepass")) // 2
+
+
+@dataclass(frozen=True, slots=True)
+class _Weigher:
+    """Sums code point weights of a run using one character class per non-default weight."""
+
+    default: int
+    classes: tuple[tuple[int, re.Pattern[str]], ...]
+    ranges: tuple[WeightRange, ...]
+
+    def weigh(self, run: str) -> int:
+        total = self.default * len(run)
+        for weight, cls in self.classes:
+            hits = len(run) - len(cls.sub("", run))
+            total += (weight - self.default) * hits
+        return total
+
+    def weigh_char(self, ch: str) -> int:
+        cp = ord(ch)
+        for r in self.ranges:
+            if r.start <= cp <= r.end:
+                return r.weight
+        return self.default
+
+
+@cache
+def _weigher(config: CountingConfig) -> _Weigher:
+    # The first range holding a code point decides its weight, so later ranges lose the
+    # parts earlier ones cover before they are grouped by weight.
+    taken: list[tuple[int, int]] = []
+    by_weight: dict[int, list[tuple[int, int]]] = {}
+    for r in config.ranges:
+        pieces = [(r.start, r.end)]
+        for lo, hi in taken:
+            pieces = [p for a, b in pieces for p in ((a, min(b, lo - 1)), (max(a, hi + 1), b))]
+            pieces = [(a, b) for a, b in pieces if a <= b]
+        taken.append((r.start, r.end))
+        if r.weight != config.default_weight:
+            by_weight.setdefault(r.weight, []).extend(pieces)
+    classes = tuple(
+        (w, re.compile("[" + "".join(f"{_esc(a)}-{_esc(b)}" for a, b in spans) + "]"))
+        for w, spans in by_weight.items()
+        if spans
+    )
+    return _Weigher(config.default_weight, classes, config.ranges)
+
+
+def _esc(cp: int) -> str:
+    return f"\\U{cp:08x}"
+
+
+@cache
+def _emoji_index() -> tuple[frozenset[str], dict[str, tuple[int, ...]], re.Pattern[str]]:
+    """Every emoji sequence of two or more code points, by its first code point.
+
+    One code point needs no entity: it weighs what its code point weighs, which is what
+    twitter-text gives it too (its list holds ©, ® only with U+FE0F, like this rule).
+    """
+    sequences = frozenset(unicodedata.normalize("NFC", e) for e in emoji.EMOJI_DATA if len(e) > 1)
+    lengths: dict[str, set[int]] = {}
+    for s in sequences:
+        lengths.setdefault(s[0], set()).add(len(s))
+    by_first = {ch: tuple(sorted(ls, reverse=True)) for ch, ls in lengths.items()}
+    starts = re.compile("[" + "".join(_esc(ord(ch)) for ch in sorted(by_first)) + "]")
+    return sequences, by_first, starts
+
+
+def _emoji_spans(text: str) -> Sequence[tuple[int, int]]:
+    """Start and end of each emoji sequence, scanning left to right, longest first."""
+    sequences, by_first, starts = _emoji_index()
+    spans: list[tuple[int, int]] = []
+    resume = 0
+    for m in starts.finditer(text):
+        i = m.start()
+        if i < resume:
+            continue
+        for n in by_first[text[i]]:
+            if text[i : i + n] in sequences:
+                spans.append((i, i + n))
+                resume = i + n
+                break
+    return spans
