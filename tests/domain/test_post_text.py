@@ -466,3 +466,81 @@ def test_walk_matches_step_by_step(seed: int) -> None:
     config = rng.choice([V2, V3])
     r = parse_post_text(text, max_weighted_length=limit, config=config)
     assert (r.weighted_length, r.valid_range.end) == step_by_step(text, limit, config)
+
+
+# --- the URL match driver, against twitter-text's expression tried everywhere ------------
+
+URL_PIECES = [
+    "a",
+    "x1",
+    "_",
+    "-",
+    ".",
+    ". ",
+    "/",
+    "@",
+    "#",
+    "$",
+    " ",
+    "中",
+    "é",
+    "ı",
+    "http://",
+    "https://",
+    "HTTPS://",
+    "t.co/",
+    "xn--",
+    "com",
+    "co",
+    "jp",
+    ".com",
+    ".co.jp",
+    ":80",
+    "?q=1",
+    "(a)",
+    "\u202a",
+    "\ufffe",
+    "＠",
+    "😀",
+    "\u3002",
+    "ab_cd",
+    "foo-bar",
+]
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_url_driver_finds_what_finditer_finds(seed: int) -> None:
+    rng = random.Random(seed)
+    raw = "".join(rng.choice(URL_PIECES) for _ in range(rng.randint(0, 60)))
+    s = raw.translate(post_text._CASE_NEUTRAL)  # as extract_urls prepares its subject
+    everywhere = [(m.span(), m.groups()) for m in post_text._URL_RE.finditer(s)]
+    driven = [(m.span(), m.groups()) for m in post_text._url_matches(s)]
+    assert driven == everywhere
+
+
+class CountingPattern:
+    """Wraps _URL_RE to count match attempts (the cost the driver exists to bound)."""
+
+    def __init__(self, pattern: Any) -> None:
+        self.pattern, self.calls = pattern, 0
+
+    def match(self, s: str, pos: int = 0) -> Any:
+        self.calls += 1
+        return self.pattern.match(s, pos)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "故" * 5000 + " example.com",  # a long run that is no label
+        "故" * 5000 + ".x",  # a long label with no TLD after it
+        "故_" * 2500 + ".com",  # underscores: only the start after the last one is retried
+        "word. " * 1000,
+    ],
+)
+def test_url_driver_tries_few_positions(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    counting = CountingPattern(post_text._URL_RE)
+    monkeypatch.setattr(post_text, "_URL_RE", counting)
+    list(post_text._url_matches(text))
+    # finditer would try every one of the ~5,000 positions, each rescanning the run.
+    assert counting.calls <= text.count(".") + 2

@@ -35,8 +35,8 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
 from typing import Final, TypeAlias
@@ -78,6 +78,62 @@ class WeightRange:
 
 
 @dataclass(frozen=True, slots=True)
+class _Weigher:
+    """Sums code point weights of a run using one character class per non-default weight."""
+
+    default: int
+    classes: tuple[tuple[int, re.Pattern[str]], ...]
+    ranges: tuple[WeightRange, ...]
+    known: dict[str, int]  # weights of emoji sequences seen, a bounded set
+
+    def weigh_emoji(self, sequence: str) -> int:
+        weight = self.known.get(sequence)
+        if weight is None:
+            weight = self.known[sequence] = self.weigh(sequence)
+        return weight
+
+    def weigh(self, run: str) -> int:
+        total = self.default * len(run)
+        for weight, cls in self.classes:
+            hits = len(run) - len(cls.sub("", run))
+            total += (weight - self.default) * hits
+        return total
+
+    def weigh_char(self, ch: str) -> int:
+        cp = ord(ch)
+        for r in self.ranges:
+            if r.start <= cp <= r.end:
+                return r.weight
+        return self.default
+
+
+def _make_weigher(ranges: tuple[WeightRange, ...], default_weight: int) -> _Weigher:
+    # The first range holding a code point decides its weight, so later ranges lose the
+    # parts earlier ones cover before they are grouped by weight.
+    taken: list[tuple[int, int]] = []
+    by_weight: dict[int, list[tuple[int, int]]] = {}
+    for r in ranges:
+        pieces = [(r.start, r.end)]
+        for lo, hi in taken:
+            pieces = [p for a, b in pieces for p in ((a, min(b, lo - 1)), (max(a, hi + 1), b))]
+            pieces = [(a, b) for a, b in pieces if a <= b]
+        taken.append((r.start, r.end))
+        if r.weight != default_weight:
+            by_weight.setdefault(r.weight, []).extend(pieces)
+    classes = tuple(
+        # "+": sub() then removes each run of such characters at once, not one by one.
+        (w, re.compile("[" + "".join(f"{_esc(a)}-{_esc(b)}" for a, b in spans) + "]+"))
+        for w, spans in by_weight.items()
+        if spans
+    )
+    return _Weigher(default_weight, classes, ranges, {})
+
+
+def _esc(cp: int) -> str:
+    return f"\\U{cp:08x}"
+
+
+@dataclass(frozen=True, slots=True)
 class CountingConfig:
     """One of twitter-text's ``config/v*.json`` files, without the limit (a parameter here).
 
@@ -91,6 +147,10 @@ class CountingConfig:
     transformed_url_length: int
     ranges: tuple[WeightRange, ...]
     emoji_parsing: bool
+    _weigher: _Weigher = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_weigher", _make_weigher(self.ranges, self.default_weight))
 
 
 _RANGES: Final = (
@@ -205,65 +265,112 @@ def parse_post_text(
     ascii_only = text.isascii()
     normalized = text if ascii_only else unicodedata.normalize("NFC", text)
 
-    entities: dict[int, tuple[int, int]] = {}  # start -> (length in code points, weight)
+    # start -> (length in code points, weight, is an emoji)
+    entities: dict[int, tuple[int, int, bool]] = {}
     if config.emoji_parsing and not ascii_only:
         for start, end in _emoji_spans(normalized):
-            entities[start] = (end - start, config.default_weight)
+            entities[start] = (end - start, config.default_weight, True)
     url_weight = config.transformed_url_length * config.scale
     for u in extract_urls(normalized):
         # A URL wins over an emoji starting at the same place, as in twitter-text.
-        entities[u.start] = (len(u.url), url_weight)
+        entities[u.start] = (len(u.url), url_weight, False)
 
     invalid = _INVALID_RE.search(normalized)
     first_invalid = invalid.start() if invalid else len(normalized)
     limit = max_weighted_length * config.scale
-    weigher = _weigher(config)
-
-    # twitter-text walks the text one step at a time (an entity or a code point) and
-    # records the UTF-16 offset of the last unit of the last step that still fits the
-    # limit, before any invalid character. Weights are positive, so plain runs between
-    # entities are summed at once and only the run that crosses the limit is walked.
-    weight = 0
-    pos = 0  # code points into `normalized`
-    pos16 = 0  # UTF-16 units into `normalized`
-    valid_end16 = 0
-
-    def plain_run(end: int) -> None:
-        nonlocal weight, pos, pos16, valid_end16
-        run = normalized[pos:end]
-        run_weight = weigher.weigh(run)
-        run16 = _utf16_len(run)
-        if weight + run_weight <= limit and end <= first_invalid:
-            valid_end16 = pos16 + run16 - 1
-        elif weight < limit and pos < first_invalid:
-            w, p16 = weight, pos16
-            for i, ch in enumerate(run, start=pos):
-                w += weigher.weigh_char(ch)
-                if w > limit or i >= first_invalid:
-                    break
-                p16 += 2 if ord(ch) > 0xFFFF else 1
-                valid_end16 = p16 - 1
-        weight += run_weight
-        pos, pos16 = end, pos16 + run16
-
-    for start in sorted(entities):
-        if start < pos:  # inside an earlier entity: twitter-text never looks there
-            continue
-        if start > pos:
-            plain_run(start)
-        length, entity_weight = entities[start]
-        length = min(length, len(normalized) - start)
-        units = _utf16_len(normalized[start : start + length])
-        weight += entity_weight
-        if weight <= limit and start < first_invalid:
-            valid_end16 = pos16 + units - 1
-        pos, pos16 = start + length, pos16 + units
-    if pos < len(normalized):
-        plain_run(len(normalized))
-
-    weighted = weight // config.scale
+    weigher = config._weigher
     text16 = len(text) if ascii_only else _utf16_len(text)
     normalized16 = text16 if ascii_only else _utf16_len(normalized)
+
+    # The steps twitter-text takes over entities; one inside an earlier one is never seen.
+    # The total is every code point's weight, with each entity's traded for its own.
+    steps: list[tuple[int, int, int]] = []
+    covered = 0
+    total = weigher.weigh(normalized)
+    for start in sorted(entities):
+        if start >= covered:
+            length, entity_weight, is_emoji = entities[start]
+            length = min(length, len(normalized) - start)
+            steps.append((start, length, entity_weight))
+            covered = start + length
+            span = normalized[start:covered]
+            total += entity_weight - (
+                weigher.weigh_emoji(span) if is_emoji else weigher.weigh(span)
+            )
+    if total <= limit and first_invalid == len(normalized):
+        # All of it fits: no need to find where the limit is crossed.
+        return _result(
+            text,
+            normalized,
+            total // config.scale,
+            max_weighted_length,
+            None,
+            max(normalized16 - 1, 0),
+            text16,
+            normalized16,
+        )
+
+    valid_end16 = _last_fitting_unit(normalized, steps, weigher, limit, first_invalid)
+    return _result(
+        text,
+        normalized,
+        total // config.scale,
+        max_weighted_length,
+        invalid,
+        valid_end16,
+        text16,
+        normalized16,
+    )
+
+
+def _last_fitting_unit(
+    normalized: str,
+    steps: Sequence[tuple[int, int, int]],
+    weigher: _Weigher,
+    limit: int,
+    first_invalid: int,
+) -> int:
+    """The UTF-16 offset twitter-text reports as the valid range's end.
+
+    twitter-text walks the text one step at a time (an entity or a code point) and keeps
+    the offset of the last unit of the last step that still fits the limit, before any
+    invalid character; 0 if none does. Weights are positive and an invalid character
+    stays seen, so the walk stops at the first step that fails, and a plain run between
+    entities that fits whole is taken at once.
+    """
+    weight = pos = pos16 = last = 0
+    for start, length, entity_weight in (*steps, (len(normalized), 0, 0)):
+        if start > pos:
+            run = normalized[pos:start]
+            run_weight, run16 = weigher.weigh(run), _utf16_len(run)
+            if weight + run_weight > limit or start > first_invalid:
+                for i, ch in enumerate(run, start=pos):
+                    weight += weigher.weigh_char(ch)
+                    if weight > limit or i >= first_invalid:
+                        return last
+                    pos16 += 2 if ord(ch) > 0xFFFF else 1
+                    last = pos16 - 1
+            weight, pos, pos16, last = weight + run_weight, start, pos16 + run16, pos16 + run16 - 1
+        if length == 0:  # the end
+            return last
+        weight += entity_weight
+        if weight > limit or start >= first_invalid:
+            return last
+        pos, pos16 = start + length, pos16 + _utf16_len(normalized[start : start + length])
+        last = pos16 - 1
+    return last
+
+
+def _result(
+    text: str,
+    normalized: str,
+    weighted: int,
+    max_weighted_length: int,
+    invalid: re.Match[str] | None,
+    valid_end16: int,
+    text16: int,
+    normalized16: int,
+) -> ParsedPostText:
     invalid_chars = tuple(dict.fromkeys(_INVALID_RE.findall(normalized))) if invalid else ()
     reason: TextProblem | None = None
     if weighted == 0 or _BLANK_RE.fullmatch(normalized):
@@ -301,7 +408,7 @@ def extract_urls(text: str) -> list[UrlEntity]:
     # JavaScript does not; swap them for letters of the same classes that fold nowhere.
     subject = text.translate(_CASE_NEUTRAL) if _CASE_TRAPS.search(text) else text
     urls: list[UrlEntity] = []
-    for m in _URL_RE.finditer(subject):
+    for m in _url_matches(subject):
         before, protocol, path = m.group(1), m.group(3), m.group(6)
         start, end = m.span(2)
         url, domain = text[start:end], text[m.start(4) : m.end(4)]
@@ -516,7 +623,11 @@ wf ws ye yt za zm zw ελ ευ бг бел ею мкд мон рф срб укр
 
 _GTLD: Final = rf"(?:(?:{_trie_pattern(_GENERIC_TLDS)}){_TLD_END})"
 _CCTLD: Final = rf"(?:(?:{_trie_pattern(_COUNTRY_TLDS)}){_TLD_END})"
-_DOMAIN: Final = rf"(?:{_SUBDOMAIN}*{_DOMAIN_NAME}(?:{_GTLD}|{_CCTLD}|{_PUNYCODE}))"
+# A TLD or punycode label starts with one of these; checking that first spares trying each
+# branch of the TLD trees against, say, a space. It only ever rules out a failing branch.
+_TLD_FIRST: Final = "".join(sorted({t[0] for t in _GENERIC_TLDS | _COUNTRY_TLDS} | {"x"}, key=ord))
+_TLD: Final = rf"(?=[{re.escape(_TLD_FIRST)}])(?:{_GTLD}|{_CCTLD}|{_PUNYCODE})"
+_DOMAIN: Final = rf"(?:{_SUBDOMAIN}*{_DOMAIN_NAME}{_TLD})"
 
 # Groups: 1 preceding character, 2 URL, 3 protocol, 4 domain, 5 port, 6 path, 7 query.
 _URL_RE: Final = re.compile(
@@ -524,10 +635,106 @@ _URL_RE: Final = re.compile(
     re.IGNORECASE,
 )
 _ASCII_DOMAIN_RE: Final = re.compile(
-    rf"(?:(?:[\-a-z0-9{_LATIN_ACCENTS}]+)\.)+(?:{_GTLD}|{_CCTLD}|{_PUNYCODE})", re.IGNORECASE
+    rf"(?:(?:[\-a-z0-9{_LATIN_ACCENTS}]+)\.)+{_TLD}", re.IGNORECASE
 )
 _TCO_RE: Final = re.compile(rf"https?://t\.co/([a-z0-9]+)(?:{_QUERY})?", re.IGNORECASE)
 _DOMAIN_SEPARATORS: Final = re.compile("[\u3002\uff0e\uff61]")
+
+
+# Where a URL can start: the character before it may precede a URL (the first part of
+# _PRECEDING), it is a domain character, and either a protocol starts there or the run of
+# domain characters (with "-" and "_") from there ends in "." (no label ends elsewhere).
+_LABEL_RUN: Final = rf"[^{_PUNCT}{_NOT_IN_DOMAIN}]"
+_CANNOT_PRECEDE: Final = rf"A-Za-z0-9@\uff20$#\uff03{_INVALID}"
+_LABEL_RUN_RE: Final = re.compile(rf"{_LABEL_RUN}+")
+_DOMAIN_START_RE: Final = re.compile(rf"(?<![{_CANNOT_PRECEDE}]){_DOMAIN_CHAR}")
+_CANNOT_PRECEDE_RE: Final = re.compile(rf"[{_CANNOT_PRECEDE}]")
+
+
+def _url_matches(s: str) -> Iterator[re.Match[str]]:
+    """The matches of ``_URL_RE.finditer(s)``, found without trying hopeless positions.
+
+    twitter-text's expression, tried at every position, takes quadratic time on a long
+    run of domain characters (CJK text, say) that is not a domain: each start rescans
+    the run. Here it is tried only where a URL can start (see above). Within a run that
+    ends in ".", a failed start at q also rules out every later start in the run that
+    has no "_" between it and q: its first label is a suffix of q's, and the same split
+    into labels would have matched at q. So after a failure only the start after the
+    run's last "_" is left to try. Tests hold this to ``finditer``, match for match.
+    """
+    first = _URL_RE.match(s)  # at 0 the URL may also start at 0, with nothing before it
+    if first:
+        yield first
+    q = first.end() + 1 if first else 2  # next URL start to try; the match starts at q - 1
+    protocols = _protocol_starts(s)
+    runs = _dotted_runs(s)
+    pi = ri = 0
+    while True:
+        while pi < len(protocols) and protocols[pi] < q:
+            pi += 1
+        while ri < len(runs) and runs[ri][1] <= q:
+            ri += 1
+        in_run = None
+        if ri < len(runs):
+            run_start, run_end = runs[ri]
+            found = _DOMAIN_START_RE.search(s, max(q, run_start), run_end)
+            if found is None:
+                ri += 1  # not q = run_end: a protocol may start before this run
+                continue
+            in_run = found.start()
+        at_protocol = protocols[pi] if pi < len(protocols) else None
+        if in_run is None and at_protocol is None:
+            return
+        if at_protocol is not None and (in_run is None or at_protocol < in_run):
+            start = at_protocol
+        else:
+            assert in_run is not None
+            start = in_run
+        m = _URL_RE.match(s, start - 1)
+        if m:
+            yield m
+            q = m.end() + 1
+        elif start == in_run:
+            last_underscore = s.rfind("_", start, run_end)
+            q = last_underscore + 1 if last_underscore >= 0 else run_end
+        else:
+            q = start + 1
+
+
+def _dotted_runs(s: str) -> list[tuple[int, int]]:
+    """Each maximal run of label characters (domain characters, "-", "_") ending in ".",
+    found from the dots backwards (through the reversed text) rather than from every
+    position forwards."""
+    runs: list[tuple[int, int]] = []
+    reversed_s = ""
+    i = s.find(".", 1)
+    while i >= 0:
+        if not reversed_s:
+            reversed_s = s[::-1]
+        run = _LABEL_RUN_RE.match(reversed_s, len(s) - i)
+        if run:
+            runs.append((i - (run.end() - run.start()), i))
+        i = s.find(".", i + 1)
+    return runs
+
+
+def _protocol_starts(s: str) -> list[int]:
+    """Where ``http://`` or ``https://`` (any case) starts after a character that may
+    precede a URL. Searched as "://" then read backwards: far faster than IGNORECASE."""
+    starts = []
+    i = s.find("://")
+    while i >= 0:
+        for n in (5, 4):  # "https" before "http", as the expression tries them
+            start = i - n
+            if start >= 1 and s[start:i].lower() == "https"[:n] and _can_precede(s[start - 1]):
+                starts.append(start)
+                break
+        i = s.find("://", i + 3)
+    return starts
+
+
+def _can_precede(ch: str) -> bool:
+    return _CANNOT_PRECEDE_RE.match(ch) is None
 
 
 def _is_valid_url(url: str, protocol: str, domain: str, matched_domain: str) -> bool:
@@ -539,9 +746,13 @@ def _is_valid_url(url: str, protocol: str, domain: str, matched_domain: str) -> 
     """
     if domain.startswith("xn--") and not _ASCII_DOMAIN_RE.search(matched_domain):
         return False
-    for label in domain.split("."):
-        if not 1 <= _punycoded_length(label) <= _MAX_DOMAIN_LABEL_LENGTH:
+    if domain.isascii() and "\x7f" not in domain:  # nothing to encode
+        if max(map(len, domain.split("."))) > _MAX_DOMAIN_LABEL_LENGTH:
             return False
+    else:
+        for label in domain.split("."):
+            if not 1 <= _punycoded_length(label) <= _MAX_DOMAIN_LABEL_LENGTH:
+                return False
     return len(protocol) + _utf16_len(url) <= _MAX_URL_LENGTH
 
 
@@ -577,55 +788,6 @@ def _utf16_len(s: str) -> int:
     return len(s.encode("utf-16-le", "surrogatepass")) // 2
 
 
-@dataclass(frozen=True, slots=True)
-class _Weigher:
-    """Sums code point weights of a run using one character class per non-default weight."""
-
-    default: int
-    classes: tuple[tuple[int, re.Pattern[str]], ...]
-    ranges: tuple[WeightRange, ...]
-
-    def weigh(self, run: str) -> int:
-        total = self.default * len(run)
-        for weight, cls in self.classes:
-            hits = len(run) - len(cls.sub("", run))
-            total += (weight - self.default) * hits
-        return total
-
-    def weigh_char(self, ch: str) -> int:
-        cp = ord(ch)
-        for r in self.ranges:
-            if r.start <= cp <= r.end:
-                return r.weight
-        return self.default
-
-
-@cache
-def _weigher(config: CountingConfig) -> _Weigher:
-    # The first range holding a code point decides its weight, so later ranges lose the
-    # parts earlier ones cover before they are grouped by weight.
-    taken: list[tuple[int, int]] = []
-    by_weight: dict[int, list[tuple[int, int]]] = {}
-    for r in config.ranges:
-        pieces = [(r.start, r.end)]
-        for lo, hi in taken:
-            pieces = [p for a, b in pieces for p in ((a, min(b, lo - 1)), (max(a, hi + 1), b))]
-            pieces = [(a, b) for a, b in pieces if a <= b]
-        taken.append((r.start, r.end))
-        if r.weight != config.default_weight:
-            by_weight.setdefault(r.weight, []).extend(pieces)
-    classes = tuple(
-        (w, re.compile("[" + "".join(f"{_esc(a)}-{_esc(b)}" for a, b in spans) + "]"))
-        for w, spans in by_weight.items()
-        if spans
-    )
-    return _Weigher(config.default_weight, classes, config.ranges)
-
-
-def _esc(cp: int) -> str:
-    return f"\\U{cp:08x}"
-
-
 @cache
 def _emoji_index() -> tuple[frozenset[str], dict[str, tuple[int, ...]], re.Pattern[str]]:
     """Every emoji sequence of two or more code points, by its first code point.
@@ -638,8 +800,15 @@ def _emoji_index() -> tuple[frozenset[str], dict[str, tuple[int, ...]], re.Patte
     for s in sequences:
         lengths.setdefault(s[0], set()).add(len(s))
     by_first = {ch: tuple(sorted(ls, reverse=True)) for ch, ls in lengths.items()}
-    starts = re.compile("[" + "".join(_esc(ord(ch)) for ch in sorted(by_first)) + "]")
-    return sequences, by_first, starts
+    # Only a filter (each hit is looked up in by_first): the BMP characters exactly, which
+    # re tests with a bitmap, and one span for the astral ones, since re tests astral
+    # ranges one by one.
+    bmp = [ch for ch in by_first if ord(ch) <= 0xFFFF]
+    astral = [ord(ch) for ch in by_first if ord(ch) > 0xFFFF]
+    starts = "".join(re.escape(ch) for ch in sorted(bmp))
+    if astral:
+        starts += f"{_esc(min(astral))}-{_esc(max(astral))}"
+    return sequences, by_first, re.compile(f"[{starts}]")
 
 
 def _emoji_spans(text: str) -> Sequence[tuple[int, int]]:
@@ -651,7 +820,7 @@ def _emoji_spans(text: str) -> Sequence[tuple[int, int]]:
         i = m.start()
         if i < resume:
             continue
-        for n in by_first[text[i]]:
+        for n in by_first.get(text[i], ()):
             if text[i : i + n] in sequences:
                 spans.append((i, i + n))
                 resume = i + n
