@@ -508,10 +508,16 @@ URL_PIECES = [
 ]
 
 
+# Chains of labels, "_" and "-" where the driver's reasoning about later starts applies.
+CHAIN_PIECES = ["a", "b", "_", "-", ".", ".", "com", "co", "jp", "x", "http://", "https://"]
+CHAIN_PIECES += ["中", "1", " ", "/", "xn--", "net", ".."]
+
+
+@pytest.mark.parametrize("pieces", [URL_PIECES, CHAIN_PIECES], ids=["mixed", "chains"])
 @pytest.mark.parametrize("seed", range(300))
-def test_url_driver_finds_what_finditer_finds(seed: int) -> None:
+def test_url_driver_finds_what_finditer_finds(seed: int, pieces: list[str]) -> None:
     rng = random.Random(seed)
-    raw = "".join(rng.choice(URL_PIECES) for _ in range(rng.randint(0, 60)))
+    raw = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 80)))
     s = raw.translate(post_text._CASE_NEUTRAL)  # as extract_urls prepares its subject
     everywhere = [(m.span(), m.groups()) for m in post_text._URL_RE.finditer(s)]
     driven = [(m.span(), m.groups()) for m in post_text._url_matches(s)]
@@ -519,7 +525,7 @@ def test_url_driver_finds_what_finditer_finds(seed: int) -> None:
 
 
 class CountingPattern:
-    """Wraps _URL_RE to count match attempts (the cost the driver exists to bound)."""
+    """Wraps a compiled expression to count match attempts, the cost the driver bounds."""
 
     def __init__(self, pattern: Any) -> None:
         self.pattern, self.calls = pattern, 0
@@ -530,17 +536,27 @@ class CountingPattern:
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "most_full", "most_name_first"),
     [
-        "故" * 5000 + " example.com",  # a long run that is no label
-        "故" * 5000 + ".x",  # a long label with no TLD after it
-        "故_" * 2500 + ".com",  # underscores: only the start after the last one is retried
-        "word. " * 1000,
+        ("故" * 5000 + " example.com", 3, 0),  # a long run that is no label
+        ("故" * 5000 + ".x", 3, 0),  # a long label with no TLD after it
+        ("故_" * 2500 + ".com", 3, 1),  # only the start after the last "_" is left
+        ("a." * 2500 + "x", 3, 0),  # a long chain of labels with no TLD
+        ("a.b_c." * 1000 + "com", 3, 1000),  # each "c" can only be a domain name
+        ("a_b." + "com_x." * 1000, 3, 1000),  # each "x.com" matches, name first
+        ("https://a." + "com_x." * 1000, 3, 1000),
+        ("word. " * 1000, 1001, 0),  # separate labels: one cheap attempt each
     ],
 )
-def test_url_driver_tries_few_positions(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
-    counting = CountingPattern(post_text._URL_RE)
-    monkeypatch.setattr(post_text, "_URL_RE", counting)
+def test_url_driver_tries_few_positions(
+    monkeypatch: pytest.MonkeyPatch, text: str, most_full: int, most_name_first: int
+) -> None:
+    full = CountingPattern(post_text._URL_RE)
+    name_first = CountingPattern(post_text._URL_NAME_FIRST_RE)
+    monkeypatch.setattr(post_text, "_URL_RE", full)
+    monkeypatch.setattr(post_text, "_URL_NAME_FIRST_RE", name_first)
     list(post_text._url_matches(text))
-    # finditer would try every one of the ~5,000 positions, each rescanning the run.
-    assert counting.calls <= text.count(".") + 2
+    # Tried at every position, the full expression would make ~5,000 attempts here, each
+    # rescanning the run or the chain after it.
+    assert full.calls <= most_full
+    assert name_first.calls <= most_name_first

@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -634,6 +635,11 @@ _URL_RE: Final = re.compile(
     rf"({_PRECEDING})((https?://)?({_DOMAIN})(?::([0-9]+))?(/{_PATH}*)?({_QUERY})?)",
     re.IGNORECASE,
 )
+# The same with no subdomains, for where _url_matches knows none can match.
+_URL_NAME_FIRST_RE: Final = re.compile(
+    rf"({_PRECEDING})((https?://)?({_DOMAIN_NAME}{_TLD})(?::([0-9]+))?(/{_PATH}*)?({_QUERY})?)",
+    re.IGNORECASE,
+)
 _ASCII_DOMAIN_RE: Final = re.compile(
     rf"(?:(?:[\-a-z0-9{_LATIN_ACCENTS}]+)\.)+{_TLD}", re.IGNORECASE
 )
@@ -649,18 +655,30 @@ _CANNOT_PRECEDE: Final = rf"A-Za-z0-9@\uff20$#\uff03{_INVALID}"
 _LABEL_RUN_RE: Final = re.compile(rf"{_LABEL_RUN}+")
 _DOMAIN_START_RE: Final = re.compile(rf"(?<![{_CANNOT_PRECEDE}]){_DOMAIN_CHAR}")
 _CANNOT_PRECEDE_RE: Final = re.compile(rf"[{_CANNOT_PRECEDE}]")
+_DOMAIN_CHAR_RE: Final = re.compile(_DOMAIN_CHAR)
 
 
 def _url_matches(s: str) -> Iterator[re.Match[str]]:
     """The matches of ``_URL_RE.finditer(s)``, found without trying hopeless positions.
 
     twitter-text's expression, tried at every position, takes quadratic time on a long
-    run of domain characters (CJK text, say) that is not a domain: each start rescans
-    the run. Here it is tried only where a URL can start (see above). Within a run that
-    ends in ".", a failed start at q also rules out every later start in the run that
-    has no "_" between it and q: its first label is a suffix of q's, and the same split
-    into labels would have matched at q. So after a failure only the start after the
-    run's last "_" is left to try. Tests hold this to ``finditer``, match for match.
+    run of domain characters that is no domain (CJK text, say: each start rescans the
+    run) and on a long chain of labels (each start's subdomains rescan the chain). Here
+    it is tried only where a URL can start (see above), and an attempt tells about the
+    starts after it in its chain of labels (runs one "." apart, each ending, and the
+    next starting, with a domain character, so each could be a subdomain):
+
+    - a start whose first label could be a subdomain there cannot match that way:
+      if the attempt failed, the same split after the attempt's own labels would have
+      matched it; if it matched, the expression, which takes the split with the most
+      subdomains, would have taken that one;
+    - so a start can only match with its first label as the domain name right before a
+      TLD. A label with "_" cannot be that, so only starts after a run's last "_" are
+      left, and in a run without "_" none (its whole label would have served too).
+
+    Those starts are tried with ``_URL_NAME_FIRST_RE``, the expression without the
+    subdomains, which gives the same match there and costs only the label. Tests hold
+    this to ``finditer``, match for match, and count the attempts.
     """
     first = _URL_RE.match(s)  # at 0 the URL may also start at 0, with nothing before it
     if first:
@@ -668,6 +686,21 @@ def _url_matches(s: str) -> Iterator[re.Match[str]]:
     q = first.end() + 1 if first else 2  # next URL start to try; the match starts at q - 1
     protocols = _protocol_starts(s)
     runs = _dotted_runs(s)
+    run_starts = [start for start, _ in runs]
+    chain: list[int] = []  # chain number of each run
+    for r, (start, _end) in enumerate(runs):
+        linked = (
+            r > 0
+            and runs[r - 1][1] + 1 == start
+            and _is_domain_char(s[start])
+            and _is_domain_char(s[runs[r - 1][1] - 1])
+        )
+        chain.append(chain[-1] if linked else r)
+    tried_from: dict[int, int] = {}  # chain -> first run of it where a start was tried
+
+    def tried(r: int) -> None:
+        tried_from.setdefault(chain[r], r)
+
     pi = ri = 0
     while True:
         while pi < len(protocols) and protocols[pi] < q:
@@ -675,9 +708,18 @@ def _url_matches(s: str) -> Iterator[re.Match[str]]:
         while ri < len(runs) and runs[ri][1] <= q:
             ri += 1
         in_run = None
+        name_first = False
         if ri < len(runs):
             run_start, run_end = runs[ri]
-            found = _DOMAIN_START_RE.search(s, max(q, run_start), run_end)
+            lowest = max(q, run_start)
+            name_first = tried_from.get(chain[ri], ri + 1) <= ri
+            if name_first:
+                last_underscore = s.rfind("_", run_start, run_end)
+                if last_underscore < 0:
+                    ri += 1
+                    continue
+                lowest = max(lowest, last_underscore + 1)
+            found = _DOMAIN_START_RE.search(s, lowest, run_end)
             if found is None:
                 ri += 1  # not q = run_end: a protocol may start before this run
                 continue
@@ -686,19 +728,24 @@ def _url_matches(s: str) -> Iterator[re.Match[str]]:
         if in_run is None and at_protocol is None:
             return
         if at_protocol is not None and (in_run is None or at_protocol < in_run):
-            start = at_protocol
-        else:
-            assert in_run is not None
-            start = in_run
-        m = _URL_RE.match(s, start - 1)
+            m = _URL_RE.match(s, at_protocol - 1)
+            # A domain starting with "-" or "_" could not have been a subdomain: no news.
+            domain_start = s.index("//", at_protocol) + 2
+            r = bisect_left(run_starts, domain_start)
+            if r < len(runs) and run_starts[r] == domain_start and _is_domain_char(s[domain_start]):
+                tried(r)
+            if m:
+                yield m
+            q = m.end() + 1 if m else at_protocol + 1
+            continue
+        assert in_run is not None
+        m = (_URL_NAME_FIRST_RE if name_first else _URL_RE).match(s, in_run - 1)
+        tried(ri)
         if m:
             yield m
             q = m.end() + 1
-        elif start == in_run:
-            last_underscore = s.rfind("_", start, run_end)
-            q = last_underscore + 1 if last_underscore >= 0 else run_end
         else:
-            q = start + 1
+            q = s.rfind("_", in_run, run_end) + 1 or run_end
 
 
 def _dotted_runs(s: str) -> list[tuple[int, int]]:
@@ -731,6 +778,10 @@ def _protocol_starts(s: str) -> list[int]:
                 break
         i = s.find("://", i + 3)
     return starts
+
+
+def _is_domain_char(ch: str) -> bool:
+    return _DOMAIN_CHAR_RE.match(ch) is not None
 
 
 def _can_precede(ch: str) -> bool:
