@@ -6,6 +6,7 @@ run-summing walk checked against a plain step-by-step walk on random texts."""
 from __future__ import annotations
 
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -530,9 +531,9 @@ class CountingPattern:
     def __init__(self, pattern: Any) -> None:
         self.pattern, self.calls = pattern, 0
 
-    def match(self, s: str, pos: int = 0) -> Any:
+    def match(self, s: str, pos: int = 0, endpos: int = sys.maxsize) -> Any:
         self.calls += 1
-        return self.pattern.match(s, pos)
+        return self.pattern.match(s, pos, endpos)
 
 
 @pytest.mark.parametrize(
@@ -560,3 +561,26 @@ def test_url_driver_tries_few_positions(
     # rescanning the run or the chain after it.
     assert full.calls <= most_full
     assert name_first.calls <= most_name_first
+
+
+ASCII_PIECES = ["a", "b", "-", ".", ".", "com", "co", "jp", "x", "中", "1", "é", "..", "xn--"]
+ASCII_PIECES += ["net", "_", "中国"]
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_ascii_domain_driver_finds_what_finditer_finds(seed: int) -> None:
+    rng = random.Random(seed)
+    s = "".join(rng.choice(ASCII_PIECES) for _ in range(rng.randint(0, 60)))
+    pos = rng.randint(0, len(s))
+    end = rng.randint(pos, len(s))
+    everywhere = [m.span() for m in post_text._ASCII_DOMAIN_RE.finditer(s, pos, end)]
+    assert [m.span() for m in post_text._ascii_domains(s, pos, end)] == everywhere
+
+
+def test_ascii_domain_driver_tries_each_stretch_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    counting = CountingPattern(post_text._ASCII_DOMAIN_RE)
+    monkeypatch.setattr(post_text, "_ASCII_DOMAIN_RE", counting)
+    # A bare domain in non-ASCII text: only its ASCII part ending in a TLD is the URL.
+    assert extract_urls("a." * 2000 + "b中x.com") == [UrlEntity("x.com", 4002, 4007)]
+    # Tried at every position, the 2,000 labels before 中 would take ~4,000 attempts.
+    assert counting.calls == 2

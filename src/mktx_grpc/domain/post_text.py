@@ -420,7 +420,7 @@ def extract_urls(text: str) -> list[UrlEntity]:
                 continue
             last: UrlEntity | None = None
             search_from = 0
-            for a in _ASCII_DOMAIN_RE.finditer(subject, m.start(4), m.end(4)):
+            for a in _ascii_domains(subject, m.start(4), m.end(4)):
                 ascii_domain = text[a.start() : a.end()]
                 at = domain.find(ascii_domain, search_from)
                 search_from = at + len(ascii_domain)
@@ -643,6 +643,11 @@ _URL_NAME_FIRST_RE: Final = re.compile(
 _ASCII_DOMAIN_RE: Final = re.compile(
     rf"(?:(?:[\-a-z0-9{_LATIN_ACCENTS}]+)\.)+{_TLD}", re.IGNORECASE
 )
+_ASCII_LABEL_CHAR: Final = rf"[\-a-z0-9{_LATIN_ACCENTS}]"
+_ASCII_LABEL_CHAR_RE: Final = re.compile(_ASCII_LABEL_CHAR, re.IGNORECASE)
+_ASCII_LABELS_RE: Final = re.compile(
+    rf"{_ASCII_LABEL_CHAR}+(?:\.{_ASCII_LABEL_CHAR}+)*", re.IGNORECASE
+)
 _TCO_RE: Final = re.compile(rf"https?://t\.co/([a-z0-9]+)(?:{_QUERY})?", re.IGNORECASE)
 _DOMAIN_SEPARATORS: Final = re.compile("[\u3002\uff0e\uff61]")
 
@@ -748,6 +753,29 @@ def _url_matches(s: str) -> Iterator[re.Match[str]]:
             q = s.rfind("_", in_run, run_end) + 1 or run_end
 
 
+def _ascii_domains(s: str, pos: int = 0, endpos: int | None = None) -> Iterator[re.Match[str]]:
+    """``_ASCII_DOMAIN_RE.finditer(s, pos, endpos)``, in linear time.
+
+    Tried at every position, that expression is quadratic on a long chain of ASCII
+    labels with no TLD after it. A start that fails rules out every later start in the
+    same stretch of labels one "." apart, which could only match with labels the failed
+    start could have taken too; so the search goes on after that stretch.
+    """
+    end = len(s) if endpos is None else endpos
+    while True:
+        start = _ASCII_LABEL_CHAR_RE.search(s, pos, end)
+        if start is None:
+            return
+        m = _ASCII_DOMAIN_RE.match(s, start.start(), end)
+        if m:
+            yield m
+            pos = m.end()
+        else:
+            stretch = _ASCII_LABELS_RE.match(s, start.start(), end)
+            assert stretch is not None  # it starts with a label character
+            pos = stretch.end()
+
+
 def _dotted_runs(s: str) -> list[tuple[int, int]]:
     """Each maximal run of label characters (domain characters, "-", "_") ending in ".",
     found from the dots backwards (through the reversed text) rather than from every
@@ -795,7 +823,7 @@ def _is_valid_url(url: str, protocol: str, domain: str, matched_domain: str) -> 
     (which already holds the protocol when there is one). ``matched_domain`` is
     ``domain`` as the expressions saw it (see ``_CASE_NEUTRAL``).
     """
-    if domain.startswith("xn--") and not _ASCII_DOMAIN_RE.search(matched_domain):
+    if domain.startswith("xn--") and next(_ascii_domains(matched_domain), None) is None:
         return False
     if domain.isascii() and "\x7f" not in domain:  # nothing to encode
         if max(map(len, domain.split("."))) > _MAX_DOMAIN_LABEL_LENGTH:
