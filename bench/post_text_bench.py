@@ -2,9 +2,11 @@
 
 Cases: a short reply; a 280-weight post mixing Latin, accents, emoji, CJK and a URL; a
 URL-heavy post (10 links); a 280-weight emoji/CJK post (ZWJ families, flags, skin
-tones); and two long posts (limit 25,000): mixed text, and 24,000 CJK characters with
-one bare domain, the input that made twitter-text's URL expression quadratic (57 s a
-call when tried at every position, before ``_url_matches``).
+tones); a long post (limit 25,000) of mixed text; and three long texts of the shapes
+that make twitter-text's URL expressions quadratic when tried at every position, as
+twitter-text tries them: 24,000 CJK characters with one bare domain (57 s a call
+before ``_url_matches``), a chain of 12,000 labels with no TLD (22 s at 8,000 characters, so about 200 s), and six
+4,000-character bare Unicode domains (28 s, before ``_ascii_domains``).
 
 Each case checks its weighted length first, so the figures are for the right counting,
 then reports the best and the median of ``--repeat`` timed runs of about ``--seconds``
@@ -72,6 +74,8 @@ def cases() -> list[Case]:
         Case("280 emoji/CJK", emoji_cjk, 280, 280),
         Case("25,000 mixed (long post)", long_mixed, 25_000, 25_000),
         Case("24,000 CJK + bare domain (too long)", long_cjk, 25_000, 48_024),
+        Case("12,000 labels a.a.a… without TLD", "a." * 12_000 + "x", 25_000, 24_001),
+        Case("6 bare Unicode domains of 4,000", ("a." * 2000 + "b中.com ") * 6, 25_000, 24_048),
     ]
 
 
