@@ -137,7 +137,7 @@ def main() -> None:
             f" | {best:,.0f} | {median:,.0f} | {1e6 / best:,.1f} | {load:.1f} |"
         )
     lines.append("")
-    RESULTS.write_text("\n".join(lines))
+    RESULTS.write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULTS}")
 
 
