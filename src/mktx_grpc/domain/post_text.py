@@ -10,17 +10,19 @@ ranges (U+0000–U+10FF, U+2000–U+200D, U+2010–U+201F, U+2032–U+2037) and 
 returns (weighted length, validity, permillage, display and valid ranges) plus the
 remaining count and, when invalid, why.
 
-It follows the JavaScript implementation (the one X's web composer runs) and passes every
-case of twitter-text's conformance suite for weighted counting and URL extraction
-(``tests/domain/data``). Where the choice was open:
+It follows twitter-text's JavaScript implementation, whose behaviour is all in its own
+code (the Java one leans on the JDK's IDN), and passes every case of twitter-text's
+conformance suite for weighted counting and URL extraction (``tests/domain/data``). It
+finds the same URLs as twitter-text's expressions but in linear time, where those are
+quadratic on some long texts (see ``_url_matches``). Where the choice was open:
 
 - Emoji sequences come from the ``emoji`` package (Unicode's emoji-test.txt, qualified or
-  not), so sequences newer than twitter-text's own list (Emoji 11), such as ❤️‍🔥, also
+  not), so sequences newer than twitter-text's own list (Emoji 12), such as ❤️‍🔥, also
   count as one emoji, as v3's emoji parsing intends.
 - Only U+FFFE, U+FEFF and U+FFFF make a text invalid: twitter-text 3 dropped U+202A–U+202E
   from that list, and its conformance cases require directional marks to be valid.
 - Text that is empty or only ASCII spaces and control characters is invalid (EMPTY), as
-  twitter-text's Java parser (X's server side) decides; the JavaScript one counts it.
+  twitter-text's Java parser (the server-side one) decides; the JavaScript one counts it.
 - The TLD list is twitter-text's last published one (IANA, March 2020), because it decides
   which bare domains X links, and so counts as 23.
 
@@ -45,6 +47,7 @@ from typing import Final, TypeAlias
 import emoji
 
 __all__ = [
+    "INVALID_CHARACTERS",
     "LONG_POST_MAX_WEIGHTED_LENGTH",
     "STANDARD_MAX_WEIGHTED_LENGTH",
     "V2",
@@ -197,7 +200,7 @@ class TextRange:
 
 @dataclass(frozen=True, slots=True)
 class ParsedPostText:
-    """What :func:`parse_post_text` found; the first six fields are twitter-text's."""
+    """What :func:`parse_post_text` found; the first five fields are twitter-text's."""
 
     weighted_length: int
     """The length X counts, to compare with ``max_weighted_length``."""
