@@ -373,6 +373,17 @@ def test_a_poll_excludes_media_and_needs_text() -> None:
     ]
 
 
+def test_a_quote_excludes_media_and_polls() -> None:
+    assert check_thread([PostPart("So true", quote_post_id="1460323737035677698")]) == []
+    quoting = FieldViolation(
+        "parts[0].quote_post_id", "a post quoting another has no media or poll"
+    )
+    assert check_thread([PostPart("So true", media=[image()], quote_post_id="1")]) == [quoting]
+    assert check_thread([PostPart("Vote", poll=Poll(["a", "b"], 60), quote_post_id="1")]) == [
+        quoting
+    ]
+
+
 def test_every_violation_of_a_thread_comes_back_at_once() -> None:
     parts = [
         PostPart("x" * 281, media=[Media(url="http://cdn.example.com/a.png", head=PNG), gif()]),

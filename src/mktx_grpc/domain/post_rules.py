@@ -18,7 +18,7 @@ The rules:
   sniffed from the first bytes (JPEG, PNG, WEBP, GIF, MP4, MOV), never taken from a
   declared content type. Media fetched from a URL must be fetched over https.
 - A poll has 2 to 4 options of 1 to 25 characters, counted as X counts, and lasts 5 to
-  10,080 minutes (7 days). A post with a poll has no media.
+  10,080 minutes (7 days). Media, a poll and a quoted post exclude each other.
 
 A rule whose input is not known yet is not checked: a :class:`Media` without ``head``
 gets no kind or mixing check, one without ``size_bytes`` no size check. Check again
@@ -181,6 +181,8 @@ class PostPart:
     text: str = ""
     media: Sequence[Media] = ()
     poll: Poll | None = None
+    quote_post_id: str | None = None
+    """The post this one quotes, if any."""
 
 
 def check_thread(
@@ -224,6 +226,10 @@ def check_part(
                 FieldViolation(f"{path}.poll", "a post has a poll or media, not both")
             )
         violations += check_poll(part.poll, f"{path}.poll")
+    if part.quote_post_id is not None and (part.media or part.poll is not None):
+        violations.append(
+            FieldViolation(f"{path}.quote_post_id", "a post quoting another has no media or poll")
+        )
     return violations
 
 
