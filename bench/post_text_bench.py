@@ -1,0 +1,145 @@
+"""Benchmark: parse_post_text calls/s for the texts a publishing service sees.
+
+Cases: a short reply; a 280-weight post mixing Latin, accents, emoji, CJK and a URL; a
+URL-heavy post (10 links); a 280-weight emoji/CJK post (ZWJ families, flags, skin
+tones); a long post (limit 25,000) of mixed text; and three long texts of the shapes
+that make twitter-text's URL expressions quadratic when tried at every position, as
+twitter-text tries them: 24,000 CJK characters with one bare domain (57 s a call
+before ``_url_matches``), a chain of 12,000 labels with no TLD (22 s at 8,000 characters, so about 200 s), and six
+4,000-character bare Unicode domains (28 s, before ``_ascii_domains``).
+
+Each case checks its weighted length first, so the figures are for the right counting,
+then reports the best and the median of ``--repeat`` timed runs of about ``--seconds``
+each, single-threaded in this process. Pure CPU, no I/O.
+
+    .venv/bin/python bench/post_text_bench.py              # writes results/post_text.md
+    .venv/bin/python bench/post_text_bench.py --no-write   # prints only
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+import timeit
+from dataclasses import dataclass
+from pathlib import Path
+
+import emoji
+
+from mktx_grpc.domain.post_text import parse_post_text
+
+RESULTS = Path(__file__).parent / "results" / "post_text.md"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    text: str
+    limit: int
+    weighted: int
+
+
+def pad_to(text: str, weighted: int, limit: int = 280) -> str:
+    """``text`` cut or padded with "x" so it weighs exactly ``weighted``."""
+    while parse_post_text(text, max_weighted_length=limit).weighted_length > weighted:
+        text = text[:-1]
+    missing = weighted - parse_post_text(text, max_weighted_length=limit).weighted_length
+    return text + "x" * missing
+
+
+def cases() -> list[Case]:
+    mixed = pad_to(
+        "New drop 🔥 Café crème ☕️ — 20% off today only at https://shop.example.com/sale?src=x "
+        "¡Hola! 新品上市，欢迎选购 👨‍👩‍👧‍👦 family packs, naïve prices. Reply STOP to opt out. "
+        "Danke schön · Merci · Grazie 🇫🇷🇮🇹 Ответ в течение часа. ",
+        280,
+    )
+    urls = " ".join(f"https://shop.example.com/p/{i}?ref=tw" for i in range(10)) + " ← all 10"
+    emoji_cjk = pad_to(
+        "故人西辞黄鹤楼，烟花三月下扬州。😷👾🔥👨‍👩‍👧‍👦🇯🇵👍🏽❤️‍🔥🧑🏽‍🦰 孤帆远影碧空尽，唯见长江天际流。"
+        "🙋🏽👨‍🎤🏴󠁧󠁢󠁥󠁮󠁧󠁿 朱雀桥边野草花，乌衣巷口夕阳斜。😀😃😄😁😆😅😂🤣 旧时王谢堂前燕，飞入寻常百姓家。"
+        * 3,
+        280,
+    )
+    long_mixed = pad_to((mixed + " ") * 100, 25_000, 25_000)
+    long_cjk = "故" * 24_000 + " example.com"
+    return [
+        Case("short reply", "Thanks for your order! It ships tomorrow.", 280, 41),
+        Case("280 mixed (Latin, emoji, CJK, 1 URL)", mixed, 280, 280),
+        Case("URL-heavy (10 URLs)", urls, 280, 10 * 23 + 9 + 10),
+        Case("280 emoji/CJK", emoji_cjk, 280, 280),
+        Case("25,000 mixed (long post)", long_mixed, 25_000, 25_000),
+        Case("24,000 CJK + bare domain (too long)", long_cjk, 25_000, 48_024),
+        Case("12,000 labels a.a.a… without TLD", "a." * 12_000 + "x", 25_000, 24_001),
+        Case("6 bare Unicode domains of 4,000", ("a." * 2000 + "b中.com ") * 6, 25_000, 24_048),
+    ]
+
+
+def measure(case: Case, seconds: float, repeat: int) -> tuple[float, float]:
+    """(best, median) calls per second."""
+
+    def call() -> object:
+        return parse_post_text(case.text, max_weighted_length=case.limit)
+
+    calls = 1
+    while True:  # calibrate: how many calls take about `seconds`
+        elapsed = timeit.timeit(call, number=calls)
+        if elapsed >= seconds / 4 or calls >= 10_000_000:
+            break
+        calls *= 2
+    calls = max(1, int(calls * seconds / max(elapsed, 1e-9)))
+    runs = [calls / t for t in timeit.repeat(call, number=calls, repeat=repeat)]
+    return max(runs), statistics.median(runs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=1.0, help="length of one timed run")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--no-write", action="store_true", help="do not write results/post_text.md")
+    args = ap.parse_args()
+
+    rows = []
+    for case in cases():
+        got = parse_post_text(case.text, max_weighted_length=case.limit).weighted_length
+        if got != case.weighted:
+            sys.exit(f"{case.name}: weighted length {got}, expected {case.weighted}")
+        load = os.getloadavg()[0]
+        best, median = measure(case, args.seconds, args.repeat)
+        rows.append((case, best, median, load))
+        print(
+            f"{case.name:40s} {len(case.text):>6} chars  best {best:>10,.0f}/s"
+            f"  median {median:>10,.0f}/s  (load {load:.1f})",
+            flush=True,
+        )
+
+    if args.no_write:
+        return
+    lines = [
+        "# parse_post_text calls/s",
+        "",
+        f"Generated by `bench/post_text_bench.py --seconds {args.seconds} --repeat {args.repeat}`"
+        f" on {time.strftime('%Y-%m-%d')}: one process, one thread, Python"
+        f" {platform.python_version()}, emoji {emoji.__version__}, {os.cpu_count()} cores"
+        " shared with other work (load average at the start of each case below).",
+        "",
+        "| text | code points | weighted / limit | best calls/s | median calls/s | µs/call (best)"
+        " | load |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for case, best, median, load in rows:
+        lines.append(
+            f"| {case.name} | {len(case.text):,} | {case.weighted:,} / {case.limit:,}"
+            f" | {best:,.0f} | {median:,.0f} | {1e6 / best:,.1f} | {load:.1f} |"
+        )
+    lines.append("")
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
