@@ -12,7 +12,7 @@ import tweepy
 from sandbox_helpers import Bearer, tweepy_client
 
 from mktx_grpc.sandbox import SandboxServer
-from mktx_grpc.x.client import DEFAULT_USER_FIELDS
+from mktx_grpc.x.users import DEFAULT_USER_FIELDS
 
 INVALID = "https://api.x.com/2/problems/invalid-request"
 

@@ -6,11 +6,10 @@ decide who may see what and pass it in.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
+from ..domain.post_text import parse_post_text
 from .state import PostRecord, iso
 
 __all__ = [
@@ -37,54 +36,11 @@ TWEET_FIELDS = frozenset(
 )
 PRIVATE_METRICS = ("non_public_metrics", "organic_metrics")
 
-_URL = re.compile(r"https?://[^\s]+", re.IGNORECASE)
-# twitter-text v3: these code point ranges weigh 1, everything else 2.
-_LIGHT = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
-_ZWJ = 0x200D
-
-
-def _is_emoji_start(cp: int) -> bool:
-    return 0x1F000 <= cp <= 0x1FAFF or 0x2600 <= cp <= 0x27BF or 0x1F1E6 <= cp <= 0x1F1FF
-
-
-def _is_emoji_tail(cp: int) -> bool:
-    # Variation selectors, skin tones, tags and keycap: part of the previous emoji.
-    return (
-        0xFE00 <= cp <= 0xFE0F
-        or 0x1F3FB <= cp <= 0x1F3FF
-        or 0xE0020 <= cp <= 0xE007F
-        or cp == 0x20E3
-    )
-
 
 def weighted_length(text: str) -> int:
-    """X's weighted length (twitter-text v3 rules): text is NFC-normalised, every
-    URL counts 23, an emoji sequence (joined by ZWJ, with its modifiers) counts 2,
-    code points in the Latin and general-punctuation ranges count 1, others 2."""
-    text = unicodedata.normalize("NFC", text)
-    length = 23 * len(_URL.findall(text))
-    for part in _URL.split(text):
-        i, n = 0, len(part)
-        while i < n:
-            cp = ord(part[i])
-            if _is_emoji_start(cp):
-                length += 2
-                i += 1
-                # Regional indicators pair into one flag.
-                if 0x1F1E6 <= cp <= 0x1F1FF and i < n and 0x1F1E6 <= ord(part[i]) <= 0x1F1FF:
-                    i += 1
-                while i < n:
-                    nxt = ord(part[i])
-                    if _is_emoji_tail(nxt):
-                        i += 1
-                    elif nxt == _ZWJ and i + 1 < n:
-                        i += 2
-                    else:
-                        break
-                continue
-            length += 1 if any(lo <= cp <= hi for lo, hi in _LIGHT) else 2
-            i += 1
-    return length
+    """The length X gives ``text``: twitter-text v3 weighting (URLs 23, CJK and emoji
+    2, NFC first), the same counter the service validates with."""
+    return parse_post_text(text, max_weighted_length=LONG_POST_LIMIT).weighted_length
 
 
 def organic_metrics(post: PostRecord) -> dict[str, int]:
