@@ -33,7 +33,7 @@ from enum import StrEnum
 from typing import Final
 from urllib.parse import urlsplit
 
-from ..errors import FieldViolation
+from ..core.errors import FieldViolation
 from .post_text import STANDARD_MAX_WEIGHTED_LENGTH, ParsedPostText, TextProblem, parse_post_text
 
 __all__ = [
