@@ -24,8 +24,11 @@ What every consumer gets:
 - **Handlers run inside the claiming transaction**, and the cursor advances in the
   same transaction: an event's effects and the cursor move commit together, so a
   crash anywhere means the batch is delivered again from where it stopped. Per-event
-  handlers (``handle``) run each event in a savepoint; batch handlers
-  (``handle_batch``, for set-based consumers) get the whole batch in one savepoint.
+  handlers (``handle``) are called once per event; batch handlers (``handle_batch``,
+  for set-based consumers) once per batch. A pass's events run in one savepoint; if
+  a handler raises, the savepoint is rolled back and the events before the failing
+  one are run again (a failing batch: one event per savepoint, to find the event),
+  so every event but the failing one keeps its effects.
   Handlers must be idempotent per event anyway (an operator may rewind a cursor),
   and must be quick database work: slow work (X, the model) belongs in its own
   ledger table that the handler writes and another loop drains (``worker/ledger.py``).
@@ -86,7 +89,7 @@ class Consumer:
     """A named outbox consumer; exactly one of ``handle`` / ``handle_batch``."""
 
     name: str
-    #: Called once per event, in id order, in a savepoint of the claiming transaction.
+    #: Called once per event, in id order, inside the claiming transaction.
     handle: EventHandler | None = None
     #: Called with each batch of events (id order) in one savepoint; on failure the
     #: batch is retried one event at a time.
@@ -291,25 +294,42 @@ class _Run:
         await self._many(events)
 
     async def _many(self, events: list[OutboxEvent]) -> bool:
-        """Deliver ``events``; False when it stopped at a failing one."""
-        if not events:
-            return True
-        if self.c.handle_batch is not None:
+        """Deliver ``events``; False when it stopped at a failing one.
+
+        Optimistically all in one savepoint, which saves two round trips per event.
+        When a handler raises, that savepoint is rolled back: a per-event handler's
+        events before the failing one are delivered again (their effects went with
+        the savepoint) and the failing one is recorded; a failing batch is delivered
+        again one event at a time, each in its own savepoint, to find the event."""
+        while events:
+            at = 0
             try:
                 async with savepoint():
-                    await self.c.handle_batch(events)
-            except Exception:
-                log.info(
-                    "outbox batch failed; retrying it event by event",
-                    extra={"consumer": self.c.name, "first_event_id": events[0].id},
-                    exc_info=True,
-                )
+                    if self.c.handle_batch is not None:
+                        await self.c.handle_batch(events)
+                    else:
+                        assert self.c.handle is not None
+                        for at, ev in enumerate(events):  # noqa: B007 - `at` is read below
+                            await self.c.handle(ev)
+            except Exception as exc:
+                if self.c.handle_batch is not None and len(events) > 1:
+                    log.info(
+                        "outbox batch failed; retrying it event by event",
+                        extra={"consumer": self.c.name, "first_event_id": events[0].id},
+                        exc_info=True,
+                    )
+                    for ev in events:
+                        if not await self._one(ev, 0):
+                            return False
+                    return True
+                if at and not await self._many(events[:at]):
+                    return False
+                if not await self._failed(events[at], 0, exc):
+                    return False
+                events = events[at + 1 :]
             else:
                 self.delivered += len(events)
                 return True
-        for ev in events:
-            if not await self._one(ev, 0):
-                return False
         return True
 
     async def _one(self, ev: OutboxEvent, attempts_before: int) -> bool:
@@ -322,34 +342,38 @@ class _Run:
                     assert self.c.handle_batch is not None
                     await self.c.handle_batch([ev])
         except Exception as exc:
-            attempts = attempts_before + 1
-            park = attempts >= self.c.max_attempts
-            backoff = self.c.retry_base * 2 ** (attempts - 1)
-            await store.record_failure(
-                self.c.name,
-                ev,
-                attempts=attempts,
-                reason=_reason(exc),
-                park=park,
-                backoff=timedelta(seconds=backoff),
-            )
-            extra = {
-                "consumer": self.c.name,
-                "event_id": ev.id,
-                "event_type": ev.type,
-                "attempts": attempts,
-            }
-            if park:
-                log.error("outbox event parked after repeated failures", extra=extra, exc_info=exc)
-                self.parked += 1
-                return True
-            log.warning("outbox event failed; will retry", extra=extra, exc_info=exc)
-            self.stopped_at, self.backoff = ev, backoff
-            return False
+            return await self._failed(ev, attempts_before, exc)
         if attempts_before:
             await store.clear_failure(self.c.name, ev.id)
         self.delivered += 1
         return True
+
+    async def _failed(self, ev: OutboxEvent, attempts_before: int, exc: Exception) -> bool:
+        """Record a failed attempt at ``ev``: park it (True: move on) or hold (False)."""
+        attempts = attempts_before + 1
+        park = attempts >= self.c.max_attempts
+        backoff = self.c.retry_base * 2 ** (attempts - 1)
+        await store.record_failure(
+            self.c.name,
+            ev,
+            attempts=attempts,
+            reason=_reason(exc),
+            park=park,
+            backoff=timedelta(seconds=backoff),
+        )
+        extra = {
+            "consumer": self.c.name,
+            "event_id": ev.id,
+            "event_type": ev.type,
+            "attempts": attempts,
+        }
+        if park:
+            log.error("outbox event parked after repeated failures", extra=extra, exc_info=exc)
+            self.parked += 1
+            return True
+        log.warning("outbox event failed; will retry", extra=extra, exc_info=exc)
+        self.stopped_at, self.backoff = ev, backoff
+        return False
 
 
 async def drain(
