@@ -247,17 +247,24 @@ def main() -> None:
     ap.add_argument("--stop", default="")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--idle", type=float, default=5.0)
+    ap.add_argument(
+        "--plan",
+        nargs="*",
+        default=[
+            "notify:event:500",
+            "notify:batch:1000",
+            "poll-50:event:500",
+            "poll-50:batch:1000",
+            "poll-200:event:500",
+        ],
+        help="runs as mode:handler:events_per_s",
+    )
+    ap.add_argument("--no-write", action="store_true", help="print only")
     args = ap.parse_args()
     if args.role == "consumer":
         asyncio.run(consumer_main(args.url, args.mode, args.kind, Path(args.out), Path(args.stop)))
         return
-    plan = [
-        ("notify", "event", 500),
-        ("notify", "batch", 1000),
-        ("poll-50", "event", 500),
-        ("poll-50", "batch", 1000),
-        ("poll-200", "event", 500),
-    ]
+    plan = [(m, k, int(r)) for m, k, r in (x.split(":") for x in args.plan)]
     rows = []
     try:
         for mode, kind, rate in plan:
@@ -279,7 +286,8 @@ def main() -> None:
         "`poll-N` sleeps N ms whenever a pass found nothing. Idle figures are the consumer",
         "process over the seconds after the load, with nothing to do.",
         "",
-        f"Reproduce: `.venv/bin/python bench/consumer_bench.py --seconds {args.seconds:g}`",
+        f"Reproduce: `.venv/bin/python bench/consumer_bench.py --seconds {args.seconds:g}"
+        f" --plan {' '.join(args.plan)}`",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}, recorded {time.strftime('%Y-%m-%d')}; the box was shared",
@@ -296,6 +304,8 @@ def main() -> None:
         ],
         "",
     ]
+    if args.no_write:
+        return
     out = ROOT / "bench" / "results" / "consumers.md"
     out.write_text("\n".join(lines))
     print(f"wrote {out}")
