@@ -280,7 +280,7 @@ def main() -> None:
         "commits events at a fixed rate, each in its own transaction, stamping the wall time",
         "just before its commit. Latency is from that stamp to the handler seeing the event",
         "(before the consumer's own commit, ~1 ms more). `event`: a per-event handler (one",
-        "INSERT per event, each in a savepoint), as automation triggers would be; `batch`: a",
+        "INSERT per event), as automation triggers would be; `batch`: a",
         "batch handler (one INSERT per batch), as analytics rollups would be. `notify` is the",
         "production loop (wakes on the outbox NOTIFY, re-reads every second regardless);",
         "`poll-N` sleeps N ms whenever a pass found nothing. Idle figures are the consumer",
