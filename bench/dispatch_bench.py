@@ -333,6 +333,9 @@ def bench() -> None:
     ap.add_argument("--contacts", type=int, default=10_000)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--profile", default="", help="cProfile output file (one worker)")
+    ap.add_argument(
+        "--no-write", action="store_true", help="print only (comparisons: keep results/)"
+    )
     args = ap.parse_args()
     global PROFILE
     PROFILE = args.profile
@@ -342,6 +345,8 @@ def bench() -> None:
     rows = [run(args.contacts, w) for w in args.workers]
     for r in rows:
         print(r)
+    if args.no_write:
+        return
     out = ROOT / "bench" / "results" / "dispatch.md"
     out.parent.mkdir(exist_ok=True)
     lines = [

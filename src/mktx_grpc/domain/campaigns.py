@@ -1,5 +1,8 @@
 """Campaign rules that need no I/O: the lifecycle state machine, validation, what a
-campaign lacks to start, per-contact rendering, send windows and metric buckets.
+campaign lacks to start, who is in a campaign's audience and when (including the
+WELCOME enrolment of new followers), when the dispatcher may send and what each
+ledger row gets (per-contact rendering, send windows, exclusions), and metric
+buckets.
 
 Lifecycle (``proto/mktx/v1/campaigns.proto``)::
 
@@ -17,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from google.protobuf import json_format
@@ -25,7 +29,7 @@ from mktx.v1 import common_pb2
 
 from ..core.errors import FailedPrecondition, FieldViolation
 from .schedule import Schedule, schedule_from_proto, validate_weekly_schedule, zone
-from .templates import TemplateDraft, render
+from .templates import MissingVariables, TemplateDraft, render
 
 DRAFT, SCHEDULED, RUNNING, PAUSED, COMPLETED, CANCELLED = (
     "DRAFT",
@@ -159,8 +163,6 @@ class CampaignDraft:
 
 
 def _uuid_ok(value: str) -> bool:
-    from uuid import UUID
-
     try:
         UUID(value)
     except ValueError:
@@ -308,6 +310,85 @@ def missing_for_start(
     return missing
 
 
+# ------------------------------------------------------------------ audience
+
+
+@dataclass(frozen=True)
+class SegmentRef:
+    """A stored segment, as the audience rule needs it."""
+
+    id: str
+    #: None: a segment of every account of the merchant.
+    account_id: UUID | None
+    #: JSON of a ``mktx.v1.ConditionGroup`` (compiled by ``domain.segments``).
+    conditions: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Whom a campaign reaches among its account's contacts that have not opted out:
+    those matching any of ``include`` (every one of them when it is empty), minus
+    those matching any of ``exclude`` and those any of ``exclude_campaign_ids`` sent
+    a DM to. Each entry of ``include``/``exclude`` is a segment's conditions."""
+
+    include: list[dict[str, Any]]
+    exclude: list[dict[str, Any]]
+    exclude_campaign_ids: list[str]
+
+
+def audience(
+    d: CampaignDraft, account_id: UUID, segments: Mapping[str, SegmentRef]
+) -> Audience | None:
+    """The campaign's audience (see :class:`Audience`) from ``segments`` (the stored
+    segments it names, by id). A segment deleted since contributes nobody; a segment
+    of another account is ignored, because its contacts cannot be messaged from this
+    one. None when the campaign names audience segments and none of them applies: it
+    then reaches nobody, never everyone. Without audience segments (WELCOME) it
+    reaches every contact of the account, less the exclusions."""
+
+    def applying(ids: list[str]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for sid in ids:
+            seg = segments.get(sid.lower()) or segments.get(sid)
+            if seg is None:
+                continue
+            if seg.account_id is not None and seg.account_id != account_id:
+                continue
+            out.append(seg.conditions)
+        return out
+
+    include = applying(d.segment_ids)
+    if d.segment_ids and not include:
+        return None
+    return Audience(include, applying(d.exclude_segment_ids), list(d.exclude_campaign_ids))
+
+
+def launch_due_at(d: CampaignDraft, now: datetime) -> datetime | None:
+    """When the audience of a campaign that starts at ``now`` is due: now, plus the
+    first step's delay for sequences. None for WELCOME: it snapshots nobody at start
+    and enrols each new follower instead (:func:`welcome_enrolment`)."""
+    if d.type == WELCOME:
+        return None
+    return now + (d.steps[0].delay if d.steps else timedelta(0))
+
+
+def welcome_enrolment(
+    d: CampaignDraft, *, status: str, now: datetime, follow_applied: bool = True
+) -> datetime | None:
+    """When a new follower of the campaign's account enters the campaign: its
+    ``enrol_delay`` after ``now``, for a RUNNING welcome campaign not past its end
+    time, and only for a follow that changed the recorded follow state
+    (``follow_applied``; a follow older than the one recorded, such as a late
+    redelivery, enrols nobody). None: the follower does not enter. A follower who
+    enters is enrolled only when the campaign's :func:`audience` includes them, and
+    never twice (the ledger holds one row per campaign, contact and step)."""
+    if d.type != WELCOME or status != RUNNING or not follow_applied:
+        return None
+    if d.end_at is not None and d.end_at <= now:
+        return None
+    return now + d.enrol_delay
+
+
 # ------------------------------------------------------------------ sending
 
 
@@ -377,6 +458,153 @@ def send_window(d: CampaignDraft) -> SendWindow:
 
 def uses_contact_zone(d: CampaignDraft) -> bool:
     return d.respect_contact_time_zone and d.type != BROADCAST
+
+
+@dataclass(frozen=True)
+class Wait:
+    """The campaign sends nothing before ``until``; ``reason`` is its status reason."""
+
+    until: datetime
+    reason: str
+
+
+def dispatch_allowance(
+    d: CampaignDraft,
+    window: SendWindow,
+    *,
+    account_status: str,
+    budget_left: int | None,
+    budget_reset_at: datetime | None,
+    sent_this_hour: int,
+    in_flight: int,
+    batch_size: int,
+    now: datetime,
+) -> int | Wait:
+    """How many rows a RUNNING campaign may claim now (at most ``batch_size``), or
+    until when it waits: while its account is not ACTIVE (a minute at a time), its
+    account's DM budget is spent (``budget_left``; None when unknown, until
+    ``budget_reset_at`` or a minute), its hourly send cap is reached (counting
+    ``in_flight`` sends) or, unless each contact's own time zone decides, its send
+    window is closed (a day at a time when it never opens)."""
+    limit = batch_size
+    if account_status != "ACTIVE":
+        return Wait(
+            now + timedelta(minutes=1), f"account {account_status.lower()}: reconnect it to send"
+        )
+    if budget_left is not None:
+        if budget_left <= 0:
+            reset = budget_reset_at or now + timedelta(minutes=1)
+            return Wait(reset, f"waiting for DM budget until {reset.isoformat()}")
+        limit = min(limit, budget_left)
+    cap = d.max_sends_per_hour
+    if cap:
+        left = cap - sent_this_hour - in_flight
+        if left <= 0:
+            hour = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+            return Wait(hour, f"hourly send cap of {cap} reached")
+        limit = min(limit, left)
+    if not uses_contact_zone(d):
+        opens = window.next_open(now)
+        if opens is None:
+            return Wait(now + timedelta(days=1), "the send window never opens")
+        if opens > now:
+            return Wait(opens, "outside send window")
+    return limit
+
+
+def step_template(d: CampaignDraft, step: int) -> tuple[str, dict[str, str]] | None:
+    """The template id and step variables ledger row ``step`` sends; None past the
+    last step of a sequence."""
+    if d.type in STEP_TYPES:
+        if step >= len(d.steps):
+            return None
+        s = d.steps[step]
+        return s.template_id.lower(), s.variables
+    return d.template_id.lower(), {}
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send ``text`` to the row's contact."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Settle the row SKIPPED with ``reason``."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Defer:
+    """Leave the row QUEUED until ``until`` (the contact's send window opens)."""
+
+    until: datetime
+
+
+def claim_decision(
+    d: CampaignDraft,
+    window: SendWindow,
+    templates: Mapping[str, TemplateDraft],
+    row: Mapping[str, Any],
+    facts: Mapping[str, Any] | None,
+    now: datetime,
+) -> Send | Skip | Defer:
+    """What a due ledger row gets when claimed. ``row`` holds the contact's fields
+    (``opted_out``, ``time_zone``, the template values of :func:`contact_values`) and
+    ``step``; ``facts`` its exclusion facts (``recently_messaged``,
+    ``open_conversation``; None when not looked up). Skip reasons: ``opted_out``,
+    ``outside_send_window`` (the contact's window never opens), ``recently_messaged``,
+    ``open_conversation``, ``template_missing``, ``missing_variable:<names>``,
+    ``empty_message``."""
+    if row["opted_out"]:
+        return Skip("opted_out")
+    if uses_contact_zone(d):
+        opens = window.next_open(now, row["time_zone"] or "")
+        if opens is None:
+            return Skip("outside_send_window")
+        if opens > now:
+            return Defer(opens)
+    if facts is not None and d.exclude_messaged_within and facts["recently_messaged"]:
+        return Skip("recently_messaged")
+    if facts is not None and d.exclude_open_conversations and facts["open_conversation"]:
+        return Skip("open_conversation")
+    which = step_template(d, row["step"])
+    template = templates.get(which[0]) if which is not None else None
+    if which is None or template is None:
+        return Skip("template_missing")
+    try:
+        text = render_for_contact(template, row, d.variables, which[1])
+    except MissingVariables as missing:
+        return Skip(f"missing_variable:{','.join(missing.names)}")
+    if not text.strip():
+        return Skip("empty_message")
+    return Send(text)
+
+
+def next_step_due(d: CampaignDraft, step: int, sent_at: datetime) -> datetime | None:
+    """When the step after ``step`` of a sequence is due once ``step`` was sent at
+    ``sent_at``; None when there is none (the last step, or not a sequence)."""
+    if d.type not in STEP_TYPES or step + 1 >= len(d.steps):
+        return None
+    return sent_at + d.steps[step + 1].delay
+
+
+def unsent_outcome(
+    campaign_status: str, attempts: int, max_attempts: int
+) -> tuple[str, str] | None:
+    """A row whose DM is known not to have reached X: SKIPPED when its campaign has
+    ended, FAILED after ``max_attempts``, as ``(state, reason)``; None: queue it
+    again."""
+    if campaign_status == CANCELLED:
+        return SKIPPED, "campaign_cancelled"
+    if campaign_status == COMPLETED:
+        return SKIPPED, "end_time_passed"
+    if attempts >= max_attempts:
+        return FAILED, "x_unavailable: gave up after repeated unclear answers"
+    return None
 
 
 # ------------------------------------------------------------------ metrics

@@ -50,6 +50,33 @@ def budget_key(merchant_id: UUID, account_id: UUID) -> str:
     return f"{merchant_id}/{account_id}"
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetLeft:
+    """How many DMs an account may still send now, by its budget windows (None when
+    the account is unknown), and when a spent window frees up (None: none is spent)."""
+
+    left_now: int | None
+    reset_at: datetime | None
+
+
+async def dm_budget_left(merchant_id: UUID, account_id: UUID) -> BudgetLeft:
+    """Read the account's DM budget on the current connection, without spending any
+    (a bulk sender sizes its batch by it; sending still draws through DbDmBudget)."""
+    row = await fetch_one(
+        Q.budget_left,
+        {
+            "merchant_id": merchant_id,
+            "account_id": account_id,
+            "default_15": DEFAULT_PER_15_MINUTES,
+            "default_24": DEFAULT_PER_24_HOURS,
+        },
+    )
+    if row is None:
+        return BudgetLeft(None, None)
+    left = row["left_now"]
+    return BudgetLeft(int(left) if left is not None else None, row["reset_at"])
+
+
 @dataclass
 class _Held:
     """Units reserved in the database and not yet used, for one account."""

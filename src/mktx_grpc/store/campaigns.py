@@ -1,10 +1,11 @@
-"""Campaign persistence: campaigns, the send ledger, counters and hourly metrics
-(sql/queries/campaigns.sql), plus the audience snapshot, composed from compiled
-segment conditions (``domain.segments.compile_conditions``) into one statement.
+"""Campaign persistence: campaigns, counters and hourly metrics, the ledger reads
+and writes of the lifecycle (sql/queries/campaigns.sql), plus the audience snapshot:
+``domain.campaigns.audience`` decides whom it reaches, and its segments' compiled
+conditions (``domain.segments.compile_conditions``) become one statement here. The
+dispatcher's statements on the ledger are in ``store/dispatch.py``.
 
 Every function runs on the current connection (the caller's unit of work or
-``use_connection``) and takes ``merchant_id`` explicitly, except the dispatcher's
-cross-merchant discovery queries, which return it.
+``use_connection``) and takes ``merchant_id`` explicitly.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from uuid import UUID
 from psycopg import sql
 
 from ..core.context import current_connection
-from ..domain.campaigns import CampaignDraft, Step
+from ..domain.campaigns import CampaignDraft, SegmentRef, Step, audience, launch_due_at
 from ..domain.like import contains_pattern
 from ..domain.segments import compile_conditions
 from . import Jsonb, Queries, Row, execute, fetch_all, fetch_one
+from . import accounts as accounts_store
 
 Q = Queries("campaigns")
 
@@ -179,7 +181,8 @@ async def list_page(
 
 
 async def get_account(merchant_id: UUID, account_id: UUID) -> Row | None:
-    return await fetch_one(Q.get_account, {"merchant_id": merchant_id, "id": account_id})
+    """The campaign's account; the same as ``store.accounts.get`` (call that)."""
+    return await accounts_store.get(merchant_id, account_id)
 
 
 async def _existing(query: str, merchant_id: UUID, ids: Iterable[str]) -> set[str]:
@@ -253,12 +256,12 @@ async def snapshot(
     due_at: datetime,
     contact_id: UUID | None = None,
 ) -> int:
-    """Resolve the audience into the ledger in ONE statement (INSERT … SELECT … ON
-    CONFLICT DO NOTHING): contacts of the campaign's account in any audience segment
-    (all of them for WELCOME without segments), minus opted-out contacts, exclusion
-    segments and contacts that received an excluded campaign. Erased contacts no
-    longer exist. With ``contact_id`` only that contact is considered (WELCOME
-    enrolment). Returns the rows inserted; the caller bumps ``total``."""
+    """Resolve the audience (``domain.campaigns.audience``) into the ledger in ONE
+    statement (INSERT … SELECT … ON CONFLICT DO NOTHING), each contact due at
+    ``due_at``. Erased contacts no longer exist. With ``contact_id`` only that contact
+    is considered (WELCOME enrolment). Returns the rows inserted; the caller bumps
+    ``total``. Raises what ``compile_conditions`` raises for stored conditions that
+    no longer compile."""
     account_id = campaign["account_id"]
     seg_rows = await fetch_all(
         Q.get_segments,
@@ -267,33 +270,35 @@ async def snapshot(
             "ids": [UUID(s) for s in draft.segment_ids + draft.exclude_segment_ids],
         },
     )
-    by_id = {str(r["id"]): r for r in seg_rows}
+    who = audience(
+        draft,
+        account_id,
+        {
+            str(r["id"]): SegmentRef(str(r["id"]), r["account_id"], r["conditions"])
+            for r in seg_rows
+        },
+    )
+    if who is None:
+        return 0
     params: dict[str, Any] = {
         "merchant_id": merchant_id,
         "campaign_id": campaign["id"],
         "account_id": account_id,
         "due_at": due_at,
         "contact_id": contact_id,
-        "exclude_campaign_ids": [UUID(c) for c in draft.exclude_campaign_ids],
+        "exclude_campaign_ids": [UUID(c) for c in who.exclude_campaign_ids],
     }
 
-    def compiled(ids: list[str], tag: str) -> list[sql.Composable]:
+    def compiled(groups: list[dict[str, Any]], tag: str) -> list[sql.Composable]:
         parts: list[sql.Composable] = []
-        for i, sid in enumerate(ids):
-            seg = by_id.get(sid.lower()) or by_id.get(sid)
-            if seg is None:
-                continue  # deleted since: contributes nobody
-            if seg["account_id"] is not None and seg["account_id"] != account_id:
-                continue  # another account's contacts cannot be messaged by this one
-            comp = compile_conditions(seg["conditions"], prefix=f"{tag}{i}_")
+        for i, conditions in enumerate(groups):
+            comp = compile_conditions(conditions, prefix=f"{tag}{i}_")
             params.update(comp.params)
             parts.append(sql.SQL("({})").format(comp.where))
         return parts
 
-    include = compiled(draft.segment_ids, "s")
-    exclude = compiled(draft.exclude_segment_ids, "x")
-    if draft.segment_ids and not include:
-        return 0
+    include = compiled(who.include, "s")
+    exclude = compiled(who.exclude, "x")
     where: list[sql.Composable] = [
         sql.SQL("c.merchant_id = %(merchant_id)s"),
         sql.SQL("c.account_id = %(account_id)s"),
@@ -305,7 +310,7 @@ async def snapshot(
         where.append(sql.SQL("({})").format(sql.SQL(" OR ").join(include)))
     if exclude:
         where.append(sql.SQL("NOT ({})").format(sql.SQL(" OR ").join(exclude)))
-    if draft.exclude_campaign_ids:
+    if who.exclude_campaign_ids:
         where.append(
             sql.SQL(
                 "NOT EXISTS (SELECT 1 FROM campaign_recipients e"
@@ -360,15 +365,16 @@ async def list_recipients(
 
 
 async def launch(merchant_id: UUID, campaign: Row, *, now: datetime) -> int:
-    """SCHEDULED/DRAFT → RUNNING with the audience snapshotted now (WELCOME enrols
-    followers as they come instead). Runs in the caller's transaction with the
-    campaign row locked. Returns the ledger rows created."""
+    """SCHEDULED/DRAFT → RUNNING with the audience snapshotted now, due at
+    ``domain.campaigns.launch_due_at`` (WELCOME enrols followers as they come
+    instead). Runs in the caller's transaction with the campaign row locked. Returns
+    the ledger rows created."""
     draft = draft_from_row(campaign)
     await set_status(merchant_id, campaign["id"], "RUNNING")
-    if draft.type == "WELCOME":
+    due_at = launch_due_at(draft, now)
+    if due_at is None:
         return 0
-    first_delay = draft.steps[0].delay if draft.steps else timedelta(0)
-    n = await snapshot(merchant_id, campaign, draft, due_at=now + first_delay)
+    n = await snapshot(merchant_id, campaign, draft, due_at=due_at)
     await bump(merchant_id, campaign["id"], total=n)
     return n
 

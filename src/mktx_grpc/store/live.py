@@ -44,7 +44,7 @@ HARD_LIMIT_FACTOR = 10
 class Subscription:
     """One stream's view of the live notifications of one merchant."""
 
-    def __init__(self, dispatcher: LiveDispatcher, merchant_id: UUID, limit: int) -> None:
+    def __init__(self, dispatcher: LiveDispatcher, merchant_id: UUID | None, limit: int) -> None:
         self.merchant_id = merchant_id
         self.limit = limit
         self.saturated = False
@@ -93,14 +93,15 @@ class LiveDispatcher:
 
     def __init__(self, conninfo: str, *, reconnect_delay: float = 1.0) -> None:
         self._conninfo = conninfo
-        self._subs: dict[UUID, set[Subscription]] = {}
+        self._subs: dict[UUID | None, set[Subscription]] = {}
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._reconnect_delay = reconnect_delay
 
-    async def subscribe(self, merchant_id: UUID, limit: int | None = None) -> Subscription:
-        """Register a subscription. Returns once the listener is LISTENing, so any
-        event committed after this returns is notified."""
+    async def subscribe(self, merchant_id: UUID | None, limit: int | None = None) -> Subscription:
+        """Register a subscription (``merchant_id`` None: every merchant's events, for
+        outbox consumers). Returns once the listener is LISTENing, so any event
+        committed after this returns is notified."""
         sub = Subscription(self, merchant_id, limit or MAX_PENDING)
         self._subs.setdefault(merchant_id, set()).add(sub)
         if self._task is None or self._task.done():
@@ -125,7 +126,7 @@ class LiveDispatcher:
             key, eid = UUID(merchant), int(event_id)
         except ValueError:
             return
-        for sub in list(self._subs.get(key, ())):
+        for sub in [*self._subs.get(key, ()), *self._subs.get(None, ())]:
             sub.offer(eid)
 
     def _wake_all(self) -> None:

@@ -74,8 +74,9 @@ async def refresh_expiring_tokens(deps: Deps) -> float:
     return 5.0 if len(due) == 100 else 60.0
 
 
-from .dispatch import (  # noqa: E402 - the loops need the helpers above
-    consume_campaign_events,
+from .consumer import Consumer, consumer_loops  # noqa: E402 - the loops need the helpers above
+from .dispatch import (  # noqa: E402
+    CAMPAIGN_EVENTS,
     dispatch_due_recipients,
     recover_stale_sends,
     run_campaign_schedules,
@@ -100,6 +101,11 @@ async def _refresh_segment_counts(deps: Deps) -> float:
     return await refresh_segment_counts(deps)
 
 
+#: The outbox consumers (worker/consumer.py): a name and a handler each, one loop each.
+CONSUMERS: list[Consumer] = [
+    CAMPAIGN_EVENTS,
+]
+
 LOOPS: list[Loop] = [
     purge_expired_connections,
     refresh_expiring_tokens,
@@ -109,5 +115,5 @@ LOOPS: list[Loop] = [
     dispatch_due_recipients,
     recover_stale_sends,
     run_campaign_schedules,
-    consume_campaign_events,
+    *consumer_loops(CONSUMERS),
 ]

@@ -1,26 +1,31 @@
-"""The campaign engine's background loops: dispatch, crash recovery, schedules and
-the domain-event consumer. Each is ``async def name(deps) -> float`` (seconds to
-sleep before the next pass) and safe to run in any number of processes at once.
+"""The campaign engine's background loops: dispatch, crash recovery and schedules,
+plus the campaign outbox consumer. Each loop is ``async def name(deps) -> float``
+(seconds to sleep before the next pass) and safe to run in any number of processes
+at once. The rules are in ``domain/campaigns.py``, the SQL in ``store/dispatch.py``
+and ``store/campaigns.py``; this module is the algorithm.
 
-Exactly once, per ledger row (campaign, contact, step):
+Exactly once, per ledger row (campaign, contact, step), by the send-ledger pattern of
+``worker/ledger.py`` on ``campaign_recipients``:
 
 1. **Claim** (one transaction): due QUEUED rows of a RUNNING campaign are locked
-   with ``FOR UPDATE SKIP LOCKED``; each is rendered for its contact and checked
-   against opt-out, exclusions and the send window. Rows to send become SENDING
-   with the rendered text and a lease; the rest are SKIPPED (with the reason) or
-   deferred to the next window opening. Committed before anything is sent.
-2. **Send** through ``XAccess.send_dm`` (which draws from the account's DM
-   budget; the batch is announced with ``XAccess.dm_batch`` so units are reserved
-   many per round trip), concurrently within the batch, with no transaction open.
+   with ``FOR UPDATE SKIP LOCKED``; each gets ``domain.claim_decision`` (rendered for
+   its contact, checked against opt-out, exclusions and the send window). Rows to
+   send are armed (SENDING with the rendered text and a lease); the rest are SKIPPED
+   (with the reason) or deferred to the next window opening. Committed before
+   anything is sent.
+2. **Send** with ``ledger.send_many`` (``XAccess.send_dm``, drawing from the
+   account's DM budget, the batch announced so units are reserved many per round
+   trip), concurrently within the batch, with no transaction open.
 3. **Record** (one transaction per few sends): SENT with the X event id, the
    message stored in the contact's conversation; FAILED when X refused; back to
    QUEUED when X or the budget said "not now" (the DM was certainly not sent), and
    the campaign waits until the reset time. When the outcome is unknown (timeout,
    5xx, crash) the row stays SENDING.
-4. **Recover**: a SENDING row whose lease ran out is looked up at X (the
-   conversation's DM events: our text, sent after the claim) before anything else
-   happens. Found: SENT with that event id. Not found: QUEUED again. So no contact
-   ever gets a campaign message twice, and no row stays SENDING forever.
+4. **Recover**: a SENDING row whose lease ran out is resolved at X
+   (``ledger.resolve_unclear_dm``: the conversation's DM events, our text, sent after
+   the claim) before anything else happens. Found: SENT with that event id. Not
+   found: QUEUED again. So no contact ever gets a campaign message twice, and no row
+   stays SENDING forever.
 
 Lock order everywhere: ledger rows first, the campaign row (counters) last; Cancel,
 which locks the campaign first, only takes ledger rows nobody holds (SKIP LOCKED).
@@ -28,32 +33,36 @@ which locks the campaign first, only takes ledger rows nobody holds (SKIP LOCKED
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from ..core.db import use_connection
-from ..core.errors import DomainError, FailedPrecondition, QuotaExceeded
 from ..deps import Deps
 from ..domain import campaigns as domain
-from ..domain.templates import MissingVariables, TemplateDraft
-from ..store import Row, execute, fetch_all, fetch_one
-from ..store import campaigns as store
-from ..store.budget import DEFAULT_PER_15_MINUTES, DEFAULT_PER_24_HOURS
+from ..domain.templates import TemplateDraft
+from ..store import Row
+from ..store import accounts as accounts_store
+from ..store import campaigns as campaigns_store
+from ..store import dispatch as store
+from ..store.budget import dm_budget_left
+from ..store.dispatch import SentRow
+from ..store.events import OutboxEvent
 from ..store.templates import draft_from_row as template_draft
-from ..x import UserContext
-from ..x.models import DmEvent, DmEventPage
+from . import ledger
+from .consumer import Consumer, drain
+from .ledger import Outcome, Resolution, SendOutcome
 
 log = logging.getLogger(__name__)
-Q = store.Q
 
+#: The campaign consumer's name (its cursor in event_consumer_cursors).
 CONSUMER = "campaigns"
-#: Clock skew tolerated between our claim time and X's timestamp of the DM.
-LOOKUP_SKEW = timedelta(seconds=30)
+#: Recovery pass size.
+STALE_BATCH = 50
 
 
 @dataclass(frozen=True)
@@ -118,36 +127,22 @@ class _Campaign:
     def merchant_id(self) -> UUID:
         return UUID(str(self.row["merchant_id"]))
 
-    def template_for(self, step: int) -> tuple[TemplateDraft | None, dict[str, str]]:
-        if self.draft.type in domain.STEP_TYPES:
-            if step >= len(self.draft.steps):
-                return None, {}
-            s = self.draft.steps[step]
-            return self.templates.get(s.template_id.lower()), s.variables
-        return self.templates.get(self.draft.template_id.lower()), {}
-
 
 async def _load_campaign(merchant_id: UUID, campaign_id: UUID) -> _Campaign | None:
-    row = await store.get(merchant_id, campaign_id)
+    row = await campaigns_store.get(merchant_id, campaign_id)
     if row is None:
         return None
-    account = await store.get_account(merchant_id, row["account_id"])
+    account = await accounts_store.get(merchant_id, row["account_id"])
     if account is None:
         return None
-    draft = store.draft_from_row(row)
-    rows = await store.templates(merchant_id, draft.template_ids())
+    draft = campaigns_store.draft_from_row(row)
+    rows = await campaigns_store.templates(merchant_id, draft.template_ids())
     return _Campaign(
         row,
         draft,
         account,
         {k: template_draft(v) for k, v in rows.items()},
         domain.send_window(draft),
-    )
-
-
-async def _wait(c: _Campaign, until: datetime, reason: str) -> None:
-    await execute(
-        Q.set_waiting, {"merchant_id": c.merchant_id, "id": c.id, "until": until, "reason": reason}
     )
 
 
@@ -162,7 +157,7 @@ async def dispatch_due_recipients(deps: Deps, options: DispatchOptions | None = 
     overrides the settings (tests and benchmarks)."""
     opts = options or _options(deps)
     async with use_connection(deps.pool, transaction=True):
-        due = await fetch_all(Q.campaigns_to_dispatch, {"limit": opts.campaigns_per_pass})
+        due = await store.campaigns_to_dispatch(opts.campaigns_per_pass)
     busy = False
     for item in due:
         try:
@@ -181,48 +176,24 @@ async def _dispatch_campaign(deps: Deps, opts: DispatchOptions, item: Row) -> in
         c = await _load_campaign(merchant_id, campaign_id)
         if c is None or c.row["status"] != domain.RUNNING:
             return 0
-        limit = opts.batch_size
-        if c.account["status"] != "ACTIVE":
-            await _wait(
-                c,
-                now + timedelta(minutes=1),
-                f"account {c.account['status'].lower()}: reconnect it to send",
-            )
-            return 0
-        budget = await fetch_one(
-            Q.budget_left,
-            {
-                "merchant_id": merchant_id,
-                "account_id": c.account["id"],
-                "default_15": DEFAULT_PER_15_MINUTES,
-                "default_24": DEFAULT_PER_24_HOURS,
-            },
+        budget = await dm_budget_left(merchant_id, c.account["id"])
+        allowed = domain.dispatch_allowance(
+            c.draft,
+            c.window,
+            account_status=c.account["status"],
+            budget_left=budget.left_now,
+            budget_reset_at=budget.reset_at,
+            sent_this_hour=int(item["sent_this_hour"]),
+            in_flight=int(item["in_flight"]),
+            batch_size=opts.batch_size,
+            now=now,
         )
-        if budget is not None and budget["left_now"] is not None:
-            if budget["left_now"] <= 0:
-                reset = budget["reset_at"] or now + timedelta(minutes=1)
-                await _wait(c, reset, f"waiting for DM budget until {reset.isoformat()}")
-                return 0
-            limit = min(limit, int(budget["left_now"]))
-        cap = c.draft.max_sends_per_hour
-        if cap:
-            left = cap - int(item["sent_this_hour"]) - int(item["in_flight"])
-            if left <= 0:
-                hour = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-                await _wait(c, hour, f"hourly send cap of {cap} reached")
-                return 0
-            limit = min(limit, left)
-        if not domain.uses_contact_zone(c.draft):
-            opens = c.window.next_open(now)
-            if opens is None:
-                await _wait(c, now + timedelta(days=1), "the send window never opens")
-                return 0
-            if opens > now:
-                await _wait(c, opens, "outside send window")
-                return 0
-        await execute(Q.clear_waiting, {"merchant_id": merchant_id, "id": campaign_id})
+        if isinstance(allowed, domain.Wait):
+            await store.set_waiting(c.merchant_id, c.id, allowed.until, allowed.reason)
+            return 0
+        await store.clear_waiting(merchant_id, campaign_id)
 
-    to_send = await _claim(deps, opts, c, limit, now)
+    to_send = await _claim(deps, opts, c, allowed, now)
     if to_send:
         await _send_batch(deps, opts, c, to_send)
     return len(to_send)
@@ -244,252 +215,138 @@ async def _claim(
     """Step 1 of the module docstring, in one transaction."""
     m = c.merchant_id
     async with use_connection(deps.pool, transaction=True):
-        rows = await fetch_all(
-            Q.claim_candidates, {"merchant_id": m, "campaign_id": c.id, "limit": limit}
-        )
+        rows = await store.claim_candidates(m, c.id, limit)
         if not rows:
             return []
         d = c.draft
         facts: dict[UUID, Row] = {}
         if d.exclude_messaged_within or d.exclude_open_conversations:
-            for fact in await fetch_all(
-                Q.contact_facts,
-                {
-                    "merchant_id": m,
-                    "account_id": c.account["id"],
-                    "campaign_id": c.id,
-                    "within": d.exclude_messaged_within,
-                    "contact_ids": [r["contact_id"] for r in rows],
-                },
-            ):
-                facts[fact["contact_id"]] = fact
+            facts = await store.contact_facts(
+                m,
+                c.account["id"],
+                c.id,
+                within=d.exclude_messaged_within,
+                contact_ids=[r["contact_id"] for r in rows],
+            )
         claimed: list[_Claimed] = []
         skipped: list[tuple[int, str]] = []
         deferred: list[tuple[int, datetime]] = []
-        per_contact = domain.uses_contact_zone(d)
         for r in rows:
-            if r["opted_out"]:
-                skipped.append((r["id"], "opted_out"))
-                continue
-            if per_contact:
-                opens = c.window.next_open(now, r["time_zone"] or "")
-                if opens is None:
-                    skipped.append((r["id"], "outside_send_window"))
-                    continue
-                if opens > now:
-                    deferred.append((r["id"], opens))
-                    continue
-            f = facts.get(r["contact_id"])
-            if f is not None and d.exclude_messaged_within and f["recently_messaged"]:
-                skipped.append((r["id"], "recently_messaged"))
-                continue
-            if f is not None and d.exclude_open_conversations and f["open_conversation"]:
-                skipped.append((r["id"], "open_conversation"))
-                continue
-            template, step_vars = c.template_for(r["step"])
-            if template is None:
-                skipped.append((r["id"], "template_missing"))
-                continue
-            try:
-                text = domain.render_for_contact(template, r, d.variables, step_vars)
-            except MissingVariables as missing:
-                skipped.append((r["id"], f"missing_variable:{','.join(missing.names)}"))
-                continue
-            if not text.strip():
-                skipped.append((r["id"], "empty_message"))
-                continue
-            claimed.append(
-                _Claimed(
-                    r["id"], r["contact_id"], r["step"], r["x_user_id"], text, r["attempts"] + 1
-                )
+            decision = domain.claim_decision(
+                d, c.window, c.templates, r, facts.get(r["contact_id"]), now
             )
+            if isinstance(decision, domain.Send):
+                claimed.append(
+                    _Claimed(
+                        r["id"],
+                        r["contact_id"],
+                        r["step"],
+                        r["x_user_id"],
+                        decision.text,
+                        r["attempts"] + 1,
+                    )
+                )
+            elif isinstance(decision, domain.Defer):
+                deferred.append((r["id"], decision.until))
+            else:
+                skipped.append((r["id"], decision.reason))
         if claimed:
-            await execute(
-                Q.mark_sending,
-                {
-                    "merchant_id": m,
-                    "ids": [x.id for x in claimed],
-                    "texts": [x.text for x in claimed],
-                    "lease": timedelta(seconds=opts.lease_seconds),
-                },
+            await store.mark_sending(
+                m,
+                [x.id for x in claimed],
+                [x.text for x in claimed],
+                timedelta(seconds=opts.lease_seconds),
             )
         if deferred:
-            await execute(
-                Q.defer_rows,
-                {
-                    "merchant_id": m,
-                    "ids": [i for i, _ in deferred],
-                    "ats": [a for _, a in deferred],
-                },
-            )
+            await store.defer(m, [i for i, _ in deferred], [a for _, a in deferred])
         if skipped:
-            done = await fetch_all(
-                Q.settle_rows,
-                {
-                    "merchant_id": m,
-                    "state": domain.SKIPPED,
-                    "ids": [i for i, _ in skipped],
-                    "reasons": [r for _, r in skipped],
-                },
+            n = await store.settle(
+                m, domain.SKIPPED, [i for i, _ in skipped], [r for _, r in skipped]
             )
-            await store.bump(m, c.id, skipped=len(done))
+            await campaigns_store.bump(m, c.id, skipped=n)
     return claimed
-
-
-@dataclass
-class _Outcomes:
-    sent: list[tuple[_Claimed, str, str, datetime]] = field(default_factory=list)
-    failed: list[tuple[_Claimed, str]] = field(default_factory=list)
-    requeue: list[tuple[_Claimed, datetime]] = field(default_factory=list)
-    unclear: list[_Claimed] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.sent) + len(self.failed) + len(self.requeue) + len(self.unclear)
 
 
 async def _send_batch(
     deps: Deps, opts: DispatchOptions, c: _Campaign, batch: list[_Claimed]
 ) -> None:
     """Steps 2 and 3: send concurrently, record in small transactions."""
-    gate = asyncio.Semaphore(opts.concurrency)
-    pending = _Outcomes()
-    flush_lock = asyncio.Lock()
-    stop: dict[str, Any] = {}  # set when the budget, X or the account says stop
 
-    async def flush(force: bool = False) -> None:
-        nonlocal pending
-        if not force and len(pending) < opts.flush_size:
-            return
-        async with flush_lock:
-            out, pending = pending, _Outcomes()
-            if len(out):
-                await _record(deps, opts, c, out)
+    async def record(out: list[tuple[_Claimed, SendOutcome]]) -> None:
+        await _record(deps, opts, c, out)
 
-    async def one(x: _Claimed) -> None:
-        async with gate:
-            if stop:
-                pending.requeue.append((x, stop["until"]))
-                return
-            try:
-                sent = await deps.xaccess.send_dm(c.account, x.x_user_id, text=x.text)
-            except QuotaExceeded as exc:
-                until = exc.retry_at or _now() + timedelta(minutes=1)
-                stop.setdefault("until", until)
-                stop.setdefault(
-                    "reason",
-                    f"waiting for DM budget until {until.isoformat()}"
-                    if exc.reason == "DM_BUDGET_SPENT"
-                    else f"X rate limit until {until.isoformat()}",
-                )
-                pending.requeue.append((x, until))
-            except FailedPrecondition as exc:
-                if exc.reason in ("TWITTER_FORBIDDEN", "TWITTER_REJECTED"):
-                    pending.failed.append((x, f"{exc.reason}: {exc.message}"))
-                else:  # the account cannot send (not active, revoked): nothing went out
-                    until = _now() + timedelta(minutes=1)
-                    stop.setdefault("until", until)
-                    stop.setdefault("reason", f"account cannot send: {exc.message}")
-                    pending.requeue.append((x, until))
-            except DomainError:
-                pending.unclear.append(x)  # may have reached X: recovery decides
-            except Exception:
-                log.exception("unexpected error sending a campaign DM")
-                pending.unclear.append(x)
-            else:
-                pending.sent.append((x, sent.dm_event_id, sent.dm_conversation_id, _now()))
-        await flush()
-
-    async with deps.xaccess.dm_batch(c.account, len(batch)):
-        await asyncio.gather(*(one(x) for x in batch))
-    await flush(force=True)
-    if stop:
+    stop = await ledger.send_many(
+        deps.xaccess,
+        c.account,
+        batch,
+        to=lambda x: (x.x_user_id, x.text),
+        record=record,
+        concurrency=opts.concurrency,
+        flush_size=opts.flush_size,
+    )
+    if stop is not None:
+        assert stop.retry_at is not None
         async with use_connection(deps.pool, transaction=True):
-            await _wait(c, stop["until"], stop["reason"])
+            await store.set_waiting(c.merchant_id, c.id, stop.retry_at, stop.reason)
 
 
-async def _record(deps: Deps, opts: DispatchOptions, c: _Campaign, out: _Outcomes) -> None:
+async def _record(
+    deps: Deps, opts: DispatchOptions, c: _Campaign, out: list[tuple[_Claimed, SendOutcome]]
+) -> None:
     """Step 3, one transaction: ledger rows first, counters last."""
     m = c.merchant_id
+    sent = [(x, o) for x, o in out if o.kind is Outcome.SENT]
+    failed = [(x, o) for x, o in out if o.kind is Outcome.FAILED]
+    requeue: dict[datetime, list[int]] = defaultdict(list)
+    for x, o in out:
+        if o.kind is Outcome.REQUEUE:
+            assert o.retry_at is not None
+            requeue[o.retry_at].append(x.id)
+    unclear = [x for x, o in out if o.kind is Outcome.UNCLEAR]
     async with use_connection(deps.pool, transaction=True):
         deltas: dict[str, int] = defaultdict(int)
-        if out.sent:
+        if sent:
             await _finish_sent(
                 c,
-                [(x.id, x.contact_id, x.step, ev, conv, at) for x, ev, conv, at in out.sent],
+                [
+                    SentRow(x.id, x.contact_id, o.dm_event_id, o.dm_conversation_id, o.at or _now())
+                    for x, o in sent
+                ],
                 deltas,
             )
-        if out.failed:
-            done = await fetch_all(
-                Q.settle_rows,
-                {
-                    "merchant_id": m,
-                    "state": domain.FAILED,
-                    "ids": [x.id for x, _ in out.failed],
-                    "reasons": [r for _, r in out.failed],
-                },
+        if failed:
+            deltas["failed"] += await store.settle(
+                m, domain.FAILED, [x.id for x, _ in failed], [o.reason for _, o in failed]
             )
-            deltas["failed"] += len(done)
-        for until, group in _group(out.requeue).items():
-            await execute(Q.requeue_rows, {"merchant_id": m, "ids": group, "ready_at": until})
+        for until, group in requeue.items():
+            await store.requeue(m, group, until)
         now = _now()
-        for x in out.unclear:
+        for x in unclear:
             backoff = opts.retry_base * 2 ** max(0, x.attempts - 1)
-            await execute(
-                Q.extend_lease,
-                {"merchant_id": m, "ids": [x.id], "until": now + timedelta(seconds=backoff)},
-            )
-        await store.bump(m, c.id, **deltas)
+            await store.extend_lease(m, [x.id], now + timedelta(seconds=backoff))
+        await campaigns_store.bump(m, c.id, **deltas)
 
 
-def _group(items: list[tuple[_Claimed, datetime]]) -> dict[datetime, list[int]]:
-    out: dict[datetime, list[int]] = defaultdict(list)
-    for x, until in items:
-        out[until].append(x.id)
-    return out
-
-
-async def _finish_sent(
-    c: _Campaign,
-    sent: list[tuple[int, UUID, int, str, str, datetime]],
-    deltas: dict[str, int],
-) -> None:
+async def _finish_sent(c: _Campaign, sent: list[SentRow], deltas: dict[str, int]) -> None:
     """Rows X accepted → SENT with their inbox messages; the next step of a sequence
     is enrolled in the same transaction."""
     m = c.merchant_id
-    done = await fetch_all(
-        Q.finish_sent,
-        {
-            "merchant_id": m,
-            "account_id": c.account["id"],
-            "campaign_id": c.id,
-            "ids": [s[0] for s in sent],
-            "contact_ids": [s[1] for s in sent],
-            "x_event_ids": [s[3] for s in sent],
-            "x_conversation_ids": [s[4] for s in sent],
-            "sent_ats": [s[5] for s in sent],
-        },
-    )
+    done = await store.finish_sent(m, c.account["id"], c.id, sent)
     deltas["sent"] += len(done)
-    steps = c.draft.steps
-    if c.draft.type in domain.STEP_TYPES and done:
-        at = {s[0]: s[5] for s in sent}
-        nxt = [
-            (r["contact_id"], r["step"] + 1, at[r["id"]] + steps[r["step"] + 1].delay)
-            for r in done
-            if r["step"] + 1 < len(steps)
-        ]
-        if nxt:
-            added = await fetch_all(
-                Q.insert_steps,
-                {
-                    "merchant_id": m,
-                    "campaign_id": c.id,
-                    "contact_ids": [n[0] for n in nxt],
-                    "steps": [n[1] for n in nxt],
-                    "due_ats": [n[2] for n in nxt],
-                },
-            )
-            deltas["total"] += len(added)
+    at = {s.id: s.sent_at for s in sent}
+    nxt = [
+        (r["contact_id"], r["step"] + 1, due)
+        for r in done
+        if (due := domain.next_step_due(c.draft, r["step"], at[r["id"]])) is not None
+    ]
+    if nxt:
+        deltas["total"] += await store.insert_steps(
+            m,
+            c.id,
+            contact_ids=[n[0] for n in nxt],
+            steps=[n[1] for n in nxt],
+            due_ats=[n[2] for n in nxt],
+        )
 
 
 # ------------------------------------------------------------------ recovery
@@ -505,130 +362,55 @@ async def recover_stale_sends(deps: Deps, options: DispatchOptions | None = None
     with reason "unconfirmed", because resending could duplicate it."""
     opts = options or _options(deps)
     async with use_connection(deps.pool, transaction=True):
-        rows = await fetch_all(Q.stale_sending, {"limit": 50})
-        now = _now()
+        rows = await store.stale_sending(STALE_BATCH)
+        until = _now() + timedelta(seconds=opts.lease_seconds)
         for r in rows:
-            await execute(
-                Q.extend_lease,
-                {
-                    "merchant_id": r["merchant_id"],
-                    "ids": [r["id"]],
-                    "until": now + timedelta(seconds=opts.lease_seconds),
-                },
-            )
+            await store.extend_lease(r["merchant_id"], [r["id"]], until)
     for r in rows:
         try:
             await _resolve(deps, opts, r)
         except Exception:
             log.exception("recovery failed", extra={"recipient_id": r["id"]})
-    return 0.0 if len(rows) == 50 else 5.0
+    return 0.0 if len(rows) == STALE_BATCH else 5.0
 
 
 async def _resolve(deps: Deps, opts: DispatchOptions, r: Row) -> None:
     m = r["merchant_id"]
     async with use_connection(deps.pool, transaction=True):
         c = await _load_campaign(m, r["campaign_id"])
-        known = {
-            x["x_event_id"]
-            for x in await fetch_all(
-                Q.contact_sent_event_ids, {"merchant_id": m, "contact_id": r["contact_id"]}
-            )
-        }
+        known = await store.contact_sent_event_ids(m, r["contact_id"])
     if c is None:
         return
-    me = str(c.account["x_user_id"])
-    since = r["sending_at"] - LOOKUP_SKEW
-    found: DmEvent | None = None
-    token: str | None = None
-
-    async def lookup(u: UserContext) -> DmEventPage:
-        return await u.dm_events(
-            participant_id=r["x_user_id"], max_results=100, pagination_token=token
-        )
-
-    try:
-        for _ in range(5):
-            page = await deps.xaccess.call(c.account, lookup)
-            for ev in page.events:
-                if (
-                    ev.sender_id == me
-                    and ev.id not in known
-                    and (ev.text or "").strip() == r["text"].strip()
-                    and (ev.created_at is None or ev.created_at >= since)
-                ):
-                    found = ev
-                    break
-            oldest = page.events[-1].created_at if page.events else None
-            if found or not page.next_token or (oldest is not None and oldest < since):
-                break
-            token = page.next_token
-    except FailedPrecondition as exc:
-        async with use_connection(deps.pool, transaction=True):
-            done = await fetch_all(
-                Q.settle_rows,
-                {
-                    "merchant_id": m,
-                    "state": domain.FAILED,
-                    "ids": [r["id"]],
-                    "reasons": [f"unconfirmed: {exc.message}"],
-                },
-            )
-            await store.bump(m, c.id, failed=len(done))
-        return
-    except DomainError:
-        async with use_connection(deps.pool, transaction=True):
-            await execute(
-                Q.extend_lease,
-                {"merchant_id": m, "ids": [r["id"]], "until": _now() + timedelta(seconds=30)},
-            )
-        return
+    res = await ledger.resolve_unclear_dm(
+        deps.xaccess,
+        c.account,
+        r["x_user_id"],
+        r["text"],
+        armed_at=r["sending_at"],
+        known_event_ids=known,
+    )
     async with use_connection(deps.pool, transaction=True):
         deltas: dict[str, int] = defaultdict(int)
-        if found is not None:
-            at = found.created_at or r["sending_at"]
-            await _finish_sent(
-                c,
-                [
-                    (
-                        r["id"],
-                        r["contact_id"],
-                        r["step"],
-                        found.id,
-                        found.dm_conversation_id or "",
-                        at,
-                    )
-                ],
-                deltas,
+        if res.kind is Resolution.RETRY_LATER:
+            await store.extend_lease(m, [r["id"]], _now() + ledger.RETRY_LOOKUP)
+            return
+        if res.kind is Resolution.UNCONFIRMABLE:
+            deltas["failed"] += await store.settle(m, domain.FAILED, [r["id"]], [res.reason])
+        elif res.kind is Resolution.FOUND:
+            assert res.event is not None
+            at = res.event.created_at or r["sending_at"]
+            sent = SentRow(
+                r["id"], r["contact_id"], res.event.id, res.event.dm_conversation_id or "", at
             )
-        elif r["campaign_status"] in (domain.CANCELLED, domain.COMPLETED):
-            done = await fetch_all(
-                Q.settle_rows,
-                {
-                    "merchant_id": m,
-                    "state": domain.SKIPPED,
-                    "ids": [r["id"]],
-                    "reasons": [
-                        "campaign_cancelled"
-                        if r["campaign_status"] == domain.CANCELLED
-                        else "end_time_passed"
-                    ],
-                },
-            )
-            deltas["skipped"] += len(done)
-        elif r["attempts"] >= opts.max_attempts:
-            done = await fetch_all(
-                Q.settle_rows,
-                {
-                    "merchant_id": m,
-                    "state": domain.FAILED,
-                    "ids": [r["id"]],
-                    "reasons": ["x_unavailable: gave up after repeated unclear answers"],
-                },
-            )
-            deltas["failed"] += len(done)
+            await _finish_sent(c, [sent], deltas)
         else:
-            await execute(Q.requeue_rows, {"merchant_id": m, "ids": [r["id"]], "ready_at": _now()})
-        await store.bump(m, c.id, **deltas)
+            settled = domain.unsent_outcome(r["campaign_status"], r["attempts"], opts.max_attempts)
+            if settled is None:
+                await store.requeue(m, [r["id"]], _now())
+            else:
+                state, reason = settled
+                deltas[state.lower()] += await store.settle(m, state, [r["id"]], [reason])
+        await campaigns_store.bump(m, c.id, **deltas)
 
 
 # ------------------------------------------------------------------ schedules
@@ -640,13 +422,13 @@ async def run_campaign_schedules(deps: Deps) -> float:
     ended campaigns left queued."""
     now = _now()
     async with use_connection(deps.pool, transaction=True):
-        for item in await fetch_all(Q.due_scheduled, {"limit": 20}):
-            row = await store.get(item["merchant_id"], item["id"])
+        for item in await store.due_scheduled(20):
+            row = await campaigns_store.get(item["merchant_id"], item["id"])
             if row is not None:
-                await store.launch(item["merchant_id"], row, now=now)
+                await campaigns_store.launch(item["merchant_id"], row, now=now)
     async with use_connection(deps.pool, transaction=True):
-        for item in await fetch_all(Q.due_to_end, {"limit": 50}):
-            await store.finish(
+        for item in await store.due_to_end(50):
+            await campaigns_store.finish(
                 item["merchant_id"],
                 item["id"],
                 domain.COMPLETED,
@@ -654,99 +436,90 @@ async def run_campaign_schedules(deps: Deps) -> float:
             )
     async with use_connection(deps.pool, transaction=True):
         swept: dict[tuple[UUID, UUID], int] = defaultdict(int)
-        for r in await fetch_all(Q.sweep_leftovers, {}):
-            swept[(r["merchant_id"], r["campaign_id"])] += 1
+        for key in await store.sweep_leftovers():
+            swept[key] += 1
         for (m, cid), n in swept.items():
-            await store.bump(m, cid, skipped=n)
+            await campaigns_store.bump(m, cid, skipped=n)
     return 1.0
 
 
 # ------------------------------------------------------------------ events
 
+#: The inbox events campaigns react to.
+CAMPAIGN_EVENT_TYPES = ("message.delivered", "message.read", "message.received", "contact.followed")
 
-async def consume_campaign_events(deps: Deps) -> float:
-    """Apply inbox events to campaigns, from a durable cursor:
+_Deltas = dict[tuple[UUID, UUID], dict[str, int]]
+
+
+async def apply_campaign_events(events: Sequence[OutboxEvent]) -> None:
+    """The campaign consumer's batch handler: apply inbox events to campaigns.
 
     - ``message.delivered`` / ``message.read`` (payload ``message_id``): the ledger
       row of that message becomes DELIVERED / READ;
     - ``message.received`` (``contact_id``): per campaign, the contact's latest row
       sent within the attribution window becomes REPLIED, and later steps of
       sequences that stop on reply are SKIPPED (reason "replied");
-    - ``contact.followed`` (``contact_id``, ``account_id``): the follower is enrolled
-      in the account's RUNNING welcome campaigns (``enrol_delay`` later) when the
-      campaign's segments, if any, match them.
+    - ``contact.followed`` (``contact_id``, ``account_id``): the follower enters the
+      account's welcome campaigns by ``domain.welcome_enrolment`` and the
+      campaign's audience (``domain.audience``).
 
-    One pass runs at a time across workers (the cursor row is claimed with SKIP
-    LOCKED); every effect is idempotent, and the cursor advances in the same
-    transaction as the effects."""
-    async with use_connection(deps.pool, transaction=True):
-        await execute(Q.lock_cursor, {"consumer": CONSUMER})
-    limit = 500
-    async with use_connection(deps.pool, transaction=True):
-        cur = await fetch_one(Q.claim_cursor, {"consumer": CONSUMER})
-        if cur is None:
-            return 0.5
-        events = await fetch_all(
-            Q.events_for_consumer, {"after_id": cur["last_event_id"], "limit": limit}
-        )
-        last = cur["last_event_id"]
-        deltas: dict[tuple[UUID, UUID], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        now = _now()
-        for ev in events:
-            if not ev["settled"]:
-                break
-            try:
-                await _apply_event(ev, deltas, now)
-            except (ValueError, KeyError, TypeError):
-                log.warning("malformed event skipped", extra={"event_id": ev["id"]})
-            last = ev["id"]
-        for (m, cid), d in deltas.items():
-            await store.bump(m, cid, **d)
-        if last != cur["last_event_id"]:
-            await execute(Q.advance_cursor, {"consumer": CONSUMER, "last_event_id": last})
-    return 0.0 if len(events) == limit and last != cur["last_event_id"] else 0.5
+    Counters move once per campaign for the batch. Every effect is idempotent per
+    event (a redelivered event changes nothing). A malformed payload is logged and
+    skipped; a database error fails the batch (the consumer retries it)."""
+    deltas: _Deltas = defaultdict(lambda: defaultdict(int))
+    now = _now()
+    for ev in events:
+        try:
+            await _apply_event(ev, deltas, now)
+        except (ValueError, KeyError, TypeError):
+            log.warning("malformed event skipped", extra={"event_id": ev.id})
+    for (m, cid), d in deltas.items():
+        await campaigns_store.bump(m, cid, **d)
+
+
+#: The campaign outbox consumer (registered in ``mktx_grpc.worker.CONSUMERS``).
+CAMPAIGN_EVENTS = Consumer(CONSUMER, handle_batch=apply_campaign_events, types=CAMPAIGN_EVENT_TYPES)
+
+
+async def consume_campaign_events(deps: Deps) -> float:
+    """Deliver what the campaign consumer has waiting, now (``consumer.drain``: it
+    waits a few seconds for held events to settle), and return 0.5. For tests and
+    tools; the worker runs the consumer with ``consumer.consumer_loop``."""
+    await drain(deps.pool, CAMPAIGN_EVENTS)
+    return 0.5
 
 
 def _uuid(value: Any) -> UUID:
     return UUID(str(value))
 
 
-async def _apply_event(
-    ev: Row, deltas: dict[tuple[UUID, UUID], dict[str, int]], now: datetime
-) -> None:
-    kind, m, p = ev["type"], ev["merchant_id"], ev["payload"] or {}
-    at = ev["created_at"]
+async def _apply_event(ev: OutboxEvent, deltas: _Deltas, now: datetime) -> None:
+    kind, m, p, at = ev.type, ev.merchant_id, ev.payload, ev.created_at
     if kind == "message.delivered" and p.get("message_id"):
-        for r in await fetch_all(
-            Q.mark_delivered, {"merchant_id": m, "at": at, "message_id": _uuid(p["message_id"])}
-        ):
-            deltas[(m, r["campaign_id"])]["delivered"] += 1
+        for cid in await store.mark_delivered(m, _uuid(p["message_id"]), at):
+            deltas[(m, cid)]["delivered"] += 1
     elif kind == "message.read" and p.get("message_id"):
-        for r in await fetch_all(
-            Q.mark_read, {"merchant_id": m, "at": at, "message_id": _uuid(p["message_id"])}
-        ):
-            deltas[(m, r["campaign_id"])]["read"] += 1
-            if r["newly_delivered"]:
-                deltas[(m, r["campaign_id"])]["delivered"] += 1
+        for cid, newly_delivered in await store.mark_read(m, _uuid(p["message_id"]), at):
+            deltas[(m, cid)]["read"] += 1
+            if newly_delivered:
+                deltas[(m, cid)]["delivered"] += 1
     elif kind == "message.received" and p.get("contact_id"):
         contact_id = _uuid(p["contact_id"])
-        params = {"merchant_id": m, "contact_id": contact_id, "at": at}
-        for r in await fetch_all(Q.mark_replied, params):
-            deltas[(m, r["campaign_id"])]["replied"] += 1
-        for r in await fetch_all(Q.stop_on_reply, params):
-            deltas[(m, r["campaign_id"])]["skipped"] += 1
+        for cid in await store.mark_replied(m, contact_id, at):
+            deltas[(m, cid)]["replied"] += 1
+        for cid in await store.stop_on_reply(m, contact_id, at):
+            deltas[(m, cid)]["skipped"] += 1
     elif kind == "contact.followed" and p.get("contact_id") and p.get("account_id"):
-        if p.get("applied") is False:
-            return
-        contact_id = _uuid(p["contact_id"])
-        for w in await fetch_all(
-            Q.welcome_campaigns, {"merchant_id": m, "account_id": _uuid(p["account_id"])}
-        ):
-            row = await store.get(m, w["id"])
+        contact_id, account_id = _uuid(p["contact_id"]), _uuid(p["account_id"])
+        for wid in await store.welcome_campaigns(m, account_id):
+            row = await campaigns_store.get(m, wid)
             if row is None:
                 continue
-            draft = store.draft_from_row(row)
-            n = await store.snapshot(
-                m, row, draft, due_at=now + draft.enrol_delay, contact_id=contact_id
+            draft = campaigns_store.draft_from_row(row)
+            due_at = domain.welcome_enrolment(
+                draft, status=row["status"], now=now, follow_applied=p.get("applied") is not False
             )
-            deltas[(m, w["id"])]["total"] += n
+            if due_at is None:
+                continue
+            n = await campaigns_store.snapshot(m, row, draft, due_at=due_at, contact_id=contact_id)
+            deltas[(m, wid)]["total"] += n

@@ -26,7 +26,7 @@ processes refreshing at the same time would lock the account out.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -62,6 +62,7 @@ from . import (
     XNotFound,
     XRateLimited,
 )
+from .models import DmEvent, DmEventPage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -232,6 +233,52 @@ class XAccess:
             account, lambda u: u.send_dm(participant_id, text=text or None, media_id=media_id)
         )
         return SentDm(result.dm_event_id, result.dm_conversation_id)
+
+    async def find_sent_dm(
+        self,
+        account: Row,
+        recipient_x_user_id: str,
+        text: str,
+        since: datetime,
+        exclude_event_ids: Collection[str] = (),
+        *,
+        max_pages: int = 5,
+    ) -> DmEvent | None:
+        """Look up at X a DM ``account`` sent to ``recipient_x_user_id`` with ``text``
+        (compared without surrounding whitespace) no earlier than ``since``, other
+        than the events in ``exclude_event_ids`` (DMs already accounted for). Reads
+        the 1:1 conversation newest first, up to ``max_pages`` pages of 100, stopping
+        at events older than ``since``. Returns the newest match, or None when there
+        is none in what was read. This is how a send whose outcome is unknown (a
+        timeout, a 5xx, a crash) is resolved before anything is sent again.
+
+        Raises the domain errors of the module docstring: ``FailedPrecondition`` when
+        the account can no longer read (the lookup can never be answered), and
+        ``QuotaExceeded`` / ``UpstreamError`` when X cannot answer now."""
+        me = str(account["x_user_id"])
+        want = text.strip()
+        token: str | None = None
+
+        async def lookup(u: UserContext) -> DmEventPage:
+            return await u.dm_events(
+                participant_id=recipient_x_user_id, max_results=100, pagination_token=token
+            )
+
+        for _ in range(max_pages):
+            page = await self.call(account, lookup)
+            for ev in page.events:
+                if (
+                    ev.sender_id == me
+                    and ev.id not in exclude_event_ids
+                    and (ev.text or "").strip() == want
+                    and (ev.created_at is None or ev.created_at >= since)
+                ):
+                    return ev
+            oldest = page.events[-1].created_at if page.events else None
+            if not page.next_token or (oldest is not None and oldest < since):
+                return None
+            token = page.next_token
+        return None
 
     @asynccontextmanager
     async def dm_batch(self, account: Row, sends: int) -> AsyncIterator[None]:
