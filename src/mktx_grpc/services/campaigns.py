@@ -41,6 +41,7 @@ from ..mapping.campaigns import (
 )
 from ..mapping.common import from_ts, ts
 from ..store import Row, check_etag
+from ..store import accounts as accounts_store
 from ..store import campaigns as store
 from ..store.idempotency import create_once
 from ..store.templates import draft_from_row as template_draft
@@ -75,7 +76,7 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
     async def _check_references(self, merchant: UUID, d: domain.CampaignDraft) -> None:
         """NOT_FOUND for the first account, template, segment or campaign named that
         does not exist for this merchant."""
-        if await store.get_account(merchant, UUID(d.account_id)) is None:
+        if await accounts_store.get(merchant, UUID(d.account_id)) is None:
             raise NotFound("account", d.account_id)
         found = await store.existing_templates(merchant, d.template_ids())
         for tid in d.template_ids():
@@ -179,7 +180,7 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
         scheduled = row["start_at"] is not None and row["start_at"] > now
         domain.transition(row["status"], "schedule" if scheduled else "start")
         d = store.draft_from_row(row)
-        account = await store.get_account(merchant, row["account_id"])
+        account = await accounts_store.get(merchant, row["account_id"])
         missing = domain.missing_for_start(
             d,
             account_active=account is not None and account["status"] == "ACTIVE",
@@ -260,7 +261,7 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
         for cid, raw in zip(ids, request.contact_ids, strict=True):
             if cid not in contacts:
                 raise NotFound("contact", raw)
-        account = await store.get_account(merchant, row["account_id"])
+        account = await accounts_store.get(merchant, row["account_id"])
         if account is None:
             raise NotFound("account", str(row["account_id"]))
         tdraft = template_draft(template)

@@ -22,7 +22,6 @@ from ..domain.campaigns import CampaignDraft, SegmentRef, Step, audience, launch
 from ..domain.like import contains_pattern
 from ..domain.segments import compile_conditions
 from . import Jsonb, Queries, Row, execute, fetch_all, fetch_one
-from . import accounts as accounts_store
 
 Q = Queries("campaigns")
 
@@ -178,11 +177,6 @@ async def list_page(
             "limit": limit,
         },
     )
-
-
-async def get_account(merchant_id: UUID, account_id: UUID) -> Row | None:
-    """The campaign's account; the same as ``store.accounts.get`` (call that)."""
-    return await accounts_store.get(merchant_id, account_id)
 
 
 async def _existing(query: str, merchant_id: UUID, ids: Iterable[str]) -> set[str]:
