@@ -4,6 +4,7 @@ mktx-grpc serve                 gRPC on :50051 + webhook sidecar on :5000
 mktx-grpc migrate               apply pending SQL migrations
 mktx-grpc token --merchant ID   print a development JWT for a merchant
 mktx-grpc worker                run the background loops only
+mktx-grpc merchant-limits       set or clear a merchant's API rate-limit override
 mktx-grpc x-sandbox             run the local X API sandbox in the foreground
 mktx-grpc ai-standin            run the local OpenAI-compatible stand-in in the foreground
 """
@@ -158,6 +159,43 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merchant_limits(args: argparse.Namespace) -> int:
+    """Set (or with --clear remove) the operator's rate-limit override for a merchant."""
+    try:
+        merchant = UUID(args.merchant)
+    except ValueError:
+        print("--merchant must be a UUID", file=sys.stderr)
+        return 2
+    if args.clear == (args.per_minute is not None):
+        print("give --per-minute N (and optionally --burst B), or --clear", file=sys.stderr)
+        return 2
+    if (args.per_minute is not None and args.per_minute <= 0) or (args.burst or 0) < 0:
+        print("--per-minute must be positive and --burst not negative", file=sys.stderr)
+        return 2
+    settings = resolve_database(Settings.from_env())
+    from .core.db import check_schema, make_pool, use_connection
+    from .store import merchants as store
+
+    check_schema(settings.database_url)
+
+    async def apply() -> None:
+        pool = make_pool(settings.database_url, min_size=1, max_size=1)
+        await pool.open(wait=True, timeout=30)
+        try:
+            async with use_connection(pool, transaction=True):
+                row = await store.set_rate_limit(merchant, args.per_minute, args.burst)
+        finally:
+            await pool.close()
+        per_minute = row["rate_limit_per_minute"] or settings.rate_limit_per_minute
+        burst = row["rate_limit_burst"]
+        burst = settings.rate_limit_burst if burst is None else burst
+        source = "override" if row["rate_limit_per_minute"] else "service default"
+        print(f"merchant {merchant}: {per_minute} requests/min, burst {burst} ({source})")
+
+    _run(apply())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mktx-grpc", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -177,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_token)
     p = sub.add_parser("worker", help="run background loops")
     p.set_defaults(func=cmd_worker)
+    p = sub.add_parser("merchant-limits", help="set or clear a merchant's API rate limit")
+    p.add_argument("--merchant", required=True, help="merchant UUID")
+    p.add_argument("--per-minute", type=int, help="sustained requests per minute")
+    p.add_argument("--burst", type=int, help="requests allowed at once above the rate")
+    p.add_argument("--clear", action="store_true", help="back to the service default")
+    p.set_defaults(func=cmd_merchant_limits)
     sub.add_parser(
         "x-sandbox",
         help="run the local X sandbox (--host, --port, --tier, --state-file, --no-rate-limits)",

@@ -23,6 +23,7 @@ from .validation import accounts as accounts_rules
 from .validation import campaigns as campaigns_rules
 from .validation import contacts as contacts_rules
 from .validation import conversations as conversations_rules
+from .validation import merchants as merchants_rules
 from .validation import rules
 from .validation import segments as segments_rules
 from .validation import templates as templates_rules
@@ -68,6 +69,7 @@ _CT = "/mktx.v1.ContactsService/"
 _CV = "/mktx.v1.ConversationsService/"
 _CP = "/mktx.v1.CampaignsService/"
 _SG = "/mktx.v1.SegmentsService/"
+_M = "/mktx.v1.MerchantsService/"
 
 METHODS: dict[str, MethodSpec] = {
     # Templates
@@ -113,6 +115,9 @@ METHODS: dict[str, MethodSpec] = {
     _CV + "SnoozeConversation": write(conversations_rules.snooze_conversation),
     _CV + "MarkConversationRead": write(rules.require_uuid("id")),
     _CV + "WatchConversations": own_connections(conversations_rules.watch_conversations),
+    # Merchants
+    _M + "GetMerchantSettings": read(),
+    _M + "UpdateMerchantSettings": write(merchants_rules.update_merchant_settings),
     # Segments
     _SG + "CreateSegment": write(segments_rules.create_segment),
     _SG + "GetSegment": read(rules.require_uuid("id")),

@@ -32,6 +32,8 @@ from mktx.v1 import (
     contacts_pb2_grpc,
     conversations_pb2,
     conversations_pb2_grpc,
+    merchants_pb2,
+    merchants_pb2_grpc,
     segments_pb2,
     segments_pb2_grpc,
     templates_pb2,
@@ -54,6 +56,7 @@ from .services.accounts import AccountsServicer
 from .services.campaigns import CampaignsServicer
 from .services.contacts import ContactsServicer
 from .services.conversations import ConversationsServicer
+from .services.merchants import MerchantsServicer
 from .services.segments import SegmentsServicer
 from .services.templates import TemplatesServicer
 from .services.unimplemented import complete
@@ -87,6 +90,7 @@ SERVICES: list[ServiceEntry] = [
         conversations_pb2, conversations_pb2_grpc, "ConversationsService", ConversationsServicer
     ),
     _entry(segments_pb2, segments_pb2_grpc, "SegmentsService", SegmentsServicer),
+    _entry(merchants_pb2, merchants_pb2_grpc, "MerchantsService", MerchantsServicer),
     _entry(campaigns_pb2, campaigns_pb2_grpc, "CampaignsService", CampaignsServicer),
     _entry(automation_pb2, automation_pb2_grpc, "AutomationService", None),
     _entry(ai_pb2, ai_pb2_grpc, "AIService", None),

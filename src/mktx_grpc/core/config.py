@@ -128,6 +128,11 @@ class Settings:
     sandbox_port: int = 0
     #: Whether ``serve`` also runs the background worker loops in-process.
     run_worker: bool = True
+    #: The per-merchant API rate limit when the operator set no override for the
+    #: merchant (``mktx-grpc merchant-limits``): sustained requests per minute and
+    #: the burst allowed above it.
+    rate_limit_per_minute: int = 100
+    rate_limit_burst: int = 20
 
     @property
     def uses_sandbox(self) -> bool:
@@ -192,6 +197,8 @@ class Settings:
             sandbox_port=_env_int("MKTX_SANDBOX_PORT", 0),
             x_sandbox=_env_bool("MKTX_X_SANDBOX", False),
             run_worker=_env_bool("MKTX_RUN_WORKER", True),
+            rate_limit_per_minute=_env_int("MKTX_RATE_LIMIT_PER_MINUTE", 100),
+            rate_limit_burst=_env_int("MKTX_RATE_LIMIT_BURST", 20),
         )
 
     def replace(self, **changes: object) -> Settings:
