@@ -24,7 +24,7 @@ from mktx_grpc.domain.post_rules import (
     check_thread,
     sniff_media_type,
 )
-from mktx_grpc.errors import FieldViolation, InvalidArgument
+from mktx_grpc.core.errors import FieldViolation, InvalidArgument
 
 
 def png_1x1() -> bytes:

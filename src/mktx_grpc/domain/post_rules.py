@@ -1,6 +1,6 @@
 """The rules X applies to a post or a thread, checked before anything is sent. Pure.
 
-Each ``check_*`` function returns every :class:`~mktx_grpc.errors.FieldViolation` it
+Each ``check_*`` function returns every :class:`~mktx_grpc.core.errors.FieldViolation` it
 finds (empty when all is well), with paths such as ``parts[2].text``,
 ``parts[0].media[4]`` and ``parts[1].poll.options[0]``, ready for ``InvalidArgument``.
 Messages never repeat a URL, which may carry secrets.
