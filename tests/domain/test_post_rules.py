@@ -8,6 +8,7 @@ import zlib
 
 import pytest
 
+from mktx_grpc.core.errors import FieldViolation, InvalidArgument
 from mktx_grpc.domain.post_rules import (
     MAX_GIF_BYTES,
     MAX_IMAGE_BYTES,
@@ -24,7 +25,6 @@ from mktx_grpc.domain.post_rules import (
     check_thread,
     sniff_media_type,
 )
-from mktx_grpc.core.errors import FieldViolation, InvalidArgument
 
 
 def png_1x1() -> bytes:
