@@ -34,6 +34,8 @@ from mktx.v1 import (
     conversations_pb2_grpc,
     merchants_pb2,
     merchants_pb2_grpc,
+    publishing_pb2,
+    publishing_pb2_grpc,
     segments_pb2,
     segments_pb2_grpc,
     templates_pb2,
@@ -94,6 +96,7 @@ SERVICES: list[ServiceEntry] = [
     _entry(campaigns_pb2, campaigns_pb2_grpc, "CampaignsService", CampaignsServicer),
     _entry(automation_pb2, automation_pb2_grpc, "AutomationService", None),
     _entry(ai_pb2, ai_pb2_grpc, "AIService", None),
+    _entry(publishing_pb2, publishing_pb2_grpc, "PublishingService", None),
 ]
 
 
