@@ -265,3 +265,16 @@ SELECT DISTINCT ON (m.idx) m.*, pp.x_post_id
                     AND pp.idx = m.idx
  WHERE m.merchant_id = %(merchant_id)s AND m.post_id = %(post_id)s
  ORDER BY m.idx, m.observed_at DESC;
+
+-- ---------------------------------------------------------------- holds
+
+-- name: hold_post
+-- DeletePost holds the post (no status change) while it deletes at X, so that no
+-- other RPC starts on it meanwhile; the caller holds the row lock.
+UPDATE posts SET lease_until = now() + %(lease)s, lease_token = gen_random_uuid()
+ WHERE merchant_id = %(merchant_id)s AND id = %(id)s
+RETURNING lease_token;
+
+-- name: drop_hold
+UPDATE posts SET lease_until = NULL, lease_token = NULL
+ WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND lease_token = %(token)s;

@@ -76,7 +76,7 @@ _ALLOWED: Final[dict[str, frozenset[str]]] = {
     "cancel": frozenset({SCHEDULED}),
     "retry": frozenset({FAILED, PARTIALLY_PUBLISHED}),
     "delete": frozenset({SCHEDULED, PUBLISHED, PARTIALLY_PUBLISHED, FAILED, CANCELLED, DELETED}),
-    "refresh_metrics": frozenset({PUBLISHED, PARTIALLY_PUBLISHED, DELETED}),
+    "refresh_metrics": frozenset({PUBLISHED, PARTIALLY_PUBLISHED}),
 }
 
 #: A publish_time this far in the past still means "now" (clients' clocks differ).
@@ -175,15 +175,16 @@ def check_post(
         )
         for i, p in enumerate(draft.parts)
     ]
-    violations = check_thread(parts, max_weighted_length=max_weighted_length, path=f"{path}.parts")
+    prefix = f"{path}." if path else ""
+    violations = check_thread(parts, max_weighted_length=max_weighted_length, path=f"{prefix}parts")
     for name in ("quote_post_id", "reply_to_post_id"):
         value = getattr(draft, name)
         if value and not X_POST_ID_RE.match(value):
-            violations.append(FieldViolation(f"{path}.{name}", "must be an X post id (digits)"))
+            violations.append(FieldViolation(f"{prefix}{name}", "must be an X post id (digits)"))
     if now is not None and draft.publish_at is not None:
         problem = schedule_problem(draft.publish_at, now)
         if problem:
-            violations.append(FieldViolation(f"{path}.publish_time", problem))
+            violations.append(FieldViolation(f"{prefix}publish_time", problem))
     return violations
 
 

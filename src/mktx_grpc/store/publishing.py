@@ -410,3 +410,18 @@ async def metrics_history(
 
 async def latest_part_metrics(merchant_id: UUID, post_id: UUID) -> list[Row]:
     return await fetch_all(Q.latest_part_metrics, {"merchant_id": merchant_id, "post_id": post_id})
+
+
+# ------------------------------------------------------------------ holds
+
+
+async def hold(merchant_id: UUID, post_id: UUID, lease: timedelta) -> UUID:
+    """Hold the post for the calling RPC without changing its status (the caller holds
+    the row lock); returns the hold's token."""
+    row = await fetch_one(Q.hold_post, {"merchant_id": merchant_id, "id": post_id, "lease": lease})
+    assert row is not None
+    return UUID(str(row["lease_token"]))
+
+
+async def drop_hold(merchant_id: UUID, post_id: UUID, token: UUID) -> None:
+    await execute(Q.drop_hold, {"merchant_id": merchant_id, "id": post_id, "token": token})

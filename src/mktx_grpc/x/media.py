@@ -20,7 +20,7 @@ Failure modes:
 
 from __future__ import annotations
 
-from typing import BinaryIO
+from typing import IO
 
 from .context import CallContext
 from .errors import XBadRequest, XUnavailable
@@ -34,7 +34,7 @@ MAX_ALT_TEXT = 1000
 
 #: Media to upload: the bytes, or a seekable binary file (read chunk by chunk, so a
 #: large video need not be held in memory).
-MediaData = bytes | BinaryIO
+MediaData = bytes | IO[bytes]
 
 
 def _size(data: MediaData) -> int:
