@@ -198,7 +198,8 @@ async def emit(row: Row, type_: str, **extra: Any) -> None:
 
 
 class _Stop(Exception):
-    """The run ends here (the post was settled or released)."""
+    """The run ends here (the post was settled or released). Raised outside any
+    transaction block that must commit: raising inside one rolls it back."""
 
 
 async def publish_claimed(deps: Deps, claim: Claim, options: PublishOptions | None = None) -> None:
@@ -243,15 +244,18 @@ class _Run:
             if post is None or post["lease_token"] != self.c.token:
                 raise _Stop
             self.post = post
+            late = None
             if self.c.status == domain.SCHEDULED:
                 late = domain.missed_publish_time(
                     self.c.due_at, now, timedelta(seconds=self.opts.grace_seconds)
                 )
-                if late is not None:
-                    row = await store.finish(self.c, domain.FAILED, late)
-                    if row is not None:
-                        await emit(row, "post.failed", failed_part=0, reason=late)
-                    raise _Stop
+            if late is not None:
+                row = await store.finish(self.c, domain.FAILED, late)
+                if row is not None:
+                    await emit(row, "post.failed", failed_part=0, reason=late)
+        if late is not None:
+            raise _Stop  # outside the transaction, which must commit
+        async with use_connection(self.deps.pool, transaction=True):
             started = await store.start_publishing(self.c)
             if started is None:
                 raise _Stop
