@@ -158,8 +158,8 @@ RETURNING id;
 -- The publisher is done with the post (PUBLISHED, FAILED, PARTIALLY_PUBLISHED).
 UPDATE posts
    SET status = %(status)s, status_reason = %(status_reason)s,
-       published_at = COALESCE(%(published_at)s, published_at),
-       metrics_next_at = COALESCE(%(metrics_next_at)s, metrics_next_at),
+       published_at = COALESCE(%(published_at)s::timestamptz, published_at),
+       metrics_next_at = COALESCE(%(metrics_next_at)s::timestamptz, metrics_next_at),
        ready_at = NULL, lease_until = NULL, lease_token = NULL,
        updated_at = now(), version = version + 1
  WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND lease_token = %(token)s
@@ -170,7 +170,7 @@ RETURNING *;
 -- unknown outcome to look up again later (only ready_at moves).
 UPDATE posts
    SET status = %(status)s, status_reason = %(status_reason)s,
-       due_at = COALESCE(%(due_at)s, due_at), ready_at = %(ready_at)s,
+       due_at = COALESCE(%(due_at)s::timestamptz, due_at), ready_at = %(ready_at)s,
        lease_until = NULL, lease_token = NULL, updated_at = now(),
        version = version + CASE WHEN status = %(status)s
                                  AND status_reason = %(status_reason)s THEN 0 ELSE 1 END
@@ -230,12 +230,14 @@ ON CONFLICT DO NOTHING;
 -- name: set_post_metrics
 UPDATE posts
    SET metrics = %(metrics)s, metrics_at = %(metrics_at)s,
-       metrics_next_at = CASE WHEN status = 'DELETED' THEN NULL ELSE %(metrics_next_at)s END
+       metrics_next_at = CASE WHEN status = 'DELETED' THEN NULL
+                              ELSE %(metrics_next_at)s::timestamptz END
  WHERE merchant_id = %(merchant_id)s AND id = %(id)s
 RETURNING *;
 
 -- name: defer_metrics
-UPDATE posts SET metrics_next_at = %(until)s
+-- A NULL `until` stops the readings.
+UPDATE posts SET metrics_next_at = %(until)s::timestamptz
  WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::uuid[])
    AND metrics_next_at IS NOT NULL;
 

@@ -382,7 +382,10 @@ async def record_metrics(
     )
 
 
-async def defer_metrics(merchant_id: UUID, post_ids: Sequence[UUID], until: datetime) -> None:
+async def defer_metrics(
+    merchant_id: UUID, post_ids: Sequence[UUID], until: datetime | None
+) -> None:
+    """Plan the posts' next reading at ``until`` (None: no more readings)."""
     await execute(
         Q.defer_metrics, {"merchant_id": merchant_id, "ids": list(post_ids), "until": until}
     )

@@ -737,7 +737,11 @@ async def refresh_metrics(
                         if p["x_post_id"] in by_x
                     ]
                     if not per_part:
-                        continue  # gone at X (deleted there): nothing to record
+                        # Gone at X (deleted there): nothing to record; keep to the plan.
+                        await store.defer_metrics(
+                            merchant_id, [pid], domain.next_metrics_refresh(first_at[pid], observed)
+                        )
+                        continue
                     total = domain.sum_metrics(v for _, v in per_part)
                     row = await store.record_metrics(
                         merchant_id,
