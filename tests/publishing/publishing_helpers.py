@@ -107,3 +107,35 @@ def status_is(db: Any, post_id: str, *statuses: str) -> Callable[[], Awaitable[b
         return await scalar(db, "SELECT status FROM posts WHERE id = %s", post_id) in statuses
 
     return done
+
+
+# ------------------------------------------------------------------ a real worker process
+
+
+def worker_env(settings: Any, sandbox: Any, data_dir: Any) -> dict[str, str]:
+    """The environment of a ``mktx-grpc worker`` against the test's database and the
+    session sandbox."""
+    import base64
+    import os
+
+    cfg = sandbox.config
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MKTX_", "X_"))}
+    env.update(
+        {
+            "DATABASE_URL": settings.database_url,
+            "MKTX_DATA_DIR": str(data_dir),
+            "MKTX_ENCRYPTION_KEY": base64.b64encode(settings.encryption_key).decode(),
+            "MKTX_JWT_SECRET": settings.jwt_secret.decode(),
+            "X_CONSUMER_KEY": cfg.consumer_key,
+            "X_CONSUMER_SECRET": cfg.consumer_secret,
+            "X_CLIENT_ID": cfg.oauth2_client_id,
+            "X_CLIENT_SECRET": cfg.oauth2_client_secret,
+            "X_BEARER_TOKEN": cfg.app_bearer_token,
+            "X_API_BASE": sandbox.base_url,
+            "X_AUTHORIZE_BASE": sandbox.base_url,
+            "MKTX_X_SANDBOX": "true",
+            "MKTX_MEDIA_CA_FILE": settings.media_ca_file,
+            "MKTX_LOG_LEVEL": "WARNING",
+        }
+    )
+    return env
