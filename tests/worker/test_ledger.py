@@ -61,7 +61,10 @@ def test_classification_of_every_send_error():
         FailedPrecondition("tokens refused", reason="ACCOUNT_AUTH_REVOKED"), NOW
     )
     assert revoked == SendOutcome(
-        Outcome.REQUEUE, "account cannot send: tokens refused", NOW + ledger.ACCOUNT_PAUSE
+        Outcome.REQUEUE,
+        "account cannot send: tokens refused",
+        NOW + ledger.ACCOUNT_PAUSE,
+        account=True,
     )
     assert ledger.classify_send_error(UpstreamError("down"), NOW).kind is Outcome.UNCLEAR
     assert ledger.classify_send_error(RuntimeError("bug"), NOW).kind is Outcome.UNCLEAR

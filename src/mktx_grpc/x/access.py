@@ -26,7 +26,7 @@ processes refreshing at the same time would lock the account out.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -246,18 +246,46 @@ class XAccess:
     ) -> DmEvent | None:
         """Look up at X a DM ``account`` sent to ``recipient_x_user_id`` with ``text``
         (compared without surrounding whitespace) no earlier than ``since``, other
-        than the events in ``exclude_event_ids`` (DMs already accounted for). Reads
-        the 1:1 conversation newest first, up to ``max_pages`` pages of 100, stopping
-        at events older than ``since``. Returns the newest match, or None when there
-        is none in what was read. This is how a send whose outcome is unknown (a
-        timeout, a 5xx, a crash) is resolved before anything is sent again.
+        than the events in ``exclude_event_ids`` (DMs already accounted for). Returns
+        the newest match, or None when there is none in what was read. This is how a
+        send whose outcome is unknown (a timeout, a 5xx, a crash) is resolved before
+        anything is sent again; :meth:`find_sent_dms` resolves several at once.
 
         Raises the domain errors of the module docstring: ``FailedPrecondition`` when
         the account can no longer read (the lookup can never be answered), and
         ``QuotaExceeded`` / ``UpstreamError`` when X cannot answer now."""
+        found = await self.find_sent_dms(
+            account, recipient_x_user_id, [(text, since)], exclude_event_ids, max_pages=max_pages
+        )
+        return found[0]
+
+    async def find_sent_dms(
+        self,
+        account: Row,
+        recipient_x_user_id: str,
+        wanted: Sequence[tuple[str, datetime]],
+        exclude_event_ids: Collection[str] = (),
+        *,
+        max_pages: int = 5,
+    ) -> list[DmEvent | None]:
+        """Resolve several DMs to one recipient with one read of the conversation.
+
+        ``wanted`` holds, per DM, its text and the earliest time X may have taken it.
+        The 1:1 conversation is read newest first, up to ``max_pages`` pages of 100,
+        stopping at the first page that reaches back before the earliest of those
+        times (X's DM lookups are scarce: 15 per 15 minutes per user on pro). Each DM
+        of our account there with a wanted text, sent no earlier than the wanted
+        time and not in ``exclude_event_ids``, is given to at most one entry: entries
+        are served latest time first, each taking the newest event left, so entries
+        with identical texts never share one event. Returns, in ``wanted`` order,
+        each entry's event or None. Raises as :meth:`find_sent_dm`."""
+        if not wanted:
+            return []
         me = str(account["x_user_id"])
-        want = text.strip()
+        texts = {t.strip() for t, _ in wanted}
+        earliest = min(s for _, s in wanted)
         token: str | None = None
+        candidates: list[DmEvent] = []  # newest first, as X returns them
 
         async def lookup(u: UserContext) -> DmEventPage:
             return await u.dm_events(
@@ -270,15 +298,28 @@ class XAccess:
                 if (
                     ev.sender_id == me
                     and ev.id not in exclude_event_ids
-                    and (ev.text or "").strip() == want
+                    and (ev.text or "").strip() in texts
+                    and (ev.created_at is None or ev.created_at >= earliest)
+                ):
+                    candidates.append(ev)
+            oldest = page.events[-1].created_at if page.events else None
+            if not page.next_token or (oldest is not None and oldest < earliest):
+                break
+            token = page.next_token
+        out: list[DmEvent | None] = [None] * len(wanted)
+        taken: set[str] = set()
+        for i in sorted(range(len(wanted)), key=lambda i: wanted[i][1], reverse=True):
+            text, since = wanted[i][0].strip(), wanted[i][1]
+            for ev in candidates:
+                if (
+                    ev.id not in taken
+                    and (ev.text or "").strip() == text
                     and (ev.created_at is None or ev.created_at >= since)
                 ):
-                    return ev
-            oldest = page.events[-1].created_at if page.events else None
-            if not page.next_token or (oldest is not None and oldest < since):
-                return None
-            token = page.next_token
-        return None
+                    out[i] = ev
+                    taken.add(ev.id)
+                    break
+        return out
 
     @asynccontextmanager
     async def dm_batch(self, account: Row, sends: int) -> AsyncIterator[None]:
