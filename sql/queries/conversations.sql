@@ -106,7 +106,8 @@ UPDATE conversations
 
 -- name: mark_message_sent
 UPDATE messages
-   SET delivery_state = 'SENT', x_event_id = %(x_event_id)s, sent_at = now()
+   SET delivery_state = 'SENT', x_event_id = %(x_event_id)s, sent_at = now(),
+       failure_reason = ''
  WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND delivery_state = 'PENDING'
 RETURNING *;
 

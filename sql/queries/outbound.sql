@@ -51,11 +51,16 @@ VALUES (%(merchant_id)s, %(account_id)s, %(contact_id)s, 'agent', %(message_id)s
 ON CONFLICT (merchant_id, source, source_ref) DO NOTHING
 RETURNING id;
 
+-- name: note_pending_message
+-- Why an agent's message is still PENDING (its outcome at X is being resolved).
+UPDATE messages SET failure_reason = left(%(reason)s, 1000)
+ WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND delivery_state = 'PENDING';
+
 -- ---------------------------------------------------------------- sender
 
 -- name: claim_due
--- Cross-merchant: due QUEUED rows (and rows waiting for an account that is ACTIVE
--- again), locked for this transaction, with what the sender decides on. A row waits
+-- Cross-merchant: due QUEUED rows (and rows waiting for an account that has become
+-- ACTIVE again since), locked for this transaction, with what the sender decides on. A row waits
 -- while an earlier one to the same contact from the same account is being sent or is
 -- wanted now, so a contact's DMs go out one at a time and in order. Rows of
 -- %(busy)s accounts (sending in this process already) are left for later.
@@ -69,6 +74,7 @@ WITH cand AS (
   (SELECT o.id FROM outbound_dms o
      JOIN accounts a ON a.merchant_id = o.merchant_id AND a.id = o.account_id
     WHERE o.state = 'QUEUED' AND o.waiting_for = 'account' AND a.status = 'ACTIVE'
+      AND a.updated_at > o.updated_at  -- reconnected since the row began to wait
       AND o.account_id <> ALL (%(busy)s::uuid[])
     LIMIT %(scan)s)
 )
@@ -103,12 +109,16 @@ UPDATE outbound_dms
 
 -- name: requeue_rows
 -- QUEUED rows, or SENDING rows known not to have reached X, wait (again) until their
--- ready_at, with the reason and what they wait for.
+-- ready_at, with the reason and what they wait for. An armed row refused before it
+-- left (budget, 429, breaker, account) gets its attempt back: X never saw it.
 UPDATE outbound_dms o
    SET state = 'QUEUED', ready_at = x.ready_at, reason = left(x.reason, 1000),
-       waiting_for = x.waiting_for, lease_until = NULL, updated_at = now()
+       waiting_for = x.waiting_for, lease_until = NULL, updated_at = now(),
+       attempts = CASE WHEN x.refund AND o.state = 'SENDING' THEN greatest(0, o.attempts - 1)
+                       ELSE o.attempts END
   FROM unnest(%(ids)s::bigint[], %(ready_ats)s::timestamptz[], %(reasons)s::text[],
-              %(waiting_fors)s::text[]) AS x(id, ready_at, reason, waiting_for)
+              %(waiting_fors)s::text[], %(refunds)s::boolean[])
+       AS x(id, ready_at, reason, waiting_for, refund)
  WHERE o.merchant_id = %(merchant_id)s AND o.id = x.id AND o.state IN ('QUEUED', 'SENDING');
 
 -- name: pause_account

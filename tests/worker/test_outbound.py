@@ -6,13 +6,16 @@ interrupted and ambiguous sends resolved at X (exactly one DM each), cancel, ord
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+import xhelpers as xh
 from campaign_helpers import add_contacts, connect_account, lift_budget, sandbox_limits_lifted
 from psycopg.rows import dict_row
 
@@ -42,17 +45,9 @@ async def account(api, merchant, sandbox, db):
 
 @pytest.fixture
 def rules(sandbox):
-    """Per-route sandbox faults, cleared afterwards."""
-    added: list[str] = []
-
-    def add(**body: Any) -> None:
-        resp = httpx.post(f"{sandbox.base_url}/_sandbox/faults/rules", json=body)
-        assert resp.status_code in (200, 201), resp.text
-        added.append(resp.json()["id"])
-
-    yield add
-    for rid in added:
-        httpx.delete(f"{sandbox.base_url}/_sandbox/faults/rules/{rid}")
+    """Per-route sandbox faults for the test, removed afterwards."""
+    with contextlib.ExitStack() as stack:
+        yield lambda **fields: stack.enter_context(xh.fault_rule(sandbox, **fields))
 
 
 def _dm(account_row, contact_id, text="Welcome aboard!", ref=None, **kw) -> OutboundDm:
@@ -316,7 +311,9 @@ async def test_disconnected_account_waits_and_resumes_on_reconnect(
     await dispatch_outbound(api.app.deps)
     assert sandbox.state.sent_dms(owner.id) == []
     # Reconnected: claimable at once, whatever ready_at says.
-    await db.execute("UPDATE accounts SET status = 'ACTIVE' WHERE id = %s", (row["id"],))
+    await db.execute(
+        "UPDATE accounts SET status = 'ACTIVE', updated_at = now() WHERE id = %s", (row["id"],)
+    )
     await dispatch_outbound(api.app.deps)
     r = await _row(db, oid)
     assert (r["state"], r["waiting_for"]) == ("SENT", "")
@@ -406,16 +403,7 @@ async def test_a_sender_killed_between_arm_and_record(api, merchant, account, sa
     assert received == {user_a.id: 1, user_b.id: 1}
 
 
-@pytest.mark.parametrize(
-    "fault",
-    [
-        "accept_then_drop",
-        pytest.param(
-            "accept_then_error",
-            marks=pytest.mark.xfail(strict=True, reason="the X client retries a 5xx POST"),
-        ),
-    ],
-)
+@pytest.mark.parametrize("fault", ["accept_then_drop", "accept_then_error"])
 async def test_x_accepts_then_the_answer_is_lost(api, merchant, account, sandbox, db, rules, fault):
     row, owner = account
     ((cid, user),) = await add_contacts(db, sandbox, merchant, row["id"], 1)
@@ -431,6 +419,28 @@ async def test_x_accepts_then_the_answer_is_lost(api, merchant, account, sandbox
     dms = _texts_to(sandbox, owner, user)
     assert dms == ["Only once"]
     assert r["state"] == "SENT" and r["x_event_id"] == sandbox.state.sent_dms(owner.id)[0].id
+
+
+async def test_open_breaker_requeues_at_once_without_a_lookup(api, merchant, account, sandbox, db):
+    row, owner = account
+    (a, _), (b, _) = await add_contacts(db, sandbox, merchant, row["id"], 2)
+    ids = await _enqueue(api, merchant, _dm(row, a), _dm(row, b))
+    breaker = api.app.deps.xaccess.x.breaker(sandbox.base_url.removeprefix("http://"))
+    for _ in range(breaker.failure_threshold):
+        breaker.record_failure()
+    try:
+        await dispatch_outbound(api.app.deps)
+        rows = [await _row(db, i) for i in ids]
+    finally:
+        breaker.record_success()
+    for r in rows:
+        assert (r["state"], r["attempts"]) == ("QUEUED", 0)  # X never saw it
+        assert r["reason"].startswith("breaker open until ")
+        assert r["ready_at"] > r["updated_at"] - timedelta(seconds=1)
+    assert sandbox.state.sent_dms(owner.id) == []
+    await db.execute("UPDATE outbound_dms SET ready_at = now()")
+    await dispatch_outbound(api.app.deps)
+    assert {(await _row(db, i))["state"] for i in ids} == {"SENT"}
 
 
 async def test_unclear_rows_of_one_recipient_share_one_lookup(api, merchant, account, sandbox, db):
@@ -463,20 +473,28 @@ async def test_unclear_rows_of_one_recipient_share_one_lookup(api, merchant, acc
 
 
 async def test_lookup_rate_limit_backs_off(api, merchant, account, sandbox, db, rules):
+    """X's DM-lookup limit: the rows wait for its reset (not the usual retry), and
+    once X said no, the pass asks nothing more for that account."""
     row, owner = account
-    ((cid, user),) = await add_contacts(db, sandbox, merchant, row["id"], 1)
-    (oid,) = await _enqueue(api, merchant, _dm(row, cid))
+    contacts = await add_contacts(db, sandbox, merchant, row["id"], 3)
+    ids = await _enqueue(api, merchant, *(_dm(row, c) for c, _ in contacts))
     await db.execute(
         "UPDATE outbound_dms SET state = 'SENDING', attempts = 1, sending_at = now(),"
-        " lease_until = now() - interval '1 second' WHERE id = %s",
-        (oid,),
+        " lease_until = now() - interval '1 second' WHERE id = ANY(%s)",
+        (ids,),
     )
-    rules(path=f"/2/dm_conversations/with/{user.id}/dm_events", kind="rate_limit", reset_after=600)
+    glob = "/2/dm_conversations/with/*/dm_events"
+    rules(path=glob, kind="rate_limit", reset_after=600, count=None)
+    with sandbox.state.lock:
+        before = sum(1 for _, p in sandbox.state.request_log if p.endswith("/dm_events"))
     await recover_outbound(api.app.deps)
-    r = await _row(db, oid)
-    assert r["state"] == "SENDING" and "rate-limited by X until" in r["reason"]
-    left = (r["lease_until"] - r["updated_at"]).total_seconds()
-    assert left > 300  # until X's reset, not the usual retry
+    with sandbox.state.lock:
+        after = sum(1 for _, p in sandbox.state.request_log if p.endswith("/dm_events"))
+    assert after - before == 1
+    for r in [await _row(db, i) for i in ids]:
+        assert r["state"] == "SENDING" and "rate-limited by X until" in r["reason"]
+        left = (r["lease_until"] - r["updated_at"]).total_seconds()
+        assert left > 300  # until X's reset, not the usual retry
     assert sandbox.state.sent_dms(owner.id) == []
 
 

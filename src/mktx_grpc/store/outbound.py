@@ -209,6 +209,13 @@ async def adopt_unclear_send(
     return None if row is None else int(row["id"])
 
 
+async def note_pending_message(merchant_id: UUID, message_id: UUID, reason: str) -> None:
+    """Say on an agent's PENDING message why it is still pending."""
+    await execute(
+        Q.note_pending_message, {"merchant_id": merchant_id, "id": message_id, "reason": reason}
+    )
+
+
 async def append_settled_event(merchant_id: UUID, state: str, row: Row) -> None:
     """``outbound.failed`` / ``outbound.skipped`` for a row that settled so."""
     await append_event(
@@ -253,6 +260,8 @@ class Wait:
     ready_at: datetime
     reason: str
     waiting_for: str = ""
+    #: The armed row never reached X (refused before it left): its attempt is undone.
+    refund: bool = False
 
 
 async def requeue(merchant_id: UUID, waits: Sequence[Wait]) -> None:
@@ -267,6 +276,7 @@ async def requeue(merchant_id: UUID, waits: Sequence[Wait]) -> None:
             "ready_ats": [w.ready_at for w in waits],
             "reasons": [w.reason for w in waits],
             "waiting_fors": [w.waiting_for for w in waits],
+            "refunds": [w.refund for w in waits],
         },
     )
 

@@ -20,12 +20,15 @@ message is lost, whatever crashes or times out where.
    - ``FAILED``: X refused this message for good (``TWITTER_FORBIDDEN``: the
      recipient does not take DMs; ``TWITTER_REJECTED``); ``reason`` says why.
    - ``REQUEUE``: *certainly not sent* and the account must stop for now (its DM
-     budget is spent, X's 429, or the account cannot send: revoked, not active).
+     budget is spent, X's 429, X's breaker is open or X could not be reached, or the
+     account cannot send: revoked, not active).
      Put the row back (QUEUED) ready at ``retry_at`` and pause the sender until
      then; ``reason`` is the pause's reason. :func:`send_many` stops the batch at
      the first such outcome and requeues the rest with it.
-   - ``UNCLEAR``: it may or may not have reached X (a timeout, a 5xx, an unexpected
-     error). Leave the row armed and extend its lease by a back-off; never resend.
+   - ``UNCLEAR``: it may or may not have reached X (a 5xx, a timeout, a dropped
+     connection: ``UpstreamOutcomeUnknown``; or an unexpected error). Leave the row
+     armed with reason :data:`RESOLVING`, extend its lease by :func:`unclear_backoff`;
+     never resend.
 3. **Record** (one short transaction per few outcomes): SENT / FAILED / QUEUED.
 4. **Recover**: an armed row whose lease ran out (its sender died, or the outcome was
    unclear) is resolved at X *before any retry* with :func:`resolve_unclear_dm`,
@@ -38,7 +41,13 @@ message is lost, whatever crashes or times out where.
    - ``NOT_SENT``: queue it again (or give up after the sender's attempt limit).
    - ``UNCONFIRMABLE``: the lookup can never be answered (the account lost access):
      FAIL the row with ``reason``; resending could duplicate it.
-   - ``RETRY_LATER``: X cannot answer now; extend the lease (:data:`RETRY_LOOKUP`).
+   - ``RETRY_LATER``: X cannot answer now; extend the lease to ``retry_at`` (X's
+     rate-limit reset for lookups, else :data:`RETRY_LOOKUP`).
+
+   Lookups are scarce (X allows 15 per 15 minutes per user on pro), so a recovery
+   pass resolves all the unclear rows of one recipient with one read of the
+   conversation (:func:`resolve_unclear_dms`), stopping at the first page older than
+   the earliest arming time.
 
 **Adding a ledger** (flow steps, AI replies): a table with, per message, the
 recipient's X user id, ``state`` (QUEUED / SENDING / SENT / FAILED / SKIPPED),
@@ -63,7 +72,7 @@ from typing import TypeVar
 
 from ..core.errors import DomainError, FailedPrecondition, QuotaExceeded
 from ..store import Row
-from ..x.access import XAccess
+from ..x.access import UpstreamNotSent, XAccess
 from ..x.models import DmEvent
 
 log = logging.getLogger(__name__)
@@ -75,6 +84,10 @@ LOOKUP_SKEW = timedelta(seconds=30)
 RETRY_LOOKUP = timedelta(seconds=30)
 #: How long an account that cannot send (not active, revoked) pauses its sender.
 ACCOUNT_PAUSE = timedelta(minutes=1)
+#: How long a sender waits after X could not be reached (nothing was sent).
+NOT_SENT_PAUSE = timedelta(seconds=10)
+#: What an armed row whose outcome X left unknown says while it waits for recovery.
+RESOLVING = "resolving an ambiguous send at X"
 #: X refusals that are final for the message (not for the account).
 REFUSED = ("TWITTER_FORBIDDEN", "TWITTER_REJECTED")
 
@@ -108,6 +121,12 @@ class SendOutcome:
     account: bool = False
 
 
+def unclear_backoff(retry_base: float, attempts: int) -> timedelta:
+    """How long an armed row whose outcome was unclear waits before recovery looks it
+    up: ``retry_base * 2**(attempts-1)`` seconds (``attempts`` counts this one)."""
+    return timedelta(seconds=retry_base * 2 ** max(0, attempts - 1))
+
+
 def classify_send_error(exc: BaseException, now: datetime | None = None) -> SendOutcome:
     """The outcome of a send that raised ``exc`` (``XAccess.send_dm``'s domain errors;
     anything else is UNCLEAR and logged)."""
@@ -130,6 +149,15 @@ def classify_send_error(exc: BaseException, now: datetime | None = None) -> Send
             now + ACCOUNT_PAUSE,
             account=True,
         )
+    if isinstance(exc, UpstreamNotSent):
+        # Refused before it left (open breaker, X unreachable): certainly not sent,
+        # so it goes back to the queue at once, with no lookup.
+        until = exc.retry_at or now + NOT_SENT_PAUSE
+        if exc.cause == "BREAKER_OPEN":
+            reason = f"breaker open until {until.isoformat()}"
+        else:
+            reason = f"X unreachable (not sent) until {until.isoformat()}"
+        return SendOutcome(Outcome.REQUEUE, reason, until)
     if isinstance(exc, DomainError):
         return SendOutcome(Outcome.UNCLEAR)  # may have reached X: recovery decides
     log.error("unexpected error sending a DM", exc_info=exc)

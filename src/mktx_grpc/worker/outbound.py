@@ -73,7 +73,7 @@ STALE_BATCH = 50
 #: One sender loop iteration runs at most this long, then returns (so the worker can stop).
 ITERATION_SECONDS = 2.0
 #: What an armed row whose outcome X left unknown says while it waits for recovery.
-RESOLVING = "resolving an ambiguous send at X"
+RESOLVING = ledger.RESOLVING
 #: Record transactions that hit a deadlock are tried again this many times.
 RECORD_RETRIES = 2
 
@@ -228,11 +228,10 @@ async def _send_account(
                 outcome = ledger.classify_send_error(exc)
                 if outcome.kind is Outcome.UNCLEAR:
                     # The upload is not the DM: nothing was sent; try again later.
-                    backoff = opts.retry_base * 2 ** max(0, item.attempts - 1)
                     outcome = SendOutcome(
                         Outcome.REQUEUE,
                         "media upload failed: X unavailable",
-                        _now() + timedelta(seconds=backoff),
+                        _now() + ledger.unclear_backoff(opts.retry_base, item.attempts),
                     )
                 pre.append((item, outcome))
             else:
@@ -298,10 +297,10 @@ async def _record_in_tx(
             failed.append((item, o.reason))
         elif o.kind is Outcome.REQUEUE:
             assert o.retry_at is not None
-            waits.append(store.Wait(item.id, o.retry_at, o.reason, "account" if o.account else ""))
+            waiting_for = "account" if o.account else ""
+            waits.append(store.Wait(item.id, o.retry_at, o.reason, waiting_for, refund=True))
         else:
-            backoff = opts.retry_base * 2 ** max(0, item.attempts - 1)
-            unclear[now + timedelta(seconds=backoff)].append(item.id)
+            unclear[now + ledger.unclear_backoff(opts.retry_base, item.attempts)].append(item.id)
     if failed:
         await _fail(m, failed)
     await store.requeue(m, waits)
@@ -539,9 +538,21 @@ async def recover_outbound(deps: Deps, options: OutboundOptions | None = None) -
     groups: dict[tuple[UUID, UUID, UUID], list[Row]] = defaultdict(list)
     for r in rows:
         groups[(r["merchant_id"], r["account_id"], r["contact_id"])].append(r)
+    limited: dict[UUID, ledger.Resolved] = {}  # accounts whose lookups X rate-limited
     for (m, account_id, contact_id), group in groups.items():
         try:
-            await _resolve_recipient(deps, opts, m, account_id, contact_id, group)
+            if account_id in limited:
+                # X said no more lookups for this account until its reset: do not ask.
+                no = limited[account_id]
+                assert no.retry_at is not None
+                async with use_connection(deps.pool, transaction=True):
+                    await store.extend_lease(
+                        m, [r["id"] for r in group], no.retry_at, f"{RESOLVING}: {no.reason}"
+                    )
+                continue
+            answer = await _resolve_recipient(deps, opts, m, account_id, contact_id, group)
+            if answer is not None:
+                limited[account_id] = answer
         except Exception:
             log.exception("outbound recovery failed", extra={"ids": [r["id"] for r in group]})
     return 0.0 if len(rows) == STALE_BATCH else 5.0
@@ -554,8 +565,9 @@ async def _resolve_recipient(
     account_id: UUID,
     contact_id: UUID,
     rows: list[Row],
-) -> None:
-    """Resolve one recipient's unclear rows with one lookup, then settle them."""
+) -> ledger.Resolved | None:
+    """Resolve one recipient's unclear rows with one lookup, then settle them. Returns
+    X's answer when it rate-limited the account's lookups (so the pass asks no more)."""
     async with use_connection(deps.pool):
         account = await accounts_store.get(m, account_id)
         earliest = min(r["sending_at"] for r in rows)
@@ -563,13 +575,13 @@ async def _resolve_recipient(
             m, contact_id, earliest - ledger.LOOKUP_SKEW - timedelta(minutes=1)
         )
     if account is None:
-        return  # deleted: its rows went with it
+        return None  # deleted: its rows went with it
     now = _now()
     if account["status"] != "ACTIVE":
         reason = f"account {account['status'].lower()}: reconnect it to resolve an unclear send"
         async with use_connection(deps.pool, transaction=True):
             await store.extend_lease(m, [r["id"] for r in rows], now + ledger.ACCOUNT_PAUSE, reason)
-        return
+        return None
     results = await ledger.resolve_unclear_dms(
         deps.xaccess,
         account,
@@ -613,3 +625,7 @@ async def _resolve_recipient(
         if failed:
             await _fail(m, failed)
         await store.requeue(m, waits)
+    first = results[0]
+    if first.kind is Resolution.RETRY_LATER and first.error_reason == "RATE_LIMIT_EXCEEDED":
+        return first
+    return None

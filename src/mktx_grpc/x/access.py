@@ -15,7 +15,19 @@ hook), and turns X client errors into domain errors:
   recipient does not accept DMs);
 - ``XBadRequest`` / ``XNotFound`` → ``FailedPrecondition`` reason TWITTER_REJECTED;
 - ``XUnavailable`` / ``XUpstreamError`` → ``UpstreamError`` (UNAVAILABLE, reason
-  TWITTER_API_ERROR).
+  TWITTER_API_ERROR), refined for requests that are not idempotent: ``XNotSent``
+  (open breaker, unreachable: X was not called) → :class:`UpstreamNotSent`, safe to
+  send again, with ``retry_at`` and ErrorInfo metadata ``x_outcome=not_sent``;
+  ``XOutcomeUnknown`` (a 5xx, a timeout or a dropped connection after the request
+  left) → :class:`UpstreamOutcomeUnknown`, metadata ``x_outcome=unknown``: X may
+  have acted; look it up before sending again.
+
+An OAuth 2.0 refresh is not idempotent either (a refresh token works once). When its
+answer is lost the account is not marked revoked: the refresh fails with
+``UpstreamOutcomeUnknown`` and is tried again later with the tokens we hold; a call
+meanwhile goes on with the current access token while it has not expired. If X did
+rotate the pair, the next refresh is refused and the account must be reconnected:
+the new refresh token was in the lost answer, and nothing else can recover it.
 
 Methods never hold the caller's transaction open while waiting on X. The one
 exception to "no transaction across an X call" is the OAuth 2.0 refresh itself: it
@@ -60,6 +72,8 @@ from . import (
     XError,
     XForbidden,
     XNotFound,
+    XNotSent,
+    XOutcomeUnknown,
     XRateLimited,
 )
 from .models import DmEvent, DmEventPage
@@ -104,6 +118,28 @@ def token_purpose(account_id: UUID, kind: str) -> bytes:
     return f"account:{account_id}:{kind}".encode()
 
 
+class UpstreamNotSent(UpstreamError):
+    """X was not called (its breaker is open, or it could not be reached): whatever
+    was asked certainly did not happen, and may be asked again from ``retry_at``."""
+
+    def __init__(self, message: str, *, retry_at: datetime | None = None, cause: str = "") -> None:
+        metadata = {"x_outcome": "not_sent"}
+        if retry_at is not None:
+            metadata["retry_at"] = retry_at.isoformat()
+        super().__init__(message, reason="TWITTER_API_ERROR", metadata=metadata)
+        self.retry_at = retry_at
+        #: XNotSent's reason: BREAKER_OPEN, UNREACHABLE or DEADLINE_EXHAUSTED.
+        self.cause = cause
+
+
+class UpstreamOutcomeUnknown(UpstreamError):
+    """X may have acted on a request that is not idempotent (a DM, a post, a token
+    refresh), but its answer was lost. Reconcile with X before asking again."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="TWITTER_API_ERROR", metadata={"x_outcome": "unknown"})
+
+
 def to_domain_error(exc: XError) -> DomainError:
     """Map an X client error that needs no account side effect to a domain error."""
     if isinstance(exc, XRateLimited):
@@ -126,6 +162,14 @@ def to_domain_error(exc: XError) -> DomainError:
             f"X rejected the request: {exc.detail or exc.title or 'rejected'}",
             reason="TWITTER_REJECTED",
         )
+    if isinstance(exc, XNotSent):
+        return UpstreamNotSent(
+            "X is unavailable; nothing was sent, try again later",
+            retry_at=exc.retry_at,
+            cause=exc.reason or "",
+        )
+    if isinstance(exc, XOutcomeUnknown):
+        return UpstreamOutcomeUnknown("X's answer was lost; it may have acted on the request")
     return UpstreamError("X is unavailable; try again later", reason="TWITTER_API_ERROR")
 
 
@@ -209,7 +253,18 @@ class XAccess:
                 metadata={"account_id": str(account["id"])},
             )
         if self._needs_refresh(account):
-            account = await self.refresh(account)
+            try:
+                account = await self.refresh(account)
+            except UpstreamError:
+                # X could not refresh now (or its answer was lost): the current access
+                # token still works until it expires, and the refresh is retried later.
+                expires = account["token_expires_at"]
+                if expires is None or expires <= datetime.now(UTC):
+                    raise
+                log.warning(
+                    "token refresh failed; using the current token until it expires",
+                    extra={"account_id": str(account["id"])},
+                )
         try:
             return await fn(self.user(account))
         except XAuthError as exc:
