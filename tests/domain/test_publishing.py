@@ -171,6 +171,14 @@ def test_classify_publish_errors():
     )
     assert revoked.kind is d.Outcome.FAILED and "RetryPost" in revoked.reason
     assert d.classify_publish_error(UpstreamError("X is down"), NOW).kind is d.Outcome.UNCLEAR
+    not_sent = UpstreamError("X is unavailable", metadata={"x_outcome": "not_sent"})
+    not_sent.retry_at = NOW + timedelta(seconds=40)  # type: ignore[attr-defined]
+    waited = d.classify_publish_error(not_sent, NOW)
+    assert (waited.kind, waited.retry_at) == (d.Outcome.WAIT, NOW + timedelta(seconds=40))
+    soon = d.classify_publish_error(
+        UpstreamError("X is unavailable", metadata={"x_outcome": "not_sent"}), NOW
+    )
+    assert soon.retry_at == NOW + d.NOT_SENT_WAIT
     assert d.classify_publish_error(RuntimeError("boom"), NOW).kind is d.Outcome.UNCLEAR
 
 

@@ -282,6 +282,8 @@ class PublishOutcome:
 REFUSED: Final = ("TWITTER_FORBIDDEN", "TWITTER_REJECTED")
 #: How long a post waits when X's rate limit gave no reset time.
 DEFAULT_WAIT: Final = timedelta(minutes=1)
+#: The least a post waits after X was not called (its breaker open, unreachable).
+NOT_SENT_WAIT: Final = timedelta(seconds=5)
 
 
 def classify_publish_error(exc: BaseException, now: datetime) -> PublishOutcome:
@@ -289,15 +291,27 @@ def classify_publish_error(exc: BaseException, now: datetime) -> PublishOutcome:
     means for the part, from the domain errors ``XAccess.call`` raises:
 
     - ``QuotaExceeded`` (X's 429 beyond the deadline): WAIT until its reset;
+    - an error whose ErrorInfo says ``x_outcome=not_sent`` (X was not called: its
+      breaker is open, or it could not be reached): WAIT until its ``retry_at``;
     - ``FailedPrecondition``: FAILED with the reason (X refused the request, or the
       account is not active or its tokens were revoked: nothing was sent);
-    - any other error (X unavailable, a 5xx, a timeout, anything unexpected): UNCLEAR,
-      since the request may have been acted on.
+    - any other error (X's answer lost after a 5xx, a timeout or a dropped
+      connection, anything unexpected): UNCLEAR, since the request may have been
+      acted on.
     """
     if isinstance(exc, QuotaExceeded):
         until = exc.retry_at or now + DEFAULT_WAIT
         return PublishOutcome(
             Outcome.WAIT, f"X rate limit reached; waiting until {until.isoformat()}", until
+        )
+    if isinstance(exc, DomainError) and exc.metadata.get("x_outcome") == "not_sent":
+        retry_at = getattr(exc, "retry_at", None)
+        until = retry_at if isinstance(retry_at, datetime) and retry_at > now else now
+        until = max(until, now + NOT_SENT_WAIT)
+        return PublishOutcome(
+            Outcome.WAIT,
+            f"X is unavailable, nothing was sent; retrying at {until.isoformat()}",
+            until,
         )
     if isinstance(exc, FailedPrecondition):
         if exc.reason in REFUSED:

@@ -3,14 +3,15 @@
 Publishing (``worker/publishing.py``: threads, polls, media posts, metrics) builds on
 this module.
 
-- :meth:`Posts.create_post` is a POST: never retried blindly after an answer that
-  leaves its outcome unknown (:mod:`mktx_grpc.x.transport`). An
-  :class:`XUnavailable` or :class:`XUpstreamError` leaves the outcome unknown: the
-  post may be live. Look for it in the user's timeline (:meth:`Posts.user_posts`,
-  ``XAccess.find_published_post``) before posting again. X refuses a text the user
-  posted recently (403, "duplicate content"): :func:`is_duplicate_refusal` tells that
-  answer apart, since after an unknown outcome it may mean the first try went
-  through. Mutually exclusive options raise ``ValueError`` before any request.
+- :meth:`Posts.create_post` is a POST: retried only after an error proving the
+  request never left, never after a 5xx or a read timeout
+  (:mod:`mktx_grpc.x.transport`). :class:`XOutcomeUnknown` leaves the outcome
+  unknown: the post may be live. Look for it in the user's timeline
+  (:meth:`Posts.user_posts`, ``XAccess.find_published_post``) before posting again;
+  :class:`XNotSent` means it was not sent. X refuses a text the user posted recently
+  (403, "duplicate content"): :func:`is_duplicate_refusal` tells that answer apart,
+  since after an unknown outcome it may mean the first try went through. Mutually
+  exclusive options raise ``ValueError`` before any request.
 - :meth:`Posts.delete_post` (DELETE), :meth:`Posts.get_posts` and
   :meth:`Posts.user_posts` (GET) are idempotent and retried on every transient
   failure within the deadline.
