@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 import ssl
 import tempfile
@@ -35,6 +36,8 @@ from urllib.parse import urlsplit
 import httpcore
 
 __all__ = ["FetchError", "FetchedMedia", "MediaFetcher", "is_public_address"]
+
+log = logging.getLogger(__name__)
 
 #: Bytes kept in memory before the spooled file goes to disk.
 SPOOL_BYTES = 8 * 1024 * 1024
@@ -152,25 +155,36 @@ class MediaFetcher:
     async def aclose(self) -> None:
         await self._pool.aclose()
 
-    async def probe(self, url: str, limit: Callable[[bytes], int]) -> FetchedMedia:
+    async def probe(
+        self, url: str, limit: Callable[[bytes], int], *, within: float | None = None
+    ) -> FetchedMedia:
         """The media's first bytes and size, without keeping the body: the size is the
         ``Content-Length`` when the server gives one, else the body is counted (up to
-        ``limit(head)`` bytes). Raises FetchError."""
-        return await self._get(url, limit, keep=False)
+        ``limit(head)`` bytes). ``within`` seconds at most (default: ``total_timeout``).
+        Raises FetchError."""
+        return await self._get(url, limit, keep=False, within=within)
 
     async def fetch(self, url: str, limit: Callable[[bytes], int]) -> FetchedMedia:
         """The whole body in a temporary file; more than ``limit(head)`` bytes (``head``:
         the first :data:`HEAD_BYTES`) is refused. Raises FetchError."""
-        return await self._get(url, limit, keep=True)
+        return await self._get(url, limit, keep=True, within=None)
 
-    async def _get(self, url: str, limit: Callable[[bytes], int], *, keep: bool) -> FetchedMedia:
-        parts = urlsplit(url)
-        if parts.scheme != "https" or not parts.hostname:
+    async def _get(
+        self, url: str, limit: Callable[[bytes], int], *, keep: bool, within: float | None
+    ) -> FetchedMedia:
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+            _ = parts.port
+            url.encode("ascii")
+        except (ValueError, UnicodeEncodeError):
+            raise FetchError("the media URL is not a valid URL (use its ASCII form)") from None
+        if parts.scheme != "https" or not host:
             raise FetchError("media must be fetched from an https URL")
         if parts.username is not None or parts.password is not None:
             raise FetchError("a media URL must not carry a user name or password")
         try:
-            async with asyncio.timeout(self._total):
+            async with asyncio.timeout(within or self._total):
                 file, head, size = await self._stream(url, limit, keep)
         except TimeoutError:
             raise FetchError("fetching the media took too long") from None
@@ -186,6 +200,10 @@ class MediaFetcher:
             raise FetchError("the media URL could not be reached") from None
         except (httpcore.ProtocolError, httpcore.UnsupportedProtocol, ssl.SSLError):
             raise FetchError("the media URL did not answer properly over https") from None
+        except Exception:
+            # Whatever else a hostile URL or server provokes is the fetch's failure, not ours.
+            log.warning("media fetch failed unexpectedly", exc_info=True)
+            raise FetchError("the media URL could not be fetched") from None
         return FetchedMedia(head=head, size=size, file=file)
 
     async def _stream(

@@ -8,7 +8,7 @@ bad field): the validation interceptor has checked the request's shape; here eve
 post rule is checked in one pass, with the account's own length limit and every media
 URL probed (its first bytes sniffed, its size read) so that mixing, kinds and sizes
 are checked too. ErrorInfo metadata carries ``<field>.weighted_length`` and
-``<field>.remaining`` for each part's text.
+``<field>.remaining`` for each part whose text breaks a rule.
 
 **Publishing at once** (CreatePost without a future time, RetryPost): the post is
 stored already claimed by this call (a lease), then published by the engine of
@@ -34,6 +34,7 @@ from ..core.errors import FailedPrecondition, FieldViolation, InvalidArgument, N
 from ..core.fetch import FetchError
 from ..deps import Deps
 from ..domain import publishing as domain
+from ..domain.post_rules import MAX_THREAD_PARTS, check_media_url
 from ..domain.post_text import parse_post_text
 from ..mapping.common import ts
 from ..mapping.publishing import (
@@ -61,8 +62,9 @@ from ..x import UserContext, XNotFound
 log = logging.getLogger(__name__)
 P = publishing_pb2
 
-#: Media probed at once by one call.
+#: Media probed at once by one call, and how long each may take.
 PROBE_CONCURRENCY = 8
+PROBE_SECONDS = 20.0
 #: What the call keeps of the client's deadline for answering.
 ANSWER_MARGIN = 1.0
 #: How long DeletePost holds a post while it deletes the parts at X.
@@ -137,7 +139,7 @@ async def probe_media(
         at = f"{path}parts[{i}].media[{j}]"
         async with gate:
             try:
-                got = await deps.media.probe(url, limit)
+                got = await deps.media.probe(url, limit, within=PROBE_SECONDS)
             except UnsupportedMedia as exc:
                 violations.append(FieldViolation(at, str(exc)))
             except FetchError as exc:
@@ -150,7 +152,7 @@ async def probe_media(
             one(i, j, m.url)
             for i, p in enumerate(parts)
             for j, m in enumerate(p.media)
-            if m.url.startswith("https://")
+            if check_media_url(m.url) is None  # the rules report the others
         )
     )
     violations.sort(key=lambda v: v.field)
@@ -161,6 +163,12 @@ async def _check(
     deps: Deps, draft: domain.PostDraft, account: Row, *, now: datetime, path: str = "post"
 ) -> None:
     """The second pass of the module docstring; raises InvalidArgument."""
+    if len(draft.parts) > MAX_THREAD_PARTS:
+        # Not worth fetching anything for: the count alone keeps the answer small.
+        raise InvalidArgument.single(
+            f"{path}.parts",
+            f"a thread has at most {MAX_THREAD_PARTS} parts, not {len(draft.parts)}",
+        )
     probes, violations = await probe_media(deps, draft.parts, f"{path}.")
     limit = domain.account_limit(account["settings"])
     violations += domain.check_post(
@@ -168,10 +176,13 @@ async def _check(
     )
     if violations:
         err = InvalidArgument(violations)
+        bad = {v.field for v in violations}
         for i, part in enumerate(draft.parts):
-            parsed = parse_post_text(part.text, max_weighted_length=limit)
-            err.metadata[f"{path}.parts[{i}].text.weighted_length"] = str(parsed.weighted_length)
-            err.metadata[f"{path}.parts[{i}].text.remaining"] = str(parsed.remaining)
+            field = f"{path}.parts[{i}].text"
+            if field in bad:
+                parsed = parse_post_text(part.text, max_weighted_length=limit)
+                err.metadata[f"{field}.weighted_length"] = str(parsed.weighted_length)
+                err.metadata[f"{field}.remaining"] = str(parsed.remaining)
         raise err
 
 
