@@ -239,12 +239,11 @@ class _Run:
 
     async def start(self) -> None:
         now = _now()
+        late: str | None = None
         async with use_connection(self.deps.pool, transaction=True):
             post = await store.get(self.m, self.c.post_id)
             if post is None or post["lease_token"] != self.c.token:
                 raise _Stop
-            self.post = post
-            late = None
             if self.c.status == domain.SCHEDULED:
                 late = domain.missed_publish_time(
                     self.c.due_at, now, timedelta(seconds=self.opts.grace_seconds)
@@ -253,15 +252,15 @@ class _Run:
                 row = await store.finish(self.c, domain.FAILED, late)
                 if row is not None:
                     await emit(row, "post.failed", failed_part=0, reason=late)
+            else:
+                started = await store.start_publishing(self.c)
+                if started is None:
+                    raise _Stop  # taken over meanwhile; nothing here to commit
+                self.post = started
+                account = await accounts_store.get(self.m, post["account_id"])
+                self.parts = await store.parts(self.m, self.c.post_id)
         if late is not None:
             raise _Stop  # outside the transaction, which must commit
-        async with use_connection(self.deps.pool, transaction=True):
-            started = await store.start_publishing(self.c)
-            if started is None:
-                raise _Stop
-            self.post = started
-            account = await accounts_store.get(self.m, post["account_id"])
-            self.parts = await store.parts(self.m, self.c.post_id)
         if account is None:
             await self.fail(0, "the account no longer exists")
             return
@@ -286,7 +285,10 @@ class _Run:
                 part = await self.reload(idx)
             media_ids = await self.media(part)
             previous = await self.send(part, reply_to, media_ids)
-        await self.finish_published()
+        if all(p["state"] == domain.PART_PUBLISHED for p in self.parts):
+            # Every part was at X already (a run that died before settling the post).
+            async with use_connection(self.deps.pool, transaction=True):
+                await self.finish_published()
 
     async def reload(self, idx: int) -> Row:
         async with use_connection(self.deps.pool):
@@ -337,27 +339,30 @@ class _Run:
         raise _Stop
 
     async def finish_published(self) -> None:
-        async with use_connection(self.deps.pool, transaction=True):
-            parts = await store.parts(self.m, self.c.post_id)
-            if not all(p["state"] == domain.PART_PUBLISHED for p in parts):
-                return  # cannot happen: every other way out raised _Stop
-            last = max(p["published_at"] for p in parts)
-            row = await store.finish(
-                self.c,
-                domain.PUBLISHED,
-                published_at=last,
-                metrics_next_at=self._first_metrics(parts),
+        """Settle the post PUBLISHED (in the caller's transaction when there is one):
+        every part is at X."""
+        parts = await store.parts(self.m, self.c.post_id)
+        if not all(p["state"] == domain.PART_PUBLISHED for p in parts):
+            return  # cannot happen: every other way out raised _Stop
+        last = max(p["published_at"] for p in parts)
+        row = await store.finish(
+            self.c,
+            domain.PUBLISHED,
+            published_at=last,
+            metrics_next_at=self._first_metrics(parts),
+        )
+        if row is not None:
+            await emit(
+                row,
+                "post.published",
+                part_count=len(parts),
+                x_post_ids=[p["x_post_id"] for p in parts],
+                published_at=last.isoformat(),
             )
-            if row is not None:
-                await emit(
-                    row,
-                    "post.published",
-                    part_count=len(parts),
-                    x_post_ids=[p["x_post_id"] for p in parts],
-                    published_at=last.isoformat(),
-                )
 
     async def record(self, idx: int, post: Post, fallback_at: datetime) -> str:
+        """Record part ``idx`` at X; the last part settles the post in the same
+        transaction."""
         at = post.created_at or fallback_at
         url = domain.post_url(self.account["username"], post.id)
         async with use_connection(self.deps.pool, transaction=True):
@@ -365,6 +370,8 @@ class _Run:
                 self.c, idx, x_post_id=post.id, url=url, published_at=at
             ):
                 raise _Stop  # lost the lease: the next publisher resolves it at X
+            if idx == len(self.parts) - 1:
+                await self.finish_published()
         log.info(
             "post part published",
             extra={"post_id": str(self.c.post_id), "part": idx, "x_post_id": post.id},
