@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -86,6 +87,7 @@ async def test_four_images_with_alt_text(api, pub, merchant, account, sandbox, m
     ]
     urls.append(media_server.add(f"/img-{uuid.uuid4().hex}.png", body(PNG, 30_000)))
     media = [P.PostMedia(url=u, alt_text=f"Photo {i}") for i, u in enumerate(urls)]
+    log_from = len(sandbox.state.request_log)
     post = await pub.CreatePost(
         P.CreatePostRequest(
             post=P.Post(account_id=acct.id, parts=[P.PostPart(text="New in", media=media)])
@@ -95,6 +97,11 @@ async def test_four_images_with_alt_text(api, pub, merchant, account, sandbox, m
     assert post.status == P.POST_STATUS_PUBLISHED, post.status_reason
     (at_x,) = x_posts(sandbox, owner.id)
     assert len(at_x.media_ids) == 4
+    # Every media went through the chunked upload (INITIALIZE, APPEND, FINALIZE).
+    calls = Counter(sandbox.state.request_log[log_from:])
+    assert calls[("POST", "/2/media/upload/initialize")] == 4
+    assert calls[("POST", "/2/media/upload")] == 0  # no one-shot upload
+    assert calls[("POST", "/2/media/metadata")] == 4  # alt text
     assert [sandbox.state.media[m].alt_text for m in at_x.media_ids] == [
         f"Photo {i}" for i in range(4)
     ]
@@ -132,6 +139,27 @@ async def test_video_through_processing_and_a_gif(
     )
     assert post.status == P.POST_STATUS_PUBLISHED, post.status_reason
     assert sandbox.state.media[x_posts(sandbox, owner.id)[-1].media_ids[0]].category == "tweet_gif"
+
+
+async def test_publishing_outlives_a_short_deadline(
+    api, pub, merchant, account, sandbox, db, media_server
+):
+    acct, owner = account
+    video = media_server.add(f"/slow-{uuid.uuid4().hex}.mp4", body(MP4, 50_000))
+    post = await pub.CreatePost(
+        P.CreatePostRequest(
+            post=P.Post(
+                account_id=acct.id,
+                parts=[P.PostPart(text="long clip", media=[P.PostMedia(url=video)])],
+            )
+        ),
+        metadata=api.auth(merchant),
+        timeout=1.5,  # X's video processing takes longer
+    )
+    assert post.status == P.POST_STATUS_PUBLISHING
+    # The service finishes it after answering.
+    await run_until(api.app.deps, status_is(db, post.id, "PUBLISHED"))
+    assert [p.text for p in x_posts(sandbox, owner.id)] == ["long clip"]
 
 
 async def test_video_processing_failure_fails_the_part_with_xs_reason(

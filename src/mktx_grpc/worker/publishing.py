@@ -592,10 +592,13 @@ class _Run:
 def _uploader(
     file: IO[bytes], mime_type: str, kind: MediaKind, alt_text: str | None
 ) -> Callable[[UserContext], Awaitable[str]]:
-    """Upload one media item (chunked, processing awaited) and set its alt text."""
+    """Upload one media item through the v2 chunked upload (INITIALIZE, APPEND,
+    FINALIZE, then STATUS until processing ends) and set its alt text."""
 
     async def upload(u: UserContext) -> str:
-        media = await u.upload_media(file, media_type=mime_type, media_category=_CATEGORY[kind])
+        media = await u.upload_media_chunked(
+            file, media_type=mime_type, media_category=_CATEGORY[kind]
+        )
         if alt_text:
             await u.set_alt_text(media.id, alt_text)
         return media.id
