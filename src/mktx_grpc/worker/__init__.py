@@ -45,6 +45,11 @@ async def run_loops(deps: Deps, stop: asyncio.Event, loops: list[Loop] | None = 
                 pass
 
     await asyncio.gather(*(runner(loop) for loop in (loops or LOOPS)))
+    for hook in AT_STOP:
+        try:
+            await hook(deps)
+        except Exception:
+            log.exception("stopping %s failed", hook.__name__)
 
 
 async def refresh_expiring_tokens(deps: Deps) -> float:
@@ -81,6 +86,11 @@ from .dispatch import (  # noqa: E402
     recover_stale_sends,
     run_campaign_schedules,
 )
+from .outbound import (  # noqa: E402
+    outbound_sender_loop,
+    recover_outbound,
+    stop_outbound_senders,
+)
 
 
 async def _retry_webhook_inbox(deps: Deps) -> float:
@@ -115,5 +125,12 @@ LOOPS: list[Loop] = [
     dispatch_due_recipients,
     recover_stale_sends,
     run_campaign_schedules,
+    outbound_sender_loop,
+    recover_outbound,
     *consumer_loops(CONSUMERS),
+]
+
+#: Awaited once after the loops have stopped (work they left running in the background).
+AT_STOP: list[Callable[[Deps], Awaitable[None]]] = [
+    stop_outbound_senders,
 ]
