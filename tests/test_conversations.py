@@ -19,6 +19,8 @@ from mktx.v1 import (
     common_pb2,
     conversations_pb2,
     conversations_pb2_grpc,
+    templates_pb2,
+    templates_pb2_grpc,
 )
 from mktx_grpc.worker.conversations import wake_snoozed_conversations
 from mktx_grpc.worker.outbound import recover_outbound
@@ -740,3 +742,32 @@ async def test_send_x_cannot_resolve_stays_pending_then_settles(
     assert [d.text for d in sent] == ["who knows"]
     assert (state, reason, x_event_id) == ("SENT", "", sent[0].id)
     assert "message.sent" in await event_types(db)
+
+
+async def test_send_with_a_template_uses_the_contact_variables(
+    api, stub, merchant, sandbox, db, connected
+):
+    md = api.auth(merchant)
+    _, owner, customer, contact, conv = connected
+    await db.execute(
+        "UPDATE contacts SET display_name = '🌸 Mia Chen', attributes = '{\"city\": \"Oslo\"}'"
+        " WHERE id = %s",
+        (contact,),
+    )
+    templates = templates_pb2_grpc.TemplatesServiceStub(api.channel)
+    t = await templates.CreateTemplate(
+        templates_pb2.CreateTemplateRequest(
+            template=templates_pb2.Template(
+                name="greet",
+                type=templates_pb2.TEMPLATE_TYPE_TEXT,
+                content="Hi {{first_name|there}} ({{contact.first_name}}) from"
+                " {{attributes.city}}, code {{code}}",
+            )
+        ),
+        metadata=md,
+    )
+    await stub.SendMessage(
+        C.SendMessageRequest(conversation_id=conv, template_id=t.id, variables={"code": "X1"}),
+        metadata=md,
+    )
+    assert [d.text for d in sandbox.state.sent_dms(owner.id)] == ["Hi Mia (Mia) from Oslo, code X1"]

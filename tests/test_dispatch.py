@@ -623,3 +623,33 @@ async def test_open_breaker_requeues_at_once_with_its_reason(
         )
         await run_until(api.app.deps, _status(db, c.id, "COMPLETED"))
     assert len(sandbox.state.sent_dms(owner.id)) == 3
+
+
+async def test_first_name_comes_from_the_display_name(api, stub, merchant, account, sandbox, db):
+    """Issue 9: a campaign rendering {{first_name|there}} for "Alice Smith" said "Hi
+    there"; the contact's variables are now the one set every sender uses."""
+    row, owner = account
+    people = await add_contacts(
+        db, sandbox, merchant, row["id"], 4, tags=["n"], attributes={"city": "Oslo"}
+    )
+    names = ["Alice Smith", "🌸 Mia Chen", "🔥🔥", "Bob Stone"]
+    for (cid, _), name in zip(people, names, strict=True):
+        await db.execute("UPDATE contacts SET display_name = %s WHERE id = %s", (name, cid))
+    await db.execute(
+        'UPDATE contacts SET attributes = \'{"first_name": "Bobby"}\' WHERE id = %s',
+        (people[3][0],),
+    )
+    seg = await add_segment(db, merchant, tag_condition("n"))
+    tpl = await add_template(
+        api, merchant, "Hi {{first_name|there}} in {{attributes.city|your town}}"
+    )
+    with sandbox_limits_lifted(sandbox):
+        c = await _campaign(stub, api, merchant, row, template_id=tpl, segment_ids=[seg])
+        await run_until(api.app.deps, _status(db, c.id, "COMPLETED"))
+    texts = {d.recipient_id: d.text for d in sandbox.state.sent_dms(owner.id)}
+    assert [texts[u.id] for _, u in people] == [
+        "Hi Alice in Oslo",
+        "Hi Mia in Oslo",
+        "Hi there in Oslo",
+        "Hi Bobby in your town",
+    ]

@@ -329,18 +329,9 @@ async def _content(
     if trow is None:
         raise NotFound("template", request.template_id)
     draft = templates_store.draft_from_row(trow)
-    first = (contact["display_name"] or "").split(" ")[0]
-    values = {
-        "username": contact["username"],
-        "display_name": contact["display_name"],
-        "first_name": first,
-        "x_user_id": contact["x_user_id"],
-        "contact.username": contact["username"],
-        "contact.display_name": contact["display_name"],
-        "contact.first_name": first,
-    }
-    for key, value in (contact["attributes"] or {}).items():
-        values[f"contact.attributes.{key}"] = str(value)
+    # The contact's variables (the same set campaigns and flows use); the request's
+    # own variables win for this one send.
+    values = templates_domain.contact_variables(contact)
     values.update(dict(request.variables))
     try:
         out = templates_domain.render(draft, values)
