@@ -215,15 +215,6 @@ async def publish_claimed(deps: Deps, claim: Claim, options: PublishOptions | No
         pass
 
 
-@dataclass
-class _Part:
-    row: Row
-
-    @property
-    def idx(self) -> int:
-        return int(self.row["idx"])
-
-
 class _Run:
     def __init__(self, deps: Deps, opts: PublishOptions, claim: Claim) -> None:
         self.deps = deps
