@@ -9,6 +9,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from .core.config import Settings
 from .core.crypto import TokenCipher
+from .core.fetch import MediaFetcher
 from .core.pagination import PageTokens
 from .store.budget import DbDmBudget
 from .x.access import XAccess, make_x_client
@@ -22,6 +23,9 @@ class Deps:
     cipher: TokenCipher
     #: X calls as connected accounts (credentials, DM budget, error mapping).
     xaccess: XAccess = field(repr=False)
+    #: Fetches post media from merchants' URLs (https only; private addresses
+    #: refused unless X is the local sandbox).
+    media: MediaFetcher = field(repr=False, default_factory=MediaFetcher)
 
 
 def make_deps(
@@ -38,9 +42,13 @@ def make_deps(
         xaccess=XAccess(
             x, cipher, pool, media_http=media_http, max_media_bytes=settings.max_media_bytes
         ),
+        media=MediaFetcher(
+            allow_private=settings.x_sandbox, ca_file=settings.media_ca_file or None
+        ),
     )
 
 
 async def close_deps(deps: Deps) -> None:
     """Close what make_deps opened (the X client's HTTP connections); not the pool."""
     await deps.xaccess.x.aclose()
+    await deps.media.aclose()

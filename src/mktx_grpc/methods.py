@@ -24,6 +24,7 @@ from .validation import campaigns as campaigns_rules
 from .validation import contacts as contacts_rules
 from .validation import conversations as conversations_rules
 from .validation import merchants as merchants_rules
+from .validation import publishing as publishing_rules
 from .validation import rules
 from .validation import segments as segments_rules
 from .validation import templates as templates_rules
@@ -70,6 +71,7 @@ _CV = "/mktx.v1.ConversationsService/"
 _CP = "/mktx.v1.CampaignsService/"
 _SG = "/mktx.v1.SegmentsService/"
 _M = "/mktx.v1.MerchantsService/"
+_PB = "/mktx.v1.PublishingService/"
 
 METHODS: dict[str, MethodSpec] = {
     # Templates
@@ -140,6 +142,18 @@ METHODS: dict[str, MethodSpec] = {
     _CP + "SendTestMessage": read(campaigns_rules.send_test_message),
     _CP + "GetCampaignMetrics": read(campaigns_rules.get_campaign_metrics),
     _CP + "ListCampaignRecipients": read(campaigns_rules.list_campaign_recipients),
+    # Publishing. Create, Update and Validate fetch media; Create, Retry, Delete and
+    # RefreshPostMetrics call X (operations/publishing.py).
+    _PB + "CreatePost": own_connections(publishing_rules.create_post),
+    _PB + "GetPost": read(rules.require_uuid("id")),
+    _PB + "ListPosts": read(publishing_rules.list_posts),
+    _PB + "UpdatePost": own_connections(publishing_rules.update_post),
+    _PB + "DeletePost": own_connections(publishing_rules.id_and_etag),
+    _PB + "CancelScheduledPost": write(publishing_rules.id_and_etag),
+    _PB + "RetryPost": own_connections(publishing_rules.id_and_etag),
+    _PB + "ValidatePost": own_connections(publishing_rules.validate_post),
+    _PB + "RefreshPostMetrics": own_connections(rules.require_uuid("id")),
+    _PB + "GetPostMetrics": read(publishing_rules.get_post_metrics),
 }
 
 _PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")

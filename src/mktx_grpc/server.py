@@ -34,6 +34,8 @@ from mktx.v1 import (
     conversations_pb2_grpc,
     merchants_pb2,
     merchants_pb2_grpc,
+    publishing_pb2,
+    publishing_pb2_grpc,
     segments_pb2,
     segments_pb2_grpc,
     templates_pb2,
@@ -57,6 +59,7 @@ from .services.campaigns import CampaignsServicer
 from .services.contacts import ContactsServicer
 from .services.conversations import ConversationsServicer
 from .services.merchants import MerchantsServicer
+from .services.publishing import PublishingServicer
 from .services.segments import SegmentsServicer
 from .services.templates import TemplatesServicer
 from .services.unimplemented import complete
@@ -94,6 +97,7 @@ SERVICES: list[ServiceEntry] = [
     _entry(campaigns_pb2, campaigns_pb2_grpc, "CampaignsService", CampaignsServicer),
     _entry(automation_pb2, automation_pb2_grpc, "AutomationService", None),
     _entry(ai_pb2, ai_pb2_grpc, "AIService", None),
+    _entry(publishing_pb2, publishing_pb2_grpc, "PublishingService", PublishingServicer),
 ]
 
 

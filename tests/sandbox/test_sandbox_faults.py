@@ -43,6 +43,22 @@ async def test_error_rule_hits_only_its_route_and_only_count_times(
     assert (await http.get("/2/users/me", headers=auth)).status_code == 200
 
 
+async def test_after_lets_matching_requests_through_first(
+    http: httpx.AsyncClient, make_user: Callable[..., str], bearer: Bearer, admin: Any
+) -> None:
+    auth = await bearer(make_user())
+    _rule(admin, route="POST /2/tweets", kind="error", status=500, count=1, after=2)
+    statuses = [
+        (await http.post("/2/tweets", json={"text": f"part {i}"}, headers=auth)).status_code
+        for i in range(4)
+    ]
+    assert statuses == [201, 201, 500, 201]  # the third post of a thread fails
+    resp = await http.post(
+        "/_sandbox/faults/rules", json={"route": "POST /2/tweets", "kind": "error", "after": -1}
+    )
+    assert resp.status_code == 400
+
+
 async def test_bad_rules_are_refused(http: httpx.AsyncClient) -> None:
     for body in (
         {"kind": "error"},  # no target

@@ -27,51 +27,51 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from mktx.v1 import common_pb2 as mktx_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16mktx/v1/accounts.proto\x12\x07mktx.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14mktx/v1/common.proto\"\xf8\x03\n\x07\x41\x63\x63ount\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tx_user_id\x18\x02 \x01(\t\x12\x10\n\x08username\x18\x03 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\x12\x19\n\x11profile_image_url\x18\x05 \x01(\t\x12\x17\n\x0f\x66ollowers_count\x18\x06 \x01(\x03\x12&\n\x06status\x18\x07 \x01(\x0e\x32\x16.mktx.v1.AccountStatus\x12\x15\n\rstatus_reason\x18\x08 \x01(\t\x12(\n\x0b\x61uth_method\x18\t \x01(\x0e\x32\x13.mktx.v1.AuthMethod\x12\x0e\n\x06scopes\x18\n \x03(\t\x12\x35\n\x11token_expire_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x08settings\x18\x0c \x01(\x0b\x32\x18.mktx.v1.AccountSettings\x12&\n\x07webhook\x18\r \x01(\x0b\x32\x15.mktx.v1.WebhookState\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x10 \x01(\t\"\x83\x01\n\x0f\x41\x63\x63ountSettings\x12\x1a\n\x12\x61uto_reply_enabled\x18\x01 \x01(\x08\x12.\n\x0e\x62usiness_hours\x18\x02 \x01(\x0b\x32\x16.mktx.v1.BusinessHours\x12$\n\tdm_budget\x18\x03 \x01(\x0b\x32\x11.mktx.v1.DmBudget\"K\n\rBusinessHours\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12)\n\x08schedule\x18\x02 \x01(\x0b\x32\x17.mktx.v1.WeeklySchedule\"8\n\x08\x44mBudget\x12\x16\n\x0eper_15_minutes\x18\x01 \x01(\x05\x12\x14\n\x0cper_24_hours\x18\x02 \x01(\x05\"v\n\x0cWebhookState\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x12\n\nsubscribed\x18\x03 \x01(\x08\x12\x31\n\rvalidate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\x16StartConnectionRequest\x12(\n\x0b\x61uth_method\x18\x01 \x01(\x0e\x32\x13.mktx.v1.AuthMethod\x12\x14\n\x0c\x63\x61llback_uri\x18\x02 \x01(\t\x12\x0e\n\x06scopes\x18\x03 \x03(\t\"t\n\x17StartConnectionResponse\x12\x19\n\x11\x61uthorization_url\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"e\n\x19\x43ompleteConnectionRequest\x12\r\n\x05state\x18\x01 \x01(\t\x12\x16\n\x0eoauth_verifier\x18\x02 \x01(\t\x12\x13\n\x0boauth_token\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\"\x1f\n\x11GetAccountRequest\x12\n\n\x02id\x18\x01 \x01(\t\"d\n\x13ListAccountsRequest\x12&\n\x06status\x18\x01 \x01(\x0e\x32\x16.mktx.v1.AccountStatus\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"S\n\x14ListAccountsResponse\x12\"\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x10.mktx.v1.Account\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x9d\x01\n\x1cUpdateAccountSettingsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12*\n\x08settings\x18\x02 \x01(\x0b\x32\x18.mktx.v1.AccountSettings\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\"&\n\x18\x44isconnectAccountRequest\x12\n\n\x02id\x18\x01 \x01(\t\")\n\x1bRefreshAccountTokensRequest\x12\n\n\x02id\x18\x01 \x01(\t\"1\n\x16RegisterWebhookRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\")\n\x1bGetAccountStatisticsRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xb4\x01\n\x11\x41\x63\x63ountStatistics\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x10\n\x08\x63ontacts\x18\x02 \x01(\x03\x12\x15\n\rconversations\x18\x03 \x01(\x03\x12\x1a\n\x12open_conversations\x18\x04 \x01(\x03\x12 \n\x18messages_sent_this_month\x18\x05 \x01(\x03\x12$\n\x1cmessages_received_this_month\x18\x06 \x01(\x03*\xbe\x01\n\rAccountStatus\x12\x1e\n\x1a\x41\x43\x43OUNT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41\x43\x43OUNT_STATUS_PENDING\x10\x01\x12\x19\n\x15\x41\x43\x43OUNT_STATUS_ACTIVE\x10\x02\x12\x1b\n\x17\x41\x43\x43OUNT_STATUS_INACTIVE\x10\x03\x12\x18\n\x14\x41\x43\x43OUNT_STATUS_ERROR\x10\x04\x12\x1f\n\x1b\x41\x43\x43OUNT_STATUS_DISCONNECTED\x10\x05*Y\n\nAuthMethod\x12\x1b\n\x17\x41UTH_METHOD_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41UTH_METHOD_OAUTH1\x10\x01\x12\x16\n\x12\x41UTH_METHOD_OAUTH2\x10\x02\x32\xc8\x05\n\x0f\x41\x63\x63ountsService\x12T\n\x0fStartConnection\x12\x1f.mktx.v1.StartConnectionRequest\x1a .mktx.v1.StartConnectionResponse\x12J\n\x12\x43ompleteConnection\x12\".mktx.v1.CompleteConnectionRequest\x1a\x10.mktx.v1.Account\x12:\n\nGetAccount\x12\x1a.mktx.v1.GetAccountRequest\x1a\x10.mktx.v1.Account\x12K\n\x0cListAccounts\x12\x1c.mktx.v1.ListAccountsRequest\x1a\x1d.mktx.v1.ListAccountsResponse\x12P\n\x15UpdateAccountSettings\x12%.mktx.v1.UpdateAccountSettingsRequest\x1a\x10.mktx.v1.Account\x12H\n\x11\x44isconnectAccount\x12!.mktx.v1.DisconnectAccountRequest\x1a\x10.mktx.v1.Account\x12N\n\x14RefreshAccountTokens\x12$.mktx.v1.RefreshAccountTokensRequest\x1a\x10.mktx.v1.Account\x12\x44\n\x0fRegisterWebhook\x12\x1f.mktx.v1.RegisterWebhookRequest\x1a\x10.mktx.v1.Account\x12X\n\x14GetAccountStatistics\x12$.mktx.v1.GetAccountStatisticsRequest\x1a\x1a.mktx.v1.AccountStatisticsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16mktx/v1/accounts.proto\x12\x07mktx.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14mktx/v1/common.proto\"\xf8\x03\n\x07\x41\x63\x63ount\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tx_user_id\x18\x02 \x01(\t\x12\x10\n\x08username\x18\x03 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\x12\x19\n\x11profile_image_url\x18\x05 \x01(\t\x12\x17\n\x0f\x66ollowers_count\x18\x06 \x01(\x03\x12&\n\x06status\x18\x07 \x01(\x0e\x32\x16.mktx.v1.AccountStatus\x12\x15\n\rstatus_reason\x18\x08 \x01(\t\x12(\n\x0b\x61uth_method\x18\t \x01(\x0e\x32\x13.mktx.v1.AuthMethod\x12\x0e\n\x06scopes\x18\n \x03(\t\x12\x35\n\x11token_expire_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x08settings\x18\x0c \x01(\x0b\x32\x18.mktx.v1.AccountSettings\x12&\n\x07webhook\x18\r \x01(\x0b\x32\x15.mktx.v1.WebhookState\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x10 \x01(\t\"\x9c\x01\n\x0f\x41\x63\x63ountSettings\x12\x1a\n\x12\x61uto_reply_enabled\x18\x01 \x01(\x08\x12.\n\x0e\x62usiness_hours\x18\x02 \x01(\x0b\x32\x16.mktx.v1.BusinessHours\x12$\n\tdm_budget\x18\x03 \x01(\x0b\x32\x11.mktx.v1.DmBudget\x12\x17\n\x0fmax_post_length\x18\x04 \x01(\x05\"K\n\rBusinessHours\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12)\n\x08schedule\x18\x02 \x01(\x0b\x32\x17.mktx.v1.WeeklySchedule\"8\n\x08\x44mBudget\x12\x16\n\x0eper_15_minutes\x18\x01 \x01(\x05\x12\x14\n\x0cper_24_hours\x18\x02 \x01(\x05\"v\n\x0cWebhookState\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x12\n\nsubscribed\x18\x03 \x01(\x08\x12\x31\n\rvalidate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\x16StartConnectionRequest\x12(\n\x0b\x61uth_method\x18\x01 \x01(\x0e\x32\x13.mktx.v1.AuthMethod\x12\x14\n\x0c\x63\x61llback_uri\x18\x02 \x01(\t\x12\x0e\n\x06scopes\x18\x03 \x03(\t\"t\n\x17StartConnectionResponse\x12\x19\n\x11\x61uthorization_url\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"e\n\x19\x43ompleteConnectionRequest\x12\r\n\x05state\x18\x01 \x01(\t\x12\x16\n\x0eoauth_verifier\x18\x02 \x01(\t\x12\x13\n\x0boauth_token\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\"\x1f\n\x11GetAccountRequest\x12\n\n\x02id\x18\x01 \x01(\t\"d\n\x13ListAccountsRequest\x12&\n\x06status\x18\x01 \x01(\x0e\x32\x16.mktx.v1.AccountStatus\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"S\n\x14ListAccountsResponse\x12\"\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x10.mktx.v1.Account\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x9d\x01\n\x1cUpdateAccountSettingsRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12*\n\x08settings\x18\x02 \x01(\x0b\x32\x18.mktx.v1.AccountSettings\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\"&\n\x18\x44isconnectAccountRequest\x12\n\n\x02id\x18\x01 \x01(\t\")\n\x1bRefreshAccountTokensRequest\x12\n\n\x02id\x18\x01 \x01(\t\"1\n\x16RegisterWebhookRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\")\n\x1bGetAccountStatisticsRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xb4\x01\n\x11\x41\x63\x63ountStatistics\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x10\n\x08\x63ontacts\x18\x02 \x01(\x03\x12\x15\n\rconversations\x18\x03 \x01(\x03\x12\x1a\n\x12open_conversations\x18\x04 \x01(\x03\x12 \n\x18messages_sent_this_month\x18\x05 \x01(\x03\x12$\n\x1cmessages_received_this_month\x18\x06 \x01(\x03*\xbe\x01\n\rAccountStatus\x12\x1e\n\x1a\x41\x43\x43OUNT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41\x43\x43OUNT_STATUS_PENDING\x10\x01\x12\x19\n\x15\x41\x43\x43OUNT_STATUS_ACTIVE\x10\x02\x12\x1b\n\x17\x41\x43\x43OUNT_STATUS_INACTIVE\x10\x03\x12\x18\n\x14\x41\x43\x43OUNT_STATUS_ERROR\x10\x04\x12\x1f\n\x1b\x41\x43\x43OUNT_STATUS_DISCONNECTED\x10\x05*Y\n\nAuthMethod\x12\x1b\n\x17\x41UTH_METHOD_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41UTH_METHOD_OAUTH1\x10\x01\x12\x16\n\x12\x41UTH_METHOD_OAUTH2\x10\x02\x32\xc8\x05\n\x0f\x41\x63\x63ountsService\x12T\n\x0fStartConnection\x12\x1f.mktx.v1.StartConnectionRequest\x1a .mktx.v1.StartConnectionResponse\x12J\n\x12\x43ompleteConnection\x12\".mktx.v1.CompleteConnectionRequest\x1a\x10.mktx.v1.Account\x12:\n\nGetAccount\x12\x1a.mktx.v1.GetAccountRequest\x1a\x10.mktx.v1.Account\x12K\n\x0cListAccounts\x12\x1c.mktx.v1.ListAccountsRequest\x1a\x1d.mktx.v1.ListAccountsResponse\x12P\n\x15UpdateAccountSettings\x12%.mktx.v1.UpdateAccountSettingsRequest\x1a\x10.mktx.v1.Account\x12H\n\x11\x44isconnectAccount\x12!.mktx.v1.DisconnectAccountRequest\x1a\x10.mktx.v1.Account\x12N\n\x14RefreshAccountTokens\x12$.mktx.v1.RefreshAccountTokensRequest\x1a\x10.mktx.v1.Account\x12\x44\n\x0fRegisterWebhook\x12\x1f.mktx.v1.RegisterWebhookRequest\x1a\x10.mktx.v1.Account\x12X\n\x14GetAccountStatistics\x12$.mktx.v1.GetAccountStatisticsRequest\x1a\x1a.mktx.v1.AccountStatisticsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mktx.v1.accounts_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACCOUNTSTATUS']._serialized_start=2088
-  _globals['_ACCOUNTSTATUS']._serialized_end=2278
-  _globals['_AUTHMETHOD']._serialized_start=2280
-  _globals['_AUTHMETHOD']._serialized_end=2369
+  _globals['_ACCOUNTSTATUS']._serialized_start=2113
+  _globals['_ACCOUNTSTATUS']._serialized_end=2303
+  _globals['_AUTHMETHOD']._serialized_start=2305
+  _globals['_AUTHMETHOD']._serialized_end=2394
   _globals['_ACCOUNT']._serialized_start=125
   _globals['_ACCOUNT']._serialized_end=629
   _globals['_ACCOUNTSETTINGS']._serialized_start=632
-  _globals['_ACCOUNTSETTINGS']._serialized_end=763
-  _globals['_BUSINESSHOURS']._serialized_start=765
-  _globals['_BUSINESSHOURS']._serialized_end=840
-  _globals['_DMBUDGET']._serialized_start=842
-  _globals['_DMBUDGET']._serialized_end=898
-  _globals['_WEBHOOKSTATE']._serialized_start=900
-  _globals['_WEBHOOKSTATE']._serialized_end=1018
-  _globals['_STARTCONNECTIONREQUEST']._serialized_start=1020
-  _globals['_STARTCONNECTIONREQUEST']._serialized_end=1124
-  _globals['_STARTCONNECTIONRESPONSE']._serialized_start=1126
-  _globals['_STARTCONNECTIONRESPONSE']._serialized_end=1242
-  _globals['_COMPLETECONNECTIONREQUEST']._serialized_start=1244
-  _globals['_COMPLETECONNECTIONREQUEST']._serialized_end=1345
-  _globals['_GETACCOUNTREQUEST']._serialized_start=1347
-  _globals['_GETACCOUNTREQUEST']._serialized_end=1378
-  _globals['_LISTACCOUNTSREQUEST']._serialized_start=1380
-  _globals['_LISTACCOUNTSREQUEST']._serialized_end=1480
-  _globals['_LISTACCOUNTSRESPONSE']._serialized_start=1482
-  _globals['_LISTACCOUNTSRESPONSE']._serialized_end=1565
-  _globals['_UPDATEACCOUNTSETTINGSREQUEST']._serialized_start=1568
-  _globals['_UPDATEACCOUNTSETTINGSREQUEST']._serialized_end=1725
-  _globals['_DISCONNECTACCOUNTREQUEST']._serialized_start=1727
-  _globals['_DISCONNECTACCOUNTREQUEST']._serialized_end=1765
-  _globals['_REFRESHACCOUNTTOKENSREQUEST']._serialized_start=1767
-  _globals['_REFRESHACCOUNTTOKENSREQUEST']._serialized_end=1808
-  _globals['_REGISTERWEBHOOKREQUEST']._serialized_start=1810
-  _globals['_REGISTERWEBHOOKREQUEST']._serialized_end=1859
-  _globals['_GETACCOUNTSTATISTICSREQUEST']._serialized_start=1861
-  _globals['_GETACCOUNTSTATISTICSREQUEST']._serialized_end=1902
-  _globals['_ACCOUNTSTATISTICS']._serialized_start=1905
-  _globals['_ACCOUNTSTATISTICS']._serialized_end=2085
-  _globals['_ACCOUNTSSERVICE']._serialized_start=2372
-  _globals['_ACCOUNTSSERVICE']._serialized_end=3084
+  _globals['_ACCOUNTSETTINGS']._serialized_end=788
+  _globals['_BUSINESSHOURS']._serialized_start=790
+  _globals['_BUSINESSHOURS']._serialized_end=865
+  _globals['_DMBUDGET']._serialized_start=867
+  _globals['_DMBUDGET']._serialized_end=923
+  _globals['_WEBHOOKSTATE']._serialized_start=925
+  _globals['_WEBHOOKSTATE']._serialized_end=1043
+  _globals['_STARTCONNECTIONREQUEST']._serialized_start=1045
+  _globals['_STARTCONNECTIONREQUEST']._serialized_end=1149
+  _globals['_STARTCONNECTIONRESPONSE']._serialized_start=1151
+  _globals['_STARTCONNECTIONRESPONSE']._serialized_end=1267
+  _globals['_COMPLETECONNECTIONREQUEST']._serialized_start=1269
+  _globals['_COMPLETECONNECTIONREQUEST']._serialized_end=1370
+  _globals['_GETACCOUNTREQUEST']._serialized_start=1372
+  _globals['_GETACCOUNTREQUEST']._serialized_end=1403
+  _globals['_LISTACCOUNTSREQUEST']._serialized_start=1405
+  _globals['_LISTACCOUNTSREQUEST']._serialized_end=1505
+  _globals['_LISTACCOUNTSRESPONSE']._serialized_start=1507
+  _globals['_LISTACCOUNTSRESPONSE']._serialized_end=1590
+  _globals['_UPDATEACCOUNTSETTINGSREQUEST']._serialized_start=1593
+  _globals['_UPDATEACCOUNTSETTINGSREQUEST']._serialized_end=1750
+  _globals['_DISCONNECTACCOUNTREQUEST']._serialized_start=1752
+  _globals['_DISCONNECTACCOUNTREQUEST']._serialized_end=1790
+  _globals['_REFRESHACCOUNTTOKENSREQUEST']._serialized_start=1792
+  _globals['_REFRESHACCOUNTTOKENSREQUEST']._serialized_end=1833
+  _globals['_REGISTERWEBHOOKREQUEST']._serialized_start=1835
+  _globals['_REGISTERWEBHOOKREQUEST']._serialized_end=1884
+  _globals['_GETACCOUNTSTATISTICSREQUEST']._serialized_start=1886
+  _globals['_GETACCOUNTSTATISTICSREQUEST']._serialized_end=1927
+  _globals['_ACCOUNTSTATISTICS']._serialized_start=1930
+  _globals['_ACCOUNTSTATISTICS']._serialized_end=2110
+  _globals['_ACCOUNTSSERVICE']._serialized_start=2397
+  _globals['_ACCOUNTSSERVICE']._serialized_end=3109
 # @@protoc_insertion_point(module_scope)

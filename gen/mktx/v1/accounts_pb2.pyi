@@ -73,14 +73,16 @@ class Account(_message.Message):
     def __init__(self, id: _Optional[str] = ..., x_user_id: _Optional[str] = ..., username: _Optional[str] = ..., display_name: _Optional[str] = ..., profile_image_url: _Optional[str] = ..., followers_count: _Optional[int] = ..., status: _Optional[_Union[AccountStatus, str]] = ..., status_reason: _Optional[str] = ..., auth_method: _Optional[_Union[AuthMethod, str]] = ..., scopes: _Optional[_Iterable[str]] = ..., token_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., settings: _Optional[_Union[AccountSettings, _Mapping]] = ..., webhook: _Optional[_Union[WebhookState, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class AccountSettings(_message.Message):
-    __slots__ = ("auto_reply_enabled", "business_hours", "dm_budget")
+    __slots__ = ("auto_reply_enabled", "business_hours", "dm_budget", "max_post_length")
     AUTO_REPLY_ENABLED_FIELD_NUMBER: _ClassVar[int]
     BUSINESS_HOURS_FIELD_NUMBER: _ClassVar[int]
     DM_BUDGET_FIELD_NUMBER: _ClassVar[int]
+    MAX_POST_LENGTH_FIELD_NUMBER: _ClassVar[int]
     auto_reply_enabled: bool
     business_hours: BusinessHours
     dm_budget: DmBudget
-    def __init__(self, auto_reply_enabled: _Optional[bool] = ..., business_hours: _Optional[_Union[BusinessHours, _Mapping]] = ..., dm_budget: _Optional[_Union[DmBudget, _Mapping]] = ...) -> None: ...
+    max_post_length: int
+    def __init__(self, auto_reply_enabled: _Optional[bool] = ..., business_hours: _Optional[_Union[BusinessHours, _Mapping]] = ..., dm_budget: _Optional[_Union[DmBudget, _Mapping]] = ..., max_post_length: _Optional[int] = ...) -> None: ...
 
 class BusinessHours(_message.Message):
     __slots__ = ("enabled", "schedule")

@@ -133,6 +133,15 @@ class Settings:
     #: the burst allowed above it.
     rate_limit_per_minute: int = 100
     rate_limit_burst: int = 20
+    #: Publishing: a scheduled post more than this many seconds late (the service was
+    #: down at its time) fails instead of going out late.
+    publish_grace_seconds: float = 3600.0
+    #: Posts one worker process publishes at once.
+    publish_concurrency: int = 16
+    #: Largest post media fetched (X's own limits are lower for images and GIFs).
+    post_media_max_bytes: int = 512 * 1024 * 1024
+    #: Extra CA certificates (PEM file) trusted when fetching media from merchants.
+    media_ca_file: str = ""
 
     @property
     def uses_sandbox(self) -> bool:
@@ -199,6 +208,10 @@ class Settings:
             run_worker=_env_bool("MKTX_RUN_WORKER", True),
             rate_limit_per_minute=_env_int("MKTX_RATE_LIMIT_PER_MINUTE", 100),
             rate_limit_burst=_env_int("MKTX_RATE_LIMIT_BURST", 20),
+            publish_grace_seconds=_env_float("MKTX_PUBLISH_GRACE", 3600.0),
+            publish_concurrency=max(1, _env_int("MKTX_PUBLISH_CONCURRENCY", 16)),
+            post_media_max_bytes=_env_int("MKTX_POST_MEDIA_MAX_BYTES", 512 * 1024 * 1024),
+            media_ca_file=_env("MKTX_MEDIA_CA_FILE"),
         )
 
     def replace(self, **changes: object) -> Settings:

@@ -21,8 +21,9 @@ The rules:
   10,080 minutes (7 days). Media, a poll and a quoted post exclude each other.
 
 A rule whose input is not known yet is not checked: a :class:`Media` without ``head``
-gets no kind or mixing check, one without ``size_bytes`` no size check. Check again
-once the media has been fetched.
+gets no kind or mixing check (unless the client ``declared`` its kind, which is then
+checked as if sniffed), one without ``size_bytes`` no size check. Check again once the
+media has been fetched; content of another kind than the one declared is refused.
 """
 
 from __future__ import annotations
@@ -160,12 +161,14 @@ class Media:
     """One media item of a post, as far as it is known.
 
     ``url`` is where it is fetched from (None when its bytes were given directly);
-    ``size_bytes`` and ``head`` (its first bytes, see :data:`SNIFF_BYTES`) once known.
+    ``size_bytes`` and ``head`` (its first bytes, see :data:`SNIFF_BYTES`) once known;
+    ``declared`` the kind the client said it is, if any.
     """
 
     url: str | None = None
     size_bytes: int | None = None
     head: bytes | None = None
+    declared: MediaKind | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,9 +293,18 @@ def check_media(media: Sequence[Media], path: str) -> list[FieldViolation]:
                     item_path, "is not a JPEG, PNG, WEBP, GIF, MP4 or MOV file (by its content)"
                 )
             )
-        kinds.append(sniffed.kind if sniffed else None)
+        if sniffed and item.declared and sniffed.kind is not item.declared:
+            violations.append(
+                FieldViolation(
+                    item_path,
+                    f"is {_KIND_NAME[sniffed.kind]} by its content,"
+                    f" not {_KIND_NAME[item.declared]} as declared",
+                )
+            )
+        kind = sniffed.kind if sniffed else item.declared
+        kinds.append(kind)
         if item.size_bytes is not None:
-            problem = _size_problem(item.size_bytes, sniffed.kind if sniffed else None)
+            problem = _size_problem(item.size_bytes, kind)
             if problem:
                 violations.append(FieldViolation(item_path, problem))
 

@@ -206,6 +206,7 @@ ADMIN_API: tuple[AdminRoute, ...] = (
         probability="chance per matching request (default 1)",
         seconds="sleep for timeout / accept_then_stall (default 30)",
         reset_after="seconds until a rate_limit fault's reset (default 1)",
+        after="matching requests let through before it starts hitting (default 0)",
     ),
     _r("DELETE", "/faults/rules/{id}", "Remove one fault rule."),
     _r("DELETE", "/faults", "Clear every fault, global and per route."),
@@ -560,6 +561,7 @@ def admin_routes(state: SandboxState, api: Sequence[RouteSpec] = ()) -> list[Rou
                 probability=float(b.get("probability", 1.0)),
                 seconds=float(b.get("seconds", 30.0)),
                 reset_after=float(b.get("reset_after", 1.0)),
+                after=int(b.get("after", 0)),
             )
             state.add_fault_rule(rule)
         except (TypeError, ValueError) as exc:

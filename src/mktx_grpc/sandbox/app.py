@@ -373,6 +373,9 @@ class SandboxApi:
                 if rule is not None and rule.kind == "rate_limit":
                     return self._fault_response(("429", rule.reset_after))
                 if rule is not None and rule.kind == "timeout":
+                    # Read the request first, as X has by then: a client that gives up
+                    # meanwhile does not stop X from acting on it afterwards.
+                    await request.body()
                     await self.pause(rule.seconds)
             try:
                 resp = await spec.handler(request)

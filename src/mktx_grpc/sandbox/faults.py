@@ -1,9 +1,11 @@
 """Injected faults: the global before-processing set and per-route rules.
 
-Before-processing kinds answer without running the handler (nothing is stored):
-``error`` (a 5xx problem), ``rate_limit`` (X's 429 with reset headers) and
-``timeout`` (sleep ``seconds``, then process normally: the client's read timeout
-fires first when ``seconds`` exceeds it).
+Before-processing kinds act before the handler runs: ``error`` (a 5xx problem) and
+``rate_limit`` (X's 429 with reset headers) answer without running it (nothing is
+stored); ``timeout`` delays it (read the request, sleep ``seconds``, then process
+normally: the client's read timeout fires first when ``seconds`` exceeds it, and the
+DM or post is stored all the same once the sleep ends, as X may act on a request its
+client gave up on).
 
 After-processing kinds run the handler first, so the DM or post is stored and
 visible in lookups, timelines and the admin read-back, then: ``accept_then_error``
@@ -45,8 +47,9 @@ class FaultRule:
     """One per-route fault. ``route`` matches a route's endpoint name
     (``"POST /2/tweets"``) or handler name (``"create_post"``); ``path`` is a
     glob over the request path (``"/2/dm_conversations/*"``); ``method`` narrows
-    either. ``count`` is how many more requests it hits (None: unlimited) and
-    each hit happens with ``probability``."""
+    either. ``after`` matching requests go through untouched first (to hit, say,
+    the third post of a thread); then ``count`` is how many more requests it hits
+    (None: unlimited) and each hit happens with ``probability``."""
 
     id: str
     kind: str
@@ -58,6 +61,7 @@ class FaultRule:
     probability: float = 1.0
     seconds: float = 30.0
     reset_after: float = 1.0
+    after: int = 0
     hits: int = 0
 
     def validate(self) -> None:
@@ -72,8 +76,8 @@ class FaultRule:
             raise ValueError("count must not be negative")
         if self.kind in ("error", "accept_then_error") and not 500 <= self.status <= 599:
             raise ValueError("status must be a 5xx")
-        if self.seconds < 0 or self.reset_after < 0:
-            raise ValueError("seconds and reset_after must not be negative")
+        if self.seconds < 0 or self.reset_after < 0 or self.after < 0:
+            raise ValueError("seconds, reset_after and after must not be negative")
 
     def matches(self, method: str, endpoint: str, handler: str, path: str) -> bool:
         if self.count is not None and self.count <= 0:
@@ -86,6 +90,9 @@ class FaultRule:
 
     def take(self, rng: random.Random) -> bool:
         """Roll the dice; on a hit spend one of ``count``. Caller holds the lock."""
+        if self.after > 0:
+            self.after -= 1
+            return False
         if self.probability < 1.0 and rng.random() >= self.probability:
             return False
         if self.count is not None:

@@ -38,3 +38,15 @@ async def create_once(
     resource_id, result = await create()
     await execute(Q.record_request_id, {**params, "resource_id": resource_id})
     return result
+
+
+async def existing(merchant_id: UUID, scope: str, request_id: str) -> UUID | None:
+    """The resource a committed create with this ``request_id`` made, or None (no such
+    create, or it has not committed yet). For creates that must do slow work (fetch,
+    call out) before their transaction: a retry is answered without redoing it."""
+    if not request_id:
+        return None
+    row = await fetch_one(
+        Q.get_request_id, {"merchant_id": merchant_id, "scope": scope, "request_id": request_id}
+    )
+    return None if row is None else row["resource_id"]

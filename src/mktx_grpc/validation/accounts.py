@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from mktx.v1 import accounts_pb2
 
 from ..core.errors import FieldViolation
+from ..domain.post_text import LONG_POST_MAX_WEIGHTED_LENGTH
 from ..domain.schedule import validate_weekly_schedule
 from . import rules
 
@@ -17,6 +18,7 @@ SETTINGS_PATHS = (
     "dm_budget",
     "dm_budget.per_15_minutes",
     "dm_budget.per_24_hours",
+    "max_post_length",
 )
 
 
@@ -50,6 +52,10 @@ def update_account_settings(
     if paths & {"dm_budget", "dm_budget.per_24_hours"} and not 0 <= budget.per_24_hours <= 100_000:
         v.append(
             FieldViolation("settings.dm_budget.per_24_hours", "must be 1 to 100000 (0: default)")
+        )
+    if "max_post_length" in paths and not 0 <= s.max_post_length <= LONG_POST_MAX_WEIGHTED_LENGTH:
+        v.append(
+            FieldViolation("settings.max_post_length", "must be 1 to 25000 (0: the standard 280)")
         )
     return v
 

@@ -111,6 +111,18 @@ async def _refresh_segment_counts(deps: Deps) -> float:
     return await refresh_segment_counts(deps)
 
 
+async def _publish_due_posts(deps: Deps) -> float:
+    from .publishing import publish_due_posts
+
+    return await publish_due_posts(deps)
+
+
+async def _refresh_post_metrics(deps: Deps) -> float:
+    from .publishing import refresh_due_metrics
+
+    return await refresh_due_metrics(deps)
+
+
 #: The outbox consumers (worker/consumer.py): a name and a handler each, one loop each.
 CONSUMERS: list[Consumer] = [
     CAMPAIGN_EVENTS,
@@ -127,6 +139,8 @@ LOOPS: list[Loop] = [
     run_campaign_schedules,
     outbound_sender_loop,
     recover_outbound,
+    _publish_due_posts,
+    _refresh_post_metrics,
     *consumer_loops(CONSUMERS),
 ]
 

@@ -58,6 +58,7 @@ from ..core.errors import (
     QuotaExceeded,
     UpstreamError,
 )
+from ..domain.publishing import same_post_text
 from ..store import Row
 from ..store import accounts as accounts_store
 from ..store.budget import DbDmBudget, budget_key
@@ -76,7 +77,7 @@ from . import (
     XOutcomeUnknown,
     XRateLimited,
 )
-from .models import DmEvent, DmEventPage
+from .models import DmEvent, DmEventPage, Post, PostPage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -375,6 +376,56 @@ class XAccess:
                     taken.add(ev.id)
                     break
         return out
+
+    async def find_published_post(
+        self,
+        account: Row,
+        text: str,
+        since: datetime,
+        exclude_post_ids: Collection[str] = (),
+        *,
+        reply_to: str | None = None,
+        quote_of: str | None = None,
+        has_media: bool = False,
+        max_pages: int = 5,
+    ) -> Post | None:
+        """Look up at X a post ``account`` published with ``text`` no earlier than
+        ``since``, replying to ``reply_to`` (None: not a reply) and quoting
+        ``quote_of`` (None: no quote), other than the posts in ``exclude_post_ids``
+        (posts already accounted for). Texts are compared as
+        ``domain.publishing.same_post_text`` does (X's t.co links, HTML escapes and
+        trailing media link allowed for). Reads the account's timeline newest first
+        from ``since``, up to ``max_pages`` pages of 100. Returns the oldest match
+        (the first attempt), or None when there is none in what was read. This is how
+        a post whose outcome is unknown (a timeout, a 5xx, a crash) is resolved before
+        anything is posted again.
+
+        Raises the domain errors of the module docstring: ``FailedPrecondition`` when
+        the account can no longer read (the lookup can never be answered), and
+        ``QuotaExceeded`` / ``UpstreamError`` when X cannot answer now."""
+        me = str(account["x_user_id"])
+        token: str | None = None
+        found: Post | None = None
+
+        async def lookup(u: UserContext) -> PostPage:
+            return await u.user_posts(me, max_results=100, pagination_token=token, start_time=since)
+
+        for _ in range(max_pages):
+            page = await self.call(account, lookup)
+            for p in page.posts:
+                if (
+                    p.id not in exclude_post_ids
+                    and p.reply_to == reply_to
+                    and p.quote_of == quote_of
+                    and (p.created_at is None or p.created_at >= since)
+                    and same_post_text(text, p.text, has_media=has_media)
+                ):
+                    found = p  # newest first: keep going to the oldest match
+            oldest = page.posts[-1].created_at if page.posts else None
+            if not page.next_token or (oldest is not None and oldest < since):
+                break
+            token = page.next_token
+        return found
 
     @asynccontextmanager
     async def dm_batch(self, account: Row, sends: int) -> AsyncIterator[None]:

@@ -20,12 +20,43 @@ Failure modes:
 
 from __future__ import annotations
 
+from typing import IO
+
 from .context import CallContext
 from .errors import XBadRequest, XUnavailable
 from .models import MediaUpload
 from .transport import response_data
 
-__all__ = ["DEFAULT_CHUNK_BYTES", "ONE_SHOT_MAX_BYTES", "MediaUploads"]
+__all__ = ["DEFAULT_CHUNK_BYTES", "MAX_ALT_TEXT", "ONE_SHOT_MAX_BYTES", "MediaUploads"]
+
+#: X's limit for a media item's alternative text, in characters.
+MAX_ALT_TEXT = 1000
+
+#: Media to upload: the bytes, or a seekable binary file (read chunk by chunk, so a
+#: large video need not be held in memory).
+MediaData = bytes | IO[bytes]
+
+
+def _size(data: MediaData) -> int:
+    if isinstance(data, bytes):
+        return len(data)
+    data.seek(0, 2)
+    size = data.tell()
+    data.seek(0)
+    return size
+
+
+def _chunks(data: MediaData, chunk_size: int) -> list[tuple[int, int]]:
+    size = _size(data)
+    return [(start, min(chunk_size, size - start)) for start in range(0, size, chunk_size)]
+
+
+def _read(data: MediaData, start: int, length: int) -> bytes:
+    if isinstance(data, bytes):
+        return data[start : start + length]
+    data.seek(start)
+    return data.read(length)
+
 
 # One-shot upload is for images; anything bigger or moving goes through chunks.
 ONE_SHOT_MAX_BYTES = 5 * 1024 * 1024
@@ -37,7 +68,7 @@ class MediaUploads(CallContext):
 
     async def upload_media(
         self,
-        data: bytes,
+        data: MediaData,
         *,
         media_type: str,
         media_category: str,
@@ -46,9 +77,12 @@ class MediaUploads(CallContext):
     ) -> MediaUpload:
         """Upload media and wait until it is usable. Small images go one-shot;
         everything else is chunked. Raises XBadRequest if processing failed."""
-        if media_category.endswith("_image") and len(data) <= ONE_SHOT_MAX_BYTES:
+        if media_category.endswith("_image") and _size(data) <= ONE_SHOT_MAX_BYTES:
             return await self.upload_media_simple(
-                data, media_type=media_type, media_category=media_category, deadline=deadline
+                _read(data, 0, ONE_SHOT_MAX_BYTES),
+                media_type=media_type,
+                media_category=media_category,
+                deadline=deadline,
             )
         return await self.upload_media_chunked(
             data,
@@ -75,7 +109,7 @@ class MediaUploads(CallContext):
 
     async def upload_media_chunked(
         self,
-        data: bytes,
+        data: MediaData,
         *,
         media_type: str,
         media_category: str,
@@ -95,7 +129,7 @@ class MediaUploads(CallContext):
                 "/2/media/upload/initialize",
                 json={
                     "media_type": media_type,
-                    "total_bytes": len(data),
+                    "total_bytes": _size(data),
                     "media_category": media_category,
                 },
                 base_url=base,
@@ -104,13 +138,11 @@ class MediaUploads(CallContext):
             )
         )
         media_id = str(init["id"])
-        for index, start in enumerate(range(0, len(data), chunk_size)):
+        for index, (start, length) in enumerate(_chunks(data, chunk_size)):
             await self._call(
                 "POST",
                 f"/2/media/upload/{media_id}/append",
-                files={
-                    "media": ("chunk", data[start : start + chunk_size], "application/octet-stream")
-                },
+                files={"media": ("chunk", _read(data, start, length), "application/octet-stream")},
                 multipart_data={"segment_index": str(index)},
                 base_url=base,
                 deadline=deadline,
@@ -128,6 +160,22 @@ class MediaUploads(CallContext):
             )
         )
         return await self._await_processing(media, deadline)
+
+    async def set_alt_text(
+        self, media_id: str, alt_text: str, *, deadline: float | None = None
+    ) -> None:
+        """``POST /2/media/metadata``: the media's alternative text (1 to
+        :data:`MAX_ALT_TEXT` characters; ValueError otherwise). Setting the same text
+        again is harmless, so it is retried like an idempotent call."""
+        if not 1 <= len(alt_text) <= MAX_ALT_TEXT:
+            raise ValueError(f"alt text must be 1 to {MAX_ALT_TEXT} characters")
+        await self._call(
+            "POST",
+            "/2/media/metadata",
+            json={"id": media_id, "metadata": {"alt_text": {"text": alt_text}}},
+            deadline=deadline,
+            idempotent=True,  # setting the same text again changes nothing
+        )
 
     async def media_status(self, media_id: str, *, deadline: float | None = None) -> MediaUpload:
         """``GET /2/media/upload?command=STATUS&media_id=``."""

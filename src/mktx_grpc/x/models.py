@@ -12,6 +12,7 @@ __all__ = [
     "DmSendResult",
     "MediaUpload",
     "Post",
+    "PostPage",
     "ReplayJob",
     "Webhook",
     "XUser",
@@ -115,6 +116,10 @@ class MediaUpload:
 
 @dataclass(frozen=True, slots=True)
 class Post:
+    """A post. ``text`` is the full text: X gives a long post's whole text in
+    ``note_tweet.text`` and only its start in ``text``. ``reply_to`` / ``quote_of`` are
+    the posts it replies to and quotes (from ``referenced_tweets``, when requested)."""
+
     id: str
     text: str
     author_id: str | None = None
@@ -122,18 +127,41 @@ class Post:
     public_metrics: dict[str, int] = field(default_factory=dict)
     non_public_metrics: dict[str, int] | None = None
     organic_metrics: dict[str, int] | None = None
+    reply_to: str | None = None
+    quote_of: str | None = None
+    has_media: bool = False
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Post:
+        refs = {
+            str(r.get("type")): str(r.get("id"))
+            for r in d.get("referenced_tweets") or []
+            if isinstance(r, dict)
+        }
+        note = d.get("note_tweet")
+        text = note.get("text") if isinstance(note, dict) else None
+        attachments = d.get("attachments") or {}
         return cls(
             id=str(d["id"]),
-            text=str(d.get("text", "")),
+            text=str(text if isinstance(text, str) else d.get("text", "")),
             author_id=d.get("author_id"),
             created_at=parse_time(d.get("created_at")),
             public_metrics=dict(d.get("public_metrics") or {}),
             non_public_metrics=d.get("non_public_metrics"),
             organic_metrics=d.get("organic_metrics"),
+            reply_to=refs.get("replied_to"),
+            quote_of=refs.get("quoted"),
+            has_media=bool(isinstance(attachments, dict) and attachments.get("media_keys")),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PostPage:
+    """One page of a user's timeline, newest first; ``next_token`` leads to older."""
+
+    posts: list[Post]
+    next_token: str | None
+    result_count: int
 
 
 @dataclass(frozen=True, slots=True)
