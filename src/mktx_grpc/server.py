@@ -52,6 +52,7 @@ from .interceptors import (
     ValidationInterceptor,
     chained_handler,
 )
+from .reflection import DocumentedReflectionServicer
 from .services.accounts import AccountsServicer
 from .services.campaigns import CampaignsServicer
 from .services.contacts import ContactsServicer
@@ -169,9 +170,10 @@ class GrpcApp:
             entry.add_to_server(servicer, generic_only)
             names.append(entry.descriptor.full_name)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, generic_only)
-        # What enable_server_reflection does for an aio server, minus registration.
+        # What enable_server_reflection does for an aio server, minus registration,
+        # with the contract's comments (see reflection.py).
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
-            reflection.aio.ReflectionServicer(names), generic_only
+            DocumentedReflectionServicer(names), generic_only
         )
         self.service_names = names
         self.port = self.server.add_insecure_port(f"{host}:{port}")
