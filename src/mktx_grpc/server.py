@@ -185,7 +185,7 @@ class GrpcApp:
         await self.server.start()
         await self._set_health(await self._db_ok())
         self._monitor = asyncio.create_task(self._watch_db(), name="health-db-monitor")
-        log.info("gRPC listening on port %d", self.port)
+        log.debug("gRPC listening on port %d", self.port)
 
     async def stop(self, grace: float) -> None:
         await self.health.enter_graceful_shutdown()

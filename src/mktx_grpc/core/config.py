@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _DEFAULT_DATA_DIR = ".data"
+#: The X sandbox's fixed default port (``mktx_grpc.sandbox.config.DEFAULT_PORT``;
+#: core does not import the sandbox, a test keeps the two equal).
+DEFAULT_SANDBOX_PORT = 5081
 
 
 def _env(name: str, default: str = "") -> str:
@@ -49,17 +52,23 @@ def _env_bool(name: str, default: bool) -> bool:
     return raw in {"1", "true", "yes", "on"}
 
 
-def data_secret(data_dir: Path, name: str, nbytes: int = 32) -> bytes:
+class MissingSecret(ValueError):
+    """A development secret is not in the data directory and may not be created."""
+
+
+def data_secret(data_dir: Path, name: str, nbytes: int = 32, *, create: bool = True) -> bytes:
     """Return a random secret kept in ``data_dir/name``, creating it on first use.
 
     The file is written with mode 0600. Used only for development defaults; production
-    sets the corresponding environment variable.
+    sets the corresponding environment variable. With ``create=False`` a missing file
+    raises :class:`MissingSecret` instead.
     """
     path = data_dir / name
     try:
         return base64.urlsafe_b64decode(path.read_text().strip())
     except FileNotFoundError:
-        pass
+        if not create:
+            raise MissingSecret(str(path)) from None
     data_dir.mkdir(parents=True, exist_ok=True)
     value = secrets.token_bytes(nbytes)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -104,6 +113,9 @@ class Settings:
     jwt_public_key: str = field(default="", repr=False)
     jwt_issuer: str = ""
     jwt_audience: str = ""
+    #: Longest time ahead a token's ``exp`` may lie, in seconds (0: no maximum, for
+    #: development tokens). Production sets it (``MKTX_JWT_MAX_LIFETIME``).
+    jwt_max_lifetime: int = 0
     #: 32-byte AES-GCM key for tokens at rest (``MKTX_ENCRYPTION_KEY``, base64).
     encryption_key: bytes = field(default=b"", repr=False)
     #: HMAC key for page tokens (derived from the encryption key when unset).
@@ -124,8 +136,11 @@ class Settings:
     max_media_bytes: int = 64 * 1024 * 1024
     #: True when X is the local sandbox (allows http webhook URLs).
     x_sandbox: bool = False
-    #: Port of the in-process X sandbox when no credentials are set (0 = any free).
-    sandbox_port: int = 0
+    #: Port of the in-process X sandbox when no credentials are set (0 = any free);
+    #: the default is the sandbox's own (``sandbox.config.DEFAULT_PORT``).
+    sandbox_port: int = DEFAULT_SANDBOX_PORT
+    #: X access tier whose rate limits the in-process sandbox applies.
+    sandbox_tier: str = "pro"
     #: Whether ``serve`` also runs the background worker loops in-process.
     run_worker: bool = True
     #: The per-merchant API rate limit when the operator set no override for the
@@ -139,10 +154,13 @@ class Settings:
         return not (self.x_consumer_key or self.x_client_id)
 
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_env(cls, *, create_secrets: bool = True) -> Settings:
         """Read the environment, generating development secrets where unset.
 
-        Raises ``ValueError`` naming the variable when a value is malformed.
+        With ``create_secrets=False`` (``mktx-grpc token``) nothing is written: a
+        missing JWT secret raises :class:`MissingSecret` with what to do, and a
+        missing encryption key is left empty. Raises ``ValueError`` naming the
+        variable when a value is malformed.
         """
         data_dir = Path(_env("MKTX_DATA_DIR", _DEFAULT_DATA_DIR)).resolve()
         enc_raw = _env("MKTX_ENCRYPTION_KEY")
@@ -151,7 +169,10 @@ class Settings:
             if len(enc) != 32:
                 raise ValueError("MKTX_ENCRYPTION_KEY must be 32 bytes, base64-encoded")
         else:
-            enc = data_secret(data_dir, "encryption.key")
+            try:
+                enc = data_secret(data_dir, "encryption.key", create=create_secrets)
+            except MissingSecret:
+                enc = b""
         jwt_public_key = _env("MKTX_JWT_PUBLIC_KEY")
         if jwt_public_key and not jwt_public_key.startswith("-----"):
             jwt_public_key = Path(jwt_public_key).read_text()
@@ -161,8 +182,19 @@ class Settings:
         elif jwt_public_key:
             jwt_secret = b""
         else:
-            jwt_secret = data_secret(data_dir, "jwt.secret")
+            try:
+                jwt_secret = data_secret(data_dir, "jwt.secret", create=create_secrets)
+            except MissingSecret:
+                raise MissingSecret(
+                    f"no JWT secret: MKTX_JWT_SECRET is unset and {data_dir / 'jwt.secret'} "
+                    "does not exist. Run this where `mktx-grpc serve` runs (its data "
+                    f"directory is MKTX_DATA_DIR, default ./{_DEFAULT_DATA_DIR}), or set "
+                    "MKTX_DATA_DIR or MKTX_JWT_SECRET as the server has them."
+                ) from None
         page_key_raw = _env("MKTX_PAGE_TOKEN_KEY")
+        max_lifetime = _env_int("MKTX_JWT_MAX_LIFETIME", 0)
+        if max_lifetime < 0:
+            raise ValueError("MKTX_JWT_MAX_LIFETIME must be 0 (no maximum) or a number of seconds")
         return cls(
             database_url=_env("DATABASE_URL"),
             data_dir=data_dir,
@@ -182,6 +214,7 @@ class Settings:
             jwt_public_key=jwt_public_key,
             jwt_issuer=_env("MKTX_JWT_ISSUER"),
             jwt_audience=_env("MKTX_JWT_AUDIENCE"),
+            jwt_max_lifetime=max_lifetime,
             encryption_key=enc,
             page_token_key=page_key_raw.encode() if page_key_raw else enc[::-1],
             x_consumer_key=_env("X_CONSUMER_KEY"),
@@ -194,7 +227,8 @@ class Settings:
             x_default_deadline=_env_float("MKTX_X_DEADLINE", 30.0),
             max_media_bytes=_env_int("MKTX_MAX_MEDIA_BYTES", 64 * 1024 * 1024),
             x_authorize_base=_env("X_AUTHORIZE_BASE", "https://x.com"),
-            sandbox_port=_env_int("MKTX_SANDBOX_PORT", 0),
+            sandbox_port=_env_int("MKTX_SANDBOX_PORT", DEFAULT_SANDBOX_PORT),
+            sandbox_tier=_env("MKTX_SANDBOX_TIER", "pro").lower(),
             x_sandbox=_env_bool("MKTX_X_SANDBOX", False),
             run_worker=_env_bool("MKTX_RUN_WORKER", True),
             rate_limit_per_minute=_env_int("MKTX_RATE_LIMIT_PER_MINUTE", 100),
