@@ -87,6 +87,8 @@ def start_sandbox_if_needed(settings: Settings) -> tuple[Settings, Any]:
             x_client_secret=cfg.oauth2_client_secret,
             x_bearer_token=cfg.app_bearer_token,
             x_sandbox=True,
+            # A demo receives DMs as soon as the account connects (README walk-through).
+            auto_register_webhook=True,
             x_api_base=server.base_url,
             x_authorize_base=server.base_url,
         ),

@@ -98,8 +98,15 @@ class Settings:
     #: An inbound DM reopens a conversation closed less than this many seconds ago;
     #: after it, a new conversation starts.
     webhook_reopen_window: float = 24 * 3600.0
-    #: Public URL X calls for webhooks (RegisterWebhook default).
+    #: Public URL X calls for webhooks (RegisterWebhook default). Unset with X a
+    #: local sandbox: the sidecar's own loopback URL (see ``default_webhook_url``).
     public_webhook_url: str = ""
+    #: Register the webhook and subscribe an account as soon as it connects (on when
+    #: ``serve`` starts the built-in sandbox).
+    auto_register_webhook: bool = False
+    #: Seconds between checks that X still has the webhooks and subscriptions the
+    #: accounts claim (0: never).
+    webhook_check_interval: float = 900.0
     #: Number of SO_REUSEPORT server processes for ``serve``.
     workers: int = 1
     pool_min_size: int = 2
@@ -153,6 +160,18 @@ class Settings:
     def uses_sandbox(self) -> bool:
         return not (self.x_consumer_key or self.x_client_id)
 
+    @property
+    def default_webhook_url(self) -> str:
+        """The URL RegisterWebhook uses when given none: the configured public URL;
+        with X a local sandbox, the sidecar's own (a sandbox on this machine reaches
+        it on loopback); otherwise empty (the caller must name one)."""
+        if self.public_webhook_url:
+            return self.public_webhook_url
+        if not self.x_sandbox:
+            return ""
+        host = self.webhook_host if self.webhook_host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        return f"http://{host}:{self.webhook_port}/webhooks/twitter"
+
     @classmethod
     def from_env(cls, *, create_secrets: bool = True) -> Settings:
         """Read the environment, generating development secrets where unset.
@@ -203,6 +222,8 @@ class Settings:
             webhook_host=_env("MKTX_WEBHOOK_HOST", "0.0.0.0"),
             webhook_port=_env_int("MKTX_WEBHOOK_PORT", 5000),
             public_webhook_url=_env("MKTX_PUBLIC_WEBHOOK_URL"),
+            auto_register_webhook=_env_bool("MKTX_AUTO_REGISTER_WEBHOOK", False),
+            webhook_check_interval=_env_float("MKTX_WEBHOOK_CHECK_INTERVAL", 900.0),
             webhook_max_body_bytes=_env_int("MKTX_WEBHOOK_MAX_BODY_BYTES", 1024 * 1024),
             webhook_reopen_window=_env_float("MKTX_REOPEN_WINDOW", 24 * 3600.0),
             workers=max(1, _env_int("MKTX_WORKERS", 1)),

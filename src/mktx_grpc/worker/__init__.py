@@ -101,6 +101,12 @@ async def _refresh_segment_counts(deps: Deps) -> float:
     return await refresh_segment_counts(deps)
 
 
+async def _check_webhook_subscriptions(deps: Deps) -> float:
+    from .webhook_checks import check_webhook_subscriptions
+
+    return await check_webhook_subscriptions(deps)
+
+
 #: The outbox consumers (worker/consumer.py): a name and a handler each, one loop each.
 CONSUMERS: list[Consumer] = [
     CAMPAIGN_EVENTS,
@@ -116,4 +122,5 @@ LOOPS: list[Loop] = [
     recover_stale_sends,
     run_campaign_schedules,
     *consumer_loops(CONSUMERS),
+    _check_webhook_subscriptions,
 ]
