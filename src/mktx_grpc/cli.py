@@ -15,7 +15,10 @@ import argparse
 import asyncio
 import logging
 import multiprocessing
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -150,7 +153,29 @@ def serve_banner(
     return rows
 
 
+def _metrics_dir() -> tuple[Path, bool]:
+    """Where ``serve``'s processes count their metrics: PROMETHEUS_MULTIPROC_DIR when
+    the operator set it, else a fresh temporary directory (removed on exit)."""
+    from .core.metrics import MULTIPROC_ENV, use_multiprocess_dir
+
+    given = os.environ.get(MULTIPROC_ENV, "").strip()
+    path = Path(given) if given else Path(tempfile.mkdtemp(prefix="mktx-metrics-"))
+    use_multiprocess_dir(path)
+    return path, not given
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    # First of all: prometheus-client picks per-process files at its first metric,
+    # and every process of --workers N must count in the same directory.
+    metrics_dir, temporary = _metrics_dir()
+    try:
+        return _serve(args)
+    finally:
+        if temporary:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if args.port is not None:
         settings = settings.replace(grpc_port=args.port)
@@ -188,8 +213,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         for proc in children:
             proc.terminate()
+        from .core.metrics import mark_process_dead
+
         for proc in children:
             proc.join(settings.shutdown_grace + 5)
+            if proc.pid is not None:
+                mark_process_dead(proc.pid)
         if sandbox is not None:
             sandbox.stop()
     return 0

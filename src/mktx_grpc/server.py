@@ -48,6 +48,7 @@ from .interceptors import (
     ErrorMappingInterceptor,
     InterceptorChain,
     LoggingInterceptor,
+    MetricsInterceptor,
     UnitOfWorkInterceptor,
     ValidationInterceptor,
     chained_handler,
@@ -142,6 +143,7 @@ class GrpcApp:
         self.chain = InterceptorChain(
             [
                 LoggingInterceptor(),
+                MetricsInterceptor(),
                 ErrorMappingInterceptor(),
                 AuthInterceptor(TokenVerifier(deps.settings)),
                 ValidationInterceptor(),

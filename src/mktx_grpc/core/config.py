@@ -150,6 +150,9 @@ class Settings:
     sandbox_tier: str = "pro"
     #: Whether ``serve`` also runs the background worker loops in-process.
     run_worker: bool = True
+    #: Port of ``mktx-grpc worker``'s ``/metrics`` (0: none). ``serve`` serves its
+    #: metrics on the sidecar port.
+    worker_metrics_port: int = 9464
     #: The per-merchant API rate limit when the operator set no override for the
     #: merchant (``mktx-grpc merchant-limits``): sustained requests per minute and
     #: the burst allowed above it.
@@ -252,6 +255,7 @@ class Settings:
             sandbox_tier=_env("MKTX_SANDBOX_TIER", "pro").lower(),
             x_sandbox=_env_bool("MKTX_X_SANDBOX", False),
             run_worker=_env_bool("MKTX_RUN_WORKER", True),
+            worker_metrics_port=_env_int("MKTX_WORKER_METRICS_PORT", 9464),
             rate_limit_per_minute=_env_int("MKTX_RATE_LIMIT_PER_MINUTE", 100),
             rate_limit_burst=_env_int("MKTX_RATE_LIMIT_BURST", 20),
         )

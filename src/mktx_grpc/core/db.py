@@ -165,9 +165,12 @@ def make_pool(conninfo: str, *, min_size: int, max_size: int) -> AsyncConnection
     """Build an unopened pool whose connections are in autocommit.
 
     Reads run as single autocommitted statements (no BEGIN/COMMIT round trips); the
-    unit of work opens an explicit transaction for mutations.
+    unit of work opens an explicit transaction for mutations. The pool publishes its
+    metrics (``core.metrics.InstrumentedPool``: connection waits, size, use, queue).
     """
-    return AsyncConnectionPool(
+    from .metrics import InstrumentedPool
+
+    return InstrumentedPool(
         conninfo,
         min_size=min_size,
         max_size=max_size,
