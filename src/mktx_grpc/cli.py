@@ -58,18 +58,51 @@ def resolve_database(settings: Settings) -> Settings:
 SANDBOX_STATE_FILE = "x-sandbox.json"
 
 
-def start_sandbox_if_needed(settings: Settings) -> tuple[Settings, Any]:
+def _sandbox_settings(settings: Settings, cfg: Any, base_url: str) -> Settings:
+    return settings.replace(
+        x_consumer_key=cfg.consumer_key,
+        x_consumer_secret=cfg.consumer_secret,
+        x_client_id=cfg.oauth2_client_id,
+        x_client_secret=cfg.oauth2_client_secret,
+        x_bearer_token=cfg.app_bearer_token,
+        x_sandbox=True,
+        # A demo receives DMs as soon as the account connects (README walk-through).
+        auto_register_webhook=True,
+        x_api_base=base_url,
+        x_authorize_base=base_url,
+    )
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    if port <= 0:
+        return False
+    with socket.socket() as s:
+        s.settimeout(1.0)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start_sandbox_if_needed(
+    settings: Settings, *, join_running: bool = False
+) -> tuple[Settings, Any]:
     """With no X credentials, start the in-process X sandbox and point the client at it.
 
     It listens on ``settings.sandbox_port`` (default 5081, fixed so that a demo's
     URLs stay the same) with the rate limits of ``settings.sandbox_tier``, and keeps
-    its state in ``data_dir/x-sandbox.json`` across restarts. Raises ValueError with
-    what to do when the port is taken or the tier unknown.
+    its state in ``data_dir/x-sandbox.json`` across restarts. With ``join_running``
+    (``mktx-grpc worker`` beside a ``serve``) a sandbox already listening on that
+    port is used instead: the worker must act on the same X as the server. Raises
+    ValueError with what to do when the port is taken or the tier unknown.
     """
     if not settings.uses_sandbox:
         return settings, None
     from .sandbox import SandboxConfig, SandboxServer
 
+    if join_running and _listening(settings.sandbox_port):
+        url = f"http://127.0.0.1:{settings.sandbox_port}"
+        log.info("no X credentials: using the X sandbox already running at %s", url)
+        return _sandbox_settings(settings, SandboxConfig(), url), None
     cfg = SandboxConfig(
         tier=settings.sandbox_tier, state_file=settings.data_dir / SANDBOX_STATE_FILE
     )
@@ -82,21 +115,7 @@ def start_sandbox_if_needed(settings: Settings) -> tuple[Settings, Any]:
         ) from None
     server.start()
     log.debug("no X credentials: using the built-in X sandbox at %s", server.base_url)
-    return (
-        settings.replace(
-            x_consumer_key=cfg.consumer_key,
-            x_consumer_secret=cfg.consumer_secret,
-            x_client_id=cfg.oauth2_client_id,
-            x_client_secret=cfg.oauth2_client_secret,
-            x_bearer_token=cfg.app_bearer_token,
-            x_sandbox=True,
-            # A demo receives DMs as soon as the account connects (README walk-through).
-            auto_register_webhook=True,
-            x_api_base=server.base_url,
-            x_authorize_base=server.base_url,
-        ),
-        server,
-    )
+    return _sandbox_settings(settings, cfg, server.base_url), server
 
 
 def _serve_child(settings: Settings) -> None:
@@ -257,7 +276,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .core.db import check_schema
 
     check_schema(settings.database_url)
-    settings, sandbox = start_sandbox_if_needed(settings)
+    settings, sandbox = start_sandbox_if_needed(settings, join_running=True)
     from .worker.main import worker_process
 
     try:

@@ -122,8 +122,9 @@ Auth = Credentials | OAuth1FlowAuth | BasicAuth | None
 _SAFE_TO_RETRY_ANY_METHOD = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
-# Path segments that are ids (users, DM events, conversations "a-b", webhooks, media).
-_ID_SEGMENT = re.compile(r"/[0-9][0-9-]*(?=/|$)")
+# Path segments that are ids (users, DM events, conversations "a-b", webhooks, media);
+# not the API version ("/2").
+_ID_SEGMENT = re.compile(r"/[0-9][0-9-]{2,}(?=/|$)")
 _BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 
