@@ -323,8 +323,14 @@ def test_serve_with_two_processes_adds_their_metrics_up(tmp_path, database_url):
                 for _ in range(3):
                     health.Check(health_pb2.HealthCheckRequest(), timeout=30)
                     calls += 1
-        _, samples = parse(httpx.get(url).text)
+        # Each process publishes its counts within a second (core.metrics.flush_all).
         method = "/grpc.health.v1.Health/Check"
+        while True:
+            _, samples = parse(httpx.get(url).text)
+            if value(samples, "mktx_grpc_calls_total", method=method, code="OK") >= calls:
+                break
+            assert time.monotonic() < deadline + 60, "the processes' counts never added up"
+            time.sleep(0.3)
         assert value(samples, "mktx_grpc_calls_total", method=method, code="OK") == calls
         assert value(samples, "mktx_grpc_call_duration_seconds_count", method=method,
                      code="OK") == calls  # fmt: skip
@@ -363,3 +369,45 @@ def test_worker_serves_metrics_on_its_own_port(tmp_path, database_url):
         assert "mktx_outbox_consumer_lag_events" in types
     finally:
         assert stop(proc) == 0, log.read_text()[-3000:]
+
+
+def test_deferred_counts_publish_exactly_what_direct_observation_would():
+    """The per-call path counts in plain numbers (core.metrics.Deferred*); once
+    flushed, the histogram and counter hold what observing directly would give,
+    bucket bounds included (``le`` is inclusive)."""
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+    from mktx_grpc.core import metrics as cm
+
+    registry = CollectorRegistry()
+    bounds = (0.001, 0.01, 0.1)
+    deferred_h = Histogram("d", "d", ["m"], buckets=bounds, registry=registry)
+    direct_h = Histogram("r", "r", ["m"], buckets=bounds, registry=registry)
+    deferred_c = Counter("dc", "dc", registry=registry)
+    gauge = Gauge("g", "g", registry=registry)
+    hist = cm.DeferredHistogram(deferred_h.labels("x"))
+    count = cm.DeferredCounter(deferred_c)
+    level = cm.DeferredGauge(gauge)
+    values = [0.0, 0.0005, 0.001, 0.0010001, 0.01, 0.05, 0.1, 0.2, 7.0]
+    for v in values:
+        hist.observe(v)
+        direct_h.labels("x").observe(v)
+        count.inc()
+    level.value = 3
+    assert registry.get_sample_value("dc_total") == 0  # nothing published yet
+    cm.flush_all()
+    cm.flush_all()  # a second flush adds nothing
+
+    def samples(name: str) -> dict[str, float]:
+        return {
+            s.labels.get("le", s.name.rsplit("_", 1)[1]): s.value
+            for f in registry.collect()
+            if f.name == name
+            for s in f.samples
+            if s.name.endswith(("_bucket", "_count", "_sum"))
+        }
+
+    got, want = samples("d"), samples("r")
+    assert set(got) == set(want) and all(abs(got[k] - want[k]) < 1e-12 for k in want), (got, want)
+    assert registry.get_sample_value("dc_total") == len(values)
+    assert registry.get_sample_value("g") == 3

@@ -43,7 +43,10 @@ async def serve_process(
     worker loops; extra SO_REUSEPORT processes serve gRPC only. ``on_ready(grpc_port)``
     is called once gRPC and the sidecar listen (the CLI prints its banner then)."""
     pool = make_pool(
-        settings.database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
+        settings.database_url,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        metrics=settings.metrics,
     )
     await pool.open(wait=True, timeout=30)
     deps = make_deps(settings, pool)

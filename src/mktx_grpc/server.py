@@ -143,7 +143,7 @@ class GrpcApp:
         self.chain = InterceptorChain(
             [
                 LoggingInterceptor(),
-                MetricsInterceptor(),
+                *([MetricsInterceptor()] if deps.settings.metrics else []),
                 ErrorMappingInterceptor(),
                 AuthInterceptor(TokenVerifier(deps.settings)),
                 ValidationInterceptor(),

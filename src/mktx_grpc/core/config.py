@@ -150,6 +150,10 @@ class Settings:
     sandbox_tier: str = "pro"
     #: Whether ``serve`` also runs the background worker loops in-process.
     run_worker: bool = True
+    #: Count every RPC and pool wait for ``/metrics`` (``MKTX_METRICS``). Off only to
+    #: measure what counting costs (``bench/metrics_cost.py``); ``/metrics`` then
+    #: lacks the gRPC and pool metrics.
+    metrics: bool = True
     #: Port of ``mktx-grpc worker``'s ``/metrics`` (0: none). ``serve`` serves its
     #: metrics on the sidecar port.
     worker_metrics_port: int = 9464
@@ -256,6 +260,7 @@ class Settings:
             x_sandbox=_env_bool("MKTX_X_SANDBOX", False),
             run_worker=_env_bool("MKTX_RUN_WORKER", True),
             worker_metrics_port=_env_int("MKTX_WORKER_METRICS_PORT", 9464),
+            metrics=_env_bool("MKTX_METRICS", True),
             rate_limit_per_minute=_env_int("MKTX_RATE_LIMIT_PER_MINUTE", 100),
             rate_limit_burst=_env_int("MKTX_RATE_LIMIT_BURST", 20),
         )
