@@ -19,7 +19,6 @@ import grpc
 from grpc_interceptor.server import AsyncServerInterceptor
 
 from ..core import metrics as core_metrics
-from ._stream import call_next, is_stream
 
 
 def _code_name(context: grpc.aio.ServicerContext, exc: BaseException | None) -> str:
@@ -61,12 +60,14 @@ class MetricsInterceptor(AsyncServerInterceptor):
         flight.value += 1
         start = time.perf_counter()
         try:
-            result = await call_next(method, request, context)
+            # call_next inlined: one coroutine less per call.
+            result = method(request, context)
+            if hasattr(result, "__aiter__"):
+                return self._stream(result, method_name, context, start, flight)
+            result = await result
         except BaseException as exc:
             self._done(method_name, _code_name(context, exc), start, flight)
             raise
-        if is_stream(result):
-            return self._stream(result, method_name, context, start, flight)
         self._done(method_name, _code_name(context, None), start, flight)
         return result
 
