@@ -185,6 +185,12 @@ def test_sandbox_defaults_match_the_sandbox_and_keep_state_in_the_data_dir(tmp_p
         assert second is None and joined.x_api_base == server.base_url
     finally:
         server.stop()
+    # With none to join, a worker's own sandbox leaves the server's state file alone.
+    _, own = start_sandbox_if_needed(Settings(data_dir=tmp_path, sandbox_port=0), join_running=True)
+    try:
+        assert own.config.state_file is None
+    finally:
+        own.stop()
 
 
 def test_a_taken_sandbox_port_is_refused_with_what_to_do(tmp_path):

@@ -92,7 +92,8 @@ def start_sandbox_if_needed(
     URLs stay the same) with the rate limits of ``settings.sandbox_tier``, and keeps
     its state in ``data_dir/x-sandbox.json`` across restarts. With ``join_running``
     (``mktx-grpc worker`` beside a ``serve``) a sandbox already listening on that
-    port is used instead: the worker must act on the same X as the server. Raises
+    port is used instead: the worker must act on the same X as the server (failing
+    that it starts one of its own, without a state file). Raises
     ValueError with what to do when the port is taken or the tier unknown.
     """
     if not settings.uses_sandbox:
@@ -103,9 +104,16 @@ def start_sandbox_if_needed(
         url = f"http://127.0.0.1:{settings.sandbox_port}"
         log.info("no X credentials: using the X sandbox already running at %s", url)
         return _sandbox_settings(settings, SandboxConfig(), url), None
-    cfg = SandboxConfig(
-        tier=settings.sandbox_tier, state_file=settings.data_dir / SANDBOX_STATE_FILE
-    )
+    if join_running:
+        # A worker with a sandbox of its own: not the server's X, so it must not
+        # write the server's state file either (docker compose shares /data).
+        log.warning(
+            "no X credentials and no X sandbox on port %d: the worker starts its own, "
+            "which knows none of the server's accounts",
+            settings.sandbox_port,
+        )
+    state_file = None if join_running else settings.data_dir / SANDBOX_STATE_FILE
+    cfg = SandboxConfig(tier=settings.sandbox_tier, state_file=state_file)
     try:
         server = SandboxServer(cfg, port=settings.sandbox_port)
     except OSError as exc:
