@@ -367,6 +367,7 @@ def test_worker_serves_metrics_on_its_own_port(tmp_path, database_url):
         assert value(samples, "mktx_db_pool_wait_seconds_count") >= 1  # the loops ran
         assert "mktx_webhook_requests" in types  # the retry loop's webhook counters
         assert "mktx_outbox_consumer_lag_events" in types
+        assert types["mktx_outbox_consumer_held_seconds"] == "gauge"
     finally:
         assert stop(proc) == 0, log.read_text()[-3000:]
 

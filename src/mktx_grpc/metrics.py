@@ -26,6 +26,7 @@ from .core.db import use_connection
 from .deps import Deps
 from .store import metrics as store
 from .webhooks.metrics import WebhookMetrics
+from .worker.consumer import stats as consumer_stats
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,18 @@ async def _database_families(deps: Deps) -> list[Any]:
         parked.add_metric(name, row["parked"])
         retrying.add_metric(name, row["retrying"])
     out += [lag_events, lag_seconds, parked, retrying]
+    # What this process's own consumer passes saw (worker/consumer.stats): an event
+    # past the cursor whose transaction is still open holds the consumer back.
+    held = GaugeMetricFamily(
+        "mktx_outbox_consumer_held_seconds",
+        "How long the consumer has waited on an unsettled event (an open transaction), "
+        "as seen by this process's last pass.",
+        labels=["consumer"],
+    )
+    for consumer, result in sorted(consumer_stats(deps.pool).items()):
+        waited = result.held_seconds if result.held_event_id is not None else 0.0
+        held.add_metric([consumer], waited)
+    out.append(held)
     out += [
         gauge(
             "mktx_dm_budget_accounts",
