@@ -538,6 +538,12 @@ async def test_gdpr_delete_erases_everything(api, stub, merchant, db):
         " VALUES (%s, %s, %s), (%s, %s, %s)",
         (merchant, campaign, victim, merchant, campaign, keeper),
     )
+    await db.execute(
+        "INSERT INTO outbound_dms (merchant_id, account_id, contact_id, source, source_ref,"
+        " origin, text) VALUES (%s, %s, %s, 'flow', 'e:1', 'AUTOMATION', 'private text'),"
+        " (%s, %s, %s, 'flow', 'e:2', 'AUTOMATION', 'kept')",
+        (merchant, acc, victim, merchant, acc, keeper),
+    )
     flow = uuid.uuid4()
     await db.execute(
         "INSERT INTO flows (id, merchant_id, account_id, name) VALUES (%s, %s, %s, 'f')",
@@ -581,6 +587,7 @@ async def test_gdpr_delete_erases_everything(api, stub, merchant, db):
         "contact_interactions",
         "campaign_recipients",
         "flow_executions",
+        "outbound_dms",
     } <= set(tables) | {"contacts"}
     for table in tables:
         (n,) = await (
@@ -625,6 +632,8 @@ async def test_gdpr_delete_erases_everything(api, stub, merchant, db):
     ).fetchone()
     assert n == 1
     (n,) = await (await db.execute("SELECT count(*) FROM campaign_recipients")).fetchone()
+    assert n == 1
+    (n,) = await (await db.execute("SELECT count(*) FROM outbound_dms")).fetchone()
     assert n == 1
     await expect_error(stub.GetContact(P.GetContactRequest(id=victim), metadata=md), NOT_FOUND)
     await expect_error(

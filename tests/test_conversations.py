@@ -14,8 +14,16 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from helpers import expect_error
 
-from mktx.v1 import accounts_pb2_grpc, common_pb2, conversations_pb2, conversations_pb2_grpc
+from mktx.v1 import (
+    accounts_pb2_grpc,
+    common_pb2,
+    conversations_pb2,
+    conversations_pb2_grpc,
+    templates_pb2,
+    templates_pb2_grpc,
+)
 from mktx_grpc.worker.conversations import wake_snoozed_conversations
+from mktx_grpc.worker.outbound import recover_outbound
 
 C = conversations_pb2
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -648,3 +656,118 @@ async def test_quota_refusal_is_resource_exhausted_with_retry_info(
         await db.execute("SELECT delivery_state FROM messages WHERE conversation_id = %s", (conv,))
     ).fetchone()
     assert state == "FAILED"
+
+
+DM_ROUTE = "POST /2/dm_conversations/with/:participant_id/messages"
+
+
+async def _messages(db, conv):
+    return await (
+        await db.execute(
+            "SELECT delivery_state, failure_reason, x_event_id FROM messages"
+            " WHERE conversation_id = %s AND direction = 'OUTBOUND' ORDER BY created_at",
+            (conv,),
+        )
+    ).fetchall()
+
+
+async def test_send_whose_answer_x_lost_is_looked_up_before_answering(
+    api, stub, merchant, sandbox, db, connected
+):
+    """X stores the DM and answers 503 (or drops the connection): SendMessage finds it
+    at X and answers SENT, with exactly one DM at X."""
+    md = api.auth(merchant)
+    _, owner, customer, _, conv = connected
+    for i, kind in enumerate(["accept_then_error", "accept_then_drop"]):
+        with xh.fault_rule(sandbox, route=DM_ROUTE, kind=kind):
+            resp = await stub.SendMessage(
+                C.SendMessageRequest(conversation_id=conv, text=f"made it {i}"), metadata=md
+            )
+        assert resp.messages[0].delivery_state == C.MESSAGE_DELIVERY_STATE_SENT
+    sent = [d for d in sandbox.state.sent_dms(owner.id) if d.recipient_id == customer.id]
+    assert [d.text for d in sent] == ["made it 0", "made it 1"]
+    assert [r[2] for r in await _messages(db, conv)] == [d.id for d in sent]
+
+
+async def test_send_x_did_not_take_is_failed_not_sent(api, stub, merchant, sandbox, db, connected):
+    """A 503 before X stored anything: the lookup finds nothing, so the message is
+    FAILED "not sent" and the call UNAVAILABLE with x_outcome not_sent (safe to retry)."""
+    md = api.auth(merchant)
+    _, owner, _, _, conv = connected
+    with xh.fault_rule(sandbox, route=DM_ROUTE, kind="error", status=503):
+        err = await expect_error(
+            stub.SendMessage(C.SendMessageRequest(conversation_id=conv, text="nope"), metadata=md),
+            grpc.StatusCode.UNAVAILABLE,
+            "TWITTER_API_ERROR",
+        )
+    assert err.info is not None and err.info.metadata["x_outcome"] == "not_sent"
+    ((state, reason, _),) = await _messages(db, conv)
+    assert state == "FAILED" and reason.startswith("not sent: ")
+    assert sandbox.state.sent_dms(owner.id) == []
+
+
+async def test_send_x_cannot_resolve_stays_pending_then_settles(
+    api, stub, merchant, sandbox, db, connected
+):
+    """X took the DM, lost the answer, and cannot answer the lookup now (its DM lookup
+    limit): the message stays PENDING with the reason, the call is UNAVAILABLE with
+    x_outcome unknown, and the ledger's recovery settles it SENT later, never
+    resending it."""
+    md = api.auth(merchant)
+    _, owner, customer, _, conv = connected
+    lookups = f"/2/dm_conversations/with/{customer.id}/dm_events"
+    with (
+        xh.fault_rule(sandbox, route=DM_ROUTE, kind="accept_then_error"),
+        xh.fault_rule(sandbox, path=lookups, kind="rate_limit", reset_after=600),
+    ):
+        err = await expect_error(
+            stub.SendMessage(
+                C.SendMessageRequest(conversation_id=conv, text="who knows"), metadata=md
+            ),
+            grpc.StatusCode.UNAVAILABLE,
+            "TWITTER_API_ERROR",
+        )
+    assert err.info is not None and err.info.metadata["x_outcome"] == "unknown"
+    ((state, reason, _),) = await _messages(db, conv)
+    assert state == "PENDING" and reason.startswith("resolving an ambiguous send at X")
+    got = await stub.GetConversation(C.GetConversationRequest(id=conv), metadata=md)
+    assert got.messages[0].failure_reason == reason
+    # X's lookup window resets; the ledger's recovery settles the message.
+    await db.execute(
+        "UPDATE outbound_dms SET lease_until = now() - interval '1 second' WHERE source = 'agent'"
+    )
+    await recover_outbound(api.app.deps)
+    ((state, reason, x_event_id),) = await _messages(db, conv)
+    sent = sandbox.state.sent_dms(owner.id)
+    assert [d.text for d in sent] == ["who knows"]
+    assert (state, reason, x_event_id) == ("SENT", "", sent[0].id)
+    assert "message.sent" in await event_types(db)
+
+
+async def test_send_with_a_template_uses_the_contact_variables(
+    api, stub, merchant, sandbox, db, connected
+):
+    md = api.auth(merchant)
+    _, owner, customer, contact, conv = connected
+    await db.execute(
+        "UPDATE contacts SET display_name = '🌸 Mia Chen', attributes = '{\"city\": \"Oslo\"}'"
+        " WHERE id = %s",
+        (contact,),
+    )
+    templates = templates_pb2_grpc.TemplatesServiceStub(api.channel)
+    t = await templates.CreateTemplate(
+        templates_pb2.CreateTemplateRequest(
+            template=templates_pb2.Template(
+                name="greet",
+                type=templates_pb2.TEMPLATE_TYPE_TEXT,
+                content="Hi {{first_name|there}} ({{contact.first_name}}) from"
+                " {{attributes.city}}, code {{code}}",
+            )
+        ),
+        metadata=md,
+    )
+    await stub.SendMessage(
+        C.SendMessageRequest(conversation_id=conv, template_id=t.id, variables={"code": "X1"}),
+        metadata=md,
+    )
+    assert [d.text for d in sandbox.state.sent_dms(owner.id)] == ["Hi Mia (Mia) from Oslo, code X1"]

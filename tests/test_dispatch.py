@@ -10,6 +10,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import xhelpers as xh
 from campaign_helpers import (
     add_contacts,
     add_segment,
@@ -551,3 +552,104 @@ async def test_interrupted_sends_are_resolved_at_x_before_any_resend(
     assert received == {sent_user.id: 1, lost_user.id: 1}
     got = await stub.GetCampaign(C.GetCampaignRequest(id=c.id), metadata=api.auth(merchant))
     assert got.counts.sent == 2 and got.counts.queued == 0
+
+
+async def test_x_accepts_then_fails_each_contact_gets_exactly_one_dm(
+    api, stub, merchant, account, sandbox, db
+):
+    """X stores some DMs and then answers 503 or drops the connection: those rows are
+    never resent blindly (their reason says they are being resolved, as
+    ListCampaignRecipients shows), recovery finds them at X, and every contact gets
+    exactly one DM."""
+    row, owner = account
+    await add_contacts(db, sandbox, merchant, row["id"], 6, tags=["f"])
+    seg = await add_segment(db, merchant, tag_condition("f"))
+    tpl = await add_template(api, merchant, "Once {{contact.username}}")
+    route = "POST /2/dm_conversations/with/:participant_id/messages"
+    with sandbox_limits_lifted(sandbox):
+        c = await _campaign(stub, api, merchant, row, template_id=tpl, segment_ids=[seg])
+        with (
+            xh.fault_rule(sandbox, route=route, kind="accept_then_error", count=2),
+            xh.fault_rule(sandbox, route=route, kind="accept_then_drop", count=1),
+        ):
+            await dispatch_due_recipients(api.app.deps, DispatchOptions(concurrency=1))
+        assert await states(db, c.id) == {"SENT": 3, "SENDING": 3}
+        listed = await stub.ListCampaignRecipients(
+            C.ListCampaignRecipientsRequest(id=c.id, state=C.CAMPAIGN_RECIPIENT_STATE_SENDING),
+            metadata=api.auth(merchant),
+        )
+        assert [r.reason for r in listed.recipients] == ["resolving an ambiguous send at X"] * 3
+        await db.execute(
+            "UPDATE campaign_recipients SET lease_until = now() - interval '1 second'"
+            " WHERE campaign_id = %s AND state = 'SENDING'",
+            (c.id,),
+        )
+        await run_until(api.app.deps, _status(db, c.id, "COMPLETED"))
+    received = Counter(d.recipient_id for d in sandbox.state.sent_dms(owner.id))
+    assert len(received) == 6 and set(received.values()) == {1}
+    assert await states(db, c.id) == {"SENT": 6}
+
+
+async def test_open_breaker_requeues_at_once_with_its_reason(
+    api, stub, merchant, account, sandbox, db
+):
+    row, owner = account
+    await add_contacts(db, sandbox, merchant, row["id"], 3, tags=["o"])
+    seg = await add_segment(db, merchant, tag_condition("o"))
+    tpl = await add_template(api, merchant, "Breaker {{contact.username}}")
+    breaker = api.app.deps.xaccess.x.breaker(sandbox.base_url.removeprefix("http://"))
+    with sandbox_limits_lifted(sandbox):
+        c = await _campaign(stub, api, merchant, row, template_id=tpl, segment_ids=[seg])
+        for _ in range(breaker.failure_threshold):
+            breaker.record_failure()
+        try:
+            await dispatch_due_recipients(api.app.deps)
+        finally:
+            breaker.record_success()
+        assert await states(db, c.id) == {"QUEUED": 3}  # not SENDING: nothing to look up
+        listed = await stub.ListCampaignRecipients(
+            C.ListCampaignRecipientsRequest(id=c.id), metadata=api.auth(merchant)
+        )
+        assert all(r.reason.startswith("breaker open until ") for r in listed.recipients)
+        got = await stub.GetCampaign(C.GetCampaignRequest(id=c.id), metadata=api.auth(merchant))
+        assert got.status_reason.startswith("breaker open until ")
+        attempts = await scalar(
+            db, "SELECT max(attempts) FROM campaign_recipients WHERE campaign_id = %s", c.id
+        )
+        assert attempts == 0
+        await db.execute("UPDATE campaigns SET wait_until = now() WHERE id = %s", (c.id,))
+        await db.execute(
+            "UPDATE campaign_recipients SET ready_at = now() WHERE campaign_id = %s", (c.id,)
+        )
+        await run_until(api.app.deps, _status(db, c.id, "COMPLETED"))
+    assert len(sandbox.state.sent_dms(owner.id)) == 3
+
+
+async def test_first_name_comes_from_the_display_name(api, stub, merchant, account, sandbox, db):
+    """Issue 9: a campaign rendering {{first_name|there}} for "Alice Smith" said "Hi
+    there"; the contact's variables are now the one set every sender uses."""
+    row, owner = account
+    people = await add_contacts(
+        db, sandbox, merchant, row["id"], 4, tags=["n"], attributes={"city": "Oslo"}
+    )
+    names = ["Alice Smith", "🌸 Mia Chen", "🔥🔥", "Bob Stone"]
+    for (cid, _), name in zip(people, names, strict=True):
+        await db.execute("UPDATE contacts SET display_name = %s WHERE id = %s", (name, cid))
+    await db.execute(
+        'UPDATE contacts SET attributes = \'{"first_name": "Bobby"}\' WHERE id = %s',
+        (people[3][0],),
+    )
+    seg = await add_segment(db, merchant, tag_condition("n"))
+    tpl = await add_template(
+        api, merchant, "Hi {{first_name|there}} in {{attributes.city|your town}}"
+    )
+    with sandbox_limits_lifted(sandbox):
+        c = await _campaign(stub, api, merchant, row, template_id=tpl, segment_ids=[seg])
+        await run_until(api.app.deps, _status(db, c.id, "COMPLETED"))
+    texts = {d.recipient_id: d.text for d in sandbox.state.sent_dms(owner.id)}
+    assert [texts[u.id] for _, u in people] == [
+        "Hi Alice in Oslo",
+        "Hi Mia in Oslo",
+        "Hi there in Oslo",
+        "Hi Bobby in your town",
+    ]

@@ -220,6 +220,7 @@ async def test_database_gauges(api, merchant, sandbox, db, metrics_url, http):
     types, samples = await scrape(http, metrics_url)
     assert value(samples, "mktx_metrics_database_up") == 1
     assert value(samples, "mktx_campaign_recipients_due") == 3
+    assert ("mktx_outbound_dms_queued", ()) in samples and ("mktx_outbound_dms_due", ()) in samples
     assert value(samples, "mktx_webhook_inbox_pending") == 1
     assert value(samples, "mktx_webhook_inbox_dead") == 1
     assert value(samples, "mktx_webhook_inbox_oldest_pending_age_seconds") >= 0

@@ -14,6 +14,7 @@ from mktx.v1 import accounts_pb2_grpc
 from mktx_grpc.core.errors import FailedPrecondition, QuotaExceeded, UpstreamError
 from mktx_grpc.store.budget import DbDmBudget, budget_key
 from mktx_grpc.x import XRateLimited
+from mktx_grpc.x.access import UpstreamNotSent, UpstreamOutcomeUnknown
 
 
 @pytest.fixture
@@ -125,6 +126,57 @@ async def test_recipient_refusing_dms_and_x_outage(api, account, sandbox):
     finally:
         with sandbox.state.lock:
             faults.error_next = 0
+
+
+async def test_x_errors_say_whether_anything_was_sent(api, account, sandbox):
+    """A DM refused by the open breaker was not sent (safe to retry); a 5xx after
+    the POST left leaves the outcome unknown. Both are UNAVAILABLE to API clients."""
+    row, owner, customer = account
+    xa = api.app.deps.xaccess
+    faults = sandbox.state.faults
+    try:
+        with sandbox.state.lock:
+            faults.error_next, faults.error_status = 1, 503
+        with pytest.raises(UpstreamOutcomeUnknown) as lost:
+            await xa.send_dm(row, customer.id, text="hi")
+    finally:
+        with sandbox.state.lock:
+            faults.error_next = 0
+    assert lost.value.metadata == {"x_outcome": "unknown"}
+    breaker = xa.x.breaker(sandbox.base_url.removeprefix("http://"))
+    for _ in range(breaker.failure_threshold):
+        breaker.record_failure()
+    try:
+        with pytest.raises(UpstreamNotSent) as refused:
+            await xa.send_dm(row, customer.id, text="hi")
+    finally:
+        breaker.record_success()
+    assert refused.value.cause == "BREAKER_OPEN" and refused.value.retry_at is not None
+    assert refused.value.metadata["x_outcome"] == "not_sent"
+    assert refused.value.code == UpstreamError.code
+    assert sandbox.state.sent_dms(owner.id) == []
+
+
+async def test_lost_refresh_answer_never_marks_the_account_revoked(api, account, sandbox, db):
+    """The refresh X took but whose answer was lost: the account keeps sending on its
+    current access token (still valid), stays ACTIVE, and the next refresh learns that
+    X rotated the pair, which only reconnecting can repair."""
+    row, owner, customer = account
+    await db.execute(
+        "UPDATE accounts SET token_expires_at = now() + interval '1 minute' WHERE id = %s",
+        (row["id"],),
+    )
+    expiring = {**row, "token_expires_at": datetime.now(UTC) + timedelta(minutes=1)}
+    with xh.fault_rule(sandbox, route="POST /2/oauth2/token", kind="accept_then_error"):
+        sent = await api.app.deps.xaccess.send_dm(expiring, customer.id, text="still works")
+    assert [d.id for d in sandbox.state.sent_dms(owner.id)] == [sent.dm_event_id]
+    status = await (
+        await db.execute("SELECT status FROM accounts WHERE id = %s", (row["id"],))
+    ).fetchone()
+    assert status == ("ACTIVE",)
+    with pytest.raises(FailedPrecondition) as info:
+        await api.app.deps.xaccess.refresh(expiring)
+    assert info.value.reason == "ACCOUNT_AUTH_REVOKED"
 
 
 async def test_inactive_account_cannot_send(api, account, db):

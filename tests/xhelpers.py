@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from urllib.parse import parse_qs, urlsplit
 
@@ -44,3 +45,17 @@ async def connect(stub, md, user, method=A.AUTH_METHOD_OAUTH2):
             state=started.state, oauth_token=cb["oauth_token"], oauth_verifier=cb["oauth_verifier"]
         )
     return await stub.CompleteConnection(req, metadata=md)
+
+
+@contextlib.contextmanager
+def fault_rule(sandbox, **fields):
+    """A per-route sandbox fault (``FaultRule`` fields: kind, route or path, count,
+    status, reset_after, ...) for the block, removed afterwards."""
+    from mktx_grpc.sandbox.faults import FaultRule
+
+    rule = sandbox.state.add_fault_rule(FaultRule(id=secrets.token_hex(4), **fields))
+    try:
+        yield rule
+    finally:
+        with sandbox.state.lock:
+            sandbox.state.fault_rules = [r for r in sandbox.state.fault_rules if r.id != rule.id]

@@ -146,8 +146,9 @@ DELETE FROM idempotency_keys
 
 -- name: erase_contact
 -- Deletes the contact; foreign keys cascade to its conversations, messages, AI
--- sessions, interactions, campaign ledger rows and automation executions. The audit
--- row keeps only ids and who did it.
+-- sessions, interactions, campaign ledger rows, one-off DM ledger rows
+-- (outbound_dms) and automation executions. The audit row keeps only ids and who
+-- did it.
 WITH gone AS (
   DELETE FROM contacts WHERE merchant_id = %(merchant_id)s AND id = %(id)s
   RETURNING merchant_id, account_id, x_user_id

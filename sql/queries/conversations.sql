@@ -90,11 +90,11 @@ UPDATE conversations
 
 -- name: insert_outbound_message
 INSERT INTO messages (merchant_id, conversation_id, direction, type, text, attachments,
-                      quick_replies, card_buttons, origin, is_from_bot, sender_user_id,
-                      delivery_state, request_id)
+                      quick_replies, card_buttons, origin, is_from_bot, flow_id,
+                      sender_user_id, delivery_state, request_id)
 VALUES (%(merchant_id)s, %(conversation_id)s, 'OUTBOUND', %(type)s, %(text)s,
-        %(attachments)s, %(quick_replies)s, %(card_buttons)s, 'AGENT', false,
-        %(sender_user_id)s, 'PENDING', %(request_id)s)
+        %(attachments)s, %(quick_replies)s, %(card_buttons)s, %(origin)s, %(is_from_bot)s,
+        %(flow_id)s, %(sender_user_id)s, 'PENDING', %(request_id)s)
 RETURNING *;
 
 -- name: note_outbound_in_conversation
@@ -106,7 +106,8 @@ UPDATE conversations
 
 -- name: mark_message_sent
 UPDATE messages
-   SET delivery_state = 'SENT', x_event_id = %(x_event_id)s, sent_at = now()
+   SET delivery_state = 'SENT', x_event_id = %(x_event_id)s, sent_at = now(),
+       failure_reason = ''
  WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND delivery_state = 'PENDING'
 RETURNING *;
 

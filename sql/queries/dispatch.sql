@@ -72,7 +72,7 @@ SELECT x.contact_id,
 -- name: mark_sending
 UPDATE campaign_recipients r
    SET state = 'SENDING', text = x.text, attempts = r.attempts + 1, sending_at = now(),
-       lease_until = now() + %(lease)s::interval, updated_at = now()
+       lease_until = now() + %(lease)s::interval, reason = '', updated_at = now()
   FROM unnest(%(ids)s::bigint[], %(texts)s::text[]) AS x(id, text)
  WHERE r.merchant_id = %(merchant_id)s AND r.id = x.id;
 
@@ -92,15 +92,21 @@ UPDATE campaign_recipients r
 RETURNING r.id;
 
 -- name: requeue_rows
--- SENDING rows known not to have reached X go back to QUEUED.
+-- SENDING rows known not to have reached X go back to QUEUED; the reason says what
+-- they wait for ("X rate limit until …", "breaker open until …"; empty: nothing).
+-- Rows refused before they left (%(refund)s) get their attempt back: X never saw them.
 UPDATE campaign_recipients r
-   SET state = 'QUEUED', ready_at = %(ready_at)s, lease_until = NULL, updated_at = now()
+   SET state = 'QUEUED', ready_at = %(ready_at)s, lease_until = NULL,
+       reason = left(%(reason)s, 1000), updated_at = now(),
+       attempts = CASE WHEN %(refund)s THEN greatest(0, r.attempts - 1) ELSE r.attempts END
  WHERE r.merchant_id = %(merchant_id)s AND r.id = ANY(%(ids)s::bigint[])
    AND r.state = 'SENDING';
 
 -- name: extend_lease
+-- SENDING rows stay their holder's until %(until)s; the reason says what is pending
+-- ("resolving an ambiguous send at X", ...).
 UPDATE campaign_recipients
-   SET lease_until = %(until)s, updated_at = now()
+   SET lease_until = %(until)s, reason = left(%(reason)s, 1000), updated_at = now()
  WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::bigint[]) AND state = 'SENDING';
 
 -- name: finish_sent

@@ -10,6 +10,9 @@ SELECT
     AS campaign_recipients_due,
   (SELECT count(*) FROM campaign_recipients WHERE state = 'SENDING')
     AS campaign_recipients_sending,
+  (SELECT count(*) FROM outbound_dms WHERE state = 'QUEUED') AS outbound_dms_queued,
+  (SELECT count(*) FROM outbound_dms WHERE state = 'QUEUED' AND ready_at <= now())
+    AS outbound_dms_due,
   (SELECT count(*) FROM webhook_inbox WHERE processed_at IS NULL) AS inbox_pending,
   (SELECT coalesce(extract(epoch FROM now() - min(received_at)), 0)::float8
      FROM webhook_inbox WHERE processed_at IS NULL) AS inbox_oldest_pending_age_seconds,

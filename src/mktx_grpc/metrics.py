@@ -72,6 +72,16 @@ async def _database_families(deps: Deps) -> list[Any]:
             depths["campaign_recipients_sending"],
         ),
         gauge(
+            "mktx_outbound_dms_queued",
+            "One-off DMs (flows, AI, hand-offs) queued in the outbound ledger, waiting or due.",
+            depths["outbound_dms_queued"],
+        ),
+        gauge(
+            "mktx_outbound_dms_due",
+            "Queued one-off DMs ready to be sent now.",
+            depths["outbound_dms_due"],
+        ),
+        gauge(
             "mktx_webhook_inbox_pending",
             "Inbox events not yet finished (all processes).",
             depths["inbox_pending"],

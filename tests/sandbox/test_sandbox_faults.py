@@ -10,7 +10,7 @@ import pytest
 from sandbox_helpers import Bearer
 
 from mktx_grpc.sandbox import SandboxServer
-from mktx_grpc.x import OAuth1Credentials, XClient, XUnavailable
+from mktx_grpc.x import OAuth1Credentials, XClient, XOutcomeUnknown
 
 
 def _rule(admin: Any, **body: Any) -> dict[str, Any]:
@@ -101,15 +101,16 @@ async def test_accept_then_error_stores_the_post(
     assert again.status_code == 403
 
 
-async def test_accept_then_error_makes_the_client_send_a_dm_twice(
+async def test_accept_then_error_is_an_unknown_outcome_and_the_dm_is_sent_once(
     sandbox: SandboxServer,
     x: XClient,
     make_user: Callable[..., str],
     connect_oauth1: Callable[[str], Awaitable[OAuth1Credentials]],
     admin: Any,
 ) -> None:
-    """What exactly-once code must survive: X stored the DM, answered 503, and the
-    client's retry of the POST sent it again."""
+    """What exactly-once code must survive: X stored the DM and answered 503. The
+    client used to retry the POST and send it again; now it reports that the outcome
+    is unknown, sends nothing more, and the DM is there to be found by a lookup."""
     a, b = make_user(), make_user()
     user = x.as_user(await connect_oauth1(a))
     _rule(
@@ -117,10 +118,13 @@ async def test_accept_then_error_makes_the_client_send_a_dm_twice(
         route="POST /2/dm_conversations/with/:participant_id/messages",
         kind="accept_then_error",
     )
-    result = await user.send_dm(b, text="once, please")
+    with pytest.raises(XOutcomeUnknown) as err:
+        await user.send_dm(b, text="once, please")
+    assert err.value.status == 503
     sent = sandbox.state.sent_dms(a)
-    assert [d.text for d in sent] == ["once, please", "once, please"]
-    assert result.dm_event_id == sent[-1].id
+    assert [d.text for d in sent] == ["once, please"]
+    page = await user.dm_events(participant_id=b)
+    assert [e.id for e in page.events] == [sent[0].id]
 
 
 async def test_accept_then_drop_closes_without_an_answer(
@@ -142,10 +146,10 @@ async def test_accept_then_drop_closes_without_an_answer(
     assert [d.text for d in sandbox.state.sent_dms(a)] == ["lost?"]
     events = (await http.get(f"/2/dm_conversations/with/{b}/dm_events", headers=auth)).json()
     assert [e["text"] for e in events["data"]] == ["lost?"]
-    # the project's client reports it as unavailable and does not resend a POST
+    # the project's client reports the outcome as unknown and does not resend a POST
     _rule(admin, path="/2/dm_conversations/with/*/messages", kind="accept_then_drop")
     user = x.as_user(await connect_oauth1(a))
-    with pytest.raises(XUnavailable):
+    with pytest.raises(XOutcomeUnknown):
         await user.send_dm(b, text="dropped again")
     assert [d.text for d in sandbox.state.sent_dms(a)] == ["lost?", "dropped again"]
     # the server itself is fine afterwards

@@ -14,6 +14,7 @@ from mktx.v1 import accounts_pb2_grpc
 from mktx_grpc.core.errors import FailedPrecondition, QuotaExceeded, UpstreamError
 from mktx_grpc.worker import ledger
 from mktx_grpc.worker.ledger import Outcome, Resolution, SendOutcome
+from mktx_grpc.x.access import UpstreamNotSent, UpstreamOutcomeUnknown
 
 NOW = datetime(2030, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -61,9 +62,27 @@ def test_classification_of_every_send_error():
         FailedPrecondition("tokens refused", reason="ACCOUNT_AUTH_REVOKED"), NOW
     )
     assert revoked == SendOutcome(
-        Outcome.REQUEUE, "account cannot send: tokens refused", NOW + ledger.ACCOUNT_PAUSE
+        Outcome.REQUEUE,
+        "account cannot send: tokens refused",
+        NOW + ledger.ACCOUNT_PAUSE,
+        account=True,
     )
     assert ledger.classify_send_error(UpstreamError("down"), NOW).kind is Outcome.UNCLEAR
+    lost = UpstreamOutcomeUnknown("lost")
+    assert ledger.classify_send_error(lost, NOW).kind is Outcome.UNCLEAR
+    reopens = NOW + timedelta(seconds=40)
+    breaker = ledger.classify_send_error(
+        UpstreamNotSent("open", retry_at=reopens, cause="BREAKER_OPEN"), NOW
+    )
+    assert breaker == SendOutcome(
+        Outcome.REQUEUE, f"breaker open until {reopens.isoformat()}", reopens
+    )
+    unreachable = ledger.classify_send_error(UpstreamNotSent("no", cause="UNREACHABLE"), NOW)
+    assert (unreachable.kind, unreachable.retry_at) == (
+        Outcome.REQUEUE,
+        NOW + ledger.NOT_SENT_PAUSE,
+    )
+    assert unreachable.reason.startswith("X unreachable (not sent) until ")
     assert ledger.classify_send_error(RuntimeError("bug"), NOW).kind is Outcome.UNCLEAR
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -10,7 +11,10 @@ from mktx_grpc.sandbox import SandboxServer
 from mktx_grpc.x import (
     BreakerState,
     OAuth1Credentials,
+    XBadRequest,
     XClient,
+    XNotSent,
+    XOutcomeUnknown,
     XRateLimited,
     XUnavailable,
     XUpstreamError,
@@ -96,6 +100,67 @@ async def test_5xx_after_all_attempts_raises_upstream_error(
     assert err.value.status == 502
 
 
+async def test_5xx_on_a_dm_is_never_retried_and_the_outcome_is_unknown(
+    sandbox: SandboxServer, x: XClient, make_user: Callable[..., str], connect_oauth1: Connect
+) -> None:
+    sender, recipient = make_user(), make_user()
+    user = x.as_user(await connect_oauth1(sender))
+    path = f"/2/dm_conversations/with/{recipient}/messages"
+    sandbox.state.faults.error_next, sandbox.state.faults.error_status = 3, 502
+    try:
+        with pytest.raises(XOutcomeUnknown) as err:
+            await user.send_dm(recipient, text="maybe")
+    finally:
+        sandbox.state.faults.error_next = 0
+    assert err.value.status == 502 and isinstance(err.value, XUnavailable)
+    assert calls_to(sandbox, path) == 1  # one POST, never a second
+    assert (await user.me()).id  # GETs still retry (2 errors were left): idempotent
+
+
+async def test_oauth2_refresh_is_not_retried_blindly(
+    sandbox: SandboxServer,
+    x: XClient,
+    make_user: Callable[..., str],
+    connect_oauth2: Any,
+    admin: Any,
+) -> None:
+    """A refresh token works once. A 5xx before X processed it leaves it usable; a
+    5xx after X rotated the pair (the answer lost) leaves it refused, and only
+    reconnecting helps: a retry could never have recovered the lost pair."""
+    token = await connect_oauth2(make_user())
+    sandbox.state.faults.error_next = 1
+    with pytest.raises(XOutcomeUnknown):
+        await x.oauth2_refresh(token.refresh_token)
+    fresh = await x.oauth2_refresh(token.refresh_token)  # X had not taken it
+    admin("POST", "/faults/rules", {"route": "POST /2/oauth2/token", "kind": "accept_then_error"})
+    with pytest.raises(XOutcomeUnknown):
+        await x.oauth2_refresh(fresh.refresh_token)
+    with pytest.raises(XBadRequest):
+        await x.oauth2_refresh(fresh.refresh_token)  # X rotated it: used once already
+
+
+async def test_connect_error_on_a_dm_is_retried_and_not_sent() -> None:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens here now
+    from mktx_grpc.x import XConfig
+
+    cfg = XConfig(
+        consumer_key="k",
+        consumer_secret="s",
+        api_base_url=f"http://127.0.0.1:{port}",
+        backoff_base=0.01,
+    )
+    async with XClient(cfg) as client:
+        user = client.as_user(OAuth1Credentials("t", "s"))
+        with pytest.raises(XNotSent) as err:
+            await user.send_dm("12345", text="hello")
+    assert err.value.reason == "UNREACHABLE" and "after 3 attempt(s)" in str(err.value)
+
+
 async def test_connect_error_is_unavailable() -> None:
     import socket
 
@@ -142,9 +207,9 @@ async def test_read_timeout_on_a_post_is_not_retried_and_the_outcome_is_unknown(
     async with XClient(cfg) as client:
         user = client.as_user(creds)
         sandbox.state.faults.latency = 1.5
-        with pytest.raises(XUnavailable) as err:
+        with pytest.raises(XOutcomeUnknown) as err:
             await user.send_dm(recipient, text="once only")
-    assert "ReadTimeout after 1 attempt(s)" in str(err.value)
+    assert "ReadTimeout after the request left" in str(err.value)
     # Sent once, never again: the request had left, so X may have acted on it, and a
     # second POST could have delivered the DM twice. The caller must reconcile.
     assert calls_to(sandbox, path) == 1
@@ -156,7 +221,8 @@ async def test_breaker_opens_after_5_failures_and_closes_after_half_open_success
     clock = FakeClock()
     cfg = sandbox.x_config(max_attempts=1, backoff_base=0.01, breaker_reset_timeout=60.0)
     async with XClient(cfg, clock=clock) as client:
-        creds = await connect_oauth1(make_user())
+        user_id = make_user()
+        creds = await connect_oauth1(user_id)
         user = client.as_user(creds)
         breaker = client.breaker(cfg.api_base_url.removeprefix("http://"))
         sandbox.state.faults.error_next = 5
@@ -165,12 +231,16 @@ async def test_breaker_opens_after_5_failures_and_closes_after_half_open_success
                 await user.me()
         assert breaker.state is BreakerState.OPEN
         before = calls_to(sandbox, "/2/users/me")
-        with pytest.raises(XUnavailable):
+        with pytest.raises(XNotSent) as refused:
             await user.me()
         assert calls_to(sandbox, "/2/users/me") == before  # failed fast, no request
+        assert refused.value.reason == "BREAKER_OPEN" and refused.value.retry_at is not None
+        ahead = (refused.value.retry_at - datetime.now(UTC)).total_seconds()
+        assert 55 < ahead <= 61  # when the breaker lets a probe through
         clock.now += 59
-        with pytest.raises(XUnavailable):
-            await user.me()
+        with pytest.raises(XNotSent):
+            await user.send_dm(make_user(), text="not now")  # a DM is refused the same way
+        assert sandbox.state.sent_dms(user_id) == []
         clock.now += 1
         assert breaker.state is BreakerState.HALF_OPEN
         assert (await user.me()).id  # the probe succeeds

@@ -43,8 +43,9 @@ class CampaignsServiceStub:
     one row of the send ledger (see CampaignRecipient). WELCOME campaigns instead enrol
     each new follower as the follow event arrives, until end_time.
 
-    Templates are rendered per recipient with `{{contact.username}}`,
-    `{{contact.display_name}}`, `{{contact.attributes.<key>}}` and the campaign's
+    Templates are rendered per recipient with the contact's variables (see
+    TemplatesService: `{{first_name}}`, `{{display_name}}`, `{{username}}`,
+    `{{attributes.<key>}}`, also under `contact.`), which win over the campaign's
     `variables`; a recipient whose render lacks a variable without fallback is
     SKIPPED with reason "missing_variable:<name>".
 
@@ -138,8 +139,9 @@ class CampaignsServiceServicer:
     one row of the send ledger (see CampaignRecipient). WELCOME campaigns instead enrol
     each new follower as the follow event arrives, until end_time.
 
-    Templates are rendered per recipient with `{{contact.username}}`,
-    `{{contact.display_name}}`, `{{contact.attributes.<key>}}` and the campaign's
+    Templates are rendered per recipient with the contact's variables (see
+    TemplatesService: `{{first_name}}`, `{{display_name}}`, `{{username}}`,
+    `{{attributes.<key>}}`, also under `contact.`), which win over the campaign's
     `variables`; a recipient whose render lacks a variable without fallback is
     SKIPPED with reason "missing_variable:<name>".
 
@@ -382,8 +384,9 @@ class CampaignsService:
     one row of the send ledger (see CampaignRecipient). WELCOME campaigns instead enrol
     each new follower as the follow event arrives, until end_time.
 
-    Templates are rendered per recipient with `{{contact.username}}`,
-    `{{contact.display_name}}`, `{{contact.attributes.<key>}}` and the campaign's
+    Templates are rendered per recipient with the contact's variables (see
+    TemplatesService: `{{first_name}}`, `{{display_name}}`, `{{username}}`,
+    `{{attributes.<key>}}`, also under `contact.`), which win over the campaign's
     `variables`; a recipient whose render lacks a variable without fallback is
     SKIPPED with reason "missing_variable:<name>".
 

@@ -163,7 +163,13 @@ class ConversationsServiceServicer:
         sends nothing.
 
         If X refuses the send, the message is stored with delivery state FAILED and its
-        `failure_reason`, and the mapped error is returned.
+        `failure_reason`, and the mapped error is returned. If X's answer is lost (a 5xx,
+        a timeout, a dropped connection: X may have taken the DM), the DM is looked up
+        at X before answering: found, it is SENT; not there, it is FAILED ("not sent")
+        and the call is UNAVAILABLE with ErrorInfo metadata `x_outcome` = "not_sent"
+        (safe to retry); when X cannot tell yet, the message stays PENDING with its
+        `failure_reason` saying so, the call is UNAVAILABLE with `x_outcome` = "unknown"
+        (do not resend: the message becomes SENT or FAILED by itself once X can tell).
 
         Errors: INVALID_ARGUMENT (neither text nor attachments, text over 10,000
         characters, a non-https or unreachable media URL, media over its size limit,
@@ -174,8 +180,8 @@ class ConversationsServiceServicer:
         not ACTIVE), FAILED_PRECONDITION with reason TWITTER_API_ERROR (X refused the
         DM, for example because the recipient does not accept DMs), RESOURCE_EXHAUSTED
         with reason RATE_LIMIT_EXCEEDED and RetryInfo (DM budget spent or X answered
-        429), UNAVAILABLE with reason TWITTER_API_ERROR (X unreachable or 5xx),
-        UNAUTHENTICATED.
+        429), UNAVAILABLE with reason TWITTER_API_ERROR (X unreachable or 5xx; metadata
+        `x_outcome` as above, `retry_at` while X calls are suspended), UNAUTHENTICATED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

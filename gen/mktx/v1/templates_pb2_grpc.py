@@ -33,6 +33,14 @@ class TemplatesServiceStub:
     when no value is given. Names are letters, digits, `_` and `.` (for example
     `{{contact.display_name}}`), starting with a letter. The server extracts the
     variables on every save.
+
+    Every sender (campaigns, SendMessage with a template, automation flows) fills the
+    same variables from the contact: `first_name` (the contact's `first_name`
+    attribute, else the first word of the display name without emoji or punctuation:
+    "🌸 Mia Chen" gives "Mia"; empty when there is none, so `{{first_name|there}}`
+    falls back), `display_name`, `username`, `x_user_id`, `attributes.<key>` (scalar
+    attributes as text), and each of them again under `contact.`
+    (`{{contact.first_name}}`).
     """
 
     def __init__(self, channel):
@@ -80,6 +88,14 @@ class TemplatesServiceServicer:
     when no value is given. Names are letters, digits, `_` and `.` (for example
     `{{contact.display_name}}`), starting with a letter. The server extracts the
     variables on every save.
+
+    Every sender (campaigns, SendMessage with a template, automation flows) fills the
+    same variables from the contact: `first_name` (the contact's `first_name`
+    attribute, else the first word of the display name without emoji or punctuation:
+    "🌸 Mia Chen" gives "Mia"; empty when there is none, so `{{first_name|there}}`
+    falls back), `display_name`, `username`, `x_user_id`, `attributes.<key>` (scalar
+    attributes as text), and each of them again under `contact.`
+    (`{{contact.first_name}}`).
     """
 
     def CreateTemplate(self, request, context):
@@ -192,6 +208,14 @@ class TemplatesService:
     when no value is given. Names are letters, digits, `_` and `.` (for example
     `{{contact.display_name}}`), starting with a letter. The server extracts the
     variables on every save.
+
+    Every sender (campaigns, SendMessage with a template, automation flows) fills the
+    same variables from the contact: `first_name` (the contact's `first_name`
+    attribute, else the first word of the display name without emoji or punctuation:
+    "🌸 Mia Chen" gives "Mia"; empty when there is none, so `{{first_name|there}}`
+    falls back), `display_name`, `username`, `x_user_id`, `attributes.<key>` (scalar
+    attributes as text), and each of them again under `contact.`
+    (`{{contact.first_name}}`).
     """
 
     @staticmethod

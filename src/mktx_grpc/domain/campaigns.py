@@ -29,7 +29,7 @@ from mktx.v1 import common_pb2
 
 from ..core.errors import FailedPrecondition, FieldViolation
 from .schedule import Schedule, schedule_from_proto, validate_weekly_schedule, zone
-from .templates import MissingVariables, TemplateDraft, render
+from .templates import MissingVariables, TemplateDraft, contact_variables, render
 
 DRAFT, SCHEDULED, RUNNING, PAUSED, COMPLETED, CANCELLED = (
     "DRAFT",
@@ -392,29 +392,6 @@ def welcome_enrolment(
 # ------------------------------------------------------------------ sending
 
 
-def contact_values(contact: Mapping[str, Any]) -> dict[str, str]:
-    """Template values of a contact: ``contact.username``, ``contact.display_name``,
-    ``contact.x_user_id`` and ``contact.attributes.<key>`` (scalars as text)."""
-    out = {
-        "contact.username": str(contact.get("username") or ""),
-        "contact.display_name": str(contact.get("display_name") or ""),
-        "contact.x_user_id": str(contact.get("x_user_id") or ""),
-    }
-    attrs = contact.get("attributes") or {}
-    if isinstance(attrs, dict):
-        for key, value in attrs.items():
-            if value is None or isinstance(value, (dict, list)):
-                continue
-            if isinstance(value, bool):
-                text = "true" if value else "false"
-            elif isinstance(value, float) and value.is_integer():
-                text = str(int(value))
-            else:
-                text = str(value)
-            out[f"contact.attributes.{key}"] = text
-    return out
-
-
 def render_for_contact(
     template: TemplateDraft,
     contact: Mapping[str, Any],
@@ -422,9 +399,10 @@ def render_for_contact(
     overrides: Mapping[str, str] | None = None,
 ) -> str:
     """The DM text for one contact: campaign variables, then step or test overrides,
-    then the contact's own values (which always win for ``contact.*`` names).
+    then the contact's own values (``templates.contact_variables``, which always win
+    for the names they define: ``first_name``, ``contact.*``, ``attributes.*``, ...).
     Raises ``MissingVariables`` when a placeholder without fallback has no value."""
-    values = {**variables, **(overrides or {}), **contact_values(contact)}
+    values = {**variables, **(overrides or {}), **contact_variables(contact)}
     return render(template, values).content
 
 
@@ -553,7 +531,7 @@ def claim_decision(
     now: datetime,
 ) -> Send | Skip | Defer:
     """What a due ledger row gets when claimed. ``row`` holds the contact's fields
-    (``opted_out``, ``time_zone``, the template values of :func:`contact_values`) and
+    (``opted_out``, ``time_zone``, the template values of ``templates.contact_variables``) and
     ``step``; ``facts`` its exclusion facts (``recently_messaged``,
     ``open_conversation``; None when not looked up). Skip reasons: ``opted_out``,
     ``outside_send_window`` (the contact's window never opens), ``recently_messaged``,

@@ -10,8 +10,10 @@ closed, is a malformed placeholder.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..core.errors import FieldViolation
 
@@ -221,4 +223,83 @@ def render(d: TemplateDraft, values: Mapping[str, str]) -> Rendered:
     )
     if missing:
         raise MissingVariables(sorted(missing))
+    return out
+
+
+# ------------------------------------------------------------------ contact variables
+
+#: Characters a name may hold inside it besides letters, marks and digits
+#: ("O'Brien", "Jean-Luc", "J.R.").
+_NAME_JOINERS = frozenset("'’-.")
+
+
+def _is_emoji_mark(ch: str) -> bool:
+    """Variation selectors and the keycap mark: marks that dress emoji, not letters."""
+    code = ord(ch)
+    return 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF or code == 0x20E3
+
+
+def first_name_from(display_name: str) -> str:
+    """The first name in an X display name: the first word that holds a letter, with
+    emoji, symbols and punctuation around it stripped ("Alice Smith" -> "Alice",
+    "🌸 Mia Chen" -> "Mia", "@bob!" -> "bob", "Jean-Luc Picard" -> "Jean-Luc"). A
+    word ends at the first emoji or symbol inside it ("Mia🌸Chen" -> "Mia"). "" when
+    no word holds a letter (a name of emoji only). Never raises."""
+    for token in unicodedata.normalize("NFC", display_name).split():
+        start = 0
+        while start < len(token) and not token[start].isalpha():
+            start += 1
+        end = start
+        while end < len(token) and (
+            (unicodedata.category(token[end])[0] in "LMN" and not _is_emoji_mark(token[end]))
+            or token[end] in _NAME_JOINERS
+        ):
+            end += 1
+        word = token[start:end].rstrip("".join(_NAME_JOINERS))
+        if word:
+            return word
+    return ""
+
+
+def _attribute_text(value: Any) -> str | None:
+    """A contact attribute as template text (None: not a scalar)."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def contact_variables(contact: Mapping[str, Any]) -> dict[str, str]:
+    """The template variables of one contact, the same for campaigns, SendMessage with
+    a template, and flows. ``contact`` holds the contact's ``username``,
+    ``display_name``, ``x_user_id`` and ``attributes`` (missing ones count as empty).
+
+    - ``first_name``: the ``first_name`` attribute when it is set, else derived from
+      the display name (:func:`first_name_from`);
+    - ``display_name``, ``username``, ``x_user_id``;
+    - ``attributes.<key>`` for each scalar attribute (booleans as "true"/"false",
+      whole numbers without ".0"; objects and lists are left out);
+    - each of these again under ``contact.`` (``contact.first_name``,
+      ``contact.attributes.city``, ...).
+
+    An empty value renders a placeholder's fallback (``{{first_name|there}}``)."""
+    attrs = contact.get("attributes") or {}
+    if not isinstance(attrs, Mapping):
+        attrs = {}
+    display_name = str(contact.get("display_name") or "")
+    given = _attribute_text(attrs.get("first_name"))
+    out = {
+        "first_name": given.strip() if given and given.strip() else first_name_from(display_name),
+        "display_name": display_name,
+        "username": str(contact.get("username") or ""),
+        "x_user_id": str(contact.get("x_user_id") or ""),
+    }
+    for key, value in attrs.items():
+        text = _attribute_text(value)
+        if text is not None:
+            out[f"attributes.{key}"] = text
+    out.update({f"contact.{name}": value for name, value in list(out.items())})
     return out

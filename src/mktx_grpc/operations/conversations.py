@@ -4,7 +4,9 @@
 (no connection is held while X is called): in short transactions of its own it
 stores the outbound messages (PENDING) before calling X, then records each as SENT
 with X's event id, or every unsent one as FAILED with the reason when X refuses, so
-a refused DM stays visible in the inbox while the RPC returns the mapped error.
+a refused DM stays visible in the inbox while the RPC returns the mapped error. A
+DM whose outcome X left unknown (a 5xx, a timeout, a dropped connection) is never
+reported FAILED: it is looked up at X first (see :func:`_resolve_unclear`).
 Media are uploaded first, outside any transaction: bad media is INVALID_ARGUMENT and
 nothing is stored. ``request_id`` makes a retried send return the first result.
 
@@ -16,7 +18,7 @@ work.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -33,9 +35,13 @@ from ..mapping.conversations import STATUS_TO_DB, conversation_to_proto, event_p
 from ..store import Row
 from ..store import accounts as accounts_store
 from ..store import conversations as store
+from ..store import outbound as outbound_store
 from ..store import templates as templates_store
 from ..store.events import append_event
 from ..store.idempotency import create_once
+from ..worker import ledger
+from ..worker.ledger import Outcome, Resolution
+from ..x.access import SentDm, UpstreamNotSent, UpstreamOutcomeUnknown
 
 C = conversations_pb2
 
@@ -183,9 +189,14 @@ async def send_message(deps: Deps, request: C.SendMessageRequest) -> SentMessage
                 account, contact["x_user_id"], text=dm_text, media_id=dm_media
             )
         except Exception as exc:
-            reason = exc.message if isinstance(exc, DomainError) else "internal error"
-            await _fail(deps, merchant, conv_row, rows[i:], reason, principal.user_id)
-            raise
+            if ledger.classify_send_error(exc).kind is not Outcome.UNCLEAR:
+                reason = exc.message if isinstance(exc, DomainError) else "internal error"
+                await _fail(deps, merchant, conv_row, rows[i:], reason, principal.user_id)
+                raise
+            # X may have taken it: never answer FAILED for a DM that may be out.
+            result = await _resolve_unclear(
+                deps, merchant, account, contact, conv_row, rows[i:], dm_text, principal.user_id
+            )
         async with use_connection(deps.pool, transaction=True):
             updated = await store.mark_sent(merchant, row["id"], result.dm_event_id)
             if result.dm_conversation_id:
@@ -207,6 +218,67 @@ async def send_message(deps: Deps, request: C.SendMessageRequest) -> SentMessage
         sent.append(updated or row)
     async with use_connection(deps.pool):
         return await _sent_rows(merchant, sent)
+
+
+async def _resolve_unclear(
+    deps: Deps,
+    merchant: UUID,
+    account: Row,
+    contact: Row,
+    conv: Row,
+    rows: list[Row],
+    text: str,
+    user_id: str,
+) -> SentDm:
+    """The send of ``rows[0]`` ended without an answer X vouches for: look it up at X
+    before answering (``ledger.resolve_unclear_dm``). Found: it was sent (returns it).
+    Not there: the message and the rest become FAILED "not sent" and the call is
+    UNAVAILABLE (``x_outcome=not_sent``: safe to retry). X cannot tell now: the
+    message stays PENDING with the reason, the send ledger's recovery settles it once
+    X can (it is never resent), the rest are FAILED, and the call is UNAVAILABLE
+    (``x_outcome=unknown``)."""
+    row = rows[0]
+    async with use_connection(deps.pool):
+        known = await outbound_store.sent_event_ids(
+            merchant, contact["id"], row["created_at"] - timedelta(minutes=5)
+        )
+    res = await ledger.resolve_unclear_dm(
+        deps.xaccess,
+        account,
+        contact["x_user_id"],
+        text,
+        armed_at=row["created_at"],
+        known_event_ids=known,
+    )
+    if res.kind is Resolution.FOUND:
+        assert res.event is not None
+        return SentDm(res.event.id, res.event.dm_conversation_id or "")
+    if res.kind is Resolution.NOT_SENT:
+        reason = "not sent: X's answer was lost and X does not have it (safe to retry)"
+        await _fail(deps, merchant, conv, rows, reason, user_id)
+        raise UpstreamNotSent("X is unavailable; the message was not sent, try again later")
+    reason = f"{ledger.RESOLVING}: {res.reason}"
+    async with use_connection(deps.pool, transaction=True):
+        await outbound_store.note_pending_message(merchant, row["id"], reason)
+        wait = (res.retry_at or datetime.now(UTC) + ledger.RETRY_LOOKUP) - datetime.now(UTC)
+        await outbound_store.adopt_unclear_send(
+            merchant,
+            account_id=conv["account_id"],
+            contact_id=contact["id"],
+            conversation_id=conv["id"],
+            message_id=row["id"],
+            text=text,
+            armed_at=row["created_at"],
+            reason=reason,
+            lease=max(wait, timedelta(seconds=1)),
+        )
+    if rows[1:]:
+        why = "not sent: an earlier DM's outcome at X is unknown"
+        await _fail(deps, merchant, conv, rows[1:], why, user_id)
+    raise UpstreamOutcomeUnknown(
+        "X's answer was lost and X cannot tell yet whether the message went out; it stays"
+        " PENDING until X can (do not resend it)"
+    )
 
 
 async def _fail(
@@ -257,18 +329,9 @@ async def _content(
     if trow is None:
         raise NotFound("template", request.template_id)
     draft = templates_store.draft_from_row(trow)
-    first = (contact["display_name"] or "").split(" ")[0]
-    values = {
-        "username": contact["username"],
-        "display_name": contact["display_name"],
-        "first_name": first,
-        "x_user_id": contact["x_user_id"],
-        "contact.username": contact["username"],
-        "contact.display_name": contact["display_name"],
-        "contact.first_name": first,
-    }
-    for key, value in (contact["attributes"] or {}).items():
-        values[f"contact.attributes.{key}"] = str(value)
+    # The contact's variables (the same set campaigns and flows use); the request's
+    # own variables win for this one send.
+    values = templates_domain.contact_variables(contact)
     values.update(dict(request.variables))
     try:
         out = templates_domain.render(draft, values)

@@ -172,7 +172,12 @@ async def insert_outbound(
     card_buttons: list[dict[str, Any]],
     sender_user_id: str,
     request_id: str | None,
+    origin: str = "AGENT",
+    is_from_bot: bool = False,
+    flow_id: UUID | None = None,
 ) -> Row:
+    """A PENDING outbound message (``origin`` AGENT unless a ledger sends it for the
+    AI or a flow), before X is called; :func:`mark_sent` records X's answer."""
     row = await fetch_one(
         Q.insert_outbound_message,
         {
@@ -185,6 +190,9 @@ async def insert_outbound(
             "card_buttons": Jsonb(card_buttons),
             "sender_user_id": sender_user_id,
             "request_id": request_id,
+            "origin": origin,
+            "is_from_bot": is_from_bot,
+            "flow_id": flow_id,
         },
     )
     assert row is not None

@@ -111,16 +111,38 @@ async def settle(merchant_id: UUID, state: str, ids: Sequence[int], reasons: Seq
     return len(done)
 
 
-async def requeue(merchant_id: UUID, ids: Sequence[int], ready_at: datetime) -> None:
-    """SENDING rows known not to have reached X go back to QUEUED, ready at ``ready_at``."""
+async def requeue(
+    merchant_id: UUID,
+    ids: Sequence[int],
+    ready_at: datetime,
+    reason: str = "",
+    *,
+    refund: bool = False,
+) -> None:
+    """SENDING rows known not to have reached X go back to QUEUED, ready at
+    ``ready_at``; ``reason`` (shown by ListCampaignRecipients) says what they wait for.
+    ``refund``: they were refused before they left, so their attempt is undone."""
     await execute(
-        Q.requeue_rows, {"merchant_id": merchant_id, "ids": list(ids), "ready_at": ready_at}
+        Q.requeue_rows,
+        {
+            "merchant_id": merchant_id,
+            "ids": list(ids),
+            "ready_at": ready_at,
+            "reason": reason,
+            "refund": refund,
+        },
     )
 
 
-async def extend_lease(merchant_id: UUID, ids: Sequence[int], until: datetime) -> None:
-    """SENDING rows stay their holder's (recovery leaves them alone) until ``until``."""
-    await execute(Q.extend_lease, {"merchant_id": merchant_id, "ids": list(ids), "until": until})
+async def extend_lease(
+    merchant_id: UUID, ids: Sequence[int], until: datetime, reason: str = ""
+) -> None:
+    """SENDING rows stay their holder's (recovery leaves them alone) until ``until``;
+    ``reason`` says what is pending."""
+    await execute(
+        Q.extend_lease,
+        {"merchant_id": merchant_id, "ids": list(ids), "until": until, "reason": reason},
+    )
 
 
 async def finish_sent(

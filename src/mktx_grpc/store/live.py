@@ -28,6 +28,7 @@ import weakref
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from .events import CHANNEL
@@ -91,8 +92,11 @@ class Subscription:
 class LiveDispatcher:
     """The process's LISTEN connection and its subscriptions. See the module doc."""
 
-    def __init__(self, conninfo: str, *, reconnect_delay: float = 1.0) -> None:
+    def __init__(
+        self, conninfo: str, *, reconnect_delay: float = 1.0, channel: str = CHANNEL
+    ) -> None:
         self._conninfo = conninfo
+        self._channel = channel
         self._subs: dict[UUID | None, set[Subscription]] = {}
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -121,9 +125,11 @@ class LiveDispatcher:
             self._task = None
 
     def _dispatch(self, payload: str) -> None:
+        # '<merchant_id>:<event_id>' on the outbox channel; other channels (the
+        # outbound DM ledger's) send the merchant id alone: a wake-up without an id.
         merchant, _, event_id = payload.partition(":")
         try:
-            key, eid = UUID(merchant), int(event_id)
+            key, eid = UUID(merchant), int(event_id or 0)
         except ValueError:
             return
         for sub in [*self._subs.get(key, ()), *self._subs.get(None, ())]:
@@ -143,7 +149,7 @@ class LiveDispatcher:
                 await asyncio.sleep(self._reconnect_delay)
                 continue
             try:
-                await conn.execute(f"LISTEN {CHANNEL}")
+                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
                 if self._ready.is_set():
                     self._wake_all()  # notifications may have been missed while away
                 self._ready.set()
@@ -157,14 +163,18 @@ class LiveDispatcher:
                     await conn.close()
 
 
-_dispatchers: weakref.WeakKeyDictionary[AsyncConnectionPool, LiveDispatcher] = (
+_dispatchers: weakref.WeakKeyDictionary[AsyncConnectionPool, dict[str, LiveDispatcher]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def dispatcher_for(pool: AsyncConnectionPool) -> LiveDispatcher:
-    """The process's dispatcher for the database of ``pool`` (created on first use)."""
-    d = _dispatchers.get(pool)
+def dispatcher_for(pool: AsyncConnectionPool, channel: str = CHANNEL) -> LiveDispatcher:
+    """The process's dispatcher of ``channel`` (the outbox's by default) for the
+    database of ``pool`` (created on first use)."""
+    per_pool = _dispatchers.get(pool)
+    if per_pool is None:
+        per_pool = _dispatchers[pool] = {}
+    d = per_pool.get(channel)
     if d is None:
-        d = _dispatchers[pool] = LiveDispatcher(str(pool.conninfo))
+        d = per_pool[channel] = LiveDispatcher(str(pool.conninfo), channel=channel)
     return d

@@ -11,7 +11,8 @@ Q = Queries("metrics")
 
 
 async def queue_depths() -> Row:
-    """Campaign recipients due and sending, the webhook inbox backlog (pending, age of
+    """Campaign recipients due and sending, one-off DMs queued and due, the webhook
+    inbox backlog (pending, age of
     the oldest, dead rows) and the newest outbox event id."""
     row = await fetch_one(Q.queue_depths, {})
     assert row is not None

@@ -45,6 +45,11 @@ async def run_loops(deps: Deps, stop: asyncio.Event, loops: list[Loop] | None = 
                 pass
 
     await asyncio.gather(*(runner(loop) for loop in (loops or LOOPS)))
+    for hook in AT_STOP:
+        try:
+            await hook(deps)
+        except Exception:
+            log.exception("stopping %s failed", hook.__name__)
 
 
 async def refresh_expiring_tokens(deps: Deps) -> float:
@@ -80,6 +85,11 @@ from .dispatch import (  # noqa: E402
     dispatch_due_recipients,
     recover_stale_sends,
     run_campaign_schedules,
+)
+from .outbound import (  # noqa: E402
+    outbound_sender_loop,
+    recover_outbound,
+    stop_outbound_senders,
 )
 
 
@@ -121,6 +131,13 @@ LOOPS: list[Loop] = [
     dispatch_due_recipients,
     recover_stale_sends,
     run_campaign_schedules,
+    outbound_sender_loop,
+    recover_outbound,
     *consumer_loops(CONSUMERS),
     _check_webhook_subscriptions,
+]
+
+#: Awaited once after the loops have stopped (work they left running in the background).
+AT_STOP: list[Callable[[Deps], Awaitable[None]]] = [
+    stop_outbound_senders,
 ]

@@ -18,14 +18,15 @@ Exactly once, per ledger row (campaign, contact, step), by the send-ledger patte
    trip), concurrently within the batch, with no transaction open.
 3. **Record** (one transaction per few sends): SENT with the X event id, the
    message stored in the contact's conversation; FAILED when X refused; back to
-   QUEUED when X or the budget said "not now" (the DM was certainly not sent), and
-   the campaign waits until the reset time. When the outcome is unknown (timeout,
-   5xx, crash) the row stays SENDING.
+   QUEUED when X, its breaker or the budget said "not now" (the DM was certainly not
+   sent), with the reason ("X rate limit until …", "breaker open until …"), and the
+   campaign waits until then. When the outcome is unknown (timeout, 5xx, crash) the
+   row stays SENDING, reason "resolving an ambiguous send at X".
 4. **Recover**: a SENDING row whose lease ran out is resolved at X
-   (``ledger.resolve_unclear_dm``: the conversation's DM events, our text, sent after
-   the claim) before anything else happens. Found: SENT with that event id. Not
-   found: QUEUED again. So no contact ever gets a campaign message twice, and no row
-   stays SENDING forever.
+   (``ledger.resolve_unclear_dms``: the conversation's DM events, our text, sent
+   after the claim; one lookup per recipient for all its stale rows) before anything
+   else happens. Found: SENT with that event id. Not found: QUEUED again. So no
+   contact ever gets a campaign message twice, and no row stays SENDING forever.
 
 Lock order everywhere: ledger rows first, the campaign row (counters) last; Cancel,
 which locks the campaign first, only takes ledger rows nobody holds (SKIP LOCKED).
@@ -49,6 +50,7 @@ from ..store import Row
 from ..store import accounts as accounts_store
 from ..store import campaigns as campaigns_store
 from ..store import dispatch as store
+from ..store import outbound as outbound_store
 from ..store.budget import dm_budget_left
 from ..store.dispatch import SentRow
 from ..store.events import OutboxEvent
@@ -297,11 +299,11 @@ async def _record(
     m = c.merchant_id
     sent = [(x, o) for x, o in out if o.kind is Outcome.SENT]
     failed = [(x, o) for x, o in out if o.kind is Outcome.FAILED]
-    requeue: dict[datetime, list[int]] = defaultdict(list)
+    requeue: dict[tuple[datetime, str], list[int]] = defaultdict(list)
     for x, o in out:
         if o.kind is Outcome.REQUEUE:
             assert o.retry_at is not None
-            requeue[o.retry_at].append(x.id)
+            requeue[(o.retry_at, o.reason)].append(x.id)
     unclear = [x for x, o in out if o.kind is Outcome.UNCLEAR]
     async with use_connection(deps.pool, transaction=True):
         deltas: dict[str, int] = defaultdict(int)
@@ -318,12 +320,12 @@ async def _record(
             deltas["failed"] += await store.settle(
                 m, domain.FAILED, [x.id for x, _ in failed], [o.reason for _, o in failed]
             )
-        for until, group in requeue.items():
-            await store.requeue(m, group, until)
+        for (until, reason), group in requeue.items():
+            await store.requeue(m, group, until, reason, refund=True)
         now = _now()
         for x in unclear:
-            backoff = opts.retry_base * 2 ** max(0, x.attempts - 1)
-            await store.extend_lease(m, [x.id], now + timedelta(seconds=backoff))
+            until = now + ledger.unclear_backoff(opts.retry_base, x.attempts)
+            await store.extend_lease(m, [x.id], until, ledger.RESOLVING)
         await campaigns_store.bump(m, c.id, **deltas)
 
 
@@ -353,64 +355,104 @@ async def _finish_sent(c: _Campaign, sent: list[SentRow], deltas: dict[str, int]
 
 
 async def recover_stale_sends(deps: Deps, options: DispatchOptions | None = None) -> float:
-    """Resolve SENDING rows whose lease ran out by looking the DM up at X.
+    """Resolve SENDING rows whose lease ran out by looking the DM up at X, one lookup
+    per recipient for all of its rows (X allows few lookups).
 
     Found (our text to that contact, sent no earlier than the claim): SENT with
     X's event id. Not found: QUEUED again (or SKIPPED when the campaign ended, or
-    FAILED after ``max_attempts``). A lookup X cannot answer now is retried later; a
-    lookup that can never be answered (the account lost its access) FAILS the row
-    with reason "unconfirmed", because resending could duplicate it."""
+    FAILED after ``max_attempts``). A lookup X cannot answer now is retried later (at
+    X's reset when it rate-limits lookups); a lookup that can never be answered (the
+    account lost its access) FAILS the row with reason "unconfirmed", because
+    resending could duplicate it. Rows waiting here say "resolving an ambiguous send
+    at X"."""
     opts = options or _options(deps)
     async with use_connection(deps.pool, transaction=True):
         rows = await store.stale_sending(STALE_BATCH)
         until = _now() + timedelta(seconds=opts.lease_seconds)
         for r in rows:
-            await store.extend_lease(r["merchant_id"], [r["id"]], until)
+            await store.extend_lease(r["merchant_id"], [r["id"]], until, ledger.RESOLVING)
+    groups: dict[tuple[UUID, UUID, str], list[Row]] = defaultdict(list)
     for r in rows:
+        groups[(r["merchant_id"], r["account_id"], r["x_user_id"])].append(r)
+    limited: dict[UUID, ledger.Resolved] = {}  # accounts whose lookups X rate-limited
+    for (m, account_id, _), group in groups.items():
         try:
-            await _resolve(deps, opts, r)
+            if account_id in limited:
+                # X said no more lookups for this account until its reset: do not ask.
+                no = limited[account_id]
+                assert no.retry_at is not None
+                async with use_connection(deps.pool, transaction=True):
+                    await store.extend_lease(
+                        m, [r["id"] for r in group], no.retry_at, f"{ledger.RESOLVING}: {no.reason}"
+                    )
+                continue
+            answer = await _resolve(deps, opts, group)
+            if answer is not None:
+                limited[account_id] = answer
         except Exception:
-            log.exception("recovery failed", extra={"recipient_id": r["id"]})
+            log.exception("recovery failed", extra={"recipient_ids": [r["id"] for r in group]})
     return 0.0 if len(rows) == STALE_BATCH else 5.0
 
 
-async def _resolve(deps: Deps, opts: DispatchOptions, r: Row) -> None:
-    m = r["merchant_id"]
+async def _resolve(deps: Deps, opts: DispatchOptions, rows: list[Row]) -> ledger.Resolved | None:
+    """Resolve one recipient's stale rows (one account, one X user) with one lookup.
+    Returns X's answer when it rate-limited the account's lookups."""
+    m, contact_id = rows[0]["merchant_id"], rows[0]["contact_id"]
+    campaigns: dict[UUID, _Campaign] = {}
     async with use_connection(deps.pool, transaction=True):
-        c = await _load_campaign(m, r["campaign_id"])
-        known = await store.contact_sent_event_ids(m, r["contact_id"])
-    if c is None:
-        return
-    res = await ledger.resolve_unclear_dm(
+        for r in rows:
+            if r["campaign_id"] not in campaigns:
+                c = await _load_campaign(m, r["campaign_id"])
+                if c is not None:
+                    campaigns[r["campaign_id"]] = c
+        earliest = min(r["sending_at"] for r in rows)
+        known = await store.contact_sent_event_ids(m, contact_id)
+        known |= await outbound_store.sent_event_ids(
+            m, contact_id, earliest - ledger.LOOKUP_SKEW - timedelta(minutes=1)
+        )
+    rows = [r for r in rows if r["campaign_id"] in campaigns]
+    if not rows:
+        return None
+    account = campaigns[rows[0]["campaign_id"]].account
+    results = await ledger.resolve_unclear_dms(
         deps.xaccess,
-        c.account,
-        r["x_user_id"],
-        r["text"],
-        armed_at=r["sending_at"],
+        account,
+        rows[0]["x_user_id"],
+        [(r["text"], r["sending_at"]) for r in rows],
         known_event_ids=known,
     )
     async with use_connection(deps.pool, transaction=True):
-        deltas: dict[str, int] = defaultdict(int)
-        if res.kind is Resolution.RETRY_LATER:
-            await store.extend_lease(m, [r["id"]], _now() + ledger.RETRY_LOOKUP)
-            return
-        if res.kind is Resolution.UNCONFIRMABLE:
-            deltas["failed"] += await store.settle(m, domain.FAILED, [r["id"]], [res.reason])
-        elif res.kind is Resolution.FOUND:
-            assert res.event is not None
-            at = res.event.created_at or r["sending_at"]
-            sent = SentRow(
-                r["id"], r["contact_id"], res.event.id, res.event.dm_conversation_id or "", at
-            )
-            await _finish_sent(c, [sent], deltas)
-        else:
-            settled = domain.unsent_outcome(r["campaign_status"], r["attempts"], opts.max_attempts)
-            if settled is None:
-                await store.requeue(m, [r["id"]], _now())
+        deltas: dict[UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for r, res in zip(rows, results, strict=True):
+            c, d = campaigns[r["campaign_id"]], deltas[r["campaign_id"]]
+            if res.kind is Resolution.RETRY_LATER:
+                until = res.retry_at or _now() + ledger.RETRY_LOOKUP
+                reason = f"{ledger.RESOLVING}: {res.reason}"
+                await store.extend_lease(m, [r["id"]], until, reason)
+            elif res.kind is Resolution.UNCONFIRMABLE:
+                d["failed"] += await store.settle(m, domain.FAILED, [r["id"]], [res.reason])
+            elif res.kind is Resolution.FOUND:
+                assert res.event is not None
+                at = res.event.created_at or r["sending_at"]
+                sent = SentRow(
+                    r["id"], r["contact_id"], res.event.id, res.event.dm_conversation_id or "", at
+                )
+                await _finish_sent(c, [sent], d)
             else:
-                state, reason = settled
-                deltas[state.lower()] += await store.settle(m, state, [r["id"]], [reason])
-        await campaigns_store.bump(m, c.id, **deltas)
+                settled = domain.unsent_outcome(
+                    r["campaign_status"], r["attempts"], opts.max_attempts
+                )
+                if settled is None:
+                    await store.requeue(m, [r["id"]], _now())
+                else:
+                    state, reason = settled
+                    d[state.lower()] += await store.settle(m, state, [r["id"]], [reason])
+        for cid, d in sorted(deltas.items()):  # campaign rows last, in one order
+            await campaigns_store.bump(m, cid, **d)
+    first = results[0]
+    if first.kind is Resolution.RETRY_LATER and first.error_reason == "RATE_LIMIT_EXCEEDED":
+        return first
+    return None
 
 
 # ------------------------------------------------------------------ schedules

@@ -20,12 +20,15 @@ message is lost, whatever crashes or times out where.
    - ``FAILED``: X refused this message for good (``TWITTER_FORBIDDEN``: the
      recipient does not take DMs; ``TWITTER_REJECTED``); ``reason`` says why.
    - ``REQUEUE``: *certainly not sent* and the account must stop for now (its DM
-     budget is spent, X's 429, or the account cannot send: revoked, not active).
+     budget is spent, X's 429, X's breaker is open or X could not be reached, or the
+     account cannot send: revoked, not active).
      Put the row back (QUEUED) ready at ``retry_at`` and pause the sender until
      then; ``reason`` is the pause's reason. :func:`send_many` stops the batch at
      the first such outcome and requeues the rest with it.
-   - ``UNCLEAR``: it may or may not have reached X (a timeout, a 5xx, an unexpected
-     error). Leave the row armed and extend its lease by a back-off; never resend.
+   - ``UNCLEAR``: it may or may not have reached X (a 5xx, a timeout, a dropped
+     connection: ``UpstreamOutcomeUnknown``; or an unexpected error). Leave the row
+     armed with reason :data:`RESOLVING`, extend its lease by :func:`unclear_backoff`;
+     never resend.
 3. **Record** (one short transaction per few outcomes): SENT / FAILED / QUEUED.
 4. **Recover**: an armed row whose lease ran out (its sender died, or the outcome was
    unclear) is resolved at X *before any retry* with :func:`resolve_unclear_dm`,
@@ -38,7 +41,13 @@ message is lost, whatever crashes or times out where.
    - ``NOT_SENT``: queue it again (or give up after the sender's attempt limit).
    - ``UNCONFIRMABLE``: the lookup can never be answered (the account lost access):
      FAIL the row with ``reason``; resending could duplicate it.
-   - ``RETRY_LATER``: X cannot answer now; extend the lease (:data:`RETRY_LOOKUP`).
+   - ``RETRY_LATER``: X cannot answer now; extend the lease to ``retry_at`` (X's
+     rate-limit reset for lookups, else :data:`RETRY_LOOKUP`).
+
+   Lookups are scarce (X allows 15 per 15 minutes per user on pro), so a recovery
+   pass resolves all the unclear rows of one recipient with one read of the
+   conversation (:func:`resolve_unclear_dms`), stopping at the first page older than
+   the earliest arming time.
 
 **Adding a ledger** (flow steps, AI replies): a table with, per message, the
 recipient's X user id, ``state`` (QUEUED / SENDING / SENT / FAILED / SKIPPED),
@@ -63,7 +72,7 @@ from typing import TypeVar
 
 from ..core.errors import DomainError, FailedPrecondition, QuotaExceeded
 from ..store import Row
-from ..x.access import XAccess
+from ..x.access import UpstreamNotSent, XAccess
 from ..x.models import DmEvent
 
 log = logging.getLogger(__name__)
@@ -75,6 +84,10 @@ LOOKUP_SKEW = timedelta(seconds=30)
 RETRY_LOOKUP = timedelta(seconds=30)
 #: How long an account that cannot send (not active, revoked) pauses its sender.
 ACCOUNT_PAUSE = timedelta(minutes=1)
+#: How long a sender waits after X could not be reached (nothing was sent).
+NOT_SENT_PAUSE = timedelta(seconds=10)
+#: What an armed row whose outcome X left unknown says while it waits for recovery.
+RESOLVING = "resolving an ambiguous send at X"
 #: X refusals that are final for the message (not for the account).
 REFUSED = ("TWITTER_FORBIDDEN", "TWITTER_REJECTED")
 
@@ -103,6 +116,15 @@ class SendOutcome:
     dm_event_id: str = ""
     dm_conversation_id: str = ""
     at: datetime | None = None
+    #: REQUEUE: the account itself cannot send (not active, revoked): the row waits
+    #: for it to be ACTIVE again rather than for ``retry_at`` alone.
+    account: bool = False
+
+
+def unclear_backoff(retry_base: float, attempts: int) -> timedelta:
+    """How long an armed row whose outcome was unclear waits before recovery looks it
+    up: ``retry_base * 2**(attempts-1)`` seconds (``attempts`` counts this one)."""
+    return timedelta(seconds=retry_base * 2 ** max(0, attempts - 1))
 
 
 def classify_send_error(exc: BaseException, now: datetime | None = None) -> SendOutcome:
@@ -122,8 +144,20 @@ def classify_send_error(exc: BaseException, now: datetime | None = None) -> Send
             return SendOutcome(Outcome.FAILED, f"{exc.reason}: {exc.message}")
         # The account cannot send (not active, revoked): nothing went out.
         return SendOutcome(
-            Outcome.REQUEUE, f"account cannot send: {exc.message}", now + ACCOUNT_PAUSE
+            Outcome.REQUEUE,
+            f"account cannot send: {exc.message}",
+            now + ACCOUNT_PAUSE,
+            account=True,
         )
+    if isinstance(exc, UpstreamNotSent):
+        # Refused before it left (open breaker, X unreachable): certainly not sent,
+        # so it goes back to the queue at once, with no lookup.
+        until = exc.retry_at or now + NOT_SENT_PAUSE
+        if exc.cause == "BREAKER_OPEN":
+            reason = f"breaker open until {until.isoformat()}"
+        else:
+            reason = f"X unreachable (not sent) until {until.isoformat()}"
+        return SendOutcome(Outcome.REQUEUE, reason, until)
     if isinstance(exc, DomainError):
         return SendOutcome(Outcome.UNCLEAR)  # may have reached X: recovery decides
     log.error("unexpected error sending a DM", exc_info=exc)
@@ -131,11 +165,16 @@ def classify_send_error(exc: BaseException, now: datetime | None = None) -> Send
 
 
 async def send_dm(
-    xaccess: XAccess, account: Row, recipient_x_user_id: str, text: str
+    xaccess: XAccess,
+    account: Row,
+    recipient_x_user_id: str,
+    text: str,
+    media_id: str | None = None,
 ) -> SendOutcome:
-    """Send one armed message and classify the outcome; never raises for X's answers."""
+    """Send one armed message (with an uploaded X media id, if any) and classify the
+    outcome; never raises for X's answers."""
     try:
-        sent = await xaccess.send_dm(account, recipient_x_user_id, text=text)
+        sent = await xaccess.send_dm(account, recipient_x_user_id, text=text, media_id=media_id)
     except Exception as exc:
         return classify_send_error(exc)
     return SendOutcome(
@@ -151,18 +190,18 @@ async def send_many(
     account: Row,
     items: Sequence[T],
     *,
-    to: Callable[[T], tuple[str, str]],
+    to: Callable[[T], tuple[str, str] | tuple[str, str, str | None]],
     record: Callable[[list[tuple[T, SendOutcome]]], Awaitable[None]],
     concurrency: int,
     flush_size: int,
 ) -> SendOutcome | None:
     """Send armed ``items`` from ``account`` (``to(item)`` gives the recipient's X user
-    id and the text), ``concurrency`` at a time, announced to the DM budget as one
-    batch. Outcomes are handed to ``record`` in groups of about ``flush_size`` (one
-    call at a time; the last group when all are done). After the first REQUEUE
-    outcome nothing more is sent: the remaining items get that same outcome. Returns
-    that outcome (the sender pauses until its ``retry_at``), else None. Raises what
-    ``record`` raises."""
+    id, the text and optionally an uploaded X media id), ``concurrency`` at a time,
+    announced to the DM budget as one batch. Outcomes are handed to ``record`` in
+    groups of about ``flush_size`` (one call at a time; the last group when all are
+    done). After the first REQUEUE outcome nothing more is sent: the remaining items
+    get that same outcome. Returns that outcome (the sender pauses until its
+    ``retry_at``), else None. Raises what ``record`` raises."""
     gate = asyncio.Semaphore(concurrency)
     pending: list[tuple[T, SendOutcome]] = []
     flush_lock = asyncio.Lock()
@@ -183,8 +222,9 @@ async def send_many(
             if stop is not None:
                 pending.append((item, stop))
                 return
-            recipient, text = to(item)
-            outcome = await send_dm(xaccess, account, recipient, text)
+            target = to(item)
+            media_id = target[2] if len(target) > 2 else None
+            outcome = await send_dm(xaccess, account, target[0], target[1], media_id)
             if outcome.kind is Outcome.REQUEUE and stop is None:
                 stop = outcome
             pending.append((item, outcome))
@@ -210,8 +250,14 @@ class Resolved:
     kind: Resolution
     #: FOUND: the DM at X.
     event: DmEvent | None = None
-    #: UNCONFIRMABLE: the reason to store on the row.
+    #: UNCONFIRMABLE: the reason to store on the row; RETRY_LATER: why X cannot tell now.
     reason: str = ""
+    #: UNCONFIRMABLE / RETRY_LATER: the domain error's reason (ACCOUNT_NOT_ACTIVE,
+    #: ACCOUNT_AUTH_REVOKED, RATE_LIMIT_EXCEEDED, ...), so a ledger can tell an
+    #: account that may come back from one that never will.
+    error_reason: str = ""
+    #: RETRY_LATER: when to look again (X's rate-limit reset; else now + RETRY_LOOKUP).
+    retry_at: datetime | None = None
 
 
 async def resolve_unclear_dm(
@@ -225,14 +271,59 @@ async def resolve_unclear_dm(
 ) -> Resolved:
     """Resolve an armed message at X (step 4 of the module docstring); never raises
     for X's answers."""
+    (one,) = await resolve_unclear_dms(
+        xaccess, account, recipient_x_user_id, [(text, armed_at)], known_event_ids=known_event_ids
+    )
+    return one
+
+
+async def resolve_unclear_dms(
+    xaccess: XAccess,
+    account: Row,
+    recipient_x_user_id: str,
+    armed: Sequence[tuple[str, datetime]],
+    *,
+    known_event_ids: Collection[str],
+) -> list[Resolved]:
+    """Resolve every armed message to one recipient (``armed``: text and arming time
+    each) with one lookup of the conversation (``XAccess.find_sent_dms``): each gets
+    the DM sent no earlier than its arming time minus :data:`LOOKUP_SKEW`, never one
+    another message got. Returns one :class:`Resolved` per message, in order; never
+    raises for X's answers. X's rate limit on lookups gives RETRY_LATER at its reset,
+    so recovery backs off instead of failing."""
+    if not armed:
+        return []
+    now = _now()
     try:
-        found = await xaccess.find_sent_dm(
-            account, recipient_x_user_id, text, armed_at - LOOKUP_SKEW, known_event_ids
+        found = await xaccess.find_sent_dms(
+            account,
+            recipient_x_user_id,
+            [(text, at - LOOKUP_SKEW) for text, at in armed],
+            known_event_ids,
         )
     except FailedPrecondition as exc:
-        return Resolved(Resolution.UNCONFIRMABLE, reason=f"unconfirmed: {exc.message}")
-    except DomainError:
-        return Resolved(Resolution.RETRY_LATER)
-    if found is None:
-        return Resolved(Resolution.NOT_SENT)
-    return Resolved(Resolution.FOUND, found)
+        gone = Resolved(
+            Resolution.UNCONFIRMABLE, reason=f"unconfirmed: {exc.message}", error_reason=exc.reason
+        )
+        return [gone] * len(armed)
+    except QuotaExceeded as exc:
+        until = exc.retry_at or now + RETRY_LOOKUP
+        later = Resolved(
+            Resolution.RETRY_LATER,
+            reason=f"DM lookups rate-limited by X until {until.isoformat()}",
+            error_reason=exc.reason,
+            retry_at=until,
+        )
+        return [later] * len(armed)
+    except DomainError as exc:
+        later = Resolved(
+            Resolution.RETRY_LATER,
+            reason="X could not answer the lookup",
+            error_reason=exc.reason,
+            retry_at=now + RETRY_LOOKUP,
+        )
+        return [later] * len(armed)
+    return [
+        Resolved(Resolution.NOT_SENT) if ev is None else Resolved(Resolution.FOUND, ev)
+        for ev in found
+    ]

@@ -15,7 +15,19 @@ hook), and turns X client errors into domain errors:
   recipient does not accept DMs);
 - ``XBadRequest`` / ``XNotFound`` → ``FailedPrecondition`` reason TWITTER_REJECTED;
 - ``XUnavailable`` / ``XUpstreamError`` → ``UpstreamError`` (UNAVAILABLE, reason
-  TWITTER_API_ERROR).
+  TWITTER_API_ERROR), refined for requests that are not idempotent: ``XNotSent``
+  (open breaker, unreachable: X was not called) → :class:`UpstreamNotSent`, safe to
+  send again, with ``retry_at`` and ErrorInfo metadata ``x_outcome=not_sent``;
+  ``XOutcomeUnknown`` (a 5xx, a timeout or a dropped connection after the request
+  left) → :class:`UpstreamOutcomeUnknown`, metadata ``x_outcome=unknown``: X may
+  have acted; look it up before sending again.
+
+An OAuth 2.0 refresh is not idempotent either (a refresh token works once). When its
+answer is lost the account is not marked revoked: the refresh fails with
+``UpstreamOutcomeUnknown`` and is tried again later with the tokens we hold; a call
+meanwhile goes on with the current access token while it has not expired. If X did
+rotate the pair, the next refresh is refused and the account must be reconnected:
+the new refresh token was in the lost answer, and nothing else can recover it.
 
 Methods never hold the caller's transaction open while waiting on X. The one
 exception to "no transaction across an X call" is the OAuth 2.0 refresh itself: it
@@ -26,7 +38,7 @@ processes refreshing at the same time would lock the account out.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -60,6 +72,8 @@ from . import (
     XError,
     XForbidden,
     XNotFound,
+    XNotSent,
+    XOutcomeUnknown,
     XRateLimited,
 )
 from .models import DmEvent, DmEventPage
@@ -104,6 +118,28 @@ def token_purpose(account_id: UUID, kind: str) -> bytes:
     return f"account:{account_id}:{kind}".encode()
 
 
+class UpstreamNotSent(UpstreamError):
+    """X was not called (its breaker is open, or it could not be reached): whatever
+    was asked certainly did not happen, and may be asked again from ``retry_at``."""
+
+    def __init__(self, message: str, *, retry_at: datetime | None = None, cause: str = "") -> None:
+        metadata = {"x_outcome": "not_sent"}
+        if retry_at is not None:
+            metadata["retry_at"] = retry_at.isoformat()
+        super().__init__(message, reason="TWITTER_API_ERROR", metadata=metadata)
+        self.retry_at = retry_at
+        #: XNotSent's reason: BREAKER_OPEN, UNREACHABLE or DEADLINE_EXHAUSTED.
+        self.cause = cause
+
+
+class UpstreamOutcomeUnknown(UpstreamError):
+    """X may have acted on a request that is not idempotent (a DM, a post, a token
+    refresh), but its answer was lost. Reconcile with X before asking again."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="TWITTER_API_ERROR", metadata={"x_outcome": "unknown"})
+
+
 def to_domain_error(exc: XError) -> DomainError:
     """Map an X client error that needs no account side effect to a domain error."""
     if isinstance(exc, XRateLimited):
@@ -126,6 +162,14 @@ def to_domain_error(exc: XError) -> DomainError:
             f"X rejected the request: {exc.detail or exc.title or 'rejected'}",
             reason="TWITTER_REJECTED",
         )
+    if isinstance(exc, XNotSent):
+        return UpstreamNotSent(
+            "X is unavailable; nothing was sent, try again later",
+            retry_at=exc.retry_at,
+            cause=exc.reason or "",
+        )
+    if isinstance(exc, XOutcomeUnknown):
+        return UpstreamOutcomeUnknown("X's answer was lost; it may have acted on the request")
     return UpstreamError("X is unavailable; try again later", reason="TWITTER_API_ERROR")
 
 
@@ -209,7 +253,18 @@ class XAccess:
                 metadata={"account_id": str(account["id"])},
             )
         if self._needs_refresh(account):
-            account = await self.refresh(account)
+            try:
+                account = await self.refresh(account)
+            except UpstreamError:
+                # X could not refresh now (or its answer was lost): the current access
+                # token still works until it expires, and the refresh is retried later.
+                expires = account["token_expires_at"]
+                if expires is None or expires <= datetime.now(UTC):
+                    raise
+                log.warning(
+                    "token refresh failed; using the current token until it expires",
+                    extra={"account_id": str(account["id"])},
+                )
         try:
             return await fn(self.user(account))
         except XAuthError as exc:
@@ -246,18 +301,46 @@ class XAccess:
     ) -> DmEvent | None:
         """Look up at X a DM ``account`` sent to ``recipient_x_user_id`` with ``text``
         (compared without surrounding whitespace) no earlier than ``since``, other
-        than the events in ``exclude_event_ids`` (DMs already accounted for). Reads
-        the 1:1 conversation newest first, up to ``max_pages`` pages of 100, stopping
-        at events older than ``since``. Returns the newest match, or None when there
-        is none in what was read. This is how a send whose outcome is unknown (a
-        timeout, a 5xx, a crash) is resolved before anything is sent again.
+        than the events in ``exclude_event_ids`` (DMs already accounted for). Returns
+        the newest match, or None when there is none in what was read. This is how a
+        send whose outcome is unknown (a timeout, a 5xx, a crash) is resolved before
+        anything is sent again; :meth:`find_sent_dms` resolves several at once.
 
         Raises the domain errors of the module docstring: ``FailedPrecondition`` when
         the account can no longer read (the lookup can never be answered), and
         ``QuotaExceeded`` / ``UpstreamError`` when X cannot answer now."""
+        found = await self.find_sent_dms(
+            account, recipient_x_user_id, [(text, since)], exclude_event_ids, max_pages=max_pages
+        )
+        return found[0]
+
+    async def find_sent_dms(
+        self,
+        account: Row,
+        recipient_x_user_id: str,
+        wanted: Sequence[tuple[str, datetime]],
+        exclude_event_ids: Collection[str] = (),
+        *,
+        max_pages: int = 5,
+    ) -> list[DmEvent | None]:
+        """Resolve several DMs to one recipient with one read of the conversation.
+
+        ``wanted`` holds, per DM, its text and the earliest time X may have taken it.
+        The 1:1 conversation is read newest first, up to ``max_pages`` pages of 100,
+        stopping at the first page that reaches back before the earliest of those
+        times (X's DM lookups are scarce: 15 per 15 minutes per user on pro). Each DM
+        of our account there with a wanted text, sent no earlier than the wanted
+        time and not in ``exclude_event_ids``, is given to at most one entry: entries
+        are served latest time first, each taking the newest event left, so entries
+        with identical texts never share one event. Returns, in ``wanted`` order,
+        each entry's event or None. Raises as :meth:`find_sent_dm`."""
+        if not wanted:
+            return []
         me = str(account["x_user_id"])
-        want = text.strip()
+        texts = {t.strip() for t, _ in wanted}
+        earliest = min(s for _, s in wanted)
         token: str | None = None
+        candidates: list[DmEvent] = []  # newest first, as X returns them
 
         async def lookup(u: UserContext) -> DmEventPage:
             return await u.dm_events(
@@ -270,15 +353,28 @@ class XAccess:
                 if (
                     ev.sender_id == me
                     and ev.id not in exclude_event_ids
-                    and (ev.text or "").strip() == want
+                    and (ev.text or "").strip() in texts
+                    and (ev.created_at is None or ev.created_at >= earliest)
+                ):
+                    candidates.append(ev)
+            oldest = page.events[-1].created_at if page.events else None
+            if not page.next_token or (oldest is not None and oldest < earliest):
+                break
+            token = page.next_token
+        out: list[DmEvent | None] = [None] * len(wanted)
+        taken: set[str] = set()
+        for i in sorted(range(len(wanted)), key=lambda i: wanted[i][1], reverse=True):
+            text, since = wanted[i][0].strip(), wanted[i][1]
+            for ev in candidates:
+                if (
+                    ev.id not in taken
+                    and (ev.text or "").strip() == text
                     and (ev.created_at is None or ev.created_at >= since)
                 ):
-                    return ev
-            oldest = page.events[-1].created_at if page.events else None
-            if not page.next_token or (oldest is not None and oldest < since):
-                return None
-            token = page.next_token
-        return None
+                    out[i] = ev
+                    taken.add(ev.id)
+                    break
+        return out
 
     @asynccontextmanager
     async def dm_batch(self, account: Row, sends: int) -> AsyncIterator[None]:

@@ -52,6 +52,13 @@ class CircuitBreaker:
             return BreakerState.HALF_OPEN
         return BreakerState.OPEN
 
+    def retry_in(self) -> float:
+        """Seconds until an open breaker lets a probe through (0 unless OPEN)."""
+        with self._lock:
+            if self._opened_at is None:
+                return 0.0
+            return max(0.0, self.reset_timeout - (self._clock() - self._opened_at))
+
     def allow(self) -> bool:
         """Whether a call may go out now. In half-open only one probe is allowed."""
         with self._lock:

@@ -2,18 +2,18 @@
 
 **Sending** (:meth:`DirectMessages.send_dm`) is a POST, so it follows the
 transport's rules for non-idempotent calls (:mod:`mktx_grpc.x.transport`): it is
-retried on a 5xx and on errors that prove the request never left, and never after
-a read timeout or a dropped connection. Before the request, the client's
+retried only after errors that prove the request never left, never after a 5xx, a
+read timeout or a dropped connection. Before the request, the client's
 :class:`DmBudget` (if any) spends one unit for the account; its
 :class:`XRateLimited` propagates and no request is made. What the caller sees:
 
 - :class:`DmSendResult`: X accepted the DM.
 - :class:`XRateLimited` (X's per-user limits or the budget), :class:`XForbidden`
-  (the recipient does not accept the DM), :class:`XBadRequest`, :class:`XAuthError`:
-  the DM was certainly not sent.
-- :class:`XUnavailable` or :class:`XUpstreamError`: **the outcome is unknown**, the
-  DM may have been delivered. Do not resend blindly; look for it with
-  :meth:`DirectMessages.dm_events` first (the campaign dispatcher's recovery does).
+  (the recipient does not accept the DM), :class:`XBadRequest`, :class:`XAuthError`,
+  :class:`XNotSent` (open breaker, unreachable): the DM was certainly not sent.
+- :class:`XOutcomeUnknown`: **the outcome is unknown**, the DM may have been
+  delivered. Do not resend blindly; look for it with
+  :meth:`DirectMessages.dm_events` first (the send ledger's recovery does).
 
 **Reading** (:meth:`DirectMessages.dm_events`) is a GET and is retried on every
 transient failure within the deadline. X returns only the last 30 days.
@@ -53,8 +53,8 @@ class DirectMessages(CallContext):
         ``text``/``media_id``. The DM budget, if any, is acquired first and its
         XRateLimited propagates without a request being made. Raises ValueError on
         bad arguments, XForbidden when the recipient does not accept the DM,
-        XRateLimited on X's per-user limits; XUnavailable/XUpstreamError leave the
-        outcome unknown (see the module docstring).
+        XRateLimited on X's per-user limits, XNotSent when nothing left;
+        XOutcomeUnknown leaves the outcome unknown (see the module docstring).
         """
         if (participant_id is None) == (conversation_id is None):
             raise ValueError("give exactly one of participant_id or conversation_id")

@@ -17,6 +17,8 @@ __all__ = [
     "XError",
     "XForbidden",
     "XNotFound",
+    "XNotSent",
+    "XOutcomeUnknown",
     "XRateLimited",
     "XUnavailable",
     "XUpstreamError",
@@ -100,7 +102,30 @@ class XUpstreamError(XError):
 
 class XUnavailable(XError):
     """No usable response: connect errors or timeouts after retries, the deadline ran
-    out, or the circuit breaker for the host is open."""
+    out, or the circuit breaker for the host is open. The two subclasses below say,
+    for a request that is not idempotent, whether X may have acted on it."""
+
+
+class XNotSent(XUnavailable):
+    """The request certainly did not reach X: refused locally (the host's breaker is
+    open), the deadline ran out before any attempt, or every attempt failed before
+    the request left (connection refused). Safe to send again.
+
+    ``reason`` is ``BREAKER_OPEN``, ``DEADLINE_EXHAUSTED`` or ``UNREACHABLE``;
+    ``retry_at`` (aware UTC) is when the breaker lets a call through again, when
+    known."""
+
+    def __init__(self, message: str, *, retry_at: datetime | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_at = retry_at
+
+
+class XOutcomeUnknown(XUnavailable):
+    """A request that is not idempotent (a DM, a post, an OAuth token exchange or
+    refresh) may have been acted on by X, but its answer was lost: a 5xx (X can fail
+    after it stored the DM), a read timeout, a dropped connection. The client never
+    retries it. Reconcile with X before sending again (look the DM or post up);
+    ``status`` is X's 5xx when there was one."""
 
 
 def _parse_body(body: bytes) -> dict[str, Any]:

@@ -6,13 +6,13 @@ chunk, FINALIZE), then STATUS is polled until processing ends. Uploads go to
 
 Failure modes:
 
-- Every step except STATUS is a POST, retried only on a 5xx or an error proving
-  the request never left (:mod:`mktx_grpc.x.transport`). The ``deadline`` covers
+- Every step except STATUS is a POST declared idempotent to the transport
+  (:mod:`mktx_grpc.x.transport`): repeating one only ever costs an unused media id,
+  which X expires, so 5xx and transport errors are retried. The ``deadline`` covers
   one request, not the whole upload; polling is bounded by
   ``XConfig.media_poll_max_wait``.
-- An error in any step propagates as is; nothing is resumed or cleaned up. An
-  unknown outcome (:class:`XUnavailable`, :class:`XUpstreamError`) only ever costs
-  an unused media id, which X expires: upload again from the start.
+- An error in any step propagates as is; nothing is resumed or cleaned up: upload
+  again from the start.
 - Processing that ends ``failed`` raises :class:`XBadRequest` (X's message in
   ``detail``); still processing when the poll budget runs out raises
   :class:`XUnavailable`. Bad arguments raise ``ValueError`` before any request.
@@ -69,6 +69,7 @@ class MediaUploads(CallContext):
             multipart_data={"media_category": media_category, "media_type": media_type},
             base_url=self._client.config.upload_base,
             deadline=deadline,
+            idempotent=True,  # a repeated upload only leaves an unused media id
         )
         return MediaUpload.from_json(response_data(resp))
 
@@ -99,6 +100,7 @@ class MediaUploads(CallContext):
                 },
                 base_url=base,
                 deadline=deadline,
+                idempotent=True,
             )
         )
         media_id = str(init["id"])
@@ -112,11 +114,16 @@ class MediaUploads(CallContext):
                 multipart_data={"segment_index": str(index)},
                 base_url=base,
                 deadline=deadline,
+                idempotent=True,
             )
         media = MediaUpload.from_json(
             response_data(
                 await self._call(
-                    "POST", f"/2/media/upload/{media_id}/finalize", base_url=base, deadline=deadline
+                    "POST",
+                    f"/2/media/upload/{media_id}/finalize",
+                    base_url=base,
+                    deadline=deadline,
+                    idempotent=True,
                 )
             )
         )

@@ -52,6 +52,7 @@ class OAuthFlows(Transport):
             "/oauth/request_token",
             auth=OAuth1FlowAuth(callback_uri=callback_url),
             deadline=deadline,
+            idempotent=True,  # a second request token only leaves the first unused
         )
         values = dict(parse_qsl(resp.text))
         try:
@@ -155,7 +156,7 @@ class OAuthFlows(Transport):
         form = {"token": token}
         if token_type_hint:
             form["token_type_hint"] = token_type_hint
-        await self._oauth2_client_call("/2/oauth2/revoke", form, deadline)
+        await self._oauth2_client_call("/2/oauth2/revoke", form, deadline, idempotent=True)
 
     async def fetch_app_bearer(self, *, deadline: float | None = None) -> AppBearer:
         """Get an app-only bearer token with the consumer key/secret
@@ -166,6 +167,7 @@ class OAuthFlows(Transport):
             auth=BasicAuth(self.config.consumer_key, self.config.consumer_secret),
             form={"grant_type": "client_credentials"},
             deadline=deadline,
+            idempotent=True,  # X hands out the same app bearer every time
         )
         data = response_json(resp)
         if "access_token" not in data:
@@ -180,7 +182,7 @@ class OAuthFlows(Transport):
             raise XUpstreamError("malformed token response", status=resp.status_code) from None
 
     async def _oauth2_client_call(
-        self, path: str, form: dict[str, str], deadline: float | None
+        self, path: str, form: dict[str, str], deadline: float | None, *, idempotent: bool = False
     ) -> httpx.Response:
         cid = self.config.oauth2_client_id
         if not cid:
@@ -190,4 +192,6 @@ class OAuthFlows(Transport):
             auth = BasicAuth(cid, self.config.oauth2_client_secret)
         else:
             form = {**form, "client_id": cid}
-        return await self.request("POST", path, auth=auth, form=form, deadline=deadline)
+        return await self.request(
+            "POST", path, auth=auth, form=form, deadline=deadline, idempotent=idempotent
+        )

@@ -2,12 +2,13 @@
 
 Publishing (threads, polls, media posts, metrics) builds on this module.
 
-- :meth:`Posts.create_post` is a POST: retried on a 5xx or an error proving the
-  request never left, never after a read timeout (:mod:`mktx_grpc.x.transport`).
-  An :class:`XUnavailable` or :class:`XUpstreamError` leaves the outcome unknown:
-  the post may be live. Look for it before posting again (that needs the user
-  timeline, ``GET /2/users/:id/tweets``, which is not here yet). Mutually
-  exclusive options raise ``ValueError`` before any request.
+- :meth:`Posts.create_post` is a POST: retried only after an error proving the
+  request never left, never after a 5xx or a read timeout
+  (:mod:`mktx_grpc.x.transport`). :class:`XOutcomeUnknown` leaves the outcome
+  unknown: the post may be live. Look for it before posting again (that needs the
+  user timeline, ``GET /2/users/:id/tweets``, which is not here yet);
+  :class:`XNotSent` means it was not sent. Mutually exclusive options raise
+  ``ValueError`` before any request.
 - :meth:`Posts.delete_post` (DELETE) and :meth:`Posts.get_posts` (GET) are
   idempotent and retried on every transient failure within the deadline.
 """

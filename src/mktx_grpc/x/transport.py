@@ -11,40 +11,41 @@ The rules of :meth:`Transport.request`, for every call the client makes:
 - **Deadline.** Each call has one budget in seconds (``deadline``, or
   ``XConfig.default_deadline``) covering every attempt, back-off and rate-limit
   wait together. Each attempt's timeout is ``min(request_timeout, time left)``.
-  A spent budget raises :class:`XUnavailable`.
+  A spent budget raises :class:`XUnavailable` (:class:`XNotSent` when no attempt
+  may have reached X).
 - **Signing.** Each attempt is built and signed afresh (OAuth 1.0a nonces and
   timestamps are single-use), so a retry is never a replay of the same bytes.
-- **Retried, whatever the method:** a 5xx answer, and the transport errors after
-  which the request provably never left (``ConnectError``, ``ConnectTimeout``,
-  ``PoolTimeout``). Up to ``max_attempts`` in all, with "equal jitter"
-  exponential back-off (``backoff_base`` doubling, capped at ``backoff_max`` and at
-  the deadline).
-- **Retried only for idempotent methods** (GET, HEAD, PUT, DELETE, OPTIONS): every
-  other transport error (read or write timeouts, dropped connections, protocol
-  errors). A POST that fails this way is *not* retried: it may have reached X, and
-  sending it again could send a DM or a post twice.
+- **Idempotent requests** (GET, HEAD, PUT, DELETE, OPTIONS, and POSTs the caller
+  declares safe to repeat with ``idempotent=True``: request tokens, the app bearer,
+  media uploads) are retried after a 5xx and after any transport error, up to
+  ``max_attempts`` in all, with "equal jitter" exponential back-off
+  (``backoff_base`` doubling, capped at ``backoff_max`` and at the deadline).
+- **Other requests** (a DM, a post, an OAuth code exchange or token refresh, a
+  subscription) are retried only after errors that prove the request never left
+  (``ConnectError``, ``ConnectTimeout``, ``PoolTimeout``). A 5xx, a read or write
+  timeout, a dropped connection or a protocol error may come *after* X acted on it
+  (X answers 5xx after storing a DM), so they raise :class:`XOutcomeUnknown` at
+  once and are never retried: sending again could deliver a DM or a post twice.
 - **Rate limits.** A 429 is waited out until ``x-rate-limit-reset`` (plus a small
   margin) when that falls within the deadline, at most ``max_rate_limit_waits``
   times per call; a wait does not count as a failed attempt. Otherwise it raises
   :class:`XRateLimited` with ``reset_at``. X did not act on a 429.
 - **Breaker.** Transport errors and 5xx count as failures of the host; any other
   answer (2xx–4xx, 429 included) proves it up. While the host's breaker is open a
-  call fails fast with :class:`XUnavailable` and sends nothing.
+  call fails fast with :class:`XNotSent` (reason ``BREAKER_OPEN``, ``retry_at``
+  when it lets a probe through) and sends nothing.
 - **Other 4xx** raise the typed error at once (:class:`XAuthError`,
   :class:`XForbidden`, :class:`XNotFound`, :class:`XBadRequest`): X refused the
   request as sent and did not act on it.
 
-**When the outcome is unknown.** For a non-idempotent call (every POST: DM sends,
-posts, uploads, OAuth token exchanges and refreshes, subscriptions, replay) an
-:class:`XUnavailable` or :class:`XUpstreamError` does not say whether X acted: a
-read timeout, a 5xx on the last attempt, a deadline or an open breaker after an
-earlier attempt all look the same as "never sent". The client does not guess. A
-caller that must not act twice reconciles with X before trying again (the campaign
-dispatcher leaves the row SENDING and looks the DM up in the conversation's DM
-events); one that can afford to, retries. :class:`XRateLimited` and the 4xx errors
-always mean X did not act. An :class:`XUpstreamError` about an unreadable body
-("response is not JSON", "response has no data") came with a success status: X
-most likely acted.
+**What a caller of a non-idempotent request can tell.** :class:`XNotSent`,
+:class:`XRateLimited` and the 4xx errors: X did not act; sending again is safe.
+:class:`XOutcomeUnknown`: X may have acted; a caller that must not act twice
+reconciles with X before trying again (the send ledger, ``worker/ledger.py``, looks
+the DM up in the conversation's DM events; the agent's send path does the same
+before it answers). An :class:`XUpstreamError` about an unreadable body ("response
+is not JSON", "response has no data") came with a success status: X most likely
+acted.
 
 Secrets never reach a log line or an error message: logs name the method, path,
 status and attempt; errors carry only what X said.
@@ -65,6 +66,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -77,6 +79,8 @@ from .credentials import AppBearer, Credentials, OAuth1Credentials, OAuth2Creden
 from .errors import (
     XBadRequest,
     XNotFound,
+    XNotSent,
+    XOutcomeUnknown,
     XRateLimited,
     XUnavailable,
     XUpstreamError,
@@ -117,8 +121,8 @@ class BasicAuth:
 #: What a request is authorized with; None sends no Authorization header.
 Auth = Credentials | OAuth1FlowAuth | BasicAuth | None
 
-# Errors after which the request may already have reached X: retrying a POST then
-# could send a DM twice, so only idempotent methods retry them.
+# Errors after which the request provably never left: any request may retry them.
+# Every other transport error may come after X acted on the request.
 _SAFE_TO_RETRY_ANY_METHOD = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
@@ -255,20 +259,24 @@ class Transport:
         multipart_data: Mapping[str, str] | None = None,
         base_url: str | None = None,
         deadline: float | None = None,
+        idempotent: bool | None = None,
     ) -> httpx.Response:
         """Send one logical request and return its successful (< 400) response.
 
-        Retries connect errors, timeouts and 5xx up to ``max_attempts`` with
-        exponential back-off and jitter (POSTs are retried after a timeout only if
-        the request provably never left). Waits out a 429 until
-        ``x-rate-limit-reset`` when that is within the deadline. Each attempt is
-        signed afresh (OAuth 1.0a nonces are single-use). The module docstring has
-        the full rules, and what an unknown outcome looks like.
+        ``idempotent`` says whether sending the request twice does no harm (default:
+        by the method; POSTs are not). Idempotent requests are retried after 5xx and
+        transport errors; others only after errors proving the request never left.
+        Waits out a 429 until ``x-rate-limit-reset`` when that is within the
+        deadline. Each attempt is signed afresh (OAuth 1.0a nonces are single-use).
+        The module docstring has the full rules.
 
         Raises: XAuthError, XForbidden, XNotFound, XBadRequest for 4xx;
-        XRateLimited for a 429 that cannot be waited out; XUpstreamError for 5xx
-        after retries; XUnavailable for transport failures after retries, an
-        exhausted deadline or an open breaker.
+        XRateLimited for a 429 that cannot be waited out; XNotSent when nothing
+        reached X (open breaker, deadline spent before any attempt, unreachable);
+        XOutcomeUnknown when a non-idempotent request may have been acted on (5xx,
+        timeout, dropped connection); for idempotent requests XUpstreamError for
+        5xx after retries and XUnavailable for transport failures after retries or
+        an exhausted deadline.
         """
         cfg = self.config
         budget = cfg.default_deadline if deadline is None else deadline
@@ -277,6 +285,7 @@ class Transport:
         host = urlsplit(url).netloc
         breaker = self.breaker(host)
         method = method.upper()
+        safe = method in _IDEMPOTENT if idempotent is None else idempotent
         endpoint = endpoint_of(method, path)
         metrics = self._metrics
         content: str | None = encode_form(form) if form is not None else None
@@ -285,11 +294,20 @@ class Transport:
         while True:
             remaining = deadline_at - self._clock()
             if remaining <= 0:
-                raise XUnavailable(f"deadline of {budget:.1f}s exhausted for {method} {path}")
+                message = f"deadline of {budget:.1f}s exhausted for {method} {path}"
+                if safe:
+                    raise XUnavailable(message)
+                # Every earlier attempt provably never left (or was a 429): not sent.
+                raise XNotSent(message, reason="DEADLINE_EXHAUSTED")
             if not breaker.allow():
                 metrics.attempt(endpoint, "breaker_open", None)
                 metrics.breaker(host, breaker)
-                raise XUnavailable(f"circuit open for {host}")
+                retry_in = breaker.retry_in()
+                raise XNotSent(
+                    f"circuit open for {host}; nothing was sent",
+                    reason="BREAKER_OPEN",
+                    retry_at=datetime.fromtimestamp(self._wall() + retry_in, UTC),
+                )
             request = self._build(method, url, auth, params, json, content, files, multipart_data)
             timeout = min(cfg.request_timeout, remaining)
             request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
@@ -311,13 +329,24 @@ class Transport:
                     attempt,
                     cfg.max_attempts,
                 )
-                retryable = method in _IDEMPOTENT or isinstance(exc, _SAFE_TO_RETRY_ANY_METHOD)
-                if not retryable or attempt >= cfg.max_attempts:
-                    raise XUnavailable(
-                        f"{method} {path} failed: {type(exc).__name__} after {attempt} attempt(s)"
+                never_left = isinstance(exc, _SAFE_TO_RETRY_ANY_METHOD)
+                if not (safe or never_left):
+                    raise XOutcomeUnknown(
+                        f"{method} {path}: {type(exc).__name__} after the request left;"
+                        " X may have acted on it"
                     ) from None
+                if attempt >= cfg.max_attempts:
+                    message = (
+                        f"{method} {path} failed: {type(exc).__name__} after {attempt} attempt(s)"
+                    )
+                    if safe:
+                        raise XUnavailable(message) from None
+                    raise XNotSent(message, reason="UNREACHABLE") from None
                 await self._backoff(attempt, deadline_at)
                 continue
+            except asyncio.CancelledError:
+                breaker.release_probe()  # a cancelled half-open probe must not block the host
+                raise
             log.debug(
                 "x %s %s -> %d in %.3fs (attempt %d)",
                 method,
@@ -330,8 +359,18 @@ class Transport:
             if resp.status_code >= 500:
                 breaker.record_failure()
                 metrics.breaker(host, breaker)
+                err = error_from_response(resp.status_code, resp.content, resp.headers)
+                if not safe:
+                    raise XOutcomeUnknown(
+                        f"{method} {path}: X answered {resp.status_code} and may have acted on it",
+                        status=err.status,
+                        title=err.title,
+                        detail=err.detail,
+                        problem_type=err.problem_type,
+                        reason=err.reason,
+                    )
                 if attempt >= cfg.max_attempts:
-                    raise error_from_response(resp.status_code, resp.content, resp.headers)
+                    raise err
                 await self._backoff(attempt, deadline_at)
                 continue
             # Any non-5xx answer proves the host is up, including 4xx and 429.
