@@ -149,7 +149,8 @@ def test_readme_walkthrough_runs_as_written_and_survives_a_restart(serve):
     sandbox = f"http://127.0.0.1:{serve.sandbox}"
     campaign_dms = httpx.get(f"{sandbox}/_sandbox/dms", params={"sender_id": MERCHANT_ACCOUNT})
     texts = [d["text"] for d in campaign_dms.json()["data"]]
-    assert "Hi there, shipping to Canada is free this week with MAPLE!" in texts
+    # The recipient's first name (from "Sandbox Customer"), the campaign's variable.
+    assert "Hi Sandbox, shipping to Canada is free this week with MAPLE!" in texts
 
     # A restart keeps the demo working: the sandbox's tokens, webhook and
     # subscription survive in the data directory.
