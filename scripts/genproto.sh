@@ -9,9 +9,13 @@ out="${1:-gen}"
 py="${PYTHON:-python3}"
 [ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && py=.venv/bin/python
 mkdir -p "$out"
-find "$out" -path "$out/mktx/*" \( -name '*_pb2*.py' -o -name '*_pb2.pyi' \) -delete 2>/dev/null || true
+find "$out" -path "$out/mktx/*" \( -name '*_pb2*.py' -o -name '*_pb2.pyi' -o -name '*.binpb' \) -delete 2>/dev/null || true
+mkdir -p "$out/mktx/v1"
+# descriptors.binpb: the contract with its comments (source info) and its imports,
+# served by server reflection so `grpcurl describe` shows the documentation.
 "$py" -m grpc_tools.protoc -Iproto \
   --python_out="$out" --pyi_out="$out" --grpc_python_out="$out" \
+  --include_imports --include_source_info --descriptor_set_out="$out/mktx/v1/descriptors.binpb" \
   $(find proto -name '*.proto' | sort)
 # Package markers so `import mktx.v1.templates_pb2` works from an installed tree.
 for d in $(cd "$out" && find mktx -type d); do

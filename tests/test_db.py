@@ -138,6 +138,12 @@ def test_every_named_query_filters_by_merchant():
 def test_token_command_prints_only_a_valid_token(tmp_path, monkeypatch):
     merchant = uuid.uuid4()
     env = {"MKTX_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    # `serve` generates the secrets on its first start; `token` only reads them
+    # (tests/test_token_checks.py: it never invents one).
+    monkeypatch.setenv("MKTX_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("MKTX_JWT_SECRET", raising=False)
+    monkeypatch.delenv("MKTX_JWT_PUBLIC_KEY", raising=False)
+    Settings.from_env()
     out = subprocess.run(
         [sys.executable, "-m", "mktx_grpc.cli", "token", "--merchant", str(merchant)],
         capture_output=True,
@@ -147,9 +153,6 @@ def test_token_command_prints_only_a_valid_token(tmp_path, monkeypatch):
     ).stdout
     assert out.count("\n") == 1
     # The server reads the same generated secret from the data directory.
-    monkeypatch.setenv("MKTX_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("MKTX_JWT_SECRET", raising=False)
-    monkeypatch.delenv("MKTX_JWT_PUBLIC_KEY", raising=False)
     assert TokenVerifier(Settings.from_env()).verify(out.strip()).merchant_id == merchant
     bad = subprocess.run(
         [sys.executable, "-m", "mktx_grpc.cli", "token", "--merchant", "not-a-uuid"],

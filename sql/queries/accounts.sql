@@ -82,8 +82,11 @@ UPDATE accounts
 RETURNING *;
 
 -- name: mark_account_error
-UPDATE accounts SET status = 'ERROR', status_reason = %(reason)s, updated_at = now(),
-       version = version + 1
+-- X refused the account's tokens: no events arrive for it any more either (X drops
+-- the subscriptions of a user who revoked the app), so it no longer claims to be
+-- subscribed; reconnecting and RegisterWebhook subscribe it again.
+UPDATE accounts SET status = 'ERROR', status_reason = %(reason)s, webhook_subscribed = false,
+       updated_at = now(), version = version + 1
  WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND status IN ('ACTIVE', 'INACTIVE', 'PENDING')
 RETURNING *;
 
@@ -126,3 +129,16 @@ ON CONFLICT (state) DO NOTHING;
 -- name: purge_expired_connections
 /* cross-tenant: housekeeping of abandoned connection attempts for every merchant */
 DELETE FROM oauth_connections WHERE expires_at < now() - interval '1 hour';
+
+-- name: subscribed_accounts_page
+/* cross-tenant: the worker verifies every merchant's webhook subscriptions at X */
+SELECT * FROM accounts
+ WHERE status = 'ACTIVE' AND webhook_subscribed AND id > %(after_id)s
+ ORDER BY id
+ LIMIT %(limit)s;
+
+-- name: mark_webhook_unsubscribed
+-- X no longer has the account's webhook or subscription; events do not arrive.
+UPDATE accounts SET webhook_subscribed = false, updated_at = now(), version = version + 1
+ WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND webhook_subscribed
+RETURNING *;

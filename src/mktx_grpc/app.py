@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import uvicorn
 
@@ -33,11 +33,20 @@ class _EmbeddedUvicorn(uvicorn.Server):
         yield
 
 
-async def serve_process(settings: Settings, *, primary: bool = True) -> None:
+async def serve_process(
+    settings: Settings,
+    *,
+    primary: bool = True,
+    on_ready: Callable[[int], None] | None = None,
+) -> None:
     """Serve until SIGTERM/SIGINT. ``primary`` processes also run the sidecar and the
-    worker loops; extra SO_REUSEPORT processes serve gRPC only."""
+    worker loops; extra SO_REUSEPORT processes serve gRPC only. ``on_ready(grpc_port)``
+    is called once gRPC and the sidecar listen (the CLI prints its banner then)."""
     pool = make_pool(
-        settings.database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
+        settings.database_url,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        metrics=settings.metrics,
     )
     await pool.open(wait=True, timeout=30)
     deps = make_deps(settings, pool)
@@ -68,6 +77,12 @@ async def serve_process(settings: Settings, *, primary: bool = True) -> None:
         if settings.run_worker:
             tasks.append(asyncio.create_task(run_loops(deps, stop), name="worker-loops"))
 
+    if on_ready is not None:
+        if sidecar is not None:
+            # uvicorn offers a flag, not an event, for "listening".
+            while not sidecar.started and not tasks[0].done():  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        on_ready(grpc_app.port)
     log.info(
         "serving",
         extra={

@@ -15,8 +15,12 @@ import argparse
 import asyncio
 import logging
 import multiprocessing
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -45,33 +49,81 @@ def resolve_database(settings: Settings) -> Settings:
     from .core.db import embedded_database_url
 
     url = embedded_database_url(settings.data_dir)
-    log.info("using embedded PostgreSQL in %s", settings.data_dir / "pg")
+    log.debug("using embedded PostgreSQL in %s", settings.data_dir / "pg")
     return settings.replace(database_url=url)
 
 
-def start_sandbox_if_needed(settings: Settings) -> tuple[Settings, Any]:
-    """With no X credentials, start the in-process X sandbox and point the client at it."""
+#: Where the in-process X sandbox keeps its world (users, tokens, webhooks, DMs), in
+#: the data directory, so a restarted demo keeps its connected account and webhook.
+SANDBOX_STATE_FILE = "x-sandbox.json"
+
+
+def _sandbox_settings(settings: Settings, cfg: Any, base_url: str) -> Settings:
+    return settings.replace(
+        x_consumer_key=cfg.consumer_key,
+        x_consumer_secret=cfg.consumer_secret,
+        x_client_id=cfg.oauth2_client_id,
+        x_client_secret=cfg.oauth2_client_secret,
+        x_bearer_token=cfg.app_bearer_token,
+        x_sandbox=True,
+        # A demo receives DMs as soon as the account connects (README walk-through).
+        auto_register_webhook=True,
+        x_api_base=base_url,
+        x_authorize_base=base_url,
+    )
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    if port <= 0:
+        return False
+    with socket.socket() as s:
+        s.settimeout(1.0)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start_sandbox_if_needed(
+    settings: Settings, *, join_running: bool = False
+) -> tuple[Settings, Any]:
+    """With no X credentials, start the in-process X sandbox and point the client at it.
+
+    It listens on ``settings.sandbox_port`` (default 5081, fixed so that a demo's
+    URLs stay the same) with the rate limits of ``settings.sandbox_tier``, and keeps
+    its state in ``data_dir/x-sandbox.json`` across restarts. With ``join_running``
+    (``mktx-grpc worker`` beside a ``serve``) a sandbox already listening on that
+    port is used instead: the worker must act on the same X as the server (failing
+    that it starts one of its own, without a state file). Raises
+    ValueError with what to do when the port is taken or the tier unknown.
+    """
     if not settings.uses_sandbox:
         return settings, None
     from .sandbox import SandboxConfig, SandboxServer
 
-    cfg = SandboxConfig()
-    server = SandboxServer(cfg, port=settings.sandbox_port)
+    if join_running and _listening(settings.sandbox_port):
+        url = f"http://127.0.0.1:{settings.sandbox_port}"
+        log.info("no X credentials: using the X sandbox already running at %s", url)
+        return _sandbox_settings(settings, SandboxConfig(), url), None
+    if join_running:
+        # A worker with a sandbox of its own: not the server's X, so it must not
+        # write the server's state file either (docker compose shares /data).
+        log.warning(
+            "no X credentials and no X sandbox on port %d: the worker starts its own, "
+            "which knows none of the server's accounts",
+            settings.sandbox_port,
+        )
+    state_file = None if join_running else settings.data_dir / SANDBOX_STATE_FILE
+    cfg = SandboxConfig(tier=settings.sandbox_tier, state_file=state_file)
+    try:
+        server = SandboxServer(cfg, port=settings.sandbox_port)
+    except OSError as exc:
+        raise ValueError(
+            f"the built-in X sandbox cannot listen on port {settings.sandbox_port} "
+            f"({exc.strerror}); set MKTX_SANDBOX_PORT to a free port (0: any)"
+        ) from None
     server.start()
-    log.info("no X credentials: using the built-in X sandbox at %s", server.base_url)
-    return (
-        settings.replace(
-            x_consumer_key=cfg.consumer_key,
-            x_consumer_secret=cfg.consumer_secret,
-            x_client_id=cfg.oauth2_client_id,
-            x_client_secret=cfg.oauth2_client_secret,
-            x_bearer_token=cfg.app_bearer_token,
-            x_sandbox=True,
-            x_api_base=server.base_url,
-            x_authorize_base=server.base_url,
-        ),
-        server,
-    )
+    log.debug("no X credentials: using the built-in X sandbox at %s", server.base_url)
+    return _sandbox_settings(settings, cfg, server.base_url), server
 
 
 def _serve_child(settings: Settings) -> None:
@@ -81,7 +133,76 @@ def _serve_child(settings: Settings) -> None:
     _run(serve_process(settings, primary=False))
 
 
+def _display_host(host: str) -> str:
+    return "localhost" if host in ("0.0.0.0", "::", "") else host
+
+
+def _database_label(settings: Settings, embedded: bool) -> str:
+    if embedded:
+        return f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
+    from psycopg.conninfo import conninfo_to_dict
+
+    # Host, port and database only: the URL may carry a password.
+    info = conninfo_to_dict(settings.database_url)
+    where = f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}"
+    return f"PostgreSQL at {where}, database {info.get('dbname') or info.get('user') or '?'}"
+
+
+def serve_banner(
+    settings: Settings, *, grpc_port: int, embedded: bool, migrations: list[str], sandbox: Any
+) -> list[tuple[str, str]]:
+    """The start-up lines of ``serve``: where everything is and how to begin."""
+    host = _display_host(settings.grpc_host)
+    procs = f" ({settings.workers} processes)" if settings.workers > 1 else ""
+    sidecar = f"http://{_display_host(settings.webhook_host)}:{settings.webhook_port}"
+    db = _database_label(settings, embedded)
+    if migrations:
+        db += f" ({len(migrations)} migration(s) applied)"
+    rows = [
+        ("gRPC", f"{host}:{grpc_port}{procs}   grpcurl -plaintext {host}:{grpc_port} list"),
+        ("webhooks", f"{sidecar}/webhooks/twitter   metrics: {sidecar}/metrics"),
+        ("data", f"{settings.data_dir}"),
+        ("database", db),
+    ]
+    if sandbox is not None:
+        rows.append(
+            (
+                "X",
+                f"built-in X sandbox at {sandbox.base_url} (tier {sandbox.config.tier}; "
+                f"admin API: {sandbox.base_url}/_sandbox; state in {sandbox.config.state_file})",
+            )
+        )
+    else:
+        rows.append(("X", f"X API at {settings.x_api_base}"))
+    if not settings.run_worker:
+        rows.append(("worker", "background loops off (MKTX_RUN_WORKER=false)"))
+    rows.append(("token", f"{Path(sys.argv[0]).as_posix()} token --merchant <merchant UUID>"))
+    return rows
+
+
+def _metrics_dir() -> tuple[Path, bool]:
+    """Where ``serve``'s processes count their metrics: PROMETHEUS_MULTIPROC_DIR when
+    the operator set it, else a fresh temporary directory (removed on exit)."""
+    from .core.metrics import MULTIPROC_ENV, use_multiprocess_dir
+
+    given = os.environ.get(MULTIPROC_ENV, "").strip()
+    path = Path(given) if given else Path(tempfile.mkdtemp(prefix="mktx-metrics-"))
+    use_multiprocess_dir(path)
+    return path, not given
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    # First of all: prometheus-client picks per-process files at its first metric,
+    # and every process of --workers N must count in the same directory.
+    metrics_dir, temporary = _metrics_dir()
+    try:
+        return _serve(args)
+    finally:
+        if temporary:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if args.port is not None:
         settings = settings.replace(grpc_port=args.port)
@@ -90,12 +211,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers is not None:
         settings = settings.replace(workers=args.workers)
     logs.configure(settings.log_level)
+    embedded = not settings.database_url
     settings = resolve_database(settings)
     from .core.db import migrate
 
-    migrate(settings.database_url)
+    # One banner line says how many were applied instead of one log line each.
+    with logs.level("mktx_grpc.core.db", logging.WARNING):
+        applied = migrate(settings.database_url)
     settings, sandbox = start_sandbox_if_needed(settings)
     from .app import serve_process
+
+    def ready(grpc_port: int) -> None:
+        rows = serve_banner(
+            settings, grpc_port=grpc_port, embedded=embedded, migrations=applied, sandbox=sandbox
+        )
+        logs.startup_banner("mktx-grpc serve: ready", rows)
 
     # Extra processes share the port through SO_REUSEPORT; the kernel spreads
     # connections across them. Only this (primary) process runs sidecar and loops.
@@ -106,12 +236,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         proc.start()
         children.append(proc)
     try:
-        _run(serve_process(settings, primary=True))
+        _run(serve_process(settings, primary=True, on_ready=ready))
     finally:
         for proc in children:
             proc.terminate()
+        from .core.metrics import mark_process_dead
+
         for proc in children:
             proc.join(settings.shutdown_grace + 5)
+            if proc.pid is not None:
+                mark_process_dead(proc.pid)
         if sandbox is not None:
             sandbox.stop()
     return 0
@@ -136,7 +270,9 @@ def cmd_token(args: argparse.Namespace) -> int:
     except ValueError:
         print("--merchant must be a UUID", file=sys.stderr)
         return 2
-    settings = Settings.from_env()
+    # Never invent a secret here: a token signed with a second secret would be
+    # refused by the server (see Settings.from_env).
+    settings = Settings.from_env(create_secrets=False)
     print(mint_token(settings, merchant, user_id=args.user, ttl_seconds=args.ttl))
     return 0
 
@@ -148,7 +284,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .core.db import check_schema
 
     check_schema(settings.database_url)
-    settings, sandbox = start_sandbox_if_needed(settings)
+    settings, sandbox = start_sandbox_if_needed(settings, join_running=True)
     from .worker.main import worker_process
 
     try:

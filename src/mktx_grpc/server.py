@@ -50,10 +50,12 @@ from .interceptors import (
     ErrorMappingInterceptor,
     InterceptorChain,
     LoggingInterceptor,
+    MetricsInterceptor,
     UnitOfWorkInterceptor,
     ValidationInterceptor,
     chained_handler,
 )
+from .reflection import DocumentedReflectionServicer
 from .services.accounts import AccountsServicer
 from .services.campaigns import CampaignsServicer
 from .services.contacts import ContactsServicer
@@ -145,6 +147,7 @@ class GrpcApp:
         self.chain = InterceptorChain(
             [
                 LoggingInterceptor(),
+                *([MetricsInterceptor()] if deps.settings.metrics else []),
                 ErrorMappingInterceptor(),
                 AuthInterceptor(TokenVerifier(deps.settings)),
                 ValidationInterceptor(),
@@ -173,9 +176,10 @@ class GrpcApp:
             entry.add_to_server(servicer, generic_only)
             names.append(entry.descriptor.full_name)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, generic_only)
-        # What enable_server_reflection does for an aio server, minus registration.
+        # What enable_server_reflection does for an aio server, minus registration,
+        # with the contract's comments (see reflection.py).
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
-            reflection.aio.ReflectionServicer(names), generic_only
+            DocumentedReflectionServicer(names), generic_only
         )
         self.service_names = names
         self.port = self.server.add_insecure_port(f"{host}:{port}")
@@ -187,7 +191,7 @@ class GrpcApp:
         await self.server.start()
         await self._set_health(await self._db_ok())
         self._monitor = asyncio.create_task(self._watch_db(), name="health-db-monitor")
-        log.info("gRPC listening on port %d", self.port)
+        log.debug("gRPC listening on port %d", self.port)
 
     async def stop(self, grace: float) -> None:
         await self.health.enter_graceful_shutdown()

@@ -167,17 +167,27 @@ async def test_metrics_exposition(sidecar: Sidecar, account: Account, q: Db) -> 
     resp = await sidecar.http.get(f"{sidecar.url}/metrics")
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/plain; version=0.0.4")
-    lines = set(resp.text.splitlines())
-    assert "mktx_webhook_requests_total 3" in lines
-    assert 'mktx_webhook_events_received_total{type="direct_message_events"} 1' in lines
-    assert "mktx_webhook_events_duplicate_total 1" in lines
-    assert 'mktx_webhook_rejected_total{reason="bad_signature"} 1' in lines
-    assert 'mktx_webhook_events_processed_total{outcome="PROCESSED"} 1' in lines
-    assert "mktx_webhook_events_failed_total 0" in lines
-    assert "mktx_webhook_processing_lag_seconds_count 1" in lines
-    assert 'mktx_webhook_processing_lag_seconds_bucket{le="+Inf"} 1' in lines
-    assert "mktx_webhook_inbox_pending 0" in lines
-    assert "# TYPE mktx_webhook_processing_lag_seconds histogram" in lines
+    # Parsed as Prometheus does (prometheus-client's text parser).
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {f.name: f for f in text_string_to_metric_families(resp.text)}
+    samples = {
+        (smp.name, tuple(sorted(smp.labels.items()))): smp.value
+        for f in families.values()
+        for smp in f.samples
+    }
+    assert samples[("mktx_webhook_requests_total", ())] == 3
+    assert (
+        samples[("mktx_webhook_events_received_total", (("type", "direct_message_events"),))] == 1
+    )
+    assert samples[("mktx_webhook_events_duplicate_total", ())] == 1
+    assert samples[("mktx_webhook_rejected_total", (("reason", "bad_signature"),))] == 1
+    assert samples[("mktx_webhook_events_processed_total", (("outcome", "PROCESSED"),))] == 1
+    assert samples[("mktx_webhook_events_failed_total", ())] == 0
+    assert samples[("mktx_webhook_processing_lag_seconds_count", ())] == 1
+    assert samples[("mktx_webhook_processing_lag_seconds_bucket", (("le", "+Inf"),))] == 1
+    assert samples[("mktx_webhook_inbox_pending", ())] == 0
+    assert families["mktx_webhook_processing_lag_seconds"].type == "histogram"
 
 
 async def test_without_lifespan_processing_starts_on_first_delivery(

@@ -2,7 +2,14 @@
 
 Tokens carry ``merchant_id`` (UUID) and ``sub`` (the user id). HS256 tokens are
 verified with the configured secret; when an RS256 public key is configured, only
-RS256 tokens are accepted. ``exp`` is required.
+RS256 tokens are accepted. ``exp`` is required; with ``MKTX_JWT_MAX_LIFETIME`` set
+(recommended in production), a token whose ``exp`` lies further ahead than that is
+refused, so a leaked long-lived token cannot be used for years.
+
+A refused token's UNAUTHENTICATED message names the check that failed (signature,
+expiry, not yet valid, issuer, audience, algorithm, a missing or malformed claim,
+lifetime) and ``ErrorInfo.metadata["check"]`` carries the same as a word; neither
+ever repeats the token, the key or a claim's value.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ class TokenVerifier:
             raise ValueError("no JWT key configured")
         self._issuer = settings.jwt_issuer or None
         self._audience = settings.jwt_audience or None
+        self._max_lifetime = settings.jwt_max_lifetime
         #: token -> (principal, valid from, valid until), both bounds in epoch seconds.
         self._verified: dict[str, tuple[Principal, float, float]] = {}
 
@@ -51,7 +59,8 @@ class TokenVerifier:
         """Return the token's principal.
 
         Raises Unauthenticated (reason TOKEN_EXPIRED or INVALID_TOKEN) when the token
-        is expired, forged, malformed or lacks a UUID ``merchant_id``.
+        is expired, forged, malformed, lacks a UUID ``merchant_id`` or (with a maximum
+        lifetime configured) expires too far ahead; the message says which.
         """
         hit = self._verified.get(token)
         if hit is not None:
@@ -63,7 +72,17 @@ class TokenVerifier:
         try:
             merchant_id = UUID(str(claims["merchant_id"]))
         except ValueError:
-            raise Unauthenticated("invalid token", reason="INVALID_TOKEN") from None
+            raise _invalid("merchant_id", "the merchant_id claim is not a UUID") from None
+        if self._max_lifetime > 0:
+            # exp - now, not exp - iat: the signer chooses iat too. A token that passes
+            # this only gets closer to its exp, so remembering it below stays right.
+            exp = claims["exp"]
+            if not isinstance(exp, int | float) or exp > time.time() + self._max_lifetime:
+                raise _invalid(
+                    "lifetime",
+                    f"it expires more than {self._max_lifetime} seconds from now, the longest "
+                    "lifetime this server accepts (MKTX_JWT_MAX_LIFETIME)",
+                )
         principal = Principal(merchant_id=merchant_id, user_id=str(claims.get("sub", "")))
         self._remember(token, principal, claims)
         return principal
@@ -80,9 +99,13 @@ class TokenVerifier:
                 leeway=LEEWAY_SECONDS,
             )
         except jwt.ExpiredSignatureError:
-            raise Unauthenticated("token expired", reason="TOKEN_EXPIRED") from None
-        except jwt.PyJWTError:
-            raise Unauthenticated("invalid token", reason="INVALID_TOKEN") from None
+            raise Unauthenticated(
+                "token expired: its exp is in the past; mint a new one",
+                reason="TOKEN_EXPIRED",
+                metadata={"check": "expiry"},
+            ) from None
+        except jwt.PyJWTError as exc:
+            raise _invalid(*_failed_check(exc, self._algorithms)) from None
         return claims
 
     def _remember(self, token: str, principal: Principal, claims: dict[str, object]) -> None:
@@ -98,6 +121,38 @@ class TokenVerifier:
         if len(self._verified) >= CACHE_SIZE:
             del self._verified[next(iter(self._verified))]
         self._verified[token] = (principal, valid_from, valid_until)
+
+
+def _invalid(check: str, why: str) -> Unauthenticated:
+    return Unauthenticated(
+        f"invalid token: {why}", reason="INVALID_TOKEN", metadata={"check": check}
+    )
+
+
+def _failed_check(exc: jwt.PyJWTError, algorithms: list[str]) -> tuple[str, str]:
+    """(check, explanation) for a PyJWT failure. Only fixed text and the names of
+    claims and algorithms: nothing from the token's values or the key."""
+    if isinstance(exc, jwt.InvalidSignatureError):
+        return "signature", (
+            "the signature does not verify with this server's key (was it minted with "
+            "another secret? `mktx-grpc token` must use the server's MKTX_JWT_SECRET or "
+            "its data directory)"
+        )
+    if isinstance(exc, jwt.InvalidAlgorithmError):
+        return "algorithm", f"it is not signed with {' or '.join(algorithms)}"
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return "claim", f"the required {exc.claim} claim is missing"
+    if isinstance(exc, jwt.ImmatureSignatureError):
+        return "not_before", "it is not valid yet (nbf or iat is in the future)"
+    if isinstance(exc, jwt.InvalidIssuedAtError):
+        return "issued_at", "its iat claim is not a number"
+    if isinstance(exc, jwt.InvalidIssuerError):
+        return "issuer", "its iss claim is not the issuer this server requires"
+    if isinstance(exc, jwt.InvalidAudienceError):
+        return "audience", "its aud claim does not name this server's audience"
+    if isinstance(exc, jwt.DecodeError):
+        return "format", "it is not a well-formed JWT (header.payload.signature)"
+    return "claims", "a claim is malformed"
 
 
 def mint_token(

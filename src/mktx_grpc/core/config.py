@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _DEFAULT_DATA_DIR = ".data"
+#: The X sandbox's fixed default port (``mktx_grpc.sandbox.config.DEFAULT_PORT``;
+#: core does not import the sandbox, a test keeps the two equal).
+DEFAULT_SANDBOX_PORT = 5081
 
 
 def _env(name: str, default: str = "") -> str:
@@ -49,17 +52,23 @@ def _env_bool(name: str, default: bool) -> bool:
     return raw in {"1", "true", "yes", "on"}
 
 
-def data_secret(data_dir: Path, name: str, nbytes: int = 32) -> bytes:
+class MissingSecret(ValueError):
+    """A development secret is not in the data directory and may not be created."""
+
+
+def data_secret(data_dir: Path, name: str, nbytes: int = 32, *, create: bool = True) -> bytes:
     """Return a random secret kept in ``data_dir/name``, creating it on first use.
 
     The file is written with mode 0600. Used only for development defaults; production
-    sets the corresponding environment variable.
+    sets the corresponding environment variable. With ``create=False`` a missing file
+    raises :class:`MissingSecret` instead.
     """
     path = data_dir / name
     try:
         return base64.urlsafe_b64decode(path.read_text().strip())
     except FileNotFoundError:
-        pass
+        if not create:
+            raise MissingSecret(str(path)) from None
     data_dir.mkdir(parents=True, exist_ok=True)
     value = secrets.token_bytes(nbytes)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -89,8 +98,15 @@ class Settings:
     #: An inbound DM reopens a conversation closed less than this many seconds ago;
     #: after it, a new conversation starts.
     webhook_reopen_window: float = 24 * 3600.0
-    #: Public URL X calls for webhooks (RegisterWebhook default).
+    #: Public URL X calls for webhooks (RegisterWebhook default). Unset with X a
+    #: local sandbox: the sidecar's own loopback URL (see ``default_webhook_url``).
     public_webhook_url: str = ""
+    #: Register the webhook and subscribe an account as soon as it connects (on when
+    #: ``serve`` starts the built-in sandbox).
+    auto_register_webhook: bool = False
+    #: Seconds between checks that X still has the webhooks and subscriptions the
+    #: accounts claim (0: never).
+    webhook_check_interval: float = 900.0
     #: Number of SO_REUSEPORT server processes for ``serve``.
     workers: int = 1
     pool_min_size: int = 2
@@ -104,6 +120,9 @@ class Settings:
     jwt_public_key: str = field(default="", repr=False)
     jwt_issuer: str = ""
     jwt_audience: str = ""
+    #: Longest time ahead a token's ``exp`` may lie, in seconds (0: no maximum, for
+    #: development tokens). Production sets it (``MKTX_JWT_MAX_LIFETIME``).
+    jwt_max_lifetime: int = 0
     #: 32-byte AES-GCM key for tokens at rest (``MKTX_ENCRYPTION_KEY``, base64).
     encryption_key: bytes = field(default=b"", repr=False)
     #: HMAC key for page tokens (derived from the encryption key when unset).
@@ -124,10 +143,20 @@ class Settings:
     max_media_bytes: int = 64 * 1024 * 1024
     #: True when X is the local sandbox (allows http webhook URLs).
     x_sandbox: bool = False
-    #: Port of the in-process X sandbox when no credentials are set (0 = any free).
-    sandbox_port: int = 0
+    #: Port of the in-process X sandbox when no credentials are set (0 = any free);
+    #: the default is the sandbox's own (``sandbox.config.DEFAULT_PORT``).
+    sandbox_port: int = DEFAULT_SANDBOX_PORT
+    #: X access tier whose rate limits the in-process sandbox applies.
+    sandbox_tier: str = "pro"
     #: Whether ``serve`` also runs the background worker loops in-process.
     run_worker: bool = True
+    #: Count every RPC and pool wait for ``/metrics`` (``MKTX_METRICS``). Off only to
+    #: measure what counting costs (``bench/metrics_cost.py``); ``/metrics`` then
+    #: lacks the gRPC and pool metrics.
+    metrics: bool = True
+    #: Port of ``mktx-grpc worker``'s ``/metrics`` (0: none). ``serve`` serves its
+    #: metrics on the sidecar port.
+    worker_metrics_port: int = 9464
     #: The per-merchant API rate limit when the operator set no override for the
     #: merchant (``mktx-grpc merchant-limits``): sustained requests per minute and
     #: the burst allowed above it.
@@ -147,11 +176,26 @@ class Settings:
     def uses_sandbox(self) -> bool:
         return not (self.x_consumer_key or self.x_client_id)
 
+    @property
+    def default_webhook_url(self) -> str:
+        """The URL RegisterWebhook uses when given none: the configured public URL;
+        with X a local sandbox, the sidecar's own (a sandbox on this machine reaches
+        it on loopback); otherwise empty (the caller must name one)."""
+        if self.public_webhook_url:
+            return self.public_webhook_url
+        if not self.x_sandbox:
+            return ""
+        host = self.webhook_host if self.webhook_host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        return f"http://{host}:{self.webhook_port}/webhooks/twitter"
+
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_env(cls, *, create_secrets: bool = True) -> Settings:
         """Read the environment, generating development secrets where unset.
 
-        Raises ``ValueError`` naming the variable when a value is malformed.
+        With ``create_secrets=False`` (``mktx-grpc token``) nothing is written: a
+        missing JWT secret raises :class:`MissingSecret` with what to do, and a
+        missing encryption key is left empty. Raises ``ValueError`` naming the
+        variable when a value is malformed.
         """
         data_dir = Path(_env("MKTX_DATA_DIR", _DEFAULT_DATA_DIR)).resolve()
         enc_raw = _env("MKTX_ENCRYPTION_KEY")
@@ -160,7 +204,10 @@ class Settings:
             if len(enc) != 32:
                 raise ValueError("MKTX_ENCRYPTION_KEY must be 32 bytes, base64-encoded")
         else:
-            enc = data_secret(data_dir, "encryption.key")
+            try:
+                enc = data_secret(data_dir, "encryption.key", create=create_secrets)
+            except MissingSecret:
+                enc = b""
         jwt_public_key = _env("MKTX_JWT_PUBLIC_KEY")
         if jwt_public_key and not jwt_public_key.startswith("-----"):
             jwt_public_key = Path(jwt_public_key).read_text()
@@ -170,8 +217,19 @@ class Settings:
         elif jwt_public_key:
             jwt_secret = b""
         else:
-            jwt_secret = data_secret(data_dir, "jwt.secret")
+            try:
+                jwt_secret = data_secret(data_dir, "jwt.secret", create=create_secrets)
+            except MissingSecret:
+                raise MissingSecret(
+                    f"no JWT secret: MKTX_JWT_SECRET is unset and {data_dir / 'jwt.secret'} "
+                    "does not exist. Run this where `mktx-grpc serve` runs (its data "
+                    f"directory is MKTX_DATA_DIR, default ./{_DEFAULT_DATA_DIR}), or set "
+                    "MKTX_DATA_DIR or MKTX_JWT_SECRET as the server has them."
+                ) from None
         page_key_raw = _env("MKTX_PAGE_TOKEN_KEY")
+        max_lifetime = _env_int("MKTX_JWT_MAX_LIFETIME", 0)
+        if max_lifetime < 0:
+            raise ValueError("MKTX_JWT_MAX_LIFETIME must be 0 (no maximum) or a number of seconds")
         return cls(
             database_url=_env("DATABASE_URL"),
             data_dir=data_dir,
@@ -180,6 +238,8 @@ class Settings:
             webhook_host=_env("MKTX_WEBHOOK_HOST", "0.0.0.0"),
             webhook_port=_env_int("MKTX_WEBHOOK_PORT", 5000),
             public_webhook_url=_env("MKTX_PUBLIC_WEBHOOK_URL"),
+            auto_register_webhook=_env_bool("MKTX_AUTO_REGISTER_WEBHOOK", False),
+            webhook_check_interval=_env_float("MKTX_WEBHOOK_CHECK_INTERVAL", 900.0),
             webhook_max_body_bytes=_env_int("MKTX_WEBHOOK_MAX_BODY_BYTES", 1024 * 1024),
             webhook_reopen_window=_env_float("MKTX_REOPEN_WINDOW", 24 * 3600.0),
             workers=max(1, _env_int("MKTX_WORKERS", 1)),
@@ -191,6 +251,7 @@ class Settings:
             jwt_public_key=jwt_public_key,
             jwt_issuer=_env("MKTX_JWT_ISSUER"),
             jwt_audience=_env("MKTX_JWT_AUDIENCE"),
+            jwt_max_lifetime=max_lifetime,
             encryption_key=enc,
             page_token_key=page_key_raw.encode() if page_key_raw else enc[::-1],
             x_consumer_key=_env("X_CONSUMER_KEY"),
@@ -203,9 +264,12 @@ class Settings:
             x_default_deadline=_env_float("MKTX_X_DEADLINE", 30.0),
             max_media_bytes=_env_int("MKTX_MAX_MEDIA_BYTES", 64 * 1024 * 1024),
             x_authorize_base=_env("X_AUTHORIZE_BASE", "https://x.com"),
-            sandbox_port=_env_int("MKTX_SANDBOX_PORT", 0),
+            sandbox_port=_env_int("MKTX_SANDBOX_PORT", DEFAULT_SANDBOX_PORT),
+            sandbox_tier=_env("MKTX_SANDBOX_TIER", "pro").lower(),
             x_sandbox=_env_bool("MKTX_X_SANDBOX", False),
             run_worker=_env_bool("MKTX_RUN_WORKER", True),
+            worker_metrics_port=_env_int("MKTX_WORKER_METRICS_PORT", 9464),
+            metrics=_env_bool("MKTX_METRICS", True),
             rate_limit_per_minute=_env_int("MKTX_RATE_LIMIT_PER_MINUTE", 100),
             rate_limit_burst=_env_int("MKTX_RATE_LIMIT_BURST", 20),
             publish_grace_seconds=_env_float("MKTX_PUBLISH_GRACE", 3600.0),

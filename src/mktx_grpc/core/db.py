@@ -161,13 +161,20 @@ def migrate(conninfo: str, directory: Path | None = None) -> list[str]:
     return applied_now
 
 
-def make_pool(conninfo: str, *, min_size: int, max_size: int) -> AsyncConnectionPool:
+def make_pool(
+    conninfo: str, *, min_size: int, max_size: int, metrics: bool = True
+) -> AsyncConnectionPool:
     """Build an unopened pool whose connections are in autocommit.
 
     Reads run as single autocommitted statements (no BEGIN/COMMIT round trips); the
-    unit of work opens an explicit transaction for mutations.
+    unit of work opens an explicit transaction for mutations. The pool publishes its
+    metrics (``core.metrics.InstrumentedPool``: connection waits, size, use, queue)
+    unless ``metrics`` is False.
     """
-    return AsyncConnectionPool(
+    from .metrics import InstrumentedPool
+
+    cls = InstrumentedPool if metrics else AsyncConnectionPool
+    return cls(
         conninfo,
         min_size=min_size,
         max_size=max_size,

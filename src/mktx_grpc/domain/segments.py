@@ -144,6 +144,9 @@ FIELD_OPS: dict[str, dict[Op, str | None]] = {
     **{f: CAMPAIGN_OPS for f in CAMPAIGN_FIELDS},
 }
 
+#: What an unknown field's violation lists: every field, then the attribute form.
+VALID_FIELDS = ", ".join([*FIELD_OPS, f"{ATTRIBUTE_PREFIX}<key>"])
+
 #: `source` values as the API spells them -> as stored.
 SOURCES = {
     "inbound_message": "INBOUND_MESSAGE",
@@ -296,7 +299,11 @@ def validate_condition(c: segments_pb2.Condition, path: str) -> list[FieldViolat
         return _check_value(c, path, kind)
     ops = FIELD_OPS.get(c.field)
     if ops is None:
-        return [FieldViolation(f"{path}.field", f"unknown field {c.field[:80]!r}")]
+        return [
+            FieldViolation(
+                f"{path}.field", f"unknown field {c.field[:80]!r}; valid fields: {VALID_FIELDS}"
+            )
+        ]
     if c.operator not in ops:
         allowed = ", ".join(_op_name(o) for o in ops)
         return [

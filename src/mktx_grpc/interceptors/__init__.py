@@ -1,6 +1,6 @@
 """The server interceptor chain, outermost first:
 
-logging → error mapping → auth → validation → unit of work → servicer.
+logging → metrics → error mapping → auth → validation → unit of work → servicer.
 
 Each is a grpc-interceptor ``AsyncServerInterceptor``. Per-method facts come from
 ``mktx_grpc.methods``. For server-streaming RPCs the next handler returns an async
@@ -14,6 +14,7 @@ from .auth import AuthInterceptor
 from .chain import InterceptorChain, chained_handler
 from .errors import ErrorMappingInterceptor
 from .logging import LoggingInterceptor
+from .metrics import MetricsInterceptor
 from .uow import UnitOfWorkInterceptor
 from .validation import ValidationInterceptor
 
@@ -22,6 +23,7 @@ __all__ = [
     "ErrorMappingInterceptor",
     "InterceptorChain",
     "LoggingInterceptor",
+    "MetricsInterceptor",
     "UnitOfWorkInterceptor",
     "ValidationInterceptor",
     "chained_handler",

@@ -187,9 +187,25 @@ class AccountConnections:
             ) from None
         except XError as exc:
             raise _connect_error(exc) from None
-        return await self._store_account(
+        account = await self._store_account(
             merchant, account_id, pending["auth_method"], me, tokens, scopes, expires
         )
+        if self._deps.settings.auto_register_webhook and self._deps.settings.default_webhook_url:
+            account = await self._auto_register(account)
+        return account
+
+    async def _auto_register(self, account: Row) -> Row:
+        """Register the default webhook for a just-connected account. Best effort: the
+        account is connected either way; a failure is logged and the account returned
+        as it is (``webhook.subscribed`` false), for RegisterWebhook to retry."""
+        try:
+            return await self.register_webhook(account, "")
+        except DomainError as exc:
+            log.warning(
+                "automatic webhook registration failed",
+                extra={"account_id": str(account["id"]), "reason": exc.reason},
+            )
+            return account
 
     async def _store_account(
         self,
@@ -238,7 +254,9 @@ class AccountConnections:
         return account
 
     async def register_webhook(self, account: Row, url: str) -> Row:
-        url = url or self._deps.settings.public_webhook_url
+        """Register ``url`` (default: ``Settings.default_webhook_url``, which with X a
+        local sandbox is the sidecar's own) with X and subscribe the account."""
+        url = url or self._deps.settings.default_webhook_url
         if not url:
             raise InvalidArgument.single(
                 "url", "is required: no MKTX_PUBLIC_WEBHOOK_URL is configured"

@@ -138,3 +138,17 @@ async def claim_pending_connection(merchant_id: UUID, state: str) -> Row | None:
 
 async def restore_pending_connection(row: Row) -> None:
     await execute(Q.restore_pending_connection, row)
+
+
+async def subscribed_page(after_id: UUID, limit: int) -> list[Row]:
+    """ACTIVE accounts that claim a webhook subscription, every merchant's, by id
+    after ``after_id`` (the webhook verification loop walks them in pages)."""
+    return await fetch_all(Q.subscribed_accounts_page, {"after_id": after_id, "limit": limit})
+
+
+async def mark_webhook_unsubscribed(merchant_id: UUID, account_id: UUID) -> Row | None:
+    """Record that X no longer delivers the account's events (webhook or subscription
+    gone). None when the account did not claim a subscription."""
+    return await fetch_one(
+        Q.mark_webhook_unsubscribed, {"merchant_id": merchant_id, "id": account_id}
+    )

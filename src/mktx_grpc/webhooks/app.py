@@ -13,7 +13,8 @@
   are harmless. A database failure answers 503, so X delivers again. New events
   are then handed to the in-process :class:`~.processor.InboxProcessor`.
 * ``GET /healthz``: whether the database answers.
-* ``GET /metrics``: Prometheus text (see :mod:`.metrics`).
+* ``GET /metrics``: Prometheus text: every process's metrics, these counters and
+  the database's queue gauges (see :mod:`mktx_grpc.metrics`).
 
 The processor starts with the app's lifespan, or on the first delivery when the
 server runs without lifespan events; on lifespan shutdown it drains briefly.
@@ -29,7 +30,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..core.db import database_ok, use_connection
@@ -157,18 +158,9 @@ def create_webhook_app(
         return JSONResponse({"status": "ok"})
 
     async def metrics_endpoint(request: Request) -> Response:
-        pending: int | None = None
-        oldest: float | None = None
-        try:
-            async with use_connection(deps.pool, wait=2.0):
-                stats = await inbox_store.pending_stats()
-            pending, oldest = int(stats["pending"]), float(stats["oldest_age_seconds"])
-        except Exception:  # metrics render without the gauges
-            log.warning("metrics: inbox stats unavailable", exc_info=True)
-        return PlainTextResponse(
-            m.render(pending=pending, oldest_pending_age=oldest),
-            media_type="text/plain; version=0.0.4; charset=utf-8",
-        )
+        from ..metrics import CONTENT_TYPE, scrape
+
+        return Response(await scrape(deps, m), media_type=CONTENT_TYPE)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -1,16 +1,19 @@
-"""Sidecar metrics in the Prometheus text exposition format (version 0.0.4).
+"""The sidecar's own counters, exposed through ``prometheus-client``.
 
-Written by hand rather than with ``prometheus-client``: the sidecar needs a handful
-of counters and one histogram, a per-app instance keeps tests independent (the
-client library's default registry is process-global), and it adds no dependency.
-Everything runs on one event loop, so plain integers suffice.
+Counted on plain integers of a :class:`WebhookMetrics` instance (everything runs on
+one event loop; a per-app instance keeps tests independent) and turned into
+Prometheus metric families only when scraped: a ``WebhookMetrics`` is a
+``prometheus-client`` collector (``collect()``), registered by the scrape
+(``mktx_grpc.metrics``). Only the primary ``serve`` process (or ``mktx-grpc
+worker``'s retry loop) runs the sidecar's processing, so these need no
+multiprocess files.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterator
+from typing import Any
 
 __all__ = ["DEFAULT_METRICS", "LAG_BUCKETS", "WebhookMetrics"]
 
@@ -32,18 +35,6 @@ LAG_BUCKETS = (
     300.0,
     3600.0,
 )
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _fmt(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))
 
 
 class WebhookMetrics:
@@ -83,97 +74,68 @@ class WebhookMetrics:
                 self._lag_counts[i] += 1
                 break
 
-    def render(self, *, pending: int | None = None, oldest_pending_age: float | None = None) -> str:
-        """The exposition text. ``pending``/``oldest_pending_age`` come from the inbox
-        table (shared by every process), when the caller could read it."""
-        out: list[str] = []
+    def collect(self) -> Iterator[Any]:
+        """The metric families (``prometheus-client`` collector protocol)."""
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
-        def family(name: str, kind: str, help_: str, samples: Iterable[tuple[str, float]]) -> None:
-            out.append(f"# HELP {name} {help_}")
-            out.append(f"# TYPE {name} {kind}")
-            for labels, value in samples:
-                out.append(f"{name}{labels} {_fmt(value)}")
+        def counter(name: str, help_: str, value: int) -> Any:
+            return CounterMetricFamily(name, help_, value=value)
 
-        def labelled(label: str, values: dict[str, int]) -> list[tuple[str, float]]:
-            return [(f'{{{label}="{_escape(k)}"}}', v) for k, v in sorted(values.items())]
+        def labelled(name: str, help_: str, label: str, values: dict[str, int]) -> Any:
+            family = CounterMetricFamily(name, help_, labels=[label])
+            for key, value in sorted(values.items()):
+                family.add_metric([key], value)
+            return family
 
-        family(
-            "mktx_webhook_requests_total",
-            "counter",
-            "Webhook POST deliveries received.",
-            [("", self.requests)],
-        )
-        family(
-            "mktx_webhook_events_received_total",
-            "counter",
+        yield counter("mktx_webhook_requests", "Webhook POST deliveries received.", self.requests)
+        yield labelled(
+            "mktx_webhook_events_received",
             "Events newly recorded in the inbox, by X event type.",
-            labelled("type", self.received),
+            "type",
+            self.received,
         )
-        family(
-            "mktx_webhook_events_duplicate_total",
-            "counter",
+        yield counter(
+            "mktx_webhook_events_duplicate",
             "Events already in the inbox (redelivery or replay).",
-            [("", self.duplicates)],
+            self.duplicates,
         )
-        family(
-            "mktx_webhook_events_unhandled_total",
-            "counter",
+        yield labelled(
+            "mktx_webhook_events_unhandled",
             "Event kinds delivered but not recorded, by kind.",
-            labelled("kind", self.unhandled),
+            "kind",
+            self.unhandled,
         )
-        family(
-            "mktx_webhook_rejected_total",
-            "counter",
-            "Webhook requests refused, by reason.",
-            labelled("reason", self.rejected),
+        yield labelled(
+            "mktx_webhook_rejected", "Webhook requests refused, by reason.", "reason", self.rejected
         )
-        family(
-            "mktx_webhook_events_processed_total",
-            "counter",
+        yield labelled(
+            "mktx_webhook_events_processed",
             "Inbox events finished, by outcome.",
-            labelled("outcome", self.processed),
+            "outcome",
+            self.processed,
         )
-        family(
-            "mktx_webhook_events_failed_total",
-            "counter",
+        yield counter(
+            "mktx_webhook_events_failed",
             "Processing attempts that failed and were scheduled for retry.",
-            [("", self.failed)],
+            self.failed,
         )
-        family(
-            "mktx_webhook_dm_runs_total",
-            "counter",
+        yield labelled(
+            "mktx_webhook_dm_runs",
             "Runs of inbound DMs applied set-based or fallen back to single events.",
-            labelled("path", self.dm_runs),
+            "path",
+            self.dm_runs,
         )
         cumulative, buckets = 0, []
         for bound, n in zip(LAG_BUCKETS, self._lag_counts, strict=True):
             cumulative += n
-            buckets.append((f'_bucket{{le="{_fmt(bound)}"}}', float(cumulative)))
-        buckets.append(('_bucket{le="+Inf"}', float(self._lag_count)))
-        out.append(
-            "# HELP mktx_webhook_processing_lag_seconds "
-            "Seconds from receipt to finished processing."
+            buckets.append((repr(float(bound)), cumulative))
+        buckets.append(("+Inf", self._lag_count))
+        yield HistogramMetricFamily(
+            "mktx_webhook_processing_lag_seconds",
+            "Seconds from receipt to finished processing.",
+            buckets=buckets,
+            sum_value=self._lag_sum,
         )
-        out.append("# TYPE mktx_webhook_processing_lag_seconds histogram")
-        for suffix, value in buckets:
-            out.append(f"mktx_webhook_processing_lag_seconds{suffix} {_fmt(value)}")
-        out.append(f"mktx_webhook_processing_lag_seconds_sum {_fmt(self._lag_sum)}")
-        out.append(f"mktx_webhook_processing_lag_seconds_count {self._lag_count}")
-        if pending is not None:
-            family(
-                "mktx_webhook_inbox_pending",
-                "gauge",
-                "Inbox events not yet finished (all processes).",
-                [("", pending)],
-            )
-        if oldest_pending_age is not None:
-            family(
-                "mktx_webhook_inbox_oldest_pending_age_seconds",
-                "gauge",
-                "Age of the oldest unfinished inbox event (all processes).",
-                [("", oldest_pending_age)],
-            )
-        return "\n".join(out) + "\n"
 
 
 #: Counters shared by the sidecar and an in-process retry loop, so ``/metrics``

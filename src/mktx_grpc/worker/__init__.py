@@ -123,6 +123,12 @@ async def _refresh_post_metrics(deps: Deps) -> float:
     return await refresh_due_metrics(deps)
 
 
+async def _check_webhook_subscriptions(deps: Deps) -> float:
+    from .webhook_checks import check_webhook_subscriptions
+
+    return await check_webhook_subscriptions(deps)
+
+
 #: The outbox consumers (worker/consumer.py): a name and a handler each, one loop each.
 CONSUMERS: list[Consumer] = [
     CAMPAIGN_EVENTS,
@@ -142,6 +148,7 @@ LOOPS: list[Loop] = [
     _publish_due_posts,
     _refresh_post_metrics,
     *consumer_loops(CONSUMERS),
+    _check_webhook_subscriptions,
 ]
 
 #: Awaited once after the loops have stopped (work they left running in the background).

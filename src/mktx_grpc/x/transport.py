@@ -49,6 +49,10 @@ acted.
 
 Secrets never reach a log line or an error message: logs name the method, path,
 status and attempt; errors carry only what X said.
+
+**Metrics.** Every attempt is counted by endpoint (method and path with ids as
+``:id``) and outcome, with its duration; 429s separately; and each host's breaker
+state after each call (``core.metrics``).
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ import base64
 import json as jsonlib
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -67,7 +72,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .breaker import CircuitBreaker
+from ..core import metrics as core_metrics
+from .breaker import BreakerState, CircuitBreaker
 from .config import XConfig
 from .credentials import AppBearer, Credentials, OAuth1Credentials, OAuth2Credentials
 from .errors import (
@@ -120,6 +126,60 @@ Auth = Credentials | OAuth1FlowAuth | BasicAuth | None
 _SAFE_TO_RETRY_ANY_METHOD = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
+# Path segments that are ids (users, DM events, conversations "a-b", webhooks, media);
+# not the API version ("/2").
+_ID_SEGMENT = re.compile(r"/[0-9][0-9-]{2,}(?=/|$)")
+_BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+def endpoint_of(method: str, path: str) -> str:
+    """The metric label of a request: ``POST /2/dm_conversations/with/:id/messages``."""
+    return f"{method} {_ID_SEGMENT.sub('/:id', path.split('?', 1)[0])}"
+
+
+class _XMetrics:
+    """The transport's metric children, looked up once per label set."""
+
+    def __init__(self) -> None:
+        m = core_metrics.get()
+        self._m = m
+        self._requests: dict[tuple[str, str], Any] = {}
+        self._durations: dict[str, Any] = {}
+        self._breakers: dict[str, tuple[Any, int]] = {}
+
+    def attempt(self, endpoint: str, outcome: str, seconds: float | None) -> None:
+        child = self._requests.get((endpoint, outcome))
+        if child is None:
+            child = self._requests[(endpoint, outcome)] = self._m.x_requests.labels(
+                endpoint, outcome
+            )
+        child.inc()
+        if seconds is not None:
+            hist = self._durations.get(endpoint)
+            if hist is None:
+                hist = self._durations[endpoint] = self._m.x_duration.labels(endpoint)
+            hist.observe(seconds)
+        if outcome == "rate_limited":
+            self._m.x_rate_limited.labels(endpoint).inc()
+
+    def breaker(self, host: str, breaker: CircuitBreaker) -> None:
+        value = _BREAKER_VALUE[breaker.state]
+        known = self._breakers.get(host)
+        if known is None or known[1] != value:
+            child = known[0] if known else self._m.x_breaker.labels(host)
+            child.set(value)
+            self._breakers[host] = (child, value)
+
+
+def _outcome(status: int) -> str:
+    if status == 429:
+        return "rate_limited"
+    if status >= 500:
+        return "server_error"
+    if status >= 400:
+        return "client_error"
+    return "ok"
+
 
 class Transport:
     """The HTTP side of the client: connection pools, breakers, :meth:`request`.
@@ -166,6 +226,7 @@ class Transport:
         self._sleep = sleep
         self._rng = rng
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._metrics = _XMetrics()
 
     async def aclose(self) -> None:
         """Close the connection pools this transport built (not a shared ``http``)."""
@@ -225,6 +286,8 @@ class Transport:
         breaker = self.breaker(host)
         method = method.upper()
         safe = method in _IDEMPOTENT if idempotent is None else idempotent
+        endpoint = endpoint_of(method, path)
+        metrics = self._metrics
         content: str | None = encode_form(form) if form is not None else None
         attempt = 0
         waits_429 = 0
@@ -237,6 +300,8 @@ class Transport:
                 # Every earlier attempt provably never left (or was a 429): not sent.
                 raise XNotSent(message, reason="DEADLINE_EXHAUSTED")
             if not breaker.allow():
+                metrics.attempt(endpoint, "breaker_open", None)
+                metrics.breaker(host, breaker)
                 retry_in = breaker.retry_in()
                 raise XNotSent(
                     f"circuit open for {host}; nothing was sent",
@@ -254,6 +319,8 @@ class Transport:
                 await resp.aread()
             except httpx.TransportError as exc:
                 breaker.record_failure()
+                metrics.attempt(endpoint, "transport_error", self._clock() - started)
+                metrics.breaker(host, breaker)
                 log.warning(
                     "x %s %s transport error %s (attempt %d/%d)",
                     method,
@@ -288,8 +355,10 @@ class Transport:
                 self._clock() - started,
                 attempt,
             )
+            metrics.attempt(endpoint, _outcome(resp.status_code), self._clock() - started)
             if resp.status_code >= 500:
                 breaker.record_failure()
+                metrics.breaker(host, breaker)
                 err = error_from_response(resp.status_code, resp.content, resp.headers)
                 if not safe:
                     raise XOutcomeUnknown(
@@ -306,6 +375,7 @@ class Transport:
                 continue
             # Any non-5xx answer proves the host is up, including 4xx and 429.
             breaker.record_success()
+            metrics.breaker(host, breaker)
             if resp.status_code == 429:
                 err = error_from_response(429, resp.content, resp.headers)
                 assert isinstance(err, XRateLimited)
