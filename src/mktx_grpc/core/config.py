@@ -114,6 +114,17 @@ class Settings:
     log_level: str = "INFO"
     #: Seconds in-flight RPCs get to finish on SIGTERM/SIGINT.
     shutdown_grace: float = 10.0
+    #: Seconds between SIGTERM and closing the listener: health answers NOT_SERVING
+    #: meanwhile (calls are still served), so balancers polling Check take the
+    #: instance out before its port goes away (``MKTX_DRAIN_DELAY``; 0: close at once).
+    drain_delay: float = 2.0
+    #: Longest wait for a pooled database connection, in seconds; a call waits at
+    #: most until its own deadline when that is nearer. UNAVAILABLE after it
+    #: (``MKTX_DB_WAIT_MAX``).
+    db_wait_max: float = 5.0
+    #: Seconds between the health probes of the database (``MKTX_HEALTH_INTERVAL``):
+    #: health follows the database within about this plus a second, both ways.
+    health_interval: float = 0.5
     #: HS256 secret for JWTs; generated into the data dir when unset and no RS256 key.
     jwt_secret: bytes = field(default=b"", repr=False)
     #: PEM public key for RS256 JWTs; takes precedence over the HS256 secret.
@@ -226,6 +237,9 @@ class Settings:
                     f"directory is MKTX_DATA_DIR, default ./{_DEFAULT_DATA_DIR}), or set "
                     "MKTX_DATA_DIR or MKTX_JWT_SECRET as the server has them."
                 ) from None
+        for name in ("MKTX_DB_WAIT_MAX", "MKTX_HEALTH_INTERVAL"):
+            if _env(name) and _env_float(name, 1.0) <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds")
         page_key_raw = _env("MKTX_PAGE_TOKEN_KEY")
         max_lifetime = _env_int("MKTX_JWT_MAX_LIFETIME", 0)
         if max_lifetime < 0:
@@ -247,6 +261,9 @@ class Settings:
             pool_max_size=_env_int("MKTX_POOL_MAX_SIZE", 10),
             log_level=_env("MKTX_LOG_LEVEL", "INFO").upper(),
             shutdown_grace=_env_float("MKTX_SHUTDOWN_GRACE", 10.0),
+            drain_delay=max(0.0, _env_float("MKTX_DRAIN_DELAY", 2.0)),
+            db_wait_max=_env_float("MKTX_DB_WAIT_MAX", 5.0),
+            health_interval=_env_float("MKTX_HEALTH_INTERVAL", 0.5),
             jwt_secret=jwt_secret,
             jwt_public_key=jwt_public_key,
             jwt_issuer=_env("MKTX_JWT_ISSUER"),

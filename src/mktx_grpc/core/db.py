@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 import re
+import select
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 import psycopg
 from psycopg import AsyncConnection, IsolationLevel
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from .context import connection_var, current_connection
 
@@ -161,15 +162,76 @@ def migrate(conninfo: str, directory: Path | None = None) -> list[str]:
     return applied_now
 
 
+#: Seconds the pool keeps retrying one failed connection attempt (psycopg_pool's
+#: back-off: 1 s, then the rest) before it gives that slot up; the next caller waiting
+#: for a connection starts a new attempt at once. Short, so that a database that
+#: comes back is reconnected to within about a second (the library default, 5 min,
+#: backs off to 8 s, 16 s, ... between attempts).
+RECONNECT_TIMEOUT = 1.5
+#: The library's default wait for a pooled connection, for pools made without one.
+DEFAULT_WAIT_MAX = 30.0
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from) says the database could not be
+    reached or the connection died: a connection refused, an administrator shutdown,
+    a connection lost mid-query, no pooled connection free in time, a closed pool.
+    These are worth retrying elsewhere or later; they are not bugs."""
+    seen = 0
+    cur: BaseException | None = exc
+    while cur is not None and seen < 8:
+        if isinstance(cur, psycopg.OperationalError | PoolTimeout | PoolClosed):
+            return True
+        if isinstance(cur, ConnectionError):  # refused, reset, aborted
+            return True
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return False
+
+
+def _has_input(sock: int) -> bool:
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+async def check_connection(conn: AsyncConnection[Any]) -> None:
+    """The pool's check on checkout: raise when ``conn`` is dead, so the pool
+    discards it (and connects anew) instead of handing it out.
+
+    A healthy idle connection has nothing to read; one the server closed (a restart,
+    an administrator's shutdown, a crashed backend) has its goodbye or an EOF waiting.
+    Only a connection that is broken or has input pays for psycopg_pool's round-trip
+    check (``AsyncConnectionPool.check_connection``), so the common case costs a
+    ``select`` and no round trip. A connection that died silently (a network
+    partition) fails on its query instead; it is then discarded when it is returned.
+    """
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("the connection is closed")
+    if _has_input(conn.pgconn.socket):
+        await AsyncConnectionPool.check_connection(conn)
+
+
 def make_pool(
-    conninfo: str, *, min_size: int, max_size: int, metrics: bool = True
+    conninfo: str,
+    *,
+    min_size: int,
+    max_size: int,
+    metrics: bool = True,
+    wait_max: float = DEFAULT_WAIT_MAX,
 ) -> AsyncConnectionPool:
     """Build an unopened pool whose connections are in autocommit.
 
     Reads run as single autocommitted statements (no BEGIN/COMMIT round trips); the
     unit of work opens an explicit transaction for mutations. The pool publishes its
     metrics (``core.metrics.InstrumentedPool``: connection waits, size, use, queue)
-    unless ``metrics`` is False.
+    unless ``metrics`` is False. ``wait_max`` bounds every wait for a connection
+    (``PoolTimeout`` after it). Dead connections are discarded on checkout
+    (:func:`check_connection`) and lost ones reconnected with a short back-off
+    (:data:`RECONNECT_TIMEOUT`), so service resumes about a second after the
+    database returns.
     """
     from .metrics import InstrumentedPool
 
@@ -181,6 +243,9 @@ def make_pool(
         kwargs={"autocommit": True},
         open=False,
         name="mktx",
+        timeout=wait_max,
+        check=check_connection,
+        reconnect_timeout=RECONNECT_TIMEOUT,
     )
 
 

@@ -3,7 +3,9 @@
 Every error carries ``google.rpc.ErrorInfo`` (domain ``mktx.v1``). InvalidArgument
 adds exactly one ``google.rpc.BadRequest`` listing every bad field; QuotaExceeded
 adds ``google.rpc.RetryInfo``. Anything unexpected becomes INTERNAL with a generic
-message: the traceback goes to the log, never to the client.
+message: the traceback goes to the log, never to the client. Connection-level
+database failures (refused, shut down, lost mid-query, no pooled connection in time)
+are not bugs: they become UNAVAILABLE with reason DATABASE_UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -20,12 +22,17 @@ from grpc_interceptor.server import AsyncServerInterceptor
 from grpc_status import rpc_status
 
 from ..core.context import request_id_var
-from ..core.errors import DomainError, InvalidArgument, QuotaExceeded
+from ..core.db import is_connection_failure
+from ..core.errors import DomainError, InvalidArgument, QuotaExceeded, Unavailable
 from ._stream import call_next, is_stream
 
 log = logging.getLogger("mktx_grpc.errors")
 
 DOMAIN = "mktx.v1"
+#: What a call that met a connection-level database failure is answered.
+DATABASE_UNAVAILABLE = Unavailable(
+    "the database is unavailable; retry shortly", metadata={"dependency": "database"}
+)
 
 
 def _pack(message: Any) -> any_pb2.Any:
@@ -110,6 +117,16 @@ class ErrorMappingInterceptor(AsyncServerInterceptor):
             raise exc
         if isinstance(exc, DomainError):
             await context.abort_with_status(status_for(exc))
+        if is_connection_failure(exc):
+            # The database is down, restarting or saturated: not a bug, and worth a
+            # retry (here shortly, or on another instance).
+            log.warning(
+                "database unavailable in %s (request id %s): %s",
+                method_name,
+                request_id_var.get(),
+                type(exc).__name__,
+            )
+            await context.abort_with_status(status_for(DATABASE_UNAVAILABLE))
         log.error(
             "unhandled error in %s (request id %s)",
             method_name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -25,6 +26,22 @@ def _incoming_request_id(context: grpc.aio.ServicerContext) -> str:
     return os.urandom(16).hex()
 
 
+def _code_name(context: grpc.aio.ServicerContext, cancelled: bool = False) -> str:
+    """What the client got: the status set, else (no status: the handler returned or
+    was cancelled) CANCELLED for a call its client gave up, DEADLINE_EXCEEDED for one
+    past its deadline, and OK only for a call answered in time."""
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return str(code.name)
+    if cancelled or context.cancelled():
+        remaining = context.time_remaining()
+        return "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        return "DEADLINE_EXCEEDED"
+    return "OK"
+
+
 class LoggingInterceptor(AsyncServerInterceptor):
     """Logs method, status code, duration, merchant and request id for every RPC.
 
@@ -44,8 +61,8 @@ class LoggingInterceptor(AsyncServerInterceptor):
         start = time.perf_counter()
         try:
             result = await call_next(method, request, context)
-        except BaseException:
-            self._log(method_name, context, start)
+        except BaseException as exc:
+            self._log(method_name, context, start, isinstance(exc, asyncio.CancelledError))
             raise
         if is_stream(result):
             return self._stream(result, method_name, context, start)
@@ -59,17 +76,26 @@ class LoggingInterceptor(AsyncServerInterceptor):
         context: grpc.aio.ServicerContext,
         start: float,
     ) -> AsyncIterator[Any]:
+        cancelled = False
         try:
             async for item in it:
                 yield item
+        except (asyncio.CancelledError, GeneratorExit):
+            cancelled = True
+            raise
         finally:
-            self._log(method_name, context, start)
+            self._log(method_name, context, start, cancelled)
 
-    def _log(self, method_name: str, context: grpc.aio.ServicerContext, start: float) -> None:
+    def _log(
+        self,
+        method_name: str,
+        context: grpc.aio.ServicerContext,
+        start: float,
+        cancelled: bool = False,
+    ) -> None:
         if not log.isEnabledFor(logging.INFO):
             return
-        code = context.code()
-        code_name = code.name if isinstance(code, grpc.StatusCode) else "OK"
+        code_name = _code_name(context, cancelled)
         principal = principal_var.get()
         log.info(
             "rpc",

@@ -21,8 +21,13 @@ from ._stream import call_next, is_stream
 
 
 class UnitOfWorkInterceptor(AsyncServerInterceptor):
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    """``wait_max``: the longest a call waits for a pooled connection; a call with a
+    nearer deadline waits only until its deadline. ``PoolTimeout`` then (the error
+    interceptor answers UNAVAILABLE), never a wait the client has given up on."""
+
+    def __init__(self, pool: AsyncConnectionPool, *, wait_max: float | None = None) -> None:
         self._pool = pool
+        self._wait_max = wait_max
 
     async def intercept(
         self,
@@ -34,7 +39,12 @@ class UnitOfWorkInterceptor(AsyncServerInterceptor):
         spec = spec_for(method_name)
         if not spec.db:
             return await call_next(method, request, context)
-        async with use_connection(self._pool, transaction=spec.write):
+        wait = self._wait_max
+        remaining = context.time_remaining()
+        if remaining is not None:
+            # A pool wait of 0 is "none left": PoolTimeout at once.
+            wait = max(0.0, remaining) if wait is None else max(0.0, min(wait, remaining))
+        async with use_connection(self._pool, transaction=spec.write, wait=wait):
             result = await call_next(method, request, context)
             if is_stream(result):
                 raise RuntimeError(f"{method_name}: streaming RPCs must be declared db=False")

@@ -153,7 +153,7 @@ def create_webhook_app(
         return JSONResponse({"recorded": len(evs), "new": len(new)})
 
     async def healthz(request: Request) -> Response:
-        if not await database_ok(deps.pool):
+        if not await database_ok(deps.pool, within=1.0):
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 

@@ -1,0 +1,243 @@
+"""Issue 13 §1: PostgreSQL stopped and restarted under steady load, with real processes.
+
+A PostgreSQL of the test's own (never the shared one) serves a real ``mktx-grpc
+serve`` subprocess. Calls run at a steady rate (reads and writes, each with a 1 s
+deadline) while a poller watches health Check and another the sidecar's /healthz.
+PostgreSQL is stopped (fast shutdown: pooled connections get AdminShutdown) and
+started again. What clients must see:
+
+- every call answers OK, UNAVAILABLE or DEADLINE_EXCEEDED: never INTERNAL or UNKNOWN
+  (UNAVAILABLE carries ErrorInfo reason DATABASE_UNAVAILABLE);
+- calls succeed again within 3 s of the database's return;
+- health is NOT_SERVING during the outage and SERVING after; the sidecar answers 503
+  during it and recovers, without a restart;
+- the RPC log line of a call the client saw fail is not "OK".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+
+import grpc
+import httpx
+import pytest
+from fault_helpers import ScratchPostgres, start_serve
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from mktx.v1 import templates_pb2, templates_pb2_grpc
+
+T = templates_pb2
+#: Seconds between calls (50 calls/s), and each call's deadline.
+CALL_INTERVAL = 0.02
+CALL_DEADLINE = 1.0
+#: The targets of issue 13 §1.
+RECOVERY_SECONDS = 3.0
+HEALTH_LAG_SECONDS = 1.5
+
+
+@dataclass
+class Call:
+    started: float
+    ended: float
+    code: grpc.StatusCode
+    request_id: str
+    reason: str = ""
+
+
+@dataclass
+class Probe:
+    at: float
+    value: str
+    ended: float = 0.0
+
+
+@pytest.fixture
+def scratch_pg():
+    pg = ScratchPostgres()
+    try:
+        pg.init()
+        pg.start()
+        pg.create_database("mktx")
+        yield pg
+    finally:
+        pg.destroy()
+
+
+def _reason(err: grpc.aio.AioRpcError) -> str:
+    status = rpc_status.from_call(err)
+    if status is None:
+        return ""
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info.reason
+    return ""
+
+
+async def _run_load(addr: str, token: str, webhook_port: int, outage: float, pg: ScratchPostgres):
+    calls: list[Call] = []
+    health: list[Probe] = []
+    sidecar: list[Probe] = []
+    stop = asyncio.Event()
+    md_auth = ("authorization", f"Bearer {token}")
+    async with grpc.aio.insecure_channel(addr) as channel:
+        templates = templates_pb2_grpc.TemplatesServiceStub(channel)
+        checker = health_pb2_grpc.HealthStub(channel)
+
+        async def one(i: int) -> None:
+            rid = uuid.uuid4().hex
+            md = (md_auth, ("x-request-id", rid))
+            start = time.monotonic()
+            code, reason = grpc.StatusCode.OK, ""
+            try:
+                if i % 2:
+                    await templates.ListTemplates(
+                        T.ListTemplatesRequest(page_size=5), metadata=md, timeout=CALL_DEADLINE
+                    )
+                else:
+                    await templates.CreateTemplate(
+                        T.CreateTemplateRequest(
+                            template=T.Template(
+                                name=f"t{i}", type=T.TEMPLATE_TYPE_TEXT, content="hello"
+                            ),
+                            request_id=str(uuid.uuid4()),
+                        ),
+                        metadata=md,
+                        timeout=CALL_DEADLINE,
+                    )
+            except grpc.aio.AioRpcError as err:
+                code, reason = err.code(), _reason(err)
+            calls.append(Call(start, time.monotonic(), code, rid, reason))
+
+        async def load() -> None:
+            tasks: list[asyncio.Task[None]] = []
+            i = 0
+            next_at = time.monotonic()
+            while not stop.is_set():
+                tasks.append(asyncio.create_task(one(i)))
+                i += 1
+                next_at += CALL_INTERVAL
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            await asyncio.gather(*tasks)
+
+        async def poll_health() -> None:
+            while not stop.is_set():
+                at = time.monotonic()
+                try:
+                    res = await checker.Check(health_pb2.HealthCheckRequest(), timeout=0.5)
+                    value = health_pb2.HealthCheckResponse.ServingStatus.Name(res.status)
+                except grpc.aio.AioRpcError as err:
+                    value = err.code().name
+                health.append(Probe(at, value, time.monotonic()))
+                await asyncio.sleep(0.1)
+
+        async def poll_sidecar() -> None:
+            async with httpx.AsyncClient(timeout=3.0) as http:
+                while not stop.is_set():
+                    at = time.monotonic()
+                    try:
+                        res = await http.get(f"http://127.0.0.1:{webhook_port}/healthz")
+                        value = str(res.status_code)
+                    except httpx.HTTPError as exc:
+                        value = type(exc).__name__
+                    sidecar.append(Probe(at, value, time.monotonic()))
+                    await asyncio.sleep(0.2)
+
+        workers = [
+            asyncio.create_task(load()),
+            asyncio.create_task(poll_health()),
+            asyncio.create_task(poll_sidecar()),
+        ]
+        await asyncio.sleep(2.0)
+        t_stop = time.monotonic()
+        await asyncio.to_thread(pg.stop, "fast")
+        t_down = time.monotonic()
+        await asyncio.sleep(outage)
+        t_restart = time.monotonic()
+        await asyncio.to_thread(pg.start)
+        t_up = time.monotonic()
+        await asyncio.sleep(RECOVERY_SECONDS + 3.0)
+        stop.set()
+        await asyncio.gather(*workers)
+    return calls, health, sidecar, (t_stop, t_down, t_restart, t_up)
+
+
+def _logged_codes(log_text: str) -> dict[str, str]:
+    codes: dict[str, str] = {}
+    for line in log_text.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("message") == "rpc" and "request_id" in rec:
+            codes[rec["request_id"]] = rec.get("code", "")
+    return codes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("outage", [5.0, 0.0], ids=["5s-outage", "quick-restart"])
+async def test_database_outage_is_unavailable_and_survived(scratch_pg, tmp_path, outage):
+    served = start_serve(scratch_pg.url("mktx"), tmp_path)
+    try:
+        calls, health, sidecar, (t_stop, t_down, t_restart, t_up) = await _run_load(
+            served.addr, served.token(), served.webhook_port, outage, scratch_pg
+        )
+        log_text = served.log_text()
+    finally:
+        rc = served.terminate()
+    assert rc == 0, served.log_text()[-3000:]
+
+    by_code = Counter(c.code.name for c in calls)
+    print(f"outage {outage}s: {len(calls)} calls {dict(by_code)}")
+    # Before the stop, everything worked.
+    before = [c for c in calls if c.ended < t_stop]
+    assert before and all(c.code == grpc.StatusCode.OK for c in before)
+    # Never INTERNAL or UNKNOWN (or anything else): a database outage is UNAVAILABLE,
+    # or the client's own deadline.
+    allowed = {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+    bad = [c for c in calls if c.code not in allowed]
+    assert not bad, f"{len(bad)} calls answered {Counter(c.code.name for c in bad)}"
+    unavailable = [c for c in calls if c.code == grpc.StatusCode.UNAVAILABLE]
+    assert {c.reason for c in unavailable} <= {"DATABASE_UNAVAILABLE"}
+    if outage >= 3.0:
+        assert unavailable, "no call was answered UNAVAILABLE"
+    # Recovery: every call started 3 s after the database's return succeeds.
+    after = [c for c in calls if c.started >= t_up + RECOVERY_SECONDS]
+    assert after and all(c.code == grpc.StatusCode.OK for c in after), Counter(
+        c.code.name for c in after
+    )
+    first_ok = min(c.ended for c in calls if c.started >= t_up and c.code.name == "OK")
+    print(f"first OK {first_ok - t_up:.2f}s after the database returned")
+    # Health follows: SERVING after the return (within the lag), and when the outage
+    # is long enough to notice, NOT_SERVING during it.
+    assert all(p.value == "SERVING" for p in health if p.at < t_stop)
+    assert all(p.value == "SERVING" for p in health if p.at >= t_up + HEALTH_LAG_SECONDS)
+    assert all(p.value == "200" for p in sidecar if p.at >= t_up + RECOVERY_SECONDS)
+    if outage >= 3.0:
+        during = [p for p in health if t_down + HEALTH_LAG_SECONDS <= p.at < p.ended < t_restart]
+        assert during and all(p.value == "NOT_SERVING" for p in during), during
+        down = [c for c in calls if c.started >= t_down and c.ended < t_restart]
+        assert down and all(c.code != grpc.StatusCode.OK for c in down)
+        side_down = [
+            p for p in sidecar if t_down + HEALTH_LAG_SECONDS <= p.at < p.ended < t_restart
+        ]
+        assert side_down and all(p.value == "503" for p in side_down), side_down
+    # The log line of each call records what its client got: none failed and "OK".
+    logged = _logged_codes(log_text)
+    lied = [
+        (c.code.name, logged[c.request_id])
+        for c in calls
+        if c.code != grpc.StatusCode.OK and logged.get(c.request_id) == "OK"
+    ]
+    assert not lied, f"{len(lied)} failed calls logged OK: {lied[:5]}"
+    assert "unhandled error" not in log_text
