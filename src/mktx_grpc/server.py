@@ -43,7 +43,7 @@ from mktx.v1 import (
 )
 
 from .core.auth import TokenVerifier
-from .core.db import database_ok
+from .core.db import DatabaseState, database_ok
 from .deps import Deps
 from .interceptors import (
     AuthInterceptor,
@@ -148,6 +148,8 @@ class GrpcApp:
     def __init__(self, deps: Deps, *, host: str, port: int) -> None:
         self.deps = deps
         self.health = HealthServicer()
+        #: The health probe's finding, which calls consult (short pool waits when down).
+        self.database = DatabaseState()
         self.chain = InterceptorChain(
             [
                 LoggingInterceptor(),
@@ -155,7 +157,9 @@ class GrpcApp:
                 ErrorMappingInterceptor(),
                 AuthInterceptor(TokenVerifier(deps.settings)),
                 ValidationInterceptor(),
-                UnitOfWorkInterceptor(deps.pool, wait_max=deps.settings.db_wait_max),
+                UnitOfWorkInterceptor(
+                    deps.pool, wait_max=deps.settings.db_wait_max, database=self.database
+                ),
             ]
         )
         self.server = grpc.aio.server(
@@ -195,7 +199,7 @@ class GrpcApp:
 
     async def start(self) -> None:
         await self.server.start()
-        self._healthy = await self._db_ok()
+        self._healthy = self.database.reachable = await self._db_ok()
         await self._set_health(self._healthy)
         self._monitor = asyncio.create_task(self._watch_db(), name="health-db-monitor")
         log.debug("gRPC listening on port %d", self.port)
@@ -246,5 +250,6 @@ class GrpcApp:
             ok = await self._db_ok()
             if ok != self._healthy:
                 log.warning("database %s", "reachable again" if ok else "unreachable")
+                self.database.reachable = ok
                 await self._set_health(ok)
                 self._healthy = ok

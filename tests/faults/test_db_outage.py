@@ -22,6 +22,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 
 import grpc
 import httpx
@@ -34,9 +35,9 @@ from grpc_status import rpc_status
 from mktx.v1 import templates_pb2, templates_pb2_grpc
 
 T = templates_pb2
-#: Seconds between calls (50 calls/s), and each call's deadline.
-CALL_INTERVAL = 0.02
-CALL_DEADLINE = 1.0
+#: Seconds between calls (25 calls/s), and each call's deadline.
+CALL_INTERVAL = 0.04
+CALL_DEADLINE = 2.0
 #: The targets of issue 13 §1.
 RECOVERY_SECONDS = 3.0
 HEALTH_LAG_SECONDS = 1.5
@@ -164,24 +165,30 @@ async def _run_load(addr: str, token: str, webhook_port: int, outage: float, pg:
         t_restart = time.monotonic()
         await asyncio.to_thread(pg.start)
         t_up = time.monotonic()
+        wall_up = time.time()
         await asyncio.sleep(RECOVERY_SECONDS + 3.0)
         stop.set()
         await asyncio.gather(*workers)
-    return calls, health, sidecar, (t_stop, t_down, t_restart, t_up)
+    return calls, health, sidecar, (t_stop, t_down, t_restart, t_up), wall_up
+
+
+def _records(log_text: str) -> list[dict]:
+    out = []
+    for line in log_text.splitlines():
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
 
 
 def _logged_codes(log_text: str) -> dict[str, str]:
-    codes: dict[str, str] = {}
-    for line in log_text.splitlines():
-        if not line.startswith("{"):
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if rec.get("message") == "rpc" and "request_id" in rec:
-            codes[rec["request_id"]] = rec.get("code", "")
-    return codes
+    return {
+        r["request_id"]: r.get("code", "")
+        for r in _records(log_text)
+        if r.get("message") == "rpc" and "request_id" in r
+    }
 
 
 @pytest.mark.slow
@@ -189,7 +196,7 @@ def _logged_codes(log_text: str) -> dict[str, str]:
 async def test_database_outage_is_unavailable_and_survived(scratch_pg, tmp_path, outage):
     served = start_serve(scratch_pg.url("mktx"), tmp_path)
     try:
-        calls, health, sidecar, (t_stop, t_down, t_restart, t_up) = await _run_load(
+        calls, health, sidecar, (t_stop, t_down, t_restart, t_up), wall_up = await _run_load(
             served.addr, served.token(), served.webhook_port, outage, scratch_pg
         )
         log_text = served.log_text()
@@ -241,3 +248,12 @@ async def test_database_outage_is_unavailable_and_survived(scratch_pg, tmp_path,
     ]
     assert not lied, f"{len(lied)} failed calls logged OK: {lied[:5]}"
     assert "unhandled error" not in log_text
+    if outage >= 3.0:
+        # The worker loops (in-process) met the outage, kept running, and resumed.
+        failures = [
+            datetime.fromisoformat(r["time"]).timestamp()
+            for r in _records(log_text)
+            if r.get("message", "").startswith("background loop")
+        ]
+        assert failures, "no worker loop noticed the outage"
+        assert max(failures) < wall_up + RECOVERY_SECONDS

@@ -172,6 +172,28 @@ RECONNECT_TIMEOUT = 1.5
 DEFAULT_WAIT_MAX = 30.0
 
 
+#: Seconds a call waits for a pooled connection while the health probe finds the
+#: database unreachable: enough for a connection that is ready, not the full wait.
+OUTAGE_WAIT = 0.25
+
+
+class DatabaseState:
+    """What the process's health probe last found: whether the database answers.
+
+    While it does not, calls wait only :data:`OUTAGE_WAIT` for a connection (then
+    UNAVAILABLE: retry elsewhere) instead of their whole deadline in the pool's
+    queue; the probe keeps the pool reconnecting meanwhile."""
+
+    def __init__(self) -> None:
+        self.reachable = True
+
+    def wait_for(self, wait: float | None) -> float | None:
+        """The pool wait for a call that would otherwise wait ``wait`` seconds."""
+        if self.reachable:
+            return wait
+        return OUTAGE_WAIT if wait is None else min(wait, OUTAGE_WAIT)
+
+
 def is_connection_failure(exc: BaseException) -> bool:
     """Whether ``exc`` (or what it was raised from) says the database could not be
     reached or the connection died: a connection refused, an administrator shutdown,

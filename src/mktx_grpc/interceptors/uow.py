@@ -15,7 +15,7 @@ import grpc
 from grpc_interceptor.server import AsyncServerInterceptor
 from psycopg_pool import AsyncConnectionPool
 
-from ..core.db import use_connection
+from ..core.db import DatabaseState, use_connection
 from ..methods import spec_for
 from ._stream import call_next, is_stream
 
@@ -23,11 +23,20 @@ from ._stream import call_next, is_stream
 class UnitOfWorkInterceptor(AsyncServerInterceptor):
     """``wait_max``: the longest a call waits for a pooled connection; a call with a
     nearer deadline waits only until its deadline. ``PoolTimeout`` then (the error
-    interceptor answers UNAVAILABLE), never a wait the client has given up on."""
+    interceptor answers UNAVAILABLE), never a wait the client has given up on. While
+    ``database`` (the health probe's finding) says the database is unreachable, the
+    wait is short (``DatabaseState.wait_for``)."""
 
-    def __init__(self, pool: AsyncConnectionPool, *, wait_max: float | None = None) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        *,
+        wait_max: float | None = None,
+        database: DatabaseState | None = None,
+    ) -> None:
         self._pool = pool
         self._wait_max = wait_max
+        self._database = database
 
     async def intercept(
         self,
@@ -44,6 +53,8 @@ class UnitOfWorkInterceptor(AsyncServerInterceptor):
         if remaining is not None:
             # A pool wait of 0 is "none left": PoolTimeout at once.
             wait = max(0.0, remaining) if wait is None else max(0.0, min(wait, remaining))
+        if self._database is not None:
+            wait = self._database.wait_for(wait)
         async with use_connection(self._pool, transaction=spec.write, wait=wait):
             result = await call_next(method, request, context)
             if is_stream(result):
