@@ -248,12 +248,12 @@ async def test_database_outage_is_unavailable_and_survived(scratch_pg, tmp_path,
     ]
     assert not lied, f"{len(lied)} failed calls logged OK: {lied[:5]}"
     assert "unhandled error" not in log_text
-    if outage >= 3.0:
-        # The worker loops (in-process) met the outage, kept running, and resumed.
-        failures = [
-            datetime.fromisoformat(r["time"]).timestamp()
-            for r in _records(log_text)
-            if r.get("message", "").startswith("background loop")
-        ]
-        assert failures, "no worker loop noticed the outage"
-        assert max(failures) < wall_up + RECOVERY_SECONDS
+    # The worker loops and the live listener (in-process) resumed by themselves: none
+    # of them still fails once the database is back.
+    late = [
+        r["message"]
+        for r in _records(log_text)
+        if r.get("message", "").startswith(("background loop", "live listener"))
+        and datetime.fromisoformat(r["time"]).timestamp() > wall_up + RECOVERY_SECONDS
+    ]
+    assert not late, late

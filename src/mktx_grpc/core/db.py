@@ -220,8 +220,7 @@ def _has_input(sock: int) -> bool:
 
 
 async def check_connection(conn: AsyncConnection[Any]) -> None:
-    """The pool's check on checkout: raise when ``conn`` is dead, so the pool
-    discards it (and connects anew) instead of handing it out.
+    """Raise when ``conn`` is dead. Cheap for a live one.
 
     A healthy idle connection has nothing to read; one the server closed (a restart,
     an administrator's shutdown, a crashed backend) has its goodbye or an EOF waiting.
@@ -234,6 +233,35 @@ async def check_connection(conn: AsyncConnection[Any]) -> None:
         raise psycopg.OperationalError("the connection is closed")
     if _has_input(conn.pgconn.socket):
         await AsyncConnectionPool.check_connection(conn)
+
+
+def _checkout_check(pools: list[AsyncConnectionPool]) -> Any:
+    """The pool's check on checkout (``pools`` holds the pool, once made): a dead
+    connection is discarded (and replaced) instead of handed out.
+
+    One dead connection means the others idle beside it probably died too (the server
+    restarted): before this one is refused, the pool's idle connections are swept
+    (``AsyncConnectionPool.check``), because psycopg_pool backs off a second and more
+    between further failed checks of one request, which after a restart would cost
+    every request a second per dead connection it drew."""
+    sweeping = False
+
+    async def check(conn: AsyncConnection[Any]) -> None:
+        nonlocal sweeping
+        try:
+            await check_connection(conn)
+        except Exception:
+            if pools and not sweeping:
+                sweeping = True
+                try:
+                    await pools[0].check()
+                except Exception:  # the sweep is an optimisation; the refusal is not
+                    log.debug("sweeping the pool's idle connections failed", exc_info=True)
+                finally:
+                    sweeping = False
+            raise
+
+    return check
 
 
 def make_pool(
@@ -258,7 +286,8 @@ def make_pool(
     from .metrics import InstrumentedPool
 
     cls = InstrumentedPool if metrics else AsyncConnectionPool
-    return cls(
+    made: list[AsyncConnectionPool] = []
+    pool = cls(
         conninfo,
         min_size=min_size,
         max_size=max_size,
@@ -266,9 +295,11 @@ def make_pool(
         open=False,
         name="mktx",
         timeout=wait_max,
-        check=check_connection,
+        check=_checkout_check(made),
         reconnect_timeout=RECONNECT_TIMEOUT,
     )
+    made.append(pool)
+    return pool
 
 
 # ------------------------------------------------------------------ connections
