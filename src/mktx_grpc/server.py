@@ -43,7 +43,7 @@ from mktx.v1 import (
 )
 
 from .core.auth import TokenVerifier
-from .core.db import DatabaseState, database_ok
+from .core.db import DatabaseProbe, DatabaseState
 from .deps import Deps
 from .interceptors import (
     AuthInterceptor,
@@ -142,6 +142,7 @@ class GrpcApp:
 
     Lifecycle: ``await start()`` binds and serves; ``await stop()`` drains (see
     there). Health follows the database: a probe every ``health_interval`` seconds
+    (on a connection of its own: a saturated pool is not an unreachable database)
     sets every service SERVING or NOT_SERVING. The pool belongs to the caller.
     """
 
@@ -150,6 +151,7 @@ class GrpcApp:
         self.health = HealthServicer()
         #: The health probe's finding, which calls consult (short pool waits when down).
         self.database = DatabaseState()
+        self._probe = DatabaseProbe(str(deps.pool.conninfo))
         self.chain = InterceptorChain(
             [
                 LoggingInterceptor(),
@@ -229,10 +231,11 @@ class GrpcApp:
         await asyncio.sleep(0)
         self.streams.end_all()
         await stopping
+        await self._probe.close()
 
     async def _db_ok(self) -> bool:
         within = max(0.2, min(1.0, self.deps.settings.health_interval * 2))
-        return await database_ok(self.deps.pool, within=within)
+        return await self._probe.ok(within)
 
     async def _set_health(self, ok: bool) -> None:
         status = (

@@ -33,6 +33,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from mktx.v1 import templates_pb2, templates_pb2_grpc
+from mktx_grpc.x.signatures import webhook_signature
 
 T = templates_pb2
 #: Seconds between calls (25 calls/s), and each call's deadline.
@@ -41,6 +42,36 @@ CALL_DEADLINE = 2.0
 #: The targets of issue 13 §1.
 RECOVERY_SECONDS = 3.0
 HEALTH_LAG_SECONDS = 1.5
+
+
+#: The built-in X sandbox's consumer secret (``serve`` without X credentials), which
+#: signs webhooks.
+SANDBOX_SECRET = "sandbox-consumer-secret"
+
+
+def _dm_delivery(n: int) -> dict:
+    sender, recipient = "1800000000000000001", "1800000000000000002"
+    event_id = str(1_900_000_000_000_000_000 + time.time_ns() // 1000 % 10**12 * 100 + n % 100)
+    return {
+        "for_user_id": recipient,
+        "direct_message_events": [
+            {
+                "type": "message_create",
+                "id": event_id,
+                "created_timestamp": str(int(time.time() * 1000)),
+                "message_create": {
+                    "target": {"recipient_id": recipient},
+                    "sender_id": sender,
+                    "source_app_id": "29000001",
+                    "message_data": {"text": f"hello {n}", "entities": {}},
+                },
+            }
+        ],
+        "users": {
+            uid: {"id": uid, "id_str": uid, "name": "U", "screen_name": f"u{uid[-4:]}"}
+            for uid in (sender, recipient)
+        },
+    }
 
 
 @dataclass
@@ -87,6 +118,7 @@ async def _run_load(addr: str, token: str, webhook_port: int, outage: float, pg:
     calls: list[Call] = []
     health: list[Probe] = []
     sidecar: list[Probe] = []
+    webhooks: list[Probe] = []
     stop = asyncio.Event()
     md_auth = ("authorization", f"Bearer {token}")
     async with grpc.aio.insecure_channel(addr) as channel:
@@ -133,12 +165,37 @@ async def _run_load(addr: str, token: str, webhook_port: int, outage: float, pg:
             while not stop.is_set():
                 at = time.monotonic()
                 try:
-                    res = await checker.Check(health_pb2.HealthCheckRequest(), timeout=0.5)
+                    res = await checker.Check(health_pb2.HealthCheckRequest(), timeout=2.0)
                     value = health_pb2.HealthCheckResponse.ServingStatus.Name(res.status)
                 except grpc.aio.AioRpcError as err:
                     value = err.code().name
                 health.append(Probe(at, value, time.monotonic()))
                 await asyncio.sleep(0.1)
+
+        async def post_webhooks() -> None:
+            # Signed DM deliveries, each a new event: 200 once stored in the inbox,
+            # 503 (X delivers again) while the database cannot take it.
+            n = 0
+            async with httpx.AsyncClient(timeout=10.0) as http:
+                while not stop.is_set():
+                    n += 1
+                    body = json.dumps(_dm_delivery(n), separators=(",", ":")).encode()
+                    headers = {
+                        "content-type": "application/json",
+                        "x-twitter-webhooks-signature": webhook_signature(SANDBOX_SECRET, body),
+                    }
+                    at = time.monotonic()
+                    try:
+                        res = await http.post(
+                            f"http://127.0.0.1:{webhook_port}/webhooks/twitter",
+                            content=body,
+                            headers=headers,
+                        )
+                        value = str(res.status_code)
+                    except httpx.HTTPError as exc:
+                        value = type(exc).__name__
+                    webhooks.append(Probe(at, value, time.monotonic()))
+                    await asyncio.sleep(0.3)
 
         async def poll_sidecar() -> None:
             async with httpx.AsyncClient(timeout=3.0) as http:
@@ -152,10 +209,12 @@ async def _run_load(addr: str, token: str, webhook_port: int, outage: float, pg:
                     sidecar.append(Probe(at, value, time.monotonic()))
                     await asyncio.sleep(0.2)
 
+        await asyncio.wait_for(channel.channel_ready(), 10)
         workers = [
             asyncio.create_task(load()),
             asyncio.create_task(poll_health()),
             asyncio.create_task(poll_sidecar()),
+            asyncio.create_task(post_webhooks()),
         ]
         await asyncio.sleep(2.0)
         t_stop = time.monotonic()
@@ -169,7 +228,7 @@ async def _run_load(addr: str, token: str, webhook_port: int, outage: float, pg:
         await asyncio.sleep(RECOVERY_SECONDS + 3.0)
         stop.set()
         await asyncio.gather(*workers)
-    return calls, health, sidecar, (t_stop, t_down, t_restart, t_up), wall_up
+    return calls, health, sidecar, webhooks, (t_stop, t_down, t_restart, t_up), wall_up
 
 
 def _records(log_text: str) -> list[dict]:
@@ -196,9 +255,14 @@ def _logged_codes(log_text: str) -> dict[str, str]:
 async def test_database_outage_is_unavailable_and_survived(scratch_pg, tmp_path, outage):
     served = start_serve(scratch_pg.url("mktx"), tmp_path)
     try:
-        calls, health, sidecar, (t_stop, t_down, t_restart, t_up), wall_up = await _run_load(
-            served.addr, served.token(), served.webhook_port, outage, scratch_pg
-        )
+        (
+            calls,
+            health,
+            sidecar,
+            webhooks,
+            (t_stop, t_down, t_restart, t_up),
+            wall_up,
+        ) = await _run_load(served.addr, served.token(), served.webhook_port, outage, scratch_pg)
         log_text = served.log_text()
     finally:
         rc = served.terminate()
@@ -227,14 +291,23 @@ async def test_database_outage_is_unavailable_and_survived(scratch_pg, tmp_path,
     print(f"first OK {first_ok - t_up:.2f}s after the database returned")
     # Health follows: SERVING after the return (within the lag), and when the outage
     # is long enough to notice, NOT_SERVING during it.
-    assert all(p.value == "SERVING" for p in health if p.at < t_stop)
+    early = [p for p in health if p.at < t_stop]
+    assert all(p.value == "SERVING" for p in early), early
     assert all(p.value == "SERVING" for p in health if p.at >= t_up + HEALTH_LAG_SECONDS)
     assert all(p.value == "200" for p in sidecar if p.at >= t_up + RECOVERY_SECONDS)
+    # Webhook deliveries: stored before, 503 or stored during (never a 500), stored
+    # again after the return.
+    assert all(p.value == "200" for p in webhooks if p.ended < t_stop)
+    assert {p.value for p in webhooks} <= {"200", "503"}, [p.value for p in webhooks]
+    late = [p.value for p in webhooks if p.at >= t_up + RECOVERY_SECONDS]
+    assert late and set(late) == {"200"}, late
     if outage >= 3.0:
         during = [p for p in health if t_down + HEALTH_LAG_SECONDS <= p.at < p.ended < t_restart]
         assert during and all(p.value == "NOT_SERVING" for p in during), during
         down = [c for c in calls if c.started >= t_down and c.ended < t_restart]
         assert down and all(c.code != grpc.StatusCode.OK for c in down)
+        hooks_down = [p for p in webhooks if t_down <= p.at < p.ended < t_restart]
+        assert hooks_down and all(p.value == "503" for p in hooks_down), hooks_down
         side_down = [
             p for p in sidecar if t_down + HEALTH_LAG_SECONDS <= p.at < p.ended < t_restart
         ]

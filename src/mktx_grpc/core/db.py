@@ -366,6 +366,41 @@ async def savepoint() -> AsyncIterator[None]:
         yield
 
 
+class DatabaseProbe:
+    """Whether the database answers, asked on a connection of its own (not pooled), so
+    that a saturated pool (a busy, healthy database) is not taken for an unreachable
+    one. Reconnects on the next probe after a failure. Close it with :meth:`close`."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._conn: AsyncConnection[Any] | None = None
+
+    async def ok(self, within: float = 1.0) -> bool:
+        """True when ``SELECT 1`` answers within ``within`` seconds (connecting first
+        when needed); any failure is False."""
+        try:
+            async with asyncio.timeout(within):
+                conn = self._conn
+                if conn is None or conn.closed or conn.broken:
+                    await self.close()
+                    conn = self._conn = await AsyncConnection.connect(
+                        self._conninfo, autocommit=True, application_name="mktx-health"
+                    )
+                await conn.execute("SELECT 1")
+        except Exception:  # any failure means unhealthy; the connection is suspect
+            await self.close()
+            return False
+        return True
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception:
+                log.debug("closing the health probe's connection failed", exc_info=True)
+
+
 async def database_ok(pool: AsyncConnectionPool, within: float = 2.0) -> bool:
     """Whether the database answers a trivial query within ``within`` seconds."""
     try:

@@ -132,7 +132,7 @@ def create_webhook_app(
             return JSONResponse({"recorded": 0, "new": 0})
         evs = list(unique.values())
         try:
-            async with use_connection(deps.pool, wait=5.0):
+            async with use_connection(deps.pool, wait=2.0):  # then 503, within X's timeout
                 # Autocommit: committed when this returns, before the 200.
                 rows = await inbox_store.insert_events(
                     [e.event_key for e in evs],
