@@ -188,3 +188,28 @@ def _serving(addr: str) -> bool:
         except grpc.RpcError:
             return False
     return res.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def start_worker(served: Served, workdir: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """Start ``mktx-grpc worker`` beside ``served`` (same database and X sandbox) and
+    return it, the port of its ``/healthz`` and its log, once that answers."""
+    import httpx
+
+    port = free_port()
+    env = dict(served.env, MKTX_WORKER_METRICS_PORT=str(port))
+    log_path = workdir / "worker.log"
+    out = log_path.open("ab")
+    proc = subprocess.Popen(
+        [str(BIN / "mktx-grpc"), "worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return proc, port, log_path
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"worker did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.2)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
 import time
 import uuid
 from collections import Counter
@@ -27,7 +29,7 @@ from datetime import datetime
 import grpc
 import httpx
 import pytest
-from fault_helpers import ScratchPostgres, start_serve
+from fault_helpers import ScratchPostgres, start_serve, start_worker
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
@@ -114,11 +116,19 @@ def _reason(err: grpc.aio.AioRpcError) -> str:
     return ""
 
 
-async def _run_load(addr: str, token: str, webhook_port: int, outage: float, pg: ScratchPostgres):
+async def _run_load(
+    addr: str,
+    token: str,
+    webhook_port: int,
+    outage: float,
+    pg: ScratchPostgres,
+    worker_port: int | None,
+):
     calls: list[Call] = []
     health: list[Probe] = []
     sidecar: list[Probe] = []
     webhooks: list[Probe] = []
+    worker: list[Probe] = []
     stop = asyncio.Event()
     md_auth = ("authorization", f"Bearer {token}")
     async with grpc.aio.insecure_channel(addr) as channel:
@@ -207,6 +217,14 @@ async def _run_load(addr: str, token: str, webhook_port: int, outage: float, pg:
                     except httpx.HTTPError as exc:
                         value = type(exc).__name__
                     sidecar.append(Probe(at, value, time.monotonic()))
+                    if worker_port is not None:
+                        at = time.monotonic()
+                        try:
+                            res = await http.get(f"http://127.0.0.1:{worker_port}/healthz")
+                            value = str(res.status_code)
+                        except httpx.HTTPError as exc:
+                            value = type(exc).__name__
+                        worker.append(Probe(at, value, time.monotonic()))
                     await asyncio.sleep(0.2)
 
         await asyncio.wait_for(channel.channel_ready(), 10)
@@ -228,7 +246,7 @@ async def _run_load(addr: str, token: str, webhook_port: int, outage: float, pg:
         await asyncio.sleep(RECOVERY_SECONDS + 3.0)
         stop.set()
         await asyncio.gather(*workers)
-    return calls, health, sidecar, webhooks, (t_stop, t_down, t_restart, t_up), wall_up
+    return calls, health, sidecar, webhooks, worker, (t_stop, t_down, t_restart, t_up), wall_up
 
 
 def _records(log_text: str) -> list[dict]:
@@ -254,19 +272,43 @@ def _logged_codes(log_text: str) -> dict[str, str]:
 @pytest.mark.parametrize("outage", [5.0, 0.0], ids=["5s-outage", "quick-restart"])
 async def test_database_outage_is_unavailable_and_survived(scratch_pg, tmp_path, outage):
     served = start_serve(scratch_pg.url("mktx"), tmp_path)
+    worker_proc = None
     try:
+        # A separate `mktx-grpc worker` too (the long outage only: it costs time).
+        worker_port = None
+        if outage >= 3.0:
+            worker_proc, worker_port, _ = start_worker(served, tmp_path)
         (
             calls,
             health,
             sidecar,
             webhooks,
+            worker,
             (t_stop, t_down, t_restart, t_up),
             wall_up,
-        ) = await _run_load(served.addr, served.token(), served.webhook_port, outage, scratch_pg)
+        ) = await _run_load(
+            served.addr, served.token(), served.webhook_port, outage, scratch_pg, worker_port
+        )
         log_text = served.log_text()
     finally:
         rc = served.terminate()
+        worker_rc = None
+        if worker_proc is not None:
+            worker_proc.send_signal(signal.SIGTERM)
+            try:
+                worker_rc = worker_proc.wait(30)
+            except subprocess.TimeoutExpired:
+                worker_proc.kill()
     assert rc == 0, served.log_text()[-3000:]
+    if worker_proc is not None:
+        # The worker process lived through the outage: unhealthy during it, healthy
+        # again after it without a restart, and it stops cleanly.
+        assert worker_rc == 0
+        assert all(p.value == "200" for p in worker if p.ended < t_stop)
+        worker_down = [p for p in worker if t_down <= p.at < p.ended < t_restart]
+        assert worker_down and all(p.value == "503" for p in worker_down), worker_down
+        worker_late = [p.value for p in worker if p.at >= t_up + RECOVERY_SECONDS]
+        assert worker_late and set(worker_late) == {"200"}, worker_late
 
     by_code = Counter(c.code.name for c in calls)
     print(f"outage {outage}s: {len(calls)} calls {dict(by_code)}")
