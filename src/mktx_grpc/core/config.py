@@ -146,6 +146,10 @@ class Settings:
     #: Port of the in-process X sandbox when no credentials are set (0 = any free);
     #: the default is the sandbox's own (``sandbox.config.DEFAULT_PORT``).
     sandbox_port: int = DEFAULT_SANDBOX_PORT
+    #: Host of that sandbox: the address ``serve`` binds it to, and where ``worker``
+    #: looks for it (docker compose: the api service binds 0.0.0.0, the worker looks
+    #: at ``api``).
+    sandbox_host: str = "127.0.0.1"
     #: X access tier whose rate limits the in-process sandbox applies.
     sandbox_tier: str = "pro"
     #: Whether ``serve`` also runs the background worker loops in-process.
@@ -265,6 +269,7 @@ class Settings:
             max_media_bytes=_env_int("MKTX_MAX_MEDIA_BYTES", 64 * 1024 * 1024),
             x_authorize_base=_env("X_AUTHORIZE_BASE", "https://x.com"),
             sandbox_port=_env_int("MKTX_SANDBOX_PORT", DEFAULT_SANDBOX_PORT),
+            sandbox_host=_env("MKTX_SANDBOX_HOST", "127.0.0.1"),
             sandbox_tier=_env("MKTX_SANDBOX_TIER", "pro").lower(),
             x_sandbox=_env_bool("MKTX_X_SANDBOX", False),
             run_worker=_env_bool("MKTX_RUN_WORKER", True),
