@@ -21,7 +21,7 @@ from typing import Any
 import grpc
 from grpc_interceptor.server import AsyncServerInterceptor
 
-from ..core.errors import InvalidArgument
+from ..core.errors import FieldViolation, InvalidArgument
 from ._stream import call_next
 
 __all__ = ["DecodeInterceptor", "Undecodable", "checked_deserializer"]
@@ -36,8 +36,9 @@ class Undecodable:
         self.type_name = type_name
 
     def error(self) -> InvalidArgument:
-        return InvalidArgument.single(
-            "request", f"is not a valid {self.type_name} message (malformed protobuf bytes)"
+        text = f"is not a valid {self.type_name} message (malformed protobuf bytes)"
+        return InvalidArgument(
+            [FieldViolation("request", text)], f"the request {text}", reason="MALFORMED_REQUEST"
         )
 
 
