@@ -316,25 +316,48 @@ async def test_hostile_messages_never_fail_internally(
         _check(o, _path(m))
 
 
+async def _foreign_template(api: Any, other_merchant: uuid.UUID) -> str:
+    from mktx.v1 import templates_pb2, templates_pb2_grpc
+
+    stub = templates_pb2_grpc.TemplatesServiceStub(api.channel)
+    created = await stub.CreateTemplate(
+        templates_pb2.CreateTemplateRequest(
+            template=templates_pb2.Template(
+                name="theirs", type=templates_pb2.TEMPLATE_TYPE_TEXT, content="Hi"
+            )
+        ),
+        metadata=api.auth(other_merchant),
+    )
+    return str(created.id)
+
+
 async def test_one_hostile_value_in_every_field(
-    api: Any, channel: grpc.aio.Channel, merchant: uuid.UUID
+    api: Any, channel: grpc.aio.Channel, merchant: uuid.UUID, other_merchant: uuid.UUID
 ) -> None:
     """Deterministic complement of the random sweep: each top-level field alone set
-    to each hostile value of its type, so no field is missed."""
+    to each hostile value of its type, so no field is missed. Ids include another
+    merchant's real template id: a Get or Delete with it never succeeds."""
     auth = api.auth(merchant)
+    foreign = await _foreign_template(api, other_merchant)
     for m in METHODS:
         cls = _db.GetSymbol(m.input_type.full_name)
         for field in cls.DESCRIPTOR.fields:
-            for msg in _single_field_variants(cls, field):
+            for msg in _single_field_variants(cls, field, foreign):
                 o = await _call(channel, m, [msg.SerializeToString()], auth)
                 _check(o, f"{_path(m)} {field.name}={_short(msg)}")
+                if (
+                    m.name.startswith(("Get", "Delete"))
+                    and field.name == "id"
+                    and getattr(msg, "id", None) == foreign
+                ):
+                    assert o.code != grpc.StatusCode.OK, f"{_path(m)} served another merchant's id"
 
 
 def _short(msg: Message) -> str:
     return str(msg).replace("\n", " ")[:120]
 
 
-def _single_field_variants(cls: Any, field: FieldDescriptor) -> list[Message]:
+def _single_field_variants(cls: Any, field: FieldDescriptor, foreign: str) -> list[Message]:
     out: list[Message] = []
     t = field.type
     if t == FieldDescriptor.TYPE_MESSAGE:
@@ -362,7 +385,7 @@ def _single_field_variants(cls: Any, field: FieldDescriptor) -> list[Message]:
         return out
     values: list[Any]
     if t == FieldDescriptor.TYPE_STRING:
-        values = ["a\x00b", "\x1b[0m", "x" * 10_001, "not-a-uuid", str(OTHER_MERCHANT)]
+        values = ["a\x00b", "\x1b[0m", "x" * 10_001, "not-a-uuid", str(OTHER_MERCHANT), foreign]
     elif t == FieldDescriptor.TYPE_ENUM:
         values = [99, -1]
     elif t in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
