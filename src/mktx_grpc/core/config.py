@@ -98,6 +98,11 @@ class Settings:
     #: An inbound DM reopens a conversation closed less than this many seconds ago;
     #: after it, a new conversation starts.
     webhook_reopen_window: float = 24 * 3600.0
+    #: Seconds a webhook client gets to send headers, and then the body, before it
+    #: is cut off (``MKTX_WEBHOOK_RECEIVE_TIMEOUT``).
+    webhook_receive_timeout: float = 10.0
+    #: Most concurrent sidecar connections; beyond it 503 (``MKTX_WEBHOOK_MAX_CONNECTIONS``).
+    webhook_max_connections: int = 1000
     #: Public URL X calls for webhooks (RegisterWebhook default). Unset with X a
     #: local sandbox: the sidecar's own loopback URL (see ``default_webhook_url``).
     public_webhook_url: str = ""
@@ -109,6 +114,13 @@ class Settings:
     webhook_check_interval: float = 900.0
     #: Number of SO_REUSEPORT server processes for ``serve``.
     workers: int = 1
+    #: Largest gRPC request message accepted, in bytes (RESOURCE_EXHAUSTED above;
+    #: ``MKTX_GRPC_MAX_RECEIVE_BYTES``). 8 MiB covers the largest legitimate
+    #: requests: a 25-part post of 50,000-character parts (~5 MB of UTF-8 at worst)
+    #: and an ImportContacts message of several hundred contacts with full
+    #: attributes (send fewer per message when they are large). Media travels by
+    #: URL, never in a request.
+    grpc_max_receive_bytes: int = 8 * 1024 * 1024
     pool_min_size: int = 2
     pool_max_size: int = 10
     log_level: str = "INFO"
@@ -246,7 +258,10 @@ class Settings:
             webhook_check_interval=_env_float("MKTX_WEBHOOK_CHECK_INTERVAL", 900.0),
             webhook_max_body_bytes=_env_int("MKTX_WEBHOOK_MAX_BODY_BYTES", 1024 * 1024),
             webhook_reopen_window=_env_float("MKTX_REOPEN_WINDOW", 24 * 3600.0),
+            webhook_receive_timeout=_env_float("MKTX_WEBHOOK_RECEIVE_TIMEOUT", 10.0),
+            webhook_max_connections=_env_int("MKTX_WEBHOOK_MAX_CONNECTIONS", 1000),
             workers=max(1, _env_int("MKTX_WORKERS", 1)),
+            grpc_max_receive_bytes=_env_int("MKTX_GRPC_MAX_RECEIVE_BYTES", 8 * 1024 * 1024),
             pool_min_size=_env_int("MKTX_POOL_MIN_SIZE", 2),
             pool_max_size=_env_int("MKTX_POOL_MAX_SIZE", 10),
             log_level=_env("MKTX_LOG_LEVEL", "INFO").upper(),
