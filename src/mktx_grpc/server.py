@@ -51,6 +51,7 @@ from .interceptors import (
     InterceptorChain,
     LoggingInterceptor,
     MetricsInterceptor,
+    RateLimitInterceptor,
     UnitOfWorkInterceptor,
     ValidationInterceptor,
     chained_handler,
@@ -150,6 +151,7 @@ class GrpcApp:
                 *([MetricsInterceptor()] if deps.settings.metrics else []),
                 ErrorMappingInterceptor(),
                 AuthInterceptor(TokenVerifier(deps.settings)),
+                RateLimitInterceptor(deps.settings, deps.pool),
                 ValidationInterceptor(),
                 UnitOfWorkInterceptor(deps.pool),
             ]

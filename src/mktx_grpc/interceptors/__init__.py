@@ -1,6 +1,6 @@
 """The server interceptor chain, outermost first:
 
-logging → metrics → error mapping → auth → validation → unit of work → servicer.
+logging → metrics → error mapping → auth → rate limit → validation → unit of work → servicer.
 
 Each is a grpc-interceptor ``AsyncServerInterceptor``. Per-method facts come from
 ``mktx_grpc.methods``. For server-streaming RPCs the next handler returns an async
@@ -15,6 +15,7 @@ from .chain import InterceptorChain, chained_handler
 from .errors import ErrorMappingInterceptor
 from .logging import LoggingInterceptor
 from .metrics import MetricsInterceptor
+from .ratelimit import RateLimitInterceptor
 from .uow import UnitOfWorkInterceptor
 from .validation import ValidationInterceptor
 
@@ -24,6 +25,7 @@ __all__ = [
     "InterceptorChain",
     "LoggingInterceptor",
     "MetricsInterceptor",
+    "RateLimitInterceptor",
     "UnitOfWorkInterceptor",
     "ValidationInterceptor",
     "chained_handler",
