@@ -21,6 +21,12 @@ from mktx_grpc.store.coalesce import PointReads
 T = templates_pb2
 
 
+@pytest.fixture
+def settings(settings):
+    """Coalescing is opt-in (MKTX_COALESCE_READS); these tests turn it on."""
+    return settings.replace(coalesce_reads=True)
+
+
 async def test_concurrent_get_template_reads_are_batched_and_correct(api, merchant, other_merchant):
     stub = templates_pb2_grpc.TemplatesServiceStub(api.channel)
 

@@ -18,6 +18,14 @@ joins a batch whose query starts after it arrived, so it sees every write commit
 before the call. A failed batch query fails each read of the batch with the same
 error; a read whose caller is cancelled leaves the others unaffected (a queued
 leader hands the lead on).
+
+Opt-in (``MKTX_COALESCE_READS``, off by default). Measured in
+``bench/results/grpc.md``: it did not reach the 1.3× that would justify it by
+default. Each read still holds its unit of work's pooled connection while it waits
+for its batch, so for the RPCs that run a second query afterwards (GetContact's
+engagement, GetConversation's messages) the connection is held longer and throughput
+went down; for GetTemplate (one query) it varied between no gain and ~1.5× with the
+load on the shared box.
 """
 
 from __future__ import annotations
