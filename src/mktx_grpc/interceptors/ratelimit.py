@@ -151,6 +151,13 @@ class RateLimitInterceptor(AsyncServerInterceptor):
         self._limiter = SlidingWindowCounterRateLimiter(self.storage)
         self.limits = MerchantLimits(settings, pool, settings.rate_limit_cache_seconds)
         self._warned_at = -math.inf
+        if storage is None and not settings.rate_limit_storage and settings.workers > 1:
+            log.warning(
+                "MKTX_WORKERS=%d with the rate limit in each process's memory: a merchant "
+                "gets up to %d times its limit; set MKTX_RATE_LIMIT_STORAGE=redis://...",
+                settings.workers,
+                settings.workers,
+            )
 
     async def intercept(
         self,
