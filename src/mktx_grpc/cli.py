@@ -143,7 +143,11 @@ def _serve_child(settings: Settings) -> None:
     from .app import serve_process
 
     logs.configure(settings.log_level)
-    _run(serve_process(settings, primary=False))
+    try:
+        _run(serve_process(settings, primary=False))
+    finally:
+        # A multiprocessing child exits without atexit: write the queued lines.
+        logs.flush()
 
 
 def _display_host(host: str) -> str:

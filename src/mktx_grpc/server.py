@@ -53,6 +53,7 @@ from .interceptors import (
     InterceptorChain,
     LoggingInterceptor,
     MetricsInterceptor,
+    RateLimitInterceptor,
     UnitOfWorkInterceptor,
     ValidationInterceptor,
     chained_handler,
@@ -152,6 +153,7 @@ class GrpcApp:
                 ErrorMappingInterceptor(),
                 DecodeInterceptor(),
                 AuthInterceptor(TokenVerifier(deps.settings)),
+                RateLimitInterceptor(deps.settings, deps.pool),
                 ValidationInterceptor(),
                 UnitOfWorkInterceptor(deps.pool),
             ]

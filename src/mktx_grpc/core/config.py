@@ -178,6 +178,16 @@ class Settings:
     #: the burst allowed above it.
     rate_limit_per_minute: int = 100
     rate_limit_burst: int = 20
+    #: Where the rate limiter counts (``MKTX_RATE_LIMIT_STORAGE``): empty for this
+    #: process's memory; a ``redis://`` URL for one limit across replicas and workers.
+    rate_limit_storage: str = ""
+    #: Seconds the limiter keeps the merchants' rate-limit overrides before reloading.
+    rate_limit_cache_seconds: float = 10.0
+    #: Answer concurrent GetTemplate/GetContact/GetConversation reads of one merchant
+    #: with one query per batch (``store/coalesce.py``; ``MKTX_COALESCE_READS``). Off
+    #: by default: measured below the 1.3× that would justify it, and slower for the
+    #: two-query reads (``bench/results/grpc.md``).
+    coalesce_reads: bool = False
     #: Publishing: a scheduled post more than this many seconds late (the service was
     #: down at its time) fails instead of going out late.
     publish_grace_seconds: float = 3600.0
@@ -292,6 +302,9 @@ class Settings:
             metrics=_env_bool("MKTX_METRICS", True),
             rate_limit_per_minute=_env_int("MKTX_RATE_LIMIT_PER_MINUTE", 100),
             rate_limit_burst=_env_int("MKTX_RATE_LIMIT_BURST", 20),
+            rate_limit_storage=_env("MKTX_RATE_LIMIT_STORAGE"),
+            rate_limit_cache_seconds=_env_float("MKTX_RATE_LIMIT_CACHE_SECONDS", 10.0),
+            coalesce_reads=_env_bool("MKTX_COALESCE_READS", False),
             publish_grace_seconds=_env_float("MKTX_PUBLISH_GRACE", 3600.0),
             publish_concurrency=max(1, _env_int("MKTX_PUBLISH_CONCURRENCY", 16)),
             post_media_max_bytes=_env_int("MKTX_POST_MEDIA_MAX_BYTES", 512 * 1024 * 1024),
