@@ -47,10 +47,13 @@ from .core.db import DatabaseProbe, DatabaseState
 from .deps import Deps
 from .interceptors import (
     AuthInterceptor,
+    DecodeInterceptor,
     ErrorMappingInterceptor,
+    GatedMethods,
     InterceptorChain,
     LoggingInterceptor,
     MetricsInterceptor,
+    RateLimitInterceptor,
     UnitOfWorkInterceptor,
     ValidationInterceptor,
     chained_handler,
@@ -132,9 +135,8 @@ class _ChainedRegistrar:
             name: chained_handler(self._chain, handler, f"/{service}/{name}", self._streams)
             for name, handler in handlers.items()
         }
-        self._server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(service, wrapped),)
-        )
+        # Looked up through GatedMethods: credential-less calls are refused unread.
+        self._server.add_generic_rpc_handlers((GatedMethods(service, wrapped),))
 
 
 class GrpcApp:
@@ -157,7 +159,9 @@ class GrpcApp:
                 LoggingInterceptor(),
                 *([MetricsInterceptor()] if deps.settings.metrics else []),
                 ErrorMappingInterceptor(),
+                DecodeInterceptor(),
                 AuthInterceptor(TokenVerifier(deps.settings)),
+                RateLimitInterceptor(deps.settings, deps.pool),
                 ValidationInterceptor(),
                 UnitOfWorkInterceptor(
                     deps.pool, wait_max=deps.settings.db_wait_max, database=self.database
@@ -167,7 +171,7 @@ class GrpcApp:
         self.server = grpc.aio.server(
             options=[
                 ("grpc.so_reuseport", 1),
-                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+                ("grpc.max_receive_message_length", deps.settings.grpc_max_receive_bytes),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ],

@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 from grpc_interceptor.server import AsyncServerInterceptor
 
+from .decode import checked_deserializer
 from .drain import DRAIN_MESSAGE, LongStreams
 
 
@@ -60,7 +61,8 @@ def chained_handler(
 
     This is how the server applies the chain: at registration, once per method, so an
     RPC pays for the stages themselves and not for grpc.aio's per-call interceptor
-    machinery (resolving and wrapping the handler again on every call). Response
+    machinery (resolving and wrapping the handler again on every call). The request
+    deserializer is replaced by one that never raises (:mod:`.decode`). Response
     streams are recorded in ``streams`` (when given) so a drain can end them with
     UNAVAILABLE (``interceptors/drain.py``).
     """
@@ -109,4 +111,9 @@ def chained_handler(
             return await composed(request, context)
 
         wrapped = unary
-    return handler._replace(**{kind: wrapped})
+    return handler._replace(
+        **{
+            kind: wrapped,
+            "request_deserializer": checked_deserializer(handler.request_deserializer),
+        }
+    )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -12,10 +10,9 @@ from typing import Any
 import grpc
 from grpc_interceptor.server import AsyncServerInterceptor
 
+from ..core import logs
 from ..core.context import principal_var, request_id_var
-from ._stream import call_next, is_stream
-
-log = logging.getLogger("mktx_grpc.rpc")
+from ._outcome import outcome_code
 
 
 def _incoming_request_id(context: grpc.aio.ServicerContext) -> str:
@@ -26,28 +23,15 @@ def _incoming_request_id(context: grpc.aio.ServicerContext) -> str:
     return os.urandom(16).hex()
 
 
-def _code_name(context: grpc.aio.ServicerContext, cancelled: bool = False) -> str:
-    """What the client got: the status set, else (no status: the handler returned or
-    was cancelled) CANCELLED for a call its client gave up, DEADLINE_EXCEEDED for one
-    past its deadline, and OK only for a call answered in time."""
-    code = context.code()
-    if isinstance(code, grpc.StatusCode):
-        return str(code.name)
-    if cancelled or context.cancelled():
-        remaining = context.time_remaining()
-        return "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
-    remaining = context.time_remaining()
-    if remaining is not None and remaining <= 0:
-        return "DEADLINE_EXCEEDED"
-    return "OK"
-
-
 class LoggingInterceptor(AsyncServerInterceptor):
     """Logs method, status code, duration, merchant and request id for every RPC.
 
     The request id is the caller's ``x-request-id`` metadata when given, otherwise
     generated. Request and response bodies are never logged (they may hold personal
-    data and, for some RPCs, credentials).
+    data and, for some RPCs, credentials). The code is what the client got
+    (``_outcome.outcome_code``): a call abandoned at its deadline or cancelled by the
+    client is logged as DEADLINE_EXCEEDED or CANCELLED, not OK. The line is written by
+    ``core.logs.rpc_line`` (orjson, batched off the event loop).
     """
 
     async def intercept(
@@ -60,13 +44,16 @@ class LoggingInterceptor(AsyncServerInterceptor):
         request_id_var.set(_incoming_request_id(context))
         start = time.perf_counter()
         try:
-            result = await call_next(method, request, context)
+            # call_next inlined (one coroutine less per call), as in MetricsInterceptor.
+            result = method(request, context)
+            if not hasattr(result, "__aiter__"):
+                result = await result
         except BaseException as exc:
-            self._log(method_name, context, start, isinstance(exc, asyncio.CancelledError))
+            self._log(method_name, context, start, exc)
             raise
-        if is_stream(result):
+        if hasattr(result, "__aiter__"):
             return self._stream(result, method_name, context, start)
-        self._log(method_name, context, start)
+        self._log(method_name, context, start, None)
         return result
 
     async def _stream(
@@ -76,34 +63,28 @@ class LoggingInterceptor(AsyncServerInterceptor):
         context: grpc.aio.ServicerContext,
         start: float,
     ) -> AsyncIterator[Any]:
-        cancelled = False
+        failure: BaseException | None = None
         try:
             async for item in it:
                 yield item
-        except (asyncio.CancelledError, GeneratorExit):
-            cancelled = True
+        except BaseException as exc:
+            failure = exc
             raise
         finally:
-            self._log(method_name, context, start, cancelled)
+            self._log(method_name, context, start, failure)
 
     def _log(
         self,
         method_name: str,
         context: grpc.aio.ServicerContext,
         start: float,
-        cancelled: bool = False,
+        exc: BaseException | None,
     ) -> None:
-        if not log.isEnabledFor(logging.INFO):
-            return
-        code_name = _code_name(context, cancelled)
         principal = principal_var.get()
-        log.info(
-            "rpc",
-            extra={
-                "rpc_method": method_name,
-                "code": code_name,
-                "duration_ms": round((time.perf_counter() - start) * 1000, 3),
-                "merchant_id": str(principal.merchant_id) if principal else "",
-                "request_id": request_id_var.get(),
-            },
+        logs.rpc_line(
+            method_name,
+            outcome_code(context, exc),
+            round((time.perf_counter() - start) * 1000, 3),
+            str(principal.merchant_id) if principal else "",
+            request_id_var.get(),
         )
