@@ -16,13 +16,14 @@ from .auth import AuthInterceptor
 from .chain import InterceptorChain, chained_handler
 from .decode import DecodeInterceptor
 from .errors import ErrorMappingInterceptor
-from .gate import GatedMethods
+from .gate import REFUSAL, GatedMethods
 from .logging import LoggingInterceptor
 from .metrics import MetricsInterceptor
 from .uow import UnitOfWorkInterceptor
 from .validation import ValidationInterceptor
 
 __all__ = [
+    "REFUSAL",
     "AuthInterceptor",
     "DecodeInterceptor",
     "ErrorMappingInterceptor",
