@@ -54,6 +54,7 @@ from .interceptors import (
     InterceptorChain,
     LoggingInterceptor,
     MetricsInterceptor,
+    RateLimitInterceptor,
     UnitOfWorkInterceptor,
     ValidationInterceptor,
     chained_handler,
@@ -156,6 +157,7 @@ class GrpcApp:
                 ErrorMappingInterceptor(),
                 DecodeInterceptor(),
                 AuthInterceptor(TokenVerifier(deps.settings)),
+                RateLimitInterceptor(deps.settings, deps.pool),
                 ValidationInterceptor(),
                 UnitOfWorkInterceptor(deps.pool),
             ]

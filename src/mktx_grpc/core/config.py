@@ -158,6 +158,10 @@ class Settings:
     #: Port of the in-process X sandbox when no credentials are set (0 = any free);
     #: the default is the sandbox's own (``sandbox.config.DEFAULT_PORT``).
     sandbox_port: int = DEFAULT_SANDBOX_PORT
+    #: Host of that sandbox: the address ``serve`` binds it to, and where ``worker``
+    #: looks for it (docker compose: the api service binds 0.0.0.0, the worker looks
+    #: at ``api``).
+    sandbox_host: str = "127.0.0.1"
     #: X access tier whose rate limits the in-process sandbox applies.
     sandbox_tier: str = "pro"
     #: Whether ``serve`` also runs the background worker loops in-process.
@@ -174,6 +178,16 @@ class Settings:
     #: the burst allowed above it.
     rate_limit_per_minute: int = 100
     rate_limit_burst: int = 20
+    #: Where the rate limiter counts (``MKTX_RATE_LIMIT_STORAGE``): empty for this
+    #: process's memory; a ``redis://`` URL for one limit across replicas and workers.
+    rate_limit_storage: str = ""
+    #: Seconds the limiter keeps the merchants' rate-limit overrides before reloading.
+    rate_limit_cache_seconds: float = 10.0
+    #: Answer concurrent GetTemplate/GetContact/GetConversation reads of one merchant
+    #: with one query per batch (``store/coalesce.py``; ``MKTX_COALESCE_READS``). Off
+    #: by default: measured below the 1.3× that would justify it, and slower for the
+    #: two-query reads (``bench/results/grpc.md``).
+    coalesce_reads: bool = False
     #: Publishing: a scheduled post more than this many seconds late (the service was
     #: down at its time) fails instead of going out late.
     publish_grace_seconds: float = 3600.0
@@ -280,6 +294,7 @@ class Settings:
             max_media_bytes=_env_int("MKTX_MAX_MEDIA_BYTES", 64 * 1024 * 1024),
             x_authorize_base=_env("X_AUTHORIZE_BASE", "https://x.com"),
             sandbox_port=_env_int("MKTX_SANDBOX_PORT", DEFAULT_SANDBOX_PORT),
+            sandbox_host=_env("MKTX_SANDBOX_HOST", "127.0.0.1"),
             sandbox_tier=_env("MKTX_SANDBOX_TIER", "pro").lower(),
             x_sandbox=_env_bool("MKTX_X_SANDBOX", False),
             run_worker=_env_bool("MKTX_RUN_WORKER", True),
@@ -287,6 +302,9 @@ class Settings:
             metrics=_env_bool("MKTX_METRICS", True),
             rate_limit_per_minute=_env_int("MKTX_RATE_LIMIT_PER_MINUTE", 100),
             rate_limit_burst=_env_int("MKTX_RATE_LIMIT_BURST", 20),
+            rate_limit_storage=_env("MKTX_RATE_LIMIT_STORAGE"),
+            rate_limit_cache_seconds=_env_float("MKTX_RATE_LIMIT_CACHE_SECONDS", 10.0),
+            coalesce_reads=_env_bool("MKTX_COALESCE_READS", False),
             publish_grace_seconds=_env_float("MKTX_PUBLISH_GRACE", 3600.0),
             publish_concurrency=max(1, _env_int("MKTX_PUBLISH_CONCURRENCY", 16)),
             post_media_max_bytes=_env_int("MKTX_POST_MEDIA_MAX_BYTES", 512 * 1024 * 1024),

@@ -1,7 +1,7 @@
 """The server interceptor chain, outermost first:
 
-logging → metrics → error mapping → decode → auth → validation → unit of work →
-servicer. (Before any of them, the server's method lookup refuses calls without
+logging → metrics → error mapping → decode → auth → rate limit → validation → unit of
+work → servicer. (Before any of them, the server's method lookup refuses calls without
 credentials unread: ``gate``.)
 
 Each is a grpc-interceptor ``AsyncServerInterceptor``. Per-method facts come from
@@ -19,6 +19,7 @@ from .errors import ErrorMappingInterceptor
 from .gate import REFUSAL, GatedMethods
 from .logging import LoggingInterceptor
 from .metrics import MetricsInterceptor
+from .ratelimit import RateLimitInterceptor
 from .uow import UnitOfWorkInterceptor
 from .validation import ValidationInterceptor
 
@@ -31,6 +32,7 @@ __all__ = [
     "InterceptorChain",
     "LoggingInterceptor",
     "MetricsInterceptor",
+    "RateLimitInterceptor",
     "UnitOfWorkInterceptor",
     "ValidationInterceptor",
     "chained_handler",

@@ -120,6 +120,15 @@ def internal_status() -> grpc.Status:
     return rpc_status.to_status(status)
 
 
+def _keeping_trailers(status: grpc.Status, context: grpc.aio.ServicerContext) -> grpc.Status:
+    """``status`` with the trailing metadata already set on the call kept (the
+    rate limit's ``x-ratelimit-*``): aborting with a status replaces it otherwise."""
+    earlier = tuple(context.trailing_metadata() or ())
+    if not earlier:
+        return status
+    return status._replace(trailing_metadata=earlier + tuple(status.trailing_metadata))
+
+
 class ErrorMappingInterceptor(AsyncServerInterceptor):
     async def intercept(
         self,
@@ -151,12 +160,12 @@ class ErrorMappingInterceptor(AsyncServerInterceptor):
         if isinstance(exc, grpc.aio.AbortError):
             raise exc
         if isinstance(exc, DomainError):
-            await context.abort_with_status(status_for(exc))
+            await context.abort_with_status(_keeping_trailers(status_for(exc), context))
         log.error(
             "unhandled error in %s (request id %s)",
             method_name,
             request_id_var.get(),
             exc_info=exc,
         )
-        await context.abort_with_status(internal_status())
+        await context.abort_with_status(_keeping_trailers(internal_status(), context))
         raise AssertionError("unreachable")  # abort_with_status always raises

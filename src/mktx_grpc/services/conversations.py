@@ -49,7 +49,10 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
     # ------------------------------------------------------------ helpers
 
     async def _load(self, merchant: UUID, conversation_id: str) -> Row:
-        row = await store.get(merchant, UUID(conversation_id))
+        if self._deps.settings.coalesce_reads:
+            row = await store.read_one(merchant, UUID(conversation_id))
+        else:
+            row = await store.get(merchant, UUID(conversation_id))
         if row is None:
             raise NotFound("conversation", conversation_id)
         return row
