@@ -123,7 +123,7 @@ def test_every_destructive_transactional_rpc_is_audited():
     """Delete*, Cancel* and Disconnect* RPCs in one transaction carry ``audit`` in the
     method table; those that manage their own transactions (DeletePost,
     DisconnectAccount) write the row in their operation (DisconnectAccount tested
-    above)."""
+    above, DeletePost in publishing/test_publishing_service.py)."""
     destructive = [
         name
         for name in METHODS

@@ -46,6 +46,7 @@ from .core.auth import TokenVerifier
 from .core.db import DatabaseProbe, DatabaseState
 from .deps import Deps
 from .interceptors import (
+    REFUSAL,
     AuthInterceptor,
     DecodeInterceptor,
     ErrorMappingInterceptor,
@@ -136,7 +137,10 @@ class _ChainedRegistrar:
             for name, handler in handlers.items()
         }
         # Looked up through GatedMethods: credential-less calls are refused unread.
-        self._server.add_generic_rpc_handlers((GatedMethods(service, wrapped),))
+        refusals = {
+            name: chained_handler(self._chain, REFUSAL, f"/{service}/{name}") for name in handlers
+        }
+        self._server.add_generic_rpc_handlers((GatedMethods(service, wrapped, refusals),))
 
 
 class GrpcApp:

@@ -249,3 +249,29 @@ async def test_connections_beyond_the_limit_get_503(start_sidecar: StartSidecar)
             break
         await asyncio.sleep(0.05)
     assert resp.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        b"crc_token=%00",
+        b"crc_token=%ff%fe",
+        b"crc_token=%ed%a0%80",  # an encoded lone surrogate
+        "crc_token=日本".encode(),
+        b"crc_token=" + b"a" * 5000,
+        b"crc_token=a&crc_token=b",
+        b"%zz=1",
+    ],
+)
+async def test_hostile_crc_queries_never_fail(sidecar: Sidecar, query: bytes) -> None:
+    reader, writer = await _open(sidecar)
+    writer.write(
+        b"GET /webhooks/twitter?" + query + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    await writer.drain()
+    try:
+        response = await _closed_by_server(reader)
+    finally:
+        writer.close()
+    status = int(response.split(b" ", 2)[1])
+    assert status in (200, 400), response[:200]

@@ -16,7 +16,7 @@ from .auth import AuthInterceptor
 from .chain import InterceptorChain, chained_handler
 from .decode import DecodeInterceptor
 from .errors import ErrorMappingInterceptor
-from .gate import GatedMethods
+from .gate import REFUSAL, GatedMethods
 from .logging import LoggingInterceptor
 from .metrics import MetricsInterceptor
 from .ratelimit import RateLimitInterceptor
@@ -24,6 +24,7 @@ from .uow import UnitOfWorkInterceptor
 from .validation import ValidationInterceptor
 
 __all__ = [
+    "REFUSAL",
     "AuthInterceptor",
     "DecodeInterceptor",
     "ErrorMappingInterceptor",

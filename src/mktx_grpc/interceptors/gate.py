@@ -5,8 +5,10 @@ grpc.aio reads (and buffers) a unary request in full before any handler runs, so
 15 MB request without a token used to cost 15 MB before auth said no. The lookup
 (``GenericRpcHandler.service``) sees the method and the metadata before a byte of
 the message is read: a call to a non-public method without ``authorization``
-metadata gets a handler that never reads the request (a client-streaming one) and
-answers UNAUTHENTICATED at once, exactly as the auth stage would. Calls with a
+metadata gets the method's *refusal* handler instead: a client-streaming handler
+(so grpc never reads the request) behind the same interceptor chain, whose auth
+stage answers UNAUTHENTICATED before the request is touched. The answer, the log
+line and the metrics are exactly those of any unauthenticated call. Calls with a
 token, valid or not, take the normal path (the auth stage verifies it), and the
 server's maximum receive size bounds what they can send.
 """
@@ -20,19 +22,18 @@ import grpc
 
 from ..core.errors import Unauthenticated
 from ..methods import spec_for
-from .errors import status_for
 
-__all__ = ["GatedMethods"]
+__all__ = ["REFUSAL", "GatedMethods"]
 
 
 async def _refuse(request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
-    # The request is never iterated, so never read.
-    await context.abort_with_status(
-        status_for(Unauthenticated("missing authorization metadata", reason="MISSING_CREDENTIALS"))
-    )
+    # Behind the chain the auth stage refuses first; this is only a backstop. The
+    # request is never iterated, so never read.
+    raise Unauthenticated("missing authorization metadata", reason="MISSING_CREDENTIALS")
 
 
-_REFUSE = grpc.stream_unary_rpc_method_handler(_refuse)
+#: The refusal behaviour, to be wrapped in the interceptor chain per method.
+REFUSAL = grpc.stream_unary_rpc_method_handler(_refuse)
 
 
 def _has_authorization(metadata: Any) -> bool:
@@ -40,10 +41,17 @@ def _has_authorization(metadata: Any) -> bool:
 
 
 class GatedMethods(grpc.GenericRpcHandler):  # type: ignore[misc]
-    """One service's methods (``{name: handler}``), looked up by full method name."""
+    """One service's methods (``{name: handler}``), looked up by full method name;
+    ``refusals`` holds each method's refusal handler (:data:`REFUSAL` in the chain)."""
 
-    def __init__(self, service: str, handlers: Mapping[str, grpc.RpcMethodHandler]) -> None:
+    def __init__(
+        self,
+        service: str,
+        handlers: Mapping[str, grpc.RpcMethodHandler],
+        refusals: Mapping[str, grpc.RpcMethodHandler],
+    ) -> None:
         self._handlers = {f"/{service}/{name}": h for name, h in handlers.items()}
+        self._refusals = {f"/{service}/{name}": h for name, h in refusals.items()}
         self._public = {m for m in self._handlers if spec_for(m).public}
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
@@ -52,5 +60,5 @@ class GatedMethods(grpc.GenericRpcHandler):  # type: ignore[misc]
         if handler is None or method in self._public:
             return handler
         if not _has_authorization(handler_call_details.invocation_metadata):
-            return _REFUSE
+            return self._refusals.get(method, handler)
         return handler

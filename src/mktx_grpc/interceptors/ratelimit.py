@@ -89,9 +89,10 @@ def make_storage(url: str) -> Storage:
 class MerchantLimits:
     """Each merchant's limit as a ``limits`` item: its override or the default.
 
-    Overrides are loaded for every merchant at once and kept ``ttl`` seconds. A
-    stale cache is refreshed by the first call that notices, while concurrent calls
-    use the old values; a failed refresh keeps them (and is retried after ``ttl``).
+    Overrides are loaded for every merchant at once and kept ``ttl`` seconds. The
+    first call waits for the first load; after that a stale cache is reloaded in the
+    background while calls use the old values, and a failed reload keeps them (and
+    is retried after ``ttl``).
     """
 
     def __init__(self, settings: Settings, pool: AsyncConnectionPool | None, ttl: float) -> None:
@@ -101,7 +102,7 @@ class MerchantLimits:
         self._default_burst = settings.rate_limit_burst
         self._overrides: dict[UUID, RateLimitItem] = {}
         self._loaded_at = -math.inf
-        self._refreshing: asyncio.Future[None] | None = None
+        self._refreshing: asyncio.Future[None] | None = None  # the load under way
         self._items: dict[int, RateLimitItem] = {}
 
     def item(self, per_minute: int, burst: int) -> RateLimitItem:
@@ -109,16 +110,15 @@ class MerchantLimits:
 
     async def item_for(self, merchant_id: UUID) -> RateLimitItem:
         if time.monotonic() - self._loaded_at >= self._ttl and self._pool is not None:
-            if self._refreshing is None:
-                self._refreshing = asyncio.get_running_loop().create_future()
-                try:
-                    await self._refresh()
-                finally:
-                    self._refreshing.set_result(None)
-                    self._refreshing = None
-            elif self._loaded_at == -math.inf:
-                # The first load is under way: wait for it rather than guess.
+            if self._loaded_at == -math.inf:
+                # Nothing loaded yet: wait for the first load rather than guess.
+                if self._refreshing is None:
+                    self._refreshing = asyncio.ensure_future(self._refresh())
                 await asyncio.shield(self._refreshing)
+            elif self._refreshing is None or self._refreshing.done():
+                # Stale: reload in the background; this call uses the values it has
+                # (no call waits for the database, even while it is unreachable).
+                self._refreshing = asyncio.ensure_future(self._refresh())
         return self._overrides.get(merchant_id, self._default)
 
     async def _refresh(self) -> None:
