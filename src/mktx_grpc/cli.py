@@ -219,6 +219,7 @@ def _serve(args: argparse.Namespace) -> int:
     with logs.level("mktx_grpc.core.db", logging.WARNING):
         applied = migrate(settings.database_url)
     settings, sandbox = start_sandbox_if_needed(settings)
+    settings, ai_standin = start_ai_standin_if_needed(settings)
     from .app import serve_process
 
     def ready(grpc_port: int) -> None:
@@ -248,7 +249,28 @@ def _serve(args: argparse.Namespace) -> int:
                 mark_process_dead(proc.pid)
         if sandbox is not None:
             sandbox.stop()
+        if ai_standin is not None:
+            ai_standin.stop()
     return 0
+
+
+def start_ai_standin_if_needed(settings: Settings) -> tuple[Settings, Any]:
+    """With no model configured (``MKTX_AI_BASE_URL`` unset), start the built-in
+    OpenAI-compatible stand-in on a free loopback port and point the model client at
+    it. It is a stand-in, not a model: it answers deterministically from each
+    merchant's intents and example phrases. Returns the settings and the server
+    (None when a model is configured)."""
+    if not settings.uses_ai_standin:
+        return settings, None
+    from .ai_standin import AIStandinServer
+
+    server = AIStandinServer()
+    server.start()
+    log.debug("no AI model configured: using the built-in stand-in at %s", server.base_url)
+    return (
+        settings.replace(ai_base_url=server.openai_base_url, ai_api_key=server.api_key),
+        server,
+    )
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
