@@ -79,6 +79,7 @@ async def refresh_expiring_tokens(deps: Deps) -> float:
     return 5.0 if len(due) == 100 else 60.0
 
 
+from .auto_reply import AUTO_REPLY_EVENTS  # noqa: E402
 from .consumer import Consumer, consumer_loops  # noqa: E402 - the loops need the helpers above
 from .dispatch import (  # noqa: E402
     CAMPAIGN_EVENTS,
@@ -123,6 +124,12 @@ async def _refresh_post_metrics(deps: Deps) -> float:
     return await refresh_due_metrics(deps)
 
 
+async def _answer_queued_messages(deps: Deps) -> float:
+    from .auto_reply import answer_queued_messages
+
+    return await answer_queued_messages(deps)
+
+
 async def _check_webhook_subscriptions(deps: Deps) -> float:
     from .webhook_checks import check_webhook_subscriptions
 
@@ -132,6 +139,7 @@ async def _check_webhook_subscriptions(deps: Deps) -> float:
 #: The outbox consumers (worker/consumer.py): a name and a handler each, one loop each.
 CONSUMERS: list[Consumer] = [
     CAMPAIGN_EVENTS,
+    AUTO_REPLY_EVENTS,
 ]
 
 LOOPS: list[Loop] = [
@@ -149,6 +157,7 @@ LOOPS: list[Loop] = [
     _refresh_post_metrics,
     *consumer_loops(CONSUMERS),
     _check_webhook_subscriptions,
+    _answer_queued_messages,
 ]
 
 #: Awaited once after the loops have stopped (work they left running in the background).

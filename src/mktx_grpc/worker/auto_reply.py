@@ -1,0 +1,249 @@
+"""Auto-reply: the AI assistant answers inbound DMs of accounts with
+``auto_reply_enabled``.
+
+Two halves, so a slow model never holds the outbox stream:
+
+- :data:`AUTO_REPLY_EVENTS`, the ``ai-auto-reply`` outbox consumer
+  (``worker/consumer.py``) on ``message.received``: quick database work, it queues
+  the message in ``ai_reply_queue`` (once per message) when the account has
+  auto-reply on.
+- :func:`answer_queued_messages`, a loop that claims queued messages
+  (``FOR UPDATE SKIP LOCKED``, one per conversation at a time, a lease that a
+  crashed worker's rows outlive) and answers each with no connection held while the
+  model works.
+
+Every queued message ends as exactly one of (``ai_reply_queue.outcome``):
+
+- ``REPLIED``: the bot's reply queued on the DM ledger (``store/outbound.py``: sent
+  once, within the account's DM budget, ``is_from_bot``);
+- ``AWAY``: outside the account's business hours, the away message (at most once
+  per conversation per closed period; later messages in that period are
+  ``AWAY_SENT`` and wait for humans in the inbox);
+- ``ESCALATED``: handed to humans (low confidence, hand-off intent, keyword,
+  moderation, malformed output, the model down or its breaker open, the token
+  budget spent), with the hand-off message and the AIEscalationRequested event;
+- ``HUMANS``: the bot stays out: the conversation is escalated, assigned, or a
+  human has replied in it (until it is closed and a new one starts);
+- ``SKIPPED``: the assistant is disabled for the merchant (the message is in the
+  inbox like any other).
+
+A row whose processing raised unexpectedly is retried with a back-off, and after
+:data:`MAX_ATTEMPTS` escalated with a template summary: no message is left silently
+unanswered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from ..core.db import use_connection
+from ..core.errors import DomainError
+from ..deps import Deps
+from ..domain import ai as domain
+from ..operations import ai as ops
+from ..store import ai as store
+from ..store import conversations as conversations_store
+from ..store.events import OutboxEvent
+from ..store.outbound import OutboundDm, enqueue_dm
+from .consumer import Consumer
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 120.0
+MAX_ATTEMPTS = 5
+IDLE_SECONDS = 0.2
+
+REPLIED, AWAY, AWAY_SENT, ESCALATED, HUMANS, SKIPPED = (
+    "REPLIED",
+    "AWAY",
+    "AWAY_SENT",
+    "ESCALATED",
+    "HUMANS",
+    "SKIPPED",
+)
+
+
+async def queue_inbound_message(ev: OutboxEvent) -> None:
+    """The consumer's handler: queue an inbound DM for auto-reply (idempotent)."""
+    p = ev.payload
+    if p.get("direction", "INBOUND") != "INBOUND":
+        return
+    if not p.get("message_id") or not p.get("conversation_id"):
+        return
+    await store.enqueue_reply(ev.merchant_id, UUID(p["conversation_id"]), UUID(p["message_id"]))
+
+
+AUTO_REPLY_EVENTS = Consumer(
+    name="ai-auto-reply", handle=queue_inbound_message, types=("message.received",)
+)
+
+
+async def answer_queued_messages(deps: Deps) -> float:
+    """One pass of the auto-reply loop: claim up to ``auto_reply_concurrency`` queued
+    messages and answer them concurrently. Returns seconds to sleep."""
+    limit = deps.settings.auto_reply_concurrency
+    async with use_connection(deps.pool, transaction=True):
+        rows = await store.claim_replies(limit, LEASE_SECONDS)
+    if not rows:
+        return IDLE_SECONDS
+    await asyncio.gather(*(answer_one(deps, row) for row in rows))
+    return 0.0
+
+
+async def answer_one(deps: Deps, row: dict[str, Any]) -> str:
+    """Answer one claimed queue row; returns its outcome ("" while it is retried)."""
+    merchant: UUID = row["merchant_id"]
+    try:
+        return await _answer(deps, row)
+    except Exception as exc:
+        if row["attempts"] < MAX_ATTEMPTS:
+            log.warning(
+                "auto-reply failed; will retry",
+                extra={"queue_id": row["id"], "attempts": row["attempts"]},
+                exc_info=True,
+            )
+            async with use_connection(deps.pool, transaction=True):
+                await store.retry_reply(
+                    merchant, row["id"], 0.5 * 2 ** row["attempts"], type(exc).__name__
+                )
+            return ""
+        log.error("auto-reply failed repeatedly; escalating", extra={"queue_id": row["id"]})
+        return await _escalate_plainly(deps, row, domain.CANNOT_ANSWER, "auto-reply kept failing")
+
+
+async def _answer(deps: Deps, row: dict[str, Any]) -> str:
+    merchant: UUID = row["merchant_id"]
+    conv_id: UUID = row["conversation_id"]
+    try:
+        facts = await ops.load_facts(deps, merchant, conversation_id=conv_id)
+    except DomainError:  # the conversation is gone (erased contact)
+        return await _finish(deps, row, SKIPPED, "the conversation no longer exists")
+    conv = facts.conversation
+    assert conv is not None
+    if not facts.settings.enabled:
+        return await _finish(deps, row, SKIPPED, "the AI assistant is disabled")
+    if conv["status"] == "CLOSED":
+        return await _finish(deps, row, SKIPPED, "the conversation is closed")
+    if conv["escalated"] or conv["assignee_user_id"] or conv["human_replied"]:
+        return await _finish(deps, row, HUMANS, "a human has the conversation")
+    async with use_connection(deps.pool):
+        message = await conversations_store.get_message(merchant, row["message_id"])
+    text = (message or {}).get("text") or ""
+    now = datetime.now(UTC)
+    sched = ops.business_schedule(facts.account_settings)
+    if sched is not None and not sched.is_open(now):
+        return await _away(deps, row, facts.settings, sched.next_open(now))
+    if not text.strip():
+        return await _escalate_plainly(deps, row, domain.CANNOT_ANSWER, "a message without text")
+    try:
+        out = await ops.process_message(
+            deps, merchant, text=text, conversation_id=conv_id, facts=facts
+        )
+    except DomainError as exc:
+        reason, detail = ops.escalation_for_error(exc)
+        return await _escalate_plainly(deps, row, reason, detail, text=text, facts=facts)
+    if out.escalate:
+        async with use_connection(deps.pool, transaction=True):
+            await ops.escalate(
+                merchant,
+                conv_id,
+                reason=out.reason,
+                detail=out.detail,
+                summary=out.summary,
+                handoff_text=out.reply,
+                handoff_ref=f"handoff:{row['message_id']}",
+            )
+            await store.finish_reply(merchant, row["id"], ESCALATED, out.reason)
+        return ESCALATED
+    async with use_connection(deps.pool, transaction=True):
+        await enqueue_dm(
+            merchant,
+            OutboundDm(
+                account_id=row["account_id"],
+                contact_id=row["contact_id"],
+                text=out.reply,
+                source="ai",
+                source_ref=f"reply:{row['message_id']}",
+                origin="AI",
+                is_from_bot=True,
+                conversation_id=conv_id,
+                bypass_opt_out=True,
+            ),
+        )
+        await store.finish_reply(merchant, row["id"], REPLIED, out.intent)
+    return REPLIED
+
+
+async def _away(
+    deps: Deps, row: dict[str, Any], settings: domain.Settings, next_open: datetime | None
+) -> str:
+    merchant: UUID = row["merchant_id"]
+    period = next_open.isoformat() if next_open is not None else "never"
+    async with use_connection(deps.pool, transaction=True):
+        first = await store.claim_away(merchant, row["conversation_id"], row["contact_id"], period)
+        if first and settings.after_hours_message:
+            await enqueue_dm(
+                merchant,
+                OutboundDm(
+                    account_id=row["account_id"],
+                    contact_id=row["contact_id"],
+                    text=settings.after_hours_message.replace("{{next_open_time}}", ""),
+                    source="ai",
+                    source_ref=f"away:{row['conversation_id']}:{period}",
+                    origin="AI",
+                    is_from_bot=True,
+                    conversation_id=row["conversation_id"],
+                    bypass_opt_out=True,
+                ),
+            )
+        outcome = AWAY if first else AWAY_SENT
+        await store.finish_reply(merchant, row["id"], outcome, period)
+    return outcome
+
+
+async def _escalate_plainly(
+    deps: Deps,
+    row: dict[str, Any],
+    reason: str,
+    detail: str,
+    *,
+    text: str = "",
+    facts: ops.Facts | None = None,
+) -> str:
+    """Escalate without the model's help (it is down, over budget, or failing)."""
+    merchant: UUID = row["merchant_id"]
+    settings = facts.settings if facts is not None else domain.DEFAULT_SETTINGS
+    session = facts.session if facts is not None else domain.Session()
+    summary = domain.template_summary(
+        intent=session.current_intent or None,
+        confidence=0.0,
+        slots=session.slots,
+        text=text,
+        reason=reason,
+    )
+    async with use_connection(deps.pool, transaction=True):
+        try:
+            await ops.escalate(
+                merchant,
+                row["conversation_id"],
+                reason=reason,
+                detail=detail,
+                summary=summary,
+                handoff_text=settings.handoff_message,
+                handoff_ref=f"handoff:{row['message_id']}",
+            )
+        except DomainError:  # closed or gone meanwhile: humans see it in the inbox
+            await store.finish_reply(merchant, row["id"], SKIPPED, "could not escalate")
+            return SKIPPED
+        await store.finish_reply(merchant, row["id"], ESCALATED, reason)
+    return ESCALATED
+
+
+async def _finish(deps: Deps, row: dict[str, Any], outcome: str, detail: str) -> str:
+    async with use_connection(deps.pool, transaction=True):
+        await store.finish_reply(row["merchant_id"], row["id"], outcome, detail)
+    return outcome
