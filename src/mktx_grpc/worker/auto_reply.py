@@ -82,23 +82,24 @@ AUTO_REPLY_EVENTS = Consumer(
 )
 
 
-async def answer_queued_messages(deps: Deps) -> float:
+async def answer_queued_messages(deps: Deps, *, now: datetime | None = None) -> float:
     """One pass of the auto-reply loop: claim up to ``auto_reply_concurrency`` queued
-    messages and answer them concurrently. Returns seconds to sleep."""
+    messages and answer them concurrently. Returns seconds to sleep. ``now`` (tests)
+    is the instant business hours are judged at."""
     limit = deps.settings.auto_reply_concurrency
     async with use_connection(deps.pool, transaction=True):
         rows = await store.claim_replies(limit, LEASE_SECONDS)
     if not rows:
         return IDLE_SECONDS
-    await asyncio.gather(*(answer_one(deps, row) for row in rows))
+    await asyncio.gather(*(answer_one(deps, row, now=now) for row in rows))
     return 0.0
 
 
-async def answer_one(deps: Deps, row: dict[str, Any]) -> str:
+async def answer_one(deps: Deps, row: dict[str, Any], *, now: datetime | None = None) -> str:
     """Answer one claimed queue row; returns its outcome ("" while it is retried)."""
     merchant: UUID = row["merchant_id"]
     try:
-        return await _answer(deps, row)
+        return await _answer(deps, row, now or datetime.now(UTC))
     except Exception as exc:
         if row["attempts"] < MAX_ATTEMPTS:
             log.warning(
@@ -115,7 +116,7 @@ async def answer_one(deps: Deps, row: dict[str, Any]) -> str:
         return await _escalate_plainly(deps, row, domain.CANNOT_ANSWER, "auto-reply kept failing")
 
 
-async def _answer(deps: Deps, row: dict[str, Any]) -> str:
+async def _answer(deps: Deps, row: dict[str, Any], now: datetime) -> str:
     merchant: UUID = row["merchant_id"]
     conv_id: UUID = row["conversation_id"]
     try:
@@ -133,7 +134,6 @@ async def _answer(deps: Deps, row: dict[str, Any]) -> str:
     async with use_connection(deps.pool):
         message = await conversations_store.get_message(merchant, row["message_id"])
     text = (message or {}).get("text") or ""
-    now = datetime.now(UTC)
     sched = ops.business_schedule(facts.account_settings)
     if sched is not None and not sched.is_open(now):
         return await _away(deps, row, facts.settings, sched.next_open(now))
