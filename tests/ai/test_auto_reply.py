@@ -248,3 +248,15 @@ async def test_away_message_once_per_closed_period_across_dst(
     await _run(api, MONDAY_AFTER)
     assert (await _queue(db, conv))[-1] == ("DONE", "REPLIED")
     assert len(await _outbound(db, conv)) == 2
+
+
+async def test_stale_inbound_messages_are_left_to_humans(api, ai, md, conv, db, merchant):
+    await enable_ai(ai, md)
+    await set_account_settings(db, conv.account_id, {"auto_reply_enabled": True})
+    mid = await _inbound(api, db, merchant, conv, "where is my order")
+    # As if the consumer first met it long after it arrived (first deploy, backlog).
+    await db.execute(
+        "UPDATE messages SET created_at = now() - interval '2 hours' WHERE id = %s", (mid,)
+    )
+    await _run(api)
+    assert await _queue(db, conv) == []

@@ -179,12 +179,20 @@ async def mark_escalated(
 # ------------------------------------------------------------------ auto-reply queue
 
 
-async def enqueue_reply(merchant_id: UUID, conversation_id: UUID, message_id: UUID) -> int:
+async def enqueue_reply(
+    merchant_id: UUID, conversation_id: UUID, message_id: UUID, *, max_age_seconds: float
+) -> int:
     """Queue an inbound message for auto-reply when its account has
-    ``auto_reply_enabled`` (idempotent per message). Returns rows queued (0 or 1)."""
+    ``auto_reply_enabled`` and the message is younger than ``max_age_seconds``
+    (idempotent per message). Returns rows queued (0 or 1)."""
     return await execute(
         Q.enqueue_reply,
-        {"merchant_id": merchant_id, "conversation_id": conversation_id, "message_id": message_id},
+        {
+            "merchant_id": merchant_id,
+            "conversation_id": conversation_id,
+            "message_id": message_id,
+            "max_age_seconds": max_age_seconds,
+        },
     )
 
 

@@ -54,6 +54,9 @@ from .consumer import Consumer
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 120.0
+#: Inbound messages older than this when the consumer sees them are left to humans
+#: (a new consumer starts at the first event ever recorded).
+MAX_MESSAGE_AGE_SECONDS = 3600.0
 MAX_ATTEMPTS = 5
 IDLE_SECONDS = 0.2
 
@@ -74,7 +77,12 @@ async def queue_inbound_message(ev: OutboxEvent) -> None:
         return
     if not p.get("message_id") or not p.get("conversation_id"):
         return
-    await store.enqueue_reply(ev.merchant_id, UUID(p["conversation_id"]), UUID(p["message_id"]))
+    await store.enqueue_reply(
+        ev.merchant_id,
+        UUID(p["conversation_id"]),
+        UUID(p["message_id"]),
+        max_age_seconds=MAX_MESSAGE_AGE_SECONDS,
+    )
 
 
 AUTO_REPLY_EVENTS = Consumer(
