@@ -5,6 +5,7 @@ validation."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import grpc
@@ -14,7 +15,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
 from helpers import expect_error
 
-from mktx.v1 import ai_pb2
+from mktx.v1 import ai_pb2, conversations_pb2, conversations_pb2_grpc
 
 A = ai_pb2
 BAD = grpc.StatusCode.INVALID_ARGUMENT
@@ -515,3 +516,59 @@ async def test_escalate_by_hand_marks_queues_handoff_and_emits_event(ai, md, con
         grpc.StatusCode.FAILED_PRECONDITION,
         "INVALID_STATE_TRANSITION",
     )
+
+
+async def test_provider_rate_limit_is_resource_exhausted_with_retry_info(ai, md, conv, admin):
+    await enable_ai(ai, md, moderation_enabled=False)
+    admin("POST", "/faults", {"kind": "rate_limit", "route": "chat", "count": 1, "retry_after": 7})
+    err = await expect_error(
+        ai.ProcessMessage(_pm(conv, "where is my order"), metadata=md),
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "RATE_LIMIT_EXCEEDED",
+    )
+    assert err.retry_delay_s == pytest.approx(7, abs=1)
+    # A busy provider does not open the breaker: the next call goes through.
+    assert (await ai.ProcessMessage(_pm(conv, "where is my order"), metadata=md)).intent
+
+
+async def test_stream_error_after_deltas_ends_without_a_result(ai, md, conv, admin):
+    await enable_ai(ai, md, moderation_enabled=False)
+    admin("POST", "/faults", {"kind": "malformed_json", "route": "chat", "count": 1})
+    got = []
+
+    async def consume() -> None:
+        async for m in ai.StreamProcessMessage(
+            A.StreamProcessMessageRequest(
+                conversation_id=str(conv.conversation_id), text="where is my order"
+            ),
+            metadata=md,
+        ):
+            got.append(m.WhichOneof("event"))
+
+    await expect_error(consume(), grpc.StatusCode.UNAVAILABLE, "AI_SERVICE_ERROR")
+    assert "result" not in got
+    # Nothing was recorded in the session.
+    ctx = await ai.GetConversationContext(
+        A.GetConversationContextRequest(conversation_id=str(conv.conversation_id)), metadata=md
+    )
+    assert len(ctx.session.context_items) == 0
+
+
+async def test_watch_conversations_shows_the_escalation(api, ai, md, conv):
+    C = conversations_pb2
+    watch = conversations_pb2_grpc.ConversationsServiceStub(api.channel).WatchConversations(
+        C.WatchConversationsRequest(conversation_id=str(conv.conversation_id)), metadata=md
+    )
+    try:
+        await asyncio.wait_for(watch.initial_metadata(), 5.0)
+        await ai.EscalateConversation(
+            A.EscalateConversationRequest(
+                conversation_id=str(conv.conversation_id), reason="angry customer"
+            ),
+            metadata=md,
+        )
+        ev = await asyncio.wait_for(watch.read(), 5.0)
+        assert ev.type == C.CONVERSATION_EVENT_TYPE_ESCALATED
+        assert ev.conversation.escalated and ev.conversation.id == str(conv.conversation_id)
+    finally:
+        watch.cancel()
