@@ -149,7 +149,13 @@ def _database_label(settings: Settings, embedded: bool) -> str:
 
 
 def serve_banner(
-    settings: Settings, *, grpc_port: int, embedded: bool, migrations: list[str], sandbox: Any
+    settings: Settings,
+    *,
+    grpc_port: int,
+    embedded: bool,
+    migrations: list[str],
+    sandbox: Any,
+    ai_standin: Any = None,
 ) -> list[tuple[str, str]]:
     """The start-up lines of ``serve``: where everything is and how to begin."""
     host = _display_host(settings.grpc_host)
@@ -174,6 +180,17 @@ def serve_banner(
         )
     else:
         rows.append(("X", f"X API at {settings.x_api_base}"))
+    if ai_standin is not None:
+        rows.append(
+            (
+                "AI",
+                f"built-in stand-in at {ai_standin.openai_base_url} (not a model: it answers "
+                f"from each merchant's intents; admin API: {ai_standin.base_url}/_standin; "
+                "set MKTX_AI_BASE_URL and MKTX_AI_API_KEY for a real model)",
+            )
+        )
+    else:
+        rows.append(("AI", f"model endpoint {settings.ai_base_url}"))
     if not settings.run_worker:
         rows.append(("worker", "background loops off (MKTX_RUN_WORKER=false)"))
     rows.append(("token", f"{Path(sys.argv[0]).as_posix()} token --merchant <merchant UUID>"))
@@ -224,7 +241,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     def ready(grpc_port: int) -> None:
         rows = serve_banner(
-            settings, grpc_port=grpc_port, embedded=embedded, migrations=applied, sandbox=sandbox
+            settings,
+            grpc_port=grpc_port,
+            embedded=embedded,
+            migrations=applied,
+            sandbox=sandbox,
+            ai_standin=ai_standin,
         )
         logs.startup_banner("mktx-grpc serve: ready", rows)
 
@@ -307,6 +329,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     check_schema(settings.database_url)
     settings, sandbox = start_sandbox_if_needed(settings, join_running=True)
+    # The stand-in is stateless and deterministic, so a worker's own answers as the
+    # server's would.
+    settings, ai_standin = start_ai_standin_if_needed(settings)
     from .worker.main import worker_process
 
     try:
@@ -314,6 +339,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     finally:
         if sandbox is not None:
             sandbox.stop()
+        if ai_standin is not None:
+            ai_standin.stop()
     return 0
 
 
