@@ -261,7 +261,7 @@ async def main() -> None:
     for moderation, a, b in rows:
         lines.append(
             f"| {'on' if moderation else 'off'} | {a['p50']:.2f} | {a['p99']:.2f} "
-            f"| {a['model_p50']:.2f} | {b['msgs_per_s']:.0f} | {int(b['errors'])} |"
+            f"| {a['model_p50']:.2f} | {b.get('msgs_per_s', 0):.0f} | {int(b.get('errors', 0))} |"
         )
     text = "\n".join(lines) + "\n"
     print(text)

@@ -126,7 +126,9 @@ class ModelClient:
         started = time.perf_counter()
         kwargs: dict[str, Any] = {}
         if schema is not None:
-            kwargs["response_format"] = _response_format(schema)
+            # Sent as extra_body: the openai client otherwise walks the whole schema
+            # through its TypedDict transforms on every call (~15 ms per call here).
+            kwargs["extra_body"] = {"response_format": _response_format(schema)}
         try:
             resp = await self._client.chat.completions.create(
                 model=model or self.default_model,
@@ -164,7 +166,9 @@ class ModelClient:
         started = time.perf_counter()
         kwargs: dict[str, Any] = {}
         if schema is not None:
-            kwargs["response_format"] = _response_format(schema)
+            # Sent as extra_body: the openai client otherwise walks the whole schema
+            # through its TypedDict transforms on every call (~15 ms per call here).
+            kwargs["extra_body"] = {"response_format": _response_format(schema)}
         parts: list[str] = []
         prompt_tokens = completion_tokens = 0
         answered_model = model

@@ -384,6 +384,22 @@ def output_schema(settings: Settings) -> dict[str, Any]:
     }
 
 
+_VALIDATORS: dict[str, Any] = {}
+
+
+def _validator(schema: Mapping[str, Any]) -> Any:
+    """A compiled validator per distinct schema (``jsonschema.validate`` re-checks the
+    schema itself on every call, which cost milliseconds per message)."""
+    key = json.dumps(schema, sort_keys=True)
+    v = _VALIDATORS.get(key)
+    if v is None:
+        if len(_VALIDATORS) > 1024:
+            _VALIDATORS.clear()
+        cls = jsonschema.validators.validator_for(schema)
+        v = _VALIDATORS[key] = cls(schema)
+    return v
+
+
 @dataclass(frozen=True)
 class Answer:
     """The model's validated answer to one message."""
@@ -408,10 +424,9 @@ def parse_answer(content: str | None, schema: Mapping[str, Any]) -> Answer:
         data = json.loads(content)
     except ValueError as exc:
         raise MalformedOutput(f"not JSON: {exc}") from None
-    try:
-        jsonschema.validate(data, schema)
-    except jsonschema.ValidationError as exc:
-        raise MalformedOutput(f"schema: {exc.message}") from None
+    error = jsonschema.exceptions.best_match(_validator(schema).iter_errors(data))
+    if error is not None:
+        raise MalformedOutput(f"schema: {error.message}")
     reply = data["reply"]
     if "\x00" in reply:
         raise MalformedOutput("reply holds a NUL character")

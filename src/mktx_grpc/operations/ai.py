@@ -196,11 +196,14 @@ async def process_message(
 
     if out.escalate:
         out.summary = await _summary(deps, out, facts, session, text)
-    if out.prompt_tokens or out.completion_tokens:
+    save = not dry_run and conversation_id is not None
+    if save or out.prompt_tokens or out.completion_tokens:
         async with use_connection(deps.pool, transaction=True):
-            await store.add_usage(merchant_id, out.prompt_tokens, out.completion_tokens)
-    if not dry_run and conversation_id is not None:
-        await _save(merchant_id, conversation_id, facts, session, out, text, now, deps)
+            if out.prompt_tokens or out.completion_tokens:
+                await store.add_usage(merchant_id, out.prompt_tokens, out.completion_tokens)
+            if save:
+                assert conversation_id is not None
+                await _save(merchant_id, conversation_id, facts, session, out, text, now)
     return out
 
 
@@ -343,8 +346,8 @@ async def _save(
     out: Outcome,
     text: str,
     now: datetime,
-    deps: Deps,
 ) -> None:
+    """Write the session (on the caller's transaction)."""
     items = [*session.context, domain.ContextItem("user", text, now)]
     if out.reply:
         items.append(domain.ContextItem("assistant", out.reply, now))
@@ -367,16 +370,15 @@ async def _save(
         last_activity_at=now,
         expires_at=now + timedelta(seconds=facts.settings.session_timeout_seconds),
     )
-    async with use_connection(deps.pool, transaction=True):
-        await store.save_session(
-            merchant_id,
-            conversation_id,
-            facts.contact_id,
-            new,
-            summary_updated_at=summary_at,
-            prompt_tokens=out.prompt_tokens,
-            completion_tokens=out.completion_tokens,
-        )
+    await store.save_session(
+        merchant_id,
+        conversation_id,
+        facts.contact_id,
+        new,
+        summary_updated_at=summary_at,
+        prompt_tokens=out.prompt_tokens,
+        completion_tokens=out.completion_tokens,
+    )
 
 
 def escalation_for_error(exc: DomainError) -> tuple[str, str]:
