@@ -171,6 +171,9 @@ SELECT c.merchant_id, c.account_id, c.contact_id, c.id, m.id
    AND coalesce((a.settings ->> 'auto_reply_enabled')::boolean, false)
 ON CONFLICT (merchant_id, message_id) DO NOTHING;
 
+-- name: notify_replies
+SELECT pg_notify('mktx_ai_replies', %(merchant_id)s::text);
+
 -- name: claim_replies
 -- Cross-merchant: due rows (and rows whose worker's lease ran out), oldest first,
 -- one per conversation at a time (a conversation's messages are answered in order).

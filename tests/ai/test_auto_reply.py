@@ -16,7 +16,12 @@ from campaign_helpers import add_contacts
 
 from mktx_grpc.core.db import use_connection
 from mktx_grpc.store.events import append_event
-from mktx_grpc.worker.auto_reply import AUTO_REPLY_EVENTS, answer_queued_messages
+from mktx_grpc.worker.auto_reply import (
+    AUTO_REPLY_EVENTS,
+    auto_reply_loop,
+    drain_replies,
+    stop_auto_replies,
+)
 from mktx_grpc.worker.consumer import drain
 from mktx_grpc.worker.outbound import dispatch_outbound
 
@@ -54,10 +59,17 @@ async def _inbound(api, db, merchant, conv, text: str) -> uuid.UUID:
     return mid
 
 
+async def _deliver(api) -> None:
+    """Run the consumer until the events are delivered. Settling waits for every
+    older transaction on the server (shared by other work on this box), so allow
+    it time; fail loudly rather than pass on an undelivered event."""
+    r = await drain(api.app.deps.pool, AUTO_REPLY_EVENTS, settle_within=60.0)
+    assert r.held_event_id is None, "the outbox event did not settle"
+
+
 async def _run(api, now: datetime | None = None) -> None:
-    await drain(api.app.deps.pool, AUTO_REPLY_EVENTS)
-    while await answer_queued_messages(api.app.deps, now=now) == 0.0:
-        pass
+    await _deliver(api)
+    await drain_replies(api.app.deps, now=now)
 
 
 async def _queue(db, conv) -> list[tuple[str, str]]:
@@ -260,3 +272,13 @@ async def test_stale_inbound_messages_are_left_to_humans(api, ai, md, conv, db, 
     )
     await _run(api)
     assert await _queue(db, conv) == []
+
+
+async def test_the_worker_loop_answers_in_tasks_of_its_own(api, ai, md, conv, db, merchant):
+    await enable_ai(ai, md)
+    await set_account_settings(db, conv.account_id, {"auto_reply_enabled": True})
+    await _inbound(api, db, merchant, conv, "where is my order")
+    await _deliver(api)
+    assert await auto_reply_loop(api.app.deps) == 0.0
+    await stop_auto_replies(api.app.deps)
+    assert await _queue(db, conv) == [("DONE", "REPLIED")]

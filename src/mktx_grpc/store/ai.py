@@ -16,6 +16,9 @@ from . import Jsonb, Queries, Row, execute, fetch_all, fetch_one
 
 Q = Queries("ai")
 
+#: The NOTIFY channel :func:`enqueue_reply` wakes the auto-reply loop on.
+CHANNEL = "mktx_ai_replies"
+
 
 # ------------------------------------------------------------------ settings
 
@@ -184,8 +187,9 @@ async def enqueue_reply(
 ) -> int:
     """Queue an inbound message for auto-reply when its account has
     ``auto_reply_enabled`` and the message is younger than ``max_age_seconds``
-    (idempotent per message). Returns rows queued (0 or 1)."""
-    return await execute(
+    (idempotent per message), waking the loop with ``NOTIFY mktx_ai_replies`` when
+    the caller's transaction commits. Returns rows queued (0 or 1)."""
+    n = await execute(
         Q.enqueue_reply,
         {
             "merchant_id": merchant_id,
@@ -194,6 +198,9 @@ async def enqueue_reply(
             "max_age_seconds": max_age_seconds,
         },
     )
+    if n:
+        await execute(Q.notify_replies, {"merchant_id": merchant_id})
+    return n
 
 
 async def claim_replies(limit: int, lease_seconds: float) -> list[Row]:

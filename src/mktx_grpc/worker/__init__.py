@@ -124,10 +124,16 @@ async def _refresh_post_metrics(deps: Deps) -> float:
     return await refresh_due_metrics(deps)
 
 
-async def _answer_queued_messages(deps: Deps) -> float:
-    from .auto_reply import answer_queued_messages
+async def _auto_reply_loop(deps: Deps) -> float:
+    from .auto_reply import auto_reply_loop
 
-    return await answer_queued_messages(deps)
+    return await auto_reply_loop(deps)
+
+
+async def _stop_auto_replies(deps: Deps) -> None:
+    from .auto_reply import stop_auto_replies
+
+    await stop_auto_replies(deps)
 
 
 async def _check_webhook_subscriptions(deps: Deps) -> float:
@@ -157,10 +163,11 @@ LOOPS: list[Loop] = [
     _refresh_post_metrics,
     *consumer_loops(CONSUMERS),
     _check_webhook_subscriptions,
-    _answer_queued_messages,
+    _auto_reply_loop,
 ]
 
 #: Awaited once after the loops have stopped (work they left running in the background).
 AT_STOP: list[Callable[[Deps], Awaitable[None]]] = [
     stop_outbound_senders,
+    _stop_auto_replies,
 ]

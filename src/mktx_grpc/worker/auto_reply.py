@@ -7,7 +7,7 @@ Two halves, so a slow model never holds the outbox stream:
   (``worker/consumer.py``) on ``message.received``: quick database work, it queues
   the message in ``ai_reply_queue`` (once per message) when the account has
   auto-reply on.
-- :func:`answer_queued_messages`, a loop that claims queued messages
+- :func:`auto_reply_loop`, a loop that claims queued messages
   (``FOR UPDATE SKIP LOCKED``, one per conversation at a time, a lease that a
   crashed worker's rows outlive) and answers each with no connection held while the
   model works.
@@ -36,6 +36,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import weakref
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -48,17 +51,20 @@ from ..operations import ai as ops
 from ..store import ai as store
 from ..store import conversations as conversations_store
 from ..store.events import OutboxEvent
+from ..store.live import dispatcher_for
 from ..store.outbound import OutboundDm, enqueue_dm
 from .consumer import Consumer
 
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 120.0
+#: One loop iteration runs at most this long, then returns (so the worker can stop).
+ITERATION_SECONDS = 2.0
 #: Inbound messages older than this when the consumer sees them are left to humans
 #: (a new consumer starts at the first event ever recorded).
 MAX_MESSAGE_AGE_SECONDS = 3600.0
 MAX_ATTEMPTS = 5
-IDLE_SECONDS = 0.2
+IDLE_SECONDS = 1.0
 
 REPLIED, AWAY, AWAY_SENT, ESCALATED, HUMANS, SKIPPED = (
     "REPLIED",
@@ -90,17 +96,77 @@ AUTO_REPLY_EVENTS = Consumer(
 )
 
 
-async def answer_queued_messages(deps: Deps, *, now: datetime | None = None) -> float:
-    """One pass of the auto-reply loop: claim up to ``auto_reply_concurrency`` queued
-    messages and answer them concurrently. Returns seconds to sleep. ``now`` (tests)
-    is the instant business hours are judged at."""
+async def drain_replies(deps: Deps, *, now: datetime | None = None) -> int:
+    """Answer queued messages until none is claimable; returns how many were taken.
+    For one-shot callers (tests, tools); the worker runs :func:`auto_reply_loop`.
+    ``now`` is the instant business hours are judged at."""
+    taken = 0
+    while True:
+        async with use_connection(deps.pool, transaction=True):
+            rows = await store.claim_replies(deps.settings.auto_reply_concurrency, LEASE_SECONDS)
+        if not rows:
+            return taken
+        taken += len(rows)
+        await asyncio.gather(*(answer_one(deps, row, now=now) for row in rows))
+
+
+@dataclass
+class _LoopState:
+    tasks: set[asyncio.Task[str]] = field(default_factory=set)
+
+
+_loop_states: weakref.WeakKeyDictionary[Any, _LoopState] = weakref.WeakKeyDictionary()
+
+
+def _loop_state(deps: Deps) -> _LoopState:
+    st = _loop_states.get(deps.pool)
+    if st is None:
+        st = _loop_states[deps.pool] = _LoopState()
+    return st
+
+
+async def auto_reply_loop(deps: Deps) -> float:
+    """The worker's loop: for up to :data:`ITERATION_SECONDS`, keep up to
+    ``auto_reply_concurrency`` messages in flight, each in a task of its own (so a
+    slow model answer never delays the next claim), claiming more as soon as one
+    finishes or ``NOTIFY mktx_ai_replies`` arrives (else every
+    :data:`IDLE_SECONDS`). :func:`stop_auto_replies` waits for the tasks at
+    shutdown. Returns 0."""
+    st = _loop_state(deps)
     limit = deps.settings.auto_reply_concurrency
-    async with use_connection(deps.pool, transaction=True):
-        rows = await store.claim_replies(limit, LEASE_SECONDS)
-    if not rows:
-        return IDLE_SECONDS
-    await asyncio.gather(*(answer_one(deps, row, now=now) for row in rows))
+    sub = await dispatcher_for(deps.pool, store.CHANNEL).subscribe(None)
+    try:
+        deadline = time.monotonic() + ITERATION_SECONDS
+        while (left := deadline - time.monotonic()) > 0:
+            sub.clear()
+            st.tasks = {t for t in st.tasks if not t.done()}
+            free = limit - len(st.tasks)
+            claimed = 0
+            if free > 0:
+                async with use_connection(deps.pool, transaction=True):
+                    rows = await store.claim_replies(free, LEASE_SECONDS)
+                for row in rows:
+                    st.tasks.add(asyncio.create_task(answer_one(deps, row), name="auto-reply"))
+                claimed = len(rows)
+            if claimed and claimed == free:
+                continue
+            woken = asyncio.create_task(sub.wait(min(IDLE_SECONDS, left)))
+            try:
+                await asyncio.wait({woken, *st.tasks}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                woken.cancel()
+    finally:
+        sub.close()
     return 0.0
+
+
+async def stop_auto_replies(deps: Deps) -> None:
+    """Wait for the answers this process started (a cut-short one is claimed again
+    after its lease)."""
+    st = _loop_state(deps)
+    if st.tasks:
+        await asyncio.gather(*st.tasks, return_exceptions=True)
+    st.tasks.clear()
 
 
 async def answer_one(deps: Deps, row: dict[str, Any], *, now: datetime | None = None) -> str:
