@@ -208,6 +208,48 @@ async def run_phase(
     return out
 
 
+async def standin_alone(base: str, *, seconds: float, concurrency: int) -> float:
+    """Requests/s the stand-in itself serves for this service's real request (the
+    merchant's intents, the strict schema), driven by raw httpx: the ceiling phase 2
+    can reach on this box."""
+    from datetime import UTC, datetime
+
+    from mktx_grpc.domain import ai as domain
+
+    st = domain.DEFAULT_SETTINGS
+    body = {
+        "model": "gpt-4o-mini",
+        "messages": domain.build_messages(
+            st,
+            contact={"name": "A"},
+            context=[],
+            text=TEXTS[0],
+            known_slots={},
+            today=datetime.now(UTC),
+        ),
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "a", "strict": True, "schema": domain.output_schema(st)},
+        },
+    }
+    done = 0
+    stop = time.perf_counter() + seconds
+    async with httpx.AsyncClient(
+        base_url=base, headers={"authorization": "Bearer sk-standin-local"}, timeout=30
+    ) as http:
+
+        async def one() -> None:
+            nonlocal done
+            while time.perf_counter() < stop:
+                r = await http.post("/v1/chat/completions", json=body)
+                r.raise_for_status()
+                done += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+        return done / (time.perf_counter() - t0)
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=500)
@@ -223,6 +265,10 @@ async def main() -> None:
         instant, instant_base = start_standin(0)
         slow, slow_base = start_standin(args.latency_ms)
         try:
+            ceiling = await standin_alone(
+                slow_base, seconds=args.seconds, concurrency=args.conversations
+            )
+            print("stand-in alone", ceiling, flush=True)
             for moderation in (False, True):
                 a = await run_phase(
                     url,
@@ -263,6 +309,12 @@ async def main() -> None:
             f"| {'on' if moderation else 'off'} | {a['p50']:.2f} | {a['p99']:.2f} "
             f"| {a['model_p50']:.2f} | {b.get('msgs_per_s', 0):.0f} | {int(b.get('errors', 0))} |"
         )
+    lines += [
+        "",
+        f"The {args.latency_ms} ms stand-in alone, driven by raw httpx with the same request "
+        f"from {args.conversations} callers: {ceiling:.0f} requests/s (the ceiling of the "
+        "concurrent phase on this box: the stand-in scores every request in Python).",
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:

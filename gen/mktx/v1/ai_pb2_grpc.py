@@ -135,8 +135,11 @@ class AIServiceServicer:
     def StreamProcessMessage(self, request, context):
         """As ProcessMessage, but streams the reply text as it is generated: zero or more
         `text_delta` messages, then exactly one `result` (whose `response_text` is the
-        whole reply), then the stream ends. An error after the first delta ends the
-        stream with that status and no `result`.
+        whole reply), then the stream ends. The deltas are the `reply` of the model's
+        structured answer as the provider streams it (server-sent events). When that
+        answer fails validation, the one retry is not streamed and the `result` (the
+        retried answer, or the escalation's holding reply) is what counts. An error
+        after the first delta ends the stream with that status and no `result`.
 
         Errors: as ProcessMessage.
         """

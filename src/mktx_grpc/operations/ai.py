@@ -175,7 +175,7 @@ async def process_message(
     within = sched is None or sched.is_open(now)
     out = Outcome(
         conversation_id=conversation_id,
-        intent="",
+        intent="other",
         confidence=0.0,
         slots=dict(session.slots),
         reply="",
@@ -316,7 +316,7 @@ async def _summary(
     """The agent's 2-3 line summary: the model's, or the template's when the model
     cannot write one."""
     fallback = domain.template_summary(
-        intent=out.intent or None,
+        intent=out.intent if out.intent != "other" else None,
         confidence=out.confidence,
         slots=out.slots,
         text=text,
@@ -352,7 +352,7 @@ async def _save(
     if out.reply:
         items.append(domain.ContextItem("assistant", out.reply, now))
     intents = list(session.intents)
-    if out.intent:
+    if out.intent and out.intent != "other":
         intents.insert(
             0,
             {"intent": out.intent, "confidence": out.confidence, "at": now.isoformat()},
