@@ -157,7 +157,8 @@ RETURNING *;
 -- ---------------------------------------------------------------- auto-reply queue
 
 -- name: enqueue_reply
--- One row per inbound message of an account with auto_reply_enabled. A message
+-- One row per inbound message of an account with auto_reply_enabled (any account
+-- for an automation's ai_reply step: require_auto_reply false). A message
 -- older than %(max_age_seconds)s (a new consumer's cursor starts at the first event
 -- ever recorded) is left to humans: the bot never answers stale messages.
 INSERT INTO ai_reply_queue (merchant_id, account_id, contact_id, conversation_id, message_id)
@@ -168,7 +169,8 @@ SELECT c.merchant_id, c.account_id, c.contact_id, c.id, m.id
  WHERE c.merchant_id = %(merchant_id)s AND c.id = %(conversation_id)s
    AND m.id = %(message_id)s AND m.direction = 'INBOUND'
    AND m.created_at > now() - make_interval(secs => %(max_age_seconds)s)
-   AND coalesce((a.settings ->> 'auto_reply_enabled')::boolean, false)
+   AND (NOT %(require_auto_reply)s
+        OR coalesce((a.settings ->> 'auto_reply_enabled')::boolean, false))
 ON CONFLICT (merchant_id, message_id) DO NOTHING;
 
 -- name: notify_replies

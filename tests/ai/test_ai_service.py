@@ -572,3 +572,30 @@ async def test_watch_conversations_shows_the_escalation(api, ai, md, conv):
         assert ev.conversation.escalated and ev.conversation.id == str(conv.conversation_id)
     finally:
         watch.cancel()
+
+
+async def test_model_timeout_is_deadline_exceeded(ai, md, conv, admin):
+    await enable_ai(ai, md, moderation_enabled=False)
+    admin("POST", "/faults", {"kind": "timeout", "route": "chat", "count": 1})
+    await expect_error(
+        ai.ProcessMessage(_pm(conv, "where is my order", dry_run=True), metadata=md),
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        "AI_SERVICE_ERROR",
+    )
+
+
+async def test_the_prompt_carries_the_contact_profile_intents_and_context(ai, md, conv, admin):
+    await enable_ai(ai, md, system_prompt="You sell garden tools.")
+    await ai.ProcessMessage(_pm(conv, "where is my order"), metadata=md)
+    admin("DELETE", "/requests")
+    await ai.ProcessMessage(_pm(conv, "#4321"), metadata=md)
+    (req,) = [
+        r for r in admin("GET", "/requests?route=chat")["data"] if "response_format" in r["body"]
+    ]
+    msgs = req["body"]["messages"]
+    system = msgs[0]["content"]
+    assert system.startswith("You sell garden tools.")
+    assert '"vip"' in system and '"plan": "gold"' in system and "<intents>" in system
+    assert [m["role"] for m in msgs[1:]] == ["user", "assistant", "user"]
+    assert msgs[-1]["content"] == "#4321"
+    assert req["body"]["response_format"]["json_schema"]["strict"] is True

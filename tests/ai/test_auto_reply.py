@@ -15,6 +15,7 @@ from ai_helpers import enable_ai, open_conversation, set_account_settings
 from campaign_helpers import add_contacts
 
 from mktx_grpc.core.db import use_connection
+from mktx_grpc.store import ai as ai_store
 from mktx_grpc.store.events import append_event
 from mktx_grpc.worker.auto_reply import (
     AUTO_REPLY_EVENTS,
@@ -282,3 +283,21 @@ async def test_the_worker_loop_answers_in_tasks_of_its_own(api, ai, md, conv, db
     assert await auto_reply_loop(api.app.deps) == 0.0
     await stop_auto_replies(api.app.deps)
     assert await _queue(db, conv) == [("DONE", "REPLIED")]
+
+
+async def test_an_automation_step_takes_the_same_path_without_auto_reply(
+    api, ai, md, conv, db, merchant
+):
+    await enable_ai(ai, md)
+    mid = await _inbound(api, db, merchant, conv, "where is my order")
+    async with use_connection(api.app.deps.pool, transaction=True):
+        assert not await ai_store.enqueue_reply(
+            merchant, conv.conversation_id, mid, max_age_seconds=60
+        )
+        assert await ai_store.enqueue_reply(
+            merchant, conv.conversation_id, mid, max_age_seconds=60, require_auto_reply=False
+        )
+    await drain_replies(api.app.deps)
+    assert await _queue(db, conv) == [("DONE", "REPLIED")]
+    (dm,) = await _outbound(db, conv)
+    assert dm["is_from_bot"] and dm["source_ref"] == f"reply:{mid}"

@@ -183,10 +183,17 @@ async def mark_escalated(
 
 
 async def enqueue_reply(
-    merchant_id: UUID, conversation_id: UUID, message_id: UUID, *, max_age_seconds: float
+    merchant_id: UUID,
+    conversation_id: UUID,
+    message_id: UUID,
+    *,
+    max_age_seconds: float,
+    require_auto_reply: bool = True,
 ) -> int:
-    """Queue an inbound message for auto-reply when its account has
-    ``auto_reply_enabled`` and the message is younger than ``max_age_seconds``
+    """Queue an inbound message for the assistant to answer (``worker/auto_reply.py``)
+    when its account has ``auto_reply_enabled`` (or whatever the account says, with
+    ``require_auto_reply=False``: an automation's ``ai_reply`` step takes the same
+    path) and the message is younger than ``max_age_seconds``
     (idempotent per message), waking the loop with ``NOTIFY mktx_ai_replies`` when
     the caller's transaction commits. Returns rows queued (0 or 1)."""
     n = await execute(
@@ -196,6 +203,7 @@ async def enqueue_reply(
             "conversation_id": conversation_id,
             "message_id": message_id,
             "max_age_seconds": max_age_seconds,
+            "require_auto_reply": require_auto_reply,
         },
     )
     if n:
