@@ -504,6 +504,24 @@ async def test_escalate_by_hand_marks_queues_handoff_and_emits_event(ai, md, con
         )
     ).fetchone()
     assert payload["reason"] == "MANUAL" and payload["summary"]
+    # Again: the reason and assignee change, the contact is not told twice.
+    again = await ai.EscalateConversation(
+        A.EscalateConversationRequest(
+            conversation_id=str(conv.conversation_id),
+            reason="still waiting",
+            assignee_user_id="agent-9",
+            notify_contact=True,
+        ),
+        metadata=md,
+    )
+    assert again.assignee_user_id == "agent-9" and "still waiting" in again.escalation_reason
+    (n,) = await (
+        await db.execute(
+            "SELECT count(*) FROM outbound_dms WHERE conversation_id = %s",
+            (conv.conversation_id,),
+        )
+    ).fetchone()
+    assert n == 1
     # A closed conversation cannot be escalated.
     await db.execute(
         "UPDATE conversations SET status = 'CLOSED' WHERE id = %s", (conv.conversation_id,)

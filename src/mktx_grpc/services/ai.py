@@ -117,7 +117,9 @@ class AIServicer(ai_pb2_grpc.AIServiceServicer):
         settings = domain.settings_from_row(await store.get_settings(merchant))
         session = domain.session_from_row(await store.get_session(merchant, conv_id))
         handoff = ""
-        if request.notify_contact:
+        # Escalating an escalated conversation only updates the reason and assignee:
+        # the contact was told already.
+        if request.notify_contact and not conv["escalated"]:
             sched = ops.business_schedule(conv["account_settings"] or {})
             within = sched is None or sched.is_open(datetime.now(UTC))
             handoff = ops.holding_reply(settings, within)
