@@ -30,6 +30,8 @@ ALTER TABLE ai_sessions ADD COLUMN prompt_tokens bigint NOT NULL DEFAULT 0;
 ALTER TABLE ai_sessions ADD COLUMN completion_tokens bigint NOT NULL DEFAULT 0;
 -- The closed period (its next opening, ISO) in which the away message was sent.
 ALTER TABLE ai_sessions ADD COLUMN away_sent_for text NOT NULL DEFAULT '';
+-- A contact's new conversation starts from the slots of its latest session.
+CREATE INDEX ai_sessions_contact ON ai_sessions (merchant_id, contact_id, updated_at DESC);
 
 -- ---------------------------------------------------------------- usage
 CREATE TABLE ai_usage_daily (

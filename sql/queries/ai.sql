@@ -49,6 +49,14 @@ SELECT * FROM ai_sessions
  WHERE merchant_id = %(merchant_id)s AND conversation_id = %(conversation_id)s
    FOR UPDATE;
 
+-- name: latest_contact_slots
+-- The slots of the contact's most recent session in another conversation.
+SELECT slots FROM ai_sessions
+ WHERE merchant_id = %(merchant_id)s AND contact_id = %(contact_id)s
+   AND conversation_id <> %(conversation_id)s
+ ORDER BY updated_at DESC
+ LIMIT 1;
+
 -- name: save_session
 INSERT INTO ai_sessions (merchant_id, conversation_id, contact_id, intents, slots, summary,
                          summary_updated_at, context, current_intent, missing_slots,

@@ -10,7 +10,7 @@ import uuid
 
 import grpc
 import pytest
-from ai_helpers import enable_ai
+from ai_helpers import enable_ai, open_conversation
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
 from helpers import expect_error
@@ -617,3 +617,17 @@ async def test_the_prompt_carries_the_contact_profile_intents_and_context(ai, md
     assert [m["role"] for m in msgs[1:]] == ["user", "assistant", "user"]
     assert msgs[-1]["content"] == "#4321"
     assert req["body"]["response_format"]["json_schema"]["strict"] is True
+
+
+async def test_a_new_conversation_keeps_the_contacts_valid_slots(ai, md, conv, db, merchant):
+    await enable_ai(ai, md, intents=[BOOKING, HUMAN], handoff_intents=["talk_to_human"])
+    await ai.ProcessMessage(_pm(conv, "I want to book a table"), metadata=md)
+    await ai.ProcessMessage(_pm(conv, "on 2030-05-17 please"), metadata=md)
+    await db.execute(
+        "UPDATE conversations SET status = 'CLOSED', closed_at = now() WHERE id = %s",
+        (conv.conversation_id,),
+    )
+    conv.conversation_id = await open_conversation(db, merchant, conv.account_id, conv.contact_id)
+    out = await ai.ProcessMessage(_pm(conv, "can I reserve a table"), metadata=md)
+    assert dict(out.slots) == {"date": "2030-05-17"}
+    assert list(out.missing_slots) == ["party_size"]

@@ -105,7 +105,14 @@ async def load_facts(
                 raise NotFound("conversation", str(conversation_id))
             facts_row: Mapping[str, Any] = conv
             account_id, contact_id = conv["account_id"], conv["contact_id"]
-            session = domain.session_from_row(await store.get_session(merchant_id, conversation_id))
+            session_row = await store.get_session(merchant_id, conversation_id)
+            if session_row is None:
+                # A new conversation: the contact's known slots carry over (those still
+                # valid are kept when the session starts, see fresh_if_expired).
+                slots = await store.latest_contact_slots(merchant_id, contact_id, conversation_id)
+                session = domain.Session(slots={str(k): str(v) for k, v in slots.items()})
+            else:
+                session = domain.session_from_row(session_row)
         else:
             assert account_id is not None and contact_id is not None
             found = await store.contact_facts(merchant_id, account_id, contact_id)
@@ -184,15 +191,22 @@ async def process_message(
         model=settings.model or deps.model.default_model,
     )
 
-    keyword = domain.keyword_in(settings, text)
-    if keyword is not None:
-        _escalated(out, domain.KEYWORD, f"escalation keyword {keyword!r}", settings, within)
-    elif settings.moderation_enabled and await deps.model.flagged(text):
-        _escalated(
-            out, domain.MODERATION_FLAGGED, "moderation flagged the message", settings, within
-        )
-    else:
-        await _ask_model(deps, out, facts, session, text, now, on_delta)
+    try:
+        keyword = domain.keyword_in(settings, text)
+        if keyword is not None:
+            _escalated(out, domain.KEYWORD, f"escalation keyword {keyword!r}", settings, within)
+        elif settings.moderation_enabled and await deps.model.flagged(text):
+            _escalated(
+                out, domain.MODERATION_FLAGGED, "moderation flagged the message", settings, within
+            )
+        else:
+            await _ask_model(deps, out, facts, session, text, now, on_delta)
+    except DomainError:
+        # A malformed first answer's tokens were spent even though the retry failed.
+        if out.prompt_tokens or out.completion_tokens:
+            async with use_connection(deps.pool, transaction=True):
+                await store.add_usage(merchant_id, out.prompt_tokens, out.completion_tokens)
+        raise
 
     if out.escalate:
         out.summary = await _summary(deps, out, facts, session, text)

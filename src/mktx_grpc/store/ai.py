@@ -46,6 +46,17 @@ async def get_session(
     return await fetch_one(query, {"merchant_id": merchant_id, "conversation_id": conversation_id})
 
 
+async def latest_contact_slots(
+    merchant_id: UUID, contact_id: UUID, conversation_id: UUID
+) -> dict[str, Any]:
+    """The slots of the contact's most recent session in another conversation."""
+    row = await fetch_one(
+        Q.latest_contact_slots,
+        {"merchant_id": merchant_id, "contact_id": contact_id, "conversation_id": conversation_id},
+    )
+    return dict(row["slots"]) if row else {}
+
+
 async def save_session(
     merchant_id: UUID,
     conversation_id: UUID,
