@@ -52,6 +52,7 @@ def test_schema_is_strict_and_answers_validate():
         _answer(reply=7),
         _answer(extra="field"),
         _answer(reply="nul\x00"),
+        _answer(reply="x" * 10_001),
         json.dumps({"intent": "book_table"}),
     ],
 )

@@ -378,7 +378,9 @@ def output_schema(settings: Settings) -> dict[str, Any]:
                 "properties": {n: {"type": ["string", "null"]} for n in slot_names},
             },
             "missing_slots": {"type": "array", "items": {"type": "string"}},
-            "reply": {"type": "string", "maxLength": MAX_TEXT},
+            # No maxLength: OpenAI's strict mode refuses string length keywords; the
+            # length is checked in parse_answer instead.
+            "reply": {"type": "string"},
             "escalate": {"type": "boolean"},
         },
     }
@@ -430,6 +432,8 @@ def parse_answer(content: str | None, schema: Mapping[str, Any]) -> Answer:
     reply = data["reply"]
     if "\x00" in reply:
         raise MalformedOutput("reply holds a NUL character")
+    if len(reply) > MAX_TEXT:
+        raise MalformedOutput(f"reply is longer than {MAX_TEXT} characters")
     return Answer(
         intent=data["intent"] if data["intent"] != "other" else None,
         confidence=float(data["confidence"]),
