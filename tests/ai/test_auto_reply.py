@@ -116,6 +116,14 @@ async def test_inbound_dm_gets_the_bots_reply_through_the_ledger(
     (dm,) = await _outbound(db, conv)
     assert dm["is_from_bot"] and dm["origin"] == "AI" and dm["source"] == "ai"
     assert dm["source_ref"] == f"reply:{mid}" and "order" in dm["text"].lower()
+    # The session was written with the reply's send.
+    (context, intent) = await (
+        await db.execute(
+            "SELECT context, current_intent FROM ai_sessions WHERE conversation_id = %s",
+            (conv.conversation_id,),
+        )
+    ).fetchone()
+    assert [c["role"] for c in context] == ["user", "assistant"] and intent == "order_status"
     # The event delivered again (a rewound cursor) queues nothing twice.
     await db.execute(
         "UPDATE event_consumer_cursors SET last_event_id = 0 WHERE consumer = 'ai-auto-reply'"

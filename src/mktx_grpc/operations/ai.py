@@ -159,13 +159,16 @@ async def process_message(
     dry_run: bool = False,
     on_delta: Delta | None = None,
     facts: Facts | None = None,
+    defer_save: bool = False,
 ) -> Outcome:
     """Understand ``text`` and propose the reply (see the module docstring).
 
     Unless ``dry_run``, the conversation's session is updated (context, intent,
     slots, expiry, token totals). The day's token usage is recorded either way: the
     tokens were spent. With ``on_delta`` the model's answer is streamed and each new
-    piece of the reply text is passed to it as it arrives."""
+    piece of the reply text is passed to it as it arrives. With ``defer_save`` the
+    session is not written here: the caller writes it with :func:`save_session` in
+    the transaction that acts on the outcome (auto-reply: with the reply's send)."""
     now = datetime.now(UTC)
     if facts is None:
         facts = await load_facts(
@@ -210,7 +213,8 @@ async def process_message(
 
     if out.escalate:
         out.summary = await _summary(deps, out, facts, session, text)
-    save = not dry_run and conversation_id is not None
+    out.extra = {"session": session, "text": text, "now": now, "facts": facts}
+    save = not dry_run and not defer_save and conversation_id is not None
     if save or out.prompt_tokens or out.completion_tokens:
         async with use_connection(deps.pool, transaction=True):
             if out.prompt_tokens or out.completion_tokens:
@@ -350,6 +354,13 @@ async def _summary(
     out.prompt_tokens += completion.prompt_tokens
     out.completion_tokens += completion.completion_tokens
     return domain.clean_summary(completion.content) or fallback
+
+
+async def save_session(merchant_id: UUID, conversation_id: UUID, out: Outcome) -> None:
+    """In the CALLER'S transaction: write the session a ``defer_save`` call of
+    :func:`process_message` computed."""
+    x = out.extra
+    await _save(merchant_id, conversation_id, x["facts"], x["session"], out, x["text"], x["now"])
 
 
 async def _save(

@@ -215,13 +215,16 @@ async def _answer(deps: Deps, row: dict[str, Any], now: datetime) -> str:
         return await _escalate_plainly(deps, row, domain.CANNOT_ANSWER, "a message without text")
     try:
         out = await ops.process_message(
-            deps, merchant, text=text, conversation_id=conv_id, facts=facts
+            deps, merchant, text=text, conversation_id=conv_id, facts=facts, defer_save=True
         )
     except DomainError as exc:
         reason, detail = ops.escalation_for_error(exc)
         return await _escalate_plainly(deps, row, reason, detail, text=text, facts=facts)
+    # The session, the reply's send (or the escalation) and the queue row commit
+    # together: a crash before means the message is answered again from scratch.
     if out.escalate:
         async with use_connection(deps.pool, transaction=True):
+            await ops.save_session(merchant, conv_id, out)
             await ops.escalate(
                 merchant,
                 conv_id,
@@ -234,6 +237,7 @@ async def _answer(deps: Deps, row: dict[str, Any], now: datetime) -> str:
             await store.finish_reply(merchant, row["id"], ESCALATED, out.reason)
         return ESCALATED
     async with use_connection(deps.pool, transaction=True):
+        await ops.save_session(merchant, conv_id, out)
         await enqueue_dm(
             merchant,
             OutboundDm(
