@@ -217,3 +217,10 @@ UPDATE ai_reply_queue
 
 -- name: get_reply
 SELECT * FROM ai_reply_queue WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
+-- name: purge_done_replies
+-- Cross-merchant housekeeping: answered rows older than the retention, in batches.
+DELETE FROM ai_reply_queue
+ WHERE id IN (SELECT id FROM ai_reply_queue
+               WHERE state = 'DONE' AND done_at < now() - make_interval(secs => %(keep_seconds)s)
+               ORDER BY id LIMIT %(limit)s);

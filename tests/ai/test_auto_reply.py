@@ -21,6 +21,7 @@ from mktx_grpc.worker.auto_reply import (
     AUTO_REPLY_EVENTS,
     auto_reply_loop,
     drain_replies,
+    purge_answered,
     stop_auto_replies,
 )
 from mktx_grpc.worker.consumer import drain
@@ -309,3 +310,18 @@ async def test_an_automation_step_takes_the_same_path_without_auto_reply(
     assert await _queue(db, conv) == [("DONE", "REPLIED")]
     (dm,) = await _outbound(db, conv)
     assert dm["is_from_bot"] and dm["source_ref"] == f"reply:{mid}"
+
+
+async def test_answered_rows_are_purged_after_the_retention(api, ai, md, conv, db, merchant):
+    await enable_ai(ai, md)
+    await set_account_settings(db, conv.account_id, {"auto_reply_enabled": True})
+    await _inbound(api, db, merchant, conv, "where is my order")
+    await _inbound(api, db, merchant, conv, "#4321")
+    await _run(api)
+    await db.execute(
+        "UPDATE ai_reply_queue SET done_at = now() - interval '8 days'"
+        " WHERE id = (SELECT min(id) FROM ai_reply_queue WHERE conversation_id = %s)",
+        (conv.conversation_id,),
+    )
+    assert await purge_answered(api.app.deps) == 3600.0
+    assert await _queue(db, conv) == [("DONE", "REPLIED")]

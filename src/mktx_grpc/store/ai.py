@@ -249,3 +249,8 @@ async def retry_reply(merchant_id: UUID, reply_id: int, delay_seconds: float, de
 
 async def get_reply(merchant_id: UUID, reply_id: int) -> dict[str, Any] | None:
     return await fetch_one(Q.get_reply, {"merchant_id": merchant_id, "id": reply_id})
+
+
+async def purge_done_replies(keep_seconds: float, limit: int = 1000) -> int:
+    """Cross-merchant: delete answered queue rows older than ``keep_seconds``."""
+    return await execute(Q.purge_done_replies, {"keep_seconds": keep_seconds, "limit": limit})

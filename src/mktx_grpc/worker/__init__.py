@@ -130,6 +130,12 @@ async def _auto_reply_loop(deps: Deps) -> float:
     return await auto_reply_loop(deps)
 
 
+async def _purge_answered_replies(deps: Deps) -> float:
+    from .auto_reply import purge_answered
+
+    return await purge_answered(deps)
+
+
 async def _stop_auto_replies(deps: Deps) -> None:
     from .auto_reply import stop_auto_replies
 
@@ -164,6 +170,7 @@ LOOPS: list[Loop] = [
     *consumer_loops(CONSUMERS),
     _check_webhook_subscriptions,
     _auto_reply_loop,
+    _purge_answered_replies,
 ]
 
 #: Awaited once after the loops have stopped (work they left running in the background).

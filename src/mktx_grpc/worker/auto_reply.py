@@ -65,6 +65,8 @@ ITERATION_SECONDS = 2.0
 MAX_MESSAGE_AGE_SECONDS = 3600.0
 MAX_ATTEMPTS = 5
 IDLE_SECONDS = 1.0
+#: Answered queue rows are kept this long (for inspection), then purged.
+KEEP_DONE_SECONDS = 7 * 24 * 3600.0
 
 REPLIED, AWAY, AWAY_SENT, ESCALATED, HUMANS, SKIPPED = (
     "REPLIED",
@@ -158,6 +160,13 @@ async def auto_reply_loop(deps: Deps) -> float:
     finally:
         sub.close()
     return 0.0
+
+
+async def purge_answered(deps: Deps) -> float:
+    """Delete answered queue rows past :data:`KEEP_DONE_SECONDS`; seconds to sleep."""
+    async with use_connection(deps.pool, transaction=True):
+        n = await store.purge_done_replies(KEEP_DONE_SECONDS)
+    return 1.0 if n == 1000 else 3600.0
 
 
 async def stop_auto_replies(deps: Deps) -> None:
