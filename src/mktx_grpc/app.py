@@ -19,6 +19,7 @@ from .core.db import make_pool
 from .deps import close_deps, make_deps
 from .server import GrpcApp
 from .webhooks.app import create_webhook_app
+from .webhooks.server import sidecar_config
 from .worker import run_loops
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,11 @@ async def serve_process(
     if primary:
         webhook_app = create_webhook_app(deps, settings.x_consumer_secret)
         sidecar = _EmbeddedUvicorn(
-            uvicorn.Config(
+            sidecar_config(
                 webhook_app,
+                webhook_app.state.options,
                 host=settings.webhook_host,
                 port=settings.webhook_port,
-                log_config=None,
-                access_log=False,
                 # The sidecar's lifespan starts and drains its event processors.
                 lifespan="on",
             )

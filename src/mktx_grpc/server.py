@@ -46,11 +46,15 @@ from .core.auth import TokenVerifier
 from .core.db import database_ok
 from .deps import Deps
 from .interceptors import (
+    REFUSAL,
     AuthInterceptor,
+    DecodeInterceptor,
     ErrorMappingInterceptor,
+    GatedMethods,
     InterceptorChain,
     LoggingInterceptor,
     MetricsInterceptor,
+    RateLimitInterceptor,
     UnitOfWorkInterceptor,
     ValidationInterceptor,
     chained_handler,
@@ -129,9 +133,11 @@ class _ChainedRegistrar:
             name: chained_handler(self._chain, handler, f"/{service}/{name}")
             for name, handler in handlers.items()
         }
-        self._server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(service, wrapped),)
-        )
+        # Looked up through GatedMethods: credential-less calls are refused unread.
+        refusals = {
+            name: chained_handler(self._chain, REFUSAL, f"/{service}/{name}") for name in handlers
+        }
+        self._server.add_generic_rpc_handlers((GatedMethods(service, wrapped, refusals),))
 
 
 class GrpcApp:
@@ -150,7 +156,9 @@ class GrpcApp:
                 LoggingInterceptor(),
                 *([MetricsInterceptor()] if deps.settings.metrics else []),
                 ErrorMappingInterceptor(),
+                DecodeInterceptor(),
                 AuthInterceptor(TokenVerifier(deps.settings)),
+                RateLimitInterceptor(deps.settings, deps.pool),
                 ValidationInterceptor(),
                 UnitOfWorkInterceptor(deps.pool),
             ]
@@ -158,7 +166,7 @@ class GrpcApp:
         self.server = grpc.aio.server(
             options=[
                 ("grpc.so_reuseport", 1),
-                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+                ("grpc.max_receive_message_length", deps.settings.grpc_max_receive_bytes),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ],

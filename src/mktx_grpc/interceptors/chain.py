@@ -17,6 +17,8 @@ from typing import Any
 import grpc
 from grpc_interceptor.server import AsyncServerInterceptor
 
+from .decode import checked_deserializer
+
 
 class InterceptorChain(AsyncServerInterceptor):
     def __init__(self, stages: Sequence[AsyncServerInterceptor]) -> None:
@@ -54,7 +56,8 @@ def chained_handler(
 
     This is how the server applies the chain: at registration, once per method, so an
     RPC pays for the stages themselves and not for grpc.aio's per-call interceptor
-    machinery (resolving and wrapping the handler again on every call).
+    machinery (resolving and wrapping the handler again on every call). The request
+    deserializer is replaced by one that never raises (:mod:`.decode`).
     """
     for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
         behaviour = getattr(handler, kind)
@@ -79,4 +82,9 @@ def chained_handler(
             return await composed(request, context)
 
         wrapped = unary
-    return handler._replace(**{kind: wrapped})
+    return handler._replace(
+        **{
+            kind: wrapped,
+            "request_deserializer": checked_deserializer(handler.request_deserializer),
+        }
+    )

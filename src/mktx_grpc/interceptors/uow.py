@@ -3,7 +3,8 @@
 Reads run on the autocommit connection (a single statement needs no BEGIN/COMMIT);
 writes run inside ``conn.transaction()``, committed when the servicer returns and
 rolled back when it raises. The connection is published in a contextvar for the
-store layer.
+store layer. A destructive method (``audit`` in the method table) gets its audit row
+written in its transaction, after the servicer succeeded.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..core.db import use_connection
 from ..methods import spec_for
+from ..store import audit
 from ._stream import call_next, is_stream
 
 
@@ -38,4 +40,8 @@ class UnitOfWorkInterceptor(AsyncServerInterceptor):
             result = await call_next(method, request, context)
             if is_stream(result):
                 raise RuntimeError(f"{method_name}: streaming RPCs must be declared db=False")
+            if spec.audit:
+                # In the same transaction: no audit row without the change, nor the
+                # change without its row.
+                await audit.record(method_name, str(getattr(request, "id", "")))
             return result
