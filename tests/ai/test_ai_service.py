@@ -116,7 +116,7 @@ async def test_update_settings_validation_names_every_bad_field(ai, md):
                     max_tokens=0,
                     escalation_threshold=1.5,
                     system_prompt="x" * 10_001,
-                    handoff_message="nul\x00",
+                    handoff_message="x" * 1_001,
                     escalation_keywords=[""],
                     intents=[
                         A.AIIntent(name="Bad Name"),
@@ -167,6 +167,19 @@ async def test_update_settings_validation_names_every_bad_field(ai, md):
     await expect_error(
         ai.UpdateAISettings(A.UpdateAISettingsRequest(), metadata=md), BAD, "VALIDATION_ERROR"
     )
+    # NUL characters anywhere are refused before the method's rules.
+    err = await expect_error(
+        ai.UpdateAISettings(
+            A.UpdateAISettingsRequest(
+                settings=A.AISettings(intents=[A.AIIntent(name="ok", examples=["a\x00"])]),
+                update_mask=FieldMask(paths=["intents"]),
+            ),
+            metadata=md,
+        ),
+        BAD,
+        "VALIDATION_ERROR",
+    )
+    assert "settings.intents[0].examples[0]" in err.bad_fields
 
 
 async def test_process_message_validation(ai, md, conv):
