@@ -143,19 +143,19 @@ async def test_reflection_lists_every_service(api):
 
 async def test_unimplemented_rpcs_carry_error_info(api, merchant):
     md = api.auth(merchant)
-    ai = ai_pb2_grpc.AIServiceStub(api.channel)
+    automation = automation_pb2_grpc.AutomationServiceStub(api.channel)
     err = await expect_error(
-        ai.GetAISettings(ai_pb2.GetAISettingsRequest(), metadata=md),
+        automation.GetFlow(automation_pb2.GetFlowRequest(id=str(uuid.uuid4())), metadata=md),
         grpc.StatusCode.UNIMPLEMENTED,
         "NOT_IMPLEMENTED",
     )
-    assert err.info.metadata["method"] == "mktx.v1.AIService/GetAISettings"
-    automation = automation_pb2_grpc.AutomationServiceStub(api.channel)
-    await expect_error(
-        automation.GetFlow(automation_pb2.GetFlowRequest(id=str(uuid.uuid4())), metadata=md),
-        grpc.StatusCode.UNIMPLEMENTED,
-    )
+    assert err.info.metadata["method"] == "mktx.v1.AutomationService/GetFlow"
     # Unimplemented RPCs still require authentication.
+    await expect_error(
+        automation.GetFlow(automation_pb2.GetFlowRequest(id=str(uuid.uuid4()))), UNAUTH
+    )
+    # Authenticated RPCs of implemented services too.
+    ai = ai_pb2_grpc.AIServiceStub(api.channel)
     await expect_error(ai.GetAISettings(ai_pb2.GetAISettingsRequest()), UNAUTH)
 
 

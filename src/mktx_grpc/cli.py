@@ -166,7 +166,13 @@ def _database_label(settings: Settings, embedded: bool) -> str:
 
 
 def serve_banner(
-    settings: Settings, *, grpc_port: int, embedded: bool, migrations: list[str], sandbox: Any
+    settings: Settings,
+    *,
+    grpc_port: int,
+    embedded: bool,
+    migrations: list[str],
+    sandbox: Any,
+    ai_standin: Any = None,
 ) -> list[tuple[str, str]]:
     """The start-up lines of ``serve``: where everything is and how to begin."""
     host = _display_host(settings.grpc_host)
@@ -191,6 +197,17 @@ def serve_banner(
         )
     else:
         rows.append(("X", f"X API at {settings.x_api_base}"))
+    if ai_standin is not None:
+        rows.append(
+            (
+                "AI",
+                f"built-in stand-in at {ai_standin.openai_base_url} (not a model: it answers "
+                f"from each merchant's intents; admin API: {ai_standin.base_url}/_standin; "
+                "set MKTX_AI_BASE_URL and MKTX_AI_API_KEY for a real model)",
+            )
+        )
+    else:
+        rows.append(("AI", f"model endpoint {settings.ai_base_url}"))
     if not settings.run_worker:
         rows.append(("worker", "background loops off (MKTX_RUN_WORKER=false)"))
     rows.append(("token", f"{Path(sys.argv[0]).as_posix()} token --merchant <merchant UUID>"))
@@ -236,11 +253,17 @@ def _serve(args: argparse.Namespace) -> int:
     with logs.level("mktx_grpc.core.db", logging.WARNING):
         applied = migrate(settings.database_url)
     settings, sandbox = start_sandbox_if_needed(settings)
+    settings, ai_standin = start_ai_standin_if_needed(settings)
     from .app import serve_process
 
     def ready(grpc_port: int) -> None:
         rows = serve_banner(
-            settings, grpc_port=grpc_port, embedded=embedded, migrations=applied, sandbox=sandbox
+            settings,
+            grpc_port=grpc_port,
+            embedded=embedded,
+            migrations=applied,
+            sandbox=sandbox,
+            ai_standin=ai_standin,
         )
         logs.startup_banner("mktx-grpc serve: ready", rows)
 
@@ -265,7 +288,28 @@ def _serve(args: argparse.Namespace) -> int:
                 mark_process_dead(proc.pid)
         if sandbox is not None:
             sandbox.stop()
+        if ai_standin is not None:
+            ai_standin.stop()
     return 0
+
+
+def start_ai_standin_if_needed(settings: Settings) -> tuple[Settings, Any]:
+    """With no model configured (``MKTX_AI_BASE_URL`` unset), start the built-in
+    OpenAI-compatible stand-in on a free loopback port and point the model client at
+    it. It is a stand-in, not a model: it answers deterministically from each
+    merchant's intents and example phrases. Returns the settings and the server
+    (None when a model is configured)."""
+    if not settings.uses_ai_standin:
+        return settings, None
+    from .ai_standin import AIStandinServer
+
+    server = AIStandinServer()
+    server.start()
+    log.debug("no AI model configured: using the built-in stand-in at %s", server.base_url)
+    return (
+        settings.replace(ai_base_url=server.openai_base_url, ai_api_key=server.api_key),
+        server,
+    )
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -302,6 +346,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     check_schema(settings.database_url)
     settings, sandbox = start_sandbox_if_needed(settings, join_running=True)
+    # The stand-in is stateless and deterministic, so a worker's own answers as the
+    # server's would.
+    settings, ai_standin = start_ai_standin_if_needed(settings)
     from .worker.main import worker_process
 
     try:
@@ -309,6 +356,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     finally:
         if sandbox is not None:
             sandbox.stop()
+        if ai_standin is not None:
+            ai_standin.stop()
     return 0
 
 

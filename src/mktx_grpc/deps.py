@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import httpx
 from psycopg_pool import AsyncConnectionPool
 
+from .ai.client import ModelClient, make_model_client
 from .core.config import Settings
 from .core.crypto import TokenCipher
 from .core.fetch import MediaFetcher
@@ -26,6 +27,8 @@ class Deps:
     #: Fetches post media from merchants' URLs (https only; private addresses
     #: refused unless X is the local sandbox).
     media: MediaFetcher = field(repr=False, default_factory=MediaFetcher)
+    #: The AI model client (openai AsyncOpenAI behind a circuit breaker).
+    model: ModelClient = field(repr=False, default_factory=lambda: make_model_client(Settings()))
 
 
 def make_deps(
@@ -45,6 +48,7 @@ def make_deps(
         media=MediaFetcher(
             allow_private=settings.x_sandbox, ca_file=settings.media_ca_file or None
         ),
+        model=make_model_client(settings),
     )
 
 
@@ -52,3 +56,4 @@ async def close_deps(deps: Deps) -> None:
     """Close what make_deps opened (the X client's HTTP connections); not the pool."""
     await deps.xaccess.x.aclose()
     await deps.media.aclose()
+    await deps.model.aclose()

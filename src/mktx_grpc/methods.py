@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .validation import accounts as accounts_rules
+from .validation import ai as ai_rules
 from .validation import campaigns as campaigns_rules
 from .validation import contacts as contacts_rules
 from .validation import conversations as conversations_rules
@@ -76,6 +77,7 @@ _CP = "/mktx.v1.CampaignsService/"
 _SG = "/mktx.v1.SegmentsService/"
 _M = "/mktx.v1.MerchantsService/"
 _PB = "/mktx.v1.PublishingService/"
+_AI = "/mktx.v1.AIService/"
 
 METHODS: dict[str, MethodSpec] = {
     # Templates
@@ -158,6 +160,13 @@ METHODS: dict[str, MethodSpec] = {
     _PB + "ValidatePost": own_connections(publishing_rules.validate_post),
     _PB + "RefreshPostMetrics": own_connections(rules.require_uuid("id")),
     _PB + "GetPostMetrics": read(publishing_rules.get_post_metrics),
+    # AI. Processing calls the model between short transactions (operations/ai.py).
+    _AI + "ProcessMessage": own_connections(ai_rules.process_message),
+    _AI + "StreamProcessMessage": own_connections(ai_rules.process_message),
+    _AI + "GetConversationContext": read(ai_rules.get_conversation_context),
+    _AI + "EscalateConversation": write(ai_rules.escalate_conversation),
+    _AI + "GetAISettings": read(),
+    _AI + "UpdateAISettings": write(ai_rules.update_ai_settings),
 }
 
 _PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")

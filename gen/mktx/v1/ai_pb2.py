@@ -28,7 +28,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from mktx.v1 import conversations_pb2 as mktx_dot_v1_dot_conversations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10mktx/v1/ai.proto\x12\x07mktx.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmktx/v1/conversations.proto\"V\n\x0c\x41ITokenUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x05\"w\n\x15ProcessMessageRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x12\n\ncontact_id\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x05 \x01(\x08\"\xc3\x03\n\x16ProcessMessageResponse\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x0e\n\x06intent\x18\x02 \x01(\t\x12\x12\n\nconfidence\x18\x03 \x01(\x01\x12\x39\n\x05slots\x18\x04 \x03(\x0b\x32*.mktx.v1.ProcessMessageResponse.SlotsEntry\x12\x15\n\rresponse_text\x18\x05 \x01(\t\x12\x1b\n\x13requires_escalation\x18\x06 \x01(\x08\x12\x34\n\x11\x65scalation_reason\x18\x07 \x01(\x0e\x32\x19.mktx.v1.EscalationReason\x12\x19\n\x11\x65scalation_detail\x18\x08 \x01(\t\x12\x1d\n\x15within_business_hours\x18\t \x01(\x08\x12\r\n\x05model\x18\n \x01(\t\x12$\n\x05usage\x18\x0b \x01(\x0b\x32\x15.mktx.v1.AITokenUsage\x12*\n\x07latency\x18\x0c \x01(\x0b\x32\x19.google.protobuf.Duration\x1a,\n\nSlotsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"}\n\x1bStreamProcessMessageRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x12\n\ncontact_id\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x05 \x01(\x08\"p\n\x1cStreamProcessMessageResponse\x12\x14\n\ntext_delta\x18\x01 \x01(\tH\x00\x12\x31\n\x06result\x18\x02 \x01(\x0b\x32\x1f.mktx.v1.ProcessMessageResponseH\x00\x42\x07\n\x05\x65vent\"O\n\x1dGetConversationContextRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x15\n\rmessage_limit\x18\x02 \x01(\x05\"y\n\x0e\x44\x65tectedIntent\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x01\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12/\n\x0b\x64\x65tect_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8f\x03\n\x13\x43onversationContext\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12)\n\x0frecent_messages\x18\x03 \x03(\x0b\x32\x10.mktx.v1.Message\x12\x31\n\x10\x64\x65tected_intents\x18\x04 \x03(\x0b\x32\x17.mktx.v1.DetectedIntent\x12\x36\n\x05slots\x18\x05 \x03(\x0b\x32\'.mktx.v1.ConversationContext.SlotsEntry\x12\x0f\n\x07summary\x18\x06 \x01(\t\x12\x37\n\x13summary_update_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tescalated\x18\x08 \x01(\x08\x12*\n\x0btotal_usage\x18\t \x01(\x0b\x32\x15.mktx.v1.AITokenUsage\x1a,\n\nSlotsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"x\n\x1b\x45scalateConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x18\n\x10\x61ssignee_user_id\x18\x03 \x01(\t\x12\x16\n\x0enotify_contact\x18\x04 \x01(\x08\"\x16\n\x14GetAISettingsRequest\"\xcb\x02\n\nAISettings\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\r\n\x05model\x18\x02 \x01(\t\x12\x13\n\x0btemperature\x18\x03 \x01(\x01\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\x12\x1c\n\x14\x65scalation_threshold\x18\x05 \x01(\x01\x12\x15\n\rsystem_prompt\x18\x06 \x01(\t\x12\x1c\n\x14\x62usiness_hours_aware\x18\x07 \x01(\x08\x12\x1b\n\x13\x65scalation_keywords\x18\x08 \x03(\t\x12\x17\n\x0fhandoff_message\x18\t \x01(\t\x12\x1b\n\x13\x61\x66ter_hours_message\x18\n \x01(\t\x12\x0f\n\x07intents\x18\x0b \x03(\t\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\r \x01(\t\"\x7f\n\x17UpdateAISettingsRequest\x12%\n\x08settings\x18\x01 \x01(\x0b\x32\x13.mktx.v1.AISettings\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t*\xce\x01\n\x10\x45scalationReason\x12!\n\x1d\x45SCALATION_REASON_UNSPECIFIED\x10\x00\x12$\n ESCALATION_REASON_LOW_CONFIDENCE\x10\x01\x12%\n!ESCALATION_REASON_HUMAN_REQUESTED\x10\x02\x12%\n!ESCALATION_REASON_SENSITIVE_TOPIC\x10\x03\x12#\n\x1f\x45SCALATION_REASON_CANNOT_ANSWER\x10\x04\x32\x8a\x04\n\tAIService\x12Q\n\x0eProcessMessage\x12\x1e.mktx.v1.ProcessMessageRequest\x1a\x1f.mktx.v1.ProcessMessageResponse\x12\x65\n\x14StreamProcessMessage\x12$.mktx.v1.StreamProcessMessageRequest\x1a%.mktx.v1.StreamProcessMessageResponse0\x01\x12^\n\x16GetConversationContext\x12&.mktx.v1.GetConversationContextRequest\x1a\x1c.mktx.v1.ConversationContext\x12S\n\x14\x45scalateConversation\x12$.mktx.v1.EscalateConversationRequest\x1a\x15.mktx.v1.Conversation\x12\x43\n\rGetAISettings\x12\x1d.mktx.v1.GetAISettingsRequest\x1a\x13.mktx.v1.AISettings\x12I\n\x10UpdateAISettings\x12 .mktx.v1.UpdateAISettingsRequest\x1a\x13.mktx.v1.AISettingsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10mktx/v1/ai.proto\x12\x07mktx.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmktx/v1/conversations.proto\"[\n\x06\x41ISlot\x12\x0c\n\x04name\x18\x01 \x01(\t\x12!\n\x04type\x18\x02 \x01(\x0e\x32\x13.mktx.v1.AISlotType\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x0e\n\x06prompt\x18\x04 \x01(\t\"_\n\x08\x41IIntent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08\x65xamples\x18\x03 \x03(\t\x12\x1e\n\x05slots\x18\x04 \x03(\x0b\x32\x0f.mktx.v1.AISlot\"\\\n\rAIContextItem\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xca\x01\n\tAISession\x12-\n\rcontext_items\x18\x01 \x03(\x0b\x32\x16.mktx.v1.AIContextItem\x12\x16\n\x0e\x63urrent_intent\x18\x02 \x01(\t\x12\x15\n\rmissing_slots\x18\x03 \x03(\t\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"V\n\x0c\x41ITokenUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x05\"w\n\x15ProcessMessageRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x12\n\ncontact_id\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x05 \x01(\x08\"\xf6\x03\n\x16ProcessMessageResponse\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x0e\n\x06intent\x18\x02 \x01(\t\x12\x12\n\nconfidence\x18\x03 \x01(\x01\x12\x39\n\x05slots\x18\x04 \x03(\x0b\x32*.mktx.v1.ProcessMessageResponse.SlotsEntry\x12\x15\n\rresponse_text\x18\x05 \x01(\t\x12\x1b\n\x13requires_escalation\x18\x06 \x01(\x08\x12\x34\n\x11\x65scalation_reason\x18\x07 \x01(\x0e\x32\x19.mktx.v1.EscalationReason\x12\x19\n\x11\x65scalation_detail\x18\x08 \x01(\t\x12\x1d\n\x15within_business_hours\x18\t \x01(\x08\x12\r\n\x05model\x18\n \x01(\t\x12$\n\x05usage\x18\x0b \x01(\x0b\x32\x15.mktx.v1.AITokenUsage\x12*\n\x07latency\x18\x0c \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x15\n\rmissing_slots\x18\r \x03(\t\x12\x1a\n\x12\x65scalation_summary\x18\x0e \x01(\t\x1a,\n\nSlotsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"}\n\x1bStreamProcessMessageRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x12\n\ncontact_id\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x05 \x01(\x08\"p\n\x1cStreamProcessMessageResponse\x12\x14\n\ntext_delta\x18\x01 \x01(\tH\x00\x12\x31\n\x06result\x18\x02 \x01(\x0b\x32\x1f.mktx.v1.ProcessMessageResponseH\x00\x42\x07\n\x05\x65vent\"O\n\x1dGetConversationContextRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x15\n\rmessage_limit\x18\x02 \x01(\x05\"y\n\x0e\x44\x65tectedIntent\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x01\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12/\n\x0b\x64\x65tect_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb4\x03\n\x13\x43onversationContext\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12)\n\x0frecent_messages\x18\x03 \x03(\x0b\x32\x10.mktx.v1.Message\x12\x31\n\x10\x64\x65tected_intents\x18\x04 \x03(\x0b\x32\x17.mktx.v1.DetectedIntent\x12\x36\n\x05slots\x18\x05 \x03(\x0b\x32\'.mktx.v1.ConversationContext.SlotsEntry\x12\x0f\n\x07summary\x18\x06 \x01(\t\x12\x37\n\x13summary_update_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tescalated\x18\x08 \x01(\x08\x12*\n\x0btotal_usage\x18\t \x01(\x0b\x32\x15.mktx.v1.AITokenUsage\x12#\n\x07session\x18\n \x01(\x0b\x32\x12.mktx.v1.AISession\x1a,\n\nSlotsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"x\n\x1b\x45scalateConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x18\n\x10\x61ssignee_user_id\x18\x03 \x01(\t\x12\x16\n\x0enotify_contact\x18\x04 \x01(\x08\"\x16\n\x14GetAISettingsRequest\"\xe9\x03\n\nAISettings\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\r\n\x05model\x18\x02 \x01(\t\x12\x13\n\x0btemperature\x18\x03 \x01(\x01\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\x12\x1c\n\x14\x65scalation_threshold\x18\x05 \x01(\x01\x12\x15\n\rsystem_prompt\x18\x06 \x01(\t\x12\x1c\n\x14\x62usiness_hours_aware\x18\x07 \x01(\x08\x12\x1b\n\x13\x65scalation_keywords\x18\x08 \x03(\t\x12\x17\n\x0fhandoff_message\x18\t \x01(\t\x12\x1b\n\x13\x61\x66ter_hours_message\x18\n \x01(\t\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\r \x01(\t\x12\"\n\x07intents\x18\x0e \x03(\x0b\x32\x11.mktx.v1.AIIntent\x12\x17\n\x0fhandoff_intents\x18\x0f \x03(\t\x12\x1a\n\x12\x64\x61ily_token_budget\x18\x10 \x01(\x03\x12\x32\n\x0fsession_timeout\x18\x11 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12moderation_enabled\x18\x12 \x01(\x08J\x04\x08\x0b\x10\x0c\"\x7f\n\x17UpdateAISettingsRequest\x12%\n\x08settings\x18\x01 \x01(\x0b\x32\x13.mktx.v1.AISettings\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t*\xae\x03\n\x10\x45scalationReason\x12!\n\x1d\x45SCALATION_REASON_UNSPECIFIED\x10\x00\x12$\n ESCALATION_REASON_LOW_CONFIDENCE\x10\x01\x12%\n!ESCALATION_REASON_HUMAN_REQUESTED\x10\x02\x12%\n!ESCALATION_REASON_SENSITIVE_TOPIC\x10\x03\x12#\n\x1f\x45SCALATION_REASON_CANNOT_ANSWER\x10\x04\x12\x1d\n\x19\x45SCALATION_REASON_KEYWORD\x10\x05\x12(\n$ESCALATION_REASON_MODERATION_FLAGGED\x10\x06\x12&\n\"ESCALATION_REASON_MALFORMED_OUTPUT\x10\x07\x12\'\n#ESCALATION_REASON_MODEL_UNAVAILABLE\x10\x08\x12&\n\"ESCALATION_REASON_BUDGET_EXHAUSTED\x10\t\x12\x1c\n\x18\x45SCALATION_REASON_MANUAL\x10\n*\xbc\x01\n\nAISlotType\x12\x1c\n\x18\x41I_SLOT_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41I_SLOT_TYPE_TEXT\x10\x01\x12\x17\n\x13\x41I_SLOT_TYPE_NUMBER\x10\x02\x12\x16\n\x12\x41I_SLOT_TYPE_EMAIL\x10\x03\x12\x16\n\x12\x41I_SLOT_TYPE_PHONE\x10\x04\x12\x15\n\x11\x41I_SLOT_TYPE_DATE\x10\x05\x12\x19\n\x15\x41I_SLOT_TYPE_ORDER_ID\x10\x06\x32\x8a\x04\n\tAIService\x12Q\n\x0eProcessMessage\x12\x1e.mktx.v1.ProcessMessageRequest\x1a\x1f.mktx.v1.ProcessMessageResponse\x12\x65\n\x14StreamProcessMessage\x12$.mktx.v1.StreamProcessMessageRequest\x1a%.mktx.v1.StreamProcessMessageResponse0\x01\x12^\n\x16GetConversationContext\x12&.mktx.v1.GetConversationContextRequest\x1a\x1c.mktx.v1.ConversationContext\x12S\n\x14\x45scalateConversation\x12$.mktx.v1.EscalateConversationRequest\x1a\x15.mktx.v1.Conversation\x12\x43\n\rGetAISettings\x12\x1d.mktx.v1.GetAISettingsRequest\x1a\x13.mktx.v1.AISettings\x12I\n\x10UpdateAISettings\x12 .mktx.v1.UpdateAISettingsRequest\x1a\x13.mktx.v1.AISettingsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,36 +39,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROCESSMESSAGERESPONSE_SLOTSENTRY']._serialized_options = b'8\001'
   _globals['_CONVERSATIONCONTEXT_SLOTSENTRY']._loaded_options = None
   _globals['_CONVERSATIONCONTEXT_SLOTSENTRY']._serialized_options = b'8\001'
-  _globals['_ESCALATIONREASON']._serialized_start=2277
-  _globals['_ESCALATIONREASON']._serialized_end=2483
-  _globals['_AITOKENUSAGE']._serialized_start=157
-  _globals['_AITOKENUSAGE']._serialized_end=243
-  _globals['_PROCESSMESSAGEREQUEST']._serialized_start=245
-  _globals['_PROCESSMESSAGEREQUEST']._serialized_end=364
-  _globals['_PROCESSMESSAGERESPONSE']._serialized_start=367
-  _globals['_PROCESSMESSAGERESPONSE']._serialized_end=818
-  _globals['_PROCESSMESSAGERESPONSE_SLOTSENTRY']._serialized_start=774
-  _globals['_PROCESSMESSAGERESPONSE_SLOTSENTRY']._serialized_end=818
-  _globals['_STREAMPROCESSMESSAGEREQUEST']._serialized_start=820
-  _globals['_STREAMPROCESSMESSAGEREQUEST']._serialized_end=945
-  _globals['_STREAMPROCESSMESSAGERESPONSE']._serialized_start=947
-  _globals['_STREAMPROCESSMESSAGERESPONSE']._serialized_end=1059
-  _globals['_GETCONVERSATIONCONTEXTREQUEST']._serialized_start=1061
-  _globals['_GETCONVERSATIONCONTEXTREQUEST']._serialized_end=1140
-  _globals['_DETECTEDINTENT']._serialized_start=1142
-  _globals['_DETECTEDINTENT']._serialized_end=1263
-  _globals['_CONVERSATIONCONTEXT']._serialized_start=1266
-  _globals['_CONVERSATIONCONTEXT']._serialized_end=1665
-  _globals['_CONVERSATIONCONTEXT_SLOTSENTRY']._serialized_start=774
-  _globals['_CONVERSATIONCONTEXT_SLOTSENTRY']._serialized_end=818
-  _globals['_ESCALATECONVERSATIONREQUEST']._serialized_start=1667
-  _globals['_ESCALATECONVERSATIONREQUEST']._serialized_end=1787
-  _globals['_GETAISETTINGSREQUEST']._serialized_start=1789
-  _globals['_GETAISETTINGSREQUEST']._serialized_end=1811
-  _globals['_AISETTINGS']._serialized_start=1814
-  _globals['_AISETTINGS']._serialized_end=2145
-  _globals['_UPDATEAISETTINGSREQUEST']._serialized_start=2147
-  _globals['_UPDATEAISETTINGSREQUEST']._serialized_end=2274
-  _globals['_AISERVICE']._serialized_start=2486
-  _globals['_AISERVICE']._serialized_end=3008
+  _globals['_ESCALATIONREASON']._serialized_start=3012
+  _globals['_ESCALATIONREASON']._serialized_end=3442
+  _globals['_AISLOTTYPE']._serialized_start=3445
+  _globals['_AISLOTTYPE']._serialized_end=3633
+  _globals['_AISLOT']._serialized_start=157
+  _globals['_AISLOT']._serialized_end=248
+  _globals['_AIINTENT']._serialized_start=250
+  _globals['_AIINTENT']._serialized_end=345
+  _globals['_AICONTEXTITEM']._serialized_start=347
+  _globals['_AICONTEXTITEM']._serialized_end=439
+  _globals['_AISESSION']._serialized_start=442
+  _globals['_AISESSION']._serialized_end=644
+  _globals['_AITOKENUSAGE']._serialized_start=646
+  _globals['_AITOKENUSAGE']._serialized_end=732
+  _globals['_PROCESSMESSAGEREQUEST']._serialized_start=734
+  _globals['_PROCESSMESSAGEREQUEST']._serialized_end=853
+  _globals['_PROCESSMESSAGERESPONSE']._serialized_start=856
+  _globals['_PROCESSMESSAGERESPONSE']._serialized_end=1358
+  _globals['_PROCESSMESSAGERESPONSE_SLOTSENTRY']._serialized_start=1314
+  _globals['_PROCESSMESSAGERESPONSE_SLOTSENTRY']._serialized_end=1358
+  _globals['_STREAMPROCESSMESSAGEREQUEST']._serialized_start=1360
+  _globals['_STREAMPROCESSMESSAGEREQUEST']._serialized_end=1485
+  _globals['_STREAMPROCESSMESSAGERESPONSE']._serialized_start=1487
+  _globals['_STREAMPROCESSMESSAGERESPONSE']._serialized_end=1599
+  _globals['_GETCONVERSATIONCONTEXTREQUEST']._serialized_start=1601
+  _globals['_GETCONVERSATIONCONTEXTREQUEST']._serialized_end=1680
+  _globals['_DETECTEDINTENT']._serialized_start=1682
+  _globals['_DETECTEDINTENT']._serialized_end=1803
+  _globals['_CONVERSATIONCONTEXT']._serialized_start=1806
+  _globals['_CONVERSATIONCONTEXT']._serialized_end=2242
+  _globals['_CONVERSATIONCONTEXT_SLOTSENTRY']._serialized_start=1314
+  _globals['_CONVERSATIONCONTEXT_SLOTSENTRY']._serialized_end=1358
+  _globals['_ESCALATECONVERSATIONREQUEST']._serialized_start=2244
+  _globals['_ESCALATECONVERSATIONREQUEST']._serialized_end=2364
+  _globals['_GETAISETTINGSREQUEST']._serialized_start=2366
+  _globals['_GETAISETTINGSREQUEST']._serialized_end=2388
+  _globals['_AISETTINGS']._serialized_start=2391
+  _globals['_AISETTINGS']._serialized_end=2880
+  _globals['_UPDATEAISETTINGSREQUEST']._serialized_start=2882
+  _globals['_UPDATEAISETTINGSREQUEST']._serialized_end=3009
+  _globals['_AISERVICE']._serialized_start=3636
+  _globals['_AISERVICE']._serialized_end=4158
 # @@protoc_insertion_point(module_scope)

@@ -20,11 +20,88 @@ class EscalationReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ESCALATION_REASON_HUMAN_REQUESTED: _ClassVar[EscalationReason]
     ESCALATION_REASON_SENSITIVE_TOPIC: _ClassVar[EscalationReason]
     ESCALATION_REASON_CANNOT_ANSWER: _ClassVar[EscalationReason]
+    ESCALATION_REASON_KEYWORD: _ClassVar[EscalationReason]
+    ESCALATION_REASON_MODERATION_FLAGGED: _ClassVar[EscalationReason]
+    ESCALATION_REASON_MALFORMED_OUTPUT: _ClassVar[EscalationReason]
+    ESCALATION_REASON_MODEL_UNAVAILABLE: _ClassVar[EscalationReason]
+    ESCALATION_REASON_BUDGET_EXHAUSTED: _ClassVar[EscalationReason]
+    ESCALATION_REASON_MANUAL: _ClassVar[EscalationReason]
+
+class AISlotType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    AI_SLOT_TYPE_UNSPECIFIED: _ClassVar[AISlotType]
+    AI_SLOT_TYPE_TEXT: _ClassVar[AISlotType]
+    AI_SLOT_TYPE_NUMBER: _ClassVar[AISlotType]
+    AI_SLOT_TYPE_EMAIL: _ClassVar[AISlotType]
+    AI_SLOT_TYPE_PHONE: _ClassVar[AISlotType]
+    AI_SLOT_TYPE_DATE: _ClassVar[AISlotType]
+    AI_SLOT_TYPE_ORDER_ID: _ClassVar[AISlotType]
 ESCALATION_REASON_UNSPECIFIED: EscalationReason
 ESCALATION_REASON_LOW_CONFIDENCE: EscalationReason
 ESCALATION_REASON_HUMAN_REQUESTED: EscalationReason
 ESCALATION_REASON_SENSITIVE_TOPIC: EscalationReason
 ESCALATION_REASON_CANNOT_ANSWER: EscalationReason
+ESCALATION_REASON_KEYWORD: EscalationReason
+ESCALATION_REASON_MODERATION_FLAGGED: EscalationReason
+ESCALATION_REASON_MALFORMED_OUTPUT: EscalationReason
+ESCALATION_REASON_MODEL_UNAVAILABLE: EscalationReason
+ESCALATION_REASON_BUDGET_EXHAUSTED: EscalationReason
+ESCALATION_REASON_MANUAL: EscalationReason
+AI_SLOT_TYPE_UNSPECIFIED: AISlotType
+AI_SLOT_TYPE_TEXT: AISlotType
+AI_SLOT_TYPE_NUMBER: AISlotType
+AI_SLOT_TYPE_EMAIL: AISlotType
+AI_SLOT_TYPE_PHONE: AISlotType
+AI_SLOT_TYPE_DATE: AISlotType
+AI_SLOT_TYPE_ORDER_ID: AISlotType
+
+class AISlot(_message.Message):
+    __slots__ = ("name", "type", "required", "prompt")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: AISlotType
+    required: bool
+    prompt: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[AISlotType, str]] = ..., required: _Optional[bool] = ..., prompt: _Optional[str] = ...) -> None: ...
+
+class AIIntent(_message.Message):
+    __slots__ = ("name", "description", "examples", "slots")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    examples: _containers.RepeatedScalarFieldContainer[str]
+    slots: _containers.RepeatedCompositeFieldContainer[AISlot]
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., examples: _Optional[_Iterable[str]] = ..., slots: _Optional[_Iterable[_Union[AISlot, _Mapping]]] = ...) -> None: ...
+
+class AIContextItem(_message.Message):
+    __slots__ = ("role", "text", "create_time")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    text: str
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, role: _Optional[str] = ..., text: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class AISession(_message.Message):
+    __slots__ = ("context_items", "current_intent", "missing_slots", "expire_time", "start_time")
+    CONTEXT_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_INTENT_FIELD_NUMBER: _ClassVar[int]
+    MISSING_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    context_items: _containers.RepeatedCompositeFieldContainer[AIContextItem]
+    current_intent: str
+    missing_slots: _containers.RepeatedScalarFieldContainer[str]
+    expire_time: _timestamp_pb2.Timestamp
+    start_time: _timestamp_pb2.Timestamp
+    def __init__(self, context_items: _Optional[_Iterable[_Union[AIContextItem, _Mapping]]] = ..., current_intent: _Optional[str] = ..., missing_slots: _Optional[_Iterable[str]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class AITokenUsage(_message.Message):
     __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -51,7 +128,7 @@ class ProcessMessageRequest(_message.Message):
     def __init__(self, conversation_id: _Optional[str] = ..., account_id: _Optional[str] = ..., contact_id: _Optional[str] = ..., text: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class ProcessMessageResponse(_message.Message):
-    __slots__ = ("conversation_id", "intent", "confidence", "slots", "response_text", "requires_escalation", "escalation_reason", "escalation_detail", "within_business_hours", "model", "usage", "latency")
+    __slots__ = ("conversation_id", "intent", "confidence", "slots", "response_text", "requires_escalation", "escalation_reason", "escalation_detail", "within_business_hours", "model", "usage", "latency", "missing_slots", "escalation_summary")
     class SlotsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +148,8 @@ class ProcessMessageResponse(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     LATENCY_FIELD_NUMBER: _ClassVar[int]
+    MISSING_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    ESCALATION_SUMMARY_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     intent: str
     confidence: float
@@ -83,7 +162,9 @@ class ProcessMessageResponse(_message.Message):
     model: str
     usage: AITokenUsage
     latency: _duration_pb2.Duration
-    def __init__(self, conversation_id: _Optional[str] = ..., intent: _Optional[str] = ..., confidence: _Optional[float] = ..., slots: _Optional[_Mapping[str, str]] = ..., response_text: _Optional[str] = ..., requires_escalation: _Optional[bool] = ..., escalation_reason: _Optional[_Union[EscalationReason, str]] = ..., escalation_detail: _Optional[str] = ..., within_business_hours: _Optional[bool] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[AITokenUsage, _Mapping]] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    missing_slots: _containers.RepeatedScalarFieldContainer[str]
+    escalation_summary: str
+    def __init__(self, conversation_id: _Optional[str] = ..., intent: _Optional[str] = ..., confidence: _Optional[float] = ..., slots: _Optional[_Mapping[str, str]] = ..., response_text: _Optional[str] = ..., requires_escalation: _Optional[bool] = ..., escalation_reason: _Optional[_Union[EscalationReason, str]] = ..., escalation_detail: _Optional[str] = ..., within_business_hours: _Optional[bool] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[AITokenUsage, _Mapping]] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., missing_slots: _Optional[_Iterable[str]] = ..., escalation_summary: _Optional[str] = ...) -> None: ...
 
 class StreamProcessMessageRequest(_message.Message):
     __slots__ = ("conversation_id", "account_id", "contact_id", "text", "dry_run")
@@ -128,7 +209,7 @@ class DetectedIntent(_message.Message):
     def __init__(self, intent: _Optional[str] = ..., confidence: _Optional[float] = ..., message_id: _Optional[str] = ..., detect_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ConversationContext(_message.Message):
-    __slots__ = ("conversation_id", "contact_id", "recent_messages", "detected_intents", "slots", "summary", "summary_update_time", "escalated", "total_usage")
+    __slots__ = ("conversation_id", "contact_id", "recent_messages", "detected_intents", "slots", "summary", "summary_update_time", "escalated", "total_usage", "session")
     class SlotsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -145,6 +226,7 @@ class ConversationContext(_message.Message):
     SUMMARY_UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     ESCALATED_FIELD_NUMBER: _ClassVar[int]
     TOTAL_USAGE_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     contact_id: str
     recent_messages: _containers.RepeatedCompositeFieldContainer[_conversations_pb2.Message]
@@ -154,7 +236,8 @@ class ConversationContext(_message.Message):
     summary_update_time: _timestamp_pb2.Timestamp
     escalated: bool
     total_usage: AITokenUsage
-    def __init__(self, conversation_id: _Optional[str] = ..., contact_id: _Optional[str] = ..., recent_messages: _Optional[_Iterable[_Union[_conversations_pb2.Message, _Mapping]]] = ..., detected_intents: _Optional[_Iterable[_Union[DetectedIntent, _Mapping]]] = ..., slots: _Optional[_Mapping[str, str]] = ..., summary: _Optional[str] = ..., summary_update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., escalated: _Optional[bool] = ..., total_usage: _Optional[_Union[AITokenUsage, _Mapping]] = ...) -> None: ...
+    session: AISession
+    def __init__(self, conversation_id: _Optional[str] = ..., contact_id: _Optional[str] = ..., recent_messages: _Optional[_Iterable[_Union[_conversations_pb2.Message, _Mapping]]] = ..., detected_intents: _Optional[_Iterable[_Union[DetectedIntent, _Mapping]]] = ..., slots: _Optional[_Mapping[str, str]] = ..., summary: _Optional[str] = ..., summary_update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., escalated: _Optional[bool] = ..., total_usage: _Optional[_Union[AITokenUsage, _Mapping]] = ..., session: _Optional[_Union[AISession, _Mapping]] = ...) -> None: ...
 
 class EscalateConversationRequest(_message.Message):
     __slots__ = ("conversation_id", "reason", "assignee_user_id", "notify_contact")
@@ -173,7 +256,7 @@ class GetAISettingsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class AISettings(_message.Message):
-    __slots__ = ("enabled", "model", "temperature", "max_tokens", "escalation_threshold", "system_prompt", "business_hours_aware", "escalation_keywords", "handoff_message", "after_hours_message", "intents", "update_time", "etag")
+    __slots__ = ("enabled", "model", "temperature", "max_tokens", "escalation_threshold", "system_prompt", "business_hours_aware", "escalation_keywords", "handoff_message", "after_hours_message", "update_time", "etag", "intents", "handoff_intents", "daily_token_budget", "session_timeout", "moderation_enabled")
     ENABLED_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
@@ -184,9 +267,13 @@ class AISettings(_message.Message):
     ESCALATION_KEYWORDS_FIELD_NUMBER: _ClassVar[int]
     HANDOFF_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     AFTER_HOURS_MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    INTENTS_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    INTENTS_FIELD_NUMBER: _ClassVar[int]
+    HANDOFF_INTENTS_FIELD_NUMBER: _ClassVar[int]
+    DAILY_TOKEN_BUDGET_FIELD_NUMBER: _ClassVar[int]
+    SESSION_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    MODERATION_ENABLED_FIELD_NUMBER: _ClassVar[int]
     enabled: bool
     model: str
     temperature: float
@@ -197,10 +284,14 @@ class AISettings(_message.Message):
     escalation_keywords: _containers.RepeatedScalarFieldContainer[str]
     handoff_message: str
     after_hours_message: str
-    intents: _containers.RepeatedScalarFieldContainer[str]
     update_time: _timestamp_pb2.Timestamp
     etag: str
-    def __init__(self, enabled: _Optional[bool] = ..., model: _Optional[str] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., escalation_threshold: _Optional[float] = ..., system_prompt: _Optional[str] = ..., business_hours_aware: _Optional[bool] = ..., escalation_keywords: _Optional[_Iterable[str]] = ..., handoff_message: _Optional[str] = ..., after_hours_message: _Optional[str] = ..., intents: _Optional[_Iterable[str]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    intents: _containers.RepeatedCompositeFieldContainer[AIIntent]
+    handoff_intents: _containers.RepeatedScalarFieldContainer[str]
+    daily_token_budget: int
+    session_timeout: _duration_pb2.Duration
+    moderation_enabled: bool
+    def __init__(self, enabled: _Optional[bool] = ..., model: _Optional[str] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., escalation_threshold: _Optional[float] = ..., system_prompt: _Optional[str] = ..., business_hours_aware: _Optional[bool] = ..., escalation_keywords: _Optional[_Iterable[str]] = ..., handoff_message: _Optional[str] = ..., after_hours_message: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., intents: _Optional[_Iterable[_Union[AIIntent, _Mapping]]] = ..., handoff_intents: _Optional[_Iterable[str]] = ..., daily_token_budget: _Optional[int] = ..., session_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., moderation_enabled: _Optional[bool] = ...) -> None: ...
 
 class UpdateAISettingsRequest(_message.Message):
     __slots__ = ("settings", "update_mask", "etag")

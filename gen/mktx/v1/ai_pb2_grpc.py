@@ -34,8 +34,16 @@ class AIServiceStub:
     auto-reply pipeline (AccountSettings.auto_reply_enabled) and AI_REPLY automation
     nodes send the reply, or escalate when `requires_escalation` is true. A message
     escalates when the confidence is below the merchant's `escalation_threshold`,
-    when the contact asks for a human or uses an escalation keyword, or when the
-    model cannot answer or meets a sensitive topic.
+    when the intent is one of `handoff_intents`, when an escalation keyword appears,
+    when moderation flags the text, when the model's output stays malformed after one
+    retry, or when the model meets a sensitive topic. The auto-reply pipeline also
+    escalates when the model is unreachable (or its circuit breaker is open) and
+    when the daily token budget is spent, so no inbound message is left unanswered.
+
+    The model is any OpenAI-compatible endpoint (MKTX_AI_BASE_URL, MKTX_AI_API_KEY);
+    with none configured, `serve` uses the built-in stand-in, which answers
+    deterministically from the merchant's intents and example phrases (it is not a
+    model).
 
     Every RPC requires `authorization: Bearer <JWT>`. Another merchant's conversation
     or contact is NOT_FOUND (reason RESOURCE_NOT_FOUND). INVALID_ARGUMENT always
@@ -88,8 +96,16 @@ class AIServiceServicer:
     auto-reply pipeline (AccountSettings.auto_reply_enabled) and AI_REPLY automation
     nodes send the reply, or escalate when `requires_escalation` is true. A message
     escalates when the confidence is below the merchant's `escalation_threshold`,
-    when the contact asks for a human or uses an escalation keyword, or when the
-    model cannot answer or meets a sensitive topic.
+    when the intent is one of `handoff_intents`, when an escalation keyword appears,
+    when moderation flags the text, when the model's output stays malformed after one
+    retry, or when the model meets a sensitive topic. The auto-reply pipeline also
+    escalates when the model is unreachable (or its circuit breaker is open) and
+    when the daily token budget is spent, so no inbound message is left unanswered.
+
+    The model is any OpenAI-compatible endpoint (MKTX_AI_BASE_URL, MKTX_AI_API_KEY);
+    with none configured, `serve` uses the built-in stand-in, which answers
+    deterministically from the merchant's intents and example phrases (it is not a
+    model).
 
     Every RPC requires `authorization: Bearer <JWT>`. Another merchant's conversation
     or contact is NOT_FOUND (reason RESOURCE_NOT_FOUND). INVALID_ARGUMENT always
@@ -105,10 +121,12 @@ class AIServiceServicer:
         contact_id, or both; empty text or over 10,000 characters), NOT_FOUND
         (conversation, account or contact), FAILED_PRECONDITION with reason AI_DISABLED
         (AI settings `enabled` is false), RESOURCE_EXHAUSTED with reason
+        AI_TOKEN_BUDGET_EXHAUSTED and RetryInfo (the merchant's `daily_token_budget` is
+        spent; retry after midnight UTC), RESOURCE_EXHAUSTED with reason
         RATE_LIMIT_EXCEEDED and RetryInfo (the model provider's quota),
         UNAVAILABLE with reason AI_SERVICE_ERROR (the model provider failed or is
-        unreachable), DEADLINE_EXCEEDED (the model did not answer in time),
-        UNAUTHENTICATED.
+        unreachable, or its circuit breaker is open), DEADLINE_EXCEEDED (the model did
+        not answer in time), UNAUTHENTICATED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -117,8 +135,11 @@ class AIServiceServicer:
     def StreamProcessMessage(self, request, context):
         """As ProcessMessage, but streams the reply text as it is generated: zero or more
         `text_delta` messages, then exactly one `result` (whose `response_text` is the
-        whole reply), then the stream ends. An error after the first delta ends the
-        stream with that status and no `result`.
+        whole reply), then the stream ends. The deltas are the `reply` of the model's
+        structured answer as the provider streams it (server-sent events). When that
+        answer fails validation, the one retry is not streamed and the `result` (the
+        retried answer, or the escalation's holding reply) is what counts. An error
+        after the first delta ends the stream with that status and no `result`.
 
         Errors: as ProcessMessage.
         """
@@ -128,7 +149,9 @@ class AIServiceServicer:
 
     def GetConversationContext(self, request, context):
         """Returns what the assistant knows about a conversation: recent messages, the
-        intents detected, the slots filled and a running summary.
+        current session (its context items, current intent, slots and expiry), the
+        intents detected and a running summary. A conversation the assistant has not
+        seen yet has an empty session.
 
         Errors: INVALID_ARGUMENT (conversation_id not a UUID, message_limit negative),
         NOT_FOUND, UNAUTHENTICATED.
@@ -139,14 +162,17 @@ class AIServiceServicer:
 
     def EscalateConversation(self, request, context):
         """Hands a conversation to humans: marks it escalated (the assistant stops
-        auto-replying), sets it OPEN, optionally assigns it, optionally sends the
-        merchant's handoff message to the contact, and emits an ESCALATED inbox event.
+        auto-replying), sets it OPEN, optionally assigns it, optionally queues the
+        merchant's handoff message to the contact (through the one DM send ledger), and
+        emits the AIEscalationRequested event (outbox type `conversation.escalated`,
+        an ESCALATED event in WatchConversations) with a 2 to 3 line summary.
         Escalating an escalated conversation only updates the reason and assignee.
 
-        Errors: INVALID_ARGUMENT (reason empty or over 500 characters), NOT_FOUND,
+        Errors: INVALID_ARGUMENT (conversation_id not a UUID, reason empty or over 500
+        characters, assignee_user_id over 200 characters), NOT_FOUND,
         FAILED_PRECONDITION with reason INVALID_STATE_TRANSITION (the conversation is
-        CLOSED), RESOURCE_EXHAUSTED with reason RATE_LIMIT_EXCEEDED (handoff message
-        over the DM budget; the escalation itself is kept), UNAUTHENTICATED.
+        CLOSED), UNAUTHENTICATED. The handoff message is sent in the background within
+        the account's DM budget; it never fails the escalation.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -165,10 +191,12 @@ class AIServiceServicer:
     def UpdateAISettings(self, request, context):
         """Changes the AI settings named in `update_mask`.
 
-        Errors: INVALID_ARGUMENT (unknown mask path, a model the server does not offer,
-        temperature outside 0 to 2, max_tokens outside 1 to 4,096,
-        escalation_threshold outside 0 to 1, system_prompt over 10,000 characters, other
-        limits below), ABORTED with reason ETAG_MISMATCH (stale etag), UNAUTHENTICATED.
+        Errors: INVALID_ARGUMENT (unknown mask path, a model name empty or over 100
+        characters, temperature outside 0 to 2, max_tokens outside 1 to 4,096,
+        escalation_threshold outside 0 to 1, system_prompt over 10,000 characters,
+        daily_token_budget negative, session_timeout outside 1 minute to 7 days, other
+        limits below; NUL characters anywhere), ABORTED with reason ETAG_MISMATCH
+        (stale etag), UNAUTHENTICATED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -223,8 +251,16 @@ class AIService:
     auto-reply pipeline (AccountSettings.auto_reply_enabled) and AI_REPLY automation
     nodes send the reply, or escalate when `requires_escalation` is true. A message
     escalates when the confidence is below the merchant's `escalation_threshold`,
-    when the contact asks for a human or uses an escalation keyword, or when the
-    model cannot answer or meets a sensitive topic.
+    when the intent is one of `handoff_intents`, when an escalation keyword appears,
+    when moderation flags the text, when the model's output stays malformed after one
+    retry, or when the model meets a sensitive topic. The auto-reply pipeline also
+    escalates when the model is unreachable (or its circuit breaker is open) and
+    when the daily token budget is spent, so no inbound message is left unanswered.
+
+    The model is any OpenAI-compatible endpoint (MKTX_AI_BASE_URL, MKTX_AI_API_KEY);
+    with none configured, `serve` uses the built-in stand-in, which answers
+    deterministically from the merchant's intents and example phrases (it is not a
+    model).
 
     Every RPC requires `authorization: Bearer <JWT>`. Another merchant's conversation
     or contact is NOT_FOUND (reason RESOURCE_NOT_FOUND). INVALID_ARGUMENT always

@@ -208,6 +208,28 @@ class Settings:
     post_media_max_bytes: int = 512 * 1024 * 1024
     #: Extra CA certificates (PEM file) trusted when fetching media from merchants.
     media_ca_file: str = ""
+    #: The AI model endpoint: any OpenAI-compatible base URL (OpenAI, Azure OpenAI,
+    #: vLLM, Ollama, LiteLLM). Empty: ``serve`` starts the built-in stand-in.
+    ai_base_url: str = ""
+    ai_api_key: str = field(default="", repr=False)
+    #: The model used when a merchant's settings name none.
+    ai_default_model: str = "gpt-4o-mini"
+    #: Per-request timeout and retries (the openai client's own) for model calls.
+    ai_timeout: float = 20.0
+    ai_max_retries: int = 1
+    #: The model's circuit breaker: consecutive failures before it opens, and seconds
+    #: before a half-open probe.
+    ai_breaker_failures: int = 5
+    ai_breaker_reset: float = 30.0
+    #: Whether the provider's moderation endpoint is called (when a merchant's
+    #: settings ask for it); off for providers without one.
+    ai_moderation: bool = True
+    #: Messages the auto-reply loop processes at once (model calls in flight).
+    auto_reply_concurrency: int = 32
+
+    @property
+    def uses_ai_standin(self) -> bool:
+        return not self.ai_base_url
 
     @property
     def uses_sandbox(self) -> bool:
@@ -326,6 +348,15 @@ class Settings:
             publish_concurrency=max(1, _env_int("MKTX_PUBLISH_CONCURRENCY", 16)),
             post_media_max_bytes=_env_int("MKTX_POST_MEDIA_MAX_BYTES", 512 * 1024 * 1024),
             media_ca_file=_env("MKTX_MEDIA_CA_FILE"),
+            ai_base_url=_env("MKTX_AI_BASE_URL"),
+            ai_api_key=_env("MKTX_AI_API_KEY"),
+            ai_default_model=_env("MKTX_AI_MODEL", "gpt-4o-mini"),
+            ai_timeout=_env_float("MKTX_AI_TIMEOUT", 20.0),
+            ai_max_retries=max(0, _env_int("MKTX_AI_MAX_RETRIES", 1)),
+            ai_breaker_failures=max(1, _env_int("MKTX_AI_BREAKER_FAILURES", 5)),
+            ai_breaker_reset=_env_float("MKTX_AI_BREAKER_RESET", 30.0),
+            ai_moderation=_env_bool("MKTX_AI_MODERATION", True),
+            auto_reply_concurrency=max(1, _env_int("MKTX_AUTO_REPLY_CONCURRENCY", 32)),
         )
 
     def replace(self, **changes: object) -> Settings:

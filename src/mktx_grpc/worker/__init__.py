@@ -91,6 +91,7 @@ async def refresh_expiring_tokens(deps: Deps) -> float:
     return 5.0 if len(due) == 100 else 60.0
 
 
+from .auto_reply import AUTO_REPLY_EVENTS  # noqa: E402
 from .consumer import Consumer, consumer_loops  # noqa: E402 - the loops need the helpers above
 from .dispatch import (  # noqa: E402
     CAMPAIGN_EVENTS,
@@ -135,6 +136,24 @@ async def _refresh_post_metrics(deps: Deps) -> float:
     return await refresh_due_metrics(deps)
 
 
+async def _auto_reply_loop(deps: Deps) -> float:
+    from .auto_reply import auto_reply_loop
+
+    return await auto_reply_loop(deps)
+
+
+async def _purge_answered_replies(deps: Deps) -> float:
+    from .auto_reply import purge_answered
+
+    return await purge_answered(deps)
+
+
+async def _stop_auto_replies(deps: Deps) -> None:
+    from .auto_reply import stop_auto_replies
+
+    await stop_auto_replies(deps)
+
+
 async def _check_webhook_subscriptions(deps: Deps) -> float:
     from .webhook_checks import check_webhook_subscriptions
 
@@ -144,6 +163,7 @@ async def _check_webhook_subscriptions(deps: Deps) -> float:
 #: The outbox consumers (worker/consumer.py): a name and a handler each, one loop each.
 CONSUMERS: list[Consumer] = [
     CAMPAIGN_EVENTS,
+    AUTO_REPLY_EVENTS,
 ]
 
 LOOPS: list[Loop] = [
@@ -161,9 +181,12 @@ LOOPS: list[Loop] = [
     _refresh_post_metrics,
     *consumer_loops(CONSUMERS),
     _check_webhook_subscriptions,
+    _auto_reply_loop,
+    _purge_answered_replies,
 ]
 
 #: Awaited once after the loops have stopped (work they left running in the background).
 AT_STOP: list[Callable[[Deps], Awaitable[None]]] = [
     stop_outbound_senders,
+    _stop_auto_replies,
 ]

@@ -1,0 +1,325 @@
+"""AI assistant benchmarks (issue 10 §7).
+
+1. **ProcessMessage overhead**: the real gRPC server in-process (the whole
+   interceptor chain, HS256 JWT) against the OpenAI-compatible stand-in answering at
+   once, in its own process (``mktx-grpc ai-standin``, so it does not share this
+   process's GIL). One caller, ``--calls`` sequential calls; p50/p99 through gRPC,
+   and the model's share (the stand-in's HTTP round trip as the client saw it).
+2. **100 concurrent conversations** against a stand-in that answers after
+   ``--latency-ms`` (default 200): ``--conversations`` callers, each on its own
+   conversation, sending messages back to back for ``--seconds``; messages/s.
+
+Both with moderation off (one model call per message) and on (two), since the
+moderation call is a second round trip.
+
+Run:  .venv/bin/python bench/ai_bench.py [--calls 500] [--seconds 10]
+Uses TEST_DATABASE_URL when set, else the embedded PostgreSQL in .data/bench.
+Writes bench/results/ai.md (``--no-write`` to skip). Not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import httpx
+import psycopg
+from google.protobuf.field_mask_pb2 import FieldMask
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from mktx.v1 import ai_pb2 as A
+from mktx.v1 import ai_pb2_grpc
+from mktx_grpc.core.auth import mint_token
+from mktx_grpc.core.config import Settings
+from mktx_grpc.core.db import embedded_database_url, make_pool, migrate
+from mktx_grpc.deps import close_deps, make_deps
+from mktx_grpc.server import GrpcApp
+
+ROOT = Path(__file__).resolve().parents[1]
+CREATED: list[tuple[str, str]] = []
+TEXTS = ["where is my order", "has my parcel shipped yet", "do you ship abroad", "how much is it"]
+
+
+def fresh_database() -> str:
+    admin = os.environ.get("TEST_DATABASE_URL") or embedded_database_url(ROOT / ".data" / "bench")
+    name = f"mktx_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    CREATED.append((admin, name))
+    url = make_conninfo(admin, dbname=name)
+    migrate(url)
+    return url
+
+
+def drop_databases() -> None:
+    for admin, name in CREATED:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_standin(latency_ms: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    exe = Path(sys.executable).parent / "mktx-grpc"
+    args = [str(exe), "ai-standin", "--port", str(port)]
+    if latency_ms:
+        args += ["--latency-ms", str(latency_ms)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if httpx.get(f"{base}/_standin/stats", timeout=0.5).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("the stand-in did not start")
+
+
+def seed(url: str, merchant: uuid.UUID, n: int) -> list[str]:
+    """One account, ``n`` contacts each with a live conversation."""
+    account = uuid.uuid4()
+    convs = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO accounts (id, merchant_id, x_user_id, auth_method)"
+            " VALUES (%s, %s, %s, 'OAUTH2')",
+            (account, merchant, str(1_800_000_000_000_000_000 + merchant.int % 10**17)),
+        )
+        for i in range(n):
+            contact, conv = uuid.uuid4(), uuid.uuid4()
+            conn.execute(
+                "INSERT INTO contacts (id, merchant_id, account_id, x_user_id, display_name)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (contact, merchant, account, f"9{i:018d}", f"Customer {i}"),
+            )
+            conn.execute(
+                "INSERT INTO conversations (id, merchant_id, account_id, contact_id)"
+                " VALUES (%s, %s, %s, %s)",
+                (conv, merchant, account, contact),
+            )
+            convs.append(str(conv))
+    return convs
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+async def run_phase(
+    url: str, base: str, *, moderation: bool, calls: int, seconds: float, conversations: int
+) -> dict[str, float]:
+    settings = Settings(
+        database_url=url,
+        jwt_secret=b"bench-jwt-secret-0123456789abcdef",
+        encryption_key=bytes(range(32)),
+        page_token_key=b"bench",
+        ai_base_url=f"{base}/v1",
+        ai_api_key="sk-standin-local",
+        ai_max_retries=0,
+        ai_timeout=10.0,
+    )
+    pool = make_pool(url, min_size=4, max_size=20, metrics=False)
+    await pool.open(wait=True)
+    deps = make_deps(settings, pool)
+    app = GrpcApp(deps, host="127.0.0.1", port=0)
+    await app.start()
+    merchant = uuid.uuid4()
+    md = [("authorization", f"Bearer {mint_token(settings, merchant, user_id='bench')}")]
+    convs = seed(url, merchant, max(conversations, 1))
+    out: dict[str, float] = {}
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
+        ai = ai_pb2_grpc.AIServiceStub(ch)
+        await ai.UpdateAISettings(
+            A.UpdateAISettingsRequest(
+                settings=A.AISettings(enabled=True, moderation_enabled=moderation),
+                update_mask=FieldMask(paths=["enabled", "moderation_enabled"]),
+            ),
+            metadata=md,
+        )
+        if calls:
+            for _ in range(20):  # warm-up
+                await ai.ProcessMessage(
+                    A.ProcessMessageRequest(conversation_id=convs[0], text=TEXTS[0]), metadata=md
+                )
+            lat, model = [], []
+            for i in range(calls):
+                t0 = time.perf_counter()
+                r = await ai.ProcessMessage(
+                    A.ProcessMessageRequest(
+                        conversation_id=convs[0], text=TEXTS[i % len(TEXTS)], dry_run=True
+                    ),
+                    metadata=md,
+                )
+                lat.append((time.perf_counter() - t0) * 1000)
+                model.append(r.latency.ToTimedelta().total_seconds() * 1000)
+            out.update(
+                p50=statistics.median(lat),
+                p99=pct(lat, 99),
+                model_p50=statistics.median(model),
+            )
+        if seconds:
+            done = 0
+            errors = 0
+            stop = time.perf_counter() + seconds
+
+            async def caller(conv: str) -> None:
+                nonlocal done, errors
+                i = 0
+                while time.perf_counter() < stop:
+                    try:
+                        await ai.ProcessMessage(
+                            A.ProcessMessageRequest(
+                                conversation_id=conv, text=TEXTS[i % len(TEXTS)]
+                            ),
+                            metadata=md,
+                        )
+                        done += 1
+                    except grpc.aio.AioRpcError:
+                        errors += 1
+                    i += 1
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(caller(c) for c in convs[:conversations]))
+            out.update(msgs_per_s=done / (time.perf_counter() - t0), errors=errors)
+    await app.stop(0)
+    await close_deps(deps)
+    await pool.close()
+    return out
+
+
+async def standin_alone(base: str, *, seconds: float, concurrency: int) -> float:
+    """Requests/s the stand-in itself serves for this service's real request (the
+    merchant's intents, the strict schema), driven by raw httpx: the ceiling phase 2
+    can reach on this box."""
+    from datetime import UTC, datetime
+
+    from mktx_grpc.domain import ai as domain
+
+    st = domain.DEFAULT_SETTINGS
+    body = {
+        "model": "gpt-4o-mini",
+        "messages": domain.build_messages(
+            st,
+            contact={"name": "A"},
+            context=[],
+            text=TEXTS[0],
+            known_slots={},
+            today=datetime.now(UTC),
+        ),
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "a", "strict": True, "schema": domain.output_schema(st)},
+        },
+    }
+    done = 0
+    stop = time.perf_counter() + seconds
+    async with httpx.AsyncClient(
+        base_url=base, headers={"authorization": "Bearer sk-standin-local"}, timeout=30
+    ) as http:
+
+        async def one() -> None:
+            nonlocal done
+            while time.perf_counter() < stop:
+                r = await http.post("/v1/chat/completions", json=body)
+                r.raise_for_status()
+                done += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+        return done / (time.perf_counter() - t0)
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=500)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--conversations", type=int, default=100)
+    ap.add_argument("--latency-ms", type=int, default=200)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    url = fresh_database()
+    rows = []
+    try:
+        load = os.getloadavg()
+        instant, instant_base = start_standin(0)
+        slow, slow_base = start_standin(args.latency_ms)
+        try:
+            ceiling = await standin_alone(
+                slow_base, seconds=args.seconds, concurrency=args.conversations
+            )
+            print("stand-in alone", ceiling, flush=True)
+            for moderation in (False, True):
+                a = await run_phase(
+                    url,
+                    instant_base,
+                    moderation=moderation,
+                    calls=args.calls,
+                    seconds=0,
+                    conversations=1,
+                )
+                b = await run_phase(
+                    url,
+                    slow_base,
+                    moderation=moderation,
+                    calls=0,
+                    seconds=args.seconds,
+                    conversations=args.conversations,
+                )
+                rows.append((moderation, a, b))
+                print(moderation, a, b, flush=True)
+        finally:
+            for p in (instant, slow):
+                p.terminate()
+                p.wait(5)
+    finally:
+        drop_databases()
+    lines = [
+        "# AI assistant benchmark (bench/ai_bench.py)",
+        "",
+        f"{platform.node()}, {os.cpu_count()} cores, load average before: "
+        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}. Stand-ins in their own processes.",
+        "",
+        f"| moderation | ProcessMessage p50 ms | p99 ms | of which model p50 ms "
+        f"| {args.conversations} conversations, {args.latency_ms} ms model: msgs/s | errors |",
+        "|---|---|---|---|---|---|",
+    ]
+    for moderation, a, b in rows:
+        lines.append(
+            f"| {'on' if moderation else 'off'} | {a['p50']:.2f} | {a['p99']:.2f} "
+            f"| {a['model_p50']:.2f} | {b.get('msgs_per_s', 0):.0f} | {int(b.get('errors', 0))} |"
+        )
+    lines += [
+        "",
+        f"The {args.latency_ms} ms stand-in alone, driven by raw httpx with the same request "
+        f"from {args.conversations} callers: {ceiling:.0f} requests/s (the ceiling of the "
+        "concurrent phase on this box: the stand-in scores every request in Python).",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not args.no_write:
+        (ROOT / "bench" / "results" / "ai.md").write_text(text)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
