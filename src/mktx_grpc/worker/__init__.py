@@ -79,6 +79,7 @@ async def refresh_expiring_tokens(deps: Deps) -> float:
     return 5.0 if len(due) == 100 else 60.0
 
 
+from .automation import AUTOMATION_TRIGGERS, automation_step_loop  # noqa: E402
 from .consumer import Consumer, consumer_loops  # noqa: E402 - the loops need the helpers above
 from .dispatch import (  # noqa: E402
     CAMPAIGN_EVENTS,
@@ -132,6 +133,7 @@ async def _check_webhook_subscriptions(deps: Deps) -> float:
 #: The outbox consumers (worker/consumer.py): a name and a handler each, one loop each.
 CONSUMERS: list[Consumer] = [
     CAMPAIGN_EVENTS,
+    AUTOMATION_TRIGGERS,
 ]
 
 LOOPS: list[Loop] = [
@@ -149,6 +151,7 @@ LOOPS: list[Loop] = [
     _refresh_post_metrics,
     *consumer_loops(CONSUMERS),
     _check_webhook_subscriptions,
+    automation_step_loop,
 ]
 
 #: Awaited once after the loops have stopped (work they left running in the background).

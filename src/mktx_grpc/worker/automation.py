@@ -1,0 +1,595 @@
+"""The automation engine: triggers from the outbox, and the step runner over timers.
+
+**Triggers** (:data:`AUTOMATION_TRIGGERS`, an outbox consumer on the shared
+mechanism of ``worker/consumer.py``): for each settled event of a trigger type, the
+ACTIVE flows of the event's account whose published trigger matches start an
+execution on their published version, in the consumer's transaction. The
+execution's ``trigger_key`` is ``event:<outbox id>`` and (flow, contact,
+trigger_key) is unique, so a redelivered or replayed event never starts a flow
+twice; the flow's re-entry policy and the one-live-execution index decide the
+rest. A ``message.received`` first resolves the contact's pending WAIT_FOR_REPLY
+executions (branch ``replied``, or the tapped quick reply's metadata), making them
+due at once and waking the runners by NOTIFY, so a reply is acted on immediately
+rather than at a poll.
+
+**Steps** (:func:`run_due_steps`, looped by :func:`automation_step_loop`): an
+execution is its own timer row (``due_at``). A pass claims a batch of due rows of
+every merchant with ``FOR UPDATE SKIP LOCKED`` and runs each one's steps, until it
+parks (WAIT, WAIT_FOR_REPLY), ends, or has run :data:`STEPS_PER_PASS` steps (then
+it stays due), **inside the claiming transaction**, one savepoint per execution.
+Every step's effects are database writes: contact tags and attributes,
+conversation changes, a DM queued on the send ledger (``store.outbound.enqueue_dm``,
+which the ledger's sender sends exactly once within the DM budget), the step log
+row, the outbox events. So a step and its record commit together or not at all:
+the row lock is the lease, and a worker killed mid-pass (kill -9 included) loses
+its connection, PostgreSQL rolls its transaction back and releases the rows, and
+the next claim redoes exactly the steps that did not commit. The step log's
+unique (execution, step_no) makes a repeated step impossible rather than unlikely.
+Any number of workers can run passes: they claim disjoint rows.
+
+**Sends**: a SEND_MESSAGE step moves on once the DM is queued (its output names the
+ledger row); the ledger waits out a spent DM budget or a disconnected account
+rather than failing, and skips an opted-out contact (the step itself is SKIPPED
+for a contact already opted out when it runs). The ledger's source is ``flow`` and
+its source_ref ``<execution id>:<step no>``, which is what makes the enqueue
+idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from ..core.db import savepoint, use_connection
+from ..deps import Deps
+from ..domain import automation as domain
+from ..domain.templates import (
+    MissingVariables,
+    QuickReply,
+    TemplateDraft,
+    contact_variables,
+    normalize_tags,
+    render,
+)
+from ..store import Row
+from ..store import automation as store
+from ..store import conversations as conversations_store
+from ..store import templates as templates_store
+from ..store.events import OutboxEvent, append_event
+from ..store.live import dispatcher_for
+from ..store.outbound import OutboundDm, enqueue_dm
+from .consumer import Consumer
+
+log = logging.getLogger(__name__)
+
+#: Steps one execution runs per claim before it yields to others (it stays due).
+STEPS_PER_PASS = 50
+#: One loop iteration runs at most this long, then returns (so the worker can stop).
+ITERATION_SECONDS = 2.0
+
+TRIGGER_EVENTS = (
+    "contact.followed",
+    "contact.created",
+    "contact.mentioned",
+    "message.received",
+    "conversation.closed",
+)
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    #: Executions claimed per pass (per transaction).
+    batch_size: int = 200
+    #: Longest sleep when nothing is due and no notification arrives.
+    idle_poll: float = 1.0
+
+
+# ------------------------------------------------------------------ triggers
+
+
+def _uuid(value: Any) -> UUID | None:
+    try:
+        return UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+async def handle_trigger_event(ev: OutboxEvent) -> None:
+    """Start the flows an outbox event triggers (see the module docstring)."""
+    m, p = ev.merchant_id, ev.payload
+    account_id, contact_id = _uuid(p.get("account_id")), _uuid(p.get("contact_id"))
+    if account_id is None or contact_id is None:
+        return
+    facts: dict[str, Any] = {"event_id": ev.id, "event_type": ev.type}
+    conversation_id = _uuid(p.get("conversation_id"))
+    if ev.type == "message.received":
+        message_id = _uuid(p.get("message_id"))
+        msg = await store.message(m, message_id) if message_id else None
+        if msg is None:
+            return
+        await _resolve_reply_waits(m, contact_id, msg)
+        text, qr = str(msg["text"] or ""), str(msg["quick_reply_metadata"] or "")
+        facts.update(type="message", text=text[:1000], message_id=str(message_id))
+        if qr:
+            facts["quick_reply_metadata"] = qr
+        flows = await store.active_flows(
+            m, account_id, ("KEYWORD", "INBOUND_MESSAGE", "QUICK_REPLY")
+        )
+        chosen = [f for f in flows if _message_trigger(f, "KEYWORD", text=text, qr=qr)]
+        chosen += [f for f in flows if _message_trigger(f, "QUICK_REPLY", text=text, qr=qr)]
+        if not any(_trigger(f).type == "KEYWORD" for f in chosen):
+            inbound = [f for f in flows if _trigger(f).type == "INBOUND_MESSAGE"]
+            first: bool | None = None
+            for f in inbound:
+                if _trigger(f).config.get("first_message_only"):
+                    if first is None:
+                        first = await store.inbound_message_count(m, contact_id) == 1
+                    if not first:
+                        continue
+                chosen.append(f)
+    elif ev.type == "contact.followed":
+        if not p.get("follows_account") or p.get("applied") is False:
+            return
+        facts["type"] = "follow"
+        chosen = await store.active_flows(m, account_id, ("NEW_FOLLOWER",))
+    elif ev.type == "contact.created":
+        facts.update(type="contact_created", source=str(p.get("source", "")))
+        chosen = await store.active_flows(m, account_id, ("CONTACT_CREATED",))
+    elif ev.type == "contact.mentioned":
+        text, reply_to = str(p.get("text", "")), str(p.get("in_reply_to", ""))
+        facts.update(type="mention", text=text[:1000], tweet_id=str(p.get("tweet_id", "")))
+        flows = await store.active_flows(m, account_id, ("MENTION",))
+        chosen = [f for f in flows if domain.mention_matches(_trigger(f).config, text, reply_to)]
+    elif ev.type == "conversation.closed":
+        facts["type"] = "conversation_closed"
+        chosen = await store.active_flows(m, account_id, ("CONVERSATION_CLOSED",))
+    else:
+        return
+    for f in chosen:
+        await store.start_execution(
+            m,
+            flow_id=f["id"],
+            flow_version=f["published_version"],
+            definition=f["definition"],
+            account_id=account_id,
+            contact_id=contact_id,
+            conversation_id=conversation_id,
+            trigger_key=f"event:{ev.id}",
+            trigger_event=facts,
+        )
+
+
+def _trigger(flow: Row) -> domain.Trigger:
+    return domain.Definition.from_json(flow["definition"]).trigger
+
+
+def _message_trigger(flow: Row, kind: str, *, text: str, qr: str) -> bool:
+    t = _trigger(flow)
+    if t.type != kind:
+        return False
+    if kind == "KEYWORD":
+        return bool(text) and domain.keyword_matches(t.config, text)
+    wanted = t.config.get("metadata")
+    return bool(qr) and (not wanted or wanted == qr)
+
+
+async def _resolve_reply_waits(m: UUID, contact_id: UUID, msg: Row) -> None:
+    waits = await store.reply_waits(m, contact_id)
+    for ex in waits:
+        graph = await _graph(m, ex["flow_id"], ex["flow_version"])
+        branch = domain.reply_branch(
+            graph, ex["current_node_id"], msg["quick_reply_metadata"] or ""
+        )
+        await store.resolve_reply(
+            m,
+            ex["id"],
+            branch,
+            {"last_reply": str(msg["text"] or ""), "last_reply_message_id": str(msg["id"])},
+        )
+    if waits:
+        await store.notify(m)
+
+
+AUTOMATION_TRIGGERS = Consumer(
+    name="automation-triggers", handle=handle_trigger_event, types=TRIGGER_EVENTS
+)
+
+
+# ------------------------------------------------------------------ the graphs
+
+_GRAPHS: OrderedDict[tuple[UUID, int], domain.Graph] = OrderedDict()
+_GRAPH_CACHE = 1024
+
+
+async def _graph(m: UUID, flow_id: UUID, version: int) -> domain.Graph:
+    """A published version as a runnable graph (versions are immutable: cached)."""
+    key = (flow_id, version)
+    g = _GRAPHS.get(key)
+    if g is None:
+        data = await store.flow_version(m, flow_id, version)
+        if data is None:
+            raise LookupError(f"flow {flow_id} has no version {version}")
+        g = domain.Graph(domain.Definition.from_json(data))
+        _GRAPHS[key] = g
+        if len(_GRAPHS) > _GRAPH_CACHE:
+            _GRAPHS.popitem(last=False)
+    return g
+
+
+# ------------------------------------------------------------------ steps
+
+
+@dataclass
+class _Outcome:
+    status: str = "COMPLETED"  # COMPLETED | SKIPPED | FAILED | WAITING
+    branch: str = domain.DEFAULT
+    output: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    wake_at: datetime | None = None
+    waiting_for: str = ""
+
+
+@dataclass
+class _Run:
+    """One execution being advanced in a pass."""
+
+    row: Row
+    graph: domain.Graph
+    contact: Row
+    steps: int
+    context: dict[str, Any]
+    conversation_id: UUID | None
+
+    @property
+    def m(self) -> UUID:
+        return UUID(str(self.row["merchant_id"]))
+
+    @property
+    def id(self) -> UUID:
+        return UUID(str(self.row["id"]))
+
+
+async def run_due_steps(deps: Deps, options: StepOptions | None = None) -> int:
+    """One pass: claim due executions (every merchant, ``FOR UPDATE SKIP LOCKED``) and
+    run their steps in this transaction. Returns the executions claimed. An
+    execution whose step raises is FAILED with the error (its savepoint rolled
+    back); the others keep their progress."""
+    opts = options or StepOptions()
+    async with use_connection(deps.pool, transaction=True):
+        rows = await store.claim_due(opts.batch_size)
+        for row in rows:
+            try:
+                async with savepoint():
+                    await _advance(row)
+            except Exception as exc:
+                log.exception("flow execution step failed", extra={"execution_id": str(row["id"])})
+                async with savepoint():
+                    await _fail(row, f"internal error in step: {type(exc).__name__}")
+    return len(rows)
+
+
+async def _fail(row: Row, error: str) -> None:
+    await store.save_execution(
+        row["merchant_id"],
+        row["id"],
+        status="FAILED",
+        current_node_id=row["current_node_id"],
+        wake_at=None,
+        due_at=None,
+        waiting_for="",
+        context=row["context"] or {},
+        step_count=row["step_count"],
+        error=error,
+        conversation_id=None,
+    )
+
+
+async def _advance(row: Row) -> None:
+    m = UUID(str(row["merchant_id"]))
+    if row["status"] not in store.LIVE:
+        return
+    contact = await store.contact(m, row["contact_id"])
+    if contact is None:  # erased meanwhile (its executions go with it)
+        return
+    run = _Run(
+        row=row,
+        graph=await _graph(m, row["flow_id"], row["flow_version"]),
+        contact=contact,
+        steps=int(row["step_count"]),
+        context=dict(row["context"] or {}),
+        conversation_id=row["conversation_id"],
+    )
+    node_id: str | None = row["current_node_id"]
+    if row["status"] == "WAITING":
+        node_id = await _resume(run, row)
+    for _ in range(STEPS_PER_PASS):
+        if node_id is None:
+            return await _save(run, "COMPLETED", "")
+        if run.steps >= domain.MAX_STEPS:
+            return await _save(run, "FAILED", node_id, error=f"over {domain.MAX_STEPS} steps")
+        node = run.graph.nodes.get(node_id)
+        if node is None:
+            return await _save(run, "FAILED", node_id, error=f"node {node_id!r} is missing")
+        run.steps += 1
+        out = await _run_node(run, node)
+        await store.insert_step(
+            m,
+            execution_id=run.id,
+            flow_id=row["flow_id"],
+            step_no=run.steps,
+            node_id=node.id,
+            node_type=node.type,
+            status=out.status,
+            branch="" if out.status == "WAITING" or node.type == "END" else out.branch,
+            output=out.output,
+            error=out.error,
+        )
+        if out.status == "WAITING":
+            return await _save(
+                run, "WAITING", node.id, wake_at=out.wake_at, waiting_for=out.waiting_for
+            )
+        if out.status == "FAILED":
+            return await _save(run, "FAILED", node.id, error=out.error)
+        if node.type == "END":
+            return await _save(run, "COMPLETED", node.id)
+        node_id = run.graph.next(node.id, out.branch)
+    # Long run of instant steps: stay due, let other executions have the worker.
+    await _save(run, "RUNNING", node_id or "")
+
+
+async def _resume(run: _Run, row: Row) -> str | None:
+    """Finish the step a WAITING execution parked on; the next node id."""
+    node_id = str(row["current_node_id"])
+    node = run.graph.nodes.get(node_id)
+    if row["resume_branch"]:
+        branch = str(row["resume_branch"])
+        output = {"reply": run.context.get("last_reply", "")}
+    elif row["waiting_for"] == "REPLY":
+        branch, output = "timeout", {}
+    else:
+        branch, output = domain.DEFAULT, {}
+    await store.finish_step(
+        run.m, run.id, run.steps, status="COMPLETED", branch=branch, output=output
+    )
+    if node is None:
+        return None
+    return run.graph.next(node_id, branch)
+
+
+async def _save(
+    run: _Run,
+    status: str,
+    node_id: str,
+    *,
+    error: str = "",
+    wake_at: datetime | None = None,
+    waiting_for: str = "",
+) -> None:
+    due: datetime | None
+    if status == "WAITING":
+        due = wake_at
+    elif status == "RUNNING":
+        due = datetime.now(UTC)
+    else:
+        due = None
+    await store.save_execution(
+        run.m,
+        run.id,
+        status=status,
+        current_node_id=node_id,
+        wake_at=wake_at,
+        due_at=due,
+        waiting_for=waiting_for,
+        context=run.context,
+        step_count=run.steps,
+        error=error,
+        conversation_id=run.conversation_id,
+    )
+
+
+async def _run_node(run: _Run, node: domain.Node) -> _Outcome:
+    c, t = node.config, node.type
+    if t == "SEND_MESSAGE":
+        return await _send(run, node)
+    if t == "WAIT":
+        tz = domain.zone(str(run.contact["time_zone"] or ""), await store.merchant_time_zone(run.m))
+        wake = domain.wake_time(c, datetime.now(UTC), tz)
+        return _Outcome(
+            "WAITING", wake_at=wake, waiting_for="WAIT", output={"wake_time": wake.isoformat()}
+        )
+    if t == "WAIT_FOR_REPLY":
+        timeout = domain.parse_duration(c.get("timeout"))
+        assert timeout is not None
+        wake = datetime.now(UTC) + timeout
+        return _Outcome(
+            "WAITING", wake_at=wake, waiting_for="REPLY", output={"timeout_time": wake.isoformat()}
+        )
+    if t == "CONDITION":
+        if "reply_contains" in c:
+            reply = domain.normalize_text(str(run.context.get("last_reply", "")))
+            ok = domain.normalize_text(str(c["reply_contains"])) in reply
+        else:
+            ok = await store.contact_matches(run.m, run.contact["id"], c["conditions"])
+        return _Outcome(branch="true" if ok else "false")
+    if t == "RANDOMIZER":
+        key = f"{run.row['flow_id']}:{node.id}:{run.contact['id']}"
+        return _Outcome(branch=domain.pick_path(c["paths"], key))
+    if t in ("ADD_TAG", "REMOVE_TAG"):
+        tags = normalize_tags(c["tags"])
+        if t == "ADD_TAG":
+            await store.add_tags(run.m, run.contact["id"], tags)
+        else:
+            await store.remove_tags(run.m, run.contact["id"], tags)
+        await _contact_updated(run, ["tags"])
+        return _Outcome(output={"tags": tags})
+    if t == "SET_ATTRIBUTE":
+        value = run.context.get("last_reply", "") if c.get("from_reply") else c.get("value")
+        await store.set_attribute(run.m, run.contact["id"], str(c["key"]), value)
+        await _contact_updated(run, ["attributes"])
+        return _Outcome(output={"key": c["key"], "value": value})
+    if t in ("ASSIGN", "ESCALATE", "CLOSE_CONVERSATION"):
+        return await _conversation_step(run, node)
+    if t == "AI_REPLY":
+        # Until AIService exists the turn goes to humans.
+        return _Outcome(branch="escalated", output={"reason": "the AI assistant is not available"})
+    if t == "START_FLOW":
+        return await _start_flow(run, node)
+    if t == "END":
+        return _Outcome()
+    return _Outcome("FAILED", error=f"unknown node type {t}")
+
+
+async def _send(run: _Run, node: domain.Node) -> _Outcome:
+    c = node.config
+    if run.contact["opted_out"]:
+        return _Outcome("SKIPPED", error="the contact opted out of messages")
+    values = {
+        **contact_variables(run.contact),
+        **{k: str(v) for k, v in (c.get("variables") or {}).items()},
+    }
+    if c.get("template_id"):
+        tpl = await templates_store.get(run.m, UUID(str(c["template_id"])))
+        if tpl is None:
+            return _Outcome("FAILED", error="the template no longer exists")
+        draft = templates_store.draft_from_row(tpl)
+    else:
+        draft = TemplateDraft(name="", type="TEXT", content=str(c["text"]))
+    if c.get("quick_replies"):
+        draft.quick_replies = [
+            QuickReply(
+                str(q.get("label", "")), str(q.get("description", "")), str(q.get("metadata", ""))
+            )
+            for q in c["quick_replies"]
+        ]
+    try:
+        rendered = render(draft, values)
+    except MissingVariables as exc:
+        return _Outcome("FAILED", error=f"template variables without a value: {exc}")
+    dm = OutboundDm(
+        account_id=run.row["account_id"],
+        contact_id=run.contact["id"],
+        text=rendered.content,
+        source="flow",
+        source_ref=f"{run.id}:{run.steps}",
+        origin="AUTOMATION",
+        flow_id=run.row["flow_id"],
+        media_url=str(c["media_url"]) if c.get("media_url") else (rendered.card_media_url or None),
+        quick_replies=[
+            {"label": q.label, "description": q.description, "metadata": q.metadata}
+            for q in rendered.quick_replies
+        ],
+    )
+    try:
+        outbound_id = await enqueue_dm(run.m, dm)
+    except ValueError as exc:
+        return _Outcome("FAILED", error=f"the message cannot be sent: {exc}")
+    return _Outcome(output={"outbound_id": outbound_id, "text": rendered.content[:200]})
+
+
+async def _contact_updated(run: _Run, fields: list[str]) -> None:
+    await append_event(
+        run.m,
+        "contact.updated",
+        run.contact["id"],
+        {
+            "contact_id": str(run.contact["id"]),
+            "account_id": str(run.row["account_id"]),
+            "fields": fields,
+            "actor_user_id": f"flow:{run.row['flow_id']}",
+        },
+    )
+
+
+async def _conversation_step(run: _Run, node: domain.Node) -> _Outcome:
+    conv = await store.live_conversation(run.m, run.row["account_id"], run.contact["id"])
+    if conv is None:
+        return _Outcome("SKIPPED", error="the contact has no open conversation")
+    run.conversation_id = run.conversation_id or conv["id"]
+    payload = {
+        "conversation_id": str(conv["id"]),
+        "account_id": str(conv["account_id"]),
+        "contact_id": str(conv["contact_id"]),
+        "actor_user_id": f"flow:{run.row['flow_id']}",
+    }
+    c = node.config
+    if node.type == "ASSIGN":
+        assignee = str(c["assignee_user_id"])
+        await conversations_store.set_assignee(run.m, conv["id"], assignee)
+        await append_event(
+            run.m, "conversation.assigned", conv["id"], {**payload, "assignee_user_id": assignee}
+        )
+    elif node.type == "ESCALATE":
+        reason = str(c.get("reason", ""))
+        await store.escalate_conversation(run.m, conv["id"], reason)
+        await append_event(
+            run.m, "conversation.escalated", conv["id"], {**payload, "reason": reason}
+        )
+    else:
+        reason = str(c.get("reason", ""))
+        await conversations_store.set_status(run.m, conv["id"], "CLOSED", close_reason=reason)
+        await append_event(
+            run.m,
+            "conversation.closed",
+            conv["id"],
+            {**payload, "status": "CLOSED", "reason": reason},
+        )
+    return _Outcome(output={"conversation_id": str(conv["id"])})
+
+
+async def _start_flow(run: _Run, node: domain.Node) -> _Outcome:
+    target = await store.get_flow(run.m, UUID(str(node.config["flow_id"])))
+    if target is None or target["status"] != "ACTIVE" or target["published_definition"] is None:
+        return _Outcome("SKIPPED", error="the flow to start is not ACTIVE")
+    if target["account_id"] != run.row["account_id"]:
+        return _Outcome("SKIPPED", error="the flow to start belongs to another account")
+    started = await store.start_execution(
+        run.m,
+        flow_id=target["id"],
+        flow_version=target["published_version"],
+        definition=target["published_definition"],
+        account_id=run.row["account_id"],
+        contact_id=run.contact["id"],
+        conversation_id=run.conversation_id,
+        trigger_key=f"flow:{run.id}:{run.steps}",
+        trigger_event={
+            "type": "start_flow",
+            "execution_id": str(run.id),
+            "flow_id": str(run.row["flow_id"]),
+        },
+    )
+    if started is None:
+        return _Outcome("SKIPPED", error="the contact may not enter that flow now")
+    return _Outcome(output={"execution_id": str(started["id"])})
+
+
+# ------------------------------------------------------------------ the loop
+
+
+async def automation_step_loop(deps: Deps, options: StepOptions | None = None) -> float:
+    """The step runner for ``worker.run_loops``: passes back to back while executions
+    are due; otherwise it sleeps until the next timer, a NOTIFY from a new or
+    resumed execution, or ``idle_poll``. Returns 0 after :data:`ITERATION_SECONDS`."""
+    opts = options or StepOptions()
+    sub = await dispatcher_for(deps.pool, store.CHANNEL).subscribe(None)
+    try:
+        deadline = time.monotonic() + ITERATION_SECONDS
+        while (left := deadline - time.monotonic()) > 0:
+            sub.clear()
+            if await run_due_steps(deps, opts) >= opts.batch_size:
+                continue
+            async with use_connection(deps.pool):
+                nxt = await store.seconds_to_next_due()
+            if nxt is not None and nxt <= 0:
+                await asyncio.sleep(0.005)  # due rows another worker holds
+                continue
+            wait = opts.idle_poll if nxt is None else min(nxt, opts.idle_poll)
+            await sub.wait(max(0.001, min(wait, left)))
+    finally:
+        sub.close()
+    return 0.0
