@@ -82,10 +82,12 @@ SELECT count(*) AS started,
  WHERE merchant_id = %(merchant_id)s AND flow_id = %(flow_id)s;
 
 -- name: flow_node_stats
--- waiting: open WAITING steps of executions that still wait.
+-- waiting: open WAITING steps of executions that still wait; a step closed by a
+-- cancellation (SKIPPED 'cancelled') does not count as completed.
 SELECT s.node_id,
        count(*) AS entered,
-       count(*) FILTER (WHERE s.status IN ('COMPLETED', 'SKIPPED')) AS completed,
+       count(*) FILTER (WHERE s.status = 'COMPLETED'
+                           OR (s.status = 'SKIPPED' AND s.error <> 'cancelled')) AS completed,
        count(*) FILTER (WHERE s.status = 'WAITING' AND s.finished_at IS NULL) AS waiting,
        count(*) FILTER (WHERE s.status = 'FAILED') AS failed
   FROM flow_execution_steps s
