@@ -280,3 +280,9 @@ SELECT count(*) AS total
   FROM contacts c
  WHERE c.merchant_id = %(merchant_id)s AND c.id = %(contact_id)s
    AND {where};
+
+-- name: conversation_inbound_count
+-- How many DMs the contact has sent in one conversation (1: this one opened it).
+SELECT count(*) AS n FROM messages
+ WHERE merchant_id = %(merchant_id)s AND conversation_id = %(conversation_id)s
+   AND direction = 'INBOUND';

@@ -4,10 +4,14 @@ run in turn (the trigger consumer, the step runner, the DM ledger's sender)."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
+from campaign_helpers import scalar
 from google.protobuf.struct_pb2 import Struct
 from psycopg.rows import dict_row
 
@@ -130,3 +134,47 @@ async def emit(db, merchant, type_: str, payload: dict[str, Any]) -> int:
         )
     ).fetchone()
     return int(row[0])
+
+
+class Shop:
+    """A connected account whose webhooks reach the sidecar, and its customers."""
+
+    def __init__(self, api, merchant, sandbox, owner, account_id: str) -> None:
+        self.api, self.merchant, self.sandbox = api, merchant, sandbox
+        self.owner, self.account_id = owner, account_id
+
+    def customer(self, name: str = "Alice Smith") -> Any:
+        uid = str(1_800_000_000_000_000_000 + secrets.randbelow(10**17))
+        return self.sandbox.state.add_user(uid, f"u{uid[-8:]}", name)
+
+    async def _admin(self, path: str, body: dict[str, Any]) -> None:
+        async with httpx.AsyncClient(base_url=self.sandbox.base_url) as admin:
+            resp = await admin.post(path, json=body)
+            assert resp.status_code in (200, 201), resp.text
+
+    async def follow(self, customer) -> None:
+        await self._admin(
+            "/_sandbox/follows", {"source_user_id": customer.id, "target_user_id": self.owner.id}
+        )
+
+    async def dm(self, customer, text: str) -> None:
+        await self._admin(
+            "/_sandbox/dms/inbound",
+            {"sender_id": customer.id, "recipient_id": self.owner.id, "text": text},
+        )
+
+    def texts_to(self, customer) -> list[str]:
+        return [
+            d.text
+            for d in self.sandbox.state.sent_dms(self.owner.id)
+            if d.recipient_id == customer.id and d.source == "api"
+        ]
+
+
+async def contact_id_of(db, merchant, customer) -> uuid.UUID | None:
+    return await scalar(
+        db,
+        "SELECT id FROM contacts WHERE merchant_id = %s AND x_user_id = %s",
+        merchant,
+        customer.id,
+    )

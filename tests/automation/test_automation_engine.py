@@ -4,17 +4,13 @@ Waits are shortened by making their timers due (no timed assertions)."""
 
 from __future__ import annotations
 
-import secrets
-import uuid
 from typing import Any
 
-import httpx
-import pytest
-import xhelpers as xh
-from campaign_helpers import add_contacts, lift_budget, scalar
+from campaign_helpers import add_contacts, scalar
 from flow_helpers import (
     c,
     chain,
+    contact_id_of,
     create_active,
     engine_pass,
     executions,
@@ -27,75 +23,10 @@ from flow_helpers import (
 )
 from google.protobuf.field_mask_pb2 import FieldMask
 
-from mktx.v1 import accounts_pb2 as A
-from mktx.v1 import accounts_pb2_grpc, contacts_pb2, contacts_pb2_grpc
 from mktx.v1 import automation_pb2 as P
+from mktx.v1 import contacts_pb2, contacts_pb2_grpc
 from mktx_grpc.worker.automation import AUTOMATION_TRIGGERS
 from mktx_grpc.worker.consumer import drain
-
-
-class Shop:
-    """A connected account whose webhooks reach the sidecar, and its customers."""
-
-    def __init__(self, api, merchant, sandbox, owner, account_id: str) -> None:
-        self.api, self.merchant, self.sandbox = api, merchant, sandbox
-        self.owner, self.account_id = owner, account_id
-
-    def customer(self, name: str = "Alice Smith") -> Any:
-        uid = str(1_800_000_000_000_000_000 + secrets.randbelow(10**17))
-        return self.sandbox.state.add_user(uid, f"u{uid[-8:]}", name)
-
-    async def _admin(self, path: str, body: dict[str, Any]) -> None:
-        async with httpx.AsyncClient(base_url=self.sandbox.base_url) as admin:
-            resp = await admin.post(path, json=body)
-            assert resp.status_code in (200, 201), resp.text
-
-    async def follow(self, customer) -> None:
-        await self._admin(
-            "/_sandbox/follows", {"source_user_id": customer.id, "target_user_id": self.owner.id}
-        )
-
-    async def dm(self, customer, text: str) -> None:
-        await self._admin(
-            "/_sandbox/dms/inbound",
-            {"sender_id": customer.id, "recipient_id": self.owner.id, "text": text},
-        )
-
-    def texts_to(self, customer) -> list[str]:
-        return [
-            d.text
-            for d in self.sandbox.state.sent_dms(self.owner.id)
-            if d.recipient_id == customer.id and d.source == "api"
-        ]
-
-
-@pytest.fixture
-async def shop(api, merchant, sandbox, db, serve_sidecar):
-    sidecar = await serve_sidecar()
-    accounts = accounts_pb2_grpc.AccountsServiceStub(api.channel)
-    md = api.auth(merchant)
-    owner = xh.new_x_user(sandbox)
-    account = await xh.connect(accounts, md, owner, A.AUTH_METHOD_OAUTH1)
-    registered = await accounts.RegisterWebhook(
-        A.RegisterWebhookRequest(id=account.id, url=sidecar.webhook_url), metadata=md
-    )
-    assert registered.webhook.subscribed
-    await lift_budget(db, account.id)
-    yield Shop(api, merchant, sandbox, owner, account.id)
-    # The session's sandbox holds few webhooks: give this one back.
-    with sandbox.state.lock:
-        for wid in [w.id for w in sandbox.state.webhooks.values() if w.url == sidecar.webhook_url]:
-            sandbox.state.webhooks.pop(wid, None)
-            sandbox.state.subscriptions.pop(wid, None)
-
-
-async def contact_id_of(db, merchant, customer) -> uuid.UUID | None:
-    return await scalar(
-        db,
-        "SELECT id FROM contacts WHERE merchant_id = %s AND x_user_id = %s",
-        merchant,
-        customer.id,
-    )
 
 
 async def test_welcome_flow_end_to_end(api, merchant, shop, db):
@@ -323,7 +254,7 @@ async def test_wait_for_reply_on_both_branches_and_conditions(api, merchant, sho
     assert exs[quiet_id]["status"] == "WAITING"
     await fast_forward(db, survey.id)
     await engine_pass(deps)
-    quiet_steps = await steps(db, (await executions(db, survey.id))[1]["id"])
+    quiet_steps = await steps(db, exs[quiet_id]["id"])
     assert ("wait", "COMPLETED", "timeout") in quiet_steps and (
         "silent",
         "COMPLETED",

@@ -917,3 +917,38 @@ def may_enter(
     if trigger.reentry == "COOLDOWN" and last_start is not None:
         return now - last_start >= timedelta(seconds=trigger.reentry_cooldown_s)
     return True
+
+
+def changed_tags_and_attributes(
+    before: Mapping[str, Any], after: Mapping[str, Any]
+) -> dict[str, list[str]]:
+    """What a contact change did to its tags and attributes, as the ``contact.updated``
+    event carries it for TAG_ADDED / TAG_REMOVED / ATTRIBUTE_CHANGED triggers:
+    ``tags_added``, ``tags_removed``, ``attributes_changed`` (keys set, changed or
+    removed). Only non-empty lists are returned."""
+    old_tags, new_tags = list(before.get("tags") or []), list(after.get("tags") or [])
+    old_attrs = dict(before.get("attributes") or {})
+    new_attrs = dict(after.get("attributes") or {})
+    out = {
+        "tags_added": [t for t in new_tags if t not in old_tags],
+        "tags_removed": [t for t in old_tags if t not in new_tags],
+        "attributes_changed": sorted(
+            k
+            for k in set(old_attrs) | set(new_attrs)
+            if old_attrs.get(k) != new_attrs.get(k) or (k in old_attrs) != (k in new_attrs)
+        ),
+    }
+    return {k: v for k, v in out.items() if v}
+
+
+def tag_trigger_matches(trigger: Trigger, payload: Mapping[str, Any]) -> bool:
+    """Whether a ``contact.updated`` event's changes fire a TAG_ADDED, TAG_REMOVED or
+    ATTRIBUTE_CHANGED trigger (tags compared lower-cased, as contacts store them)."""
+    c = trigger.config
+    if trigger.type == "TAG_ADDED":
+        return str(c.get("tag", "")).strip().lower() in (payload.get("tags_added") or [])
+    if trigger.type == "TAG_REMOVED":
+        return str(c.get("tag", "")).strip().lower() in (payload.get("tags_removed") or [])
+    if trigger.type == "ATTRIBUTE_CHANGED":
+        return c.get("key") in (payload.get("attributes_changed") or [])
+    return False

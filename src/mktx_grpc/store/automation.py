@@ -509,3 +509,11 @@ async def start_execution(
         trigger_event=trigger_event,
         node_id=entry,
     )
+
+
+async def conversation_inbound_count(merchant_id: UUID, conversation_id: UUID) -> int:
+    row = await fetch_one(
+        Q.conversation_inbound_count,
+        {"merchant_id": merchant_id, "conversation_id": conversation_id},
+    )
+    return int(row["n"]) if row else 0

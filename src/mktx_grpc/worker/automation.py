@@ -79,6 +79,7 @@ TRIGGER_EVENTS = (
     "contact.mentioned",
     "message.received",
     "conversation.closed",
+    "contact.updated",
 )
 
 
@@ -126,11 +127,19 @@ async def handle_trigger_event(ev: OutboxEvent) -> None:
         if not any(_trigger(f).type == "KEYWORD" for f in chosen):
             inbound = [f for f in flows if _trigger(f).type == "INBOUND_MESSAGE"]
             first: bool | None = None
+            opening: bool | None = None
             for f in inbound:
-                if _trigger(f).config.get("first_message_only"):
+                cfg = _trigger(f).config
+                if cfg.get("first_message_only"):
                     if first is None:
                         first = await store.inbound_message_count(m, contact_id) == 1
                     if not first:
+                        continue
+                if cfg.get("new_conversation_only"):
+                    if opening is None:
+                        conv = msg["conversation_id"]
+                        opening = await store.conversation_inbound_count(m, conv) == 1
+                    if not opening:
                         continue
                 chosen.append(f)
     elif ev.type == "contact.followed":
@@ -146,6 +155,15 @@ async def handle_trigger_event(ev: OutboxEvent) -> None:
         facts.update(type="mention", text=text[:1000], tweet_id=str(p.get("tweet_id", "")))
         flows = await store.active_flows(m, account_id, ("MENTION",))
         chosen = [f for f in flows if domain.mention_matches(_trigger(f).config, text, reply_to)]
+    elif ev.type == "contact.updated":
+        changes = {k: p[k] for k in ("tags_added", "tags_removed", "attributes_changed") if k in p}
+        if not changes:
+            return
+        facts.update(type="contact_updated", **changes)
+        flows = await store.active_flows(
+            m, account_id, ("TAG_ADDED", "TAG_REMOVED", "ATTRIBUTE_CHANGED")
+        )
+        chosen = [f for f in flows if domain.tag_trigger_matches(_trigger(f), p)]
     elif ev.type == "conversation.closed":
         facts["type"] = "conversation_closed"
         chosen = await store.active_flows(m, account_id, ("CONVERSATION_CLOSED",))
@@ -422,17 +440,26 @@ async def _run_node(run: _Run, node: domain.Node) -> _Outcome:
         return _Outcome(branch=domain.pick_path(c["paths"], key))
     if t in ("ADD_TAG", "REMOVE_TAG"):
         tags = normalize_tags(c["tags"])
+        had = list(run.contact["tags"] or [])
         if t == "ADD_TAG":
             await store.add_tags(run.m, run.contact["id"], tags)
+            after = had + [x for x in tags if x not in had]
         else:
             await store.remove_tags(run.m, run.contact["id"], tags)
-        await _contact_updated(run, ["tags"])
+            after = [x for x in had if x not in tags]
+        await _contact_changed(run, "tags", {"tags": after})
         return _Outcome(output={"tags": tags})
     if t == "SET_ATTRIBUTE":
         value = run.context.get("last_reply", "") if c.get("from_reply") else c.get("value")
-        await store.set_attribute(run.m, run.contact["id"], str(c["key"]), value)
-        await _contact_updated(run, ["attributes"])
-        return _Outcome(output={"key": c["key"], "value": value})
+        key = str(c["key"])
+        await store.set_attribute(run.m, run.contact["id"], key, value)
+        attrs = dict(run.contact["attributes"] or {})
+        if value is None:
+            attrs.pop(key, None)
+        else:
+            attrs[key] = value
+        await _contact_changed(run, "attributes", {"attributes": attrs})
+        return _Outcome(output={"key": key, "value": value})
     if t in ("ASSIGN", "ESCALATE", "CLOSE_CONVERSATION"):
         return await _conversation_step(run, node)
     if t == "AI_REPLY":
@@ -492,7 +519,14 @@ async def _send(run: _Run, node: domain.Node) -> _Outcome:
     return _Outcome(output={"outbound_id": outbound_id, "text": rendered.content[:200]})
 
 
-async def _contact_updated(run: _Run, fields: list[str]) -> None:
+async def _contact_changed(run: _Run, field_name: str, new: dict[str, Any]) -> None:
+    """Record ``contact.updated`` for a step's change, only when something changed (so a
+    flow triggered by a tag it adds itself does not run again for nothing), and keep
+    the run's view of the contact current for later steps."""
+    changes = domain.changed_tags_and_attributes(run.contact, {**run.contact, **new})
+    run.contact = {**run.contact, **new}
+    if not changes:
+        return
     await append_event(
         run.m,
         "contact.updated",
@@ -500,8 +534,9 @@ async def _contact_updated(run: _Run, fields: list[str]) -> None:
         {
             "contact_id": str(run.contact["id"]),
             "account_id": str(run.row["account_id"]),
-            "fields": fields,
+            "fields": [field_name],
             "actor_user_id": f"flow:{run.row['flow_id']}",
+            **changes,
         },
     )
 
