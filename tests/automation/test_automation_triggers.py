@@ -1,0 +1,178 @@
+"""The other triggers and the send rules: tag and attribute changes, a new contact,
+a mention, a quick reply; a flow that triggers on a tag it adds itself stops; an
+opted-out contact gets nothing; a template is rendered with the contact's names."""
+
+from __future__ import annotations
+
+from campaign_helpers import add_contacts, add_template, scalar
+from flow_helpers import (
+    chain,
+    contact_id_of,
+    create_active,
+    engine_pass,
+    executions,
+    flow,
+    n,
+    run_until,
+    steps,
+    struct,
+    stub,
+)
+
+from mktx.v1 import automation_pb2 as P
+from mktx.v1 import contacts_pb2 as C
+from mktx.v1 import contacts_pb2_grpc
+
+
+async def test_tag_and_attribute_triggers_and_no_self_loop(api, merchant, shop, db, sandbox):
+    deps, md = api.app.deps, api.auth(merchant)
+    contacts = contacts_pb2_grpc.ContactsServiceStub(api.channel)
+    on_vip = await create_active(
+        api,
+        merchant,
+        flow(
+            shop.account_id,
+            "TAG_ADDED",
+            [n("t", "ADD_TAG", tags=["welcomed"])],
+            chain("t"),
+            tag="VIP",
+        ),
+    )
+    on_unvip = await create_active(
+        api,
+        merchant,
+        flow(
+            shop.account_id,
+            "TAG_REMOVED",
+            [n("t", "ADD_TAG", tags=["lapsed"])],
+            chain("t"),
+            tag="vip",
+        ),
+    )
+    on_plan = await create_active(
+        api,
+        merchant,
+        flow(
+            shop.account_id,
+            "ATTRIBUTE_CHANGED",
+            [n("t", "ADD_TAG", tags=["plan-changed"])],
+            chain("t"),
+            key="plan",
+        ),
+    )
+    # Adds the very tag it triggers on: runs once, then there is no change to react to.
+    loop = await create_active(
+        api,
+        merchant,
+        flow(
+            shop.account_id,
+            "TAG_ADDED",
+            [n("again", "ADD_TAG", tags=["loop"])],
+            chain("again"),
+            tag="loop",
+        ),
+    )
+    ((cid, _),) = await add_contacts(db, sandbox, merchant, shop.account_id, 1)
+    await contacts.AddContactTags(
+        C.AddContactTagsRequest(id=str(cid), tags=["vip", "loop"]), metadata=md
+    )
+    await contacts.RemoveContactTag(C.RemoveContactTagRequest(id=str(cid), tag="vip"), metadata=md)
+    await contacts.MergeContactAttributes(
+        C.MergeContactAttributesRequest(id=str(cid), attributes=struct(plan="pro")), metadata=md
+    )
+    await contacts.MergeContactAttributes(
+        C.MergeContactAttributesRequest(id=str(cid), attributes=struct(city="Porto")), metadata=md
+    )
+    for _ in range(4):
+        await engine_pass(deps, send=False)
+    for f in (on_vip, on_unvip, on_plan, loop):
+        assert len(await executions(db, f.id)) == 1, f.name
+    tags = await scalar(db, "SELECT tags FROM contacts WHERE id = %s", cid)
+    assert {"welcomed", "lapsed", "plan-changed", "loop"} <= set(tags) and "vip" not in tags
+
+
+async def test_contact_created_mention_and_quick_reply_triggers(api, merchant, shop, db):
+    deps = api.app.deps
+    created = await create_active(
+        api,
+        merchant,
+        flow(shop.account_id, "CONTACT_CREATED", [n("t", "ADD_TAG", tags=["new"])], chain("t")),
+    )
+    mentioned = await create_active(
+        api,
+        merchant,
+        flow(
+            shop.account_id,
+            "MENTION",
+            [n("t", "ADD_TAG", tags=["fan"])],
+            chain("t"),
+            keywords=["love"],
+        ),
+    )
+    fan, critic = shop.customer(), shop.customer()
+    await shop._admin(
+        "/_sandbox/mentions",
+        {"author_id": fan.id, "mentioned_user_id": shop.owner.id, "text": "I love this shop"},
+    )
+    await shop._admin(
+        "/_sandbox/mentions",
+        {"author_id": critic.id, "mentioned_user_id": shop.owner.id, "text": "meh"},
+    )
+
+    async def both_known() -> bool:
+        return all(
+            [await contact_id_of(db, merchant, fan), await contact_id_of(db, merchant, critic)]
+        )
+
+    await run_until(deps, both_known, send=False)
+    await engine_pass(deps, send=False)
+    fan_id, critic_id = (
+        await contact_id_of(db, merchant, fan),
+        await contact_id_of(db, merchant, critic),
+    )
+    assert {e["contact_id"] for e in await executions(db, created.id)} == {fan_id, critic_id}
+    (m,) = await executions(db, mentioned.id)
+    assert m["contact_id"] == fan_id and m["trigger_event"]["type"] == "mention"
+
+
+async def test_opted_out_contacts_get_nothing_and_templates_render_names(
+    api, merchant, shop, db, sandbox
+):
+    s, md, deps = stub(api), api.auth(merchant), api.app.deps
+    template = await add_template(api, merchant, "Hi {{first_name|there}} ({{username}})!")
+    f = await create_active(
+        api,
+        merchant,
+        flow(
+            shop.account_id,
+            "MANUAL",
+            [n("say", "SEND_MESSAGE", template_id=template), n("end", "END")],
+            chain("say", "end"),
+        ),
+    )
+    (ok, ok_user), (out, out_user) = await add_contacts(db, sandbox, merchant, shop.account_id, 2)
+    await db.execute("UPDATE contacts SET display_name = 'Alice Smith' WHERE id = %s", (ok,))
+    await db.execute(
+        "UPDATE contacts SET opted_out = true, opted_out_at = now() WHERE id = %s", (out,)
+    )
+    for cid in (ok, out):
+        await s.StartFlowExecution(
+            P.StartFlowExecutionRequest(flow_id=f.id, contact_id=str(cid)), metadata=md
+        )
+
+    async def sent() -> bool:
+        return bool(shop.texts_to(ok_user))
+
+    await run_until(deps, sent)
+    assert shop.texts_to(ok_user) == [f"Hi Alice ({ok_user.username})!"]
+    assert shop.texts_to(out_user) == []
+    by_contact = {e["contact_id"]: e for e in await executions(db, f.id)}
+    assert await steps(db, by_contact[out]["id"]) == [
+        ("say", "SKIPPED", "default"),
+        ("end", "COMPLETED", ""),
+    ]
+    got = await s.GetFlowExecution(
+        P.GetFlowExecutionRequest(id=str(by_contact[out]["id"])), metadata=md
+    )
+    assert got.steps[0].status == P.FLOW_STEP_STATUS_SKIPPED and "opted out" in got.steps[0].error
+    assert await scalar(db, "SELECT count(*) FROM outbound_dms WHERE contact_id = %s", out) == 0
