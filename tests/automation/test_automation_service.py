@@ -356,3 +356,31 @@ async def test_manual_start_cancel_list_get_and_delete_rules(
     await expect_error(
         s.GetFlowExecution(P.GetFlowExecutionRequest(id=ex_b.id), metadata=md), NOT_FOUND
     )
+
+
+async def test_timers_due_and_waiting_gauges(api, merchant, account, sandbox, db):
+    from flow_helpers import fast_forward
+
+    from mktx_grpc.core.db import use_connection
+    from mktx_grpc.metrics import _database_families
+    from mktx_grpc.store.metrics import queue_depths
+
+    async def depths() -> tuple[int, int]:
+        async with use_connection(api.app.deps.pool):
+            d = await queue_depths()
+        return d["flow_timers_due"], d["flow_executions_waiting"]
+
+    s, md = stub(api), api.auth(merchant)
+    f = await create_active(api, merchant, manual_flow(str(account["id"])))
+    for cid, _ in await add_contacts(db, sandbox, merchant, account["id"], 2):
+        await s.StartFlowExecution(
+            P.StartFlowExecutionRequest(flow_id=f.id, contact_id=str(cid)), metadata=md
+        )
+    assert await depths() == (2, 0)
+    await engine_pass(api.app.deps, send=False)
+    assert await depths() == (0, 2)
+    await fast_forward(db, f.id)
+    assert await depths() == (2, 2)
+    families = {fam.name: fam for fam in await _database_families(api.app.deps)}
+    assert families["mktx_flow_timers_due"].samples[0].value == 2
+    assert families["mktx_flow_executions_waiting"].samples[0].value == 2
