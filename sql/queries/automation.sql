@@ -286,3 +286,8 @@ SELECT count(*) AS total
 SELECT count(*) AS n FROM messages
  WHERE merchant_id = %(merchant_id)s AND conversation_id = %(conversation_id)s
    AND direction = 'INBOUND';
+
+-- name: contacts_for_steps
+SELECT id, account_id, x_user_id, username, display_name, attributes, tags, opted_out,
+       time_zone, created_at
+  FROM contacts WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::uuid[]);

@@ -16,6 +16,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
+from ..core.context import current_connection
 from ..core.errors import AlreadyExists
 from ..domain import automation as domain
 from ..domain.segments import compile_conditions
@@ -517,3 +518,38 @@ async def conversation_inbound_count(merchant_id: UUID, conversation_id: UUID) -
         {"merchant_id": merchant_id, "conversation_id": conversation_id},
     )
     return int(row["n"]) if row else 0
+
+
+async def contacts_for_steps(merchant_id: UUID, ids: Iterable[UUID]) -> dict[UUID, Row]:
+    """The contacts of a claimed batch (one merchant), by id."""
+    rows = await fetch_all(Q.contacts_for_steps, {"merchant_id": merchant_id, "ids": list(ids)})
+    return {r["id"]: r for r in rows}
+
+
+def step_params(merchant_id: UUID, **fields: Any) -> dict[str, Any]:
+    """One step log row for :func:`insert_steps` (fields as :func:`insert_step`)."""
+    return {"merchant_id": merchant_id, **fields, "output": Jsonb(fields["output"])}
+
+
+def execution_params(merchant_id: UUID, execution_id: UUID, **fields: Any) -> dict[str, Any]:
+    """One execution update for :func:`save_executions` (fields as :func:`save_execution`)."""
+    return {
+        "merchant_id": merchant_id,
+        "id": execution_id,
+        **fields,
+        "context": Jsonb(fields["context"]),
+    }
+
+
+async def insert_steps(params: list[dict[str, Any]]) -> None:
+    """Insert step log rows in one pipelined executemany."""
+    if params:
+        async with current_connection().cursor() as cur:
+            await cur.executemany(Q.insert_step, params)
+
+
+async def save_executions(params: list[dict[str, Any]]) -> None:
+    """Write executions' new state in one pipelined executemany."""
+    if params:
+        async with current_connection().cursor() as cur:
+            await cur.executemany(Q.save_execution, params)

@@ -263,6 +263,7 @@ class _Run:
     steps: int
     context: dict[str, Any]
     conversation_id: UUID | None
+    writes: _Writes
 
     @property
     def m(self) -> UUID:
@@ -273,22 +274,61 @@ class _Run:
         return UUID(str(self.row["id"]))
 
 
+@dataclass
+class _Writes:
+    """Step log rows and execution updates of a pass, written together at its end
+    (one pipelined round trip each) inside the same transaction."""
+
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    executions: list[dict[str, Any]] = field(default_factory=list)
+
+    async def flush(self) -> None:
+        await store.insert_steps(self.steps)
+        await store.save_executions(self.executions)
+        self.steps.clear()
+        self.executions.clear()
+
+
 async def run_due_steps(deps: Deps, options: StepOptions | None = None) -> int:
     """One pass: claim due executions (every merchant, ``FOR UPDATE SKIP LOCKED``) and
-    run their steps in this transaction. Returns the executions claimed. An
-    execution whose step raises is FAILED with the error (its savepoint rolled
-    back); the others keep their progress."""
+    run their steps in this transaction. Returns the executions claimed.
+
+    Optimistically the whole batch runs in one savepoint with its step log and
+    execution updates written at the end; if anything raises, that savepoint is
+    rolled back and the batch runs again one execution per savepoint, and an
+    execution whose step raises is FAILED with the error (the others keep their
+    progress)."""
     opts = options or StepOptions()
     async with use_connection(deps.pool, transaction=True):
         rows = await store.claim_due(opts.batch_size)
-        for row in rows:
-            try:
-                async with savepoint():
-                    await _advance(row)
-            except Exception as exc:
-                log.exception("flow execution step failed", extra={"execution_id": str(row["id"])})
-                async with savepoint():
-                    await _fail(row, f"internal error in step: {type(exc).__name__}")
+        if not rows:
+            return 0
+        contacts: dict[UUID, Row] = {}
+        by_merchant: dict[UUID, list[UUID]] = {}
+        for r in rows:
+            by_merchant.setdefault(r["merchant_id"], []).append(r["contact_id"])
+        for m, ids in by_merchant.items():
+            contacts.update(await store.contacts_for_steps(m, ids))
+        try:
+            async with savepoint():
+                writes = _Writes()
+                for row in rows:
+                    await _advance(row, contacts.get(row["contact_id"]), writes)
+                await writes.flush()
+        except Exception:
+            log.info("a step pass failed; running its executions one by one", exc_info=True)
+            for row in rows:
+                try:
+                    async with savepoint():
+                        writes = _Writes()
+                        await _advance(row, contacts.get(row["contact_id"]), writes)
+                        await writes.flush()
+                except Exception as exc:
+                    log.exception(
+                        "flow execution step failed", extra={"execution_id": str(row["id"])}
+                    )
+                    async with savepoint():
+                        await _fail(row, f"internal error in step: {type(exc).__name__}")
     return len(rows)
 
 
@@ -308,11 +348,10 @@ async def _fail(row: Row, error: str) -> None:
     )
 
 
-async def _advance(row: Row) -> None:
+async def _advance(row: Row, contact: Row | None, writes: _Writes) -> None:
     m = UUID(str(row["merchant_id"]))
     if row["status"] not in store.LIVE:
         return
-    contact = await store.contact(m, row["contact_id"])
     if contact is None:  # erased meanwhile (its executions go with it)
         return
     run = _Run(
@@ -322,43 +361,44 @@ async def _advance(row: Row) -> None:
         steps=int(row["step_count"]),
         context=dict(row["context"] or {}),
         conversation_id=row["conversation_id"],
+        writes=writes,
     )
     node_id: str | None = row["current_node_id"]
     if row["status"] == "WAITING":
         node_id = await _resume(run, row)
     for _ in range(STEPS_PER_PASS):
         if node_id is None:
-            return await _save(run, "COMPLETED", "")
+            return _save(run, "COMPLETED", "")
         if run.steps >= domain.MAX_STEPS:
-            return await _save(run, "FAILED", node_id, error=f"over {domain.MAX_STEPS} steps")
+            return _save(run, "FAILED", node_id, error=f"over {domain.MAX_STEPS} steps")
         node = run.graph.nodes.get(node_id)
         if node is None:
-            return await _save(run, "FAILED", node_id, error=f"node {node_id!r} is missing")
+            return _save(run, "FAILED", node_id, error=f"node {node_id!r} is missing")
         run.steps += 1
         out = await _run_node(run, node)
-        await store.insert_step(
-            m,
-            execution_id=run.id,
-            flow_id=row["flow_id"],
-            step_no=run.steps,
-            node_id=node.id,
-            node_type=node.type,
-            status=out.status,
-            branch="" if out.status == "WAITING" or node.type == "END" else out.branch,
-            output=out.output,
-            error=out.error,
+        writes.steps.append(
+            store.step_params(
+                m,
+                execution_id=run.id,
+                flow_id=row["flow_id"],
+                step_no=run.steps,
+                node_id=node.id,
+                node_type=node.type,
+                status=out.status,
+                branch="" if out.status == "WAITING" or node.type == "END" else out.branch,
+                output=out.output,
+                error=out.error,
+            )
         )
         if out.status == "WAITING":
-            return await _save(
-                run, "WAITING", node.id, wake_at=out.wake_at, waiting_for=out.waiting_for
-            )
+            return _save(run, "WAITING", node.id, wake_at=out.wake_at, waiting_for=out.waiting_for)
         if out.status == "FAILED":
-            return await _save(run, "FAILED", node.id, error=out.error)
+            return _save(run, "FAILED", node.id, error=out.error)
         if node.type == "END":
-            return await _save(run, "COMPLETED", node.id)
+            return _save(run, "COMPLETED", node.id)
         node_id = run.graph.next(node.id, out.branch)
     # Long run of instant steps: stay due, let other executions have the worker.
-    await _save(run, "RUNNING", node_id or "")
+    _save(run, "RUNNING", node_id or "")
 
 
 async def _resume(run: _Run, row: Row) -> str | None:
@@ -380,7 +420,7 @@ async def _resume(run: _Run, row: Row) -> str | None:
     return run.graph.next(node_id, branch)
 
 
-async def _save(
+def _save(
     run: _Run,
     status: str,
     node_id: str,
@@ -396,18 +436,20 @@ async def _save(
         due = datetime.now(UTC)
     else:
         due = None
-    await store.save_execution(
-        run.m,
-        run.id,
-        status=status,
-        current_node_id=node_id,
-        wake_at=wake_at,
-        due_at=due,
-        waiting_for=waiting_for,
-        context=run.context,
-        step_count=run.steps,
-        error=error,
-        conversation_id=run.conversation_id,
+    run.writes.executions.append(
+        store.execution_params(
+            run.m,
+            run.id,
+            status=status,
+            current_node_id=node_id,
+            wake_at=wake_at,
+            due_at=due,
+            waiting_for=waiting_for,
+            context=run.context,
+            step_count=run.steps,
+            error=error,
+            conversation_id=run.conversation_id,
+        )
     )
 
 
