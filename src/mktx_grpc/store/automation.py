@@ -8,8 +8,10 @@ functions marked cross-merchant serve the worker's timer claim.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -19,7 +21,7 @@ from psycopg import sql
 from ..core.context import current_connection
 from ..core.errors import AlreadyExists
 from ..domain import automation as domain
-from ..domain.segments import compile_conditions
+from ..domain.segments import CompiledSegment, compile_conditions
 from . import Jsonb, Queries, Row, execute, fetch_all, fetch_one
 
 Q = Queries("automation")
@@ -461,10 +463,16 @@ async def inbound_message_count(merchant_id: UUID, contact_id: UUID) -> int:
     return int(row["n"]) if row else 0
 
 
+@lru_cache(maxsize=1024)
+def _compiled_condition(conditions_json: str) -> CompiledSegment:
+    """Compiled segment conditions, cached: a flow version's conditions never change."""
+    return compile_conditions(json.loads(conditions_json))
+
+
 async def contact_matches(merchant_id: UUID, contact_id: UUID, conditions: dict[str, Any]) -> bool:
     """Whether the contact matches segment ``conditions`` now (the segment compiler,
     evaluated for one contact)."""
-    compiled = compile_conditions(conditions)
+    compiled = _compiled_condition(json.dumps(conditions, sort_keys=True))
     query = sql.SQL(Q.contact_matches).format(where=compiled.where)
     row = await fetch_one(
         query,  # type: ignore[arg-type]
