@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from campaign_helpers import add_contacts, add_template, scalar
 from flow_helpers import (
+    c,
     chain,
     contact_id_of,
     create_active,
@@ -176,3 +177,111 @@ async def test_opted_out_contacts_get_nothing_and_templates_render_names(
     )
     assert got.steps[0].status == P.FLOW_STEP_STATUS_SKIPPED and "opted out" in got.steps[0].error
     assert await scalar(db, "SELECT count(*) FROM outbound_dms WHERE contact_id = %s", out) == 0
+
+
+async def _quick_reply(db, merchant, account_id, contact_id, text: str, metadata: str) -> None:
+    """An inbound quick-reply answer as ingestion stores it (the sandbox has no
+    quick-reply injection): the message row and its ``message.received`` event."""
+    from flow_helpers import emit
+
+    conv = await scalar(
+        db,
+        "SELECT id FROM conversations WHERE contact_id = %s AND status <> 'CLOSED'",
+        contact_id,
+    )
+    if conv is None:
+        conv = await scalar(
+            db,
+            "INSERT INTO conversations (merchant_id, account_id, contact_id) VALUES (%s, %s, %s)"
+            " RETURNING id",
+            merchant,
+            account_id,
+            contact_id,
+        )
+    msg = await scalar(
+        db,
+        "INSERT INTO messages (merchant_id, conversation_id, direction, type, text,"
+        " quick_reply_metadata, x_event_id) VALUES (%s, %s, 'INBOUND', 'QUICK_REPLY', %s, %s, %s)"
+        " RETURNING id",
+        merchant,
+        conv,
+        text,
+        metadata,
+        f"qr-{contact_id}-{metadata}",
+    )
+    await emit(
+        db,
+        merchant,
+        "message.received",
+        {
+            "account_id": str(account_id),
+            "contact_id": str(contact_id),
+            "conversation_id": str(conv),
+            "message_id": str(msg),
+            "direction": "INBOUND",
+        },
+    )
+
+
+async def test_quick_reply_trigger_and_quick_reply_branch(api, merchant, shop, db, sandbox):
+    s, md, deps = stub(api), api.auth(merchant), api.app.deps
+    picked = await create_active(
+        api,
+        merchant,
+        flow(
+            shop.account_id,
+            "QUICK_REPLY",
+            [n("t", "ADD_TAG", tags=["picked-gold"])],
+            chain("t"),
+            metadata="gold",
+        ),
+    )
+    menu = await create_active(
+        api,
+        merchant,
+        flow(
+            shop.account_id,
+            "MANUAL",
+            [
+                n(
+                    "ask",
+                    "SEND_MESSAGE",
+                    text="Pick a plan",
+                    quick_replies=[{"label": "Gold", "metadata": "gold"}],
+                ),
+                n("wait", "WAIT_FOR_REPLY", timeout="3600s"),
+                n("gold", "SET_ATTRIBUTE", key="plan", value="gold"),
+                n("other", "SET_ATTRIBUTE", key="plan", value="other"),
+                n("late", "END"),
+            ],
+            [
+                *chain("ask", "wait"),
+                c("wait", "gold", "gold"),
+                c("wait", "other", "replied"),
+                c("wait", "late", "timeout"),
+            ],
+        ),
+    )
+    (cid, _), (other, _) = await add_contacts(db, sandbox, merchant, shop.account_id, 2)
+    for x in (cid, other):
+        await s.StartFlowExecution(
+            P.StartFlowExecutionRequest(flow_id=menu.id, contact_id=str(x)), metadata=md
+        )
+    await engine_pass(deps, send=False)
+    await _quick_reply(db, merchant, shop.account_id, cid, "Gold", "gold")
+    await _quick_reply(db, merchant, shop.account_id, other, "Silver", "silver")
+    await engine_pass(deps, send=False)
+    await engine_pass(deps, send=False)
+    attrs = dict(
+        await (
+            await db.execute(
+                "SELECT id, attributes->>'plan' FROM contacts WHERE id = ANY(%s)", ([cid, other],)
+            )
+        ).fetchall()
+    )
+    assert attrs == {cid: "gold", other: "other"}
+    # The ask step queued its DM with the quick reply on the ledger.
+    qrs = await scalar(db, "SELECT quick_replies FROM outbound_dms WHERE contact_id = %s", cid)
+    assert [q["metadata"] for q in qrs] == ["gold"]
+    (hit,) = await executions(db, picked.id)
+    assert hit["contact_id"] == cid and hit["trigger_event"]["quick_reply_metadata"] == "gold"
