@@ -384,3 +384,32 @@ async def test_timers_due_and_waiting_gauges(api, merchant, account, sandbox, db
     families = {fam.name: fam for fam in await _database_families(api.app.deps)}
     assert families["mktx_flow_timers_due"].samples[0].value == 2
     assert families["mktx_flow_executions_waiting"].samples[0].value == 2
+
+
+async def test_cancelling_an_execution_cancels_its_queued_dm(api, merchant, account, sandbox, db):
+    from campaign_helpers import scalar
+
+    s, md = stub(api), api.auth(merchant)
+    f = await create_active(
+        api,
+        merchant,
+        flow(
+            str(account["id"]),
+            "MANUAL",
+            [n("say", "SEND_MESSAGE", text="hello"), n("nap", "WAIT", duration="60s")],
+            chain("say", "nap"),
+        ),
+    )
+    ((cid, _),) = await add_contacts(db, sandbox, merchant, account["id"], 1)
+    ex = await s.StartFlowExecution(
+        P.StartFlowExecutionRequest(flow_id=f.id, contact_id=str(cid)), metadata=md
+    )
+    await engine_pass(api.app.deps, send=False)  # queued on the ledger, not sent
+    assert await scalar(db, "SELECT state FROM outbound_dms WHERE contact_id = %s", cid) == "QUEUED"
+    await s.CancelFlowExecution(P.CancelFlowExecutionRequest(id=ex.id), metadata=md)
+    row = await (
+        await db.execute("SELECT state, reason FROM outbound_dms WHERE contact_id = %s", (cid,))
+    ).fetchone()
+    assert tuple(row) == ("SKIPPED", "cancelled")
+    again = await s.CancelFlowExecution(P.CancelFlowExecutionRequest(id=ex.id), metadata=md)
+    assert again.status == P.FLOW_EXECUTION_STATUS_CANCELLED  # a no-op the second time

@@ -310,22 +310,25 @@ class AutomationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StartFlowExecution(self, request, context):
-        """Starts an execution of a flow for one contact by hand (the trigger is not
-        checked): for MANUAL flows, and for testing a DRAFT or INACTIVE flow. Retrying
-        with the same `request_id` returns the first execution.
+        """Starts an execution of a flow for one contact by hand, on the flow's latest
+        published version (neither the trigger nor the re-entry policy is checked):
+        for MANUAL flows, and for testing an INACTIVE flow. Retrying with the same
+        `request_id` returns the first execution.
 
-        Errors: INVALID_ARGUMENT (the graph is invalid, as ActivateFlow), NOT_FOUND
-        (flow or contact), ALREADY_EXISTS with reason DUPLICATE_RESOURCE (the contact
-        already has a RUNNING or WAITING execution of this flow), FAILED_PRECONDITION
-        with reason ACCOUNT_NOT_ACTIVE, UNAUTHENTICATED.
+        Errors: INVALID_ARGUMENT (ids not UUIDs, bad request_id), NOT_FOUND (flow, or a
+        contact that is not of the flow's account), ALREADY_EXISTS with reason
+        DUPLICATE_RESOURCE (the contact already has a RUNNING or WAITING execution of
+        this flow), FAILED_PRECONDITION with reason FLOW_NOT_PUBLISHED (never
+        activated) or ACCOUNT_NOT_ACTIVE, UNAUTHENTICATED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CancelFlowExecution(self, request, context):
-        """Cancels a RUNNING or WAITING execution. Cancelling a finished execution is a
-        no-op.
+        """Cancels a RUNNING or WAITING execution: its open step is closed SKIPPED with
+        error "cancelled", and a DM it queued that no sender has picked up yet is
+        cancelled on the send ledger. Cancelling a finished execution is a no-op.
 
         Errors: INVALID_ARGUMENT, NOT_FOUND, UNAUTHENTICATED.
         """

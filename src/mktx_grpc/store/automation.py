@@ -23,6 +23,7 @@ from ..core.errors import AlreadyExists
 from ..domain import automation as domain
 from ..domain.segments import CompiledSegment, compile_conditions
 from . import Jsonb, Queries, Row, execute, fetch_all, fetch_one
+from .outbound import cancel_outbound
 
 Q = Queries("automation")
 
@@ -296,11 +297,15 @@ async def list_executions(
 async def cancel_executions(
     merchant_id: UUID, *, flow_id: UUID | None = None, execution_id: UUID | None = None
 ) -> list[UUID]:
-    """Cancel the flow's live executions, or one; returns the ids cancelled."""
+    """Cancel the flow's live executions, or one, with the DMs they queued that no
+    sender has armed yet (SKIPPED 'cancelled' on the ledger); returns the ids
+    cancelled."""
     rows = await fetch_all(
         Q.cancel_executions,
         {"merchant_id": merchant_id, "flow_id": flow_id, "id": execution_id},
     )
+    for r in rows:
+        await cancel_outbound(merchant_id, "flow", f"{r['id']}:")
     return [r["id"] for r in rows]
 
 
