@@ -4,7 +4,15 @@ condition, END), drained by 1 and then by 2 worker processes (``run_due_steps``
 loops, the production step runner). Reports steps/s per run and checks afterwards
 that every execution COMPLETED with exactly its 4 steps, none twice.
 
+``--latency RATE`` instead measures trigger-to-first-step latency: message.received
+events appended to the outbox at RATE/s for ``--seconds`` (each in its own
+transaction, as ingestion writes them) while one worker process runs the production
+loops (the ``automation-triggers`` consumer and the step runner); latency is the
+first step's start (its pass's transaction start) minus the event's commit-side
+timestamp, both on the database clock: p50 / p99 / max.
+
 Run:  .venv/bin/python bench/automation_bench.py [--executions 20000] [--workers 1 2]
+      .venv/bin/python bench/automation_bench.py --latency 500 --seconds 10
 Uses TEST_DATABASE_URL when set, else the embedded PostgreSQL in .data/bench.
 Writes bench/results/automation.md. Not part of the test suite.
 """
@@ -15,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -146,6 +155,168 @@ async def worker_main(url: str, batch: int) -> None:
         await pool.close()
 
 
+INBOUND = {
+    "trigger": {
+        "type": "INBOUND_MESSAGE",
+        "config": {},
+        "reentry": "EVERY_TIME",
+        "reentry_cooldown_s": 0,
+    },
+    "nodes": [
+        {"id": "tag", "type": "ADD_TAG", "name": "", "config": {"tags": ["seen"]}, "position": {}}
+    ],
+    "connections": [{"from": "trigger", "to": "tag", "branch": "default"}],
+}
+
+
+def seed_latency(url: str, n: int) -> tuple[uuid.UUID, uuid.UUID, list[tuple[str, str, str]]]:
+    """An ACTIVE INBOUND_MESSAGE flow and n contacts, each with a conversation holding
+    one inbound message. Returns (merchant, account, [(contact, conversation, message)])."""
+    merchant, account, flow = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO accounts (id, merchant_id, x_user_id, auth_method) VALUES (%s, %s, '1', 'OAUTH2')",
+            (account, merchant),
+        )
+        conn.execute(
+            "INSERT INTO flows (id, merchant_id, account_id, name, status, definition,"
+            " trigger_type, published_version) VALUES (%s, %s, %s, 'lat', 'ACTIVE', %s,"
+            " 'INBOUND_MESSAGE', 1)",
+            (flow, merchant, account, json.dumps(INBOUND)),
+        )
+        conn.execute(
+            "INSERT INTO flow_versions (merchant_id, flow_id, version, definition, trigger_type)"
+            " VALUES (%s, %s, 1, %s, 'INBOUND_MESSAGE')",
+            (merchant, flow, json.dumps(INBOUND)),
+        )
+        rows = conn.execute(
+            "WITH c AS (INSERT INTO contacts (merchant_id, account_id, x_user_id)"
+            "  SELECT %s, %s, (20000000 + g)::text FROM generate_series(1, %s) g RETURNING id),"
+            " v AS (INSERT INTO conversations (merchant_id, account_id, contact_id)"
+            "  SELECT %s, %s, id FROM c RETURNING id, contact_id),"
+            " m AS (INSERT INTO messages (merchant_id, conversation_id, direction, type, text)"
+            "  SELECT %s, id, 'INBOUND', 'TEXT', 'hi' FROM v RETURNING id, conversation_id)"
+            " SELECT v.contact_id::text, v.id::text, m.id::text FROM v JOIN m ON m.conversation_id = v.id",
+            (merchant, account, n, merchant, account, merchant),
+        ).fetchall()
+        conn.execute("ANALYZE")
+    return merchant, account, [tuple(r) for r in rows]
+
+
+async def engine_main(url: str) -> None:
+    from mktx_grpc.core.config import Settings
+    from mktx_grpc.core.db import make_pool
+    from mktx_grpc.deps import close_deps, make_deps
+    from mktx_grpc.worker import run_loops
+    from mktx_grpc.worker.automation import AUTOMATION_TRIGGERS, automation_step_loop
+    from mktx_grpc.worker.consumer import consumer_loop
+
+    settings = Settings(
+        database_url=url,
+        data_dir=Path("/tmp"),
+        encryption_key=bytes(range(32)),
+        jwt_secret=b"bench-jwt-secret-0123456789abcdef",
+        page_token_key=b"bench-page-token-key",
+    )
+    pool = make_pool(url, min_size=2, max_size=6)
+    await pool.open(wait=True)
+    deps = make_deps(settings, pool)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        await run_loops(deps, stop, [consumer_loop(AUTOMATION_TRIGGERS), automation_step_loop])
+    finally:
+        await close_deps(deps)
+        await pool.close()
+
+
+async def drive_latency(url: str, rate: int, seconds: float) -> dict[str, float]:
+    from mktx_grpc.core.db import make_pool, use_connection
+    from mktx_grpc.store.events import append_event
+
+    n = int(rate * seconds)
+    merchant, account, people = seed_latency(url, n)
+    engine = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--role", "engine", "--url", url
+    )
+    pool = make_pool(url, min_size=4, max_size=8)
+    await pool.open(wait=True)
+    try:
+        await asyncio.sleep(3.0)  # the engine's imports and first passes
+
+        async def one(contact: str, conv: str, msg: str) -> None:
+            async with use_connection(pool, transaction=True):
+                await append_event(
+                    merchant,
+                    "message.received",
+                    uuid.UUID(conv),
+                    {
+                        "account_id": str(account),
+                        "contact_id": contact,
+                        "conversation_id": conv,
+                        "message_id": msg,
+                        "direction": "INBOUND",
+                    },
+                )
+
+        start = time.monotonic()
+        tasks = []
+        for i, p in enumerate(people):
+            due = start + i / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(*p)))
+        await asyncio.gather(*tasks)
+        sent_for = time.monotonic() - start
+        deadline = time.monotonic() + 60
+        while True:
+            async with use_connection(pool):
+                from mktx_grpc.store import fetch_one
+
+                row = await fetch_one("SELECT count(*) AS k FROM flow_execution_steps", {})
+            if (row is not None and row["k"] >= n) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        engine.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(engine.wait(), 30)
+        await pool.close()
+    with psycopg.connect(url) as conn:
+        lat = [
+            float(r[0])
+            for r in conn.execute(
+                "SELECT extract(epoch FROM s.started_at - e.created_at)"
+                " FROM flow_execution_steps s"
+                " JOIN flow_executions x ON x.id = s.execution_id"
+                " JOIN domain_events e ON x.trigger_key = 'event:' || e.id"
+                " WHERE s.step_no = 1"
+            ).fetchall()
+        ]
+        split = conn.execute(
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM x.started_at - e.created_at)),"
+            " percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM s.started_at - x.started_at))"
+            " FROM flow_execution_steps s JOIN flow_executions x ON x.id = s.execution_id"
+            " JOIN domain_events e ON x.trigger_key = 'event:' || e.id WHERE s.step_no = 1"
+        ).fetchone()
+        print(f"median event->execution {split[0]:.3f}s, execution->first step {split[1]:.3f}s")
+    lat.sort()
+    if not lat:
+        raise SystemExit("no steps ran")
+
+    def q(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p * len(lat)))]
+
+    return {
+        "events": n,
+        "steps": len(lat),
+        "rate": n / sent_for,
+        "p50": q(0.5),
+        "p99": q(0.99),
+        "max": lat[-1],
+    }
+
+
 def run(url: str, workers: int, batch: int) -> float:
     start = time.monotonic()
     procs = [
@@ -185,9 +356,40 @@ def main() -> None:
     ap.add_argument("--executions", type=int, default=20_000)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--batch", type=int, default=200)
+    ap.add_argument("--latency", type=int, default=0, help="events/s: measure latency")
+    ap.add_argument("--seconds", type=float, default=10.0)
     args = ap.parse_args()
     if args.role == "worker":
         asyncio.run(worker_main(args.url, args.batch))
+        return
+    if args.role == "engine":
+        asyncio.run(engine_main(args.url))
+        return
+    if args.latency:
+        admin, name, url = fresh_database()
+        try:
+            load = os.getloadavg()[0]
+            r = asyncio.run(drive_latency(url, args.latency, args.seconds))
+        finally:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        line = (
+            f"| {args.latency}/s for {args.seconds:.0f} s | {r['events']} | {r['steps']} |"
+            f" {r['rate']:.0f}/s | {r['p50'] * 1000:.0f} ms | {r['p99'] * 1000:.0f} ms |"
+            f" {r['max'] * 1000:.0f} ms | {load:.2f} |"
+        )
+        print(line)
+        out = ROOT / "bench" / "results" / "automation_latency.md"
+        out.write_text(
+            "# Automation trigger-to-first-step latency (issue 9 §6)\n\n"
+            f"`bench/automation_bench.py --latency {args.latency} --seconds {args.seconds:.0f}`:"
+            " message.received events appended to the outbox (each its own transaction) while"
+            " one worker process runs the automation-triggers consumer and the step runner."
+            " The events are appended directly, not ingested through the sidecar.\n\n"
+            "| offered | events | first steps | achieved | p50 | p99 | max | load before |\n"
+            "|---|---|---|---|---|---|---|---|\n" + line + "\n"
+        )
+        print(f"wrote {out}")
         return
     lines = [
         "# Automation step throughput (issue 9 §6)",

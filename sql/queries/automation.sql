@@ -98,7 +98,7 @@ SELECT s.node_id,
 
 -- name: active_flows_for_account
 -- The ACTIVE flows of an account whose published trigger is one of the types.
-SELECT f.id, f.account_id, f.published_version, v.definition
+SELECT f.id, f.account_id, f.published_version, v.definition, v.trigger_type
   FROM flows f
   JOIN flow_versions v
     ON v.merchant_id = f.merchant_id AND v.flow_id = f.id AND v.version = f.published_version
@@ -291,3 +291,14 @@ SELECT count(*) AS n FROM messages
 SELECT id, account_id, x_user_id, username, display_name, attributes, tags, opted_out,
        time_zone, created_at
   FROM contacts WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::uuid[]);
+
+-- name: reply_waits_many_for_update
+SELECT * FROM flow_executions
+ WHERE merchant_id = %(merchant_id)s AND contact_id = ANY(%(contact_ids)s::uuid[])
+   AND waiting_for = 'REPLY' AND status = 'WAITING'
+ ORDER BY id
+ FOR UPDATE;
+
+-- name: inbound_messages
+SELECT id, text, quick_reply_metadata, conversation_id, x_event_id FROM messages
+ WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::uuid[]);

@@ -566,3 +566,53 @@ async def save_executions(params: list[dict[str, Any]]) -> None:
     if params:
         async with current_connection().cursor() as cur:
             await cur.executemany(Q.save_execution, params)
+
+
+async def reply_waits_many(merchant_id: UUID, contact_ids: Iterable[UUID]) -> list[Row]:
+    """The executions of these contacts waiting for a reply, locked."""
+    return await fetch_all(
+        Q.reply_waits_many_for_update,
+        {"merchant_id": merchant_id, "contact_ids": list(contact_ids)},
+    )
+
+
+async def messages(merchant_id: UUID, ids: Iterable[UUID]) -> dict[UUID, Row]:
+    rows = await fetch_all(Q.inbound_messages, {"merchant_id": merchant_id, "ids": list(ids)})
+    return {r["id"]: r for r in rows}
+
+
+def new_execution_params(
+    merchant_id: UUID,
+    *,
+    flow_id: UUID,
+    flow_version: int,
+    account_id: UUID,
+    contact_id: UUID,
+    conversation_id: UUID | None,
+    trigger_key: str,
+    trigger_event: dict[str, Any],
+    node_id: str,
+) -> dict[str, Any]:
+    """One execution for :func:`insert_executions` (as :func:`insert_execution`)."""
+    return {
+        "merchant_id": merchant_id,
+        "flow_id": flow_id,
+        "flow_version": flow_version,
+        "account_id": account_id,
+        "contact_id": contact_id,
+        "conversation_id": conversation_id,
+        "trigger_key": trigger_key,
+        "trigger_event": Jsonb(trigger_event),
+        "node_id": node_id,
+    }
+
+
+async def insert_executions(params: list[dict[str, Any]]) -> None:
+    """Insert executions in one pipelined executemany, each skipped on conflict as
+    :func:`insert_execution` is, and wake the step runners once per merchant."""
+    if not params:
+        return
+    async with current_connection().cursor() as cur:
+        await cur.executemany(Q.insert_execution, params)
+    for m in {p["merchant_id"] for p in params}:
+        await notify(m)

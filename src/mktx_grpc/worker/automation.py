@@ -41,6 +41,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -85,8 +86,9 @@ TRIGGER_EVENTS = (
 
 @dataclass(frozen=True)
 class StepOptions:
-    #: Executions claimed per pass (per transaction).
-    batch_size: int = 200
+    #: Executions claimed per pass (per transaction). Kept small: a pass's transaction
+    #: appends outbox events, and every outbox consumer waits for it to end.
+    batch_size: int = 50
     #: Longest sleep when nothing is due and no notification arrives.
     idle_poll: float = 1.0
 
@@ -101,8 +103,98 @@ def _uuid(value: Any) -> UUID | None:
         return None
 
 
+class _Batch:
+    """What the trigger handler reads once per batch of events (messages, pending
+    reply waits, each account's ACTIVE flows) and the executions it starts, written
+    together at the end (one pipelined insert; the unique keys decide)."""
+
+    def __init__(self) -> None:
+        self.messages: dict[UUID, Row] = {}
+        self.waits: dict[tuple[UUID, UUID], list[Row]] = {}
+        self.flows: dict[tuple[UUID, UUID], list[Row]] = {}
+        self.starts: list[dict[str, Any]] = []
+        self.resolved: set[UUID] = set()
+
+    async def prefetch(self, events: Sequence[OutboxEvent]) -> None:
+        by_merchant: dict[UUID, tuple[set[UUID], set[UUID]]] = {}
+        for ev in events:
+            if ev.type != "message.received":
+                continue
+            msg, contact = _uuid(ev.payload.get("message_id")), _uuid(ev.payload.get("contact_id"))
+            if msg is None or contact is None:
+                continue
+            ids, contacts = by_merchant.setdefault(ev.merchant_id, (set(), set()))
+            ids.add(msg)
+            contacts.add(contact)
+        for m, (ids, contacts) in by_merchant.items():
+            self.messages.update(await store.messages(m, ids))
+            for row in await store.reply_waits_many(m, contacts):
+                self.waits.setdefault((m, row["contact_id"]), []).append(row)
+
+    async def active_flows(self, m: UUID, account_id: UUID, types: Iterable[str]) -> list[Row]:
+        key = (m, account_id)
+        if key not in self.flows:
+            self.flows[key] = await store.active_flows(m, account_id, domain.TRIGGER_TYPES)
+        wanted = set(types)
+        return [f for f in self.flows[key] if f["trigger_type"] in wanted]
+
+    async def start(
+        self,
+        m: UUID,
+        f: Row,
+        *,
+        account_id: UUID,
+        contact_id: UUID,
+        conversation_id: UUID | None,
+        trigger_key: str,
+        facts: dict[str, Any],
+    ) -> None:
+        graph = _graph_of(f["id"], f["published_version"], f["definition"])
+        entry = graph.entry
+        if entry is None:
+            return
+        trigger = graph.definition.trigger
+        if trigger.reentry != "EVERY_TIME":
+            # EVERY_TIME needs no look: the one-live-execution index refuses a second.
+            prev = await store.contact_entries(m, f["id"], contact_id)
+            if not domain.may_enter(
+                trigger, int(prev["n"]), prev["last_start"], bool(prev["live"]), datetime.now(UTC)
+            ):
+                return
+        self.starts.append(
+            store.new_execution_params(
+                m,
+                flow_id=f["id"],
+                flow_version=f["published_version"],
+                account_id=account_id,
+                contact_id=contact_id,
+                conversation_id=conversation_id,
+                trigger_key=trigger_key,
+                trigger_event=facts,
+                node_id=entry,
+            )
+        )
+
+    async def flush(self) -> None:
+        await store.insert_executions(self.starts)
+        self.starts.clear()
+
+
+async def handle_trigger_events(events: Sequence[OutboxEvent]) -> None:
+    """Start the flows a batch of outbox events triggers (see the module docstring)."""
+    batch = _Batch()
+    await batch.prefetch(events)
+    for ev in events:
+        await _handle(ev, batch)
+    await batch.flush()
+
+
 async def handle_trigger_event(ev: OutboxEvent) -> None:
-    """Start the flows an outbox event triggers (see the module docstring)."""
+    """One event (tests, tools): :func:`handle_trigger_events` of one."""
+    await handle_trigger_events([ev])
+
+
+async def _handle(ev: OutboxEvent, batch: _Batch) -> None:
     m, p = ev.merchant_id, ev.payload
     account_id, contact_id = _uuid(p.get("account_id")), _uuid(p.get("contact_id"))
     if account_id is None or contact_id is None:
@@ -111,21 +203,21 @@ async def handle_trigger_event(ev: OutboxEvent) -> None:
     conversation_id = _uuid(p.get("conversation_id"))
     if ev.type == "message.received":
         message_id = _uuid(p.get("message_id"))
-        msg = await store.message(m, message_id) if message_id else None
+        msg = batch.messages.get(message_id) if message_id else None
         if msg is None:
             return
-        await _resolve_reply_waits(m, contact_id, msg)
+        await _resolve_reply_waits(m, contact_id, msg, batch)
         text, qr = str(msg["text"] or ""), str(msg["quick_reply_metadata"] or "")
         facts.update(type="message", text=text[:1000], message_id=str(message_id))
         if qr:
             facts["quick_reply_metadata"] = qr
-        flows = await store.active_flows(
+        flows = await batch.active_flows(
             m, account_id, ("KEYWORD", "INBOUND_MESSAGE", "QUICK_REPLY")
         )
         chosen = [f for f in flows if _message_trigger(f, "KEYWORD", text=text, qr=qr)]
         chosen += [f for f in flows if _message_trigger(f, "QUICK_REPLY", text=text, qr=qr)]
-        if not any(_trigger(f).type == "KEYWORD" for f in chosen):
-            inbound = [f for f in flows if _trigger(f).type == "INBOUND_MESSAGE"]
+        if not any(f["trigger_type"] == "KEYWORD" for f in chosen):
+            inbound = [f for f in flows if f["trigger_type"] == "INBOUND_MESSAGE"]
             first: bool | None = None
             opening: bool | None = None
             for f in inbound:
@@ -146,60 +238,62 @@ async def handle_trigger_event(ev: OutboxEvent) -> None:
         if not p.get("follows_account") or p.get("applied") is False:
             return
         facts["type"] = "follow"
-        chosen = await store.active_flows(m, account_id, ("NEW_FOLLOWER",))
+        chosen = await batch.active_flows(m, account_id, ("NEW_FOLLOWER",))
     elif ev.type == "contact.created":
         facts.update(type="contact_created", source=str(p.get("source", "")))
-        chosen = await store.active_flows(m, account_id, ("CONTACT_CREATED",))
+        chosen = await batch.active_flows(m, account_id, ("CONTACT_CREATED",))
     elif ev.type == "contact.mentioned":
         text, reply_to = str(p.get("text", "")), str(p.get("in_reply_to", ""))
         facts.update(type="mention", text=text[:1000], tweet_id=str(p.get("tweet_id", "")))
-        flows = await store.active_flows(m, account_id, ("MENTION",))
+        flows = await batch.active_flows(m, account_id, ("MENTION",))
         chosen = [f for f in flows if domain.mention_matches(_trigger(f).config, text, reply_to)]
     elif ev.type == "contact.updated":
         changes = {k: p[k] for k in ("tags_added", "tags_removed", "attributes_changed") if k in p}
         if not changes:
             return
         facts.update(type="contact_updated", **changes)
-        flows = await store.active_flows(
+        flows = await batch.active_flows(
             m, account_id, ("TAG_ADDED", "TAG_REMOVED", "ATTRIBUTE_CHANGED")
         )
         chosen = [f for f in flows if domain.tag_trigger_matches(_trigger(f), p)]
     elif ev.type == "conversation.closed":
         facts["type"] = "conversation_closed"
-        chosen = await store.active_flows(m, account_id, ("CONVERSATION_CLOSED",))
+        chosen = await batch.active_flows(m, account_id, ("CONVERSATION_CLOSED",))
     else:
         return
     for f in chosen:
-        await store.start_execution(
+        await batch.start(
             m,
-            flow_id=f["id"],
-            flow_version=f["published_version"],
-            definition=f["definition"],
+            f,
             account_id=account_id,
             contact_id=contact_id,
             conversation_id=conversation_id,
             trigger_key=f"event:{ev.id}",
-            trigger_event=facts,
+            facts=facts,
         )
 
 
 def _trigger(flow: Row) -> domain.Trigger:
-    return domain.Definition.from_json(flow["definition"]).trigger
+    return _graph_of(flow["id"], flow["published_version"], flow["definition"]).definition.trigger
 
 
 def _message_trigger(flow: Row, kind: str, *, text: str, qr: str) -> bool:
-    t = _trigger(flow)
-    if t.type != kind:
+    if flow["trigger_type"] != kind:
         return False
+    t = _trigger(flow)
     if kind == "KEYWORD":
         return bool(text) and domain.keyword_matches(t.config, text)
     wanted = t.config.get("metadata")
     return bool(qr) and (not wanted or wanted == qr)
 
 
-async def _resolve_reply_waits(m: UUID, contact_id: UUID, msg: Row) -> None:
-    waits = await store.reply_waits(m, contact_id)
+async def _resolve_reply_waits(m: UUID, contact_id: UUID, msg: Row, batch: _Batch) -> None:
+    """Resolve the contact's pending WAIT_FOR_REPLY executions with this message (each
+    once: a later message of the same batch finds them resolved, as it would in
+    order)."""
+    waits = [w for w in batch.waits.get((m, contact_id), []) if w["id"] not in batch.resolved]
     for ex in waits:
+        batch.resolved.add(ex["id"])
         graph = await _graph(m, ex["flow_id"], ex["flow_version"])
         branch = domain.reply_branch(
             graph, ex["current_node_id"], msg["quick_reply_metadata"] or ""
@@ -215,7 +309,11 @@ async def _resolve_reply_waits(m: UUID, contact_id: UUID, msg: Row) -> None:
 
 
 AUTOMATION_TRIGGERS = Consumer(
-    name="automation-triggers", handle=handle_trigger_event, types=TRIGGER_EVENTS
+    name="automation-triggers",
+    handle_batch=handle_trigger_events,
+    types=TRIGGER_EVENTS,
+    # Executions commit with the consumer's pass: smaller passes start them sooner.
+    batch_size=100,
 )
 
 
@@ -223,6 +321,17 @@ AUTOMATION_TRIGGERS = Consumer(
 
 _GRAPHS: OrderedDict[tuple[UUID, int], domain.Graph] = OrderedDict()
 _GRAPH_CACHE = 1024
+
+
+def _graph_of(flow_id: UUID, version: int, definition: dict[str, Any]) -> domain.Graph:
+    """A published version's graph from its definition in hand (cached as :func:`_graph`)."""
+    key = (flow_id, version)
+    g = _GRAPHS.get(key)
+    if g is None:
+        g = _GRAPHS[key] = domain.Graph(domain.Definition.from_json(definition))
+        if len(_GRAPHS) > _GRAPH_CACHE:
+            _GRAPHS.popitem(last=False)
+    return g
 
 
 async def _graph(m: UUID, flow_id: UUID, version: int) -> domain.Graph:
