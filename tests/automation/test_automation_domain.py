@@ -258,3 +258,53 @@ def test_reentry_policy():
     assert d.may_enter(once, 0, None, False, now) and not d.may_enter(once, 1, now, False, now)
     assert not d.may_enter(cool, 1, now - timedelta(minutes=5), False, now)
     assert d.may_enter(cool, 1, now - timedelta(hours=2), False, now)
+
+
+def test_validation_never_raises_on_arbitrary_configs():
+    """Any JSON a client can put in a Struct gets violations, never an exception."""
+    import random
+
+    rng = random.Random(9)
+    scalars = [None, True, 0, -1, 1.5, 1e308, "", "x", "\x00", "3600s", "09:00", "a" * 20_000, TID]
+
+    def value(depth: int = 0):
+        r = rng.random()
+        if depth < 3 and r < 0.2:
+            return [value(depth + 1) for _ in range(rng.randint(0, 4))]
+        if depth < 3 and r < 0.4:
+            keys = [
+                "text",
+                "template_id",
+                "paths",
+                "branch",
+                "weight",
+                "tags",
+                "key",
+                "value",
+                "duration",
+                "timeout",
+                "conditions",
+                "until_time",
+                "weekdays",
+                "flow_id",
+                "keywords",
+                "match",
+                "operator",
+                "nodes",
+                "quick_replies",
+                "label",
+            ]
+            return {rng.choice(keys): value(depth + 1) for _ in range(rng.randint(0, 4))}
+        return rng.choice(scalars)
+
+    for _ in range(3000):
+        t = rng.choice(d.NODE_TYPES)
+        cfg = value()
+        defn = d.Definition(
+            trigger=d.Trigger(
+                type=rng.choice(d.TRIGGER_TYPES), config=cfg if isinstance(cfg, dict) else {}
+            ),
+            nodes=[d.Node(id="n", type=t, config=cfg if isinstance(cfg, dict) else {"x": cfg})],
+            connections=[conn("trigger", "n"), conn("n", "n", str(rng.choice(scalars)))],
+        )
+        assert isinstance(d.validate_definition(defn, complete=True), list)
