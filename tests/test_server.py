@@ -150,10 +150,11 @@ async def test_unimplemented_rpcs_carry_error_info(api, merchant):
         "NOT_IMPLEMENTED",
     )
     assert err.info.metadata["method"] == "mktx.v1.AIService/GetAISettings"
+    # AutomationService is implemented now: an unknown flow is NOT_FOUND.
     automation = automation_pb2_grpc.AutomationServiceStub(api.channel)
     await expect_error(
         automation.GetFlow(automation_pb2.GetFlowRequest(id=str(uuid.uuid4())), metadata=md),
-        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.NOT_FOUND,
     )
     # Unimplemented RPCs still require authentication.
     await expect_error(ai.GetAISettings(ai_pb2.GetAISettingsRequest()), UNAUTH)
