@@ -285,3 +285,87 @@ async def test_quick_reply_trigger_and_quick_reply_branch(api, merchant, shop, d
     assert [q["metadata"] for q in qrs] == ["gold"]
     (hit,) = await executions(db, picked.id)
     assert hit["contact_id"] == cid and hit["trigger_event"]["quick_reply_metadata"] == "gold"
+
+
+async def test_conversation_steps_ai_reply_escalates_and_conversation_closed_trigger(
+    api, merchant, shop, db, sandbox
+):
+    s, md, deps = stub(api), api.auth(merchant), api.app.deps
+    after_close = await create_active(
+        api,
+        merchant,
+        flow(
+            shop.account_id,
+            "CONVERSATION_CLOSED",
+            [n("t", "ADD_TAG", tags=["closed-once"])],
+            chain("t"),
+        ),
+    )
+    handoff = await create_active(
+        api,
+        merchant,
+        flow(
+            shop.account_id,
+            "MANUAL",
+            [
+                n("ai", "AI_REPLY"),
+                n("assign", "ASSIGN", assignee_user_id="agent-7"),
+                n("esc", "ESCALATE", reason="needs a human"),
+                n("close", "CLOSE_CONVERSATION", reason="handled"),
+                n("never", "ADD_TAG", tags=["ai-answered"]),
+            ],
+            [
+                c("trigger", "ai"),
+                c("ai", "assign", "escalated"),
+                c("ai", "never", "default"),
+                c("assign", "esc"),
+                c("esc", "close"),
+            ],
+        ),
+    )
+    (cid, _), (lonely, _) = await add_contacts(db, sandbox, merchant, shop.account_id, 2)
+    conv = await scalar(
+        db,
+        "INSERT INTO conversations (merchant_id, account_id, contact_id) VALUES (%s, %s, %s) RETURNING id",
+        merchant,
+        shop.account_id,
+        cid,
+    )
+    for x in (cid, lonely):
+        await s.StartFlowExecution(
+            P.StartFlowExecutionRequest(flow_id=handoff.id, contact_id=str(x)), metadata=md
+        )
+    await engine_pass(deps, send=False)
+    await engine_pass(deps, send=False)
+    row = await (
+        await db.execute(
+            "SELECT status, assignee_user_id, escalated, close_reason FROM conversations WHERE id = %s",
+            (conv,),
+        )
+    ).fetchone()
+    assert tuple(row) == ("CLOSED", "agent-7", False, "handled")  # closing clears escalation
+    by_contact = {e["contact_id"]: e for e in await executions(db, handoff.id)}
+    assert await steps(db, by_contact[cid]["id"]) == [
+        ("ai", "COMPLETED", "escalated"),
+        ("assign", "COMPLETED", "default"),
+        ("esc", "COMPLETED", "default"),
+        ("close", "COMPLETED", "default"),
+    ]
+    # Without a conversation the conversation steps are SKIPPED, and the flow goes on.
+    assert [st[1] for st in await steps(db, by_contact[lonely]["id"])] == [
+        "COMPLETED",
+        "SKIPPED",
+        "SKIPPED",
+        "SKIPPED",
+    ]
+    kinds = [
+        r[0]
+        for r in await (
+            await db.execute(
+                "SELECT type FROM domain_events WHERE aggregate_id = %s ORDER BY id", (conv,)
+            )
+        ).fetchall()
+    ]
+    assert kinds == ["conversation.assigned", "conversation.escalated", "conversation.closed"]
+    (closed_run,) = await executions(db, after_close.id)
+    assert closed_run["contact_id"] == cid
