@@ -110,6 +110,18 @@ async def test_contact_created_mention_and_quick_reply_triggers(api, merchant, s
             keywords=["love"],
         ),
     )
+    post_id = str(10**18 + 12345)
+    on_post = await create_active(
+        api,
+        merchant,
+        flow(
+            shop.account_id,
+            "MENTION",
+            [n("t", "ADD_TAG", tags=["replied"])],
+            chain("t"),
+            post_id=post_id,
+        ),
+    )
     fan, critic = shop.customer(), shop.customer()
     await shop._admin(
         "/_sandbox/mentions",
@@ -117,7 +129,12 @@ async def test_contact_created_mention_and_quick_reply_triggers(api, merchant, s
     )
     await shop._admin(
         "/_sandbox/mentions",
-        {"author_id": critic.id, "mentioned_user_id": shop.owner.id, "text": "meh"},
+        {
+            "author_id": critic.id,
+            "mentioned_user_id": shop.owner.id,
+            "text": "meh",
+            "in_reply_to": post_id,
+        },
     )
 
     async def both_known() -> bool:
@@ -134,6 +151,8 @@ async def test_contact_created_mention_and_quick_reply_triggers(api, merchant, s
     assert {e["contact_id"] for e in await executions(db, created.id)} == {fan_id, critic_id}
     (m,) = await executions(db, mentioned.id)
     assert m["contact_id"] == fan_id and m["trigger_event"]["type"] == "mention"
+    (r,) = await executions(db, on_post.id)  # only the reply to that post
+    assert r["contact_id"] == critic_id
 
 
 async def test_opted_out_contacts_get_nothing_and_templates_render_names(
