@@ -484,3 +484,47 @@ async def test_two_runners_do_each_step_once(api, merchant, shop, db, sandbox, s
         )
     ).fetchone()
     assert per == (600, 600)
+
+
+async def test_a_disconnected_account_pauses_flow_sends_until_reconnect(api, merchant, shop, db):
+    s, md, deps = stub(api), api.auth(merchant), api.app.deps
+    f = await create_active(
+        api,
+        merchant,
+        flow(
+            shop.account_id, "MANUAL", [n("say", "SEND_MESSAGE", text="still there?")], chain("say")
+        ),
+    )
+    who = shop.customer()
+    await shop.dm(who, "hi")  # the contact, through the sidecar
+
+    async def known() -> bool:
+        return await contact_id_of(db, merchant, who) is not None
+
+    await run_until(deps, known, send=False)
+    cid = await contact_id_of(db, merchant, who)
+    await s.StartFlowExecution(
+        P.StartFlowExecutionRequest(flow_id=f.id, contact_id=str(cid)), metadata=md
+    )
+    await db.execute(
+        "UPDATE accounts SET status = 'DISCONNECTED' WHERE id = %s", (shop.account_id,)
+    )
+    await engine_pass(deps)
+    await engine_pass(deps)
+    (ex,) = await executions(db, f.id)
+    assert ex["status"] == "COMPLETED"  # the flow went on; its DM waits on the ledger
+    row = await (
+        await db.execute("SELECT state, reason FROM outbound_dms WHERE contact_id = %s", (cid,))
+    ).fetchone()
+    assert row[0] == "QUEUED" and row[1], row
+    assert shop.texts_to(who) == []
+    # Reconnected (as CompleteConnection records it).
+    await db.execute(
+        "UPDATE accounts SET status = 'ACTIVE', updated_at = now() WHERE id = %s",
+        (shop.account_id,),
+    )
+
+    async def sent() -> bool:
+        return shop.texts_to(who) == ["still there?"]
+
+    await run_until(deps, sent)
