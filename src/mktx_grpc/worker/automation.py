@@ -421,8 +421,12 @@ async def run_due_steps(deps: Deps, options: StepOptions | None = None) -> int:
         try:
             async with savepoint():
                 writes = _Writes()
+                seen = dict(contacts)  # kept current: two executions may share a contact
                 for row in rows:
-                    await _advance(row, contacts.get(row["contact_id"]), writes)
+                    cid = row["contact_id"]
+                    now_ = await _advance(row, seen.get(cid), writes)
+                    if now_ is not None:
+                        seen[cid] = now_
                 await writes.flush()
         except Exception:
             log.info("a step pass failed; running its executions one by one", exc_info=True)
@@ -430,8 +434,11 @@ async def run_due_steps(deps: Deps, options: StepOptions | None = None) -> int:
                 try:
                     async with savepoint():
                         writes = _Writes()
-                        await _advance(row, contacts.get(row["contact_id"]), writes)
+                        cid = row["contact_id"]
+                        after = await _advance(row, contacts.get(cid), writes)
                         await writes.flush()
+                    if after is not None:
+                        contacts[cid] = after
                 except Exception as exc:
                     log.exception(
                         "flow execution step failed", extra={"execution_id": str(row["id"])}
@@ -457,12 +464,18 @@ async def _fail(row: Row, error: str) -> None:
     )
 
 
-async def _advance(row: Row, contact: Row | None, writes: _Writes) -> None:
+async def _advance(row: Row, contact: Row | None, writes: _Writes) -> Row | None:
+    """Run one execution's steps (see the module docstring); returns the contact as
+    its steps left it (tags, attributes)."""
+    if row["status"] not in store.LIVE or contact is None:  # erased: its executions go too
+        return contact
+    run = await _start_run(row, contact, writes)
+    await _steps(run, row)
+    return run.contact
+
+
+async def _start_run(row: Row, contact: Row, writes: _Writes) -> _Run:
     m = UUID(str(row["merchant_id"]))
-    if row["status"] not in store.LIVE:
-        return
-    if contact is None:  # erased meanwhile (its executions go with it)
-        return
     run = _Run(
         row=row,
         graph=await _graph(m, row["flow_id"], row["flow_version"]),
@@ -472,6 +485,11 @@ async def _advance(row: Row, contact: Row | None, writes: _Writes) -> None:
         conversation_id=row["conversation_id"],
         writes=writes,
     )
+    return run
+
+
+async def _steps(run: _Run, row: Row) -> None:
+    m = run.m
     node_id: str | None = row["current_node_id"]
     if row["status"] == "WAITING":
         node_id = await _resume(run, row)
@@ -485,7 +503,7 @@ async def _advance(row: Row, contact: Row | None, writes: _Writes) -> None:
             return _save(run, "FAILED", node_id, error=f"node {node_id!r} is missing")
         run.steps += 1
         out = await _run_node(run, node)
-        writes.steps.append(
+        run.writes.steps.append(
             store.step_params(
                 m,
                 execution_id=run.id,
