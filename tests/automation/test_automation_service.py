@@ -413,3 +413,64 @@ async def test_cancelling_an_execution_cancels_its_queued_dm(api, merchant, acco
     assert tuple(row) == ("SKIPPED", "cancelled")
     again = await s.CancelFlowExecution(P.CancelFlowExecutionRequest(id=ex.id), metadata=md)
     assert again.status == P.FLOW_EXECUTION_STATUS_CANCELLED  # a no-op the second time
+
+
+async def test_update_is_validated_like_create(api, merchant, account):
+    s, md = stub(api), api.auth(merchant)
+    f = await s.CreateFlow(P.CreateFlowRequest(flow=manual_flow(str(account["id"]))), metadata=md)
+    loop = P.Flow(
+        id=f.id,
+        nodes=[n("a", "ADD_TAG", tags=["x"]), n("b", "REMOVE_TAG", tags=["x"])],
+        connections=[c("trigger", "a"), c("a", "b"), c("b", "a")],
+    )
+    err = await expect_error(
+        s.UpdateFlow(
+            P.UpdateFlowRequest(flow=loop, update_mask=FieldMask(paths=["nodes", "connections"])),
+            metadata=md,
+        ),
+        INVALID,
+    )
+    assert {"flow.nodes[0].id", "flow.nodes[1].id"} <= set(err.bad_fields)
+    # Nothing was saved.
+    got = await s.GetFlow(P.GetFlowRequest(id=f.id), metadata=md)
+    assert [x.id for x in got.nodes] == ["tag", "nap", "end"] and got.version == f.version
+
+
+async def test_a_failing_step_fails_the_execution_with_its_error(
+    api, merchant, account, sandbox, db
+):
+    from campaign_helpers import add_template, scalar
+
+    from mktx.v1 import templates_pb2, templates_pb2_grpc
+
+    s, md = stub(api), api.auth(merchant)
+    tpl = await add_template(api, merchant, "Hello {{first_name}}")
+    f = await create_active(
+        api,
+        merchant,
+        flow(
+            str(account["id"]), "MANUAL", [n("say", "SEND_MESSAGE", template_id=tpl)], chain("say")
+        ),
+    )
+    (a, _), (b, _) = await add_contacts(db, sandbox, merchant, account["id"], 2)
+    # The template is deleted after publication: the step cannot render it.
+    templates = templates_pb2_grpc.TemplatesServiceStub(api.channel)
+    await templates.DeleteTemplate(templates_pb2.DeleteTemplateRequest(id=tpl), metadata=md)
+    ex = await s.StartFlowExecution(
+        P.StartFlowExecutionRequest(flow_id=f.id, contact_id=str(a)), metadata=md
+    )
+    # An execution at the step limit fails rather than running on.
+    ex_b = await s.StartFlowExecution(
+        P.StartFlowExecutionRequest(flow_id=f.id, contact_id=str(b)), metadata=md
+    )
+    await db.execute("UPDATE flow_executions SET step_count = 500 WHERE id = %s", (ex_b.id,))
+    await engine_pass(api.app.deps, send=False)
+    got = await s.GetFlowExecution(P.GetFlowExecutionRequest(id=ex.id), metadata=md)
+    assert got.status == P.FLOW_EXECUTION_STATUS_FAILED and "template" in got.error
+    assert got.steps[0].status == P.FLOW_STEP_STATUS_FAILED and got.steps[0].error == got.error
+    got_b = await s.GetFlowExecution(P.GetFlowExecutionRequest(id=ex_b.id), metadata=md)
+    assert got_b.status == P.FLOW_EXECUTION_STATUS_FAILED and "500 steps" in got_b.error
+    assert await scalar(db, "SELECT count(*) FROM outbound_dms WHERE flow_id = %s", f.id) == 0
+    stats = (await s.GetFlow(P.GetFlowRequest(id=f.id), metadata=md)).stats
+    assert stats.failed_count == 2
+    assert [(x.node_id, x.failed_count) for x in stats.nodes] == [("say", 1)]
