@@ -1,9 +1,10 @@
 """The automation engine: triggers from the outbox, and the step runner over timers.
 
-**Triggers** (:data:`AUTOMATION_TRIGGERS`, an outbox consumer on the shared
-mechanism of ``worker/consumer.py``): for each settled event of a trigger type, the
-ACTIVE flows of the event's account whose published trigger matches start an
-execution on their published version, in the consumer's transaction. The
+**Triggers** (:data:`AUTOMATION_TRIGGERS`, a batch handler on the shared outbox
+consumer mechanism of ``worker/consumer.py``; messages, pending reply waits and each
+account's ACTIVE flows are read once per batch): for each settled event of a trigger
+type, the ACTIVE flows of the event's account whose published trigger matches start
+an execution on their published version, in the consumer's transaction. The
 execution's ``trigger_key`` is ``event:<outbox id>`` and (flow, contact,
 trigger_key) is unique, so a redelivered or replayed event never starts a flow
 twice; the flow's re-entry policy and the one-live-execution index decide the
@@ -16,7 +17,9 @@ rather than at a poll.
 execution is its own timer row (``due_at``). A pass claims a batch of due rows of
 every merchant with ``FOR UPDATE SKIP LOCKED`` and runs each one's steps, until it
 parks (WAIT, WAIT_FOR_REPLY), ends, or has run :data:`STEPS_PER_PASS` steps (then
-it stays due), **inside the claiming transaction**, one savepoint per execution.
+it stays due), **inside the claiming transaction** (optimistically the whole batch in
+one savepoint, the step log and execution updates written pipelined at its end; if
+anything raises, again one execution per savepoint, the failing one FAILED).
 Every step's effects are database writes: contact tags and attributes,
 conversation changes, a DM queued on the send ledger (``store.outbound.enqueue_dm``,
 which the ledger's sender sends exactly once within the DM budget), the step log
