@@ -474,3 +474,43 @@ async def test_a_failing_step_fails_the_execution_with_its_error(
     stats = (await s.GetFlow(P.GetFlowRequest(id=f.id), metadata=md)).stats
     assert stats.failed_count == 2
     assert [(x.node_id, x.failed_count) for x in stats.nodes] == [("say", 1)]
+
+
+async def test_wait_until_a_time_of_day_in_the_contacts_time_zone(
+    api, merchant, account, sandbox, db
+):
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    s, md = stub(api), api.auth(merchant)
+    f = await create_active(
+        api,
+        merchant,
+        flow(
+            str(account["id"]),
+            "MANUAL",
+            [n("morning", "WAIT", until_time="09:00"), n("end", "END")],
+            chain("morning", "end"),
+        ),
+    )
+    ny = (
+        await add_contacts(db, sandbox, merchant, account["id"], 1, time_zone="America/New_York")
+    )[0][0]
+    plain = (await add_contacts(db, sandbox, merchant, account["id"], 1))[0][0]  # merchant's: UTC
+    for cid in (ny, plain):
+        await s.StartFlowExecution(
+            P.StartFlowExecutionRequest(flow_id=f.id, contact_id=str(cid)), metadata=md
+        )
+    await engine_pass(api.app.deps, send=False)
+    rows = dict(
+        await (
+            await db.execute(
+                "SELECT contact_id, wake_at FROM flow_executions WHERE flow_id = %s", (f.id,)
+            )
+        ).fetchall()
+    )
+    now = datetime.now(UTC)
+    for cid, tz in ((ny, "America/New_York"), (plain, "UTC")):
+        local = rows[cid].astimezone(ZoneInfo(tz))
+        assert (local.hour, local.minute) == (9, 0), (tz, local)
+        assert now < rows[cid] <= now + timedelta(days=1)
