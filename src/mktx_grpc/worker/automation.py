@@ -50,6 +50,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import psycopg
+
 from ..core.db import savepoint, use_connection
 from ..deps import Deps
 from ..domain import automation as domain
@@ -415,6 +417,9 @@ async def run_due_steps(deps: Deps, options: StepOptions | None = None) -> int:
         rows = await store.claim_due(opts.batch_size)
         if not rows:
             return 0
+        # Contacts are written in one order by every runner, so two passes that touch
+        # the same contacts wait for each other rather than deadlock.
+        rows.sort(key=lambda r: (str(r["contact_id"]), str(r["id"])))
         contacts: dict[UUID, Row] = {}
         by_merchant: dict[UUID, list[UUID]] = {}
         for r in rows:
@@ -442,6 +447,14 @@ async def run_due_steps(deps: Deps, options: StepOptions | None = None) -> int:
                         await writes.flush()
                     if after is not None:
                         contacts[cid] = after
+                except psycopg.OperationalError:
+                    # Transient (a lock timeout, a deadlock with another writer): the
+                    # execution stays due and the next pass tries it again.
+                    log.warning(
+                        "flow execution step interrupted; retrying",
+                        extra={"execution_id": str(row["id"])},
+                        exc_info=True,
+                    )
                 except Exception as exc:
                     log.exception(
                         "flow execution step failed", extra={"execution_id": str(row["id"])}
