@@ -134,7 +134,7 @@ async def test_validation_reports_every_problem_at_its_field(
         keywords=["(unclosed"],
         match="regex",
     )
-    bad.name = "nul\x00name"
+    bad.name = " "
     err = await expect_error(
         s.CreateFlow(P.CreateFlowRequest(flow=bad), metadata=md), INVALID, "VALIDATION_ERROR"
     )
@@ -148,6 +148,12 @@ async def test_validation_reports_every_problem_at_its_field(
         "flow.nodes[3].id",
     ):
         assert f in err.bad_fields, (f, err.bad_fields)
+
+    # A NUL character in any field is INVALID_ARGUMENT naming it.
+    nul = manual_flow(aid)
+    nul.nodes[0].config["tags"][0] = "v\x00ip"
+    err = await expect_error(s.CreateFlow(P.CreateFlowRequest(flow=nul), metadata=md), INVALID)
+    assert any(f.startswith("flow.nodes[0].config") for f in err.bad_fields), err.bad_fields
 
     # Unknown enum numbers and a missing account id.
     odd = manual_flow("")
