@@ -17,7 +17,9 @@ SELECT
   (SELECT coalesce(extract(epoch FROM now() - min(received_at)), 0)::float8
      FROM webhook_inbox WHERE processed_at IS NULL) AS inbox_oldest_pending_age_seconds,
   (SELECT count(*) FROM webhook_inbox WHERE outcome = 'DEAD') AS inbox_dead,
-  (SELECT coalesce(max(id), 0) FROM domain_events) AS newest_event_id;
+  (SELECT coalesce(max(id), 0) FROM domain_events) AS newest_event_id,
+  (SELECT count(*) FROM flow_executions WHERE due_at <= now()) AS flow_timers_due,
+  (SELECT count(*) FROM flow_executions WHERE status = 'WAITING') AS flow_executions_waiting;
 
 -- name: consumer_positions
 /* cross-tenant: outbox consumers read every merchant's events */

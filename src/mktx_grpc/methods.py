@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from .validation import accounts as accounts_rules
 from .validation import ai as ai_rules
+from .validation import automation as automation_rules
 from .validation import campaigns as campaigns_rules
 from .validation import contacts as contacts_rules
 from .validation import conversations as conversations_rules
@@ -78,6 +79,7 @@ _SG = "/mktx.v1.SegmentsService/"
 _M = "/mktx.v1.MerchantsService/"
 _PB = "/mktx.v1.PublishingService/"
 _AI = "/mktx.v1.AIService/"
+_AU = "/mktx.v1.AutomationService/"
 
 METHODS: dict[str, MethodSpec] = {
     # Templates
@@ -167,6 +169,18 @@ METHODS: dict[str, MethodSpec] = {
     _AI + "EscalateConversation": write(ai_rules.escalate_conversation),
     _AI + "GetAISettings": read(),
     _AI + "UpdateAISettings": write(ai_rules.update_ai_settings),
+    # Automation
+    _AU + "CreateFlow": write(automation_rules.create_flow),
+    _AU + "GetFlow": read(rules.require_uuid("id")),
+    _AU + "ListFlows": read(automation_rules.list_flows),
+    _AU + "UpdateFlow": write(automation_rules.update_flow),
+    _AU + "ActivateFlow": write(automation_rules.id_and_etag),
+    _AU + "DeactivateFlow": write(automation_rules.id_and_etag),
+    _AU + "DeleteFlow": write(automation_rules.id_and_etag),
+    _AU + "StartFlowExecution": write(automation_rules.start_flow_execution),
+    _AU + "CancelFlowExecution": write(rules.require_uuid("id")),
+    _AU + "ListFlowExecutions": read(automation_rules.list_flow_executions),
+    _AU + "GetFlowExecution": read(rules.require_uuid("id")),
 }
 
 _PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")

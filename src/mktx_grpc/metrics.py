@@ -96,6 +96,16 @@ async def _database_families(deps: Deps) -> list[Any]:
             "Inbox events given up on after their last attempt (dead letters).",
             depths["inbox_dead"],
         ),
+        gauge(
+            "mktx_flow_timers_due",
+            "Automation executions due to run a step now (timers fallen due, runs in progress).",
+            depths["flow_timers_due"],
+        ),
+        gauge(
+            "mktx_flow_executions_waiting",
+            "Automation executions parked on a WAIT or WAIT_FOR_REPLY node.",
+            depths["flow_executions_waiting"],
+        ),
     ]
     newest = int(depths["newest_event_id"])
     lag_events = GaugeMetricFamily(

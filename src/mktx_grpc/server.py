@@ -63,6 +63,7 @@ from .interceptors.drain import LongStreams
 from .reflection import DocumentedReflectionServicer
 from .services.accounts import AccountsServicer
 from .services.ai import AIServicer
+from .services.automation import AutomationServicer
 from .services.campaigns import CampaignsServicer
 from .services.contacts import ContactsServicer
 from .services.conversations import ConversationsServicer
@@ -103,7 +104,7 @@ SERVICES: list[ServiceEntry] = [
     _entry(segments_pb2, segments_pb2_grpc, "SegmentsService", SegmentsServicer),
     _entry(merchants_pb2, merchants_pb2_grpc, "MerchantsService", MerchantsServicer),
     _entry(campaigns_pb2, campaigns_pb2_grpc, "CampaignsService", CampaignsServicer),
-    _entry(automation_pb2, automation_pb2_grpc, "AutomationService", None),
+    _entry(automation_pb2, automation_pb2_grpc, "AutomationService", AutomationServicer),
     _entry(ai_pb2, ai_pb2_grpc, "AIService", AIServicer),
     _entry(publishing_pb2, publishing_pb2_grpc, "PublishingService", PublishingServicer),
 ]

@@ -34,6 +34,14 @@ class FlowTriggerType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FLOW_TRIGGER_TYPE_QUICK_REPLY: _ClassVar[FlowTriggerType]
     FLOW_TRIGGER_TYPE_CONVERSATION_CLOSED: _ClassVar[FlowTriggerType]
     FLOW_TRIGGER_TYPE_MANUAL: _ClassVar[FlowTriggerType]
+    FLOW_TRIGGER_TYPE_CONTACT_CREATED: _ClassVar[FlowTriggerType]
+
+class FlowReentryPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FLOW_REENTRY_POLICY_UNSPECIFIED: _ClassVar[FlowReentryPolicy]
+    FLOW_REENTRY_POLICY_EVERY_TIME: _ClassVar[FlowReentryPolicy]
+    FLOW_REENTRY_POLICY_ONCE: _ClassVar[FlowReentryPolicy]
+    FLOW_REENTRY_POLICY_COOLDOWN: _ClassVar[FlowReentryPolicy]
 
 class FlowNodeType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -50,6 +58,8 @@ class FlowNodeType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FLOW_NODE_TYPE_ESCALATE: _ClassVar[FlowNodeType]
     FLOW_NODE_TYPE_CLOSE_CONVERSATION: _ClassVar[FlowNodeType]
     FLOW_NODE_TYPE_END: _ClassVar[FlowNodeType]
+    FLOW_NODE_TYPE_RANDOMIZER: _ClassVar[FlowNodeType]
+    FLOW_NODE_TYPE_START_FLOW: _ClassVar[FlowNodeType]
 
 class FlowExecutionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -83,6 +93,11 @@ FLOW_TRIGGER_TYPE_ATTRIBUTE_CHANGED: FlowTriggerType
 FLOW_TRIGGER_TYPE_QUICK_REPLY: FlowTriggerType
 FLOW_TRIGGER_TYPE_CONVERSATION_CLOSED: FlowTriggerType
 FLOW_TRIGGER_TYPE_MANUAL: FlowTriggerType
+FLOW_TRIGGER_TYPE_CONTACT_CREATED: FlowTriggerType
+FLOW_REENTRY_POLICY_UNSPECIFIED: FlowReentryPolicy
+FLOW_REENTRY_POLICY_EVERY_TIME: FlowReentryPolicy
+FLOW_REENTRY_POLICY_ONCE: FlowReentryPolicy
+FLOW_REENTRY_POLICY_COOLDOWN: FlowReentryPolicy
 FLOW_NODE_TYPE_UNSPECIFIED: FlowNodeType
 FLOW_NODE_TYPE_SEND_MESSAGE: FlowNodeType
 FLOW_NODE_TYPE_WAIT: FlowNodeType
@@ -96,6 +111,8 @@ FLOW_NODE_TYPE_AI_REPLY: FlowNodeType
 FLOW_NODE_TYPE_ESCALATE: FlowNodeType
 FLOW_NODE_TYPE_CLOSE_CONVERSATION: FlowNodeType
 FLOW_NODE_TYPE_END: FlowNodeType
+FLOW_NODE_TYPE_RANDOMIZER: FlowNodeType
+FLOW_NODE_TYPE_START_FLOW: FlowNodeType
 FLOW_EXECUTION_STATUS_UNSPECIFIED: FlowExecutionStatus
 FLOW_EXECUTION_STATUS_RUNNING: FlowExecutionStatus
 FLOW_EXECUTION_STATUS_WAITING: FlowExecutionStatus
@@ -110,14 +127,16 @@ FLOW_STEP_STATUS_FAILED: FlowStepStatus
 FLOW_STEP_STATUS_SKIPPED: FlowStepStatus
 
 class FlowTrigger(_message.Message):
-    __slots__ = ("type", "config", "reentry_cooldown")
+    __slots__ = ("type", "config", "reentry_cooldown", "reentry")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     REENTRY_COOLDOWN_FIELD_NUMBER: _ClassVar[int]
+    REENTRY_FIELD_NUMBER: _ClassVar[int]
     type: FlowTriggerType
     config: _struct_pb2.Struct
     reentry_cooldown: _duration_pb2.Duration
-    def __init__(self, type: _Optional[_Union[FlowTriggerType, str]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., reentry_cooldown: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    reentry: FlowReentryPolicy
+    def __init__(self, type: _Optional[_Union[FlowTriggerType, str]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., reentry_cooldown: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., reentry: _Optional[_Union[FlowReentryPolicy, str]] = ...) -> None: ...
 
 class FlowNodePosition(_message.Message):
     __slots__ = ("x", "y")
@@ -151,24 +170,56 @@ class FlowConnection(_message.Message):
     branch: str
     def __init__(self, from_node_id: _Optional[str] = ..., to_node_id: _Optional[str] = ..., branch: _Optional[str] = ...) -> None: ...
 
+class FlowNodeStats(_message.Message):
+    __slots__ = ("node_id", "entered_count", "completed_count", "waiting_count", "failed_count")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTERED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    WAITING_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FAILED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    entered_count: int
+    completed_count: int
+    waiting_count: int
+    failed_count: int
+    def __init__(self, node_id: _Optional[str] = ..., entered_count: _Optional[int] = ..., completed_count: _Optional[int] = ..., waiting_count: _Optional[int] = ..., failed_count: _Optional[int] = ...) -> None: ...
+
 class FlowStats(_message.Message):
-    __slots__ = ("started_count", "active_count", "completed_count", "failed_count", "cancelled_count", "last_start_time")
+    __slots__ = ("started_count", "active_count", "completed_count", "failed_count", "cancelled_count", "last_start_time", "waiting_count", "nodes")
     STARTED_COUNT_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_COUNT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_COUNT_FIELD_NUMBER: _ClassVar[int]
     FAILED_COUNT_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_COUNT_FIELD_NUMBER: _ClassVar[int]
     LAST_START_TIME_FIELD_NUMBER: _ClassVar[int]
+    WAITING_COUNT_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
     started_count: int
     active_count: int
     completed_count: int
     failed_count: int
     cancelled_count: int
     last_start_time: _timestamp_pb2.Timestamp
-    def __init__(self, started_count: _Optional[int] = ..., active_count: _Optional[int] = ..., completed_count: _Optional[int] = ..., failed_count: _Optional[int] = ..., cancelled_count: _Optional[int] = ..., last_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    waiting_count: int
+    nodes: _containers.RepeatedCompositeFieldContainer[FlowNodeStats]
+    def __init__(self, started_count: _Optional[int] = ..., active_count: _Optional[int] = ..., completed_count: _Optional[int] = ..., failed_count: _Optional[int] = ..., cancelled_count: _Optional[int] = ..., last_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., waiting_count: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[FlowNodeStats, _Mapping]]] = ...) -> None: ...
+
+class FlowVersion(_message.Message):
+    __slots__ = ("version", "trigger", "nodes", "connections", "publish_time")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_TIME_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    trigger: FlowTrigger
+    nodes: _containers.RepeatedCompositeFieldContainer[FlowNode]
+    connections: _containers.RepeatedCompositeFieldContainer[FlowConnection]
+    publish_time: _timestamp_pb2.Timestamp
+    def __init__(self, version: _Optional[int] = ..., trigger: _Optional[_Union[FlowTrigger, _Mapping]] = ..., nodes: _Optional[_Iterable[_Union[FlowNode, _Mapping]]] = ..., connections: _Optional[_Iterable[_Union[FlowConnection, _Mapping]]] = ..., publish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Flow(_message.Message):
-    __slots__ = ("id", "name", "description", "account_id", "status", "trigger", "nodes", "connections", "version", "stats", "activate_time", "create_time", "update_time", "etag")
+    __slots__ = ("id", "name", "description", "account_id", "status", "trigger", "nodes", "connections", "version", "stats", "activate_time", "create_time", "update_time", "etag", "published_version", "published", "has_unpublished_changes")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -183,6 +234,9 @@ class Flow(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_FIELD_NUMBER: _ClassVar[int]
+    HAS_UNPUBLISHED_CHANGES_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     description: str
@@ -197,7 +251,10 @@ class Flow(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     etag: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., account_id: _Optional[str] = ..., status: _Optional[_Union[FlowStatus, str]] = ..., trigger: _Optional[_Union[FlowTrigger, _Mapping]] = ..., nodes: _Optional[_Iterable[_Union[FlowNode, _Mapping]]] = ..., connections: _Optional[_Iterable[_Union[FlowConnection, _Mapping]]] = ..., version: _Optional[int] = ..., stats: _Optional[_Union[FlowStats, _Mapping]] = ..., activate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    published_version: int
+    published: FlowVersion
+    has_unpublished_changes: bool
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., account_id: _Optional[str] = ..., status: _Optional[_Union[FlowStatus, str]] = ..., trigger: _Optional[_Union[FlowTrigger, _Mapping]] = ..., nodes: _Optional[_Iterable[_Union[FlowNode, _Mapping]]] = ..., connections: _Optional[_Iterable[_Union[FlowConnection, _Mapping]]] = ..., version: _Optional[int] = ..., stats: _Optional[_Union[FlowStats, _Mapping]] = ..., activate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., published_version: _Optional[int] = ..., published: _Optional[_Union[FlowVersion, _Mapping]] = ..., has_unpublished_changes: _Optional[bool] = ...) -> None: ...
 
 class FlowExecutionStep(_message.Message):
     __slots__ = ("node_id", "node_type", "status", "branch", "start_time", "end_time", "output", "error")

@@ -39,16 +39,29 @@ class AutomationServiceStub:
     | SEND_MESSAGE       | {"text"} or {"template_id"}, optional         | "default"             |
     |                    | {"variables":{}}, {"quick_replies":[{label,   |                       |
     |                    | description,metadata}]}, {"media_url"}        |                       |
-    | WAIT               | {"duration":"3600s"}                          | "default"             |
+    | WAIT               | {"duration":"3600s"}, or {"until_time":"09:00",| "default"            |
+    |                    | optional "weekdays":[1..7] (ISO, Monday 1)}   |                       |
+    |                    | in the contact's time zone when known, else   |                       |
+    |                    | the merchant's; or {"until":"RFC 3339 time"}  |                       |
     | WAIT_FOR_REPLY     | {"timeout":"86400s"}                          | "replied", "timeout", |
     |                    |                                               | or the tapped quick   |
     |                    |                                               | reply's metadata      |
     | CONDITION          | {"conditions": a SegmentsService              | "true", "false"       |
-    |                    | ConditionGroup in proto JSON}                 |                       |
+    |                    | ConditionGroup in proto JSON}, evaluated for  |                       |
+    |                    | the execution's contact; or {"reply_contains":|                       |
+    |                    | "text"}: the last reply to a WAIT_FOR_REPLY   |                       |
     | ADD_TAG,REMOVE_TAG | {"tags":["vip"]}                              | "default"             |
-    | SET_ATTRIBUTE      | {"key":"plan","value":"pro"} (null removes)   | "default"             |
+    | SET_ATTRIBUTE      | {"key":"plan","value":"pro"} (null removes),  | "default"             |
+    |                    | or {"key","from_reply":true}: the last reply  |                       |
     | ASSIGN             | {"assignee_user_id"} (required)               | "default"             |
     | AI_REPLY           | {"instructions"} optional extra prompt        | "default","escalated" |
+    |                    | (until AIService exists: always "escalated")  |                       |
+    | RANDOMIZER         | {"paths":[{"branch":"a","weight":50},...]}    | each path's branch    |
+    |                    | weights 1..100 summing to 100; sticky per     |                       |
+    |                    | contact (a hash of contact and node)          |                       |
+    | START_FLOW         | {"flow_id"}: another flow of the merchant,    | "default"             |
+    |                    | started for the contact on its published      |                       |
+    |                    | version (skipped when it is not ACTIVE)       |                       |
     | ESCALATE           | {"reason"}                                    | "default"             |
     | CLOSE_CONVERSATION | {"reason"}                                    | "default"             |
     | END                | {}                                            | none                  |
@@ -56,10 +69,22 @@ class AutomationServiceStub:
     WAIT_FOR_REPLY takes the branch named by the tapped quick reply's metadata when
     such a connection exists, else "replied". A node without a connection for the
     branch taken ends the execution (COMPLETED).
+    Versions: ActivateFlow publishes the draft (trigger, nodes, connections) as an
+    immutable numbered version (`published_version`). An execution runs on the
+    version it started on, to the end. UpdateFlow edits the draft at any status; on
+    an ACTIVE flow the next ActivateFlow publishes it (`has_unpublished_changes`).
+
+    Sends: a SEND_MESSAGE step queues the DM on the account's send ledger (the one
+    campaigns' and the AI's sends use: exactly once, within the DM budget, waiting
+    while the account is disconnected) and moves on once it is queued; the step's
+    output names the ledger row (`outbound_id`).
+
     Limits: up to 200 nodes and 400 connections; node ids 1 to 64 characters of
     `[A-Za-z0-9_-]`; every cycle must pass through a WAIT or WAIT_FOR_REPLY node; an
     execution runs at most 500 steps. A contact has at most one RUNNING or WAITING
-    execution per flow; a trigger for a contact already in the flow is ignored.
+    execution per flow; a trigger for a contact already in the flow is ignored. One
+    event starts a flow at most once for a contact (a replayed event is ignored), and
+    the trigger's `reentry` policy decides whether a contact may enter again.
     Opted-out contacts are not sent messages (the SEND_MESSAGE step is SKIPPED).
 
     Every RPC requires `authorization: Bearer <JWT>`. Another merchant's flow is
@@ -143,16 +168,29 @@ class AutomationServiceServicer:
     | SEND_MESSAGE       | {"text"} or {"template_id"}, optional         | "default"             |
     |                    | {"variables":{}}, {"quick_replies":[{label,   |                       |
     |                    | description,metadata}]}, {"media_url"}        |                       |
-    | WAIT               | {"duration":"3600s"}                          | "default"             |
+    | WAIT               | {"duration":"3600s"}, or {"until_time":"09:00",| "default"            |
+    |                    | optional "weekdays":[1..7] (ISO, Monday 1)}   |                       |
+    |                    | in the contact's time zone when known, else   |                       |
+    |                    | the merchant's; or {"until":"RFC 3339 time"}  |                       |
     | WAIT_FOR_REPLY     | {"timeout":"86400s"}                          | "replied", "timeout", |
     |                    |                                               | or the tapped quick   |
     |                    |                                               | reply's metadata      |
     | CONDITION          | {"conditions": a SegmentsService              | "true", "false"       |
-    |                    | ConditionGroup in proto JSON}                 |                       |
+    |                    | ConditionGroup in proto JSON}, evaluated for  |                       |
+    |                    | the execution's contact; or {"reply_contains":|                       |
+    |                    | "text"}: the last reply to a WAIT_FOR_REPLY   |                       |
     | ADD_TAG,REMOVE_TAG | {"tags":["vip"]}                              | "default"             |
-    | SET_ATTRIBUTE      | {"key":"plan","value":"pro"} (null removes)   | "default"             |
+    | SET_ATTRIBUTE      | {"key":"plan","value":"pro"} (null removes),  | "default"             |
+    |                    | or {"key","from_reply":true}: the last reply  |                       |
     | ASSIGN             | {"assignee_user_id"} (required)               | "default"             |
     | AI_REPLY           | {"instructions"} optional extra prompt        | "default","escalated" |
+    |                    | (until AIService exists: always "escalated")  |                       |
+    | RANDOMIZER         | {"paths":[{"branch":"a","weight":50},...]}    | each path's branch    |
+    |                    | weights 1..100 summing to 100; sticky per     |                       |
+    |                    | contact (a hash of contact and node)          |                       |
+    | START_FLOW         | {"flow_id"}: another flow of the merchant,    | "default"             |
+    |                    | started for the contact on its published      |                       |
+    |                    | version (skipped when it is not ACTIVE)       |                       |
     | ESCALATE           | {"reason"}                                    | "default"             |
     | CLOSE_CONVERSATION | {"reason"}                                    | "default"             |
     | END                | {}                                            | none                  |
@@ -160,10 +198,22 @@ class AutomationServiceServicer:
     WAIT_FOR_REPLY takes the branch named by the tapped quick reply's metadata when
     such a connection exists, else "replied". A node without a connection for the
     branch taken ends the execution (COMPLETED).
+    Versions: ActivateFlow publishes the draft (trigger, nodes, connections) as an
+    immutable numbered version (`published_version`). An execution runs on the
+    version it started on, to the end. UpdateFlow edits the draft at any status; on
+    an ACTIVE flow the next ActivateFlow publishes it (`has_unpublished_changes`).
+
+    Sends: a SEND_MESSAGE step queues the DM on the account's send ledger (the one
+    campaigns' and the AI's sends use: exactly once, within the DM budget, waiting
+    while the account is disconnected) and moves on once it is queued; the step's
+    output names the ledger row (`outbound_id`).
+
     Limits: up to 200 nodes and 400 connections; node ids 1 to 64 characters of
     `[A-Za-z0-9_-]`; every cycle must pass through a WAIT or WAIT_FOR_REPLY node; an
     execution runs at most 500 steps. A contact has at most one RUNNING or WAITING
-    execution per flow; a trigger for a contact already in the flow is ignored.
+    execution per flow; a trigger for a contact already in the flow is ignored. One
+    event starts a flow at most once for a contact (a replayed event is ignored), and
+    the trigger's `reentry` policy decides whether a contact may enter again.
     Opted-out contacts are not sent messages (the SEND_MESSAGE step is SKIPPED).
 
     Every RPC requires `authorization: Bearer <JWT>`. Another merchant's flow is
@@ -172,12 +222,14 @@ class AutomationServiceServicer:
     """
 
     def CreateFlow(self, request, context):
-        """Creates a flow in DRAFT. The graph may be incomplete; ActivateFlow checks it.
-        Retrying with the same `request_id` returns the flow created by the first call.
+        """Creates a flow in DRAFT. The graph is checked as by ActivateFlow, except that
+        it may be empty (no nodes yet). Retrying with the same `request_id` returns
+        the flow created by the first call.
 
         Errors: INVALID_ARGUMENT (missing name or account_id, name over 200 characters,
-        duplicate or malformed node ids, over the node or connection limits),
-        NOT_FOUND (the account), ALREADY_EXISTS with reason DUPLICATE_RESOURCE (a flow
+        any graph problem: each reported as a field violation naming the node, such as
+        `flow.nodes[3].config.template_id`), NOT_FOUND (the account; a referenced
+        template or flow, reported as INVALID_ARGUMENT on the node's field), ALREADY_EXISTS with reason DUPLICATE_RESOURCE (a flow
         with this name exists), UNAUTHENTICATED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -204,21 +256,22 @@ class AutomationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateFlow(self, request, context):
-        """Changes the fields named in `update_mask` of a DRAFT or INACTIVE flow and
-        increments its `version`.
+        """Changes the fields named in `update_mask` of the flow's draft and increments
+        its `version`. On an ACTIVE flow this saves the next draft: running and new
+        executions keep the published version until ActivateFlow publishes the draft.
 
         Errors: INVALID_ARGUMENT (as Create, or an unknown mask path), NOT_FOUND,
-        ALREADY_EXISTS (new name taken), FAILED_PRECONDITION with reason
-        INVALID_STATE_TRANSITION (the flow is ACTIVE: deactivate it first),
-        ABORTED with reason ETAG_MISMATCH (stale etag), UNAUTHENTICATED.
+        ALREADY_EXISTS (new name taken), ABORTED with reason ETAG_MISMATCH (stale etag), UNAUTHENTICATED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ActivateFlow(self, request, context):
-        """Validates the graph and makes the flow ACTIVE, so its trigger starts
-        executions. Activating an ACTIVE flow is a no-op.
+        """Validates the draft, publishes it as the next immutable version
+        (`published_version` + 1) and makes the flow ACTIVE, so its trigger starts
+        executions on that version; running executions stay on theirs. Activating an
+        ACTIVE flow without unpublished changes is a no-op.
 
         Errors: INVALID_ARGUMENT (the BadRequest lists every graph problem: no trigger
         type, not exactly one connection from "trigger", a connection to or from an
@@ -257,22 +310,25 @@ class AutomationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StartFlowExecution(self, request, context):
-        """Starts an execution of a flow for one contact by hand (the trigger is not
-        checked): for MANUAL flows, and for testing a DRAFT or INACTIVE flow. Retrying
-        with the same `request_id` returns the first execution.
+        """Starts an execution of a flow for one contact by hand, on the flow's latest
+        published version (neither the trigger nor the re-entry policy is checked):
+        for MANUAL flows, and for testing an INACTIVE flow. Retrying with the same
+        `request_id` returns the first execution.
 
-        Errors: INVALID_ARGUMENT (the graph is invalid, as ActivateFlow), NOT_FOUND
-        (flow or contact), ALREADY_EXISTS with reason DUPLICATE_RESOURCE (the contact
-        already has a RUNNING or WAITING execution of this flow), FAILED_PRECONDITION
-        with reason ACCOUNT_NOT_ACTIVE, UNAUTHENTICATED.
+        Errors: INVALID_ARGUMENT (ids not UUIDs, bad request_id), NOT_FOUND (flow, or a
+        contact that is not of the flow's account), ALREADY_EXISTS with reason
+        DUPLICATE_RESOURCE (the contact already has a RUNNING or WAITING execution of
+        this flow), FAILED_PRECONDITION with reason FLOW_NOT_PUBLISHED (never
+        activated) or ACCOUNT_NOT_ACTIVE, UNAUTHENTICATED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CancelFlowExecution(self, request, context):
-        """Cancels a RUNNING or WAITING execution. Cancelling a finished execution is a
-        no-op.
+        """Cancels a RUNNING or WAITING execution: its open step is closed SKIPPED with
+        error "cancelled", and a DM it queued that no sender has picked up yet is
+        cancelled on the send ledger. Cancelling a finished execution is a no-op.
 
         Errors: INVALID_ARGUMENT, NOT_FOUND, UNAUTHENTICATED.
         """
@@ -378,16 +434,29 @@ class AutomationService:
     | SEND_MESSAGE       | {"text"} or {"template_id"}, optional         | "default"             |
     |                    | {"variables":{}}, {"quick_replies":[{label,   |                       |
     |                    | description,metadata}]}, {"media_url"}        |                       |
-    | WAIT               | {"duration":"3600s"}                          | "default"             |
+    | WAIT               | {"duration":"3600s"}, or {"until_time":"09:00",| "default"            |
+    |                    | optional "weekdays":[1..7] (ISO, Monday 1)}   |                       |
+    |                    | in the contact's time zone when known, else   |                       |
+    |                    | the merchant's; or {"until":"RFC 3339 time"}  |                       |
     | WAIT_FOR_REPLY     | {"timeout":"86400s"}                          | "replied", "timeout", |
     |                    |                                               | or the tapped quick   |
     |                    |                                               | reply's metadata      |
     | CONDITION          | {"conditions": a SegmentsService              | "true", "false"       |
-    |                    | ConditionGroup in proto JSON}                 |                       |
+    |                    | ConditionGroup in proto JSON}, evaluated for  |                       |
+    |                    | the execution's contact; or {"reply_contains":|                       |
+    |                    | "text"}: the last reply to a WAIT_FOR_REPLY   |                       |
     | ADD_TAG,REMOVE_TAG | {"tags":["vip"]}                              | "default"             |
-    | SET_ATTRIBUTE      | {"key":"plan","value":"pro"} (null removes)   | "default"             |
+    | SET_ATTRIBUTE      | {"key":"plan","value":"pro"} (null removes),  | "default"             |
+    |                    | or {"key","from_reply":true}: the last reply  |                       |
     | ASSIGN             | {"assignee_user_id"} (required)               | "default"             |
     | AI_REPLY           | {"instructions"} optional extra prompt        | "default","escalated" |
+    |                    | (until AIService exists: always "escalated")  |                       |
+    | RANDOMIZER         | {"paths":[{"branch":"a","weight":50},...]}    | each path's branch    |
+    |                    | weights 1..100 summing to 100; sticky per     |                       |
+    |                    | contact (a hash of contact and node)          |                       |
+    | START_FLOW         | {"flow_id"}: another flow of the merchant,    | "default"             |
+    |                    | started for the contact on its published      |                       |
+    |                    | version (skipped when it is not ACTIVE)       |                       |
     | ESCALATE           | {"reason"}                                    | "default"             |
     | CLOSE_CONVERSATION | {"reason"}                                    | "default"             |
     | END                | {}                                            | none                  |
@@ -395,10 +464,22 @@ class AutomationService:
     WAIT_FOR_REPLY takes the branch named by the tapped quick reply's metadata when
     such a connection exists, else "replied". A node without a connection for the
     branch taken ends the execution (COMPLETED).
+    Versions: ActivateFlow publishes the draft (trigger, nodes, connections) as an
+    immutable numbered version (`published_version`). An execution runs on the
+    version it started on, to the end. UpdateFlow edits the draft at any status; on
+    an ACTIVE flow the next ActivateFlow publishes it (`has_unpublished_changes`).
+
+    Sends: a SEND_MESSAGE step queues the DM on the account's send ledger (the one
+    campaigns' and the AI's sends use: exactly once, within the DM budget, waiting
+    while the account is disconnected) and moves on once it is queued; the step's
+    output names the ledger row (`outbound_id`).
+
     Limits: up to 200 nodes and 400 connections; node ids 1 to 64 characters of
     `[A-Za-z0-9_-]`; every cycle must pass through a WAIT or WAIT_FOR_REPLY node; an
     execution runs at most 500 steps. A contact has at most one RUNNING or WAITING
-    execution per flow; a trigger for a contact already in the flow is ignored.
+    execution per flow; a trigger for a contact already in the flow is ignored. One
+    event starts a flow at most once for a contact (a replayed event is ignored), and
+    the trigger's `reentry` policy decides whether a contact may enter again.
     Opted-out contacts are not sent messages (the SEND_MESSAGE step is SKIPPED).
 
     Every RPC requires `authorization: Bearer <JWT>`. Another merchant's flow is

@@ -22,6 +22,7 @@ from ..core.errors import InvalidArgument, NotFound
 from ..core.pagination import effective_page_size
 from ..deps import Deps
 from ..domain import contacts as domain
+from ..domain.automation import changed_tags_and_attributes
 from ..mapping.contacts import (
     EDITABLE,
     P,
@@ -63,24 +64,25 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
         record ``contact.updated`` naming the changed fields, return the new view."""
         values: dict[str, Any] = {f: changes.get(f, row[f]) for f in EDITABLE}
         updated = await store.update(merchant, row["id"], **values)
-        await self._changed(merchant, updated, sorted(changes))
+        await self._changed(merchant, updated, sorted(changes), before=row)
         return await self._full(merchant, updated)
 
     async def _full(self, merchant: UUID, row: Row) -> P.Contact:
         return contact_to_proto(row, await store.engagement(merchant, row["id"]))
 
-    async def _changed(self, merchant: UUID, row: Row, fields: list[str]) -> None:
-        await append_event(
-            merchant,
-            "contact.updated",
-            row["id"],
-            {
-                "contact_id": str(row["id"]),
-                "account_id": str(row["account_id"]),
-                "fields": fields,
-                "actor_user_id": current_principal().user_id,
-            },
-        )
+    async def _changed(
+        self, merchant: UUID, row: Row, fields: list[str], before: Row | None = None
+    ) -> None:
+        payload: dict[str, Any] = {
+            "contact_id": str(row["id"]),
+            "account_id": str(row["account_id"]),
+            "fields": fields,
+            "actor_user_id": current_principal().user_id,
+        }
+        if before is not None:
+            # What changed, for automation's tag and attribute triggers.
+            payload.update(changed_tags_and_attributes(before, row))
+        await append_event(merchant, "contact.updated", row["id"], payload)
 
     async def CreateContact(
         self, request: P.CreateContactRequest, context: grpc.aio.ServicerContext

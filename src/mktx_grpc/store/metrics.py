@@ -13,7 +13,8 @@ Q = Queries("metrics")
 async def queue_depths() -> Row:
     """Campaign recipients due and sending, one-off DMs queued and due, the webhook
     inbox backlog (pending, age of
-    the oldest, dead rows) and the newest outbox event id."""
+    the oldest, dead rows), the newest outbox event id, and automation's timers due
+    and waiting executions."""
     row = await fetch_one(Q.queue_depths, {})
     assert row is not None
     return row

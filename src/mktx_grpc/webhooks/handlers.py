@@ -401,6 +401,8 @@ async def _handle_tweet(ctx: _Ctx) -> tuple[str, str]:
         contact_id=contact_id,
         tweet_id=tweet_id,
         text=as_str(tweet.get("text")),
+        # The post it replies to, if any (automation's MENTION trigger may name one).
+        in_reply_to=as_str(tweet.get("in_reply_to_status_id_str")),
     )
     return PROCESSED, ""
 

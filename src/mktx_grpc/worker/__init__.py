@@ -92,6 +92,7 @@ async def refresh_expiring_tokens(deps: Deps) -> float:
 
 
 from .auto_reply import AUTO_REPLY_EVENTS  # noqa: E402
+from .automation import AUTOMATION_TRIGGERS, automation_step_loop  # noqa: E402
 from .consumer import Consumer, consumer_loops  # noqa: E402 - the loops need the helpers above
 from .dispatch import (  # noqa: E402
     CAMPAIGN_EVENTS,
@@ -164,6 +165,7 @@ async def _check_webhook_subscriptions(deps: Deps) -> float:
 CONSUMERS: list[Consumer] = [
     CAMPAIGN_EVENTS,
     AUTO_REPLY_EVENTS,
+    AUTOMATION_TRIGGERS,
 ]
 
 LOOPS: list[Loop] = [
@@ -183,6 +185,7 @@ LOOPS: list[Loop] = [
     _check_webhook_subscriptions,
     _auto_reply_loop,
     _purge_answered_replies,
+    automation_step_loop,
 ]
 
 #: Awaited once after the loops have stopped (work they left running in the background).
