@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .validation import accounts as accounts_rules
+from .validation import analytics as analytics_rules
 from .validation import campaigns as campaigns_rules
 from .validation import contacts as contacts_rules
 from .validation import conversations as conversations_rules
@@ -72,6 +73,7 @@ _CP = "/mktx.v1.CampaignsService/"
 _SG = "/mktx.v1.SegmentsService/"
 _M = "/mktx.v1.MerchantsService/"
 _PB = "/mktx.v1.PublishingService/"
+_AN = "/mktx.v1.AnalyticsService/"
 
 METHODS: dict[str, MethodSpec] = {
     # Templates
@@ -154,6 +156,13 @@ METHODS: dict[str, MethodSpec] = {
     _PB + "ValidatePost": own_connections(publishing_rules.validate_post),
     _PB + "RefreshPostMetrics": own_connections(rules.require_uuid("id")),
     _PB + "GetPostMetrics": read(publishing_rules.get_post_metrics),
+    # Analytics: reads of the rollups (worker/rollups.py).
+    _AN + "GetOverview": read(analytics_rules.get_overview),
+    _AN + "GetContactAnalytics": read(analytics_rules.get_contact_analytics),
+    _AN + "GetConversationAnalytics": read(analytics_rules.get_conversation_analytics),
+    _AN + "GetCampaignAnalytics": read(analytics_rules.get_campaign_analytics),
+    _AN + "GetAutomationAnalytics": read(analytics_rules.get_automation_analytics),
+    _AN + "GetPostAnalytics": read(analytics_rules.get_post_analytics),
 }
 
 _PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")

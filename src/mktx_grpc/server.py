@@ -24,6 +24,8 @@ from mktx.v1 import (
     accounts_pb2_grpc,
     ai_pb2,
     ai_pb2_grpc,
+    analytics_pb2,
+    analytics_pb2_grpc,
     automation_pb2,
     automation_pb2_grpc,
     campaigns_pb2,
@@ -57,6 +59,7 @@ from .interceptors import (
 )
 from .reflection import DocumentedReflectionServicer
 from .services.accounts import AccountsServicer
+from .services.analytics import AnalyticsServicer
 from .services.campaigns import CampaignsServicer
 from .services.contacts import ContactsServicer
 from .services.conversations import ConversationsServicer
@@ -100,6 +103,7 @@ SERVICES: list[ServiceEntry] = [
     _entry(automation_pb2, automation_pb2_grpc, "AutomationService", None),
     _entry(ai_pb2, ai_pb2_grpc, "AIService", None),
     _entry(publishing_pb2, publishing_pb2_grpc, "PublishingService", PublishingServicer),
+    _entry(analytics_pb2, analytics_pb2_grpc, "AnalyticsService", AnalyticsServicer),
 ]
 
 

@@ -91,6 +91,7 @@ from .outbound import (  # noqa: E402
     recover_outbound,
     stop_outbound_senders,
 )
+from .rollups import ANALYTICS_ROLLUPS  # noqa: E402
 
 
 async def _retry_webhook_inbox(deps: Deps) -> float:
@@ -132,6 +133,7 @@ async def _check_webhook_subscriptions(deps: Deps) -> float:
 #: The outbox consumers (worker/consumer.py): a name and a handler each, one loop each.
 CONSUMERS: list[Consumer] = [
     CAMPAIGN_EVENTS,
+    ANALYTICS_ROLLUPS,
 ]
 
 LOOPS: list[Loop] = [

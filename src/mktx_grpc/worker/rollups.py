@@ -1,0 +1,191 @@
+"""Analytics rollups: the ``analytics-rollups`` outbox consumer and the rebuild.
+
+Every contact.*, conversation.* and message.* event names a contact and/or a
+conversation; the consumer recomputes those contacts' and conversations' rollup
+rows from raw data (store/analytics.py), once per batch however many events name
+them. A rollup row is a function of raw data, never an increment, so a duplicated,
+late or replayed event cannot double count, an erased contact's contribution
+disappears with its rows, and the incremental rollups equal what
+:func:`rebuild` computes (``mktx-grpc analytics rebuild``).
+
+Business hours are each account's schedule at the time of recomputation: after an
+account's schedule changes, ``rebuild`` brings older business-hours figures in line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg_pool import AsyncConnectionPool
+
+from ..core.db import use_connection
+from ..domain import analytics as domain
+from ..domain.schedule import Schedule, parse_hhmm, zone
+from ..store import analytics as store
+from ..store.events import OutboxEvent
+from .consumer import Consumer
+
+log = logging.getLogger(__name__)
+
+#: Conversations (and contacts) recomputed per statement batch.
+CHUNK = 500
+
+_DAYS = {
+    "DAY_OF_WEEK_MONDAY": 1,
+    "DAY_OF_WEEK_TUESDAY": 2,
+    "DAY_OF_WEEK_WEDNESDAY": 3,
+    "DAY_OF_WEEK_THURSDAY": 4,
+    "DAY_OF_WEEK_FRIDAY": 5,
+    "DAY_OF_WEEK_SATURDAY": 6,
+    "DAY_OF_WEEK_SUNDAY": 7,
+}
+
+
+def schedule_from_settings(business_hours: Any) -> Schedule | None:
+    """The account's business hours from its stored settings (AccountSettings as
+    JSON: ``{"enabled": true, "schedule": {"time_zone", "days": [...]}}``), or None
+    when it has none (always open). A malformed stored schedule counts as none."""
+    if not isinstance(business_hours, dict) or not business_hours.get("enabled"):
+        return None
+    sched = business_hours.get("schedule") or {}
+    tz = zone(str(sched.get("time_zone", "")))
+    if tz is None:
+        return None
+    spans: dict[int, list[tuple[int, int]]] = {}
+    for day in sched.get("days", []) or []:
+        raw = day.get("day")
+        num = _DAYS.get(raw, raw if isinstance(raw, int) else 0)
+        if not 1 <= int(num) <= 7:
+            continue
+        for r in day.get("ranges", []) or []:
+            s, e = parse_hhmm(str(r.get("start", ""))), parse_hhmm(str(r.get("end", "")))
+            if s is not None and e is not None and e > s:
+                spans.setdefault(int(num), []).append((s, e))
+    for v in spans.values():
+        v.sort()
+    return Schedule(tz, spans)
+
+
+async def refresh_conversations(merchant_id: UUID, ids: Sequence[UUID]) -> None:
+    """Recompute the episodes of the conversations ``ids`` on the current connection."""
+    for i in range(0, len(ids), CHUNK):
+        chunk = list(ids[i : i + CHUNK])
+        convs = await store.conversations_for_rollup(merchant_id, chunk)
+        msgs: dict[UUID, list[domain.Message]] = defaultdict(list)
+        for m in await store.messages_for_rollup(merchant_id, chunk):
+            author = domain.message_author(m["direction"], m["origin"], m["is_from_bot"])
+            msgs[m["conversation_id"]].append(domain.Message(m["created_at"], author))
+        hist: dict[UUID, list[domain.Transition]] = defaultdict(list)
+        for h in await store.history_for_rollup(merchant_id, chunk):
+            hist[h["conversation_id"]].append(
+                domain.Transition(
+                    h["created_at"], domain.TRANSITION_FOR_EVENT[h["type"]], h["assignee_user_id"]
+                )
+            )
+        out: list[tuple[dict[str, Any], domain.Episode]] = []
+        for c in convs:
+            eps = domain.episodes(
+                created_at=c["created_at"],
+                status=c["status"],
+                closed_at=c["closed_at"],
+                assignee=c["assignee_user_id"],
+                transitions=hist[c["id"]],
+                messages=msgs[c["id"]],
+                schedule=schedule_from_settings(c["business_hours"]),
+            )
+            out.extend((c, ep) for ep in eps)
+        await store.replace_episodes(merchant_id, chunk, out)
+
+
+async def refresh_contacts(merchant_id: UUID, ids: Sequence[UUID]) -> None:
+    """Recompute the contacts' rows; an erased contact's episodes go too."""
+    for i in range(0, len(ids), CHUNK):
+        chunk = list(ids[i : i + CHUNK])
+        await store.refresh_contacts(merchant_id, chunk)
+
+
+def _uuid(value: Any) -> UUID | None:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except (ValueError, TypeError):
+        return None
+
+
+def affected(events: Sequence[OutboxEvent]) -> dict[UUID, tuple[set[UUID], set[UUID], set[UUID]]]:
+    """Per merchant: (contacts to refresh, conversations to refresh, contacts
+    deleted) named by ``events``; other event types are ignored."""
+    out: dict[UUID, tuple[set[UUID], set[UUID], set[UUID]]] = {}
+    for ev in events:
+        kind = ev.type.split(".", 1)[0]
+        if kind not in ("contact", "conversation", "message"):
+            continue
+        contacts, convs, deleted = out.setdefault(ev.merchant_id, (set(), set(), set()))
+        contact = _uuid(ev.payload.get("contact_id"))
+        conv = _uuid(ev.payload.get("conversation_id"))
+        if kind == "contact" and contact is None:
+            contact = ev.aggregate_id
+        if kind in ("conversation", "message") and conv is None:
+            conv = ev.aggregate_id
+        if contact is not None:
+            contacts.add(contact)
+            if ev.type == "contact.deleted":
+                deleted.add(contact)
+        if conv is not None:
+            convs.add(conv)
+    return out
+
+
+async def apply_events(events: Sequence[OutboxEvent]) -> None:
+    """The consumer's batch handler: recompute what ``events`` name."""
+    for merchant_id, (contacts, convs, deleted) in affected(events).items():
+        if contacts:
+            await refresh_contacts(merchant_id, sorted(contacts))
+        if deleted:
+            await store.delete_episodes_of_contacts(merchant_id, sorted(deleted))
+        if convs:
+            await refresh_conversations(merchant_id, sorted(convs))
+
+
+ANALYTICS_ROLLUPS = Consumer(name="analytics-rollups", handle_batch=apply_events, batch_size=500)
+
+
+async def rebuild(
+    pool: AsyncConnectionPool,
+    *,
+    merchant_id: UUID | None = None,
+    since: datetime | None = None,
+) -> dict[str, int]:
+    """Recompute rollups from raw data: for one merchant or all; everything, or
+    only contacts and conversations changed since ``since`` (rows of erased ones are
+    removed either way). Each merchant is rebuilt in one transaction, so reports
+    never see it half done. Returns counts of what was recomputed."""
+    async with use_connection(pool):
+        merchants = [merchant_id] if merchant_id is not None else await store.rebuild_merchants()
+    totals = {"merchants": 0, "contacts": 0, "conversations": 0}
+    for m in merchants:
+        async with use_connection(pool, transaction=True):
+            if since is None:
+                await store.clear_merchant_rollups(m)
+            contact_ids = await store.rebuild_contact_ids(m, since)
+            conv_ids = await store.rebuild_conversation_ids(m, since)
+            await refresh_contacts(m, contact_ids)
+            await refresh_conversations(m, conv_ids)
+        totals["merchants"] += 1
+        totals["contacts"] += len(contact_ids)
+        totals["conversations"] += len(conv_ids)
+        log.info(
+            "analytics rollups rebuilt",
+            extra={
+                "merchant_id": str(m),
+                "contacts": len(contact_ids),
+                "conversations": len(conv_ids),
+            },
+        )
+    return totals
