@@ -101,7 +101,7 @@ def campaign_counts(row: Row | None) -> A.CampaignReportCounts:
 def campaign_rates(c: A.CampaignReportCounts) -> A.CampaignReportRates:
     return A.CampaignReportRates(
         delivery_rate=ratio(c.delivered, c.sent),
-        read_rate=ratio(c.read, c.sent),
+        read_rate=ratio(c.read, c.delivered),
         reply_rate=ratio(c.replied, c.sent),
         failure_rate=ratio(c.failed, c.sent + c.failed),
     )
