@@ -7,6 +7,11 @@
 
 -- ---------------------------------------------------------------- rollup writers
 
+-- name: lock_merchant_rollups
+-- Serialises the consumer and a rebuild writing the same merchant's rollups (both
+-- delete and re-insert rows; concurrently, the later insert would collide).
+SELECT pg_advisory_xact_lock(hashtextextended('analytics-rollups:' || %(merchant_id)s::text, 0));
+
 -- name: conversations_for_rollup
 SELECT c.id, c.account_id, c.contact_id, c.status, c.assignee_user_id, c.created_at,
        c.closed_at, a.settings -> 'business_hours' AS business_hours
@@ -410,3 +415,98 @@ SELECT count(*) AS n
    AND status IN ('PUBLISHED', 'PARTIALLY_PUBLISHED', 'DELETED')
    AND published_at >= %(start)s AND published_at < %(end)s
    AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s);
+
+-- ---------------------------------------------------------------- overview
+
+-- name: overview
+-- GetOverview in one round trip: the same figures as contact_totals,
+-- active_contacts, episodes_opened, first_response_stats, resolution_stats,
+-- campaign_counts, campaign_series, automation_counts, posts_published_count and
+-- post_readings give for the period.
+WITH c AS (
+  SELECT count(*) AS total,
+         count(*) FILTER (WHERE created_at >= %(start)s) AS new
+    FROM analytics_contacts
+   WHERE merchant_id = %(merchant_id)s AND created_at < %(end)s
+     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+), act AS (
+  SELECT count(DISTINCT contact_id) AS active
+    FROM analytics_contact_activity
+   WHERE merchant_id = %(merchant_id)s AND bucket >= %(start)s AND bucket < %(end)s
+     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+), o AS (
+  SELECT count(*) AS opened,
+         count(*) FILTER (WHERE status = 'OPEN') AS open,
+         count(*) FILTER (WHERE status IN ('PENDING', 'SNOOZED')) AS pending,
+         count(*) FILTER (WHERE status = 'CLOSED') AS closed
+    FROM analytics_conversation_episodes
+   WHERE merchant_id = %(merchant_id)s AND opened_at >= %(start)s AND opened_at < %(end)s
+     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+), f AS (
+  SELECT coalesce(avg(first_response_s), 0) AS mean,
+         coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_s), 0) AS median
+    FROM analytics_conversation_episodes
+   WHERE merchant_id = %(merchant_id)s AND first_human_reply_at >= %(start)s
+     AND first_human_reply_at < %(end)s
+     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+), r AS (
+  SELECT coalesce(avg(resolution_s), 0) AS mean
+    FROM analytics_conversation_episodes
+   WHERE merchant_id = %(merchant_id)s AND resolved_at >= %(start)s AND resolved_at < %(end)s
+     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+), cp AS (
+  SELECT count(*) FILTER (WHERE status IN ('SCHEDULED', 'RUNNING', 'PAUSED')) AS active,
+         count(*) FILTER (WHERE status = 'COMPLETED' AND completed_at >= %(start)s
+                            AND completed_at < %(end)s) AS completed
+    FROM campaigns
+   WHERE merchant_id = %(merchant_id)s
+     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+), cs AS (
+  SELECT coalesce(sum(h.sent), 0) AS sent
+    FROM campaign_metrics_hourly h
+    JOIN campaigns x ON x.merchant_id = h.merchant_id AND x.id = h.campaign_id
+   WHERE h.merchant_id = %(merchant_id)s AND h.hour >= %(start)s AND h.hour < %(end)s
+     AND (%(account_id)s::uuid IS NULL OR x.account_id = %(account_id)s)
+), fl AS (
+  SELECT count(*) AS active_flows FROM flows
+   WHERE merchant_id = %(merchant_id)s AND status = 'ACTIVE'
+     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+), ex AS (
+  SELECT count(*) FILTER (WHERE e.started_at >= %(start)s) AS started,
+         count(*) FILTER (WHERE e.status = 'COMPLETED' AND e.completed_at >= %(start)s
+                            AND e.completed_at < %(end)s) AS completed
+    FROM flow_executions e
+    JOIN flows x ON x.id = e.flow_id
+   WHERE e.merchant_id = %(merchant_id)s AND e.started_at < %(end)s
+     AND (%(account_id)s::uuid IS NULL OR x.account_id = %(account_id)s)
+), pp AS (
+  SELECT count(*) AS published FROM posts
+   WHERE merchant_id = %(merchant_id)s
+     AND status IN ('PUBLISHED', 'PARTIALLY_PUBLISHED', 'DELETED')
+     AND published_at >= %(start)s AND published_at < %(end)s
+     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+), rd AS (
+  SELECT m.post_id, m.observed_at, sum(m.impressions) AS impressions,
+         sum(m.likes + m.reposts + m.replies + m.quotes + m.bookmarks) AS engagements
+    FROM post_metrics m
+    JOIN posts x ON x.id = m.post_id AND x.merchant_id = m.merchant_id
+   WHERE m.merchant_id = %(merchant_id)s AND m.observed_at < %(end)s
+     AND (%(account_id)s::uuid IS NULL OR x.account_id = %(account_id)s)
+   GROUP BY 1, 2
+), gains AS (
+  SELECT coalesce(sum(impressions), 0)::bigint AS impressions,
+         coalesce(sum(engagements), 0)::bigint AS engagements
+    FROM (SELECT observed_at,
+                 impressions - coalesce(lag(impressions) OVER w, 0) AS impressions,
+                 engagements - coalesce(lag(engagements) OVER w, 0) AS engagements
+            FROM rd WINDOW w AS (PARTITION BY post_id ORDER BY observed_at)) d
+   WHERE observed_at >= %(start)s
+)
+SELECT c.total AS contacts_total, c.new AS contacts_new, act.active AS contacts_active,
+       o.opened, o.open, o.pending, o.closed, f.mean AS frt_mean, f.median AS frt_median,
+       r.mean AS resolution_mean, cp.active AS campaigns_active,
+       cp.completed AS campaigns_completed, cs.sent AS campaigns_sent,
+       fl.active_flows, ex.started AS executions_started,
+       ex.completed AS executions_completed, pp.published AS posts_published,
+       gains.impressions, gains.engagements
+  FROM c, act, o, f, r, cp, cs, fl, ex, pp, gains;

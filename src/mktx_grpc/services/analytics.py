@@ -56,46 +56,38 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         self, request: A.GetOverviewRequest, context: grpc.aio.ServicerContext
     ) -> A.Overview:
         args = await self._args(request, series=False)
-        p = args.params()
-        contacts = await store.read_one("contact_totals", p)
-        active = await store.read_one("active_contacts", p)
-        opened = await store.read_one("episodes_opened", p)
-        frt = await store.read_one("first_response_stats", p)
-        res = await store.read_one("resolution_stats", p)
-        camp = await store.read_one("campaign_counts", p)
-        sent = await store.read("campaign_series", args.params(campaign_id=None, unit="month"))
-        auto = await store.read_one("automation_counts", p)
-        posts = await store.read_one("posts_published_count", p)
-        gains = await store.read("post_readings", args.params(unit="month"))
+        o = await store.read_one("overview", args.params())
         return A.Overview(
             time_zone=args.time_zone,
             period=request.period,
             contacts=A.ContactsOverview(
-                total=contacts["total"], new_contacts=contacts["new"], active=active["active"]
+                total=o["contacts_total"],
+                new_contacts=o["contacts_new"],
+                active=o["contacts_active"],
             ),
             conversations=A.ConversationsOverview(
-                total=opened["opened"],
-                open=opened["open"],
-                pending=opened["pending"],
-                closed=opened["closed"],
-                first_response_mean_seconds=float(frt["mean"]),
-                first_response_median_seconds=float(frt["median"]),
-                resolution_mean_seconds=float(res["mean"]),
+                total=o["opened"],
+                open=o["open"],
+                pending=o["pending"],
+                closed=o["closed"],
+                first_response_mean_seconds=float(o["frt_mean"]),
+                first_response_median_seconds=float(o["frt_median"]),
+                resolution_mean_seconds=float(o["resolution_mean"]),
             ),
             campaigns=A.CampaignsOverview(
-                active=camp["active"],
-                completed=camp["completed"],
-                messages_sent=sum(int(r["sent"] or 0) for r in sent),
+                active=o["campaigns_active"],
+                completed=o["campaigns_completed"],
+                messages_sent=int(o["campaigns_sent"]),
             ),
             automation=A.AutomationOverview(
-                active_flows=auto["active_flows"],
-                executions_started=auto["started"],
-                executions_completed=auto["completed"],
+                active_flows=o["active_flows"],
+                executions_started=o["executions_started"],
+                executions_completed=o["executions_completed"],
             ),
             posts=A.PostsOverview(
-                published=posts["n"],
-                impressions=sum(int(r["impressions"] or 0) for r in gains),
-                engagements=sum(int(r["engagements"] or 0) for r in gains),
+                published=o["posts_published"],
+                impressions=int(o["impressions"]),
+                engagements=int(o["engagements"]),
             ),
         )
 

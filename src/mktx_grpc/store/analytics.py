@@ -27,6 +27,12 @@ HISTORY_TYPES = sorted(domain.TRANSITION_FOR_EVENT)
 # ------------------------------------------------------------------ writers
 
 
+async def lock_merchant(merchant_id: UUID) -> None:
+    """Hold the merchant's rollup lock until the transaction ends (consumer passes and
+    rebuilds of one merchant run one at a time)."""
+    await execute(Q.lock_merchant_rollups, {"merchant_id": merchant_id})
+
+
 async def conversations_for_rollup(merchant_id: UUID, ids: Sequence[UUID]) -> list[Row]:
     return await fetch_all(Q.conversations_for_rollup, {"merchant_id": merchant_id, "ids": ids})
 
@@ -165,6 +171,7 @@ READERS: dict[str, str] = {
         "post_readings",
         "posts_published",
         "posts_published_count",
+        "overview",
     )
 }
 

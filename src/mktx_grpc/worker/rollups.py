@@ -144,7 +144,8 @@ def affected(events: Sequence[OutboxEvent]) -> dict[UUID, tuple[set[UUID], set[U
 
 async def apply_events(events: Sequence[OutboxEvent]) -> None:
     """The consumer's batch handler: recompute what ``events`` name."""
-    for merchant_id, (contacts, convs, deleted) in affected(events).items():
+    for merchant_id, (contacts, convs, deleted) in sorted(affected(events).items()):
+        await store.lock_merchant(merchant_id)
         if contacts:
             await refresh_contacts(merchant_id, sorted(contacts))
         if deleted:
@@ -171,6 +172,7 @@ async def rebuild(
     totals = {"merchants": 0, "contacts": 0, "conversations": 0}
     for m in merchants:
         async with use_connection(pool, transaction=True):
+            await store.lock_merchant(m)
             if since is None:
                 await store.clear_merchant_rollups(m)
             contact_ids = await store.rebuild_contact_ids(m, since)
