@@ -162,6 +162,7 @@ async def measure(url: str, ids: list[uuid.UUID], args: argparse.Namespace) -> d
     t = time.perf_counter()
     done = await rebuild(pool, merchant_id=ids[0])
     out["rebuild_s"] = time.perf_counter() - t
+    print(f"rebuild {out['rebuild_s']:.1f} s", flush=True)
     out["rebuilt"] = done
     for m in ids[1:]:
         await rebuild(pool, merchant_id=m)
@@ -212,6 +213,7 @@ async def measure(url: str, ids: list[uuid.UUID], args: argparse.Namespace) -> d
                     await call(req, metadata=md)
                     times.append((time.perf_counter() - t) * 1000)
                 out[label] = times
+                print(label, f"p50 {pct(times, 50):.1f} ms p99 {pct(times, 99):.1f} ms", flush=True)
         out["lag"] = await lag(pool, deps, ids[0], args.rate, args.seconds)
     finally:
         await app.stop(0)
@@ -231,6 +233,7 @@ async def lag(
         )
         convs = await cur.fetchall()
     stop = asyncio.Event()
+    produced = asyncio.Event()
     loop = consumer_loop(ANALYTICS_ROLLUPS)
 
     async def run_consumer() -> None:
@@ -279,7 +282,7 @@ async def lag(
     async def watch() -> None:
         async with pool.connection() as conn:
             await conn.set_autocommit(True)
-            while not stop.is_set() or len(seen) < len(batches):
+            while not produced.is_set() or len(seen) < len(batches):
                 cur = await conn.execute(
                     "SELECT last_event_id FROM event_consumer_cursors WHERE consumer = %s",
                     (ANALYTICS_ROLLUPS.name,),
@@ -296,8 +299,9 @@ async def lag(
     t0 = time.monotonic()
     await produce()
     produced_s = time.monotonic() - t0
+    produced.set()
+    await asyncio.wait_for(watcher, timeout=600)
     stop.set()
-    await asyncio.wait_for(watcher, timeout=120)
     await consumer
     lags = [(seen[last] - at) * 1000 for last, at in batches]
     events = len(batches) * per_batch

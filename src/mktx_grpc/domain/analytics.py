@@ -173,15 +173,15 @@ def business_seconds(start: datetime, end: datetime, schedule: Schedule | None) 
     tz = schedule.tz
     day = start.astimezone(tz).date() - timedelta(days=1)
     last = end.astimezone(tz).date()
-    total = 0.0
+    total = timedelta(0)  # exact; converted once
     while day <= last:
         for s, e in schedule.spans.get(day.isoweekday(), ()):
             lo = max(_local_instant(day, s, tz), start)
             hi = min(_local_instant(day, e, tz), end)
             if hi > lo:
-                total += (hi - lo).total_seconds()
+                total += hi - lo
         day += timedelta(days=1)
-    return total
+    return total.total_seconds()
 
 
 # ------------------------------------------------------------------ statistics
