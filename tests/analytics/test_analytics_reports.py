@@ -285,3 +285,41 @@ async def test_automation_and_post_sections(
     assert overview.automation.executions_completed == 2
     assert (overview.posts.published, overview.posts.impressions) == (1, 300)
     assert overview.posts.engagements == 14
+
+
+async def test_contacts_by_source_opt_outs_tags_and_account_filter(
+    api: Any, world: World, pool: Any, merchant: uuid.UUID
+) -> None:
+    shop, other_shop = await world.account(), await world.account()
+    sources = ["NEW_FOLLOWER", "INBOUND_MESSAGE", "MENTION", "IMPORT", "MANUAL", "IMPORT"]
+    made = []
+    for i, source in enumerate(sources):
+        at = T0 + timedelta(days=i % 3, hours=5)
+        made.append(
+            await world.contact(shop, at, source=source, tags=["vip"] if i % 2 else ["new", "vip"])
+        )
+    await world.contact(other_shop, T0 + timedelta(hours=1), source="MENTION", tags=["other"])
+    await world.contact(shop, T0 - timedelta(days=3), source="MANUAL", tags=["old"])  # before
+    await world.opt_out(made[0], T0 + timedelta(days=1, hours=2))
+    await world.opt_out(made[1], T0 + timedelta(days=8))  # after the period
+    await settle(pool)
+    out = await stub(api).GetContactAnalytics(
+        A.GetContactAnalyticsRequest(period=GOOD, account_id=str(shop)), metadata=api.auth(merchant)
+    )
+    n = out.new_contacts
+    assert (n.follow, n.inbound_dm, n.mention, n.imported, n.api, n.total) == (1, 1, 1, 2, 1, 6)
+    assert out.opted_out == 1
+    assert [b.opted_out for b in out.series] == [0, 1, 0, 0, 0, 0, 0]
+    assert [b.new_contacts.total for b in out.series] == [2, 2, 2, 0, 0, 0, 0]
+    assert [b.new_contacts.imported for b in out.series] == [1, 0, 1, 0, 0, 0, 0]
+    assert [(t.tag, t.contacts) for t in out.top_tags] == [("vip", 6), ("new", 3), ("old", 1)]
+    every = await stub(api).GetContactAnalytics(
+        A.GetContactAnalyticsRequest(period=GOOD), metadata=api.auth(merchant)
+    )
+    assert every.new_contacts.total == 7 and every.new_contacts.mention == 2
+    assert ("other", 1) in [(t.tag, t.contacts) for t in every.top_tags]
+    overview = await stub(api).GetOverview(
+        A.GetOverviewRequest(period=GOOD, account_id=str(shop)), metadata=api.auth(merchant)
+    )
+    assert overview.contacts.total == 7 and overview.contacts.new_contacts == 6
+    assert overview.contacts.active == 0  # nobody wrote, followed or mentioned in the period
