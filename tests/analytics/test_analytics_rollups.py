@@ -188,3 +188,48 @@ async def test_rebuild_command_restores_lost_rollups(
     )
     assert "1 merchant(s): 1 contacts, 1 conversations" in capsys.readouterr().out
     assert await dump(pool, merchant) == before
+
+
+async def test_the_worker_loop_keeps_reports_current(
+    api: Any, world: World, pool: Any, merchant: uuid.UUID
+) -> None:
+    """The consumer is registered with the worker, and its loop (woken by the outbox
+    NOTIFY) brings a new conversation into GetOverview without anyone draining it."""
+    from mktx.v1 import analytics_pb2 as A
+    from mktx.v1 import analytics_pb2_grpc
+    from mktx_grpc.worker import CONSUMERS, LOOPS
+    from mktx_grpc.worker.rollups import ANALYTICS_ROLLUPS
+
+    assert ANALYTICS_ROLLUPS in CONSUMERS
+    (loop,) = [lp for lp in LOOPS if lp.__name__ == "consume_analytics-rollups"]
+    await settle(pool)
+    now = datetime.now(UTC)
+    req = A.GetOverviewRequest(
+        period=A.ReportPeriod(
+            start_time={"seconds": int((now - timedelta(hours=1)).timestamp())},
+            end_time={"seconds": int((now + timedelta(hours=1)).timestamp())},
+        )
+    )
+    stub = api.stub(analytics_pb2_grpc, "AnalyticsService")
+    assert (await stub.GetOverview(req, metadata=api.auth(merchant))).conversations.total == 0
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        while not stop.is_set():
+            await loop(api.app.deps)
+
+    task = asyncio.create_task(run())
+    try:
+        acct = await world.account()
+        c = await world.contact(acct, now)
+        conv = await world.conversation(acct, c, now)
+        await world.message(conv, now)
+        for _ in range(600):  # up to a minute on a loaded box; not a timing assertion
+            out = await stub.GetOverview(req, metadata=api.auth(merchant))
+            if out.conversations.total == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert out.conversations.total == 1 and out.contacts.active == 1
+    finally:
+        stop.set()
+        await task
