@@ -97,6 +97,10 @@ SELECT id FROM contacts
 UNION
 SELECT contact_id FROM analytics_contacts a
  WHERE a.merchant_id = %(merchant_id)s
+   AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = a.contact_id)
+UNION
+SELECT DISTINCT contact_id FROM analytics_contact_activity a
+ WHERE a.merchant_id = %(merchant_id)s
    AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = a.contact_id);
 
 -- name: rebuild_conversation_ids
@@ -108,11 +112,6 @@ UNION
 SELECT DISTINCT conversation_id FROM analytics_conversation_episodes e
  WHERE e.merchant_id = %(merchant_id)s
    AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.id = e.conversation_id);
-
--- name: clear_merchant_rollups
-WITH a AS (DELETE FROM analytics_conversation_episodes WHERE merchant_id = %(merchant_id)s),
-     b AS (DELETE FROM analytics_contact_activity WHERE merchant_id = %(merchant_id)s)
-DELETE FROM analytics_contacts WHERE merchant_id = %(merchant_id)s;
 
 -- name: dump_episodes
 SELECT * FROM analytics_conversation_episodes

@@ -92,6 +92,13 @@ async def refresh_contacts(merchant_id: UUID, contact_ids: Sequence[UUID]) -> No
     await execute(Q.insert_contact_activity, p)
 
 
+async def refresh_activity(merchant_id: UUID, contact_ids: Sequence[UUID]) -> None:
+    """Recompute only the contacts' activity buckets (after new messages)."""
+    p = {"merchant_id": merchant_id, "ids": list(contact_ids)}
+    await execute(Q.delete_contact_activity, p)
+    await execute(Q.insert_contact_activity, p)
+
+
 async def rebuild_merchants() -> list[UUID]:
     """Every merchant with contacts or rollup rows (reads across merchants: the
     operator's rebuild of everything)."""
@@ -106,10 +113,6 @@ async def rebuild_contact_ids(merchant_id: UUID, since: datetime | None) -> list
 async def rebuild_conversation_ids(merchant_id: UUID, since: datetime | None) -> list[UUID]:
     rows = await fetch_all(Q.rebuild_conversation_ids, {"merchant_id": merchant_id, "since": since})
     return [r["id"] for r in rows]
-
-
-async def clear_merchant_rollups(merchant_id: UUID) -> None:
-    await execute(Q.clear_merchant_rollups, {"merchant_id": merchant_id})
 
 
 async def dump(merchant_id: UUID) -> dict[str, list[Row]]:

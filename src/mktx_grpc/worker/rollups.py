@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -118,40 +119,56 @@ def _uuid(value: Any) -> UUID | None:
         return None
 
 
-def affected(events: Sequence[OutboxEvent]) -> dict[UUID, tuple[set[UUID], set[UUID], set[UUID]]]:
-    """Per merchant: (contacts to refresh, conversations to refresh, contacts
-    deleted) named by ``events``; other event types are ignored."""
-    out: dict[UUID, tuple[set[UUID], set[UUID], set[UUID]]] = {}
+@dataclass
+class Affected:
+    """What a batch of events names, for one merchant."""
+
+    #: contact.* events: the contact row (source, tags, opt-out) and its activity.
+    contacts: set[UUID] = field(default_factory=set)
+    #: message.* events: only the contact's activity (interactions) can have changed.
+    activity: set[UUID] = field(default_factory=set)
+    conversations: set[UUID] = field(default_factory=set)
+    deleted: set[UUID] = field(default_factory=set)
+
+
+def affected(events: Sequence[OutboxEvent]) -> dict[UUID, Affected]:
+    """Per merchant, the contacts and conversations ``events`` name (contact.*,
+    conversation.* and message.* events; others are ignored)."""
+    out: dict[UUID, Affected] = {}
     for ev in events:
         kind = ev.type.split(".", 1)[0]
         if kind not in ("contact", "conversation", "message"):
             continue
-        contacts, convs, deleted = out.setdefault(ev.merchant_id, (set(), set(), set()))
+        a = out.setdefault(ev.merchant_id, Affected())
         contact = _uuid(ev.payload.get("contact_id"))
         conv = _uuid(ev.payload.get("conversation_id"))
-        if kind == "contact" and contact is None:
-            contact = ev.aggregate_id
-        if kind in ("conversation", "message") and conv is None:
-            conv = ev.aggregate_id
-        if contact is not None:
-            contacts.add(contact)
-            if ev.type == "contact.deleted":
-                deleted.add(contact)
+        if kind == "contact":
+            contact = contact or ev.aggregate_id
+            if contact is not None:
+                a.contacts.add(contact)
+                if ev.type == "contact.deleted":
+                    a.deleted.add(contact)
+            continue
+        conv = conv or ev.aggregate_id
         if conv is not None:
-            convs.add(conv)
+            a.conversations.add(conv)
+        if kind == "message" and contact is not None:
+            a.activity.add(contact)
     return out
 
 
 async def apply_events(events: Sequence[OutboxEvent]) -> None:
     """The consumer's batch handler: recompute what ``events`` name."""
-    for merchant_id, (contacts, convs, deleted) in sorted(affected(events).items()):
+    for merchant_id, a in sorted(affected(events).items(), key=lambda kv: kv[0]):
         await store.lock_merchant(merchant_id)
-        if contacts:
-            await refresh_contacts(merchant_id, sorted(contacts))
-        if deleted:
-            await store.delete_episodes_of_contacts(merchant_id, sorted(deleted))
-        if convs:
-            await refresh_conversations(merchant_id, sorted(convs))
+        if a.contacts:
+            await refresh_contacts(merchant_id, sorted(a.contacts))
+        if a.activity - a.contacts:
+            await store.refresh_activity(merchant_id, sorted(a.activity - a.contacts))
+        if a.deleted:
+            await store.delete_episodes_of_contacts(merchant_id, sorted(a.deleted))
+        if a.conversations:
+            await refresh_conversations(merchant_id, sorted(a.conversations))
 
 
 ANALYTICS_ROLLUPS = Consumer(name="analytics-rollups", handle_batch=apply_events, batch_size=500)
@@ -163,22 +180,24 @@ async def rebuild(
     merchant_id: UUID | None = None,
     since: datetime | None = None,
 ) -> dict[str, int]:
-    """Recompute rollups from raw data: for one merchant or all; everything, or
-    only contacts and conversations changed since ``since`` (rows of erased ones are
-    removed either way). Each merchant is rebuilt in one transaction, so reports
-    never see it half done. Returns counts of what was recomputed."""
+    """Recompute rollups from raw data: for one merchant or all; every contact and
+    conversation, or only those changed since ``since``; rows of erased ones are
+    removed either way. Works in short transactions of :data:`CHUNK` contacts or
+    conversations (each recomputed whole, under the merchant's rollup lock), so it
+    never holds back the outbox consumers (which wait for every older transaction on
+    the server) and reports only ever see whole conversations. Returns counts."""
     async with use_connection(pool):
         merchants = [merchant_id] if merchant_id is not None else await store.rebuild_merchants()
     totals = {"merchants": 0, "contacts": 0, "conversations": 0}
     for m in merchants:
-        async with use_connection(pool, transaction=True):
-            await store.lock_merchant(m)
-            if since is None:
-                await store.clear_merchant_rollups(m)
+        async with use_connection(pool):
             contact_ids = await store.rebuild_contact_ids(m, since)
             conv_ids = await store.rebuild_conversation_ids(m, since)
-            await refresh_contacts(m, contact_ids)
-            await refresh_conversations(m, conv_ids)
+        for ids, refresh in ((contact_ids, refresh_contacts), (conv_ids, refresh_conversations)):
+            for i in range(0, len(ids), CHUNK):
+                async with use_connection(pool, transaction=True):
+                    await store.lock_merchant(m)
+                    await refresh(m, ids[i : i + CHUNK])
         totals["merchants"] += 1
         totals["contacts"] += len(contact_ids)
         totals["conversations"] += len(conv_ids)
