@@ -323,3 +323,33 @@ async def test_contacts_by_source_opt_outs_tags_and_account_filter(
     )
     assert overview.contacts.total == 7 and overview.contacts.new_contacts == 6
     assert overview.contacts.active == 0  # nobody wrote, followed or mentioned in the period
+
+
+async def test_imported_contacts_reach_the_report(
+    api: Any, world: World, pool: Any, merchant: uuid.UUID
+) -> None:
+    from mktx.v1 import contacts_pb2 as P
+    from mktx.v1 import contacts_pb2_grpc
+
+    acct = await world.account()
+    stub_c = api.stub(contacts_pb2_grpc, "ContactsService")
+    opts = P.ImportContactsOptions(account_id=str(acct), tags=["fair"])
+
+    async def messages() -> Any:
+        yield P.ImportContactsRequest(
+            options=opts, contacts=[P.Contact(x_user_id=str(500 + i)) for i in range(3)]
+        )
+        yield P.ImportContactsRequest(contacts=[P.Contact(x_user_id="600")])
+
+    summary = await stub_c.ImportContacts(messages(), metadata=api.auth(merchant))
+    assert summary.created_count == 4
+    await settle(pool)
+    now = datetime.now(UTC)
+    out = await stub(api).GetContactAnalytics(
+        A.GetContactAnalyticsRequest(
+            period=period(now - timedelta(hours=1), now + timedelta(hours=1))
+        ),
+        metadata=api.auth(merchant),
+    )
+    assert out.new_contacts.imported == 4 and out.new_contacts.total == 4
+    assert [(t.tag, t.contacts) for t in out.top_tags] == [("fair", 4)]

@@ -104,7 +104,7 @@ async def refresh_conversations(merchant_id: UUID, ids: Sequence[UUID]) -> None:
 
 
 async def refresh_contacts(merchant_id: UUID, ids: Sequence[UUID]) -> None:
-    """Recompute the contacts' rows; an erased contact's episodes go too."""
+    """Recompute the contacts' rows and activity (an erased contact keeps none)."""
     for i in range(0, len(ids), CHUNK):
         chunk = list(ids[i : i + CHUNK])
         await store.refresh_contacts(merchant_id, chunk)
@@ -143,6 +143,9 @@ def affected(events: Sequence[OutboxEvent]) -> dict[UUID, Affected]:
         contact = _uuid(ev.payload.get("contact_id"))
         conv = _uuid(ev.payload.get("conversation_id"))
         if kind == "contact":
+            many = ev.payload.get("contact_ids")  # contact.imported: one per message
+            if isinstance(many, list):
+                a.contacts.update(u for u in map(_uuid, many) if u is not None)
             contact = contact or ev.aggregate_id
             if contact is not None:
                 a.contacts.add(contact)
