@@ -37,7 +37,7 @@ class AnalyticsServiceStub:
     listed, empty ones with zeros; a bucket counts only what falls inside the period.
 
     Reports are read from rollups that the `analytics-rollups` outbox consumer keeps
-    current (within about a second of a change); `mktx-grpc analytics rebuild`
+    current (normally within a few seconds of a change); `mktx-grpc analytics rebuild`
     recomputes them from raw data. Sections of capabilities not built yet are present
     and zero.
 
@@ -119,7 +119,7 @@ class AnalyticsServiceServicer:
     listed, empty ones with zeros; a bucket counts only what falls inside the period.
 
     Reports are read from rollups that the `analytics-rollups` outbox consumer keeps
-    current (within about a second of a change); `mktx-grpc analytics rebuild`
+    current (normally within a few seconds of a change); `mktx-grpc analytics rebuild`
     recomputes them from raw data. Sections of capabilities not built yet are present
     and zero.
 
@@ -273,7 +273,7 @@ class AnalyticsService:
     listed, empty ones with zeros; a bucket counts only what falls inside the period.
 
     Reports are read from rollups that the `analytics-rollups` outbox consumer keeps
-    current (within about a second of a change); `mktx-grpc analytics rebuild`
+    current (normally within a few seconds of a change); `mktx-grpc analytics rebuild`
     recomputes them from raw data. Sections of capabilities not built yet are present
     and zero.
 
