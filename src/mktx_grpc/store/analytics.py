@@ -37,8 +37,14 @@ async def conversations_for_rollup(merchant_id: UUID, ids: Sequence[UUID]) -> li
     return await fetch_all(Q.conversations_for_rollup, {"merchant_id": merchant_id, "ids": ids})
 
 
-async def messages_for_rollup(merchant_id: UUID, ids: Sequence[UUID]) -> list[Row]:
-    return await fetch_all(Q.messages_for_rollup, {"merchant_id": merchant_id, "ids": ids})
+async def messages_for_rollup(
+    merchant_id: UUID, ids: Sequence[UUID]
+) -> list[tuple[UUID, datetime, str, str, bool]]:
+    """(conversation_id, created_at, direction, origin, is_from_bot) of every message
+    of the conversations, in order; plain tuples (this is the consumer's largest read)."""
+    async with current_connection().cursor() as cur:
+        await cur.execute(Q.messages_for_rollup, {"merchant_id": merchant_id, "ids": ids})
+        return await cur.fetchall()
 
 
 async def history_for_rollup(merchant_id: UUID, ids: Sequence[UUID]) -> list[Row]:

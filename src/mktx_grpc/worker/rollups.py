@@ -78,9 +78,11 @@ async def refresh_conversations(merchant_id: UUID, ids: Sequence[UUID]) -> None:
         chunk = list(ids[i : i + CHUNK])
         convs = await store.conversations_for_rollup(merchant_id, chunk)
         msgs: dict[UUID, list[domain.Message]] = defaultdict(list)
-        for m in await store.messages_for_rollup(merchant_id, chunk):
-            author = domain.message_author(m["direction"], m["origin"], m["is_from_bot"])
-            msgs[m["conversation_id"]].append(domain.Message(m["created_at"], author))
+        for conv_id, at, direction, origin, is_from_bot in await store.messages_for_rollup(
+            merchant_id, chunk
+        ):
+            author = domain.message_author(direction, origin, is_from_bot)
+            msgs[conv_id].append(domain.Message(at, author))
         hist: dict[UUID, list[domain.Transition]] = defaultdict(list)
         for h in await store.history_for_rollup(merchant_id, chunk):
             hist[h["conversation_id"]].append(
@@ -174,7 +176,9 @@ async def apply_events(events: Sequence[OutboxEvent]) -> None:
             await refresh_conversations(merchant_id, sorted(a.conversations))
 
 
-ANALYTICS_ROLLUPS = Consumer(name="analytics-rollups", handle_batch=apply_events, batch_size=500)
+#: Batches of up to 2,000 events: a conversation or contact named many times in a
+#: batch (a burst of DMs) is recomputed once.
+ANALYTICS_ROLLUPS = Consumer(name="analytics-rollups", handle_batch=apply_events, batch_size=2000)
 
 
 async def rebuild(
