@@ -509,3 +509,59 @@ SELECT c.total AS contacts_total, c.new AS contacts_new, act.active AS contacts_
        ex.completed AS executions_completed, pp.published AS posts_published,
        gains.impressions, gains.engagements
   FROM c, act, o, f, r, cp, cs, fl, ex, pp, gains;
+
+-- name: conversation_report
+-- GetConversationAnalytics' totals in one statement: the figures episodes_opened,
+-- first_response_stats, resolution_stats and bot_stats give for the period.
+WITH e AS (
+  SELECT * FROM analytics_conversation_episodes
+   WHERE merchant_id = %(merchant_id)s
+     AND ((opened_at >= %(start)s AND opened_at < %(end)s)
+          OR (resolved_at >= %(start)s AND resolved_at < %(end)s)
+          OR (first_human_reply_at >= %(start)s AND first_human_reply_at < %(end)s)
+          OR (first_bot_reply_at >= %(start)s AND first_bot_reply_at < %(end)s))
+     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+), w AS (
+  SELECT e.*,
+         opened_at >= %(start)s AND opened_at < %(end)s AS in_opened,
+         coalesce(resolved_at >= %(start)s AND resolved_at < %(end)s, false) AS in_resolved,
+         coalesce(first_human_reply_at >= %(start)s AND first_human_reply_at < %(end)s, false)
+           AS in_responded,
+         coalesce(first_bot_reply_at >= %(start)s AND first_bot_reply_at < %(end)s, false)
+           AS in_bot
+    FROM e
+)
+SELECT count(*) FILTER (WHERE in_opened) AS opened,
+       count(*) FILTER (WHERE in_opened AND bot_replied) AS bot_involved,
+       count(*) FILTER (WHERE in_opened AND bot_replied AND escalated) AS escalated,
+       count(*) FILTER (WHERE in_responded) AS frt_n,
+       coalesce(avg(first_response_s) FILTER (WHERE in_responded), 0) AS frt_mean,
+       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_s)
+                FILTER (WHERE in_responded), 0) AS frt_median,
+       coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_s)
+                FILTER (WHERE in_responded), 0) AS frt_p90,
+       coalesce(avg(first_response_bh_s) FILTER (WHERE in_responded), 0) AS frt_bh_mean,
+       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_bh_s)
+                FILTER (WHERE in_responded), 0) AS frt_bh_median,
+       coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_bh_s)
+                FILTER (WHERE in_responded), 0) AS frt_bh_p90,
+       count(*) FILTER (WHERE in_resolved) AS res_n,
+       count(*) FILTER (WHERE in_resolved AND bot_only) AS res_bot_only,
+       coalesce(avg(resolution_s) FILTER (WHERE in_resolved), 0) AS res_mean,
+       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_s)
+                FILTER (WHERE in_resolved), 0) AS res_median,
+       coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY resolution_s)
+                FILTER (WHERE in_resolved), 0) AS res_p90,
+       coalesce(avg(resolution_bh_s) FILTER (WHERE in_resolved), 0) AS res_bh_mean,
+       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_bh_s)
+                FILTER (WHERE in_resolved), 0) AS res_bh_median,
+       coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY resolution_bh_s)
+                FILTER (WHERE in_resolved), 0) AS res_bh_p90,
+       count(*) FILTER (WHERE in_bot) AS bot_n,
+       coalesce(avg(bot_response_s) FILTER (WHERE in_bot), 0) AS bot_mean,
+       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY bot_response_s)
+                FILTER (WHERE in_bot), 0) AS bot_median,
+       coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY bot_response_s)
+                FILTER (WHERE in_bot), 0) AS bot_p90,
+       coalesce(avg(bot_handled_s) FILTER (WHERE in_bot), 0) AS bot_handled_mean
+  FROM w;

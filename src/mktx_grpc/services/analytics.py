@@ -129,10 +129,10 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     ) -> A.ConversationAnalytics:
         args = await self._args(request)
         p = args.params()
-        opened = await store.read_one("episodes_opened", p)
-        frt = await store.read_one("first_response_stats", p)
-        res = await store.read_one("resolution_stats", p)
-        bot = await store.read_one("bot_stats", p)
+        t = await store.read_one("conversation_report", p)
+        frt = {k[4:]: v for k, v in t.items() if k.startswith("frt_")}
+        res = {k[4:]: v for k, v in t.items() if k.startswith("res_")}
+        bot = {k[4:]: v for k, v in t.items() if k.startswith("bot_")}
         opened_by = by_key(await store.read("episodes_opened_series", p))
         frt_by = by_key(await store.read("first_response_series", p))
         res_by = by_key(await store.read("resolution_series", p))
@@ -154,7 +154,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         return A.ConversationAnalytics(
             time_zone=args.time_zone,
             granularity=mapping.GRANULARITY_TO_PROTO[args.granularity],
-            opened=opened["opened"],
+            opened=t["opened"],
             resolved=res["n"],
             first_response=duration_stats(frt),
             first_response_business_hours=duration_stats(frt, "bh_"),
@@ -167,7 +167,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                 resolved_by_bot=res["bot_only"],
             ),
             bot_resolved_share=ratio(res["bot_only"], res["n"]),
-            escalation_rate=ratio(opened["escalated"], opened["bot_involved"]),
+            escalation_rate=ratio(t["escalated"], t["bot_involved"]),
             assignees=[
                 A.AssigneeStats(
                     assignee_user_id=a["assignee_user_id"],

@@ -181,6 +181,7 @@ READERS: dict[str, str] = {
         "posts_published",
         "posts_published_count",
         "overview",
+        "conversation_report",
     )
 }
 
