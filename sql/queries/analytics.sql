@@ -187,36 +187,12 @@ SELECT tag, count(*) AS n
 
 -- ---------------------------------------------------------------- conversations
 
--- name: episodes_opened
-SELECT count(*) AS opened,
-       count(*) FILTER (WHERE status = 'OPEN') AS open,
-       count(*) FILTER (WHERE status IN ('PENDING', 'SNOOZED')) AS pending,
-       count(*) FILTER (WHERE status = 'CLOSED') AS closed,
-       count(*) FILTER (WHERE bot_replied) AS bot_involved,
-       count(*) FILTER (WHERE bot_replied AND escalated) AS escalated
-  FROM analytics_conversation_episodes
- WHERE merchant_id = %(merchant_id)s AND opened_at >= %(start)s AND opened_at < %(end)s
-   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s);
-
 -- name: episodes_opened_series
 SELECT date_trunc(%(unit)s, opened_at AT TIME ZONE %(tz)s)::date AS key, count(*) AS n
   FROM analytics_conversation_episodes
  WHERE merchant_id = %(merchant_id)s AND opened_at >= %(start)s AND opened_at < %(end)s
    AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
  GROUP BY 1;
-
--- name: first_response_stats
-SELECT count(*) AS n,
-       coalesce(avg(first_response_s), 0) AS mean,
-       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_s), 0) AS median,
-       coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_s), 0) AS p90,
-       coalesce(avg(first_response_bh_s), 0) AS bh_mean,
-       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_bh_s), 0) AS bh_median,
-       coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_bh_s), 0) AS bh_p90
-  FROM analytics_conversation_episodes
- WHERE merchant_id = %(merchant_id)s AND first_human_reply_at >= %(start)s
-   AND first_human_reply_at < %(end)s
-   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s);
 
 -- name: first_response_series
 SELECT date_trunc(%(unit)s, first_human_reply_at AT TIME ZONE %(tz)s)::date AS key,
@@ -232,31 +208,6 @@ SELECT date_trunc(%(unit)s, first_human_reply_at AT TIME ZONE %(tz)s)::date AS k
    AND first_human_reply_at < %(end)s
    AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
  GROUP BY 1;
-
--- name: bot_stats
--- Bot first replies and bot-handled time of episodes the bot answered in the period.
-SELECT count(*) AS n,
-       coalesce(avg(bot_response_s), 0) AS mean,
-       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY bot_response_s), 0) AS median,
-       coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY bot_response_s), 0) AS p90,
-       coalesce(avg(bot_handled_s), 0) AS handled_mean
-  FROM analytics_conversation_episodes
- WHERE merchant_id = %(merchant_id)s AND first_bot_reply_at >= %(start)s
-   AND first_bot_reply_at < %(end)s
-   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s);
-
--- name: resolution_stats
-SELECT count(*) AS n,
-       count(*) FILTER (WHERE bot_only) AS bot_only,
-       coalesce(avg(resolution_s), 0) AS mean,
-       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_s), 0) AS median,
-       coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY resolution_s), 0) AS p90,
-       coalesce(avg(resolution_bh_s), 0) AS bh_mean,
-       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_bh_s), 0) AS bh_median,
-       coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY resolution_bh_s), 0) AS bh_p90
-  FROM analytics_conversation_episodes
- WHERE merchant_id = %(merchant_id)s AND resolved_at >= %(start)s AND resolved_at < %(end)s
-   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s);
 
 -- name: resolution_series
 SELECT date_trunc(%(unit)s, resolved_at AT TIME ZONE %(tz)s)::date AS key,
@@ -419,9 +370,8 @@ SELECT count(*) AS n
 
 -- name: overview
 -- GetOverview in one round trip: the same figures as contact_totals,
--- active_contacts, episodes_opened, first_response_stats, resolution_stats,
--- campaign_counts, campaign_series, automation_counts, posts_published_count and
--- post_readings give for the period.
+-- active_contacts, conversation_report, campaign_counts, campaign_series,
+-- automation_counts, posts_published_count and post_readings give for the period.
 WITH c AS (
   SELECT count(*) AS total,
          count(*) FILTER (WHERE created_at >= %(start)s) AS new
@@ -511,8 +461,9 @@ SELECT c.total AS contacts_total, c.new AS contacts_new, act.active AS contacts_
   FROM c, act, o, f, r, cp, cs, fl, ex, pp, gains;
 
 -- name: conversation_report
--- GetConversationAnalytics' totals in one statement: the figures episodes_opened,
--- first_response_stats, resolution_stats and bot_stats give for the period.
+-- GetConversationAnalytics' totals in one statement: episodes opened in the period
+-- (and of those, answered by the bot and escalated); human first responses in the
+-- period; episodes closed in the period; the bot's first replies in the period.
 WITH e AS (
   SELECT * FROM analytics_conversation_episodes
    WHERE merchant_id = %(merchant_id)s
