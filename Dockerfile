@@ -7,5 +7,5 @@ COPY src ./src
 COPY gen ./gen
 COPY sql ./sql
 RUN pip install -e .
-EXPOSE 50051 5000
+EXPOSE 50051 5000 5081 9464
 CMD ["mktx-grpc", "serve"]

@@ -1,11 +1,14 @@
-"""The bare baseline for the GetTemplate benchmark (issue 2 §6).
+"""The bare baseline for the GetTemplate and GetContact benchmark (issues 2 §6, 14 §2).
 
-A grpc.aio server with exactly one handler, ``mktx.v1.TemplatesService/GetTemplate``,
-that does what the service's read path does at its core and nothing else: take a
-connection from an autocommit ``AsyncConnectionPool`` (same sizes as the service),
-run the same SELECT (``sql/queries/templates.sql`` ``get_template``) with a dict row
-factory, and build the same ``Template`` message. No interceptors, no JWT, no
-validation, no health or reflection; the merchant comes from ``--merchant``.
+A grpc.aio server with exactly two handlers, ``mktx.v1.TemplatesService/GetTemplate``
+and ``mktx.v1.ContactsService/GetContact``, that do what the service's read path does
+at its core and nothing else: take a connection from an autocommit
+``AsyncConnectionPool`` (same sizes as the service), run the same SELECTs (from
+``sql/queries/*.sql``: ``get_template``; ``get_contact`` then ``contact_engagement``)
+with a dict row factory, and build the same message (GetContact through the service's
+own ``contact_to_proto``). No interceptors, no JWT, no validation, no health or
+reflection; the merchant comes from ``--merchant``. One query per call: the bare
+handler cannot coalesce.
 
     python bench/bare_server.py --database-url URL --merchant UUID --port 50090 \
         [--workers 1] [--loop uvloop|asyncio] [--pool-min 2] [--pool-max 10]
@@ -31,7 +34,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from mktx.v1 import common_pb2, templates_pb2, templates_pb2_grpc
+from mktx.v1 import common_pb2, contacts_pb2, contacts_pb2_grpc, templates_pb2, templates_pb2_grpc
+from mktx_grpc.mapping.contacts import contact_to_proto
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,11 +46,15 @@ TYPE_FROM_DB = {
 }
 
 
-def get_template_sql() -> str:
-    """The service's own named query, read from sql/queries/templates.sql."""
-    text = (ROOT / "sql" / "queries" / "templates.sql").read_text()
-    body = text.split("-- name: get_template\n", 1)[1].split("-- name:", 1)[0]
+def named_sql(domain: str, name: str) -> str:
+    """The service's own named query, read from sql/queries/<domain>.sql."""
+    text = (ROOT / "sql" / "queries" / f"{domain}.sql").read_text()
+    body = text.split(f"-- name: {name}\n", 1)[1].split("-- name:", 1)[0]
     return body.strip().rstrip(";")
+
+
+def get_template_sql() -> str:
+    return named_sql("templates", "get_template")
 
 
 def _ts(value: Any) -> Timestamp:
@@ -94,6 +102,28 @@ class BareTemplates(templates_pb2_grpc.TemplatesServiceServicer):
         )
 
 
+class BareContacts(contacts_pb2_grpc.ContactsServiceServicer):
+    def __init__(self, pool: AsyncConnectionPool, merchant: UUID) -> None:
+        self._pool = pool
+        self._merchant = merchant
+        self._get = named_sql("contacts", "get_contact")
+        self._engagement = named_sql("contacts", "contact_engagement")
+
+    async def GetContact(
+        self, request: contacts_pb2.GetContactRequest, context: grpc.aio.ServicerContext
+    ) -> contacts_pb2.Contact:
+        params = {"merchant_id": self._merchant, "id": UUID(request.id)}
+        async with self._pool.connection() as conn:
+            async with conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(self._get, params)
+                row = await cur.fetchone()
+                if row is None:
+                    await context.abort(grpc.StatusCode.NOT_FOUND, "contact not found")
+                await cur.execute(self._engagement, params)
+                engagement = await cur.fetchone()
+        return contact_to_proto(row, engagement)
+
+
 async def serve(args: argparse.Namespace, ready: Any = None) -> None:
     pool = AsyncConnectionPool(
         args.database_url,
@@ -107,6 +137,9 @@ async def serve(args: argparse.Namespace, ready: Any = None) -> None:
     server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
     templates_pb2_grpc.add_TemplatesServiceServicer_to_server(
         BareTemplates(pool, UUID(args.merchant), get_template_sql()), server
+    )
+    contacts_pb2_grpc.add_ContactsServiceServicer_to_server(
+        BareContacts(pool, UUID(args.merchant)), server
     )
     port = server.add_insecure_port(f"127.0.0.1:{args.port}")
     await server.start()

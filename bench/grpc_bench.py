@@ -2,6 +2,12 @@
 
     .venv/bin/python bench/grpc_bench.py            # full run, writes bench/results/grpc_get_template.md
     .venv/bin/python bench/grpc_bench.py --quick    # shorter runs, no results file
+    .venv/bin/python bench/grpc_bench.py --defaults # issue 14: writes bench/results/grpc.md
+
+``--defaults`` (issue 14 §2) runs three sides in one run, one process each: the bare
+handler, the service at its defaults (INFO logging, rate limiting, metrics) and the
+same with coalesced reads on (MKTX_COALESCE_READS=true); GetTemplate and GetContact (with
+its engagement figures); peak req/s and p50/p99 at half of the bare handler's peak.
 
 Needs ``h2load`` (Debian: ``apt-get install nghttp2-client``) and a PostgreSQL whose
 admin URL is ``DATABASE_URL`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``).
@@ -38,7 +44,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -48,7 +54,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
-from mktx.v1 import templates_pb2, templates_pb2_grpc
+from mktx.v1 import contacts_pb2, contacts_pb2_grpc, templates_pb2, templates_pb2_grpc
 from mktx_grpc.core.auth import mint_token
 from mktx_grpc.core.config import Settings
 from mktx_grpc.core.db import migrate
@@ -155,7 +161,15 @@ class Server:
                 self.proc.wait()
 
 
-def start_service(db_url: str, workers: int, log_level: str, tmp: Path) -> Server:
+def start_service(
+    db_url: str,
+    workers: int,
+    log_level: str,
+    tmp: Path,
+    *,
+    name: str = "service",
+    extra_env: dict[str, str] | None = None,
+) -> Server:
     port = free_port()
     env = {
         **os.environ,
@@ -174,8 +188,9 @@ def start_service(db_url: str, workers: int, log_level: str, tmp: Path) -> Serve
         # as in production.
         "X_CONSUMER_KEY": "bench-consumer-key",
         "X_CONSUMER_SECRET": "bench-consumer-secret",
+        **(extra_env or {}),
     }
-    log_path = tmp / f"service-w{workers}-{log_level.lower()}.log"
+    log_path = tmp / f"{name}-w{workers}-{log_level.lower()}.log"
     cmd = [str(VENV_BIN / "mktx-grpc"), "serve"]
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=log_path.open("wb"), cwd=ROOT
@@ -183,8 +198,9 @@ def start_service(db_url: str, workers: int, log_level: str, tmp: Path) -> Serve
     describe = (
         f"`mktx-grpc serve`, MKTX_WORKERS={workers}, uvloop, pool {POOL_MIN}..{POOL_MAX}"
         f"/process, MKTX_LOG_LEVEL={log_level}"
+        + "".join(f", {k}={v}" for k, v in (extra_env or {}).items())
     )
-    return Server("service", port, proc, describe, log_path)
+    return Server(name, port, proc, describe, log_path)
 
 
 def start_bare(db_url: str, merchant: uuid.UUID, workers: int, loop: str, tmp: Path) -> Server:
@@ -315,6 +331,9 @@ def h2load_args(
     *,
     requests: int | None = None,
     duration: int | None = None,
+    method: str | None = None,
+    rps: float | None = None,
+    log_file: Path | None = None,
 ) -> list[str]:
     """``-n requests`` for measured runs (h2load's DATA byte count is then exact);
     ``-D duration`` for warm-ups."""
@@ -337,7 +356,11 @@ def h2load_args(
     ]
     if token:
         cmd += ["-H", f"authorization: Bearer {token}"]
-    return [*cmd, f"http://127.0.0.1:{port}{METHOD}"]
+    if rps:
+        cmd += [f"--rps={rps}"]
+    if log_file:
+        cmd += [f"--log-file={log_file}"]
+    return [*cmd, f"http://127.0.0.1:{port}{method or METHOD}"]
 
 
 def run_h2load(
@@ -350,16 +373,32 @@ def run_h2load(
     *,
     requests: int | None = None,
     warmup_seconds: int | None = None,
+    method: str | None = None,
+    rps: float | None = None,
+    log_file: Path | None = None,
 ) -> Run:
-    """A measured run of ``requests`` requests, or an unrecorded ``warmup_seconds`` run."""
-    cmd = h2load_args(load, server.port, body, token, requests=requests, duration=warmup_seconds)
+    """A measured run of ``requests`` requests, or an unrecorded ``warmup_seconds`` run;
+    with ``rps`` (per connection) an open-loop run at that rate, and with ``log_file``
+    h2load's per-request log (for latency percentiles)."""
+    cmd = h2load_args(
+        load,
+        server.port,
+        body,
+        token,
+        requests=requests,
+        duration=warmup_seconds,
+        method=method,
+        rps=rps,
+        log_file=log_file,
+    )
     if requests:
         shown = [
             re.sub(r"^authorization: Bearer .*", "authorization: Bearer $TOKEN", a) for a in cmd
         ]
         shown = ["$N" if a == str(requests) else a for a in shown]
         shown = ["body.bin" if a == str(body) else a for a in shown]
-        port = "$SERVICE_PORT" if server.name == "service" else "$BARE_PORT"
+        shown = [a for a in shown if not a.startswith(("--rps=", "--log-file="))]
+        port = "$BARE_PORT" if server.name == "bare" else "$SERVICE_PORT"
         shown = [a.replace(f":{server.port}/", f":{port}/") for a in shown]
         line = " ".join(f'"{a}"' if " " in a else a for a in shown)
         if line not in load.commands:
@@ -482,7 +521,7 @@ NOTES = [
 ]
 
 
-# ------------------------------------------------------------------ main
+# ------------------------------------------------------------------ issue 2 run
 
 
 async def amain(args: argparse.Namespace) -> int:
@@ -668,6 +707,394 @@ async def amain(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ issue 14: defaults
+
+
+CONTACT_METHOD = "/mktx.v1.ContactsService/GetContact"
+RESULTS_DEFAULTS = ROOT / "bench" / "results" / "grpc.md"
+#: The bench merchant's rate-limit override: the limiter runs on every call (one hit
+#: and one window read per call, as at the default) but never refuses the load.
+BENCH_RATE_LIMIT = 1_000_000_000
+
+
+def seed_contact(db_url: str, merchant: uuid.UUID) -> uuid.UUID:
+    """One contact with engagement to count (2 conversations, 8 messages, 2
+    interactions), and the merchant's rate-limit override. Returns the contact id."""
+    base = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        account, contact = uuid.uuid4(), uuid.uuid4()
+        conn.execute(
+            "INSERT INTO accounts (id, merchant_id, x_user_id, username, status, auth_method,"
+            " access_token_enc) VALUES (%s, %s, '4242', 'benchshop', 'ACTIVE', 'OAUTH2', %s)",
+            (account, merchant, b"\x01enc"),
+        )
+        conn.execute(
+            "INSERT INTO contacts (id, merchant_id, account_id, x_user_id, username, display_name,"
+            " tags, source, first_interaction_at, last_interaction_at, attributes)"
+            " VALUES (%s, %s, %s, '777', 'ana', 'Ana Customer', %s, 'INBOUND_MESSAGE', %s, %s,"
+            " %s)",
+            (
+                contact,
+                merchant,
+                account,
+                ["vip", "spring"],
+                base,
+                base,
+                Jsonb({"plan": "gold", "city": "Lisbon"}),
+            ),
+        )
+        for c, messages in enumerate(
+            (
+                [("INBOUND", 0, "DELIVERED"), ("OUTBOUND", 10, "SENT"), ("INBOUND", 20, "READ")],
+                [
+                    ("OUTBOUND", 100, "READ"),
+                    ("INBOUND", 101, "DELIVERED"),
+                    ("OUTBOUND", 104, "DELIVERED"),
+                    ("INBOUND", 110, "DELIVERED"),
+                    ("OUTBOUND", 111, "FAILED"),
+                ],
+            )
+        ):
+            conv = uuid.uuid4()
+            conn.execute(
+                "INSERT INTO conversations (id, merchant_id, account_id, contact_id, status,"
+                " message_count) VALUES (%s, %s, %s, %s, %s, %s)",
+                (conv, merchant, account, contact, "OPEN" if c else "CLOSED", len(messages)),
+            )
+            for direction, minutes, state in messages:
+                at = base + timedelta(minutes=minutes)
+                conn.execute(
+                    "INSERT INTO messages (merchant_id, conversation_id, direction, text,"
+                    " delivery_state, sent_at, created_at) VALUES (%s, %s, %s, 'hi', %s, %s, %s)",
+                    (merchant, conv, direction, state, at, at),
+                )
+        conn.execute(
+            "INSERT INTO contact_interactions (merchant_id, contact_id, kind, occurred_at)"
+            " VALUES (%s, %s, 'FOLLOW', %s), (%s, %s, 'MESSAGE_IN', %s)",
+            (merchant, contact, base, merchant, contact, base + timedelta(days=3)),
+        )
+        conn.execute(
+            "INSERT INTO merchant_settings (merchant_id, rate_limit_per_minute, rate_limit_burst,"
+            " version) VALUES (%s, %s, 0, 1)",
+            (merchant, BENCH_RATE_LIMIT),
+        )
+        conn.execute("VACUUM ANALYZE")
+    return contact
+
+
+@dataclass
+class Rpc:
+    name: str
+    path: str
+    body: Path
+    size: int = 0
+
+
+async def call_rpc(
+    port: int, rpc: str, row_id: uuid.UUID, token: str | None
+) -> tuple[bytes, dict[str, str]]:
+    """One real gRPC call; the serialized answer and its trailing metadata."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+        md = [("authorization", f"Bearer {token}")] if token else None
+        if rpc == "GetTemplate":
+            call = templates_pb2_grpc.TemplatesServiceStub(ch).GetTemplate(
+                templates_pb2.GetTemplateRequest(id=str(row_id)), metadata=md, timeout=5
+            )
+        else:
+            call = contacts_pb2_grpc.ContactsServiceStub(ch).GetContact(
+                contacts_pb2.GetContactRequest(id=str(row_id)), metadata=md, timeout=5
+            )
+        resp = await call
+        trailers = {k: v for k, v in (await call.trailing_metadata() or ()) if isinstance(v, str)}
+        return resp.SerializeToString(), trailers
+
+
+async def check_same(servers: list[Server], rpc: str, row_id: uuid.UUID, token: str) -> int:
+    """Every side returns the identical message; each service side carries the
+    rate-limit trailers and refuses a forged token. Returns the message size."""
+    answers = {}
+    for srv in servers:
+        body, trailers = await call_rpc(
+            srv.port, rpc, row_id, None if srv.name == "bare" else token
+        )
+        answers[srv.name] = body
+        if srv.name != "bare":
+            if "x-ratelimit-remaining" not in trailers:
+                raise AssertionError(f"{srv.name}: no x-ratelimit-* trailers: {trailers}")
+            forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+            try:
+                await call_rpc(srv.port, rpc, row_id, forged)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAUTHENTICATED:
+                    raise AssertionError(f"forged token gave {exc.code()}") from None
+            else:
+                raise AssertionError("forged token was accepted")
+    # Equal as messages and in size (a Struct's map entries may serialize in another
+    # order, so the bytes need not be identical).
+    cls = templates_pb2.Template if rpc == "GetTemplate" else contacts_pb2.Contact
+    parsed = [cls.FromString(b) for b in answers.values()]
+    sizes = {len(b) for b in answers.values()}
+    if any(p != parsed[0] for p in parsed) or len(sizes) != 1 or not parsed[0].id:
+        raise AssertionError(f"{rpc}: the sides returned different messages")
+    if rpc == "GetContact":
+        c = contacts_pb2.Contact.FromString(answers["bare"])
+        e = c.engagement
+        if (e.conversation_count, e.messages_sent, e.messages_received) != (2, 3, 4):
+            raise AssertionError(f"unexpected engagement figures: {e}")
+    return len(answers["bare"])
+
+
+def percentiles(log_file: Path) -> tuple[float, float, int]:
+    """(p50, p99) in ms and the count, from h2load's per-request log."""
+    times = sorted(
+        int(line.split("\t")[2]) / 1000
+        for line in log_file.read_text().splitlines()
+        if line.count("\t") >= 2
+    )
+    if not times:
+        return float("nan"), float("nan"), 0
+
+    def at(q: float) -> float:
+        return times[min(len(times) - 1, int(q * len(times)))]
+
+    return at(0.50), at(0.99), len(times)
+
+
+@dataclass
+class Latency:
+    rpc: str
+    side: str
+    offered: float
+    achieved: float
+    p50: float
+    p99: float
+    count: int
+    loadavg: str
+
+
+async def defaults_main(args: argparse.Namespace) -> int:
+    """Issue 14 §2: bare vs the service at its defaults (INFO logging, rate limiting and
+    metrics on; coalescing off) and the service with coalescing on, one
+    process each, sides rotating, for GetTemplate and GetContact; then p50/p99 of each
+    side at half of the bare handler's peak."""
+    admin_url = os.environ.get("DATABASE_URL", "").strip() or DEFAULT_ADMIN_URL
+    t0 = time.monotonic()
+    db_url, merchant, template_id = setup_database(admin_url)
+    contact_id = seed_contact(db_url, merchant)
+    token = mint_token(
+        Settings(jwt_secret=JWT_SECRET.encode()), merchant, user_id="bench", ttl_seconds=3600
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="mktx-bench-"))
+    rpcs = [
+        Rpc("GetTemplate", METHOD, tmp / "get_template.bin"),
+        Rpc("GetContact", CONTACT_METHOD, tmp / "get_contact.bin"),
+    ]
+    rpcs[0].body.write_bytes(
+        grpc_frame(templates_pb2.GetTemplateRequest(id=str(template_id)).SerializeToString())
+    )
+    rpcs[1].body.write_bytes(
+        grpc_frame(contacts_pb2.GetContactRequest(id=str(contact_id)).SerializeToString())
+    )
+    ids = {"GetTemplate": template_id, "GetContact": contact_id}
+    load = Load(
+        clients=args.clients, streams=args.streams, duration=args.duration, warmup=args.warmup
+    )
+    servers = [
+        start_bare(db_url, merchant, 1, "uvloop", tmp),
+        start_service(db_url, 1, "INFO", tmp, name="service"),
+        start_service(
+            db_url,
+            1,
+            "INFO",
+            tmp,
+            name="service + coalescing",
+            extra_env={"MKTX_COALESCE_READS": "true"},
+        ),
+    ]
+    runs: list[Run] = []
+    latencies: list[Latency] = []
+    peaks: dict[tuple[str, str], list[Run]] = {}
+    try:
+        for srv in servers:
+            await wait_ready(srv, health=srv.name != "bare")
+        for rpc in rpcs:
+            rpc.size = await check_same(servers, rpc.name, ids[rpc.name], token)
+            print(f"== {rpc.name}: every side returns the same {rpc.size}-byte message", flush=True)
+            n: dict[str, int] = {}
+            for srv in servers:
+                w = run_h2load(
+                    load,
+                    srv,
+                    rpc.body,
+                    None if srv.name == "bare" else token,
+                    "warm-up",
+                    rpc.size,
+                    warmup_seconds=load.warmup,
+                    method=rpc.path,
+                )
+                n[srv.name] = max(1000, int(w.rps * load.duration))
+            for i in range(args.rounds):
+                order = servers[i % 3 :] + servers[: i % 3]  # rotate who goes first
+                for srv in order:
+                    r = run_h2load(
+                        load,
+                        srv,
+                        rpc.body,
+                        None if srv.name == "bare" else token,
+                        f"{rpc.name} peak",
+                        rpc.size,
+                        requests=n[srv.name],
+                        method=rpc.path,
+                    )
+                    print(
+                        f"   {srv.name:24s} {r.rps:8,.0f} req/s  {r.cpu_us_per_req:5,.0f} "
+                        f"server CPU µs/req  (loadavg {r.loadavg})",
+                        flush=True,
+                    )
+                    runs.append(r)
+                    peaks.setdefault((rpc.name, srv.name), []).append(r)
+            bare_peak = statistics.mean(r.rps for r in peaks[(rpc.name, "bare")])
+            offered = bare_peak / 2
+            per_client = max(1.0, offered / load.clients)
+            for srv in servers:
+                log_file = tmp / f"lat-{rpc.name}-{srv.name.replace(' ', '_')}.tsv"
+                r = run_h2load(
+                    load,
+                    srv,
+                    rpc.body,
+                    None if srv.name == "bare" else token,
+                    f"{rpc.name} half-peak",
+                    rpc.size,
+                    requests=max(500, int(offered * args.latency_seconds)),
+                    method=rpc.path,
+                    rps=round(per_client, 1),
+                    log_file=log_file,
+                )
+                p50, p99, count = percentiles(log_file)
+                latencies.append(
+                    Latency(rpc.name, srv.name, offered, r.rps, p50, p99, count, r.loadavg)
+                )
+                print(
+                    f"   {srv.name:24s} at {offered:,.0f} req/s offered: p50 {p50:.2f} ms, "
+                    f"p99 {p99:.2f} ms",
+                    flush=True,
+                )
+    finally:
+        for srv in servers:
+            srv.stop()
+    elapsed = time.monotonic() - t0
+    lines = report_defaults(admin_url, servers, load, runs, peaks, latencies, rpcs, args, elapsed)
+    print("\n".join(lines))
+    if not args.quick:
+        RESULTS_DEFAULTS.write_text("\n".join(lines) + "\n")
+        print(f"wrote {RESULTS_DEFAULTS.relative_to(ROOT)}")
+    return 0
+
+
+def report_defaults(
+    admin_url: str,
+    servers: list[Server],
+    load: Load,
+    runs: list[Run],
+    peaks: dict[tuple[str, str], list[Run]],
+    latencies: list[Latency],
+    rpcs: list[Rpc],
+    args: argparse.Namespace,
+    elapsed: float,
+) -> list[str]:
+    ratio_rows = [
+        "| RPC | side | req/s per run | mean req/s | vs bare | server CPU µs/req |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    verdict = []
+    for rpc in rpcs:
+        bare = statistics.mean(r.rps for r in peaks[(rpc.name, "bare")])
+        for srv in servers:
+            rs = peaks[(rpc.name, srv.name)]
+            mean = statistics.mean(r.rps for r in rs)
+            cpu = statistics.mean(r.cpu_us_per_req for r in rs)
+            ratio_rows.append(
+                f"| {rpc.name} | {srv.name} | {', '.join(f'{r.rps:,.0f}' for r in rs)} | "
+                f"{mean:,.0f} | **{mean / bare:.2f}×** | {cpu:,.0f} |"
+            )
+        svc = statistics.mean(r.rps for r in peaks[(rpc.name, "service")])
+        on = statistics.mean(r.rps for r in peaks[(rpc.name, "service + coalescing")])
+        verdict.append(
+            f"- {rpc.name}: service at its defaults {svc / bare:.2f}× the bare handler "
+            f"(target ≥ 1.0× {'met' if svc / bare >= 1.0 else 'NOT met'}); with "
+            f"coalescing {on / bare:.2f}×; coalescing gives {on / svc:.2f}× "
+            f"(worth turning on by default at ≥ 1.3×)"
+        )
+    lat_rows = [
+        "| RPC | side | offered req/s | achieved req/s | p50 ms | p99 ms | requests | loadavg |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for lt in latencies:
+        lat_rows.append(
+            f"| {lt.rpc} | {lt.side} | {lt.offered:,.0f} | {lt.achieved:,.0f} | {lt.p50:.2f} | "
+            f"{lt.p99:.2f} | {lt.count:,} | {lt.loadavg} |"
+        )
+    return [
+        "# The service at its defaults vs a bare grpc.aio handler (issue 14 §2)",
+        "",
+        "Written by `bench/grpc_bench.py --defaults`. One process per side, all three",
+        "started together and measured in one run, the order of the sides rotating each",
+        "round. Target: the service at its defaults (INFO logging, rate limiting and",
+        "metrics on) ≥ 1.0× the bare handler at equal processes.",
+        "",
+        "## Machine",
+        "",
+        *machine_info(admin_url),
+        "",
+        "## Sides",
+        "",
+        *[f"- **{s.name}**: {s.describe}" for s in servers],
+        "",
+        "The service sides run `mktx-grpc serve` with every default: INFO logging (one",
+        "JSON line per RPC), Prometheus metrics, the per-merchant rate limit (in memory;",
+        f"the bench merchant has an override of {BENCH_RATE_LIMIT:,}/min so the limiter",
+        "counts every call without refusing the load), HS256 JWT auth, validation, unit",
+        "of work, health, reflection, the webhook sidecar and the background loops. The",
+        "bare handler runs the same SELECTs and builds the same message (byte-identical,",
+        "checked before each RPC's runs), with nothing else.",
+        "",
+        "GetContact is the contact row plus its engagement figures (the `contact_engagement`",
+        "query: 2 conversations, 8 messages, 2 interactions), two queries per call on both",
+        "sides; coalescing batches the row read only.",
+        "",
+        "## Load",
+        "",
+        f"h2load, 1 thread, {load.clients} connections × {load.streams} streams; warm-up"
+        f" {load.warmup} s per side, then {args.rounds} measured rounds of about"
+        f" {load.duration} s per side (`-n` from the warm-up rate). Latency: each side",
+        f"at half of the bare handler's mean peak (`--rps` per connection), about"
+        f" {args.latency_seconds} s, p50/p99 from h2load's `--log-file`.",
+        "",
+        "```",
+        *load.commands,
+        "```",
+        "",
+        "## Peak throughput",
+        "",
+        *ratio_rows,
+        "",
+        *verdict,
+        "",
+        "## Latency at half of peak",
+        "",
+        *lat_rows,
+        "",
+        "## All runs",
+        "",
+        *table(runs),
+        "",
+        f"Total bench wall time: {elapsed:.0f} s.",
+    ]
+
+
+# ------------------------------------------------------------------ main
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", "-c", type=int, default=16, help="h2load connections")
@@ -692,6 +1119,15 @@ def main() -> int:
         help="processes per side in the multi-process phase (1 = skip it)",
     )
     p.add_argument(
+        "--defaults",
+        action="store_true",
+        help="issue 14: bare vs the service at its defaults (coalescing on and off), "
+        "GetTemplate and GetContact, peak and p50/p99 at half peak; writes results/grpc.md",
+    )
+    p.add_argument(
+        "--latency-seconds", type=int, default=5, help="--defaults: seconds per latency run"
+    )
+    p.add_argument(
         "--quick",
         action="store_true",
         help="4 s runs, 1 round, no multi-process phase, no results file",
@@ -699,6 +1135,9 @@ def main() -> int:
     args = p.parse_args()
     if args.quick:
         args.duration, args.warmup, args.rounds, args.workers = 4, 1, 1, 1
+        args.latency_seconds = 3
+    if args.defaults:
+        return asyncio.run(defaults_main(args))
     return asyncio.run(amain(args))
 
 

@@ -34,6 +34,7 @@ from mktx_grpc.deps import close_deps, make_deps
 from mktx_grpc.sandbox import SandboxConfig, SandboxServer
 from mktx_grpc.server import GrpcApp
 from mktx_grpc.webhooks.app import create_webhook_app
+from mktx_grpc.webhooks.server import sidecar_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -222,9 +223,8 @@ async def serve_sidecar(settings: Settings) -> AsyncIterator[ServeSidecar]:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", 0))
             stack.callback(sock.close)
-            server = uvicorn.Server(
-                uvicorn.Config(app, lifespan=lifespan, log_config=None, access_log=False)
-            )
+            # The production configuration (receive deadlines, connection limit).
+            server = uvicorn.Server(sidecar_config(app, app.state.options, lifespan=lifespan))
             task = asyncio.create_task(server.serve(sockets=[sock]))
 
             async def stop() -> None:

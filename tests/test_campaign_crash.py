@@ -25,11 +25,14 @@ from campaign_helpers import (
     states,
     tag_condition,
 )
+from psycopg.conninfo import make_conninfo
 
 from mktx.v1 import campaigns_pb2, campaigns_pb2_grpc
 
 C = campaigns_pb2
 N = 1000
+#: The worker subprocess's PostgreSQL application_name.
+WORKER_APP = "crash-test-worker"
 
 
 def _worker_env(settings, sandbox, data_dir: Path) -> dict[str, str]:
@@ -37,7 +40,8 @@ def _worker_env(settings, sandbox, data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MKTX_", "X_"))}
     env.update(
         {
-            "DATABASE_URL": settings.database_url,
+            # Named, so the test can tell when the killed worker's sessions are gone.
+            "DATABASE_URL": make_conninfo(settings.database_url, application_name=WORKER_APP),
             "MKTX_DATA_DIR": str(data_dir),
             "MKTX_ENCRYPTION_KEY": base64.b64encode(bytes(range(32))).decode(),
             "MKTX_JWT_SECRET": settings.jwt_secret.decode(),
@@ -124,10 +128,29 @@ async def test_kill_9_mid_campaign_then_restart_sends_each_dm_exactly_once(
         # recovery must not send again.
         print(f"at kill: ledger {at_kill}, DMs at X {reached_x}")
 
-        # The dead worker's leases run out (as they would after lease_seconds).
+        # A SIGKILLed client's backend runs its current statement to the end (an
+        # UPDATE of many ledger rows, maybe waiting on a row lock) before it notices
+        # the socket is gone. Touching those rows meanwhile could deadlock with it
+        # (the flake of issue 13 §6), so wait until its sessions have ended.
+        async def worker_sessions_gone() -> bool:
+            return not await scalar(
+                db,
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND application_name = %s",
+                WORKER_APP,
+            )
+
+        deadline = time.monotonic() + 30
+        while not await worker_sessions_gone():
+            assert time.monotonic() < deadline, "the killed worker's sessions never ended"
+            await asyncio.sleep(0.05)
+        # The dead worker's leases run out (as they would after lease_seconds): one
+        # statement locking the rows in id order, the order the worker locks them in.
         await db.execute(
             "UPDATE campaign_recipients SET lease_until = now() - interval '1 second'"
-            " WHERE campaign_id = %s AND state = 'SENDING'",
+            " WHERE id IN (SELECT id FROM campaign_recipients"
+            "              WHERE campaign_id = %s AND state = 'SENDING'"
+            "              ORDER BY id FOR UPDATE)",
             (c.id,),
         )
         worker = _start_worker(env, log)

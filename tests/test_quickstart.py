@@ -185,6 +185,21 @@ def test_sandbox_defaults_match_the_sandbox_and_keep_state_in_the_data_dir(tmp_p
         assert second is None and joined.x_api_base == server.base_url
     finally:
         server.stop()
+    # docker compose: the api binds its sandbox to every interface, and the worker finds
+    # it by the api's host name.
+    settings, server = start_sandbox_if_needed(
+        Settings(data_dir=tmp_path, sandbox_port=0, sandbox_host="0.0.0.0")
+    )
+    try:
+        assert settings.x_api_base == f"http://127.0.0.1:{server._server.port}"
+        joined, second = start_sandbox_if_needed(
+            Settings(data_dir=tmp_path, sandbox_port=server._server.port, sandbox_host="localhost"),
+            join_running=True,
+        )
+        assert second is None
+        assert joined.x_api_base == f"http://localhost:{server._server.port}"
+    finally:
+        server.stop()
     # With none to join, a worker's own sandbox leaves the server's state file alone.
     _, own = start_sandbox_if_needed(Settings(data_dir=tmp_path, sandbox_port=0), join_running=True)
     try:

@@ -12,6 +12,10 @@ RETURNING *;
 -- name: get_contact
 SELECT * FROM contacts WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
 
+-- name: get_contacts
+-- Coalesced GetContact reads (store/coalesce.py): one query for a batch of ids.
+SELECT * FROM contacts WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s);
+
 -- name: get_contact_for_update
 SELECT * FROM contacts WHERE merchant_id = %(merchant_id)s AND id = %(id)s FOR UPDATE;
 

@@ -8,6 +8,14 @@ SELECT c.*, ct.x_user_id AS contact_x_user_id, ct.username AS contact_username,
   FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
  WHERE c.merchant_id = %(merchant_id)s AND c.id = %(id)s;
 
+-- name: get_conversations
+-- Coalesced GetConversation reads (store/coalesce.py): get_conversation for a batch.
+SELECT c.*, ct.x_user_id AS contact_x_user_id, ct.username AS contact_username,
+       ct.display_name AS contact_display_name,
+       ct.profile_image_url AS contact_profile_image_url
+  FROM conversations c JOIN contacts ct ON ct.id = c.contact_id
+ WHERE c.merchant_id = %(merchant_id)s AND c.id = ANY(%(ids)s);
+
 -- name: get_conversation_for_update
 SELECT * FROM conversations WHERE merchant_id = %(merchant_id)s AND id = %(id)s FOR UPDATE;
 

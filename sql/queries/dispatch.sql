@@ -8,6 +8,12 @@
 -- Lock order: a transaction that changes ledger rows and counters locks the ledger
 -- rows first and the campaign row last. Cancel and end-of-campaign lock the campaign
 -- first and take only unlocked QUEUED rows (SKIP LOCKED); leftovers are swept later.
+-- Claims (claim_candidates, stale_sending, due_*) never wait: SKIP LOCKED. A
+-- recording transaction (finish_sent and the rest) first takes its rows' locks in one
+-- order, ids ascending: its ledger rows (lock_recipients), then the contacts it will
+-- touch (lock_contacts). finish_sent's multi-row UPDATEs lock in join order, which
+-- differs between transactions; two workers recording sends to the same contacts
+-- (two campaigns, one segment) would otherwise deadlock on contacts/conversations.
 
 -- ---------------------------------------------------------------- dispatcher
 
@@ -108,6 +114,20 @@ UPDATE campaign_recipients r
 UPDATE campaign_recipients
    SET lease_until = %(until)s, reason = left(%(reason)s, 1000), updated_at = now()
  WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::bigint[]) AND state = 'SENDING';
+
+-- name: lock_recipients
+-- A recording transaction's ledger rows, locked in id order (see the lock order above).
+SELECT id FROM campaign_recipients
+ WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::bigint[])
+ ORDER BY id
+   FOR UPDATE;
+
+-- name: lock_contacts
+-- The contacts a recording transaction touches, locked in id order, after its rows.
+SELECT id FROM contacts
+ WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::uuid[])
+ ORDER BY id
+   FOR UPDATE;
 
 -- name: finish_sent
 -- Rows X accepted: each DM becomes an outbound message in the contact's conversation

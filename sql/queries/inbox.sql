@@ -15,6 +15,17 @@ SELECT k, u, t, p::jsonb, now() + make_interval(secs => %(claim_delay)s)
 ON CONFLICT (event_key) DO NOTHING
 RETURNING id, event_key, received_at;
 
+-- name: insert_dead_delivery
+-- A signed delivery whose content cannot be stored as jsonb: kept as received
+-- (raw_body), finished at once as DEAD with its reason. Redelivery of the same
+-- bytes inserts nothing (the key is a hash of the body).
+INSERT INTO webhook_inbox (event_key, for_user_id, event_type, payload, raw_body,
+                           outcome, processed_at, last_error)
+VALUES (%(key)s, %(for_user_id)s, %(event_type)s, NULL, %(raw_body)s,
+        'DEAD', now(), %(reason)s)
+ON CONFLICT (event_key) DO NOTHING
+RETURNING id;
+
 -- name: claim_by_ids
 -- Lock the given pending rows for this transaction; rows another process holds or
 -- that are already finished are skipped.

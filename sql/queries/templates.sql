@@ -10,6 +10,10 @@ RETURNING *;
 -- name: get_template
 SELECT * FROM templates WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
 
+-- name: get_templates
+-- Coalesced GetTemplate reads (store/coalesce.py): one query for a batch of ids.
+SELECT * FROM templates WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s);
+
 -- name: get_template_for_update
 SELECT * FROM templates WHERE merchant_id = %(merchant_id)s AND id = %(id)s FOR UPDATE;
 

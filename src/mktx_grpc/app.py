@@ -1,7 +1,8 @@
 """Runs one server process: gRPC, the webhook sidecar and (optionally) worker loops.
 
-Shutdown on SIGTERM/SIGINT: health goes NOT_SERVING, in-flight RPCs get the grace
-period, the sidecar and loops stop, then the pool closes.
+Shutdown on SIGTERM/SIGINT: health goes NOT_SERVING at once, the listener stays open
+for the drain delay, then open streams end with UNAVAILABLE and in-flight RPCs get
+the grace period (``GrpcApp.stop``); the sidecar and loops stop, then the pool closes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .core.db import make_pool
 from .deps import close_deps, make_deps
 from .server import GrpcApp
 from .webhooks.app import create_webhook_app
+from .webhooks.server import sidecar_config
 from .worker import run_loops
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ async def serve_process(
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         metrics=settings.metrics,
+        wait_max=settings.db_wait_max,
     )
     await pool.open(wait=True, timeout=30)
     deps = make_deps(settings, pool)
@@ -63,12 +66,11 @@ async def serve_process(
     if primary:
         webhook_app = create_webhook_app(deps, settings.x_consumer_secret)
         sidecar = _EmbeddedUvicorn(
-            uvicorn.Config(
+            sidecar_config(
                 webhook_app,
+                webhook_app.state.options,
                 host=settings.webhook_host,
                 port=settings.webhook_port,
-                log_config=None,
-                access_log=False,
                 # The sidecar's lifespan starts and drains its event processors.
                 lifespan="on",
             )
@@ -91,8 +93,10 @@ async def serve_process(
         },
     )
     await stop.wait()
-    log.info("shutting down; grace %.1fs", settings.shutdown_grace)
-    await grpc_app.stop(settings.shutdown_grace)
+    log.info(
+        "shutting down; drain %.1fs, grace %.1fs", settings.drain_delay, settings.shutdown_grace
+    )
+    await grpc_app.stop(settings.shutdown_grace, drain_delay=settings.drain_delay)
     if sidecar is not None:
         sidecar.should_exit = True
     for task in tasks:

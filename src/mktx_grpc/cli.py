@@ -75,14 +75,21 @@ def _sandbox_settings(settings: Settings, cfg: Any, base_url: str) -> Settings:
     )
 
 
-def _listening(port: int) -> bool:
+def _listening(host: str, port: int) -> bool:
     import socket
 
     if port <= 0:
         return False
-    with socket.socket() as s:
-        s.settimeout(1.0)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _client_host(host: str) -> str:
+    """Where to reach a server bound to ``host`` (a wildcard bind: on loopback)."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
 
 
 def start_sandbox_if_needed(
@@ -102,22 +109,28 @@ def start_sandbox_if_needed(
         return settings, None
     from .sandbox import SandboxConfig, SandboxServer
 
-    if join_running and _listening(settings.sandbox_port):
-        url = f"http://127.0.0.1:{settings.sandbox_port}"
+    host = _client_host(settings.sandbox_host)
+    if join_running and _listening(host, settings.sandbox_port):
+        url = f"http://{host}:{settings.sandbox_port}"
         log.info("no X credentials: using the X sandbox already running at %s", url)
         return _sandbox_settings(settings, SandboxConfig(), url), None
     if join_running:
         # A worker with a sandbox of its own: not the server's X, so it must not
         # write the server's state file either (docker compose shares /data).
         log.warning(
-            "no X credentials and no X sandbox on port %d: the worker starts its own, "
+            "no X credentials and no X sandbox at %s:%d: the worker starts its own, "
             "which knows none of the server's accounts",
+            host,
             settings.sandbox_port,
         )
     state_file = None if join_running else settings.data_dir / SANDBOX_STATE_FILE
     cfg = SandboxConfig(tier=settings.sandbox_tier, state_file=state_file)
     try:
-        server = SandboxServer(cfg, port=settings.sandbox_port)
+        server = SandboxServer(
+            cfg,
+            host=settings.sandbox_host if not join_running else "127.0.0.1",
+            port=settings.sandbox_port,
+        )
     except OSError as exc:
         raise ValueError(
             f"the built-in X sandbox cannot listen on port {settings.sandbox_port} "
@@ -132,7 +145,11 @@ def _serve_child(settings: Settings) -> None:
     from .app import serve_process
 
     logs.configure(settings.log_level)
-    _run(serve_process(settings, primary=False))
+    try:
+        _run(serve_process(settings, primary=False))
+    finally:
+        # A multiprocessing child exits without atexit: write the queued lines.
+        logs.flush()
 
 
 def _display_host(host: str) -> str:

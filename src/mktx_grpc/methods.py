@@ -43,6 +43,10 @@ class MethodSpec:
     db: bool = True
     #: Validation rule for the request, or None.
     validate: Rule | None = None
+    #: Destructive: a successful call writes an ``audit_log`` row (user id, request
+    #: id, method, the request's ``id``) in its transaction (``write`` only; the unit
+    #: of work writes it).
+    audit: bool = False
 
 
 PUBLIC = MethodSpec(public=True, db=False)
@@ -54,9 +58,9 @@ def read(validate: Rule | None = None) -> MethodSpec:
     return MethodSpec(write=False, validate=validate)
 
 
-def write(validate: Rule | None = None) -> MethodSpec:
-    """One transaction for the call."""
-    return MethodSpec(write=True, validate=validate)
+def write(validate: Rule | None = None, *, audit: bool = False) -> MethodSpec:
+    """One transaction for the call; with ``audit``, an audit row in it on success."""
+    return MethodSpec(write=True, validate=validate, audit=audit)
 
 
 def own_connections(validate: Rule | None = None) -> MethodSpec:
@@ -81,7 +85,7 @@ METHODS: dict[str, MethodSpec] = {
     _T + "GetTemplate": read(rules.require_uuid("id")),
     _T + "ListTemplates": read(templates_rules.list_templates),
     _T + "UpdateTemplate": write(templates_rules.update_template),
-    _T + "DeleteTemplate": write(templates_rules.delete_template),
+    _T + "DeleteTemplate": write(templates_rules.delete_template, audit=True),
     _T + "PreviewTemplate": read(templates_rules.preview_template),
     # Accounts
     _A + "GetAccount": read(rules.require_uuid("id")),
@@ -104,7 +108,7 @@ METHODS: dict[str, MethodSpec] = {
     _CT + "RemoveContactTag": write(contacts_rules.remove_contact_tag),
     _CT + "MergeContactAttributes": write(contacts_rules.merge_contact_attributes),
     _CT + "ListContactConversations": read(contacts_rules.list_contact_conversations),
-    _CT + "DeleteContact": write(contacts_rules.delete_contact),
+    _CT + "DeleteContact": write(contacts_rules.delete_contact, audit=True),
     _CT + "ImportContacts": own_connections(),
     _CT + "ExportContacts": own_connections(contacts_rules.export_contacts),
     # Conversations. SendMessage calls X (operations/conversations.py).
@@ -127,7 +131,7 @@ METHODS: dict[str, MethodSpec] = {
     _SG + "GetSegment": read(rules.require_uuid("id")),
     _SG + "ListSegments": read(segments_rules.list_segments),
     _SG + "UpdateSegment": write(segments_rules.update_segment),
-    _SG + "DeleteSegment": write(segments_rules.delete_segment),
+    _SG + "DeleteSegment": write(segments_rules.delete_segment, audit=True),
     _SG + "PreviewSegment": read(segments_rules.preview_segment),
     _SG + "RefreshSegmentCount": write(rules.require_uuid("id")),
     # Campaigns. SendTestMessage reads, then calls X: its autocommit connection holds
@@ -136,11 +140,11 @@ METHODS: dict[str, MethodSpec] = {
     _CP + "GetCampaign": read(rules.require_uuid("id")),
     _CP + "ListCampaigns": read(campaigns_rules.list_campaigns),
     _CP + "UpdateCampaign": write(campaigns_rules.update_campaign),
-    _CP + "DeleteCampaign": write(rules.require_uuid("id")),
+    _CP + "DeleteCampaign": write(rules.require_uuid("id"), audit=True),
     _CP + "StartCampaign": write(rules.require_uuid("id")),
     _CP + "PauseCampaign": write(rules.require_uuid("id")),
     _CP + "ResumeCampaign": write(rules.require_uuid("id")),
-    _CP + "CancelCampaign": write(rules.require_uuid("id")),
+    _CP + "CancelCampaign": write(rules.require_uuid("id"), audit=True),
     _CP + "SendTestMessage": read(campaigns_rules.send_test_message),
     _CP + "GetCampaignMetrics": read(campaigns_rules.get_campaign_metrics),
     _CP + "ListCampaignRecipients": read(campaigns_rules.list_campaign_recipients),
@@ -151,7 +155,7 @@ METHODS: dict[str, MethodSpec] = {
     _PB + "ListPosts": read(publishing_rules.list_posts),
     _PB + "UpdatePost": own_connections(publishing_rules.update_post),
     _PB + "DeletePost": own_connections(publishing_rules.id_and_etag),
-    _PB + "CancelScheduledPost": write(publishing_rules.id_and_etag),
+    _PB + "CancelScheduledPost": write(publishing_rules.id_and_etag, audit=True),
     _PB + "RetryPost": own_connections(publishing_rules.id_and_etag),
     _PB + "ValidatePost": own_connections(publishing_rules.validate_post),
     _PB + "RefreshPostMetrics": own_connections(rules.require_uuid("id")),

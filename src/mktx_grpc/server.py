@@ -45,18 +45,23 @@ from mktx.v1 import (
 )
 
 from .core.auth import TokenVerifier
-from .core.db import database_ok
+from .core.db import DatabaseProbe, DatabaseState
 from .deps import Deps
 from .interceptors import (
+    REFUSAL,
     AuthInterceptor,
+    DecodeInterceptor,
     ErrorMappingInterceptor,
+    GatedMethods,
     InterceptorChain,
     LoggingInterceptor,
     MetricsInterceptor,
+    RateLimitInterceptor,
     UnitOfWorkInterceptor,
     ValidationInterceptor,
     chained_handler,
 )
+from .interceptors.drain import LongStreams
 from .reflection import DocumentedReflectionServicer
 from .services.accounts import AccountsServicer
 from .services.analytics import AnalyticsServicer
@@ -118,9 +123,12 @@ class _ChainedRegistrar:
     still get UNIMPLEMENTED. Wrapped at registration: see ``chained_handler``.
     """
 
-    def __init__(self, server: grpc.aio.Server, chain: InterceptorChain) -> None:
+    def __init__(
+        self, server: grpc.aio.Server, chain: InterceptorChain, streams: LongStreams
+    ) -> None:
         self._server = server
         self._chain = chain
+        self._streams = streams
 
     def add_generic_rpc_handlers(self, handlers: Any) -> None:
         # The generated code also calls add_registered_method_handlers with the same
@@ -129,39 +137,49 @@ class _ChainedRegistrar:
 
     def add_registered_method_handlers(self, service: str, handlers: Any) -> None:
         wrapped = {
-            name: chained_handler(self._chain, handler, f"/{service}/{name}")
+            name: chained_handler(self._chain, handler, f"/{service}/{name}", self._streams)
             for name, handler in handlers.items()
         }
-        self._server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(service, wrapped),)
-        )
+        # Looked up through GatedMethods: credential-less calls are refused unread.
+        refusals = {
+            name: chained_handler(self._chain, REFUSAL, f"/{service}/{name}") for name in handlers
+        }
+        self._server.add_generic_rpc_handlers((GatedMethods(service, wrapped, refusals),))
 
 
 class GrpcApp:
     """The gRPC server with its interceptor chain, health and reflection.
 
-    Lifecycle: ``await start()`` binds and serves; ``await stop()`` drains: health
-    goes NOT_SERVING, in-flight RPCs get ``grace`` seconds, then the server stops.
-    The pool belongs to the caller.
+    Lifecycle: ``await start()`` binds and serves; ``await stop()`` drains (see
+    there). Health follows the database: a probe every ``health_interval`` seconds
+    (on a connection of its own: a saturated pool is not an unreachable database)
+    sets every service SERVING or NOT_SERVING. The pool belongs to the caller.
     """
 
     def __init__(self, deps: Deps, *, host: str, port: int) -> None:
         self.deps = deps
         self.health = HealthServicer()
+        #: The health probe's finding, which calls consult (short pool waits when down).
+        self.database = DatabaseState()
+        self._probe = DatabaseProbe(str(deps.pool.conninfo))
         self.chain = InterceptorChain(
             [
                 LoggingInterceptor(),
                 *([MetricsInterceptor()] if deps.settings.metrics else []),
                 ErrorMappingInterceptor(),
+                DecodeInterceptor(),
                 AuthInterceptor(TokenVerifier(deps.settings)),
+                RateLimitInterceptor(deps.settings, deps.pool),
                 ValidationInterceptor(),
-                UnitOfWorkInterceptor(deps.pool),
+                UnitOfWorkInterceptor(
+                    deps.pool, wait_max=deps.settings.db_wait_max, database=self.database
+                ),
             ]
         )
         self.server = grpc.aio.server(
             options=[
                 ("grpc.so_reuseport", 1),
-                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+                ("grpc.max_receive_message_length", deps.settings.grpc_max_receive_bytes),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ],
@@ -172,7 +190,8 @@ class GrpcApp:
         ]
         # Every method, ours and health and reflection alike, goes through the chain
         # (see _ChainedRegistrar).
-        generic_only: Any = _ChainedRegistrar(self.server, self.chain)
+        self.streams = LongStreams()
+        generic_only: Any = _ChainedRegistrar(self.server, self.chain, self.streams)
         for entry in SERVICES:
             impl_cls = entry.implementation or entry.generated_base
             cls = complete(impl_cls, entry.generated_base, entry.descriptor)  # type: ignore[arg-type]
@@ -190,23 +209,45 @@ class GrpcApp:
         if self.port == 0:
             raise OSError(f"could not bind gRPC to {host}:{port}")
         self._monitor: asyncio.Task[None] | None = None
+        self._healthy = False
 
     async def start(self) -> None:
         await self.server.start()
-        await self._set_health(await self._db_ok())
+        self._healthy = self.database.reachable = await self._db_ok()
+        await self._set_health(self._healthy)
         self._monitor = asyncio.create_task(self._watch_db(), name="health-db-monitor")
         log.debug("gRPC listening on port %d", self.port)
 
-    async def stop(self, grace: float) -> None:
+    async def stop(self, grace: float, drain_delay: float = 0.0) -> None:
+        """Drain, in the order balancers and clients can see:
+
+        1. health answers NOT_SERVING at once (Check, and every open Watch);
+        2. for ``drain_delay`` seconds the listener stays open and calls are served
+           as usual, so a balancer polling Check takes the instance out;
+        3. then the listener closes (new calls are refused), open response streams
+           (Watch, WatchConversations) end with UNAVAILABLE so their clients
+           reconnect elsewhere, and in-flight unary calls get ``grace`` seconds;
+        4. it returns as soon as nothing is in flight.
+        """
         await self.health.enter_graceful_shutdown()
         if self._monitor:
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._monitor
-        await self.server.stop(grace)
+        if drain_delay > 0:
+            log.info("draining: NOT_SERVING for %.1fs before closing the listener", drain_delay)
+            await asyncio.sleep(drain_delay)
+        stopping = asyncio.create_task(self.server.stop(grace), name="grpc-stop")
+        # Let the server stop accepting first, so an ended stream's client cannot
+        # reconnect here; streams that start after this are refused by the chain.
+        await asyncio.sleep(0)
+        self.streams.end_all()
+        await stopping
+        await self._probe.close()
 
     async def _db_ok(self) -> bool:
-        return await database_ok(self.deps.pool)
+        within = max(0.2, min(1.0, self.deps.settings.health_interval * 2))
+        return await self._probe.ok(within)
 
     async def _set_health(self, ok: bool) -> None:
         status = (
@@ -217,12 +258,13 @@ class GrpcApp:
         for name in ["", *self.service_names]:
             await self.health.set(name, status)
 
-    async def _watch_db(self, interval: float = 5.0) -> None:
-        last = True
+    async def _watch_db(self) -> None:
+        interval = self.deps.settings.health_interval
         while True:
             await asyncio.sleep(interval)
             ok = await self._db_ok()
-            if ok != last:
+            if ok != self._healthy:
                 log.warning("database %s", "reachable again" if ok else "unreachable")
+                self.database.reachable = ok
                 await self._set_health(ok)
-                last = ok
+                self._healthy = ok

@@ -309,6 +309,16 @@ async def test_delete_post_removes_every_part_at_x(api, pub, merchant, account, 
     assert {p.state for p in got.parts} == {P.POST_PART_STATE_DELETED}
     await pub.DeletePost(P.DeletePostRequest(id=post.id), metadata=md)  # nothing more to do
     assert [t for t, _ in await events(db, post.id)] == ["post.published", "post.deleted"]
+    # One audit row, written with the DELETED status (the no-op repeat writes none).
+    audited = await (
+        await db.execute(
+            "SELECT method, resource_id, user_id FROM audit_log WHERE merchant_id = %s",
+            (merchant,),
+        )
+    ).fetchall()
+    assert [tuple(r) for r in audited] == [
+        ("/mktx.v1.PublishingService/DeletePost", post.id, "tester")
+    ]
     listed = await pub.ListPosts(P.ListPostsRequest(), metadata=md)
     assert post.id not in [p.id for p in listed.posts]
     listed = await pub.ListPosts(P.ListPostsRequest(show_deleted=True), metadata=md)

@@ -44,7 +44,9 @@ class ThreadedASGIServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """Where a client on this machine reaches it (a wildcard bind: loopback)."""
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> None:
         """Start serving; raises RuntimeError if uvicorn is not up within ``timeout``."""

@@ -98,6 +98,11 @@ class Settings:
     #: An inbound DM reopens a conversation closed less than this many seconds ago;
     #: after it, a new conversation starts.
     webhook_reopen_window: float = 24 * 3600.0
+    #: Seconds a webhook client gets to send headers, and then the body, before it
+    #: is cut off (``MKTX_WEBHOOK_RECEIVE_TIMEOUT``).
+    webhook_receive_timeout: float = 10.0
+    #: Most concurrent sidecar connections; beyond it 503 (``MKTX_WEBHOOK_MAX_CONNECTIONS``).
+    webhook_max_connections: int = 1000
     #: Public URL X calls for webhooks (RegisterWebhook default). Unset with X a
     #: local sandbox: the sidecar's own loopback URL (see ``default_webhook_url``).
     public_webhook_url: str = ""
@@ -109,11 +114,29 @@ class Settings:
     webhook_check_interval: float = 900.0
     #: Number of SO_REUSEPORT server processes for ``serve``.
     workers: int = 1
+    #: Largest gRPC request message accepted, in bytes (RESOURCE_EXHAUSTED above;
+    #: ``MKTX_GRPC_MAX_RECEIVE_BYTES``). 8 MiB covers the largest legitimate
+    #: requests: a 25-part post of 50,000-character parts (~5 MB of UTF-8 at worst)
+    #: and an ImportContacts message of several hundred contacts with full
+    #: attributes (send fewer per message when they are large). Media travels by
+    #: URL, never in a request.
+    grpc_max_receive_bytes: int = 8 * 1024 * 1024
     pool_min_size: int = 2
     pool_max_size: int = 10
     log_level: str = "INFO"
     #: Seconds in-flight RPCs get to finish on SIGTERM/SIGINT.
     shutdown_grace: float = 10.0
+    #: Seconds between SIGTERM and closing the listener: health answers NOT_SERVING
+    #: meanwhile (calls are still served), so balancers polling Check take the
+    #: instance out before its port goes away (``MKTX_DRAIN_DELAY``; 0: close at once).
+    drain_delay: float = 2.0
+    #: Longest wait for a pooled database connection, in seconds; a call waits at
+    #: most until its own deadline when that is nearer. UNAVAILABLE after it
+    #: (``MKTX_DB_WAIT_MAX``).
+    db_wait_max: float = 5.0
+    #: Seconds between the health probes of the database (``MKTX_HEALTH_INTERVAL``):
+    #: health follows the database within about this plus a second, both ways.
+    health_interval: float = 0.5
     #: HS256 secret for JWTs; generated into the data dir when unset and no RS256 key.
     jwt_secret: bytes = field(default=b"", repr=False)
     #: PEM public key for RS256 JWTs; takes precedence over the HS256 secret.
@@ -146,6 +169,10 @@ class Settings:
     #: Port of the in-process X sandbox when no credentials are set (0 = any free);
     #: the default is the sandbox's own (``sandbox.config.DEFAULT_PORT``).
     sandbox_port: int = DEFAULT_SANDBOX_PORT
+    #: Host of that sandbox: the address ``serve`` binds it to, and where ``worker``
+    #: looks for it (docker compose: the api service binds 0.0.0.0, the worker looks
+    #: at ``api``).
+    sandbox_host: str = "127.0.0.1"
     #: X access tier whose rate limits the in-process sandbox applies.
     sandbox_tier: str = "pro"
     #: Whether ``serve`` also runs the background worker loops in-process.
@@ -162,6 +189,16 @@ class Settings:
     #: the burst allowed above it.
     rate_limit_per_minute: int = 100
     rate_limit_burst: int = 20
+    #: Where the rate limiter counts (``MKTX_RATE_LIMIT_STORAGE``): empty for this
+    #: process's memory; a ``redis://`` URL for one limit across replicas and workers.
+    rate_limit_storage: str = ""
+    #: Seconds the limiter keeps the merchants' rate-limit overrides before reloading.
+    rate_limit_cache_seconds: float = 10.0
+    #: Answer concurrent GetTemplate/GetContact/GetConversation reads of one merchant
+    #: with one query per batch (``store/coalesce.py``; ``MKTX_COALESCE_READS``). Off
+    #: by default: measured below the 1.3× that would justify it, and slower for the
+    #: two-query reads (``bench/results/grpc.md``).
+    coalesce_reads: bool = False
     #: Publishing: a scheduled post more than this many seconds late (the service was
     #: down at its time) fails instead of going out late.
     publish_grace_seconds: float = 3600.0
@@ -226,6 +263,9 @@ class Settings:
                     f"directory is MKTX_DATA_DIR, default ./{_DEFAULT_DATA_DIR}), or set "
                     "MKTX_DATA_DIR or MKTX_JWT_SECRET as the server has them."
                 ) from None
+        for name in ("MKTX_DB_WAIT_MAX", "MKTX_HEALTH_INTERVAL"):
+            if _env(name) and _env_float(name, 1.0) <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds")
         page_key_raw = _env("MKTX_PAGE_TOKEN_KEY")
         max_lifetime = _env_int("MKTX_JWT_MAX_LIFETIME", 0)
         if max_lifetime < 0:
@@ -242,11 +282,17 @@ class Settings:
             webhook_check_interval=_env_float("MKTX_WEBHOOK_CHECK_INTERVAL", 900.0),
             webhook_max_body_bytes=_env_int("MKTX_WEBHOOK_MAX_BODY_BYTES", 1024 * 1024),
             webhook_reopen_window=_env_float("MKTX_REOPEN_WINDOW", 24 * 3600.0),
+            webhook_receive_timeout=_env_float("MKTX_WEBHOOK_RECEIVE_TIMEOUT", 10.0),
+            webhook_max_connections=_env_int("MKTX_WEBHOOK_MAX_CONNECTIONS", 1000),
             workers=max(1, _env_int("MKTX_WORKERS", 1)),
+            grpc_max_receive_bytes=_env_int("MKTX_GRPC_MAX_RECEIVE_BYTES", 8 * 1024 * 1024),
             pool_min_size=_env_int("MKTX_POOL_MIN_SIZE", 2),
             pool_max_size=_env_int("MKTX_POOL_MAX_SIZE", 10),
             log_level=_env("MKTX_LOG_LEVEL", "INFO").upper(),
             shutdown_grace=_env_float("MKTX_SHUTDOWN_GRACE", 10.0),
+            drain_delay=max(0.0, _env_float("MKTX_DRAIN_DELAY", 2.0)),
+            db_wait_max=_env_float("MKTX_DB_WAIT_MAX", 5.0),
+            health_interval=_env_float("MKTX_HEALTH_INTERVAL", 0.5),
             jwt_secret=jwt_secret,
             jwt_public_key=jwt_public_key,
             jwt_issuer=_env("MKTX_JWT_ISSUER"),
@@ -265,6 +311,7 @@ class Settings:
             max_media_bytes=_env_int("MKTX_MAX_MEDIA_BYTES", 64 * 1024 * 1024),
             x_authorize_base=_env("X_AUTHORIZE_BASE", "https://x.com"),
             sandbox_port=_env_int("MKTX_SANDBOX_PORT", DEFAULT_SANDBOX_PORT),
+            sandbox_host=_env("MKTX_SANDBOX_HOST", "127.0.0.1"),
             sandbox_tier=_env("MKTX_SANDBOX_TIER", "pro").lower(),
             x_sandbox=_env_bool("MKTX_X_SANDBOX", False),
             run_worker=_env_bool("MKTX_RUN_WORKER", True),
@@ -272,6 +319,9 @@ class Settings:
             metrics=_env_bool("MKTX_METRICS", True),
             rate_limit_per_minute=_env_int("MKTX_RATE_LIMIT_PER_MINUTE", 100),
             rate_limit_burst=_env_int("MKTX_RATE_LIMIT_BURST", 20),
+            rate_limit_storage=_env("MKTX_RATE_LIMIT_STORAGE"),
+            rate_limit_cache_seconds=_env_float("MKTX_RATE_LIMIT_CACHE_SECONDS", 10.0),
+            coalesce_reads=_env_bool("MKTX_COALESCE_READS", False),
             publish_grace_seconds=_env_float("MKTX_PUBLISH_GRACE", 3600.0),
             publish_concurrency=max(1, _env_int("MKTX_PUBLISH_CONCURRENCY", 16)),
             post_media_max_bytes=_env_int("MKTX_POST_MEDIA_MAX_BYTES", 512 * 1024 * 1024),

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 import re
+import select
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 import psycopg
 from psycopg import AsyncConnection, IsolationLevel
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from .context import connection_var, current_connection
 
@@ -161,27 +162,144 @@ def migrate(conninfo: str, directory: Path | None = None) -> list[str]:
     return applied_now
 
 
+#: Seconds the pool keeps retrying one failed connection attempt (psycopg_pool's
+#: back-off: 1 s, then the rest) before it gives that slot up; the next caller waiting
+#: for a connection starts a new attempt at once. Short, so that a database that
+#: comes back is reconnected to within about a second (the library default, 5 min,
+#: backs off to 8 s, 16 s, ... between attempts).
+RECONNECT_TIMEOUT = 1.5
+#: The library's default wait for a pooled connection, for pools made without one.
+DEFAULT_WAIT_MAX = 30.0
+
+
+#: Seconds a call waits for a pooled connection while the health probe finds the
+#: database unreachable: enough for a connection that is ready, not the full wait.
+OUTAGE_WAIT = 0.25
+
+
+class DatabaseState:
+    """What the process's health probe last found: whether the database answers.
+
+    While it does not, calls wait only :data:`OUTAGE_WAIT` for a connection (then
+    UNAVAILABLE: retry elsewhere) instead of their whole deadline in the pool's
+    queue; the probe keeps the pool reconnecting meanwhile."""
+
+    def __init__(self) -> None:
+        self.reachable = True
+
+    def wait_for(self, wait: float | None) -> float | None:
+        """The pool wait for a call that would otherwise wait ``wait`` seconds."""
+        if self.reachable:
+            return wait
+        return OUTAGE_WAIT if wait is None else min(wait, OUTAGE_WAIT)
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from) says the database could not be
+    reached or the connection died: a connection refused, an administrator shutdown,
+    a connection lost mid-query, no pooled connection free in time, a closed pool.
+    These are worth retrying elsewhere or later; they are not bugs."""
+    seen = 0
+    cur: BaseException | None = exc
+    while cur is not None and seen < 8:
+        if isinstance(cur, psycopg.OperationalError | PoolTimeout | PoolClosed):
+            return True
+        if isinstance(cur, ConnectionError):  # refused, reset, aborted
+            return True
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return False
+
+
+def _has_input(sock: int) -> bool:
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+async def check_connection(conn: AsyncConnection[Any]) -> None:
+    """Raise when ``conn`` is dead. Cheap for a live one.
+
+    A healthy idle connection has nothing to read; one the server closed (a restart,
+    an administrator's shutdown, a crashed backend) has its goodbye or an EOF waiting.
+    Only a connection that is broken or has input pays for psycopg_pool's round-trip
+    check (``AsyncConnectionPool.check_connection``), so the common case costs a
+    ``select`` and no round trip. A connection that died silently (a network
+    partition) fails on its query instead; it is then discarded when it is returned.
+    """
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("the connection is closed")
+    if _has_input(conn.pgconn.socket):
+        await AsyncConnectionPool.check_connection(conn)
+
+
+def _checkout_check(pools: list[AsyncConnectionPool]) -> Any:
+    """The pool's check on checkout (``pools`` holds the pool, once made): a dead
+    connection is discarded (and replaced) instead of handed out.
+
+    One dead connection means the others idle beside it probably died too (the server
+    restarted): before this one is refused, the pool's idle connections are swept
+    (``AsyncConnectionPool.check``), because psycopg_pool backs off a second and more
+    between further failed checks of one request, which after a restart would cost
+    every request a second per dead connection it drew."""
+    sweeping = False
+
+    async def check(conn: AsyncConnection[Any]) -> None:
+        nonlocal sweeping
+        try:
+            await check_connection(conn)
+        except Exception:
+            if pools and not sweeping:
+                sweeping = True
+                try:
+                    await pools[0].check()
+                except Exception:  # the sweep is an optimisation; the refusal is not
+                    log.debug("sweeping the pool's idle connections failed", exc_info=True)
+                finally:
+                    sweeping = False
+            raise
+
+    return check
+
+
 def make_pool(
-    conninfo: str, *, min_size: int, max_size: int, metrics: bool = True
+    conninfo: str,
+    *,
+    min_size: int,
+    max_size: int,
+    metrics: bool = True,
+    wait_max: float = DEFAULT_WAIT_MAX,
 ) -> AsyncConnectionPool:
     """Build an unopened pool whose connections are in autocommit.
 
     Reads run as single autocommitted statements (no BEGIN/COMMIT round trips); the
     unit of work opens an explicit transaction for mutations. The pool publishes its
     metrics (``core.metrics.InstrumentedPool``: connection waits, size, use, queue)
-    unless ``metrics`` is False.
+    unless ``metrics`` is False. ``wait_max`` bounds every wait for a connection
+    (``PoolTimeout`` after it). Dead connections are discarded on checkout
+    (:func:`check_connection`) and lost ones reconnected with a short back-off
+    (:data:`RECONNECT_TIMEOUT`), so service resumes about a second after the
+    database returns.
     """
     from .metrics import InstrumentedPool
 
     cls = InstrumentedPool if metrics else AsyncConnectionPool
-    return cls(
+    made: list[AsyncConnectionPool] = []
+    pool = cls(
         conninfo,
         min_size=min_size,
         max_size=max_size,
         kwargs={"autocommit": True},
         open=False,
         name="mktx",
+        timeout=wait_max,
+        check=_checkout_check(made),
+        reconnect_timeout=RECONNECT_TIMEOUT,
     )
+    made.append(pool)
+    return pool
 
 
 # ------------------------------------------------------------------ connections
@@ -246,6 +364,41 @@ async def savepoint() -> AsyncIterator[None]:
     the enclosing transaction. Outside a transaction it is a transaction of its own."""
     async with current_connection().transaction():
         yield
+
+
+class DatabaseProbe:
+    """Whether the database answers, asked on a connection of its own (not pooled), so
+    that a saturated pool (a busy, healthy database) is not taken for an unreachable
+    one. Reconnects on the next probe after a failure. Close it with :meth:`close`."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._conn: AsyncConnection[Any] | None = None
+
+    async def ok(self, within: float = 1.0) -> bool:
+        """True when ``SELECT 1`` answers within ``within`` seconds (connecting first
+        when needed); any failure is False."""
+        try:
+            async with asyncio.timeout(within):
+                conn = self._conn
+                if conn is None or conn.closed or conn.broken:
+                    await self.close()
+                    conn = self._conn = await AsyncConnection.connect(
+                        self._conninfo, autocommit=True, application_name="mktx-health"
+                    )
+                await conn.execute("SELECT 1")
+        except Exception:  # any failure means unhealthy; the connection is suspect
+            await self.close()
+            return False
+        return True
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception:
+                log.debug("closing the health probe's connection failed", exc_info=True)
 
 
 async def database_ok(pool: AsyncConnectionPool, within: float = 2.0) -> bool:

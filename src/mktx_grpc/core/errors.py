@@ -136,3 +136,11 @@ class UpstreamError(DomainError):
 class Unimplemented(DomainError):
     code = code_pb2.UNIMPLEMENTED
     reason = "NOT_IMPLEMENTED"
+
+
+class Unavailable(DomainError):
+    """A dependency this process needs (the database) cannot be reached right now;
+    the call may be retried, here a little later or on another instance."""
+
+    code = code_pb2.UNAVAILABLE
+    reason = "DATABASE_UNAVAILABLE"

@@ -33,6 +33,7 @@ from psycopg import sql
 
 from mktx.v1 import segments_pb2
 
+from ..core import prototime
 from ..core.errors import FieldViolation, InvalidArgument
 from .like import like_escape
 
@@ -332,10 +333,9 @@ def _check_string(value: str, path: str) -> list[FieldViolation]:
 
 
 def _check_time(value: Any, path: str) -> list[FieldViolation]:
-    try:
-        t = value.ToDatetime(tzinfo=UTC)
-    except (ValueError, OverflowError):
+    if prototime.timestamp_problem(value.seconds, value.nanos):
         return [FieldViolation(path, "is not a valid timestamp")]
+    t = prototime.to_datetime(value, path)
     if not _MIN_TIME <= t <= _MAX_TIME:
         return [FieldViolation(path, "is out of range")]
     return []
@@ -372,7 +372,10 @@ def _check_value(c: segments_pb2.Condition, path: str, kind: str | None) -> list
         if not v:
             v += _check_time(r.start_time, f"{p}.start_time")
             v += _check_time(r.end_time, f"{p}.end_time")
-        if not v and r.end_time.ToDatetime() < r.start_time.ToDatetime():
+        if not v and (r.end_time.seconds, r.end_time.nanos) < (
+            r.start_time.seconds,
+            r.start_time.nanos,
+        ):
             v.append(FieldViolation(f"{p}.end_time", "must not be before start_time"))
     elif kind == DAYS:
         if not 1 <= c.days <= MAX_DAYS:
@@ -547,14 +550,14 @@ class _Compiler:
             return sql.SQL("{} {} {}::timestamptz").format(
                 expr,
                 sql.SQL("<" if op == BEFORE else ">"),
-                self.bind(c.timestamp_value.ToDatetime(tzinfo=UTC)),
+                self.bind(prototime.to_datetime(c.timestamp_value, "timestamp_value")),
             )
         if op == BETWEEN:
             r = c.timestamp_range
             return sql.SQL("{} BETWEEN {}::timestamptz AND {}::timestamptz").format(
                 expr,
-                self.bind(r.start_time.ToDatetime(tzinfo=UTC)),
-                self.bind(r.end_time.ToDatetime(tzinfo=UTC)),
+                self.bind(prototime.to_datetime(r.start_time, "timestamp_range.start_time")),
+                self.bind(prototime.to_datetime(r.end_time, "timestamp_range.end_time")),
             )
         return sql.SQL("{} {} now() - make_interval(days => {}::int)").format(
             expr, sql.SQL(">=" if op == WITHIN else "<"), self.bind(c.days)

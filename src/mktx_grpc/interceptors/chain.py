@@ -10,12 +10,16 @@ are exactly as if they were registered separately (outermost first).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
 import grpc
 from grpc_interceptor.server import AsyncServerInterceptor
+
+from .decode import checked_deserializer
+from .drain import DRAIN_MESSAGE, LongStreams
 
 
 class InterceptorChain(AsyncServerInterceptor):
@@ -48,13 +52,19 @@ class InterceptorChain(AsyncServerInterceptor):
 
 
 def chained_handler(
-    chain: InterceptorChain, handler: grpc.RpcMethodHandler, method_name: str
+    chain: InterceptorChain,
+    handler: grpc.RpcMethodHandler,
+    method_name: str,
+    streams: LongStreams | None = None,
 ) -> grpc.RpcMethodHandler:
     """The same method handler with ``chain`` applied around its behaviour.
 
     This is how the server applies the chain: at registration, once per method, so an
     RPC pays for the stages themselves and not for grpc.aio's per-call interceptor
-    machinery (resolving and wrapping the handler again on every call).
+    machinery (resolving and wrapping the handler again on every call). The request
+    deserializer is replaced by one that never raises (:mod:`.decode`). Response
+    streams are recorded in ``streams`` (when given) so a drain can end them with
+    UNAVAILABLE (``interceptors/drain.py``).
     """
     for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
         behaviour = getattr(handler, kind)
@@ -64,7 +74,29 @@ def chained_handler(
         raise ValueError(f"{method_name}: handler has no behaviour")
     composed = chain.compose(behaviour, method_name)
     wrapped: Callable[..., Any]
-    if handler.response_streaming:
+    if handler.response_streaming and streams is not None:
+        live = streams
+
+        async def drained_streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if live.draining:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, DRAIN_MESSAGE)
+            task: Any = asyncio.current_task()
+            live.add(task, context)
+            try:
+                result = await composed(request, context)
+                if result is not None:  # None: the handler used context.write()
+                    async for item in result:
+                        yield item
+            except asyncio.CancelledError:
+                if not live.was_ended(task):
+                    raise  # the client went away (or its deadline passed)
+                task.uncancel()
+                await context.abort(grpc.StatusCode.UNAVAILABLE, DRAIN_MESSAGE)
+            finally:
+                live.discard(task)
+
+        wrapped = drained_streaming
+    elif handler.response_streaming:
 
         async def streaming(request: Any, context: grpc.aio.ServicerContext) -> Any:
             result = await composed(request, context)
@@ -79,4 +111,9 @@ def chained_handler(
             return await composed(request, context)
 
         wrapped = unary
-    return handler._replace(**{kind: wrapped})
+    return handler._replace(
+        **{
+            kind: wrapped,
+            "request_deserializer": checked_deserializer(handler.request_deserializer),
+        }
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -11,10 +10,9 @@ from typing import Any
 import grpc
 from grpc_interceptor.server import AsyncServerInterceptor
 
+from ..core import logs
 from ..core.context import principal_var, request_id_var
-from ._stream import call_next, is_stream
-
-log = logging.getLogger("mktx_grpc.rpc")
+from ._outcome import outcome_code
 
 
 def _incoming_request_id(context: grpc.aio.ServicerContext) -> str:
@@ -30,7 +28,10 @@ class LoggingInterceptor(AsyncServerInterceptor):
 
     The request id is the caller's ``x-request-id`` metadata when given, otherwise
     generated. Request and response bodies are never logged (they may hold personal
-    data and, for some RPCs, credentials).
+    data and, for some RPCs, credentials). The code is what the client got
+    (``_outcome.outcome_code``): a call abandoned at its deadline or cancelled by the
+    client is logged as DEADLINE_EXCEEDED or CANCELLED, not OK. The line is written by
+    ``core.logs.rpc_line`` (orjson, batched off the event loop).
     """
 
     async def intercept(
@@ -43,13 +44,16 @@ class LoggingInterceptor(AsyncServerInterceptor):
         request_id_var.set(_incoming_request_id(context))
         start = time.perf_counter()
         try:
-            result = await call_next(method, request, context)
-        except BaseException:
-            self._log(method_name, context, start)
+            # call_next inlined (one coroutine less per call), as in MetricsInterceptor.
+            result = method(request, context)
+            if not hasattr(result, "__aiter__"):
+                result = await result
+        except BaseException as exc:
+            self._log(method_name, context, start, exc)
             raise
-        if is_stream(result):
+        if hasattr(result, "__aiter__"):
             return self._stream(result, method_name, context, start)
-        self._log(method_name, context, start)
+        self._log(method_name, context, start, None)
         return result
 
     async def _stream(
@@ -59,25 +63,28 @@ class LoggingInterceptor(AsyncServerInterceptor):
         context: grpc.aio.ServicerContext,
         start: float,
     ) -> AsyncIterator[Any]:
+        failure: BaseException | None = None
         try:
             async for item in it:
                 yield item
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
-            self._log(method_name, context, start)
+            self._log(method_name, context, start, failure)
 
-    def _log(self, method_name: str, context: grpc.aio.ServicerContext, start: float) -> None:
-        if not log.isEnabledFor(logging.INFO):
-            return
-        code = context.code()
-        code_name = code.name if isinstance(code, grpc.StatusCode) else "OK"
+    def _log(
+        self,
+        method_name: str,
+        context: grpc.aio.ServicerContext,
+        start: float,
+        exc: BaseException | None,
+    ) -> None:
         principal = principal_var.get()
-        log.info(
-            "rpc",
-            extra={
-                "rpc_method": method_name,
-                "code": code_name,
-                "duration_ms": round((time.perf_counter() - start) * 1000, 3),
-                "merchant_id": str(principal.merchant_id) if principal else "",
-                "request_id": request_id_var.get(),
-            },
+        logs.rpc_line(
+            method_name,
+            outcome_code(context, exc),
+            round((time.perf_counter() - start) * 1000, 3),
+            str(principal.merchant_id) if principal else "",
+            request_id_var.get(),
         )

@@ -10,7 +10,6 @@ publishes every second and before every scrape.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -19,16 +18,7 @@ import grpc
 from grpc_interceptor.server import AsyncServerInterceptor
 
 from ..core import metrics as core_metrics
-
-
-def _code_name(context: grpc.aio.ServicerContext, exc: BaseException | None) -> str:
-    code = context.code()
-    if isinstance(code, grpc.StatusCode):
-        return str(code.name)
-    if exc is None:
-        return "OK"
-    # A client that cancels, or a failure that bypassed the error mapping.
-    return "CANCELLED" if isinstance(exc, asyncio.CancelledError) else "UNKNOWN"
+from ._outcome import outcome_code
 
 
 class MetricsInterceptor(AsyncServerInterceptor):
@@ -66,11 +56,11 @@ class MetricsInterceptor(AsyncServerInterceptor):
             if not hasattr(result, "__aiter__"):
                 result = await result
         except BaseException as exc:
-            self._done(method_name, _code_name(context, exc), start, flight)
+            self._done(method_name, outcome_code(context, exc), start, flight)
             raise
         if hasattr(result, "__aiter__"):
             return self._stream(result, method_name, context, start, flight)
-        self._done(method_name, _code_name(context, None), start, flight)
+        self._done(method_name, outcome_code(context, None), start, flight)
         return result
 
     async def _stream(
@@ -89,7 +79,7 @@ class MetricsInterceptor(AsyncServerInterceptor):
             failure = exc
             raise
         finally:
-            self._done(method_name, _code_name(context, failure), start, flight)
+            self._done(method_name, outcome_code(context, failure), start, flight)
 
     def _done(
         self, method_name: str, code: str, start: float, flight: core_metrics.DeferredGauge

@@ -3,7 +3,8 @@
 Reads run on the autocommit connection (a single statement needs no BEGIN/COMMIT);
 writes run inside ``conn.transaction()``, committed when the servicer returns and
 rolled back when it raises. The connection is published in a contextvar for the
-store layer.
+store layer. A destructive method (``audit`` in the method table) gets its audit row
+written in its transaction, after the servicer succeeded.
 """
 
 from __future__ import annotations
@@ -15,14 +16,29 @@ import grpc
 from grpc_interceptor.server import AsyncServerInterceptor
 from psycopg_pool import AsyncConnectionPool
 
-from ..core.db import use_connection
+from ..core.db import DatabaseState, use_connection
 from ..methods import spec_for
+from ..store import audit
 from ._stream import call_next, is_stream
 
 
 class UnitOfWorkInterceptor(AsyncServerInterceptor):
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    """``wait_max``: the longest a call waits for a pooled connection; a call with a
+    nearer deadline waits only until its deadline. ``PoolTimeout`` then (the error
+    interceptor answers UNAVAILABLE), never a wait the client has given up on. While
+    ``database`` (the health probe's finding) says the database is unreachable, the
+    wait is short (``DatabaseState.wait_for``)."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        *,
+        wait_max: float | None = None,
+        database: DatabaseState | None = None,
+    ) -> None:
         self._pool = pool
+        self._wait_max = wait_max
+        self._database = database
 
     async def intercept(
         self,
@@ -34,8 +50,19 @@ class UnitOfWorkInterceptor(AsyncServerInterceptor):
         spec = spec_for(method_name)
         if not spec.db:
             return await call_next(method, request, context)
-        async with use_connection(self._pool, transaction=spec.write):
+        wait = self._wait_max
+        remaining = context.time_remaining()
+        if remaining is not None:
+            # A pool wait of 0 is "none left": PoolTimeout at once.
+            wait = max(0.0, remaining) if wait is None else max(0.0, min(wait, remaining))
+        if self._database is not None:
+            wait = self._database.wait_for(wait)
+        async with use_connection(self._pool, transaction=spec.write, wait=wait):
             result = await call_next(method, request, context)
             if is_stream(result):
                 raise RuntimeError(f"{method_name}: streaming RPCs must be declared db=False")
+            if spec.audit:
+                # In the same transaction: no audit row without the change, nor the
+                # change without its row.
+                await audit.record(method_name, str(getattr(request, "id", "")))
             return result

@@ -1,8 +1,13 @@
-"""Runs the method table's validation rule; all violations are reported together."""
+"""Validates every request: first the checks every message gets (no NUL or control
+characters in any string, valid Timestamps and Durations anywhere:
+:mod:`mktx_grpc.validation.wire`), then the method table's rule. The rule runs only
+on a request that passed the first checks (rules may then convert times freely);
+each step reports all its violations together. Client-streaming requests get the
+first checks on every message as the servicer reads it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -10,6 +15,7 @@ from grpc_interceptor.server import AsyncServerInterceptor
 
 from ..core.errors import InvalidArgument
 from ..methods import spec_for
+from ..validation.wire import check_request
 from ._stream import call_next
 
 
@@ -21,9 +27,22 @@ class ValidationInterceptor(AsyncServerInterceptor):
         context: grpc.aio.ServicerContext,
         method_name: str,
     ) -> Any:
+        if hasattr(request, "__aiter__"):
+            return await call_next(method, _checked_stream(request), context)
+        violations = check_request(request)
+        if violations:
+            raise InvalidArgument(violations)
         rule = spec_for(method_name).validate
         if rule is not None:
             violations = rule(request)
             if violations:
                 raise InvalidArgument(violations)
         return await call_next(method, request, context)
+
+
+async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for item in requests:
+        violations = check_request(item)
+        if violations:
+            raise InvalidArgument(violations)
+        yield item

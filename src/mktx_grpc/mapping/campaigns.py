@@ -10,6 +10,7 @@ from google.protobuf.json_format import MessageToDict
 
 from mktx.v1 import campaigns_pb2, conversations_pb2
 
+from ..core import prototime
 from ..domain import campaigns as domain
 from ..store import Row, etag_of
 from ..store import campaigns as store
@@ -89,17 +90,16 @@ UPDATABLE: dict[str, tuple[str, ...]] = {
 }
 
 
-def timedelta_of(d: Duration) -> timedelta:
-    return timedelta(seconds=d.seconds, microseconds=d.nanos // 1000)
+def timedelta_of(d: Duration, field: str) -> timedelta:
+    return prototime.to_timedelta(d, field)
 
 
 def duration_of(value: timedelta) -> Duration:
-    out = Duration()
-    out.FromTimedelta(value)
-    return out
+    return prototime.duration(value)
 
 
-def draft_from_proto(c: C.Campaign) -> domain.CampaignDraft:
+def draft_from_proto(c: C.Campaign, path: str = "campaign") -> domain.CampaignDraft:
+    """The client's campaign as a draft; ``path`` prefixes field names in errors."""
     s = c.schedule
     return domain.CampaignDraft(
         name=c.name.strip(),
@@ -109,12 +109,18 @@ def draft_from_proto(c: C.Campaign) -> domain.CampaignDraft:
         template_id=c.template_id,
         segment_ids=list(c.segment_ids),
         exclude_segment_ids=list(c.exclusion.exclude_segment_ids),
-        exclude_messaged_within=timedelta_of(c.exclusion.exclude_messaged_within),
+        exclude_messaged_within=timedelta_of(
+            c.exclusion.exclude_messaged_within, f"{path}.exclusion.exclude_messaged_within"
+        ),
         exclude_campaign_ids=list(c.exclusion.exclude_campaign_ids),
         exclude_open_conversations=c.exclusion.exclude_open_conversations,
         variables=dict(c.variables),
-        start_at=from_ts(s.start_time) if s.HasField("start_time") else None,
-        end_at=from_ts(s.end_time) if s.HasField("end_time") else None,
+        start_at=from_ts(s.start_time, f"{path}.schedule.start_time")
+        if s.HasField("start_time")
+        else None,
+        end_at=(
+            from_ts(s.end_time, f"{path}.schedule.end_time") if s.HasField("end_time") else None
+        ),
         time_zone=s.time_zone or "UTC",
         send_window=(
             MessageToDict(s.send_window, preserving_proto_field_name=True)
@@ -122,14 +128,18 @@ def draft_from_proto(c: C.Campaign) -> domain.CampaignDraft:
             else None
         ),
         respect_contact_time_zone=s.respect_contact_time_zone,
-        enrol_delay=timedelta_of(s.enrol_delay),
+        enrol_delay=timedelta_of(s.enrol_delay, f"{path}.schedule.enrol_delay"),
         steps=[
-            domain.Step(st.template_id, timedelta_of(st.delay), dict(st.variables))
-            for st in c.steps
+            domain.Step(
+                st.template_id,
+                timedelta_of(st.delay, f"{path}.steps[{i}].delay"),
+                dict(st.variables),
+            )
+            for i, st in enumerate(c.steps)
         ],
         stop_on_reply=c.stop_on_reply if c.HasField("stop_on_reply") else True,
         attribution_window=(
-            timedelta_of(c.attribution_window)
+            timedelta_of(c.attribution_window, f"{path}.attribution_window")
             if c.HasField("attribution_window")
             else domain.DEFAULT_ATTRIBUTION
         ),

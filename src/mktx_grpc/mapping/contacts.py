@@ -4,15 +4,14 @@ other modules that need them)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC
 from typing import Any
 from uuid import UUID
 
-from google.protobuf.duration_pb2 import Duration
 from google.protobuf.struct_pb2 import Struct
 
 from mktx.v1 import contacts_pb2
 
+from ..core import prototime
 from ..domain import contacts as domain
 from ..store import Row, etag_of
 from ..store import contacts as store
@@ -61,13 +60,13 @@ def contact_to_proto(row: Row, engagement: Row | None = None) -> P.Contact:
         eng.messages_received = engagement["messages_received"]
         eng.conversation_count = engagement["conversation_count"]
         if engagement["average_response_time"] is not None:
-            d = Duration()
-            d.FromTimedelta(engagement["average_response_time"])
-            eng.average_response_time.CopyFrom(d)
+            eng.average_response_time.CopyFrom(
+                prototime.duration(engagement["average_response_time"])
+            )
     if first is not None:
-        eng.first_interaction_time.FromDatetime(first.astimezone(UTC))
+        eng.first_interaction_time.CopyFrom(prototime.timestamp(first))
     if last is not None:
-        eng.last_interaction_time.FromDatetime(last.astimezone(UTC))
+        eng.last_interaction_time.CopyFrom(prototime.timestamp(last))
     return P.Contact(
         id=str(row["id"]),
         account_id=str(row["account_id"]),

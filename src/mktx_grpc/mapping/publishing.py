@@ -96,7 +96,9 @@ def draft_from_proto(post: P.Post) -> domain.PostDraft:
         reply_settings=REPLY_TO_DB.get(post.reply_settings, "EVERYONE"),
         quote_post_id=post.quote_post_id,
         reply_to_post_id=post.reply_to_post_id,
-        publish_at=from_ts(post.publish_time) if post.HasField("publish_time") else None,
+        publish_at=from_ts(post.publish_time, "post.publish_time")
+        if post.HasField("publish_time")
+        else None,
     )
 
 

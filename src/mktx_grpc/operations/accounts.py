@@ -28,7 +28,7 @@ from ..core.errors import (
 from ..deps import Deps
 from ..mapping.accounts import AUTH_TO_DB
 from ..mapping.common import ts
-from ..store import Row
+from ..store import Row, audit
 from ..store import accounts as store
 from ..x import (
     OAuth1Credentials,
@@ -44,6 +44,9 @@ from ..x import (
 from ..x.access import to_domain_error, token_purpose
 
 log = logging.getLogger(__name__)
+
+#: The method the audit row of a disconnect names.
+DISCONNECT_METHOD = "/mktx.v1.AccountsService/DisconnectAccount"
 
 
 async def load_account(deps: Deps, merchant_id: UUID, account_id: str) -> Row:
@@ -300,7 +303,9 @@ class AccountConnections:
             return account
         await self.revoke_at_x(account)
         async with use_connection(self._deps.pool, transaction=True):
-            return await store.disconnect(account["merchant_id"], account["id"])
+            row = await store.disconnect(account["merchant_id"], account["id"])
+            await audit.record(DISCONNECT_METHOD, str(account["id"]))
+            return row
 
     async def revoke_at_x(self, account: Row) -> None:
         """Best effort: revoke OAuth 2.0 tokens at X. Failures are logged, not raised;

@@ -45,7 +45,7 @@ from ..mapping.publishing import (
     parts_from_proto,
     post_to_proto,
 )
-from ..store import Row, check_etag, idempotency
+from ..store import Row, audit, check_etag, idempotency
 from ..store import accounts as accounts_store
 from ..store import publishing as store
 from ..store.publishing import Claim
@@ -331,6 +331,10 @@ async def cancel_post(request: P.CancelScheduledPostRequest) -> P.Post:
     return await post_view(merchant, row["id"])
 
 
+#: The method the audit row of a post deletion names.
+DELETE_POST_METHOD = "/mktx.v1.PublishingService/DeletePost"
+
+
 async def delete_post(deps: Deps, request: P.DeletePostRequest) -> None:
     """DeletePost: published parts are deleted at X, last first, each recorded as it
     goes; then the post is DELETED with a ``post.deleted`` event."""
@@ -347,6 +351,7 @@ async def delete_post(deps: Deps, request: P.DeletePostRequest) -> None:
         if not at_x:
             deleted = await store.set_status(merchant, row["id"], domain.DELETED)
             await emit(deleted, "post.deleted")
+            await audit.record(DELETE_POST_METHOD, str(row["id"]))
             return
         token = await store.hold(merchant, row["id"], DELETE_HOLD)
         account = await accounts_store.get(merchant, row["account_id"])
@@ -366,6 +371,7 @@ async def delete_post(deps: Deps, request: P.DeletePostRequest) -> None:
         if locked["status"] != domain.DELETED:
             deleted = await store.set_status(merchant, locked["id"], domain.DELETED)
             await emit(deleted, "post.deleted")
+            await audit.record(DELETE_POST_METHOD, str(locked["id"]))
 
 
 def _deleter(x_post_id: str) -> Callable[[UserContext], Awaitable[bool]]:

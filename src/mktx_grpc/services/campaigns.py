@@ -296,12 +296,12 @@ class CampaignsServicer(campaigns_pb2_grpc.CampaignsServiceServicer):
         row = await self._load(merchant, request.id)
         now = datetime.now(UTC)
         start = (
-            from_ts(request.start_time)
+            from_ts(request.start_time, "start_time")
             if request.HasField("start_time")
             else row["started_at"] or row["created_at"]
         )
         end = (
-            from_ts(request.end_time)
+            from_ts(request.end_time, "end_time")
             if request.HasField("end_time")
             else row["completed_at"] or now
         )

@@ -50,7 +50,10 @@ class ContactsServicer(contacts_pb2_grpc.ContactsServiceServicer):
         self._deps = deps
 
     async def _load(self, merchant: UUID, contact_id: str, *, for_update: bool = False) -> Row:
-        row = await store.get(merchant, UUID(contact_id), for_update=for_update)
+        if for_update or not self._deps.settings.coalesce_reads:
+            row = await store.get(merchant, UUID(contact_id), for_update=for_update)
+        else:
+            row = await store.read_one(merchant, UUID(contact_id))
         if row is None:
             raise NotFound("contact", contact_id)
         return row

@@ -17,6 +17,7 @@ import grpc
 
 from mktx.v1 import conversations_pb2_grpc
 
+from ..core import prototime
 from ..core.context import current_principal
 from ..core.errors import (
     InvalidArgument,
@@ -48,7 +49,10 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
     # ------------------------------------------------------------ helpers
 
     async def _load(self, merchant: UUID, conversation_id: str) -> Row:
-        row = await store.get(merchant, UUID(conversation_id))
+        if self._deps.settings.coalesce_reads:
+            row = await store.read_one(merchant, UUID(conversation_id))
+        else:
+            row = await store.get(merchant, UUID(conversation_id))
         if row is None:
             raise NotFound("conversation", conversation_id)
         return row
@@ -107,7 +111,7 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
             assignee="" if request.unassigned else (request.assignee_user_id or None),
             contact_id=request.contact_id,
             updated_after=(
-                from_ts(request.update_time_after)
+                from_ts(request.update_time_after, "update_time_after")
                 if request.HasField("update_time_after")
                 else None
             ),
@@ -156,11 +160,13 @@ class ConversationsServicer(conversations_pb2_grpc.ConversationsServiceServicer)
     ) -> C.Conversation:
         now = datetime.now(UTC)
         if request.HasField("snooze_until_time"):
-            until = from_ts(request.snooze_until_time)
             field = "snooze_until_time"
+            until = from_ts(request.snooze_until_time, field)
         else:
-            until = now + request.snooze_duration.ToTimedelta()
             field = "snooze_duration"
+            until = prototime.add(
+                now, prototime.to_timedelta(request.snooze_duration, field), field
+            )
         problem = domain.snooze_problem(until, now)
         if problem:  # re-checked here: the validator ran a moment earlier
             raise InvalidArgument.single(field, problem)

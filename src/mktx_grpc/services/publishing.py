@@ -41,8 +41,10 @@ class PublishingServicer(publishing_pb2_grpc.PublishingServiceServicer):
         self, request: P.ListPostsRequest, context: grpc.aio.ServicerContext
     ) -> P.ListPostsResponse:
         merchant = current_principal().merchant_id
-        start = from_ts(request.start_time) if request.HasField("start_time") else None
-        end = from_ts(request.end_time) if request.HasField("end_time") else None
+        start = (
+            from_ts(request.start_time, "start_time") if request.HasField("start_time") else None
+        )
+        end = from_ts(request.end_time, "end_time") if request.HasField("end_time") else None
         filters = [
             "posts",
             str(merchant),
@@ -107,6 +109,10 @@ class PublishingServicer(publishing_pb2_grpc.PublishingServiceServicer):
         return await ops.metrics_view(
             current_principal().merchant_id,
             UUID(request.id),
-            start_at=from_ts(request.start_time) if request.HasField("start_time") else None,
-            end_at=from_ts(request.end_time) if request.HasField("end_time") else None,
+            start_at=from_ts(request.start_time, "start_time")
+            if request.HasField("start_time")
+            else None,
+            end_at=(
+                from_ts(request.end_time, "end_time") if request.HasField("end_time") else None
+            ),
         )

@@ -38,7 +38,10 @@ class TemplatesServicer(templates_pb2_grpc.TemplatesServiceServicer):
         self._deps = deps
 
     async def _load(self, merchant_id: UUID, template_id: str, *, for_update: bool = False) -> Row:
-        row = await store.get(merchant_id, UUID(template_id), for_update=for_update)
+        if for_update or not self._deps.settings.coalesce_reads:
+            row = await store.get(merchant_id, UUID(template_id), for_update=for_update)
+        else:
+            row = await store.read_one(merchant_id, UUID(template_id))
         if row is None:
             raise NotFound("template", template_id)
         return row

@@ -16,6 +16,7 @@ from ..core.context import current_connection
 from ..core.errors import AlreadyExists
 from ..domain.segments import compile_conditions
 from . import Jsonb, Queries, Row, execute, fetch_all, fetch_one
+from .coalesce import PointReads
 
 Q = Queries("contacts")
 
@@ -288,3 +289,21 @@ async def record_import(
             "summary": Jsonb(summary),
         },
     )
+
+
+async def _get_batch(merchant_id: UUID, ids: Sequence[UUID]) -> list[Row]:
+    return await fetch_all(Q.get_contacts, {"merchant_id": merchant_id, "ids": list(ids)})
+
+
+async def _get_one(merchant_id: UUID, contact_id: UUID) -> Row | None:
+    return await get(merchant_id, contact_id)
+
+
+#: Concurrent GetContact reads, coalesced (store/coalesce.py).
+point_reads = PointReads(_get_batch, _get_one)
+
+
+async def read_one(merchant_id: UUID, contact_id: UUID) -> Row | None:
+    """The contact as :func:`get` returns it, read in a batch with the concurrent
+    reads of the same merchant (autocommit only; inside a transaction, alone)."""
+    return await point_reads.get(merchant_id, contact_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -12,6 +13,7 @@ from psycopg.rows import dict_row
 from ..core.context import current_connection
 from ..domain.conversations import InvalidTransition
 from . import Jsonb, Queries, Row, execute, fetch_all, fetch_one
+from .coalesce import PointReads
 
 Q = Queries("conversations")
 
@@ -264,3 +266,21 @@ async def watch_events_after(
 async def max_event_id(merchant_id: UUID) -> int:
     row = await fetch_one(Q.max_event_id, {"merchant_id": merchant_id})
     return int(row["id"]) if row else 0
+
+
+async def _get_batch(merchant_id: UUID, ids: Sequence[UUID]) -> list[Row]:
+    return await fetch_all(Q.get_conversations, {"merchant_id": merchant_id, "ids": list(ids)})
+
+
+async def _get_one(merchant_id: UUID, conversation_id: UUID) -> Row | None:
+    return await get(merchant_id, conversation_id)
+
+
+#: Concurrent GetConversation reads, coalesced (store/coalesce.py).
+point_reads = PointReads(_get_batch, _get_one)
+
+
+async def read_one(merchant_id: UUID, conversation_id: UUID) -> Row | None:
+    """The conversation as :func:`get` returns it, read in a batch with the concurrent
+    reads of the same merchant (autocommit only; inside a transaction, alone)."""
+    return await point_reads.get(merchant_id, conversation_id)

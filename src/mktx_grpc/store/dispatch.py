@@ -145,6 +145,22 @@ async def extend_lease(
     )
 
 
+async def lock_in_order(
+    merchant_id: UUID, recipient_ids: Sequence[int], contact_ids: Sequence[UUID]
+) -> None:
+    """Take a recording transaction's row locks first, in one order (ledger rows, then
+    contacts, ids ascending), so that two workers recording at once wait for each
+    other instead of deadlocking (see the lock order in dispatch.sql)."""
+    if recipient_ids:
+        await execute(
+            Q.lock_recipients, {"merchant_id": merchant_id, "ids": sorted(set(recipient_ids))}
+        )
+    if contact_ids:
+        await execute(
+            Q.lock_contacts, {"merchant_id": merchant_id, "ids": sorted(set(contact_ids))}
+        )
+
+
 async def finish_sent(
     merchant_id: UUID, account_id: UUID, campaign_id: UUID, sent: Sequence[SentRow]
 ) -> list[Row]:

@@ -17,6 +17,7 @@ __all__ = [
     "accounts_by_x_user",
     "claim_by_ids",
     "claim_due",
+    "insert_dead_delivery",
     "insert_events",
     "mark_failed",
     "mark_finished",
@@ -45,6 +46,25 @@ async def insert_events(
             "claim_delay": float(claim_delay),
         },
     )
+
+
+async def insert_dead_delivery(
+    key: str, for_user_id: str, event_type: str, raw_body: bytes, reason: str
+) -> int | None:
+    """Record a signed delivery that cannot be stored as jsonb: ``raw_body`` as
+    received, finished at once as DEAD with ``reason``. Returns the new row's id,
+    or None when ``key`` is already recorded (a redelivery)."""
+    row = await fetch_one(
+        Q.insert_dead_delivery,
+        {
+            "key": key,
+            "for_user_id": for_user_id,
+            "event_type": event_type,
+            "raw_body": raw_body,
+            "reason": reason,
+        },
+    )
+    return None if row is None else int(row["id"])
 
 
 async def claim_by_ids(ids: Sequence[int], *, with_payload: bool) -> list[Row]:

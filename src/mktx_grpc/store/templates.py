@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -13,6 +14,7 @@ from ..core.errors import AlreadyExists
 from ..domain.like import contains_pattern
 from ..domain.templates import Button, QuickReply, TemplateDraft
 from . import Jsonb, Queries, Row, execute, fetch_all, fetch_one
+from .coalesce import PointReads
 
 Q = Queries("templates")
 
@@ -100,3 +102,21 @@ async def list_page(
             "limit": limit,
         },
     )
+
+
+async def _get_batch(merchant_id: UUID, ids: Sequence[UUID]) -> list[Row]:
+    return await fetch_all(Q.get_templates, {"merchant_id": merchant_id, "ids": list(ids)})
+
+
+async def _get_one(merchant_id: UUID, template_id: UUID) -> Row | None:
+    return await get(merchant_id, template_id)
+
+
+#: Concurrent GetTemplate reads, coalesced (store/coalesce.py).
+point_reads = PointReads(_get_batch, _get_one)
+
+
+async def read_one(merchant_id: UUID, template_id: UUID) -> Row | None:
+    """The template as :func:`get` returns it, read in a batch with the concurrent
+    reads of the same merchant (autocommit only; inside a transaction, alone)."""
+    return await point_reads.get(merchant_id, template_id)

@@ -85,7 +85,9 @@ def get_campaign_metrics(req: C.GetCampaignMetricsRequest) -> list[FieldViolatio
     if (
         req.HasField("start_time")
         and req.HasField("end_time")
-        and req.end_time.ToDatetime() <= req.start_time.ToDatetime()
+        # Compared as protobuf values: no conversion that could overflow.
+        and (req.end_time.seconds, req.end_time.nanos)
+        <= (req.start_time.seconds, req.start_time.nanos)
     ):
         v.append(FieldViolation("end_time", "must be after start_time"))
     return v

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from mktx.v1 import conversations_pb2
 
+from ..core import prototime
 from ..core.errors import FieldViolation
 from ..domain import conversations as domain
 from . import rules
@@ -87,12 +88,17 @@ def snooze_conversation(req: C.SnoozeConversationRequest) -> list[FieldViolation
     if which is None:
         v.append(FieldViolation("until", "snooze_until_time or snooze_duration is required"))
     elif which == "snooze_until_time":
-        problem = domain.snooze_problem(req.snooze_until_time.ToDatetime(tzinfo=UTC), now)
+        problem = prototime.timestamp_problem(
+            req.snooze_until_time.seconds, req.snooze_until_time.nanos
+        ) or domain.snooze_problem(prototime.to_datetime(req.snooze_until_time, which), now)
         if problem:
             v.append(FieldViolation("snooze_until_time", problem))
     else:
-        d = req.snooze_duration.ToTimedelta()
-        if d.total_seconds() <= 0:
+        bad = prototime.duration_problem(req.snooze_duration.seconds, req.snooze_duration.nanos)
+        d = None if bad else prototime.to_timedelta(req.snooze_duration, which)
+        if d is None:
+            v.append(FieldViolation("snooze_duration", bad))
+        elif d.total_seconds() <= 0:
             v.append(FieldViolation("snooze_duration", "must be positive"))
         elif d > domain.MAX_SNOOZE:
             v.append(FieldViolation("snooze_duration", "must be at most 365 days"))

@@ -12,12 +12,13 @@ it has those; both answers are INVALID_ARGUMENT with one BadRequest.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mktx.v1 import publishing_pb2
 
+from ..core import prototime
 from ..core.errors import FieldViolation
 from ..mapping.publishing import UPDATABLE
 from . import rules
@@ -35,10 +36,6 @@ MAX_ALT_TEXT = 1000
 MAX_X_ID_CHARS = 32
 MAX_ETAG_CHARS = 64
 
-# google.protobuf.Timestamp's own range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
-_MIN_SECONDS = -62_135_596_800
-_MAX_SECONDS = 253_402_300_799
-
 
 def _string(value: str, field: str, max_len: int) -> list[FieldViolation]:
     if "\x00" in value:
@@ -51,13 +48,13 @@ def _string(value: str, field: str, max_len: int) -> list[FieldViolation]:
 def timestamp_field(ts: Timestamp, field: str) -> list[FieldViolation]:
     """A Timestamp that converts to a datetime: seconds within years 1 to 9999, nanos
     within 0 to 999,999,999."""
-    if not _MIN_SECONDS <= ts.seconds <= _MAX_SECONDS or not 0 <= ts.nanos <= 999_999_999:
+    if prototime.timestamp_problem(ts.seconds, ts.nanos):
         return [FieldViolation(field, "is not a valid timestamp (years 1 to 9999)")]
     return []
 
 
-def checked_time(ts: Timestamp) -> datetime:
-    return ts.ToDatetime(tzinfo=UTC)
+def checked_time(ts: Timestamp, field: str) -> datetime:
+    return prototime.to_datetime(ts, field)
 
 
 def _etag(value: str) -> list[FieldViolation]:
@@ -139,7 +136,7 @@ def _time_range(req: P.ListPostsRequest | P.GetPostMetricsRequest) -> list[Field
         if req.HasField(name):
             v += timestamp_field(getattr(req, name), name)
     if not v and req.HasField("start_time") and req.HasField("end_time"):
-        if checked_time(req.end_time) <= checked_time(req.start_time):
+        if checked_time(req.end_time, "end_time") <= checked_time(req.start_time, "start_time"):
             v.append(FieldViolation("end_time", "must be after start_time"))
     return v
 

@@ -4,6 +4,8 @@ A delivery is recorded durably before the 200, then processed off the request pa
 
 * ``app.py``: the endpoints (CRC, signed deliveries into ``webhook_inbox``, health,
   metrics);
+* ``body.py``: parsing a body, and what jsonb could not store (kept as bytes, DEAD);
+* ``server.py``: the uvicorn configuration (receive deadlines, connection limit);
 * ``events.py``: splitting a delivery into inbox events; ``payload.py``: reading
   X's payload fields;
 * ``handlers.py``: what one event does (per kind) and the outcomes recorded;

@@ -5,9 +5,15 @@
   missing token is 400.
 * ``POST /webhooks/twitter`` takes an Account Activity delivery. In order: a body
   over ``max_body_bytes`` is 413 (Content-Length and the streamed body are both
-  checked); a missing or wrong ``x-twitter-webhooks-signature`` (HMAC-SHA256 of the
-  raw body, compared in constant time) is 401; bad JSON or a body that is not an
-  Account Activity object is 400. Nothing is stored for any of these. Otherwise
+  checked); a body not received within ``receive_timeout`` is 408; a missing or
+  wrong ``x-twitter-webhooks-signature`` (HMAC-SHA256 of the raw body, compared in
+  constant time as bytes; any header, even non-ASCII, is simply wrong) is 401; bad
+  JSON, JSON nested deeper than :data:`~.body.MAX_DEPTH`, or a body that is not an
+  Account Activity object is 400. Nothing is stored for any of these. A signed
+  delivery holding what jsonb cannot store (NUL, a lone surrogate, NaN/Infinity) is
+  recorded as received, in ``raw_body``, as one DEAD row with its reason, and
+  answered 200: it can never be processed, and X must not redeliver it for ever
+  (:mod:`.body`). Otherwise
   every event is recorded in ``webhook_inbox`` with one INSERT, committed, and only
   then 200 is returned; known event keys insert nothing, so redelivery and replay
   are harmless. A database failure answers 503, so X delivers again. New events
@@ -22,7 +28,8 @@ server runs without lifespan events; on lifespan shutdown it drains briefly.
 
 from __future__ import annotations
 
-import json
+import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,9 +44,11 @@ from ..core.db import database_ok, use_connection
 from ..deps import Deps
 from ..store import inbox as inbox_store
 from ..x.signatures import crc_response_token, verify_webhook_signature
+from .body import BadBody, parse_body, storable_text
 from .events import BadPayload, InboxEvent, split_delivery
 from .metrics import DEFAULT_METRICS, WebhookMetrics
 from .options import IngestOptions
+from .payload import as_str
 from .processor import InboxProcessor
 
 __all__ = ["crc_response_token", "create_webhook_app"]
@@ -105,7 +114,10 @@ def create_webhook_app(
     async def deliver(request: Request) -> Response:
         m.requests += 1
         try:
-            body = await _read_body(request, opts.max_body_bytes)
+            async with asyncio.timeout(opts.receive_timeout):
+                body = await _read_body(request, opts.max_body_bytes)
+        except TimeoutError:
+            return reject("slow_body", 408, "body not received in time")
         except _TooLarge:
             return reject("too_large", 413, "payload too large")
         except ClientDisconnect:
@@ -116,9 +128,12 @@ def create_webhook_app(
         if not consumer_secret or not verify_webhook_signature(consumer_secret, body, signature):
             return reject("bad_signature", 401, "bad signature")
         try:
-            parsed: Any = json.loads(body)
-        except ValueError:
-            return reject("bad_json", 400, "body is not JSON")
+            parsed_body = parse_body(body)
+        except BadBody as exc:
+            return reject(exc.reason, 400, str(exc))
+        parsed: Any = parsed_body.value
+        if parsed_body.unstorable:
+            return await record_unstorable(body, parsed, parsed_body.unstorable)
         try:
             events, unhandled = split_delivery(parsed)
         except BadPayload as exc:
@@ -132,7 +147,7 @@ def create_webhook_app(
             return JSONResponse({"recorded": 0, "new": 0})
         evs = list(unique.values())
         try:
-            async with use_connection(deps.pool, wait=5.0):
+            async with use_connection(deps.pool, wait=2.0):  # then 503, within X's timeout
                 # Autocommit: committed when this returns, before the 200.
                 rows = await inbox_store.insert_events(
                     [e.event_key for e in evs],
@@ -152,8 +167,25 @@ def create_webhook_app(
             processor.submit(new)
         return JSONResponse({"recorded": len(evs), "new": len(new)})
 
+    async def record_unstorable(body: bytes, parsed: Any, reason: str) -> Response:
+        for_user = as_str(parsed.get("for_user_id")) if isinstance(parsed, dict) else ""
+        if not storable_text(for_user) or len(for_user) > 64:
+            for_user = ""
+        key = f"{for_user}:raw:{hashlib.sha256(body).hexdigest()}"
+        try:
+            async with use_connection(deps.pool, wait=5.0):
+                new = await inbox_store.insert_dead_delivery(
+                    key, for_user, "unstorable", body, f"unstorable delivery: {reason}"
+                )
+        except Exception:
+            log.exception("could not record a webhook delivery")
+            return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
+        m.unstorable += 1
+        log.warning("recorded an unstorable webhook delivery as DEAD: %s", reason)
+        return JSONResponse({"recorded": 1, "new": int(new is not None), "dead": 1})
+
     async def healthz(request: Request) -> Response:
-        if not await database_ok(deps.pool):
+        if not await database_ok(deps.pool, within=1.0):
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 

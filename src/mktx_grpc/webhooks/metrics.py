@@ -44,7 +44,10 @@ class WebhookMetrics:
     * ``duplicates``: events already in the inbox (redelivery, replay);
     * ``unhandled``: event kinds present in deliveries but not recorded, by kind;
     * ``rejected``: refused requests, by reason (``bad_signature``,
-      ``missing_signature``, ``too_large``, ``bad_json``, ``bad_payload``);
+      ``missing_signature``, ``too_large``, ``slow_body``, ``bad_json``, ``too_deep``,
+      ``bad_payload``, ``disconnected``);
+    * ``unstorable``: signed deliveries recorded as received, DEAD at once, because
+      jsonb cannot hold them (NUL, lone surrogates, NaN/Infinity);
     * ``processed``: finished events, by outcome (PROCESSED, IGNORED, DUPLICATE, DEAD);
     * ``failed``: processing attempts that failed and will be retried;
     * ``dm_runs``: runs of inbound DMs applied set-based, or fallen back to one
@@ -56,6 +59,7 @@ class WebhookMetrics:
         self.requests = 0
         self.received: defaultdict[str, int] = defaultdict(int)
         self.duplicates = 0
+        self.unstorable = 0
         self.unhandled: defaultdict[str, int] = defaultdict(int)
         self.rejected: defaultdict[str, int] = defaultdict(int)
         self.processed: defaultdict[str, int] = defaultdict(int)
@@ -98,6 +102,11 @@ class WebhookMetrics:
             "mktx_webhook_events_duplicate",
             "Events already in the inbox (redelivery or replay).",
             self.duplicates,
+        )
+        yield counter(
+            "mktx_webhook_deliveries_unstorable",
+            "Signed deliveries jsonb cannot hold, kept as bytes and marked DEAD.",
+            self.unstorable,
         )
         yield labelled(
             "mktx_webhook_events_unhandled",

@@ -17,6 +17,15 @@ class IngestOptions:
 
     #: Largest accepted delivery body (``webhook_max_body_bytes``).
     max_body_bytes: int = 1_048_576
+    #: Seconds a client gets to send a request's headers, and separately its body,
+    #: before the connection is cut (headers) or 408 answered (body)
+    #: (``webhook_receive_timeout``); slow clients cannot hold the sidecar.
+    receive_timeout: float = 10.0
+    #: Most concurrent connections (and requests); beyond it uvicorn answers 503
+    #: (``webhook_max_connections``).
+    max_connections: int = 1000
+    #: Seconds an idle keep-alive connection stays open (``webhook_keep_alive``).
+    keep_alive: float = 5.0
     #: A CLOSED conversation closed less than this many seconds before an inbound
     #: message is reopened; otherwise a new one opens (``webhook_reopen_window``).
     reopen_window: float = 86_400.0

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from ..core.db import is_connection_failure
 from ..deps import Deps
 
 log = logging.getLogger(__name__)
@@ -30,15 +31,26 @@ async def purge_expired_connections(deps: Deps) -> float:
 
 async def run_loops(deps: Deps, stop: asyncio.Event, loops: list[Loop] | None = None) -> None:
     """Run every loop until ``stop`` is set. A failing iteration is logged and retried
-    after a back-off; it never stops the other loops."""
+    after a back-off (a second when the database is unavailable); it never stops the
+    other loops."""
 
     async def runner(loop: Loop) -> None:
         while not stop.is_set():
             try:
                 delay = await loop(deps)
-            except Exception:
-                log.exception("background loop %s failed", loop.__name__)
-                delay = 5.0
+            except Exception as exc:
+                if is_connection_failure(exc):
+                    # The database is away: no traceback, and look again soon, so the
+                    # loops resume about a second after it returns.
+                    log.warning(
+                        "background loop %s: database unavailable (%s); retrying",
+                        loop.__name__,
+                        type(exc).__name__,
+                    )
+                    delay = 1.0
+                else:
+                    log.exception("background loop %s failed", loop.__name__)
+                    delay = 5.0
             try:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
             except TimeoutError:

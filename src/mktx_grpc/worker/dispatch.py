@@ -306,6 +306,7 @@ async def _record(
             requeue[(o.retry_at, o.reason)].append(x.id)
     unclear = [x for x, o in out if o.kind is Outcome.UNCLEAR]
     async with use_connection(deps.pool, transaction=True):
+        await store.lock_in_order(m, [x.id for x, _ in out], [x.contact_id for x, _ in sent])
         deltas: dict[str, int] = defaultdict(int)
         if sent:
             await _finish_sent(
@@ -422,6 +423,7 @@ async def _resolve(deps: Deps, opts: DispatchOptions, rows: list[Row]) -> ledger
         known_event_ids=known,
     )
     async with use_connection(deps.pool, transaction=True):
+        await store.lock_in_order(m, [r["id"] for r in rows], [contact_id])
         deltas: dict[UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for r, res in zip(rows, results, strict=True):
             c, d = campaigns[r["campaign_id"]], deltas[r["campaign_id"]]

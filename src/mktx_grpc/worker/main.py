@@ -56,7 +56,12 @@ class _EmbeddedUvicorn(uvicorn.Server):
 
 async def worker_process(settings: Settings) -> None:
     """Run the loops until SIGTERM/SIGINT, then let the current iterations finish."""
-    pool = make_pool(settings.database_url, min_size=1, max_size=max(2, settings.pool_max_size))
+    pool = make_pool(
+        settings.database_url,
+        min_size=1,
+        max_size=max(2, settings.pool_max_size),
+        wait_max=settings.db_wait_max,
+    )
     await pool.open(wait=True, timeout=30)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

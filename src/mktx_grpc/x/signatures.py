@@ -29,7 +29,15 @@ def webhook_signature(consumer_secret: str, body: bytes) -> str:
 
 
 def verify_webhook_signature(consumer_secret: str, body: bytes, header: str | None) -> bool:
-    """Constant-time check of a delivery's signature header against its raw body."""
+    """Constant-time check of a delivery's signature header against its raw body.
+
+    Compared as bytes: ``hmac.compare_digest`` raises TypeError on non-ASCII
+    strings, and a header may hold anything. A header that does not encode (a lone
+    surrogate) is simply wrong."""
     if not header:
         return False
-    return hmac.compare_digest(webhook_signature(consumer_secret, body), header)
+    try:
+        given = header.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return hmac.compare_digest(webhook_signature(consumer_secret, body).encode(), given)
