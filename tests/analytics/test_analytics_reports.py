@@ -53,13 +53,13 @@ def bad_requests() -> list[tuple[str, Any, dict[str, str]]]:
         ("GetOverview", A.GetOverviewRequest(period=same), {"period.end_time": "after"}),
         ("GetOverview", A.GetOverviewRequest(period=ancient), {"period.start_time": "1970"}),
         ("GetOverview", A.GetOverviewRequest(period=far), {"period.end_time": "1970"}),
-        ("GetOverview", A.GetOverviewRequest(period=bad_nanos), {"period.start_time": "1970"}),
+        ("GetOverview", A.GetOverviewRequest(period=bad_nanos), {"period.start_time": "nanos"}),
         ("GetOverview", A.GetOverviewRequest(period=only_start), {"period.end_time": "required"}),
         ("GetOverview", A.GetOverviewRequest(period=only_end), {"period.start_time": "required"}),
         (
             "GetOverview",
             A.GetOverviewRequest(period=GOOD, account_id="x\x00"),
-            {"account_id": "UUID"},
+            {"account_id": "NUL"},
         ),
         (
             "GetCampaignAnalytics",

@@ -45,8 +45,8 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         return ReportArgs(
             merchant_id=merchant,
             account_id=account,
-            start=from_ts(request.period.start_time),
-            end=from_ts(request.period.end_time),
+            start=from_ts(request.period.start_time, "period.start_time"),
+            end=from_ts(request.period.end_time, "period.end_time"),
             time_zone=name,
             tz=tz,
             granularity=gran,
