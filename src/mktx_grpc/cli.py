@@ -19,7 +19,9 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -398,6 +400,49 @@ def cmd_merchant_limits(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analytics_rebuild(args: argparse.Namespace) -> int:
+    """Recompute the analytics rollups from raw data (worker/rollups.py)."""
+    merchant = None
+    if args.merchant:
+        try:
+            merchant = UUID(args.merchant)
+        except ValueError:
+            print("--merchant must be a UUID", file=sys.stderr)
+            return 2
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            print("--since must be an ISO date or time (2026-01-31)", file=sys.stderr)
+            return 2
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+    settings = resolve_database(Settings.from_env())
+    logs.configure(settings.log_level)
+    from .core.db import check_schema, make_pool
+    from .worker.rollups import rebuild
+
+    check_schema(settings.database_url)
+
+    async def apply() -> None:
+        pool = make_pool(settings.database_url, min_size=1, max_size=2)
+        await pool.open(wait=True, timeout=30)
+        try:
+            started = time.monotonic()
+            done = await rebuild(pool, merchant_id=merchant, since=since)
+        finally:
+            await pool.close()
+        print(
+            f"rebuilt analytics for {done['merchants']} merchant(s): "
+            f"{done['contacts']} contacts, {done['conversations']} conversations "
+            f"in {time.monotonic() - started:.1f} s"
+        )
+
+    _run(apply())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mktx-grpc", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -423,6 +468,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--burst", type=int, help="requests allowed at once above the rate")
     p.add_argument("--clear", action="store_true", help="back to the service default")
     p.set_defaults(func=cmd_merchant_limits)
+    p = sub.add_parser("analytics", help="analytics rollups (rebuild)")
+    asub = p.add_subparsers(dest="analytics_command", required=True)
+    p = asub.add_parser("rebuild", help="recompute the analytics rollups from raw data")
+    p.add_argument("--merchant", help="only this merchant (UUID); default every merchant")
+    p.add_argument("--since", help="only contacts and conversations changed since (ISO date)")
+    p.set_defaults(func=cmd_analytics_rebuild)
     sub.add_parser(
         "x-sandbox",
         help="run the local X sandbox (--host, --port, --tier, --state-file, --no-rate-limits)",

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from .validation import accounts as accounts_rules
 from .validation import ai as ai_rules
+from .validation import analytics as analytics_rules
 from .validation import automation as automation_rules
 from .validation import campaigns as campaigns_rules
 from .validation import contacts as contacts_rules
@@ -80,6 +81,7 @@ _M = "/mktx.v1.MerchantsService/"
 _PB = "/mktx.v1.PublishingService/"
 _AI = "/mktx.v1.AIService/"
 _AU = "/mktx.v1.AutomationService/"
+_AN = "/mktx.v1.AnalyticsService/"
 
 METHODS: dict[str, MethodSpec] = {
     # Templates
@@ -181,6 +183,13 @@ METHODS: dict[str, MethodSpec] = {
     _AU + "CancelFlowExecution": write(rules.require_uuid("id")),
     _AU + "ListFlowExecutions": read(automation_rules.list_flow_executions),
     _AU + "GetFlowExecution": read(rules.require_uuid("id")),
+    # Analytics: reads of the rollups (worker/rollups.py).
+    _AN + "GetOverview": read(analytics_rules.get_overview),
+    _AN + "GetContactAnalytics": read(analytics_rules.get_contact_analytics),
+    _AN + "GetConversationAnalytics": read(analytics_rules.get_conversation_analytics),
+    _AN + "GetCampaignAnalytics": read(analytics_rules.get_campaign_analytics),
+    _AN + "GetAutomationAnalytics": read(analytics_rules.get_automation_analytics),
+    _AN + "GetPostAnalytics": read(analytics_rules.get_post_analytics),
 }
 
 _PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")

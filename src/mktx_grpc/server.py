@@ -24,6 +24,8 @@ from mktx.v1 import (
     accounts_pb2_grpc,
     ai_pb2,
     ai_pb2_grpc,
+    analytics_pb2,
+    analytics_pb2_grpc,
     automation_pb2,
     automation_pb2_grpc,
     campaigns_pb2,
@@ -63,6 +65,7 @@ from .interceptors.drain import LongStreams
 from .reflection import DocumentedReflectionServicer
 from .services.accounts import AccountsServicer
 from .services.ai import AIServicer
+from .services.analytics import AnalyticsServicer
 from .services.automation import AutomationServicer
 from .services.campaigns import CampaignsServicer
 from .services.contacts import ContactsServicer
@@ -107,6 +110,7 @@ SERVICES: list[ServiceEntry] = [
     _entry(automation_pb2, automation_pb2_grpc, "AutomationService", AutomationServicer),
     _entry(ai_pb2, ai_pb2_grpc, "AIService", AIServicer),
     _entry(publishing_pb2, publishing_pb2_grpc, "PublishingService", PublishingServicer),
+    _entry(analytics_pb2, analytics_pb2_grpc, "AnalyticsService", AnalyticsServicer),
 ]
 
 

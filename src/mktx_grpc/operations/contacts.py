@@ -21,6 +21,7 @@ from ..mapping.contacts import contact_filter, new_contact
 from ..store import Row
 from ..store import accounts as accounts_store
 from ..store import contacts as store
+from ..store.events import append_event
 from ..validation import contacts as rules
 from ..validation.rules import enum_field, uuid_field
 from ..validation.rules import request_id as request_id_rule
@@ -230,6 +231,21 @@ class _Importer:
                 updates.append((cur["id"], merged))
             await store.import_update(self._merchant, updates)
             self.updated += len(updates)
+            if inserted or updates:
+                # One outbox event per message naming the contacts it wrote (analytics
+                # rollups, worker/rollups.py, recompute them).
+                written = await store.existing_for_import(
+                    self._merchant, self._account_id, ids, lock=False
+                )
+                await append_event(
+                    self._merchant,
+                    "contact.imported",
+                    None,
+                    {
+                        "account_id": str(self._account_id),
+                        "contact_ids": [str(r["id"]) for r in written.values()],
+                    },
+                )
 
     def summary(self) -> dict[str, Any]:
         return {

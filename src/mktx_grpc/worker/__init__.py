@@ -105,6 +105,7 @@ from .outbound import (  # noqa: E402
     recover_outbound,
     stop_outbound_senders,
 )
+from .rollups import ANALYTICS_ROLLUPS  # noqa: E402
 
 
 async def _retry_webhook_inbox(deps: Deps) -> float:
@@ -166,6 +167,7 @@ CONSUMERS: list[Consumer] = [
     CAMPAIGN_EVENTS,
     AUTO_REPLY_EVENTS,
     AUTOMATION_TRIGGERS,
+    ANALYTICS_ROLLUPS,
 ]
 
 LOOPS: list[Loop] = [

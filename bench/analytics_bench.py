@@ -1,0 +1,403 @@
+"""Analytics (issue 12 §5) at a stated scale: the full rollup rebuild of one merchant,
+GetOverview (30 days) and a 90-day daily first-response series through gRPC, and
+the rollup lag while DM events arrive at a steady rate.
+
+Builds a throwaway database with ``--merchants`` merchants of the same size, each
+with ``--conversations`` conversations over 90 days (two contacts per conversation,
+``--messages`` messages per conversation, alternating contact and agent, most
+conversations closed, a tenth reopened), plus their outbox history. Then:
+
+1. rebuild: ``worker.rollups.rebuild`` for the measured merchant (timed), and for the
+   others (so every merchant has rollups);
+2. GetOverview over the last 30 days and GetConversationAnalytics over 90 days by day,
+   ``--calls`` sequential calls each through the production gRPC server (in-process,
+   full interceptor chain): p50/p99;
+3. lag: the analytics-rollups consumer loop runs while inbound DMs (a message row, a
+   contact interaction and a message.received event, as ingestion writes them) are
+   committed at ``--rate`` per second in 20 ms batches for ``--seconds``; the lag of a
+   batch is from its commit to the consumer's cursor passing it (the rollup rows and
+   the cursor commit together, so that is when GetOverview shows it).
+
+Writes bench/results/analytics.md.
+
+    .venv/bin/python bench/analytics_bench.py [--conversations 10000] [--merchants 2]
+        [--messages 20] [--calls 100] [--rate 1000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psycopg
+from google.protobuf.timestamp_pb2 import Timestamp
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from mktx.v1 import analytics_pb2 as A
+from mktx.v1 import analytics_pb2_grpc
+from mktx_grpc.core.auth import mint_token
+from mktx_grpc.core.config import Settings
+from mktx_grpc.core.db import make_pool, migrate
+from mktx_grpc.deps import close_deps, make_deps
+from mktx_grpc.server import GrpcApp
+from mktx_grpc.worker.consumer import consumer_loop
+from mktx_grpc.worker.rollups import ANALYTICS_ROLLUPS, rebuild
+
+DB = "mktx_bench_analytics"
+NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def setup(
+    admin_url: str, merchants: int, conversations: int, messages: int
+) -> tuple[str, list[uuid.UUID]]:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB)))
+    url = make_conninfo(admin_url, dbname=DB)
+    migrate(url)
+    ids = [uuid.uuid4() for _ in range(merchants)]
+    with psycopg.connect(url, autocommit=True) as conn:
+        for n, m in enumerate(ids):
+            acct = uuid.uuid4()
+            conn.execute(
+                "INSERT INTO accounts (id, merchant_id, x_user_id, auth_method, settings)"
+                " VALUES (%s, %s, %s, 'OAUTH2', %s)",
+                (
+                    acct,
+                    m,
+                    str(1000 + n),
+                    '{"business_hours": {"enabled": true, "schedule": {"time_zone": "Europe/Berlin",'
+                    ' "days": ['
+                    + ", ".join(
+                        f'{{"day": "DAY_OF_WEEK_{d}", "ranges": [{{"start": "09:00", "end": "17:00"}}]}}'
+                        for d in ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY")
+                    )
+                    + "]}}}",
+                ),
+            )
+            conn.execute(
+                "INSERT INTO merchant_settings (merchant_id, time_zone, version) VALUES (%s, 'Europe/Berlin', 1)",
+                (m,),
+            )
+            conn.execute(
+                "INSERT INTO contacts (merchant_id, account_id, x_user_id, source, tags, created_at,"
+                " updated_at)"
+                " SELECT %s, %s, (%s * 10000000 + g)::text,"
+                " (ARRAY['INBOUND_MESSAGE','NEW_FOLLOWER','MENTION','IMPORT','MANUAL'])[1 + g %% 5],"
+                " ARRAY['t' || (g %% 7)], t, t"
+                " FROM (SELECT g, %s - random() * interval '90 days' AS t"
+                "       FROM generate_series(1, %s) g) x",
+                (m, acct, n, NOW, 2 * conversations),
+            )
+            conn.execute(
+                "INSERT INTO conversations (merchant_id, account_id, contact_id, status, created_at,"
+                " closed_at, updated_at, last_message_at)"
+                " SELECT merchant_id, account_id, id,"
+                "  CASE WHEN r < 0.8 THEN 'CLOSED' WHEN r < 0.9 THEN 'PENDING' ELSE 'OPEN' END,"
+                "  created_at, CASE WHEN r < 0.8 THEN created_at + %s * interval '3 minutes' END,"
+                "  created_at, created_at"
+                " FROM (SELECT *, random() AS r,"
+                "       row_number() OVER (ORDER BY id) AS rn FROM contacts WHERE merchant_id = %s) c"
+                " WHERE rn <= %s",
+                (messages + 2, m, conversations),
+            )
+            conn.execute(
+                "INSERT INTO messages (merchant_id, conversation_id, direction, origin, text, created_at)"
+                " SELECT c.merchant_id, c.id, CASE WHEN k %% 2 = 1 THEN 'INBOUND' ELSE 'OUTBOUND' END,"
+                "  CASE WHEN k %% 2 = 1 THEN 'CONTACT' ELSE 'AGENT' END, 'x',"
+                "  c.created_at + k * interval '3 minutes' * random()"
+                " FROM conversations c, generate_series(1, %s) k WHERE c.merchant_id = %s",
+                (messages, m),
+            )
+            conn.execute(
+                "INSERT INTO contact_interactions (merchant_id, contact_id, kind, occurred_at)"
+                " SELECT m.merchant_id, c.contact_id, 'MESSAGE_IN', m.created_at"
+                " FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+                " WHERE m.merchant_id = %s AND m.direction = 'INBOUND'",
+                (m,),
+            )
+            conn.execute(
+                "INSERT INTO domain_events (merchant_id, type, aggregate_id, payload, created_at)"
+                " SELECT merchant_id, 'conversation.opened', id, '{}'::jsonb, created_at"
+                " FROM conversations WHERE merchant_id = %s"
+                " UNION ALL SELECT merchant_id, 'conversation.closed', id, '{}'::jsonb, closed_at"
+                " FROM conversations WHERE merchant_id = %s AND closed_at IS NOT NULL",
+                (m, m),
+            )
+        conn.execute("ANALYZE")
+    return url, ids
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
+
+
+def tsp(value: datetime) -> Timestamp:
+    out = Timestamp()
+    out.FromDatetime(value)
+    return out
+
+
+async def measure(url: str, ids: list[uuid.UUID], args: argparse.Namespace) -> dict[str, Any]:
+    settings = Settings(
+        database_url=url,
+        jwt_secret=b"bench-secret-0123456789abcdef0123",
+        encryption_key=os.urandom(32),
+        page_token_key=b"k",
+    )
+    pool = make_pool(url, min_size=1, max_size=6)
+    await pool.open(wait=True)
+    out: dict[str, Any] = {}
+    t = time.perf_counter()
+    done = await rebuild(pool, merchant_id=ids[0])
+    out["rebuild_s"] = time.perf_counter() - t
+    print(f"rebuild {out['rebuild_s']:.1f} s", flush=True)
+    out["rebuilt"] = done
+    for m in ids[1:]:
+        await rebuild(pool, merchant_id=m)
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO event_consumer_cursors (consumer, last_event_id)"
+            " SELECT %s, coalesce(max(id), 0) FROM domain_events"
+            " ON CONFLICT (consumer) DO UPDATE SET last_event_id = excluded.last_event_id",
+            (ANALYTICS_ROLLUPS.name,),
+        )
+        await conn.execute("ANALYZE")
+    deps = make_deps(settings, pool)
+    app = GrpcApp(deps, host="127.0.0.1", port=0)
+    await app.start()
+    md = [("authorization", f"Bearer {mint_token(settings, ids[0])}")]
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
+            stub = analytics_pb2_grpc.AnalyticsServiceStub(ch)
+            calls = {
+                "GetOverview, 30 days": (
+                    stub.GetOverview,
+                    A.GetOverviewRequest(
+                        period=A.ReportPeriod(
+                            start_time=tsp(NOW - timedelta(days=30)), end_time=tsp(NOW)
+                        )
+                    ),
+                ),
+                "GetConversationAnalytics, 90 days by day": (
+                    stub.GetConversationAnalytics,
+                    A.GetConversationAnalyticsRequest(
+                        period=A.ReportPeriod(
+                            start_time=tsp(NOW - timedelta(days=90)), end_time=tsp(NOW)
+                        ),
+                        granularity=A.REPORT_GRANULARITY_DAY,
+                    ),
+                ),
+            }
+            for label, (call, req) in calls.items():
+                first = await call(req, metadata=md)
+                if label.startswith("GetOverview"):
+                    assert first.conversations.total > 0 and first.contacts.active > 0, first
+                    out["overview"] = first
+                else:
+                    assert len(first.series) >= 90 and first.first_response.count > 0
+                times = []
+                for _ in range(args.calls):
+                    t = time.perf_counter()
+                    await call(req, metadata=md)
+                    times.append((time.perf_counter() - t) * 1000)
+                out[label] = times
+                print(label, f"p50 {pct(times, 50):.1f} ms p99 {pct(times, 99):.1f} ms", flush=True)
+        out["lag"] = await lag(pool, deps, url, ids[0], args.rate, args.seconds)
+    finally:
+        await app.stop(0)
+        await close_deps(deps)
+        await pool.close()
+    return out
+
+
+def produce_dms(
+    url: str, merchant: str, convs: list[tuple[str, str]], rate: int, seconds: float, out: Any
+) -> None:
+    """In its own process: commit inbound DMs (message, interaction, message.received
+    event, as ingestion writes them) in 20 ms batches at ``rate`` per second; put
+    (last event id, wall-clock commit time) per batch on ``out``, then None."""
+    rng = random.Random(1)
+    per_batch = max(1, rate // 50)
+    with psycopg.connect(url) as conn:
+        start = time.monotonic()
+        n = 0
+        while time.monotonic() - start < seconds:
+            picks = [rng.choice(convs) for _ in range(per_batch)]
+            now = datetime.now(UTC)
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO messages (merchant_id, conversation_id, direction, origin,"
+                    " text, created_at) VALUES (%s, %s, 'INBOUND', 'CONTACT', 'x', %s)",
+                    [(merchant, conv, now) for conv, _ in picks],
+                )
+                cur.executemany(
+                    "INSERT INTO contact_interactions (merchant_id, contact_id, kind,"
+                    " occurred_at) VALUES (%s, %s, 'MESSAGE_IN', %s)",
+                    [(merchant, contact, now) for _, contact in picks],
+                )
+                cur.execute(
+                    "INSERT INTO domain_events (merchant_id, type, aggregate_id, payload)"
+                    " SELECT %s, 'message.received', c, jsonb_build_object("
+                    "'conversation_id', c::text, 'contact_id', k::text)"
+                    " FROM unnest(%s::uuid[], %s::uuid[]) AS u(c, k) RETURNING id",
+                    (merchant, [c for c, _ in picks], [k for _, k in picks]),
+                )
+                last = max(int(r[0]) for r in cur.fetchall())
+            out.put((last, time.time(), per_batch))
+            n += 1
+            wait = start + n * 0.02 - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+    out.put(None)
+
+
+async def lag(
+    pool: Any, deps: Any, url: str, merchant: uuid.UUID, rate: int, seconds: float
+) -> dict[str, Any]:
+    import multiprocessing as mp
+
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT id::text, contact_id::text FROM conversations"
+            " WHERE merchant_id = %s AND status <> 'CLOSED' LIMIT 2000",
+            (merchant,),
+        )
+        convs = [(r[0], r[1]) for r in await cur.fetchall()]
+    stop = asyncio.Event()
+    loop = consumer_loop(ANALYTICS_ROLLUPS)
+
+    async def run_consumer() -> None:
+        while not stop.is_set():
+            await loop(deps)
+
+    consumer = asyncio.create_task(run_consumer())
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=produce_dms, args=(url, str(merchant), convs, rate, seconds, queue))
+    proc.start()
+    batches: list[tuple[int, float]] = []
+    seen: dict[int, float] = {}
+    events = 0
+    done = False
+    first_commit = last_commit = 0.0
+    async with pool.connection() as conn:
+        await conn.set_autocommit(True)
+        while not done or len(seen) < len(batches):
+            while True:
+                try:
+                    item = queue.get_nowait()
+                except Exception:
+                    break
+                if item is None:
+                    done = True
+                    break
+                batches.append((item[0], item[1]))
+                first_commit = first_commit if batches[:-1] else item[1]
+                last_commit = item[1]
+                events += item[2]
+            cur = await conn.execute(
+                "SELECT last_event_id FROM event_consumer_cursors WHERE consumer = %s",
+                (ANALYTICS_ROLLUPS.name,),
+            )
+            row = await cur.fetchone()
+            pos = int(row[0]) if row else 0
+            now = time.time()
+            for last, _ in batches:
+                if last <= pos and last not in seen:
+                    seen[last] = now
+            await asyncio.sleep(0.01)
+    proc.join()
+    stop.set()
+    await consumer
+    lags = [(seen[last] - at) * 1000 for last, at in batches]
+    return {
+        "events": events,
+        "achieved_rate": events / max(last_commit - first_commit + 0.02, 0.02),
+        "p50_ms": pct(lags, 50),
+        "p99_ms": pct(lags, 99),
+        "max_ms": max(lags),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--conversations", type=int, default=10_000)
+    parser.add_argument("--merchants", type=int, default=2)
+    parser.add_argument("--messages", type=int, default=20)
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--keep", action="store_true", help="keep the database (to EXPLAIN)")
+    args = parser.parse_args()
+    admin = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+    load_before = os.getloadavg()
+    t = time.perf_counter()
+    url, ids = setup(admin, args.merchants, args.conversations, args.messages)
+    setup_s = time.perf_counter() - t
+    print(f"setup {setup_s:.1f}s")
+    r = asyncio.run(measure(url, ids, args))
+    lg = r["lag"]
+    cmd = (
+        f".venv/bin/python bench/analytics_bench.py --conversations {args.conversations}"
+        f" --merchants {args.merchants} --messages {args.messages} --calls {args.calls}"
+        f" --rate {args.rate} --seconds {args.seconds:g}"
+    )
+    msgs = args.conversations * args.messages
+    lines = [
+        "# Analytics: rebuild, GetOverview, a 90-day series, rollup lag",
+        "",
+        f"Command: `{cmd}`",
+        "",
+        f"Scale: {args.merchants} merchants, each {args.conversations:,} conversations, "
+        f"{2 * args.conversations:,} contacts and {msgs:,} messages over 90 days (issue 12 §5 asks "
+        "for 5 merchants of 50,000 conversations, 100,000 contacts and 1,000,000 messages: this is "
+        f"{args.conversations / 50_000:.0%} of one merchant). Local PostgreSQL on the shared 2-core "
+        f"box; load average before the run {load_before[0]:.1f} (other sessions were running).",
+        "",
+        f"- Full rebuild of the measured merchant: **{r['rebuild_s']:.1f} s** "
+        f"({r['rebuilt']['conversations']:,} conversations, {r['rebuilt']['contacts']:,} contacts).",
+        "",
+        "| call (sequential, in-process server, full interceptor chain) | p50 ms | p99 ms | mean ms |",
+        "|---|---:|---:|---:|",
+    ]
+    for label in ("GetOverview, 30 days", "GetConversationAnalytics, 90 days by day"):
+        times = r[label]
+        lines.append(
+            f"| {label} | {pct(times, 50):.1f} | {pct(times, 99):.1f} | {statistics.mean(times):.1f} |"
+        )
+    lines += [
+        "",
+        f"- Rollup lag: {lg['events']:,} inbound DM events committed at {lg['achieved_rate']:.0f}/s "
+        f"(target {args.rate}/s, 20 ms batches, by a producer process of its own) while the "
+        "consumer loop runs in the measuring process: "
+        f"commit to the consumer's cursor passing it p50 **{lg['p50_ms']:.0f} ms**, p99 "
+        f"{lg['p99_ms']:.0f} ms, max {lg['max_ms']:.0f} ms. The DMs are written as ingestion writes "
+        "them (message, interaction, message.received event) straight into PostgreSQL, not through "
+        "the sidecar.",
+        f"- Setup (data generation) took {setup_s:.0f} s.",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    Path(__file__).with_name("results").joinpath("analytics.md").write_text(text)
+    if not args.keep:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB))
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,518 @@
+-- Named queries for analytics (issue 12): the rollup writers (recomputing one batch
+-- of contacts or conversations from raw data) and the report readers. Every
+-- statement filters on merchant_id. Report readers take %(account_id)s (NULL: every
+-- account), the period [%(start)s, %(end)s), the merchant's zone %(tz)s and the
+-- bucket unit %(unit)s ('day', 'week' or 'month': date_trunc's names; a week starts
+-- on Monday); a bucket's key is its first local date.
+
+-- ---------------------------------------------------------------- rollup writers
+
+-- name: lock_merchant_rollups
+-- Serialises the consumer and a rebuild writing the same merchant's rollups (both
+-- delete and re-insert rows; concurrently, the later insert would collide).
+SELECT pg_advisory_xact_lock(hashtextextended('analytics-rollups:' || %(merchant_id)s::text, 0));
+
+-- name: conversations_for_rollup
+SELECT c.id, c.account_id, c.contact_id, c.status, c.assignee_user_id, c.created_at,
+       c.closed_at, a.settings -> 'business_hours' AS business_hours
+  FROM conversations c
+  JOIN accounts a ON a.id = c.account_id
+ WHERE c.merchant_id = %(merchant_id)s AND c.id = ANY(%(ids)s::uuid[]);
+
+-- name: messages_for_rollup
+SELECT conversation_id, created_at, direction, origin, is_from_bot
+  FROM messages
+ WHERE merchant_id = %(merchant_id)s AND conversation_id = ANY(%(ids)s::uuid[])
+ ORDER BY conversation_id, created_at, id;
+
+-- name: history_for_rollup
+-- The status history of the conversations, in event order.
+SELECT aggregate_id AS conversation_id, type, created_at,
+       coalesce(payload ->> 'assignee_user_id', '') AS assignee_user_id
+  FROM domain_events
+ WHERE merchant_id = %(merchant_id)s AND aggregate_id = ANY(%(ids)s::uuid[])
+   AND type = ANY(%(types)s::text[])
+ ORDER BY id;
+
+-- name: delete_episodes
+DELETE FROM analytics_conversation_episodes
+ WHERE merchant_id = %(merchant_id)s AND conversation_id = ANY(%(ids)s::uuid[]);
+
+-- name: delete_episodes_of_contacts
+DELETE FROM analytics_conversation_episodes
+ WHERE merchant_id = %(merchant_id)s AND contact_id = ANY(%(ids)s::uuid[]);
+
+-- name: insert_episode
+INSERT INTO analytics_conversation_episodes
+       (merchant_id, conversation_id, episode, account_id, contact_id, status,
+        assignee_user_id, opened_at, first_inbound_at, first_bot_reply_at, handoff_at,
+        first_human_reply_at, resolved_at, first_response_s, first_response_bh_s,
+        bot_response_s, bot_handled_s, resolution_s, resolution_bh_s, bot_replied,
+        human_replied, escalated, bot_only)
+VALUES (%(merchant_id)s, %(conversation_id)s, %(episode)s, %(account_id)s, %(contact_id)s,
+        %(status)s, %(assignee_user_id)s, %(opened_at)s, %(first_inbound_at)s,
+        %(first_bot_reply_at)s, %(handoff_at)s, %(first_human_reply_at)s, %(resolved_at)s,
+        %(first_response_s)s, %(first_response_bh_s)s, %(bot_response_s)s,
+        %(bot_handled_s)s, %(resolution_s)s, %(resolution_bh_s)s, %(bot_replied)s,
+        %(human_replied)s, %(escalated)s, %(bot_only)s);
+
+-- name: delete_contacts
+DELETE FROM analytics_contacts
+ WHERE merchant_id = %(merchant_id)s AND contact_id = ANY(%(ids)s::uuid[]);
+
+-- name: insert_contacts
+-- The contacts' rows from raw data (erased contacts have none to insert).
+INSERT INTO analytics_contacts (merchant_id, contact_id, account_id, source, created_at,
+                                opted_out_at, tags)
+SELECT merchant_id, id, account_id, source, created_at,
+       CASE WHEN opted_out THEN coalesce(opted_out_at, updated_at) END, tags
+  FROM contacts
+ WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::uuid[]);
+
+-- name: delete_contact_activity
+DELETE FROM analytics_contact_activity
+ WHERE merchant_id = %(merchant_id)s AND contact_id = ANY(%(ids)s::uuid[]);
+
+-- name: insert_contact_activity
+-- Interactions the contact started (wrote, followed, mentioned), per 15 minutes.
+INSERT INTO analytics_contact_activity (merchant_id, bucket, contact_id, account_id)
+SELECT DISTINCT i.merchant_id,
+       date_bin('15 minutes', i.occurred_at, timestamptz '2000-01-01 00:00+00'),
+       i.contact_id, c.account_id
+  FROM contact_interactions i
+  JOIN contacts c ON c.id = i.contact_id AND c.merchant_id = i.merchant_id
+ WHERE i.merchant_id = %(merchant_id)s AND i.contact_id = ANY(%(ids)s::uuid[])
+   AND i.kind IN ('MESSAGE_IN', 'FOLLOW', 'MENTION');
+
+-- name: rebuild_merchants
+SELECT merchant_id FROM contacts
+UNION SELECT merchant_id FROM analytics_contacts
+UNION SELECT merchant_id FROM analytics_conversation_episodes;
+
+-- name: rebuild_contact_ids
+SELECT id FROM contacts
+ WHERE merchant_id = %(merchant_id)s
+   AND (%(since)s::timestamptz IS NULL OR updated_at >= %(since)s OR created_at >= %(since)s
+        OR last_interaction_at >= %(since)s)
+UNION
+SELECT contact_id FROM analytics_contacts a
+ WHERE a.merchant_id = %(merchant_id)s
+   AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = a.contact_id)
+UNION
+SELECT DISTINCT contact_id FROM analytics_contact_activity a
+ WHERE a.merchant_id = %(merchant_id)s
+   AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = a.contact_id);
+
+-- name: rebuild_conversation_ids
+SELECT id FROM conversations
+ WHERE merchant_id = %(merchant_id)s
+   AND (%(since)s::timestamptz IS NULL OR updated_at >= %(since)s OR created_at >= %(since)s
+        OR last_message_at >= %(since)s OR closed_at >= %(since)s)
+UNION
+SELECT DISTINCT conversation_id FROM analytics_conversation_episodes e
+ WHERE e.merchant_id = %(merchant_id)s
+   AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.id = e.conversation_id);
+
+-- name: dump_episodes
+SELECT * FROM analytics_conversation_episodes
+ WHERE merchant_id = %(merchant_id)s ORDER BY conversation_id, episode;
+
+-- name: dump_contacts
+SELECT * FROM analytics_contacts WHERE merchant_id = %(merchant_id)s ORDER BY contact_id;
+
+-- name: dump_activity
+SELECT * FROM analytics_contact_activity
+ WHERE merchant_id = %(merchant_id)s ORDER BY bucket, contact_id;
+
+-- ---------------------------------------------------------------- lookups
+
+-- name: time_zone
+SELECT time_zone FROM merchant_settings WHERE merchant_id = %(merchant_id)s;
+
+-- name: account_exists
+SELECT 1 AS ok FROM accounts WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
+-- name: campaign_exists
+SELECT 1 AS ok FROM campaigns WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
+-- ---------------------------------------------------------------- contacts
+
+-- name: contact_totals
+SELECT count(*) FILTER (WHERE created_at < %(end)s) AS total,
+       count(*) FILTER (WHERE created_at >= %(start)s AND created_at < %(end)s) AS new,
+       count(*) FILTER (WHERE opted_out_at >= %(start)s AND opted_out_at < %(end)s)
+         AS opted_out
+  FROM analytics_contacts
+ WHERE merchant_id = %(merchant_id)s
+   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s);
+
+-- name: active_contacts
+SELECT count(DISTINCT contact_id) AS active
+  FROM analytics_contact_activity
+ WHERE merchant_id = %(merchant_id)s AND bucket >= %(start)s AND bucket < %(end)s
+   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s);
+
+-- name: new_contacts_series
+SELECT date_trunc(%(unit)s, created_at AT TIME ZONE %(tz)s)::date AS key, source,
+       count(*) AS n
+  FROM analytics_contacts
+ WHERE merchant_id = %(merchant_id)s AND created_at >= %(start)s AND created_at < %(end)s
+   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+ GROUP BY 1, 2;
+
+-- name: active_contacts_series
+SELECT date_trunc(%(unit)s, bucket AT TIME ZONE %(tz)s)::date AS key,
+       count(DISTINCT contact_id) AS n
+  FROM analytics_contact_activity
+ WHERE merchant_id = %(merchant_id)s AND bucket >= %(start)s AND bucket < %(end)s
+   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+ GROUP BY 1;
+
+-- name: opt_outs_series
+SELECT date_trunc(%(unit)s, opted_out_at AT TIME ZONE %(tz)s)::date AS key, count(*) AS n
+  FROM analytics_contacts
+ WHERE merchant_id = %(merchant_id)s AND opted_out_at >= %(start)s AND opted_out_at < %(end)s
+   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+ GROUP BY 1;
+
+-- name: top_tags
+-- Tags of the contacts that existed at the end of the period, most used first.
+SELECT tag, count(*) AS n
+  FROM analytics_contacts, unnest(tags) AS tag
+ WHERE merchant_id = %(merchant_id)s AND created_at < %(end)s
+   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+ GROUP BY tag
+ ORDER BY n DESC, tag
+ LIMIT %(limit)s;
+
+-- ---------------------------------------------------------------- conversations
+
+-- name: episodes_opened_series
+SELECT date_trunc(%(unit)s, opened_at AT TIME ZONE %(tz)s)::date AS key, count(*) AS n
+  FROM analytics_conversation_episodes
+ WHERE merchant_id = %(merchant_id)s AND opened_at >= %(start)s AND opened_at < %(end)s
+   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+ GROUP BY 1;
+
+-- name: first_response_series
+SELECT date_trunc(%(unit)s, first_human_reply_at AT TIME ZONE %(tz)s)::date AS key,
+       count(*) AS n,
+       avg(first_response_s) AS mean,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_s) AS median,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_s) AS p90,
+       avg(first_response_bh_s) AS bh_mean,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_bh_s) AS bh_median,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_bh_s) AS bh_p90
+  FROM analytics_conversation_episodes
+ WHERE merchant_id = %(merchant_id)s AND first_human_reply_at >= %(start)s
+   AND first_human_reply_at < %(end)s
+   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+ GROUP BY 1;
+
+-- name: resolution_series
+SELECT date_trunc(%(unit)s, resolved_at AT TIME ZONE %(tz)s)::date AS key,
+       count(*) AS n,
+       avg(resolution_s) AS mean,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_s) AS median,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY resolution_s) AS p90,
+       avg(resolution_bh_s) AS bh_mean,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_bh_s) AS bh_median,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY resolution_bh_s) AS bh_p90
+  FROM analytics_conversation_episodes
+ WHERE merchant_id = %(merchant_id)s AND resolved_at >= %(start)s AND resolved_at < %(end)s
+   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+ GROUP BY 1;
+
+-- name: per_assignee
+SELECT assignee_user_id,
+       count(*) FILTER (WHERE opened_at >= %(start)s AND opened_at < %(end)s) AS opened,
+       count(*) FILTER (WHERE resolved_at >= %(start)s AND resolved_at < %(end)s) AS resolved,
+       count(first_response_s) FILTER (WHERE first_human_reply_at >= %(start)s
+                                         AND first_human_reply_at < %(end)s) AS responded,
+       coalesce(avg(first_response_s) FILTER (WHERE first_human_reply_at >= %(start)s
+                                               AND first_human_reply_at < %(end)s), 0)
+         AS first_response_mean,
+       coalesce(avg(resolution_s) FILTER (WHERE resolved_at >= %(start)s
+                                           AND resolved_at < %(end)s), 0) AS resolution_mean
+  FROM analytics_conversation_episodes
+ WHERE merchant_id = %(merchant_id)s
+   AND ((opened_at >= %(start)s AND opened_at < %(end)s)
+        OR (resolved_at >= %(start)s AND resolved_at < %(end)s)
+        OR (first_human_reply_at >= %(start)s AND first_human_reply_at < %(end)s))
+   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+ GROUP BY assignee_user_id
+ ORDER BY assignee_user_id;
+
+-- ---------------------------------------------------------------- campaigns
+
+-- name: campaign_series
+-- The hourly campaign counters GetCampaignMetrics reads (campaign_metrics_hourly),
+-- rolled up to local buckets: an hour counts when it starts inside the period.
+SELECT date_trunc(%(unit)s, h.hour AT TIME ZONE %(tz)s)::date AS key,
+       sum(h.sent) AS sent, sum(h.delivered) AS delivered, sum(h.read) AS read,
+       sum(h.replied) AS replied, sum(h.failed) AS failed
+  FROM campaign_metrics_hourly h
+  JOIN campaigns c ON c.merchant_id = h.merchant_id AND c.id = h.campaign_id
+ WHERE h.merchant_id = %(merchant_id)s AND h.hour >= %(start)s AND h.hour < %(end)s
+   AND (%(campaign_id)s::uuid IS NULL OR h.campaign_id = %(campaign_id)s)
+   AND (%(account_id)s::uuid IS NULL OR c.account_id = %(account_id)s)
+ GROUP BY 1;
+
+-- name: campaign_counts
+SELECT count(*) FILTER (WHERE status IN ('SCHEDULED', 'RUNNING', 'PAUSED')) AS active,
+       count(*) FILTER (WHERE status = 'COMPLETED' AND completed_at >= %(start)s
+                          AND completed_at < %(end)s) AS completed
+  FROM campaigns
+ WHERE merchant_id = %(merchant_id)s
+   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s);
+
+-- ---------------------------------------------------------------- automation
+
+-- name: automation_counts
+SELECT (SELECT count(*) FROM flows f
+         WHERE f.merchant_id = %(merchant_id)s AND f.status = 'ACTIVE'
+           AND (%(account_id)s::uuid IS NULL OR f.account_id = %(account_id)s)) AS active_flows,
+       count(*) FILTER (WHERE e.started_at >= %(start)s AND e.started_at < %(end)s) AS started,
+       count(*) FILTER (WHERE e.status = 'COMPLETED' AND e.completed_at >= %(start)s
+                          AND e.completed_at < %(end)s) AS completed,
+       count(*) FILTER (WHERE e.status = 'FAILED' AND coalesce(e.completed_at, e.updated_at)
+                          >= %(start)s AND coalesce(e.completed_at, e.updated_at) < %(end)s)
+         AS failed
+  FROM flow_executions e
+  JOIN flows f ON f.id = e.flow_id
+ WHERE e.merchant_id = %(merchant_id)s
+   AND (%(account_id)s::uuid IS NULL OR f.account_id = %(account_id)s)
+   AND (e.started_at < %(end)s);
+
+-- name: automation_series
+SELECT e.flow_id, f.name,
+       date_trunc(%(unit)s, e.started_at AT TIME ZONE %(tz)s)::date AS key,
+       count(*) AS started,
+       count(*) FILTER (WHERE e.status = 'COMPLETED') AS completed,
+       count(*) FILTER (WHERE e.status = 'FAILED') AS failed
+  FROM flow_executions e
+  JOIN flows f ON f.id = e.flow_id
+ WHERE e.merchant_id = %(merchant_id)s AND e.started_at >= %(start)s
+   AND e.started_at < %(end)s
+   AND (%(account_id)s::uuid IS NULL OR f.account_id = %(account_id)s)
+ GROUP BY 1, 2, 3;
+
+-- name: automation_funnel
+SELECT e.flow_id, s.node_id,
+       count(DISTINCT s.execution_id) AS entered,
+       count(DISTINCT s.execution_id) FILTER (WHERE s.status = 'COMPLETED') AS completed,
+       count(DISTINCT s.execution_id) FILTER (WHERE s.status = 'FAILED') AS failed
+  FROM flow_execution_steps s
+  JOIN flow_executions e ON e.id = s.execution_id
+  JOIN flows f ON f.id = e.flow_id
+ WHERE s.merchant_id = %(merchant_id)s AND e.started_at >= %(start)s
+   AND e.started_at < %(end)s
+   AND (%(account_id)s::uuid IS NULL OR f.account_id = %(account_id)s)
+ GROUP BY 1, 2
+ ORDER BY 1, 3 DESC, 2;
+
+-- ---------------------------------------------------------------- posts
+
+-- name: post_readings
+-- Gains per bucket from the metric history: each reading (summed over parts) minus
+-- the post's previous reading, placed in the reading's bucket.
+WITH r AS (
+  SELECT m.post_id, m.observed_at, sum(m.impressions) AS impressions,
+         sum(m.likes + m.reposts + m.replies + m.quotes + m.bookmarks) AS engagements
+    FROM post_metrics m
+    JOIN posts p ON p.id = m.post_id AND p.merchant_id = m.merchant_id
+   WHERE m.merchant_id = %(merchant_id)s AND m.observed_at < %(end)s
+     AND (%(account_id)s::uuid IS NULL OR p.account_id = %(account_id)s)
+   GROUP BY 1, 2
+), d AS (
+  SELECT observed_at,
+         impressions - coalesce(lag(impressions) OVER w, 0) AS impressions,
+         engagements - coalesce(lag(engagements) OVER w, 0) AS engagements
+    FROM r
+  WINDOW w AS (PARTITION BY post_id ORDER BY observed_at)
+)
+SELECT date_trunc(%(unit)s, observed_at AT TIME ZONE %(tz)s)::date AS key,
+       sum(impressions)::bigint AS impressions, sum(engagements)::bigint AS engagements
+  FROM d
+ WHERE observed_at >= %(start)s
+ GROUP BY 1;
+
+-- name: posts_published
+-- Posts published in the period with their latest reading before its end.
+SELECT p.id, p.published_at,
+       coalesce(l.impressions, 0) AS impressions, coalesce(l.engagements, 0) AS engagements
+  FROM posts p
+  LEFT JOIN LATERAL (
+    SELECT sum(m.impressions)::bigint AS impressions,
+           sum(m.likes + m.reposts + m.replies + m.quotes + m.bookmarks)::bigint AS engagements
+      FROM post_metrics m
+     WHERE m.merchant_id = p.merchant_id AND m.post_id = p.id
+       AND m.observed_at = (SELECT max(observed_at) FROM post_metrics x
+                             WHERE x.merchant_id = p.merchant_id AND x.post_id = p.id
+                               AND x.observed_at < %(end)s)
+  ) l ON true
+ WHERE p.merchant_id = %(merchant_id)s
+   AND p.status IN ('PUBLISHED', 'PARTIALLY_PUBLISHED', 'DELETED')
+   AND p.published_at >= %(start)s AND p.published_at < %(end)s
+   AND (%(account_id)s::uuid IS NULL OR p.account_id = %(account_id)s)
+ ORDER BY impressions DESC, p.published_at DESC, p.id
+ LIMIT %(limit)s;
+
+-- name: posts_published_count
+SELECT count(*) AS n
+  FROM posts
+ WHERE merchant_id = %(merchant_id)s
+   AND status IN ('PUBLISHED', 'PARTIALLY_PUBLISHED', 'DELETED')
+   AND published_at >= %(start)s AND published_at < %(end)s
+   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s);
+
+-- ---------------------------------------------------------------- overview
+
+-- name: overview
+-- GetOverview in one round trip: the same figures as contact_totals,
+-- active_contacts, conversation_report, campaign_counts, campaign_series,
+-- automation_counts, posts_published_count and post_readings give for the period.
+WITH c AS (
+  SELECT count(*) AS total,
+         count(*) FILTER (WHERE created_at >= %(start)s) AS new
+    FROM analytics_contacts
+   WHERE merchant_id = %(merchant_id)s AND created_at < %(end)s
+     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+), act AS (
+  SELECT count(DISTINCT contact_id) AS active
+    FROM analytics_contact_activity
+   WHERE merchant_id = %(merchant_id)s AND bucket >= %(start)s AND bucket < %(end)s
+     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+), o AS (
+  SELECT count(*) AS opened,
+         count(*) FILTER (WHERE status = 'OPEN') AS open,
+         count(*) FILTER (WHERE status IN ('PENDING', 'SNOOZED')) AS pending,
+         count(*) FILTER (WHERE status = 'CLOSED') AS closed
+    FROM analytics_conversation_episodes
+   WHERE merchant_id = %(merchant_id)s AND opened_at >= %(start)s AND opened_at < %(end)s
+     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+), f AS (
+  SELECT coalesce(avg(first_response_s), 0) AS mean,
+         coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_s), 0) AS median
+    FROM analytics_conversation_episodes
+   WHERE merchant_id = %(merchant_id)s AND first_human_reply_at >= %(start)s
+     AND first_human_reply_at < %(end)s
+     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+), r AS (
+  SELECT coalesce(avg(resolution_s), 0) AS mean
+    FROM analytics_conversation_episodes
+   WHERE merchant_id = %(merchant_id)s AND resolved_at >= %(start)s AND resolved_at < %(end)s
+     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+), cp AS (
+  SELECT count(*) FILTER (WHERE status IN ('SCHEDULED', 'RUNNING', 'PAUSED')) AS active,
+         count(*) FILTER (WHERE status = 'COMPLETED' AND completed_at >= %(start)s
+                            AND completed_at < %(end)s) AS completed
+    FROM campaigns
+   WHERE merchant_id = %(merchant_id)s
+     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+), cs AS (
+  SELECT coalesce(sum(h.sent), 0) AS sent
+    FROM campaign_metrics_hourly h
+    JOIN campaigns x ON x.merchant_id = h.merchant_id AND x.id = h.campaign_id
+   WHERE h.merchant_id = %(merchant_id)s AND h.hour >= %(start)s AND h.hour < %(end)s
+     AND (%(account_id)s::uuid IS NULL OR x.account_id = %(account_id)s)
+), fl AS (
+  SELECT count(*) AS active_flows FROM flows
+   WHERE merchant_id = %(merchant_id)s AND status = 'ACTIVE'
+     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+), ex AS (
+  SELECT count(*) FILTER (WHERE e.started_at >= %(start)s) AS started,
+         count(*) FILTER (WHERE e.status = 'COMPLETED' AND e.completed_at >= %(start)s
+                            AND e.completed_at < %(end)s) AS completed
+    FROM flow_executions e
+    JOIN flows x ON x.id = e.flow_id
+   WHERE e.merchant_id = %(merchant_id)s AND e.started_at < %(end)s
+     AND (%(account_id)s::uuid IS NULL OR x.account_id = %(account_id)s)
+), pp AS (
+  SELECT count(*) AS published FROM posts
+   WHERE merchant_id = %(merchant_id)s
+     AND status IN ('PUBLISHED', 'PARTIALLY_PUBLISHED', 'DELETED')
+     AND published_at >= %(start)s AND published_at < %(end)s
+     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+), rd AS (
+  SELECT m.post_id, m.observed_at, sum(m.impressions) AS impressions,
+         sum(m.likes + m.reposts + m.replies + m.quotes + m.bookmarks) AS engagements
+    FROM post_metrics m
+    JOIN posts x ON x.id = m.post_id AND x.merchant_id = m.merchant_id
+   WHERE m.merchant_id = %(merchant_id)s AND m.observed_at < %(end)s
+     AND (%(account_id)s::uuid IS NULL OR x.account_id = %(account_id)s)
+   GROUP BY 1, 2
+), gains AS (
+  SELECT coalesce(sum(impressions), 0)::bigint AS impressions,
+         coalesce(sum(engagements), 0)::bigint AS engagements
+    FROM (SELECT observed_at,
+                 impressions - coalesce(lag(impressions) OVER w, 0) AS impressions,
+                 engagements - coalesce(lag(engagements) OVER w, 0) AS engagements
+            FROM rd WINDOW w AS (PARTITION BY post_id ORDER BY observed_at)) d
+   WHERE observed_at >= %(start)s
+)
+SELECT c.total AS contacts_total, c.new AS contacts_new, act.active AS contacts_active,
+       o.opened, o.open, o.pending, o.closed, f.mean AS frt_mean, f.median AS frt_median,
+       r.mean AS resolution_mean, cp.active AS campaigns_active,
+       cp.completed AS campaigns_completed, cs.sent AS campaigns_sent,
+       fl.active_flows, ex.started AS executions_started,
+       ex.completed AS executions_completed, pp.published AS posts_published,
+       gains.impressions, gains.engagements
+  FROM c, act, o, f, r, cp, cs, fl, ex, pp, gains;
+
+-- name: conversation_report
+-- GetConversationAnalytics' totals in one statement: episodes opened in the period
+-- (and of those, answered by the bot and escalated); human first responses in the
+-- period; episodes closed in the period; the bot's first replies in the period.
+WITH e AS (
+  SELECT * FROM analytics_conversation_episodes
+   WHERE merchant_id = %(merchant_id)s
+     AND ((opened_at >= %(start)s AND opened_at < %(end)s)
+          OR (resolved_at >= %(start)s AND resolved_at < %(end)s)
+          OR (first_human_reply_at >= %(start)s AND first_human_reply_at < %(end)s)
+          OR (first_bot_reply_at >= %(start)s AND first_bot_reply_at < %(end)s))
+     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+), w AS (
+  SELECT e.*,
+         opened_at >= %(start)s AND opened_at < %(end)s AS in_opened,
+         coalesce(resolved_at >= %(start)s AND resolved_at < %(end)s, false) AS in_resolved,
+         coalesce(first_human_reply_at >= %(start)s AND first_human_reply_at < %(end)s, false)
+           AS in_responded,
+         coalesce(first_bot_reply_at >= %(start)s AND first_bot_reply_at < %(end)s, false)
+           AS in_bot
+    FROM e
+)
+SELECT count(*) FILTER (WHERE in_opened) AS opened,
+       count(*) FILTER (WHERE in_opened AND bot_replied) AS bot_involved,
+       count(*) FILTER (WHERE in_opened AND bot_replied AND escalated) AS escalated,
+       count(*) FILTER (WHERE in_responded) AS frt_n,
+       coalesce(avg(first_response_s) FILTER (WHERE in_responded), 0) AS frt_mean,
+       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_s)
+                FILTER (WHERE in_responded), 0) AS frt_median,
+       coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_s)
+                FILTER (WHERE in_responded), 0) AS frt_p90,
+       coalesce(avg(first_response_bh_s) FILTER (WHERE in_responded), 0) AS frt_bh_mean,
+       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_bh_s)
+                FILTER (WHERE in_responded), 0) AS frt_bh_median,
+       coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_bh_s)
+                FILTER (WHERE in_responded), 0) AS frt_bh_p90,
+       count(*) FILTER (WHERE in_resolved) AS res_n,
+       count(*) FILTER (WHERE in_resolved AND bot_only) AS res_bot_only,
+       coalesce(avg(resolution_s) FILTER (WHERE in_resolved), 0) AS res_mean,
+       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_s)
+                FILTER (WHERE in_resolved), 0) AS res_median,
+       coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY resolution_s)
+                FILTER (WHERE in_resolved), 0) AS res_p90,
+       coalesce(avg(resolution_bh_s) FILTER (WHERE in_resolved), 0) AS res_bh_mean,
+       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_bh_s)
+                FILTER (WHERE in_resolved), 0) AS res_bh_median,
+       coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY resolution_bh_s)
+                FILTER (WHERE in_resolved), 0) AS res_bh_p90,
+       count(*) FILTER (WHERE in_bot) AS bot_n,
+       coalesce(avg(bot_response_s) FILTER (WHERE in_bot), 0) AS bot_mean,
+       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY bot_response_s)
+                FILTER (WHERE in_bot), 0) AS bot_median,
+       coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY bot_response_s)
+                FILTER (WHERE in_bot), 0) AS bot_p90,
+       coalesce(avg(bot_handled_s) FILTER (WHERE in_bot), 0) AS bot_handled_mean
+  FROM w;

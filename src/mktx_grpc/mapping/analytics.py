@@ -1,0 +1,117 @@
+"""Analytics rows -> mktx.v1 report messages, and the report's common arguments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from mktx.v1 import analytics_pb2 as A
+
+from ..core.db import Row
+from ..domain import analytics as domain
+from .common import ts
+
+GRANULARITY_FROM_PROTO = {
+    A.REPORT_GRANULARITY_UNSPECIFIED: domain.DAY,
+    A.REPORT_GRANULARITY_DAY: domain.DAY,
+    A.REPORT_GRANULARITY_WEEK: domain.WEEK,
+    A.REPORT_GRANULARITY_MONTH: domain.MONTH,
+}
+GRANULARITY_TO_PROTO = {
+    domain.DAY: A.REPORT_GRANULARITY_DAY,
+    domain.WEEK: A.REPORT_GRANULARITY_WEEK,
+    domain.MONTH: A.REPORT_GRANULARITY_MONTH,
+}
+
+#: contacts.source -> ContactSourceCounts field.
+SOURCE_FIELDS = {
+    "NEW_FOLLOWER": "follow",
+    "INBOUND_MESSAGE": "inbound_dm",
+    "MENTION": "mention",
+    "IMPORT": "imported",
+    "MANUAL": "api",
+}
+
+
+@dataclass(frozen=True)
+class ReportArgs:
+    """What every report query takes."""
+
+    merchant_id: UUID
+    account_id: UUID | None
+    start: datetime
+    end: datetime
+    time_zone: str
+    tz: ZoneInfo
+    granularity: str = domain.DAY
+
+    def params(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "merchant_id": self.merchant_id,
+            "account_id": self.account_id,
+            "start": self.start,
+            "end": self.end,
+            "tz": self.time_zone,
+            "unit": self.granularity.lower(),
+            **extra,
+        }
+
+    def buckets(self) -> list[domain.Bucket]:
+        return domain.buckets(self.start, self.end, self.granularity, self.tz)
+
+
+def by_key(rows: list[Row]) -> dict[date, Row]:
+    return {r["key"]: r for r in rows}
+
+
+def bucket_times(b: domain.Bucket) -> dict[str, Any]:
+    return {"start_time": ts(b.start), "end_time": ts(b.end)}
+
+
+def duration_stats(row: Row | None, prefix: str = "", count: str = "n") -> A.DurationStats:
+    if row is None or not row[count]:
+        return A.DurationStats()
+    return A.DurationStats(
+        count=int(row[count]),
+        mean_seconds=float(row[f"{prefix}mean"] or 0.0),
+        median_seconds=float(row[f"{prefix}median"] or 0.0),
+        p90_seconds=float(row[f"{prefix}p90"] or 0.0),
+    )
+
+
+def ratio(num: int, den: int) -> float:
+    return num / den if den else 0.0
+
+
+def campaign_counts(row: Row | None) -> A.CampaignReportCounts:
+    if row is None:
+        return A.CampaignReportCounts()
+    return A.CampaignReportCounts(
+        sent=int(row["sent"] or 0),
+        delivered=int(row["delivered"] or 0),
+        read=int(row["read"] or 0),
+        replied=int(row["replied"] or 0),
+        failed=int(row["failed"] or 0),
+    )
+
+
+def campaign_rates(c: A.CampaignReportCounts) -> A.CampaignReportRates:
+    return A.CampaignReportRates(
+        delivery_rate=ratio(c.delivered, c.sent),
+        read_rate=ratio(c.read, c.delivered),
+        reply_rate=ratio(c.replied, c.sent),
+        failure_rate=ratio(c.failed, c.sent + c.failed),
+    )
+
+
+def source_counts(rows: list[Row]) -> A.ContactSourceCounts:
+    out = A.ContactSourceCounts()
+    for r in rows:
+        name = SOURCE_FIELDS.get(r["source"])
+        if name is not None:
+            setattr(out, name, getattr(out, name) + int(r["n"]))
+            out.total += int(r["n"])
+    return out

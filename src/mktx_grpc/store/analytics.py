@@ -1,0 +1,195 @@
+"""Analytics rollups and report reads (sql/queries/analytics.sql).
+
+The writers recompute the rollup rows of a batch of contacts or conversations from
+raw data, so they are idempotent: the outbox consumer (worker/rollups.py) and the
+rebuild command call the same functions. The readers aggregate rollup rows for a
+report period in the merchant's time zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from ..core.context import current_connection
+from ..domain import analytics as domain
+from . import Queries, Row, execute, fetch_all, fetch_one
+
+Q = Queries("analytics")
+
+#: The outbox event types that make up a conversation's status history.
+HISTORY_TYPES = sorted(domain.TRANSITION_FOR_EVENT)
+
+
+# ------------------------------------------------------------------ writers
+
+
+async def lock_merchant(merchant_id: UUID) -> None:
+    """Hold the merchant's rollup lock until the transaction ends (consumer passes and
+    rebuilds of one merchant run one at a time)."""
+    await execute(Q.lock_merchant_rollups, {"merchant_id": merchant_id})
+
+
+async def conversations_for_rollup(merchant_id: UUID, ids: Sequence[UUID]) -> list[Row]:
+    return await fetch_all(Q.conversations_for_rollup, {"merchant_id": merchant_id, "ids": ids})
+
+
+async def messages_for_rollup(
+    merchant_id: UUID, ids: Sequence[UUID]
+) -> list[tuple[UUID, datetime, str, str, bool]]:
+    """(conversation_id, created_at, direction, origin, is_from_bot) of every message
+    of the conversations, in order; plain tuples (this is the consumer's largest read)."""
+    async with current_connection().cursor() as cur:
+        await cur.execute(Q.messages_for_rollup, {"merchant_id": merchant_id, "ids": ids})
+        return await cur.fetchall()
+
+
+async def history_for_rollup(merchant_id: UUID, ids: Sequence[UUID]) -> list[Row]:
+    return await fetch_all(
+        Q.history_for_rollup, {"merchant_id": merchant_id, "ids": ids, "types": HISTORY_TYPES}
+    )
+
+
+async def replace_episodes(
+    merchant_id: UUID,
+    conversation_ids: Sequence[UUID],
+    episodes: Sequence[tuple[Row, domain.Episode]],
+) -> None:
+    """Replace every episode row of ``conversation_ids`` with ``episodes`` (pairs of
+    the conversation row and one of its episodes); conversations without episodes
+    (gone) lose their rows."""
+    await execute(Q.delete_episodes, {"merchant_id": merchant_id, "ids": list(conversation_ids)})
+    if not episodes:
+        return
+    params: list[dict[str, Any]] = []
+    for conv, ep in episodes:
+        d = asdict(ep)
+        d.pop("messages")
+        d.pop("transitions")
+        d["episode"] = d.pop("index")
+        d["assignee_user_id"] = d.pop("assignee")
+        d.update(
+            merchant_id=merchant_id,
+            conversation_id=conv["id"],
+            account_id=conv["account_id"],
+            contact_id=conv["contact_id"],
+        )
+        params.append(d)
+    async with current_connection().cursor() as cur:
+        await cur.executemany(Q.insert_episode, params)
+
+
+async def delete_episodes_of_contacts(merchant_id: UUID, contact_ids: Sequence[UUID]) -> None:
+    await execute(
+        Q.delete_episodes_of_contacts, {"merchant_id": merchant_id, "ids": list(contact_ids)}
+    )
+
+
+async def refresh_contacts(merchant_id: UUID, contact_ids: Sequence[UUID]) -> None:
+    """Recompute the contacts' rows and activity buckets from raw data (an erased
+    contact keeps none)."""
+    p = {"merchant_id": merchant_id, "ids": list(contact_ids)}
+    await execute(Q.delete_contacts, p)
+    await execute(Q.insert_contacts, p)
+    await execute(Q.delete_contact_activity, p)
+    await execute(Q.insert_contact_activity, p)
+
+
+async def refresh_activity(merchant_id: UUID, contact_ids: Sequence[UUID]) -> None:
+    """Recompute only the contacts' activity buckets (after new messages)."""
+    p = {"merchant_id": merchant_id, "ids": list(contact_ids)}
+    await execute(Q.delete_contact_activity, p)
+    await execute(Q.insert_contact_activity, p)
+
+
+async def rebuild_merchants() -> list[UUID]:
+    """Every merchant with contacts or rollup rows (reads across merchants: the
+    operator's rebuild of everything)."""
+    return [r["merchant_id"] for r in await fetch_all(Q.rebuild_merchants, {})]
+
+
+async def rebuild_contact_ids(merchant_id: UUID, since: datetime | None) -> list[UUID]:
+    rows = await fetch_all(Q.rebuild_contact_ids, {"merchant_id": merchant_id, "since": since})
+    return [r["id"] for r in rows]
+
+
+async def rebuild_conversation_ids(merchant_id: UUID, since: datetime | None) -> list[UUID]:
+    rows = await fetch_all(Q.rebuild_conversation_ids, {"merchant_id": merchant_id, "since": since})
+    return [r["id"] for r in rows]
+
+
+async def dump(merchant_id: UUID) -> dict[str, list[Row]]:
+    """Every rollup row of the merchant (tests and operators compare rollups)."""
+    p = {"merchant_id": merchant_id}
+    return {
+        "episodes": await fetch_all(Q.dump_episodes, p),
+        "contacts": await fetch_all(Q.dump_contacts, p),
+        "activity": await fetch_all(Q.dump_activity, p),
+    }
+
+
+# ------------------------------------------------------------------ lookups
+
+
+async def time_zone(merchant_id: UUID) -> str:
+    row = await fetch_one(Q.time_zone, {"merchant_id": merchant_id})
+    return str(row["time_zone"]) if row is not None else "UTC"
+
+
+async def account_exists(merchant_id: UUID, account_id: UUID) -> bool:
+    return (
+        await fetch_one(Q.account_exists, {"merchant_id": merchant_id, "id": account_id})
+        is not None
+    )
+
+
+async def campaign_exists(merchant_id: UUID, campaign_id: UUID) -> bool:
+    row = await fetch_one(Q.campaign_exists, {"merchant_id": merchant_id, "id": campaign_id})
+    return row is not None
+
+
+# ------------------------------------------------------------------ readers
+
+
+#: The report queries, by name: looked up at import, so a misspelled one fails at once.
+READERS: dict[str, str] = {
+    name: getattr(Q, name)
+    for name in (
+        "contact_totals",
+        "active_contacts",
+        "new_contacts_series",
+        "active_contacts_series",
+        "opt_outs_series",
+        "top_tags",
+        "episodes_opened_series",
+        "first_response_series",
+        "resolution_series",
+        "per_assignee",
+        "campaign_series",
+        "campaign_counts",
+        "automation_counts",
+        "automation_series",
+        "automation_funnel",
+        "post_readings",
+        "posts_published",
+        "posts_published_count",
+        "overview",
+        "conversation_report",
+    )
+}
+
+
+async def read(name: str, params: dict[str, Any]) -> list[Row]:
+    """Run report query ``name`` (one of :data:`READERS`) with the report parameters
+    (merchant_id, account_id, start, end, tz, unit, and what the query adds)."""
+    return await fetch_all(READERS[name], params)
+
+
+async def read_one(name: str, params: dict[str, Any]) -> Row:
+    """Like :func:`read` for a query that returns exactly one row (aggregates)."""
+    row = await fetch_one(READERS[name], params)
+    assert row is not None
+    return row
