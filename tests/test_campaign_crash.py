@@ -54,6 +54,8 @@ def _worker_env(settings, sandbox, data_dir: Path) -> dict[str, str]:
             "X_AUTHORIZE_BASE": sandbox.base_url,
             "MKTX_X_SANDBOX": "true",
             "MKTX_LOG_LEVEL": "WARNING",
+            # No /metrics listener: parallel tests would contend for the default port.
+            "MKTX_WORKER_METRICS_PORT": "0",
         }
     )
     return env

@@ -87,7 +87,12 @@ def test_a_database_migrated_by_a_newer_release_is_refused(empty_db):
         [sys.executable, "-m", "mktx_grpc.cli", "worker"],
         capture_output=True,
         text=True,
-        env={"DATABASE_URL": empty_db, "PATH": "/usr/bin:/bin", "MKTX_LOG_LEVEL": "WARNING"},
+        env={
+            "DATABASE_URL": empty_db,
+            "PATH": "/usr/bin:/bin",
+            "MKTX_LOG_LEVEL": "WARNING",
+            "MKTX_WORKER_METRICS_PORT": "0",
+        },
         timeout=60,
     )
     assert proc.returncode == 2

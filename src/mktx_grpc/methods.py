@@ -178,9 +178,9 @@ METHODS: dict[str, MethodSpec] = {
     _AU + "UpdateFlow": write(automation_rules.update_flow),
     _AU + "ActivateFlow": write(automation_rules.id_and_etag),
     _AU + "DeactivateFlow": write(automation_rules.id_and_etag),
-    _AU + "DeleteFlow": write(automation_rules.id_and_etag),
+    _AU + "DeleteFlow": write(automation_rules.id_and_etag, audit=True),
     _AU + "StartFlowExecution": write(automation_rules.start_flow_execution),
-    _AU + "CancelFlowExecution": write(rules.require_uuid("id")),
+    _AU + "CancelFlowExecution": write(rules.require_uuid("id"), audit=True),
     _AU + "ListFlowExecutions": read(automation_rules.list_flow_executions),
     _AU + "GetFlowExecution": read(rules.require_uuid("id")),
     # Analytics: reads of the rollups (worker/rollups.py).

@@ -210,28 +210,30 @@ async def test_automation_and_post_sections(
         acct,
     )
     runs = [("COMPLETED", 1), ("COMPLETED", 1), ("FAILED", 2), ("RUNNING", 2)]
-    for status, day in runs:
+    for n, (status, day) in enumerate(runs):
         started = T0 + timedelta(days=day, hours=3)
         ex = await world._one(
-            "INSERT INTO flow_executions (merchant_id, flow_id, contact_id, status, started_at,"
-            " completed_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            "INSERT INTO flow_executions (merchant_id, flow_id, contact_id, trigger_key, status,"
+            " started_at, completed_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " RETURNING id",
             merchant,
             flow,
             contact,
+            f"event-{n}",
             status,
             started,
             started + timedelta(minutes=5) if status != "RUNNING" else None,
             started + timedelta(minutes=5),
         )
         await db.execute(
-            "INSERT INTO flow_execution_steps (merchant_id, execution_id, node_id, status)"
-            " VALUES (%s, %s, 'start', 'COMPLETED')",
+            "INSERT INTO flow_execution_steps (merchant_id, execution_id, step_no, node_id,"
+            " status) VALUES (%s, %s, 0, 'start', 'COMPLETED')",
             (merchant, ex),
         )
         if status != "RUNNING":
             await db.execute(
-                "INSERT INTO flow_execution_steps (merchant_id, execution_id, node_id, status)"
-                " VALUES (%s, %s, 'send', %s)",
+                "INSERT INTO flow_execution_steps (merchant_id, execution_id, step_no, node_id,"
+                " status) VALUES (%s, %s, 1, 'send', %s)",
                 (merchant, ex, status),
             )
     post = await world._one(

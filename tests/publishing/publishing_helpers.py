@@ -136,6 +136,8 @@ def worker_env(settings: Any, sandbox: Any, data_dir: Any) -> dict[str, str]:
             "MKTX_X_SANDBOX": "true",
             "MKTX_MEDIA_CA_FILE": settings.media_ca_file,
             "MKTX_LOG_LEVEL": "WARNING",
+            # No /metrics listener: parallel tests would contend for the default port.
+            "MKTX_WORKER_METRICS_PORT": "0",
         }
     )
     return env
