@@ -165,8 +165,11 @@ def test_readme_walkthrough_runs_as_written_and_survives_a_restart(serve):
     # done and the execution COMPLETED; X got the DM once, addressed to the follower.
     assert '"status": "FLOW_STATUS_ACTIVE"' in out and '"publishedVersion": "1"' in out
     assert f'"text":"{WELCOME}"' in out  # the block's read-back at the sandbox
-    # GetFlowExecution's output: the last JSON object printed with a flowVersion.
-    execution = json.loads(next(o for o in reversed(printed_objects(out)) if '"flowVersion"' in o))
+    # ListFlowExecutions (one execution, no step log), then GetFlowExecution.
+    listed, execution = (json.loads(o) for o in printed_objects(out) if '"flowVersion"' in o)
+    [summary] = listed["executions"]
+    assert summary["id"] == execution["id"] and "steps" not in summary
+    assert summary["status"] == "FLOW_EXECUTION_STATUS_COMPLETED"
     assert execution["status"] == "FLOW_EXECUTION_STATUS_COMPLETED"
     assert execution["triggerEvent"]["event_type"] == "contact.followed"
     [step] = execution["steps"]
