@@ -10,6 +10,7 @@ server, which ``tests/test_quickstart.py`` covers: it changes no command.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -27,6 +28,8 @@ BIN = Path(sys.executable).parent
 SECTION = "## Walk-through: the first hour"
 MERCHANT_ACCOUNT = "1500000000000000001"
 CUSTOMER = "1500000000000000002"
+FOLLOWER = "1500000000000000004"  # the sandbox user the walk-through creates to follow
+WELCOME = "Hi Lena, thanks for following!"  # the welcome flow's DM to "Lena Park"
 
 
 def free_port() -> int:
@@ -42,6 +45,12 @@ def walkthrough_blocks() -> list[str]:
     end = text.find("\n## ", start + len(SECTION))
     section = text[start : end if end != -1 else None]
     return re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+
+
+def printed_objects(out: str) -> list[str]:
+    """The pretty-printed JSON objects in ``out`` (grpcurl's: ``{`` and ``}`` alone
+    on a line at column 0), in order."""
+    return re.findall(r"^\{\n.*?^\}$", out, flags=re.S | re.M)
 
 
 def test_the_walkthrough_uses_the_documented_ports():
@@ -152,6 +161,23 @@ def test_readme_walkthrough_runs_as_written_and_survives_a_restart(serve):
     # The recipient's first name (from "Sandbox Customer"), the campaign's variable.
     assert "Hi Sandbox, shipping to Canada is free this week with MAPLE!" in texts
 
+    # The welcome flow: active, started by the injected follow, its one send step
+    # done and the execution COMPLETED; X got the DM once, addressed to the follower.
+    assert '"status": "FLOW_STATUS_ACTIVE"' in out and '"publishedVersion": "1"' in out
+    assert f'"text":"{WELCOME}"' in out  # the block's read-back at the sandbox
+    # ListFlowExecutions (one execution, no step log), then GetFlowExecution.
+    listed, execution = (json.loads(o) for o in printed_objects(out) if '"flowVersion"' in o)
+    [summary] = listed["executions"]
+    assert summary["id"] == execution["id"] and "steps" not in summary
+    assert summary["status"] == "FLOW_EXECUTION_STATUS_COMPLETED"
+    assert execution["status"] == "FLOW_EXECUTION_STATUS_COMPLETED"
+    assert execution["triggerEvent"]["event_type"] == "contact.followed"
+    [step] = execution["steps"]
+    assert (step["nodeId"], step["status"]) == ("hello", "FLOW_STEP_STATUS_COMPLETED")
+    assert step["output"]["text"] == WELCOME and step["output"]["outbound_id"]  # on the ledger
+    welcomes = [d for d in campaign_dms.json()["data"] if d["text"] == WELCOME]
+    assert [d["recipient_id"] for d in welcomes] == [FOLLOWER]
+
     # A restart keeps the demo working: the sandbox's tokens, webhook and
     # subscription survive in the data directory.
     serve.stop()
@@ -176,4 +202,6 @@ grpcurl -plaintext -H "$AUTH" -d "{\\"conversation_id\\": \\"$CONVERSATION\\", \
     assert '"text": "Yes, still here."' in after and "MESSAGE_DELIVERY_STATE_SENT" in after
     sent = httpx.get(f"{sandbox}/_sandbox/dms", params={"sender_id": MERCHANT_ACCOUNT}).json()
     assert "Yes, still here." in [d["text"] for d in sent["data"]]
+    # The restart replayed nothing: the welcome DM is still there once.
+    assert [d["text"] for d in sent["data"]].count(WELCOME) == 1
     assert (serve.data / "x-sandbox.json").exists()
