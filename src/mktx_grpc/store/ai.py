@@ -228,11 +228,24 @@ async def claim_replies(limit: int, lease_seconds: float) -> list[Row]:
 
 
 async def finish_reply(merchant_id: UUID, reply_id: int, outcome: str, detail: str = "") -> bool:
-    n = await execute(
+    """Record a claimed row's outcome (False: its lease was lost). Automation
+    executions parked on the row's message (an ``ai_reply`` step) are made due in
+    the same statement, and the step runners woken when the transaction commits."""
+    row = await fetch_one(
         Q.finish_reply,
         {"merchant_id": merchant_id, "id": reply_id, "outcome": outcome, "detail": detail[:500]},
     )
-    return n == 1
+    assert row is not None
+    if row["woken"]:
+        await execute(Q.notify_automation, {"merchant_id": merchant_id})
+    return int(row["finished"]) == 1
+
+
+async def get_reply_for_message(merchant_id: UUID, message_id: UUID) -> Row | None:
+    """The queue row of an inbound message (one per message), if any."""
+    return await fetch_one(
+        Q.get_reply_for_message, {"merchant_id": merchant_id, "message_id": message_id}
+    )
 
 
 async def retry_reply(merchant_id: UUID, reply_id: int, delay_seconds: float, detail: str) -> None:
