@@ -169,8 +169,9 @@ RETURNING *;
 -- for an automation's ai_reply step: require_auto_reply false). A message
 -- older than %(max_age_seconds)s (a new consumer's cursor starts at the first event
 -- ever recorded) is left to humans: the bot never answers stale messages.
-INSERT INTO ai_reply_queue (merchant_id, account_id, contact_id, conversation_id, message_id)
-SELECT c.merchant_id, c.account_id, c.contact_id, c.id, m.id
+INSERT INTO ai_reply_queue (merchant_id, account_id, contact_id, conversation_id, message_id,
+                            instructions)
+SELECT c.merchant_id, c.account_id, c.contact_id, c.id, m.id, %(instructions)s
   FROM conversations c
   JOIN accounts a ON a.merchant_id = c.merchant_id AND a.id = c.account_id
   JOIN messages m ON m.merchant_id = c.merchant_id AND m.conversation_id = c.id

@@ -61,13 +61,16 @@ async def _enable_ai(api, merchant) -> None:
     )
 
 
-def _ai_flow(account_id: str, trigger: str = "INBOUND_MESSAGE", **config: Any) -> P.Flow:
+def _ai_flow(
+    account_id: str, trigger: str = "INBOUND_MESSAGE", *, instructions: str = "", **config: Any
+) -> P.Flow:
     """trigger → ai (AI_REPLY) → "bot" tag on default, "humans" tag on escalated."""
+    ai = n("ai", "AI_REPLY", instructions=instructions) if instructions else n("ai", "AI_REPLY")
     return flow(
         account_id,
         trigger,
         [
-            n("ai", "AI_REPLY"),
+            ai,
             n("ok", "ADD_TAG", tags=["bot-answered"]),
             n("human", "ADD_TAG", tags=["needs-human"]),
         ],
@@ -87,10 +90,12 @@ async def _parked(db, flow_id: str) -> bool:
     return len(rows) == 1 and rows[0]["status"] == "WAITING"
 
 
-async def _start_and_park(api, merchant, shop, db, text: str) -> tuple[Any, P.Flow]:
+async def _start_and_park(
+    api, merchant, shop, db, text: str, *, instructions: str = ""
+) -> tuple[Any, P.Flow]:
     """A DM starts the flow; its AI_REPLY step queues the message and parks."""
     deps = api.app.deps
-    f = await create_active(api, merchant, _ai_flow(shop.account_id))
+    f = await create_active(api, merchant, _ai_flow(shop.account_id, instructions=instructions))
     who = shop.customer()
     await shop.dm(who, text)
 
@@ -279,3 +284,19 @@ async def test_nothing_to_answer_is_skipped_on_escalated(api, merchant, shop, db
     ]
     assert await _tags(db, merchant, who) == ["needs-human"]
     assert await drain_replies(api.app.deps) == 0
+
+
+async def test_the_nodes_instructions_reach_the_model(api, merchant, shop, db, standin):
+    await _enable_ai(api, merchant)
+    note = "Always sign off as Robo from the night shift."
+    who, f = await _start_and_park(api, merchant, shop, db, "where is my order", instructions=note)
+    ex = await _answer_and_finish(api, db, f)
+    assert (await steps(db, ex["id"]))[0] == ("ai", "COMPLETED", "default")
+    async with httpx.AsyncClient(base_url=f"{standin.base_url}/_standin") as admin:
+        resp = await admin.get("/requests", params={"route": "chat"})
+    assert resp.status_code == 200, resp.text
+    req = resp.json()["data"][0]  # the message's classification
+    system = req["body"]["messages"][0]
+    assert system["role"] == "system"
+    assert note in system["content"] and "customer-service assistant" in system["content"]
+    assert len(shop.texts_to(who)) == 1

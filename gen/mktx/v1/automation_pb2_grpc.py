@@ -83,7 +83,9 @@ class AutomationServiceStub:
     AI replies: an AI_REPLY step hands the contact's latest inbound DM in its open
     conversation to the AI assistant (AIService), as auto-reply does and on the same
     queue: a message is answered at most once, whichever asked first, and the reply
-    goes out on the send ledger (is_from_bot). The execution WAITs (durably) until
+    goes out on the send ledger (is_from_bot). The node's "instructions" are added
+    to the assistant's system prompt for that message (not when auto-reply had
+    queued the message already). The execution WAITs (durably) until
     the assistant has an outcome, then takes "default" when the bot replied and
     "escalated" otherwise: it handed over to humans (low confidence, a hand-off
     intent, moderation, the model down, the token budget spent: the conversation is
@@ -225,7 +227,9 @@ class AutomationServiceServicer:
     AI replies: an AI_REPLY step hands the contact's latest inbound DM in its open
     conversation to the AI assistant (AIService), as auto-reply does and on the same
     queue: a message is answered at most once, whichever asked first, and the reply
-    goes out on the send ledger (is_from_bot). The execution WAITs (durably) until
+    goes out on the send ledger (is_from_bot). The node's "instructions" are added
+    to the assistant's system prompt for that message (not when auto-reply had
+    queued the message already). The execution WAITs (durably) until
     the assistant has an outcome, then takes "default" when the bot replied and
     "escalated" otherwise: it handed over to humans (low confidence, a hand-off
     intent, moderation, the model down, the token budget spent: the conversation is
@@ -504,7 +508,9 @@ class AutomationService:
     AI replies: an AI_REPLY step hands the contact's latest inbound DM in its open
     conversation to the AI assistant (AIService), as auto-reply does and on the same
     queue: a message is answered at most once, whichever asked first, and the reply
-    goes out on the send ledger (is_from_bot). The execution WAITs (durably) until
+    goes out on the send ledger (is_from_bot). The node's "instructions" are added
+    to the assistant's system prompt for that message (not when auto-reply had
+    queued the message already). The execution WAITs (durably) until
     the assistant has an outcome, then takes "default" when the bot replied and
     "escalated" otherwise: it handed over to humans (low confidence, a hand-off
     intent, moderation, the model down, the token budget spent: the conversation is

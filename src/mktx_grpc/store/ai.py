@@ -200,13 +200,16 @@ async def enqueue_reply(
     *,
     max_age_seconds: float,
     require_auto_reply: bool = True,
+    instructions: str = "",
 ) -> int:
     """Queue an inbound message for the assistant to answer (``worker/auto_reply.py``)
     when its account has ``auto_reply_enabled`` (or whatever the account says, with
     ``require_auto_reply=False``: an automation's ``ai_reply`` step takes the same
     path) and the message is younger than ``max_age_seconds``
     (idempotent per message), waking the loop with ``NOTIFY mktx_ai_replies`` when
-    the caller's transaction commits. Returns rows queued (0 or 1)."""
+    the caller's transaction commits. ``instructions`` are added to the assistant's
+    prompt for this message (an ``ai_reply`` step's; a message queued already keeps
+    its own). Returns rows queued (0 or 1)."""
     n = await execute(
         Q.enqueue_reply,
         {
@@ -215,6 +218,7 @@ async def enqueue_reply(
             "message_id": message_id,
             "max_age_seconds": max_age_seconds,
             "require_auto_reply": require_auto_reply,
+            "instructions": instructions[: domain.MAX_INSTRUCTIONS],
         },
     )
     if n:

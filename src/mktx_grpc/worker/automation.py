@@ -689,7 +689,7 @@ async def _run_node(run: _Run, node: domain.Node) -> _Outcome:
     if t in ("ASSIGN", "ESCALATE", "CLOSE_CONVERSATION"):
         return await _conversation_step(run, node)
     if t == "AI_REPLY":
-        return await _ai_reply(run)
+        return await _ai_reply(run, node)
     if t == "START_FLOW":
         return await _start_flow(run, node)
     if t == "END":
@@ -744,7 +744,7 @@ async def _send(run: _Run, node: domain.Node) -> _Outcome:
     return _Outcome(output={"outbound_id": outbound_id, "text": rendered.content[:200]})
 
 
-async def _ai_reply(run: _Run) -> _Outcome:
+async def _ai_reply(run: _Run, node: domain.Node) -> _Outcome:
     """Hand the contact's latest inbound message to the AI assistant: the same
     ``ai_reply_queue`` row auto-reply uses (one per message, so a message that
     auto-reply also queued is answered once), answered by its loop through the DM
@@ -764,6 +764,7 @@ async def _ai_reply(run: _Run) -> _Outcome:
         msg["id"],
         max_age_seconds=MAX_MESSAGE_AGE_SECONDS,
         require_auto_reply=False,
+        instructions=str(node.config.get("instructions") or ""),
     )
     queued = await ai_store.get_reply_for_message(run.m, msg["id"])
     if queued is None:
