@@ -6,7 +6,9 @@ when it handed over (low confidence, the model down) or had nothing to answer.""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -120,11 +122,11 @@ async def _start_and_park(
     return who, f
 
 
-async def _answer_and_finish(api, db, f: P.Flow) -> dict[str, Any]:
-    """The assistant's loop answers; recording the outcome makes the execution due
-    (no fast-forward), and the runner finishes it."""
+async def _answer_and_finish(api, db, f: P.Flow, now: datetime | None = None) -> dict[str, Any]:
+    """The assistant's loop answers (business hours judged at ``now``); recording the
+    outcome makes the execution due (no fast-forward), and the runner finishes it."""
     deps = api.app.deps
-    assert await drain_replies(deps) == 1
+    assert await drain_replies(deps, now=now) == 1
     ex = await _one_execution(db, f.id)
     (due_now,) = await (
         await db.execute("SELECT due_at <= now() FROM flow_executions WHERE id = %s", (ex["id"],))
@@ -300,3 +302,27 @@ async def test_the_nodes_instructions_reach_the_model(api, merchant, shop, db, s
     assert system["role"] == "system"
     assert note in system["content"] and "customer-service assistant" in system["content"]
     assert len(shop.texts_to(who)) == 1
+
+
+async def test_out_of_business_hours_sends_the_away_message_and_escalates(api, merchant, shop, db):
+    await _enable_ai(api, merchant)
+    weekdays = {
+        "time_zone": "America/New_York",
+        "days": [{"day": d, "ranges": [{"start": "09:00", "end": "17:00"}]} for d in range(1, 6)],
+    }
+    await db.execute(
+        "UPDATE accounts SET settings = settings || %s::jsonb WHERE id = %s",
+        (
+            json.dumps({"business_hours": {"enabled": True, "schedule": weekdays}}),
+            shop.account_id,
+        ),
+    )
+    who, f = await _start_and_park(api, merchant, shop, db, "where is my order")
+    # Friday 2026-03-06 13:30 UTC is 08:30 in New York: closed.
+    ex = await _answer_and_finish(api, db, f, now=datetime(2026, 3, 6, 13, 30, tzinfo=UTC))
+    assert await steps(db, ex["id"]) == [
+        ("ai", "COMPLETED", "escalated"),
+        ("human", "COMPLETED", "default"),
+    ]
+    (text,) = shop.texts_to(who)
+    assert text.startswith("Thanks for your message! We are away")
