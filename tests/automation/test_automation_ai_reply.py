@@ -19,6 +19,7 @@ from flow_helpers import (
     create_active,
     engine_pass,
     executions,
+    fast_forward,
     flow,
     n,
     run_until,
@@ -326,3 +327,25 @@ async def test_out_of_business_hours_sends_the_away_message_and_escalates(api, m
     ]
     (text,) = shop.texts_to(who)
     assert text.startswith("Thanks for your message! We are away")
+
+
+async def test_a_recheck_before_the_answer_parks_again(api, merchant, shop, db):
+    """The periodic recheck (here forced due) finds the message not yet answered:
+    the execution parks again on the same step, then the answer resumes it."""
+    await _enable_ai(api, merchant)
+    who, f = await _start_and_park(api, merchant, shop, db, "where is my order")
+    await fast_forward(db, f.id)
+    await engine_pass(api.app.deps, send=False)
+    ex = await _one_execution(db, f.id)
+    assert ex["status"] == "WAITING" and ex["waiting_for"] == "AI_REPLY"
+    assert await steps(db, ex["id"]) == [("ai", "WAITING", "")]
+    (due_later,) = await (
+        await db.execute("SELECT due_at > now() FROM flow_executions WHERE id = %s", (ex["id"],))
+    ).fetchone()
+    assert due_later
+    ex = await _answer_and_finish(api, db, f)
+    assert await steps(db, ex["id"]) == [
+        ("ai", "COMPLETED", "default"),
+        ("ok", "COMPLETED", "default"),
+    ]
+    assert len(shop.texts_to(who)) == 1
