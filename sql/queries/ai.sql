@@ -169,8 +169,9 @@ RETURNING *;
 -- for an automation's ai_reply step: require_auto_reply false). A message
 -- older than %(max_age_seconds)s (a new consumer's cursor starts at the first event
 -- ever recorded) is left to humans: the bot never answers stale messages.
-INSERT INTO ai_reply_queue (merchant_id, account_id, contact_id, conversation_id, message_id)
-SELECT c.merchant_id, c.account_id, c.contact_id, c.id, m.id
+INSERT INTO ai_reply_queue (merchant_id, account_id, contact_id, conversation_id, message_id,
+                            instructions)
+SELECT c.merchant_id, c.account_id, c.contact_id, c.id, m.id, %(instructions)s
   FROM conversations c
   JOIN accounts a ON a.merchant_id = c.merchant_id AND a.id = c.account_id
   JOIN messages m ON m.merchant_id = c.merchant_id AND m.conversation_id = c.id
@@ -204,10 +205,33 @@ UPDATE ai_reply_queue q
 RETURNING q.*;
 
 -- name: finish_reply
-UPDATE ai_reply_queue
-   SET state = 'DONE', outcome = %(outcome)s, detail = %(detail)s, done_at = now(),
-       lease_until = NULL
- WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND state = 'WORKING';
+-- Records the outcome and, in the same statement, makes the automation executions
+-- parked on this message (an ai_reply step: waiting_for 'AI_REPLY', the message id
+-- in context.ai_reply_message_id) due now, so the step runner resumes them on the
+-- outcome's branch (worker/automation.py). finished: 0 when the lease was lost.
+WITH done AS (
+    UPDATE ai_reply_queue
+       SET state = 'DONE', outcome = %(outcome)s, detail = %(detail)s, done_at = now(),
+           lease_until = NULL
+     WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND state = 'WORKING'
+    RETURNING merchant_id, contact_id, message_id
+), woken AS (
+    UPDATE flow_executions e
+       SET due_at = now(), updated_at = now()
+      FROM done
+     WHERE e.merchant_id = done.merchant_id AND e.contact_id = done.contact_id
+       AND e.status = 'WAITING' AND e.waiting_for = 'AI_REPLY'
+       AND e.context ->> 'ai_reply_message_id' = done.message_id::text
+    RETURNING e.id
+)
+SELECT (SELECT count(*) FROM done) AS finished, (SELECT count(*) FROM woken) AS woken;
+
+-- name: notify_automation
+-- Wakes the automation step runners (store/automation.py CHANNEL).
+SELECT pg_notify('mktx_automation', %(merchant_id)s::text);
+
+-- name: get_reply_for_message
+SELECT * FROM ai_reply_queue WHERE merchant_id = %(merchant_id)s AND message_id = %(message_id)s;
 
 -- name: retry_reply
 UPDATE ai_reply_queue

@@ -308,3 +308,9 @@ def test_validation_never_raises_on_arbitrary_configs():
             connections=[conn("trigger", "n"), conn("n", "n", str(rng.choice(scalars)))],
         )
         assert isinstance(d.validate_definition(defn, complete=True), list)
+
+
+def test_ai_reply_branch_is_default_only_when_the_bot_replied():
+    assert d.ai_reply_branch("REPLIED") == "default"
+    for outcome in ("ESCALATED", "AWAY", "AWAY_SENT", "HUMANS", "SKIPPED", "", None):
+        assert d.ai_reply_branch(outcome) == "escalated"

@@ -54,8 +54,9 @@ class AutomationServiceStub:
     | SET_ATTRIBUTE      | {"key":"plan","value":"pro"} (null removes),  | "default"             |
     |                    | or {"key","from_reply":true}: the last reply  |                       |
     | ASSIGN             | {"assignee_user_id"} (required)               | "default"             |
-    | AI_REPLY           | {"instructions"} optional extra prompt        | "default","escalated" |
-    |                    | (until AIService exists: always "escalated")  |                       |
+    | AI_REPLY           | {"instructions"} optional extra prompt        | "default" (the bot    |
+    |                    | (see "AI replies" below)                      | answered),            |
+    |                    |                                               | "escalated" (not)     |
     | RANDOMIZER         | {"paths":[{"branch":"a","weight":50},...]}    | each path's branch    |
     |                    | weights 1..100 summing to 100; sticky per     |                       |
     |                    | contact (a hash of contact and node)          |                       |
@@ -78,6 +79,20 @@ class AutomationServiceStub:
     campaigns' and the AI's sends use: exactly once, within the DM budget, waiting
     while the account is disconnected) and moves on once it is queued; the step's
     output names the ledger row (`outbound_id`).
+
+    AI replies: an AI_REPLY step hands the contact's latest inbound DM in its open
+    conversation to the AI assistant (AIService), as auto-reply does and on the same
+    queue: a message is answered at most once, whichever asked first, and the reply
+    goes out on the send ledger (is_from_bot). The node's "instructions" are added
+    to the assistant's system prompt for that message (not when auto-reply had
+    queued the message already). The execution WAITs (durably) until
+    the assistant has an outcome, then takes "default" when the bot replied and
+    "escalated" otherwise: it handed over to humans (low confidence, a hand-off
+    intent, moderation, the model down, the token budget spent: the conversation is
+    escalated with the hand-off message), it was out of business hours (the away
+    message), humans already have the conversation, or the assistant is disabled.
+    The step is SKIPPED on "escalated" when the contact has no open conversation, no
+    inbound message in it, or only one older than an hour.
 
     Limits: up to 200 nodes and 400 connections; node ids 1 to 64 characters of
     `[A-Za-z0-9_-]`; every cycle must pass through a WAIT or WAIT_FOR_REPLY node; an
@@ -183,8 +198,9 @@ class AutomationServiceServicer:
     | SET_ATTRIBUTE      | {"key":"plan","value":"pro"} (null removes),  | "default"             |
     |                    | or {"key","from_reply":true}: the last reply  |                       |
     | ASSIGN             | {"assignee_user_id"} (required)               | "default"             |
-    | AI_REPLY           | {"instructions"} optional extra prompt        | "default","escalated" |
-    |                    | (until AIService exists: always "escalated")  |                       |
+    | AI_REPLY           | {"instructions"} optional extra prompt        | "default" (the bot    |
+    |                    | (see "AI replies" below)                      | answered),            |
+    |                    |                                               | "escalated" (not)     |
     | RANDOMIZER         | {"paths":[{"branch":"a","weight":50},...]}    | each path's branch    |
     |                    | weights 1..100 summing to 100; sticky per     |                       |
     |                    | contact (a hash of contact and node)          |                       |
@@ -207,6 +223,20 @@ class AutomationServiceServicer:
     campaigns' and the AI's sends use: exactly once, within the DM budget, waiting
     while the account is disconnected) and moves on once it is queued; the step's
     output names the ledger row (`outbound_id`).
+
+    AI replies: an AI_REPLY step hands the contact's latest inbound DM in its open
+    conversation to the AI assistant (AIService), as auto-reply does and on the same
+    queue: a message is answered at most once, whichever asked first, and the reply
+    goes out on the send ledger (is_from_bot). The node's "instructions" are added
+    to the assistant's system prompt for that message (not when auto-reply had
+    queued the message already). The execution WAITs (durably) until
+    the assistant has an outcome, then takes "default" when the bot replied and
+    "escalated" otherwise: it handed over to humans (low confidence, a hand-off
+    intent, moderation, the model down, the token budget spent: the conversation is
+    escalated with the hand-off message), it was out of business hours (the away
+    message), humans already have the conversation, or the assistant is disabled.
+    The step is SKIPPED on "escalated" when the contact has no open conversation, no
+    inbound message in it, or only one older than an hour.
 
     Limits: up to 200 nodes and 400 connections; node ids 1 to 64 characters of
     `[A-Za-z0-9_-]`; every cycle must pass through a WAIT or WAIT_FOR_REPLY node; an
@@ -449,8 +479,9 @@ class AutomationService:
     | SET_ATTRIBUTE      | {"key":"plan","value":"pro"} (null removes),  | "default"             |
     |                    | or {"key","from_reply":true}: the last reply  |                       |
     | ASSIGN             | {"assignee_user_id"} (required)               | "default"             |
-    | AI_REPLY           | {"instructions"} optional extra prompt        | "default","escalated" |
-    |                    | (until AIService exists: always "escalated")  |                       |
+    | AI_REPLY           | {"instructions"} optional extra prompt        | "default" (the bot    |
+    |                    | (see "AI replies" below)                      | answered),            |
+    |                    |                                               | "escalated" (not)     |
     | RANDOMIZER         | {"paths":[{"branch":"a","weight":50},...]}    | each path's branch    |
     |                    | weights 1..100 summing to 100; sticky per     |                       |
     |                    | contact (a hash of contact and node)          |                       |
@@ -473,6 +504,20 @@ class AutomationService:
     campaigns' and the AI's sends use: exactly once, within the DM budget, waiting
     while the account is disconnected) and moves on once it is queued; the step's
     output names the ledger row (`outbound_id`).
+
+    AI replies: an AI_REPLY step hands the contact's latest inbound DM in its open
+    conversation to the AI assistant (AIService), as auto-reply does and on the same
+    queue: a message is answered at most once, whichever asked first, and the reply
+    goes out on the send ledger (is_from_bot). The node's "instructions" are added
+    to the assistant's system prompt for that message (not when auto-reply had
+    queued the message already). The execution WAITs (durably) until
+    the assistant has an outcome, then takes "default" when the bot replied and
+    "escalated" otherwise: it handed over to humans (low confidence, a hand-off
+    intent, moderation, the model down, the token budget spent: the conversation is
+    escalated with the hand-off message), it was out of business hours (the away
+    message), humans already have the conversation, or the assistant is disabled.
+    The step is SKIPPED on "escalated" when the contact has no open conversation, no
+    inbound message in it, or only one older than an hour.
 
     Limits: up to 200 nodes and 400 connections; node ids 1 to 64 characters of
     `[A-Za-z0-9_-]`; every cycle must pass through a WAIT or WAIT_FOR_REPLY node; an

@@ -120,6 +120,23 @@ BUILTIN_INTENTS: tuple[IntentDef, ...] = (
 )
 
 
+#: The system prompt's opening when the merchant set none.
+DEFAULT_SYSTEM_PROMPT = "You are a helpful customer-service assistant for a business on X."
+#: Longest extra instructions (an automation ai_reply step's) added to the prompt.
+MAX_INSTRUCTIONS = 2000
+
+
+def with_instructions(settings: Settings, instructions: str) -> Settings:
+    """``settings`` whose system prompt ends with ``instructions`` (an automation
+    ai_reply step's extra prompt); unchanged when there are none."""
+    extra = instructions.strip()[:MAX_INSTRUCTIONS]
+    if not extra:
+        return settings
+    return replace(
+        settings, system_prompt=f"{settings.system_prompt or DEFAULT_SYSTEM_PROMPT}\n{extra}"
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     """A merchant's AI settings (``ai_settings``); :data:`DEFAULT_SETTINGS` when none."""
@@ -462,8 +479,7 @@ def build_messages(
     intents = [i.to_json() for i in settings.effective_intents]
     system = "\n".join(
         [
-            settings.system_prompt
-            or "You are a helpful customer-service assistant for a business on X.",
+            settings.system_prompt or DEFAULT_SYSTEM_PROMPT,
             "Classify the customer's last message into one of the intents, extract slot "
             "values, and write a short reply. Answer in JSON following the schema. Ask for "
             "a missing required slot. Set escalate when a human must take over.",

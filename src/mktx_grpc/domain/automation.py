@@ -902,6 +902,19 @@ def reply_branch(graph: Graph, node_id: str, quick_reply_metadata: str) -> str:
     return "replied"
 
 
+#: Outcomes of the AI assistant's queue (``worker/auto_reply.py``) that count as the
+#: bot having answered: the ``ai_reply`` node's "default" branch.
+AI_ANSWERED = frozenset({"REPLIED"})
+
+
+def ai_reply_branch(outcome: str | None) -> str:
+    """The branch an AI_REPLY step takes for its message's auto-reply outcome:
+    "default" when the bot answered (REPLIED); "escalated" for everything else
+    (ESCALATED, AWAY / AWAY_SENT out of hours, HUMANS when people have the
+    conversation, SKIPPED when the assistant is off, None when nothing was queued)."""
+    return DEFAULT if outcome in AI_ANSWERED else "escalated"
+
+
 def may_enter(
     trigger: Trigger, previous: int, last_start: datetime | None, live: bool, now: datetime
 ) -> bool:

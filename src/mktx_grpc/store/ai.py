@@ -200,13 +200,16 @@ async def enqueue_reply(
     *,
     max_age_seconds: float,
     require_auto_reply: bool = True,
+    instructions: str = "",
 ) -> int:
     """Queue an inbound message for the assistant to answer (``worker/auto_reply.py``)
     when its account has ``auto_reply_enabled`` (or whatever the account says, with
     ``require_auto_reply=False``: an automation's ``ai_reply`` step takes the same
     path) and the message is younger than ``max_age_seconds``
     (idempotent per message), waking the loop with ``NOTIFY mktx_ai_replies`` when
-    the caller's transaction commits. Returns rows queued (0 or 1)."""
+    the caller's transaction commits. ``instructions`` are added to the assistant's
+    prompt for this message (an ``ai_reply`` step's; a message queued already keeps
+    its own). Returns rows queued (0 or 1)."""
     n = await execute(
         Q.enqueue_reply,
         {
@@ -215,6 +218,7 @@ async def enqueue_reply(
             "message_id": message_id,
             "max_age_seconds": max_age_seconds,
             "require_auto_reply": require_auto_reply,
+            "instructions": instructions[: domain.MAX_INSTRUCTIONS],
         },
     )
     if n:
@@ -228,11 +232,24 @@ async def claim_replies(limit: int, lease_seconds: float) -> list[Row]:
 
 
 async def finish_reply(merchant_id: UUID, reply_id: int, outcome: str, detail: str = "") -> bool:
-    n = await execute(
+    """Record a claimed row's outcome (False: its lease was lost). Automation
+    executions parked on the row's message (an ``ai_reply`` step) are made due in
+    the same statement, and the step runners woken when the transaction commits."""
+    row = await fetch_one(
         Q.finish_reply,
         {"merchant_id": merchant_id, "id": reply_id, "outcome": outcome, "detail": detail[:500]},
     )
-    return n == 1
+    assert row is not None
+    if row["woken"]:
+        await execute(Q.notify_automation, {"merchant_id": merchant_id})
+    return int(row["finished"]) == 1
+
+
+async def get_reply_for_message(merchant_id: UUID, message_id: UUID) -> Row | None:
+    """The queue row of an inbound message (one per message), if any."""
+    return await fetch_one(
+        Q.get_reply_for_message, {"merchant_id": merchant_id, "message_id": message_id}
+    )
 
 
 async def retry_reply(merchant_id: UUID, reply_id: int, delay_seconds: float, detail: str) -> None:

@@ -38,7 +38,7 @@ import asyncio
 import logging
 import time
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -210,6 +210,9 @@ async def _answer(deps: Deps, row: dict[str, Any], now: datetime) -> str:
     assert conv is not None
     if not facts.settings.enabled:
         return await _finish(deps, row, SKIPPED, "the AI assistant is disabled")
+    if row.get("instructions"):  # an automation ai_reply step's extra prompt
+        settings = domain.with_instructions(facts.settings, row["instructions"])
+        facts = replace(facts, settings=settings)
     if conv["status"] == "CLOSED":
         return await _finish(deps, row, SKIPPED, "the conversation is closed")
     if conv["escalated"] or conv["assignee_user_id"] or conv["human_replied"]:

@@ -36,6 +36,20 @@ rather than failing, and skips an opted-out contact (the step itself is SKIPPED
 for a contact already opted out when it runs). The ledger's source is ``flow`` and
 its source_ref ``<execution id>:<step no>``, which is what makes the enqueue
 idempotent.
+
+**AI replies**: an AI_REPLY step hands the contact's latest inbound message to the
+AI assistant through the auto-reply queue (``store.ai.enqueue_reply(...,
+require_auto_reply=False)``; one row per message, so a message auto-reply queued
+too is answered once), whose loop (``worker/auto_reply.py``) answers it through the
+DM ledger. The step parks the execution (``waiting_for`` AI_REPLY, the message in
+its context): a durable wait, resolved by the loop's ``store.ai.finish_reply``,
+which makes the execution due in the same transaction that records the outcome
+(and NOTIFYs the runners). The resumed step takes "default" when the bot answered
+and "escalated" otherwise (see ``domain.ai_reply_branch``). A message answered
+already is decided on the spot; a timer rechecks a parked step every
+:data:`AI_REPLY_RECHECK` (a row answered while the parking transaction was still
+open); no open conversation, no inbound message or one too old to answer is
+SKIPPED on "escalated".
 """
 
 from __future__ import annotations
@@ -46,7 +60,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -64,12 +78,14 @@ from ..domain.templates import (
     render,
 )
 from ..store import Row
+from ..store import ai as ai_store
 from ..store import automation as store
 from ..store import conversations as conversations_store
 from ..store import templates as templates_store
 from ..store.events import OutboxEvent, append_event
 from ..store.live import dispatcher_for
 from ..store.outbound import OutboundDm, enqueue_dm
+from .auto_reply import MAX_MESSAGE_AGE_SECONDS
 from .consumer import Consumer
 
 log = logging.getLogger(__name__)
@@ -78,6 +94,12 @@ log = logging.getLogger(__name__)
 STEPS_PER_PASS = 50
 #: One loop iteration runs at most this long, then returns (so the worker can stop).
 ITERATION_SECONDS = 2.0
+#: A parked AI_REPLY step looks at its queue row at least this often. The auto-reply
+#: loop makes it due as soon as it records the outcome; this covers a row that was
+#: answered while the parking transaction was still uncommitted.
+AI_REPLY_RECHECK = timedelta(seconds=60)
+#: The execution context key naming the message a parked AI_REPLY step waits on.
+AI_REPLY_KEY = "ai_reply_message_id"
 
 TRIGGER_EVENTS = (
     "contact.followed",
@@ -508,7 +530,22 @@ async def _steps(run: _Run, row: Row) -> None:
     m = run.m
     node_id: str | None = row["current_node_id"]
     if row["status"] == "WAITING":
-        node_id = await _resume(run, row)
+        if row["waiting_for"] == "AI_REPLY":
+            awaited = _uuid(run.context.get(AI_REPLY_KEY))
+            queued = await ai_store.get_reply_for_message(m, awaited) if awaited else None
+            if queued is not None and queued["state"] != "DONE":
+                # Not answered yet (the periodic recheck): park again.
+                wake = datetime.now(UTC) + AI_REPLY_RECHECK
+                return _save(
+                    run,
+                    "WAITING",
+                    str(row["current_node_id"]),
+                    wake_at=wake,
+                    waiting_for="AI_REPLY",
+                )
+            node_id = await _resume(run, row, ai_reply=queued)
+        else:
+            node_id = await _resume(run, row)
     for _ in range(STEPS_PER_PASS):
         if node_id is None:
             return _save(run, "COMPLETED", "")
@@ -544,11 +581,15 @@ async def _steps(run: _Run, row: Row) -> None:
     _save(run, "RUNNING", node_id or "")
 
 
-async def _resume(run: _Run, row: Row) -> str | None:
+async def _resume(run: _Run, row: Row, *, ai_reply: Row | None = None) -> str | None:
     """Finish the step a WAITING execution parked on; the next node id."""
     node_id = str(row["current_node_id"])
     node = run.graph.nodes.get(node_id)
-    if row["resume_branch"]:
+    if row["waiting_for"] == "AI_REPLY":
+        run.context.pop(AI_REPLY_KEY, None)
+        branch = domain.ai_reply_branch(ai_reply["outcome"] if ai_reply else None)
+        output = _ai_out(ai_reply)
+    elif row["resume_branch"]:
         branch = str(row["resume_branch"])
         output = {"reply": run.context.get("last_reply", "")}
     elif row["waiting_for"] == "REPLY":
@@ -648,8 +689,7 @@ async def _run_node(run: _Run, node: domain.Node) -> _Outcome:
     if t in ("ASSIGN", "ESCALATE", "CLOSE_CONVERSATION"):
         return await _conversation_step(run, node)
     if t == "AI_REPLY":
-        # Until AIService exists the turn goes to humans.
-        return _Outcome(branch="escalated", output={"reason": "the AI assistant is not available"})
+        return await _ai_reply(run, node)
     if t == "START_FLOW":
         return await _start_flow(run, node)
     if t == "END":
@@ -702,6 +742,54 @@ async def _send(run: _Run, node: domain.Node) -> _Outcome:
     except ValueError as exc:
         return _Outcome("FAILED", error=f"the message cannot be sent: {exc}")
     return _Outcome(output={"outbound_id": outbound_id, "text": rendered.content[:200]})
+
+
+async def _ai_reply(run: _Run, node: domain.Node) -> _Outcome:
+    """Hand the contact's latest inbound message to the AI assistant: the same
+    ``ai_reply_queue`` row auto-reply uses (one per message, so a message that
+    auto-reply also queued is answered once), answered by its loop through the DM
+    ledger. The step parks (``waiting_for`` AI_REPLY) until the row has its outcome;
+    the loop makes the execution due in the transaction that records it."""
+    skip = "escalated"
+    conv = await store.live_conversation(run.m, run.row["account_id"], run.contact["id"])
+    if conv is None:
+        return _Outcome("SKIPPED", branch=skip, error="the contact has no open conversation")
+    run.conversation_id = run.conversation_id or conv["id"]
+    msg = await ai_store.latest_inbound_message(run.m, conv["id"])
+    if msg is None:
+        return _Outcome("SKIPPED", branch=skip, error="the contact sent no message to answer")
+    await ai_store.enqueue_reply(
+        run.m,
+        conv["id"],
+        msg["id"],
+        max_age_seconds=MAX_MESSAGE_AGE_SECONDS,
+        require_auto_reply=False,
+        instructions=str(node.config.get("instructions") or ""),
+    )
+    queued = await ai_store.get_reply_for_message(run.m, msg["id"])
+    if queued is None:
+        return _Outcome("SKIPPED", branch=skip, error="the latest message is too old to answer")
+    output = {"message_id": str(msg["id"]), "queue_id": int(queued["id"])}
+    if queued["state"] == "DONE":  # answered already (auto-reply, or an earlier step)
+        return _Outcome(branch=domain.ai_reply_branch(queued["outcome"]), output=_ai_out(queued))
+    run.context[AI_REPLY_KEY] = str(msg["id"])
+    return _Outcome(
+        "WAITING",
+        wake_at=datetime.now(UTC) + AI_REPLY_RECHECK,
+        waiting_for="AI_REPLY",
+        output=output,
+    )
+
+
+def _ai_out(queued: Row | None) -> dict[str, Any]:
+    if queued is None:
+        return {"outcome": "", "detail": "the assistant's queue row is gone"}
+    return {
+        "message_id": str(queued["message_id"]),
+        "queue_id": int(queued["id"]),
+        "outcome": str(queued["outcome"]),
+        "detail": str(queued["detail"])[:200],
+    }
 
 
 async def _contact_changed(run: _Run, field_name: str, new: dict[str, Any]) -> None:
