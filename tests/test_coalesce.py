@@ -27,7 +27,9 @@ def settings(settings):
     return settings.replace(coalesce_reads=True)
 
 
-async def test_concurrent_get_template_reads_are_batched_and_correct(api, merchant, other_merchant):
+async def test_concurrent_get_template_reads_are_batched_and_correct(
+    api, merchant, other_merchant, database_url
+):
     stub = templates_pb2_grpc.TemplatesServiceStub(api.channel)
 
     async def create(owner: uuid.UUID, name: str) -> str:
@@ -44,10 +46,24 @@ async def test_concurrent_get_template_reads_are_batched_and_correct(api, mercha
     missing = str(uuid.uuid4())
     before = (templates_store.point_reads.batches, templates_store.point_reads.reads)
     asks = [*mine * 8, theirs, missing, theirs, missing]
-    results = await asyncio.gather(
-        *(stub.GetTemplate(T.GetTemplateRequest(id=i), metadata=api.auth(merchant)) for i in asks),
-        return_exceptions=True,
-    )
+    # Hold the first batch's query on a table lock until later reads have queued behind
+    # it, so that sharing does not depend on how the box schedules the calls.
+    async with await psycopg.AsyncConnection.connect(database_url) as locker:
+        await locker.execute("LOCK TABLE templates IN ACCESS EXCLUSIVE MODE")  # until rollback
+        calls = asyncio.gather(
+            *(
+                stub.GetTemplate(T.GetTemplateRequest(id=i), metadata=api.auth(merchant))
+                for i in asks
+            ),
+            return_exceptions=True,
+        )
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + 30
+        while len(templates_store.point_reads._queued.get(merchant, [])) < 2:
+            assert loop.time() < give_up, "no read queued behind the first batch"
+            await asyncio.sleep(0.01)
+        await locker.rollback()
+        results = await calls
     for asked, got in zip(asks, results, strict=True):
         if asked in mine:
             assert isinstance(got, T.Template) and got.id == asked
