@@ -56,16 +56,17 @@ class _HeaderDeadline:
         if not self.transport.is_closing():
             self.transport.close()
 
-
-class _BoundedH11Protocol(_HeaderDeadline, H11Protocol):
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    # Before uvicorn's protocol in the MRO, so these wrap its own.
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         self._arm_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_deadline()
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[misc]
 
+
+class _BoundedH11Protocol(_HeaderDeadline, H11Protocol):
     def handle_events(self) -> None:
         super().handle_events()
         self._check_headers_done()
@@ -86,14 +87,6 @@ def _protocol_class(receive_timeout: float) -> type[asyncio.Protocol]:
         )
 
     class _BoundedHttpToolsProtocol(_HeaderDeadline, HttpToolsProtocol):
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm_header_deadline()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm_header_deadline()
-            super().connection_lost(exc)
-
         def on_headers_complete(self) -> None:
             super().on_headers_complete()
             self._check_headers_done()
