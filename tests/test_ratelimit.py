@@ -330,3 +330,104 @@ def test_storage_urls():
     assert type(make_storage("async+" + REDIS_URL)).__name__ == "RedisStorage"
     with pytest.raises(ValueError, match="MKTX_RATE_LIMIT_STORAGE"):
         make_storage("memcached://127.0.0.1:11211")
+
+
+# ------------------------------------------------------------------ counted locally
+# With the in-memory storage most calls are counted in the process and recorded in the
+# storage within sync_interval (RateLimitInterceptor's docstring). These drive the
+# interceptor's check directly, against the real `limits` storage it records into.
+
+GET_SETTINGS = "/mktx.v1.MerchantsService/GetMerchantSettings"
+
+
+class _Context:
+    """What the check touches of a grpc context: the trailing metadata it sets."""
+
+    def __init__(self) -> None:
+        self.trailers: dict[str, int] = {}
+
+    def set_trailing_metadata(self, metadata: Any) -> None:
+        self.trailers = {k: int(v) for k, v in metadata}
+
+
+async def _checks(limiter: Any, merchant: uuid.UUID, n: int, *, pause: float = 0.0) -> list[Any]:
+    """``n`` sequential checks: the remaining figure each got, or the error."""
+    from mktx_grpc.core.context import Principal, principal_var
+
+    principal_var.set(Principal(merchant, "u"))
+    out: list[Any] = []
+    for _ in range(n):
+        ctx = _Context()
+        try:
+            await limiter.check(object(), ctx, GET_SETTINGS)
+            out.append(ctx.trailers["x-ratelimit-remaining"])
+        except Exception as exc:
+            out.append(exc)
+        if pause:
+            await asyncio.sleep(pause)
+    return out
+
+
+async def _stored_remaining(limiter: Any, merchant: uuid.UUID) -> int:
+    from mktx_grpc.interceptors.ratelimit import KEY_PREFIX
+
+    item = await limiter.limits.item_for(merchant)
+    _, remaining = await limiter._limiter.get_window_stats(item, KEY_PREFIX, str(merchant))
+    return int(remaining)
+
+
+async def test_local_counts_reach_the_storage_and_the_figures_stay_exact(settings):
+    from mktx_grpc.interceptors.ratelimit import RateLimitInterceptor
+
+    limiter = RateLimitInterceptor(settings, None, sync_interval=0.05)
+    merchant = uuid.uuid4()
+    # 100 calls spread over ~0.5 s: several background recordings and re-asks of the
+    # storage in between, and the figure goes down by exactly one per call throughout.
+    seen = await _checks(limiter, merchant, 100, pause=0.005)
+    assert seen == list(range(119, 19, -1))
+    # Within sync_interval every call is in the storage itself.
+    await asyncio.sleep(0.1)
+    assert await _stored_remaining(limiter, merchant) == 20
+    # The rest of the limit, then refusals; nothing counted twice or lost.
+    rest = await _checks(limiter, merchant, 25)
+    assert rest[:20] == list(range(19, -1, -1))
+    assert all(type(r).__name__ == "QuotaExceeded" for r in rest[20:])
+
+
+async def test_concurrent_local_counts_never_exceed_the_limit(settings):
+    from mktx_grpc.core.context import Principal, principal_var
+    from mktx_grpc.interceptors.ratelimit import RateLimitInterceptor
+
+    limiter = RateLimitInterceptor(settings.replace(rate_limit_burst=0), None)
+    merchant = uuid.uuid4()
+    principal_var.set(Principal(merchant, "u"))
+
+    async def one() -> bool:
+        try:
+            await limiter.check(object(), _Context(), GET_SETTINGS)
+        except Exception:
+            return False
+        return True
+
+    assert (await asyncio.gather(*(one() for _ in range(40))))[0]
+    allowed = [await one() for _ in range(30)]
+    allowed += await asyncio.gather(*(one() for _ in range(100)))
+    assert sum(allowed) == 100 - 40
+    await limiter.flush()
+    assert await _stored_remaining(limiter, merchant) == 0
+
+
+async def test_a_full_window_takes_what_it_holds_of_the_pending_calls(settings):
+    """Calls counted locally were let through already: if another writer filled the
+    window meanwhile, they are recorded as far as it holds them (in halves), not
+    dropped whole."""
+    from mktx_grpc.interceptors.ratelimit import KEY_PREFIX, RateLimitInterceptor
+
+    limiter = RateLimitInterceptor(settings.replace(rate_limit_burst=0), None, sync_interval=60)
+    merchant = uuid.uuid4()
+    assert await _checks(limiter, merchant, 50) == list(range(99, 49, -1))  # 49 pending
+    item = await limiter.limits.item_for(merchant)
+    # Someone else takes 80 of the 99 left in the storage: 19 remain for our 49.
+    assert await limiter._limiter.hit(item, KEY_PREFIX, str(merchant), cost=80)
+    await limiter.flush()
+    assert await _stored_remaining(limiter, merchant) == 0  # 19 recorded, none lost

@@ -49,15 +49,19 @@ class MethodSpec:
     #: id, method, the request's ``id``) in its transaction (``write`` only; the unit
     #: of work writes it).
     audit: bool = False
+    #: A point read that can be coalesced (``store/coalesce.py``): with
+    #: ``MKTX_COALESCE_READS`` on, the unit of work borrows no connection for it
+    #: (``core.context.DeferredConnection``); the batch it joins borrows one.
+    coalesced: bool = False
 
 
 PUBLIC = MethodSpec(public=True, db=False)
 NO_DB = MethodSpec(db=False)
 
 
-def read(validate: Rule | None = None) -> MethodSpec:
-    """One autocommit connection for the call."""
-    return MethodSpec(write=False, validate=validate)
+def read(validate: Rule | None = None, *, coalesced: bool = False) -> MethodSpec:
+    """One autocommit connection for the call (with ``coalesced``, see MethodSpec)."""
+    return MethodSpec(write=False, validate=validate, coalesced=coalesced)
 
 
 def write(validate: Rule | None = None, *, audit: bool = False) -> MethodSpec:
@@ -86,7 +90,7 @@ _AN = "/mktx.v1.AnalyticsService/"
 METHODS: dict[str, MethodSpec] = {
     # Templates
     _T + "CreateTemplate": write(templates_rules.create_template),
-    _T + "GetTemplate": read(rules.require_uuid("id")),
+    _T + "GetTemplate": read(rules.require_uuid("id"), coalesced=True),
     _T + "ListTemplates": read(templates_rules.list_templates),
     _T + "UpdateTemplate": write(templates_rules.update_template),
     _T + "DeleteTemplate": write(templates_rules.delete_template, audit=True),

@@ -174,7 +174,10 @@ class GrpcApp:
                 RateLimitInterceptor(deps.settings, deps.pool),
                 ValidationInterceptor(),
                 UnitOfWorkInterceptor(
-                    deps.pool, wait_max=deps.settings.db_wait_max, database=self.database
+                    deps.pool,
+                    wait_max=deps.settings.db_wait_max,
+                    database=self.database,
+                    coalesce_reads=deps.settings.coalesce_reads,
                 ),
             ]
         )

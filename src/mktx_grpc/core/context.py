@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection
@@ -27,6 +28,22 @@ class Principal:
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 principal_var: ContextVar[Principal | None] = ContextVar("principal", default=None)
 connection_var: ContextVar[AsyncConnection | None] = ContextVar("connection", default=None)
+
+
+@dataclass(frozen=True)
+class DeferredConnection:
+    """A read's unit of work that has not borrowed a connection: the pool to borrow
+    one from when a query needs it, and the longest to wait for it. Only coalesced
+    point reads (``store/coalesce.py``) run under one: their batch's leader borrows
+    a connection for the batch query, and the reads it answers borrow none."""
+
+    pool: Any  # psycopg_pool.AsyncConnectionPool (not imported here: no cycle)
+    wait: float | None
+
+
+deferred_connection_var: ContextVar[DeferredConnection | None] = ContextVar(
+    "deferred_connection", default=None
+)
 
 
 def current_principal() -> Principal:

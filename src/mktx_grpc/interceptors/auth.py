@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import grpc
-from grpc_interceptor.server import AsyncServerInterceptor
 
 from ..core.auth import TokenVerifier
 from ..core.context import principal_var
 from ..core.errors import Unauthenticated
 from ..methods import spec_for
-from ._stream import call_next
+from .stage import Guard
 
 
-class AuthInterceptor(AsyncServerInterceptor):
+class AuthInterceptor(Guard):
     """Sets the request's Principal, or raises Unauthenticated.
 
     Public methods (health, reflection) pass without a token.
@@ -24,16 +22,10 @@ class AuthInterceptor(AsyncServerInterceptor):
     def __init__(self, verifier: TokenVerifier) -> None:
         self._verifier = verifier
 
-    async def intercept(
-        self,
-        method: Callable[..., Any],
-        request: Any,
-        context: grpc.aio.ServicerContext,
-        method_name: str,
-    ) -> Any:
+    def check(self, request: Any, context: grpc.aio.ServicerContext, method_name: str) -> Any:
         if not spec_for(method_name).public:
             principal_var.set(self._verifier.verify(_bearer(context)))
-        return await call_next(method, request, context)
+        return request
 
 
 def _bearer(context: grpc.aio.ServicerContext) -> str:

@@ -19,10 +19,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
-from grpc_interceptor.server import AsyncServerInterceptor
 
 from ..core.errors import FieldViolation, InvalidArgument
-from ._stream import call_next
+from .stage import Guard
 
 __all__ = ["DecodeInterceptor", "Undecodable", "checked_deserializer"]
 
@@ -61,19 +60,13 @@ def checked_deserializer(
     return deserialize
 
 
-class DecodeInterceptor(AsyncServerInterceptor):
-    async def intercept(
-        self,
-        method: Callable[..., Any],
-        request: Any,
-        context: grpc.aio.ServicerContext,
-        method_name: str,
-    ) -> Any:
+class DecodeInterceptor(Guard):
+    def check(self, request: Any, context: grpc.aio.ServicerContext, method_name: str) -> Any:
         if isinstance(request, Undecodable):
             raise request.error()
         if hasattr(request, "__aiter__"):
-            request = _checked_stream(request)
-        return await call_next(method, request, context)
+            return _checked_stream(request)
+        return request
 
 
 async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:

@@ -18,20 +18,18 @@ out is in ErrorInfo metadata ``omitted_field_violations`` and in the message.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_interceptor.server import AsyncServerInterceptor
 from grpc_status import rpc_status
 
 from ..core.context import request_id_var
 from ..core.db import is_connection_failure
 from ..core.errors import DomainError, InvalidArgument, QuotaExceeded, Unavailable
-from ._stream import call_next, is_stream
+from .stage import ErrorMapper
 
 log = logging.getLogger("mktx_grpc.errors")
 
@@ -136,32 +134,8 @@ def _keeping_trailers(status: grpc.Status, context: grpc.aio.ServicerContext) ->
     return status._replace(trailing_metadata=earlier + tuple(status.trailing_metadata))
 
 
-class ErrorMappingInterceptor(AsyncServerInterceptor):
-    async def intercept(
-        self,
-        method: Callable[..., Any],
-        request: Any,
-        context: grpc.aio.ServicerContext,
-        method_name: str,
-    ) -> Any:
-        try:
-            result = await call_next(method, request, context)
-        except Exception as exc:
-            await self._abort(exc, context, method_name)
-        if is_stream(result):
-            return self._stream(result, context, method_name)
-        return result
-
-    async def _stream(
-        self, it: AsyncIterator[Any], context: grpc.aio.ServicerContext, method_name: str
-    ) -> AsyncIterator[Any]:
-        try:
-            async for item in it:
-                yield item
-        except Exception as exc:
-            await self._abort(exc, context, method_name)
-
-    async def _abort(
+class ErrorMappingInterceptor(ErrorMapper):
+    async def on_error(
         self, exc: Exception, context: grpc.aio.ServicerContext, method_name: str
     ) -> NoReturn:
         if isinstance(exc, grpc.aio.AbortError):

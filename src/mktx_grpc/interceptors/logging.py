@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import grpc
-from grpc_interceptor.server import AsyncServerInterceptor
 
 from ..core import logs
 from ..core.context import principal_var, request_id_var
 from ._outcome import outcome_code
+from .stage import Observer
 
 
 def _incoming_request_id(context: grpc.aio.ServicerContext) -> str:
@@ -23,7 +21,7 @@ def _incoming_request_id(context: grpc.aio.ServicerContext) -> str:
     return os.urandom(16).hex()
 
 
-class LoggingInterceptor(AsyncServerInterceptor):
+class LoggingInterceptor(Observer):
     """Logs method, status code, duration, merchant and request id for every RPC.
 
     The request id is the caller's ``x-request-id`` metadata when given, otherwise
@@ -34,57 +32,22 @@ class LoggingInterceptor(AsyncServerInterceptor):
     ``core.logs.rpc_line`` (orjson, batched off the event loop).
     """
 
-    async def intercept(
-        self,
-        method: Callable[..., Any],
-        request: Any,
-        context: grpc.aio.ServicerContext,
-        method_name: str,
-    ) -> Any:
+    def start(self, context: grpc.aio.ServicerContext, method_name: str) -> float:
         request_id_var.set(_incoming_request_id(context))
-        start = time.perf_counter()
-        try:
-            # call_next inlined (one coroutine less per call), as in MetricsInterceptor.
-            result = method(request, context)
-            if not hasattr(result, "__aiter__"):
-                result = await result
-        except BaseException as exc:
-            self._log(method_name, context, start, exc)
-            raise
-        if hasattr(result, "__aiter__"):
-            return self._stream(result, method_name, context, start)
-        self._log(method_name, context, start, None)
-        return result
+        return time.perf_counter()
 
-    async def _stream(
+    def finish(
         self,
-        it: AsyncIterator[Any],
-        method_name: str,
+        state: float,
         context: grpc.aio.ServicerContext,
-        start: float,
-    ) -> AsyncIterator[Any]:
-        failure: BaseException | None = None
-        try:
-            async for item in it:
-                yield item
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            self._log(method_name, context, start, failure)
-
-    def _log(
-        self,
         method_name: str,
-        context: grpc.aio.ServicerContext,
-        start: float,
         exc: BaseException | None,
     ) -> None:
         principal = principal_var.get()
         logs.rpc_line(
             method_name,
             outcome_code(context, exc),
-            round((time.perf_counter() - start) * 1000, 3),
+            round((time.perf_counter() - state) * 1000, 3),
             str(principal.merchant_id) if principal else "",
             request_id_var.get(),
         )

@@ -11,17 +11,15 @@ publishes every second and before every scrape.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import grpc
-from grpc_interceptor.server import AsyncServerInterceptor
 
 from ..core import metrics as core_metrics
 from ._outcome import outcome_code
+from .stage import Observer
 
 
-class MetricsInterceptor(AsyncServerInterceptor):
+class MetricsInterceptor(Observer):
     """See the module docstring. ``metrics`` defaults to the process's."""
 
     def __init__(self, metrics: core_metrics.ProcessMetrics | None = None) -> None:
@@ -35,51 +33,26 @@ class MetricsInterceptor(AsyncServerInterceptor):
             tuple[str, str], tuple[core_metrics.DeferredCounter, core_metrics.DeferredHistogram]
         ] = {}
 
-    async def intercept(
-        self,
-        method: Callable[..., Any],
-        request: Any,
-        context: grpc.aio.ServicerContext,
-        method_name: str,
-    ) -> Any:
+    def start(
+        self, context: grpc.aio.ServicerContext, method_name: str
+    ) -> tuple[float, core_metrics.DeferredGauge]:
         flight = self._in_flight.get(method_name)
         if flight is None:
             flight = self._in_flight[method_name] = core_metrics.DeferredGauge(
                 self._in_flight_metric.labels(method_name)
             )
         flight.value += 1
-        start = time.perf_counter()
-        try:
-            # call_next inlined (one coroutine less per call): the next stage returns
-            # an awaitable, whose result is an async iterator for streaming RPCs.
-            result = method(request, context)
-            if not hasattr(result, "__aiter__"):
-                result = await result
-        except BaseException as exc:
-            self._done(method_name, outcome_code(context, exc), start, flight)
-            raise
-        if hasattr(result, "__aiter__"):
-            return self._stream(result, method_name, context, start, flight)
-        self._done(method_name, outcome_code(context, None), start, flight)
-        return result
+        return time.perf_counter(), flight
 
-    async def _stream(
+    def finish(
         self,
-        it: AsyncIterator[Any],
-        method_name: str,
+        state: tuple[float, core_metrics.DeferredGauge],
         context: grpc.aio.ServicerContext,
-        start: float,
-        flight: core_metrics.DeferredGauge,
-    ) -> AsyncIterator[Any]:
-        failure: BaseException | None = None
-        try:
-            async for item in it:
-                yield item
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            self._done(method_name, outcome_code(context, failure), start, flight)
+        method_name: str,
+        exc: BaseException | None,
+    ) -> None:
+        start, flight = state
+        self._done(method_name, outcome_code(context, exc), start, flight)
 
     def _done(
         self, method_name: str, code: str, start: float, flight: core_metrics.DeferredGauge

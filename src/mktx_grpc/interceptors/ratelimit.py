@@ -42,12 +42,10 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
 import grpc
-from grpc_interceptor.server import AsyncServerInterceptor
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
@@ -60,7 +58,7 @@ from ..core.db import use_connection
 from ..core.errors import QuotaExceeded
 from ..methods import spec_for
 from ..store import merchants as merchants_store
-from ._stream import call_next
+from .stage import AsyncGuard
 
 log = logging.getLogger("mktx_grpc.ratelimit")
 
@@ -137,8 +135,41 @@ class MerchantLimits:
         self._loaded_at = time.monotonic()
 
 
-class RateLimitInterceptor(AsyncServerInterceptor):
-    """See the module docstring. ``storage`` defaults to the settings' storage."""
+class _Tally:
+    """A merchant's calls counted in this process since the storage last answered
+    for it (in-memory storage only; see :class:`RateLimitInterceptor`)."""
+
+    __slots__ = ("asking", "item", "pending", "remaining", "reset_at", "synced_at")
+
+    def __init__(self, item: RateLimitItem) -> None:
+        self.item = item
+        #: What the storage said at ``synced_at`` (requests left, less the calls
+        #: recorded since; and the reset time).
+        self.remaining = 0
+        self.reset_at = 0.0
+        self.synced_at = -math.inf
+        #: Calls let through since, not yet recorded in the storage.
+        self.pending = 0
+        #: Calls asking the storage now (their hits are in no answer yet).
+        self.asking = 0
+
+
+class RateLimitInterceptor(AsyncGuard):
+    """See the module docstring. ``storage`` defaults to the settings' storage.
+
+    With the in-memory storage (the default) the limit is decided without a call
+    into ``limits`` for most requests: the storage's answer for a merchant (requests
+    left, reset time) is kept for ``sync_interval`` seconds, and while the calls let
+    through since then are fewer than what was left, a call is let through and
+    counted locally; those counts are recorded in the storage (one ``hit`` with
+    their number as its cost) within ``sync_interval``, and always before the
+    storage is asked again. That is exact, not an estimate: this process is the only
+    one counting in its memory, and a sliding window only frees requests as time
+    passes, so "left at the last answer minus counted since" never exceeds what is
+    really left. The call that would take the last request left by that figure, and
+    the first call after ``sync_interval``, ask the storage as before. With a shared
+    (Redis) storage every call asks it, since other processes count too.
+    """
 
     def __init__(
         self,
@@ -146,11 +177,18 @@ class RateLimitInterceptor(AsyncServerInterceptor):
         pool: AsyncConnectionPool | None,
         *,
         storage: Storage | None = None,
+        sync_interval: float = 0.1,
     ) -> None:
         self.storage = storage if storage is not None else make_storage(settings.rate_limit_storage)
         self._limiter = SlidingWindowCounterRateLimiter(self.storage)
         self.limits = MerchantLimits(settings, pool, settings.rate_limit_cache_seconds)
         self._warned_at = -math.inf
+        #: Counting locally is exact only where this process is the storage's only user.
+        self._local = isinstance(self.storage, MemoryStorage) and sync_interval > 0
+        self._interval = sync_interval
+        self._tallies: dict[UUID, _Tally] = {}
+        self._flush: asyncio.TimerHandle | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
         if storage is None and not settings.rate_limit_storage and settings.workers > 1:
             log.warning(
                 "MKTX_WORKERS=%d with the rate limit in each process's memory: a merchant "
@@ -159,31 +197,51 @@ class RateLimitInterceptor(AsyncServerInterceptor):
                 settings.workers,
             )
 
-    async def intercept(
-        self,
-        method: Callable[..., Any],
-        request: Any,
-        context: grpc.aio.ServicerContext,
-        method_name: str,
-    ) -> Any:
+    async def check(self, request: Any, context: grpc.aio.ServicerContext, method_name: str) -> Any:
         principal = principal_var.get()
         if principal is None or spec_for(method_name).public:
-            return await call_next(method, request, context)
-        item = await self.limits.item_for(principal.merchant_id)
-        key = str(principal.merchant_id)
+            return request
+        merchant = principal.merchant_id
+        item = await self.limits.item_for(merchant)
+        tally = self._tallies.get(merchant) if self._local else None
+        if (
+            tally is not None
+            and tally.item is item
+            and tally.remaining - tally.pending - tally.asking > 1
+            and time.monotonic() - tally.synced_at < self._interval
+        ):
+            tally.pending += 1
+            if self._flush is None:
+                self._flush = asyncio.get_running_loop().call_later(
+                    self._interval, self._start_flush
+                )
+            context.set_trailing_metadata(
+                _metadata(item, tally.remaining - tally.pending, tally.reset_at)
+            )
+            return request
+        key = str(merchant)
+        if tally is not None:
+            tally.asking += 1
         try:
+            if tally is not None and tally.pending:
+                await self._record(tally, key)
             allowed = await self._limiter.hit(item, KEY_PREFIX, key)
             reset_at, remaining = await self._limiter.get_window_stats(item, KEY_PREFIX, key)
         except Exception as exc:
             self._storage_failed(exc)
-            return await call_next(method, request, context)
-        context.set_trailing_metadata(
-            (
-                ("x-ratelimit-limit", str(item.amount)),
-                ("x-ratelimit-remaining", str(remaining)),
-                ("x-ratelimit-reset", str(math.ceil(reset_at))),
-            )
-        )
+            return request
+        finally:
+            if tally is not None:
+                tally.asking -= 1
+        if self._local:
+            if tally is None or tally.item is not item:
+                # A changed limit starts a new tally (its pending calls are recorded).
+                tally = self._tallies[merchant] = _Tally(item)
+            # Calls counted while this one waited are not in this answer: they stay
+            # pending on top of it.
+            tally.remaining, tally.reset_at = remaining, reset_at
+            tally.synced_at = time.monotonic()
+        context.set_trailing_metadata(_metadata(item, remaining, reset_at))
         if not allowed:
             retry_after = max(0.0, reset_at - time.time())
             raise QuotaExceeded(
@@ -194,10 +252,54 @@ class RateLimitInterceptor(AsyncServerInterceptor):
                     "retry_after_ms": str(int(retry_after * 1000)),
                 },
             )
-        return await call_next(method, request, context)
+        return request
+
+    async def _record(self, tally: _Tally, key: str) -> None:
+        """Record the tally's pending calls in the storage. They were let through
+        already, so they are recorded as far as the window holds them (a refused
+        ``hit`` of the whole number is retried in halves)."""
+        count, tally.pending = tally.pending, 0
+        # Recorded, they leave ``pending`` and are no longer in what the storage
+        # said was left either.
+        tally.remaining -= count
+        cost = count
+        while count > 0:
+            if await self._limiter.hit(tally.item, KEY_PREFIX, key, cost=cost):
+                count -= cost
+                cost = min(cost, count)
+            elif cost == 1:
+                return  # the window is full
+            else:
+                cost //= 2
+
+    def _start_flush(self) -> None:
+        self._flush = None
+        task = asyncio.ensure_future(self.flush())
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def flush(self) -> None:
+        """Record every merchant's pending calls; forget merchants idle for a minute."""
+        idle_before = time.monotonic() - 60.0
+        for merchant, tally in list(self._tallies.items()):
+            if tally.pending:
+                try:
+                    await self._record(tally, str(merchant))
+                except Exception as exc:
+                    self._storage_failed(exc)
+            elif tally.synced_at < idle_before:
+                del self._tallies[merchant]
 
     def _storage_failed(self, exc: Exception) -> None:
         now = time.monotonic()
         if now - self._warned_at >= 10.0:
             self._warned_at = now
             log.warning("rate-limit storage failed; letting calls through unlimited: %r", exc)
+
+
+def _metadata(item: RateLimitItem, remaining: int, reset_at: float) -> tuple[tuple[str, str], ...]:
+    return (
+        ("x-ratelimit-limit", str(item.amount)),
+        ("x-ratelimit-remaining", str(remaining)),
+        ("x-ratelimit-reset", str(math.ceil(reset_at))),
+    )

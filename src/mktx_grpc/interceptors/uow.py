@@ -1,5 +1,9 @@
 """Unit of work: one pooled connection per RPC, one transaction for mutations.
 
+A coalesced point read (``coalesced`` in the method table, with
+``MKTX_COALESCE_READS`` on) borrows none: it runs under a
+``core.context.DeferredConnection`` and its batch borrows one (``store/coalesce.py``).
+
 Reads run on the autocommit connection (a single statement needs no BEGIN/COMMIT);
 writes run inside ``conn.transaction()``, committed when the servicer returns and
 rolled back when it raises. The connection is published in a contextvar for the
@@ -16,6 +20,7 @@ import grpc
 from grpc_interceptor.server import AsyncServerInterceptor
 from psycopg_pool import AsyncConnectionPool
 
+from ..core.context import DeferredConnection, deferred_connection_var
 from ..core.db import DatabaseState, use_connection
 from ..methods import spec_for
 from ..store import audit
@@ -35,10 +40,12 @@ class UnitOfWorkInterceptor(AsyncServerInterceptor):
         *,
         wait_max: float | None = None,
         database: DatabaseState | None = None,
+        coalesce_reads: bool = False,
     ) -> None:
         self._pool = pool
         self._wait_max = wait_max
         self._database = database
+        self._coalesce = coalesce_reads
 
     async def intercept(
         self,
@@ -57,6 +64,13 @@ class UnitOfWorkInterceptor(AsyncServerInterceptor):
             wait = max(0.0, remaining) if wait is None else max(0.0, min(wait, remaining))
         if self._database is not None:
             wait = self._database.wait_for(wait)
+        if spec.coalesced and self._coalesce:
+            # A coalesced point read: its batch borrows the connection, not the call.
+            token = deferred_connection_var.set(DeferredConnection(self._pool, wait))
+            try:
+                return await call_next(method, request, context)
+            finally:
+                deferred_connection_var.reset(token)
         async with use_connection(self._pool, transaction=spec.write, wait=wait):
             result = await call_next(method, request, context)
             if is_stream(result):

@@ -7,28 +7,21 @@ first checks on every message as the servicer reads it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from grpc_interceptor.server import AsyncServerInterceptor
 
 from ..core.errors import InvalidArgument
 from ..methods import spec_for
 from ..validation.wire import check_request
-from ._stream import call_next
+from .stage import Guard
 
 
-class ValidationInterceptor(AsyncServerInterceptor):
-    async def intercept(
-        self,
-        method: Callable[..., Any],
-        request: Any,
-        context: grpc.aio.ServicerContext,
-        method_name: str,
-    ) -> Any:
+class ValidationInterceptor(Guard):
+    def check(self, request: Any, context: grpc.aio.ServicerContext, method_name: str) -> Any:
         if hasattr(request, "__aiter__"):
-            return await call_next(method, _checked_stream(request), context)
+            return _checked_stream(request)
         violations = check_request(request)
         if violations:
             raise InvalidArgument(violations)
@@ -37,7 +30,7 @@ class ValidationInterceptor(AsyncServerInterceptor):
             violations = rule(request)
             if violations:
                 raise InvalidArgument(violations)
-        return await call_next(method, request, context)
+        return request
 
 
 async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:

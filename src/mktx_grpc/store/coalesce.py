@@ -19,6 +19,12 @@ before the call. A failed batch query fails each read of the batch with the same
 error; a read whose caller is cancelled leaves the others unaffected (a queued
 leader hands the lead on).
 
+A read whose unit of work borrowed no connection (``coalesced`` in the method table:
+GetTemplate) holds none while it waits: the leader borrows one from the pool for the
+batch query alone (``core.context.DeferredConnection``), so a batch is not bounded by
+the pool's size and the reads it answers cost no pool checkout. GetContact and
+GetConversation run a second query afterwards, so they keep their connection.
+
 Opt-in (``MKTX_COALESCE_READS``, off by default). Measured in
 ``bench/results/grpc.md``: it did not reach the 1.3× that would justify it by
 default. Each read still holds its unit of work's pooled connection while it waits
@@ -37,7 +43,8 @@ from uuid import UUID
 
 from psycopg import pq
 
-from ..core.context import current_connection
+from ..core.context import connection_var, current_connection, deferred_connection_var
+from ..core.db import use_connection
 from . import Row
 
 #: A queued read's future is resolved with this to make it the next batch's leader.
@@ -64,7 +71,9 @@ class PointReads:
 
     async def get(self, merchant_id: UUID, row_id: UUID) -> Row | None:
         """The row, or None. Raises what the query raises."""
-        if current_connection().info.transaction_status != pq.TransactionStatus.IDLE:
+        if connection_var.get() is None and deferred_connection_var.get() is not None:
+            pass  # a read without a connection of its own: it joins or leads a batch
+        elif current_connection().info.transaction_status != pq.TransactionStatus.IDLE:
             return await self._single(merchant_id, row_id)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queued.setdefault(merchant_id, []).append((row_id, fut))
@@ -85,7 +94,14 @@ class PointReads:
     async def _lead(self, merchant_id: UUID, row_id: UUID, own: asyncio.Future[Any]) -> Row | None:
         batch = [(i, f) for i, f in self._queued.pop(merchant_id, []) if f is not own]
         try:
-            rows = await self._fetch(merchant_id, list({row_id, *(i for i, _ in batch)}))
+            ids = list({row_id, *(i for i, _ in batch)})
+            deferred = deferred_connection_var.get() if connection_var.get() is None else None
+            if deferred is None:
+                rows = await self._fetch(merchant_id, ids)
+            else:
+                # The leader borrows a connection for the batch query only.
+                async with use_connection(deferred.pool, wait=deferred.wait):
+                    rows = await self._fetch(merchant_id, ids)
         except BaseException as exc:
             live = [(i, f) for i, f in batch if not f.done()]
             if isinstance(exc, asyncio.CancelledError):
