@@ -91,7 +91,10 @@ async def refresh_conversations(merchant_id: UUID, ids: Sequence[UUID]) -> None:
                 )
             )
         out: list[tuple[dict[str, Any], domain.Episode]] = []
+        schedules: dict[UUID, Schedule | None] = {}
         for c in convs:
+            if c["account_id"] not in schedules:
+                schedules[c["account_id"]] = schedule_from_settings(c["business_hours"])
             eps = domain.episodes(
                 created_at=c["created_at"],
                 status=c["status"],
@@ -99,7 +102,7 @@ async def refresh_conversations(merchant_id: UUID, ids: Sequence[UUID]) -> None:
                 assignee=c["assignee_user_id"],
                 transitions=hist[c["id"]],
                 messages=msgs[c["id"]],
-                schedule=schedule_from_settings(c["business_hours"]),
+                schedule=schedules[c["account_id"]],
             )
             out.extend((c, ep) for ep in eps)
         await store.replace_episodes(merchant_id, chunk, out)
