@@ -194,8 +194,9 @@ async def rebuild(
     conversation, or only those changed since ``since``; rows of erased ones are
     removed either way. Works in short transactions of :data:`CHUNK` contacts or
     conversations (each recomputed whole, under the merchant's rollup lock), so it
-    never holds back the outbox consumers (which wait for every older transaction on
-    the server) and reports only ever see whole conversations. Returns counts."""
+    holds the merchant's consumer pass back for one chunk at most (the outbox
+    consumers themselves wait only for transactions writing the outbox, which a
+    rebuild does not) and reports only ever see whole conversations. Returns counts."""
     async with use_connection(pool):
         merchants = [merchant_id] if merchant_id is not None else await store.rebuild_merchants()
     totals = {"merchants": 0, "contacts": 0, "conversations": 0}
