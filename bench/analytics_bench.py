@@ -540,7 +540,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--lag",
-        choices=("direct", "sidecar", "both"),
+        choices=("direct", "sidecar", "both", "none"),
         default="both",
         help="drive DMs straight into PostgreSQL, through the webhook sidecar, or both",
     )
