@@ -220,12 +220,27 @@ async def measure(url: str, ids: list[uuid.UUID], args: argparse.Namespace) -> d
                     times.append((time.perf_counter() - t) * 1000)
                 out[label] = times
                 print(label, f"p50 {pct(times, 50):.1f} ms p99 {pct(times, 99):.1f} ms", flush=True)
-        if args.lag in ("direct", "both"):
-            out["lag"] = await lag(pool, deps, url, ids[0], args.rate, args.seconds)
-            print("lag (direct)", out["lag"], flush=True)
-        if args.lag in ("sidecar", "both"):
-            out["lag_sidecar"] = await lag_sidecar(pool, deps, url, ids[0], args.rate, args.seconds)
-            print("lag (sidecar)", out["lag_sidecar"], flush=True)
+        holder = None
+        if args.hold_xid:
+            # Another session's open transaction with an id, in another database on the
+            # same server (as other sessions' test suites are here): it writes no event.
+            admin = (
+                os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+            )
+            holder = await psycopg.AsyncConnection.connect(admin)
+            await holder.execute("SELECT pg_current_xact_id()")
+        try:
+            if args.lag in ("direct", "both"):
+                out["lag"] = await lag(pool, deps, url, ids[0], args.rate, args.seconds)
+                print("lag (direct)", out["lag"], flush=True)
+            if args.lag in ("sidecar", "both"):
+                out["lag_sidecar"] = await lag_sidecar(
+                    pool, deps, url, ids[0], args.rate, args.seconds
+                )
+                print("lag (sidecar)", out["lag_sidecar"], flush=True)
+        finally:
+            if holder is not None:
+                await holder.close()
     finally:
         await app.stop(0)
         await close_deps(deps)
@@ -536,6 +551,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--keep", action="store_true", help="keep the database (to EXPLAIN)")
     parser.add_argument(
+        "--hold-xid",
+        action="store_true",
+        help="keep a transaction with an id open in another database while lag is measured",
+    )
+    parser.add_argument(
         "--reuse", action="store_true", help="measure a kept database again (no setup, no rebuild)"
     )
     parser.add_argument(
@@ -566,6 +586,7 @@ def main() -> int:
         f" --merchants {args.merchants} --messages {args.messages} --calls {args.calls}"
         f" --rate {args.rate} --seconds {args.seconds:g} --lag {args.lag}"
         + (" --reuse" if args.reuse else "")
+        + (" --hold-xid" if args.hold_xid else "")
     )
     msgs = args.conversations * args.messages
     lines = [
@@ -598,6 +619,11 @@ def main() -> int:
             f"| {label} | {pct(times, 50):.1f} | {pct(times, 99):.1f} | {statistics.mean(times):.1f} |"
         )
     lines.append("")
+    if args.hold_xid:
+        lines.append(
+            "- Throughout the lag runs another session kept a transaction with an id open in "
+            "another database of the same server (writing no event)."
+        )
     if "lag" in r:
         lg = r["lag"]
         lines.append(
