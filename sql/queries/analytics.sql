@@ -38,6 +38,22 @@ SELECT aggregate_id AS conversation_id, type, created_at,
 DELETE FROM analytics_conversation_episodes
  WHERE merchant_id = %(merchant_id)s AND conversation_id = ANY(%(ids)s::uuid[]);
 
+-- name: episodes_for_rollup
+-- The stored episode rows of the conversations (columns in insert_episode's order
+-- after merchant_id), to write only the rows a recomputation changed.
+SELECT conversation_id, episode, account_id, contact_id, status, assignee_user_id,
+       opened_at, first_inbound_at, first_bot_reply_at, handoff_at, first_human_reply_at,
+       resolved_at, first_response_s, first_response_bh_s, bot_response_s, bot_handled_s,
+       resolution_s, resolution_bh_s, bot_replied, human_replied, escalated, bot_only
+  FROM analytics_conversation_episodes
+ WHERE merchant_id = %(merchant_id)s AND conversation_id = ANY(%(ids)s::uuid[]);
+
+-- name: delete_episode_keys
+DELETE FROM analytics_conversation_episodes e
+ USING unnest(%(conversation_ids)s::uuid[], %(episodes)s::int[]) AS k(conversation_id, episode)
+ WHERE e.merchant_id = %(merchant_id)s AND e.conversation_id = k.conversation_id
+   AND e.episode = k.episode;
+
 -- name: delete_episodes_of_contacts
 DELETE FROM analytics_conversation_episodes
  WHERE merchant_id = %(merchant_id)s AND contact_id = ANY(%(ids)s::uuid[]);
@@ -83,6 +99,19 @@ SELECT DISTINCT i.merchant_id,
   JOIN contacts c ON c.id = i.contact_id AND c.merchant_id = i.merchant_id
  WHERE i.merchant_id = %(merchant_id)s AND i.contact_id = ANY(%(ids)s::uuid[])
    AND i.kind IN ('MESSAGE_IN', 'FOLLOW', 'MENTION');
+
+-- name: add_contact_activity
+-- insert_contact_activity for contacts that only gained interactions (a message):
+-- the buckets they already have stay, the new ones are added.
+INSERT INTO analytics_contact_activity (merchant_id, bucket, contact_id, account_id)
+SELECT DISTINCT i.merchant_id,
+       date_bin('15 minutes', i.occurred_at, timestamptz '2000-01-01 00:00+00'),
+       i.contact_id, c.account_id
+  FROM contact_interactions i
+  JOIN contacts c ON c.id = i.contact_id AND c.merchant_id = i.merchant_id
+ WHERE i.merchant_id = %(merchant_id)s AND i.contact_id = ANY(%(ids)s::uuid[])
+   AND i.kind IN ('MESSAGE_IN', 'FOLLOW', 'MENTION')
+ON CONFLICT (merchant_id, bucket, contact_id) DO NOTHING;
 
 -- name: rebuild_merchants
 SELECT merchant_id FROM contacts

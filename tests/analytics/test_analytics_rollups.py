@@ -233,3 +233,38 @@ async def test_the_worker_loop_keeps_reports_current(
     finally:
         stop.set()
         await task
+
+
+async def test_a_business_hours_change_applies_at_the_next_recompute_or_rebuild(
+    world: World, pool: Any, merchant: uuid.UUID
+) -> None:
+    """What analytics.proto states: an episode's business-hours figures use the
+    account's schedule when the episode was last recomputed; a schedule change leaves
+    unchanged conversations as they were until a rebuild, and a conversation that
+    changes afterwards is recomputed under the new schedule."""
+    friday = datetime(2026, 3, 6, 22, tzinfo=UTC)  # 23:00 in Berlin; Monday 09:05 is below
+    acct = await world.account(business_hours("Europe/Berlin"))
+    convs = []
+    for _ in range(2):
+        contact = await world.contact(acct, friday)
+        conv = await world.conversation(acct, contact, friday)
+        await world.message(conv, friday)
+        await world.message(conv, friday + timedelta(hours=58, minutes=5), "AGENT")
+        convs.append(conv)
+    await settle(pool)
+
+    async def bh() -> dict[uuid.UUID, float]:
+        rows = (await dump(pool, merchant))["episodes"]
+        return {r["conversation_id"]: r["first_response_bh_s"] for r in rows}
+
+    assert await bh() == {convs[0]: 300.0, convs[1]: 300.0}
+    # Always open from now on (no schedule): 58 h 5 min of business time.
+    await world.db.execute("UPDATE accounts SET settings = '{}' WHERE id = %s", (acct,))
+    assert await bh() == {convs[0]: 300.0, convs[1]: 300.0}
+    # A later change to one conversation recomputes it under the new schedule.
+    await world.message(convs[1], friday + timedelta(hours=60))
+    await settle(pool)
+    whole = timedelta(hours=58, minutes=5).total_seconds()
+    assert await bh() == {convs[0]: 300.0, convs[1]: whole}
+    await rebuild(pool, merchant_id=merchant)
+    assert await bh() == {convs[0]: whole, convs[1]: whole}

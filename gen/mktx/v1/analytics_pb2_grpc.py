@@ -62,7 +62,12 @@ class AnalyticsServiceStub:
     - Business-hours variant: the same interval, counting only time inside the
     account's weekly business hours (AccountSettings.business_hours, in its own zone;
     none means always open): a DM at Friday 23:00 answered Monday 09:05 by an
-    account open from 09:00 is 300 seconds.
+    account open from 09:00 is 300 seconds. The schedule applied to an episode is
+    the account's schedule when the episode was last recomputed, that is at the
+    conversation's latest change (message, status, assignment); changing an
+    account's business hours does not recompute episodes that do not change
+    afterwards, until the operator runs `mktx-grpc analytics rebuild --merchant M`
+    (a schedule change followed by a rebuild applies the new schedule throughout).
     - Resolution time: from the episode's opening (or reopening) to its close.
     Counted in the bucket of the close.
     - Statistics: mean, median and 90th percentile (linear interpolation between the
@@ -144,7 +149,12 @@ class AnalyticsServiceServicer:
     - Business-hours variant: the same interval, counting only time inside the
     account's weekly business hours (AccountSettings.business_hours, in its own zone;
     none means always open): a DM at Friday 23:00 answered Monday 09:05 by an
-    account open from 09:00 is 300 seconds.
+    account open from 09:00 is 300 seconds. The schedule applied to an episode is
+    the account's schedule when the episode was last recomputed, that is at the
+    conversation's latest change (message, status, assignment); changing an
+    account's business hours does not recompute episodes that do not change
+    afterwards, until the operator runs `mktx-grpc analytics rebuild --merchant M`
+    (a schedule change followed by a rebuild applies the new schedule throughout).
     - Resolution time: from the episode's opening (or reopening) to its close.
     Counted in the bucket of the close.
     - Statistics: mean, median and 90th percentile (linear interpolation between the
@@ -298,7 +308,12 @@ class AnalyticsService:
     - Business-hours variant: the same interval, counting only time inside the
     account's weekly business hours (AccountSettings.business_hours, in its own zone;
     none means always open): a DM at Friday 23:00 answered Monday 09:05 by an
-    account open from 09:00 is 300 seconds.
+    account open from 09:00 is 300 seconds. The schedule applied to an episode is
+    the account's schedule when the episode was last recomputed, that is at the
+    conversation's latest change (message, status, assignment); changing an
+    account's business hours does not recompute episodes that do not change
+    afterwards, until the operator runs `mktx-grpc analytics rebuild --merchant M`
+    (a schedule change followed by a rebuild applies the new schedule throughout).
     - Resolution time: from the episode's opening (or reopening) to its close.
     Counted in the bucket of the close.
     - Statistics: mean, median and 90th percentile (linear interpolation between the

@@ -42,7 +42,7 @@ async def messages_for_rollup(
 ) -> list[tuple[UUID, datetime, str, str, bool]]:
     """(conversation_id, created_at, direction, origin, is_from_bot) of every message
     of the conversations, in order; plain tuples (this is the consumer's largest read)."""
-    async with current_connection().cursor() as cur:
+    async with current_connection().cursor(binary=True) as cur:
         await cur.execute(Q.messages_for_rollup, {"merchant_id": merchant_id, "ids": ids})
         return await cur.fetchall()
 
@@ -53,18 +53,44 @@ async def history_for_rollup(merchant_id: UUID, ids: Sequence[UUID]) -> list[Row
     )
 
 
+#: insert_episode's columns after merchant_id, in episodes_for_rollup's order.
+EPISODE_COLUMNS = (
+    "conversation_id",
+    "episode",
+    "account_id",
+    "contact_id",
+    "status",
+    "assignee_user_id",
+    "opened_at",
+    "first_inbound_at",
+    "first_bot_reply_at",
+    "handoff_at",
+    "first_human_reply_at",
+    "resolved_at",
+    "first_response_s",
+    "first_response_bh_s",
+    "bot_response_s",
+    "bot_handled_s",
+    "resolution_s",
+    "resolution_bh_s",
+    "bot_replied",
+    "human_replied",
+    "escalated",
+    "bot_only",
+)
+
+
 async def replace_episodes(
     merchant_id: UUID,
     conversation_ids: Sequence[UUID],
     episodes: Sequence[tuple[Row, domain.Episode]],
 ) -> None:
-    """Replace every episode row of ``conversation_ids`` with ``episodes`` (pairs of
+    """Make the episode rows of ``conversation_ids`` exactly ``episodes`` (pairs of
     the conversation row and one of its episodes); conversations without episodes
-    (gone) lose their rows."""
-    await execute(Q.delete_episodes, {"merchant_id": merchant_id, "ids": list(conversation_ids)})
-    if not episodes:
-        return
-    params: list[dict[str, Any]] = []
+    (gone) lose their rows. Only rows that differ are written: most recomputations
+    (another message in a conversation already answered) change nothing, and the
+    consumer's cost is then a read."""
+    wanted: dict[tuple[UUID, int], dict[str, Any]] = {}
     for conv, ep in episodes:
         d = asdict(ep)
         d.pop("messages")
@@ -77,9 +103,31 @@ async def replace_episodes(
             account_id=conv["account_id"],
             contact_id=conv["contact_id"],
         )
-        params.append(d)
-    async with current_connection().cursor() as cur:
-        await cur.executemany(Q.insert_episode, params)
+        wanted[(d["conversation_id"], d["episode"])] = d
+    async with current_connection().cursor(binary=True) as cur:
+        await cur.execute(
+            Q.episodes_for_rollup, {"merchant_id": merchant_id, "ids": list(conversation_ids)}
+        )
+        stored = {(r[0], r[1]): r for r in await cur.fetchall()}
+    stale = [
+        key
+        for key, row in stored.items()
+        if key not in wanted or tuple(wanted[key][c] for c in EPISODE_COLUMNS) != tuple(row)
+    ]
+    changed = set(stale)
+    fresh = [d for key, d in wanted.items() if key not in stored or key in changed]
+    if stale:
+        await execute(
+            Q.delete_episode_keys,
+            {
+                "merchant_id": merchant_id,
+                "conversation_ids": [k[0] for k in stale],
+                "episodes": [k[1] for k in stale],
+            },
+        )
+    if fresh:
+        async with current_connection().cursor() as cur:
+            await cur.executemany(Q.insert_episode, fresh)
 
 
 async def delete_episodes_of_contacts(merchant_id: UUID, contact_ids: Sequence[UUID]) -> None:
@@ -99,10 +147,11 @@ async def refresh_contacts(merchant_id: UUID, contact_ids: Sequence[UUID]) -> No
 
 
 async def refresh_activity(merchant_id: UUID, contact_ids: Sequence[UUID]) -> None:
-    """Recompute only the contacts' activity buckets (after new messages)."""
-    p = {"merchant_id": merchant_id, "ids": list(contact_ids)}
-    await execute(Q.delete_contact_activity, p)
-    await execute(Q.insert_contact_activity, p)
+    """Bring the contacts' activity buckets up to date after new messages: interactions
+    are only ever added between contact refreshes (an erased contact's go with a
+    contact.* event, which recomputes them whole), so the missing buckets are added
+    and the rest stay, with the same result as recomputing them."""
+    await execute(Q.add_contact_activity, {"merchant_id": merchant_id, "ids": list(contact_ids)})
 
 
 async def rebuild_merchants() -> list[UUID]:

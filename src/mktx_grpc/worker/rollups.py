@@ -91,7 +91,10 @@ async def refresh_conversations(merchant_id: UUID, ids: Sequence[UUID]) -> None:
                 )
             )
         out: list[tuple[dict[str, Any], domain.Episode]] = []
+        schedules: dict[UUID, Schedule | None] = {}
         for c in convs:
+            if c["account_id"] not in schedules:
+                schedules[c["account_id"]] = schedule_from_settings(c["business_hours"])
             eps = domain.episodes(
                 created_at=c["created_at"],
                 status=c["status"],
@@ -99,7 +102,7 @@ async def refresh_conversations(merchant_id: UUID, ids: Sequence[UUID]) -> None:
                 assignee=c["assignee_user_id"],
                 transitions=hist[c["id"]],
                 messages=msgs[c["id"]],
-                schedule=schedule_from_settings(c["business_hours"]),
+                schedule=schedules[c["account_id"]],
             )
             out.extend((c, ep) for ep in eps)
         await store.replace_episodes(merchant_id, chunk, out)
@@ -191,8 +194,9 @@ async def rebuild(
     conversation, or only those changed since ``since``; rows of erased ones are
     removed either way. Works in short transactions of :data:`CHUNK` contacts or
     conversations (each recomputed whole, under the merchant's rollup lock), so it
-    never holds back the outbox consumers (which wait for every older transaction on
-    the server) and reports only ever see whole conversations. Returns counts."""
+    holds the merchant's consumer pass back for one chunk at most (the outbox
+    consumers themselves wait only for transactions writing the outbox, which a
+    rebuild does not) and reports only ever see whole conversations. Returns counts."""
     async with use_connection(pool):
         merchants = [merchant_id] if merchant_id is not None else await store.rebuild_merchants()
     totals = {"merchants": 0, "contacts": 0, "conversations": 0}
