@@ -217,14 +217,22 @@ async def _run_load(
                     except httpx.HTTPError as exc:
                         value = type(exc).__name__
                     sidecar.append(Probe(at, value, time.monotonic()))
-                    if worker_port is not None:
-                        at = time.monotonic()
-                        try:
-                            res = await http.get(f"http://127.0.0.1:{worker_port}/healthz")
-                            value = str(res.status_code)
-                        except httpx.HTTPError as exc:
-                            value = type(exc).__name__
-                        worker.append(Probe(at, value, time.monotonic()))
+                    await asyncio.sleep(0.2)
+
+        async def poll_worker() -> None:
+            # Its own loop: probed after the sidecar's (each up to 2 s while the
+            # database is down), a short outage could hold no whole worker probe.
+            if worker_port is None:
+                return
+            async with httpx.AsyncClient(timeout=3.0) as http:
+                while not stop.is_set():
+                    at = time.monotonic()
+                    try:
+                        res = await http.get(f"http://127.0.0.1:{worker_port}/healthz")
+                        value = str(res.status_code)
+                    except httpx.HTTPError as exc:
+                        value = type(exc).__name__
+                    worker.append(Probe(at, value, time.monotonic()))
                     await asyncio.sleep(0.2)
 
         await asyncio.wait_for(channel.channel_ready(), 10)
@@ -232,6 +240,7 @@ async def _run_load(
             asyncio.create_task(load()),
             asyncio.create_task(poll_health()),
             asyncio.create_task(poll_sidecar()),
+            asyncio.create_task(poll_worker()),
             asyncio.create_task(post_webhooks()),
         ]
         await asyncio.sleep(2.0)
