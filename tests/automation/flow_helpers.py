@@ -83,8 +83,10 @@ async def engine_pass(deps, *, send: bool = True) -> None:
 
 
 async def run_until(
-    deps, done: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, send: bool = True
+    deps, done: Callable[[], Awaitable[bool]], *, timeout: float = 60.0, send: bool = True
 ) -> None:
+    """Engine passes until ``done`` (bounded: up to a minute on a loaded box, as the
+    other bounded waits of the suite; not a timing assertion)."""
     deadline = time.monotonic() + timeout
     while True:
         await engine_pass(deps, send=send)
