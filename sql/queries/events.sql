@@ -50,8 +50,7 @@ SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS allocated
 -- virtual transaction ids; this session excluded). Transactions that do not write the
 -- outbox (a long report, a rebuild, another database's work) are not among them, so
 -- they never hold a consumer back.
-SELECT /* cross-tenant: the lock table, not events; any merchant's writer holds consumers back */
-       coalesce(array_agg(DISTINCT l.virtualtransaction), '{}') AS writers
+SELECT coalesce(array_agg(DISTINCT l.virtualtransaction), '{}') AS writers
   FROM pg_locks l
  WHERE l.locktype = 'relation'
    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
