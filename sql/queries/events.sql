@@ -39,9 +39,7 @@ ON CONFLICT (consumer) DO NOTHING;
 -- the table first and keeps it until its transaction ends; so every transaction that
 -- may still commit an id up to this one holds that lock when consumer_writers runs
 -- next (a later statement). Once none of those writers is still running (seen by a
--- later consumer_writers), no event can still appear at or below it. (The id is
--- GENERATED ALWAYS AS IDENTITY with the default CACHE 1: no session holds a block of
--- ids it could hand out later below this one.)
+-- later consumer_writers), no event can still appear at or below it.
 SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS allocated
   FROM domain_events_id_seq;
 
