@@ -3,10 +3,9 @@
 -- the commit.
 
 -- name: append_event
--- The event id is handed out inside the INSERT, after it has locked domain_events
--- (ROW EXCLUSIVE, held to the end of the transaction): the outbox consumers'
--- settling rule (consumer_horizon below) relies on it. Never take an id with
--- nextval() outside an INSERT into domain_events.
+-- The transaction id is taken before the event id (the MATERIALIZED CTE runs first),
+-- so every event id is handed out by a transaction that already has its id: the
+-- outbox consumers' settling rule (consumer_horizon below) relies on it.
 WITH me AS MATERIALIZED (
   SELECT pg_current_xact_id() AS tx
 ), ev AS (
@@ -34,28 +33,15 @@ INSERT INTO event_consumer_cursors (consumer) VALUES (%(consumer)s)
 ON CONFLICT (consumer) DO NOTHING;
 
 -- name: consumer_horizon
--- The highest event id handed out so far, committed or not. An event id is handed
--- out inside an INSERT (or COPY) into domain_events, which has taken ROW EXCLUSIVE on
--- the table first and keeps it until its transaction ends; so every transaction that
--- may still commit an id up to this one holds that lock when consumer_writers runs
--- next (a later statement). Once none of those writers is still running (seen by a
--- later consumer_writers), no event can still appear at or below it.
-SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS allocated
+-- The first statement of a consumer's pass, while its transaction has no id yet: the
+-- highest event id handed out so far, committed or not, and the oldest transaction
+-- still running anywhere on the server. Every id up to `allocated` was handed out
+-- by a transaction whose id is lower than the one this pass is about to take (see
+-- claim_cursor); once `xmin` has passed that id in a later pass, all of them have
+-- committed or rolled back, so none can still appear below an event consumed.
+SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS allocated,
+       pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin
   FROM domain_events_id_seq;
-
--- name: consumer_writers
--- The transactions of this database holding a write lock on domain_events now (their
--- virtual transaction ids; this session excluded). Transactions that do not write the
--- outbox (a long report, a rebuild, another database's work) are not among them, so
--- they never hold a consumer back.
-SELECT coalesce(array_agg(DISTINCT l.virtualtransaction), '{}') AS writers
-  FROM pg_locks l
- WHERE l.locktype = 'relation'
-   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-   AND l.relation = 'domain_events'::regclass
-   AND l.mode NOT IN ('AccessShareLock', 'RowShareLock')
-   AND l.granted
-   AND l.pid IS DISTINCT FROM pg_backend_pid();
 
 -- name: claim_cursor
 -- One pass of a consumer at a time across processes: a cursor another pass holds is

@@ -206,42 +206,6 @@ async def test_an_event_committed_late_below_a_consumed_id_is_held_not_skipped(
     assert await effect_ids(db, "held") == [low, high]
 
 
-async def test_a_long_transaction_that_writes_no_event_does_not_hold_consumers(
-    pool, db, database_url, effects
-):
-    """The settling rule waits only for transactions writing the outbox: one that took
-    a transaction id before the events (a long report, a rebuild, another database's
-    work) and is still open does not hold them back; one that has written an event
-    does, until it ends (then its event is delivered too, in id order)."""
-    c = Consumer("not-held", handle=recorder("not-held"))
-    await drain(pool, c)
-    async with (
-        await psycopg.AsyncConnection.connect(database_url) as idle,
-        await psycopg.AsyncConnection.connect(database_url) as writer,
-    ):
-        await idle.execute("SELECT pg_current_xact_id()")  # older than every event below
-        await idle.execute("SELECT count(*) FROM domain_events")
-        ids = await add_events(db, 3)
-        r = await drain(pool, c, settle_within=5)
-        assert r.held_event_id is None and r.delivered == 3
-        assert await effect_ids(db, "not-held") == ids
-        # A writer with an uncommitted event holds what commits after it.
-        (low,) = await (
-            await writer.execute(
-                "INSERT INTO domain_events (merchant_id, type) VALUES (%s, 'x') RETURNING id",
-                (uuid.uuid4(),),
-            )
-        ).fetchone()
-        later = await add_events(db, 2)
-        r = await drain(pool, c, settle_within=0.2)
-        assert r.held_event_id == later[0] and r.delivered == 0
-        await writer.commit()
-        await until_delivered(pool, c, lambda: _has(db, "not-held", 6))
-        assert await effect_ids(db, "not-held") == [*ids, low, *later]
-        # The old transaction was open throughout (the old xmin rule would have held all).
-        assert idle.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
-
-
 async def _has(db, consumer: str, n: int) -> bool:
     return len(await effect_ids(db, consumer)) >= n
 

@@ -71,11 +71,10 @@ class OutboxEvent:
 @dataclass(frozen=True, slots=True)
 class Horizon:
     """``allocated``: the highest event id handed out (committed or not) when a pass
-    began; ``writers``: the transactions writing the outbox right after (virtual
-    transaction ids): every id up to ``allocated`` is final once none of them runs."""
+    began; ``xmin``: the oldest transaction then running on the server."""
 
     allocated: int
-    writers: frozenset[str]
+    xmin: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,20 +94,11 @@ async def ensure_cursor(consumer: str) -> None:
 
 
 async def horizon() -> Horizon:
-    """Read the settling horizon: the highest id handed out, then (a second statement,
-    so strictly after it) the outbox writers still running (see consumer_horizon in
-    events.sql)."""
+    """Read the settling horizon. Must be the pass's first statement, before its
+    transaction has an id (see consumer_horizon in events.sql)."""
     row = await fetch_one(Q.consumer_horizon, {})
     assert row is not None
-    return Horizon(int(row["allocated"]), await outbox_writers())
-
-
-async def outbox_writers() -> frozenset[str]:
-    """The transactions (virtual ids) of this database writing domain_events now, this
-    session excluded."""
-    row = await fetch_one(Q.consumer_writers, {})
-    assert row is not None
-    return frozenset(row["writers"])
+    return Horizon(int(row["allocated"]), int(row["xmin"]))
 
 
 async def claim_cursor(consumer: str) -> tuple[int, int] | None:

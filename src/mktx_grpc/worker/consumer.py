@@ -14,17 +14,13 @@ What every consumer gets:
   SQL), in batches of ``batch_size``.
 - **Only settled events.** An event may commit after a higher id already has, so a
   consumer never passes an id below which an event may still appear. Each pass
-  notes the highest id handed out so far, then the transactions of the database
-  writing the outbox at that moment (they hold ROW EXCLUSIVE on ``domain_events``
-  from before they take an id until they end; see consumer_horizon in events.sql):
-  the pass's *horizon*. Once none of those writers is still running (seen in this
-  pass, re-checked for a few milliseconds, or in a later one), every id up to it is
-  final, committed or rolled back. Transactions that do not write the outbox (a long
-  report or rebuild, other databases on the server) never hold a consumer. Events
-  past the settled id are *held*, never skipped; the pass reports the first one and
-  how long it has been held (``PassResult.held_seconds``, also in :func:`stats`),
-  and a hold past :data:`HELD_WARNING_SECONDS` is logged: a long-running transaction
-  that wrote an event holds every consumer until it ends.
+  notes the highest id handed out so far and its own transaction id (the
+  *horizon*); once every transaction older than that has ended (seen in a later
+  pass), every id up to it is final, committed or rolled back. Events past the
+  settled id are *held*, never skipped; the pass reports the first one and how long
+  it has been held (``PassResult.held_seconds``, also in :func:`stats`), and a hold
+  past :data:`HELD_WARNING_SECONDS` is logged: a long-running transaction anywhere
+  on the server holds every consumer.
 - **Handlers run inside the claiming transaction**, and the cursor advances in the
   same transaction: an event's effects and the cursor move commit together, so a
   crash anywhere means the batch is delivered again from where it stopped. Per-event
@@ -84,12 +80,8 @@ ITERATION_SECONDS = 2.0
 #: How soon a pass that found its cursor busy (another process) or held events looks again.
 BUSY_SLEEP_SECONDS = 0.1
 HELD_SLEEP_SECONDS = (0.002, 0.05)
-#: Horizons remembered per consumer while their writers keep them from settling.
+#: Horizons remembered per consumer while old transactions keep them from settling.
 MAX_HORIZONS = 32
-#: Within a pass that found events held, how long to wait (and re-check the outbox
-#: writers) before returning: writers are usually short transactions about to commit,
-#: so the pass can deliver them instead of the next one.
-SETTLE_WAITS_SECONDS = (0.001, 0.002, 0.004, 0.008)
 
 
 @dataclass(frozen=True)
@@ -150,9 +142,9 @@ class _State:
     cursor_ensured: bool = False
     #: Every event id up to this one is final (committed or rolled back).
     settled_through: int = 0
-    #: (outbox writers when a pass began, highest event id handed out just before),
-    #: oldest first: once none of the writers runs, every id up to the second is final.
-    horizons: list[tuple[frozenset[str], int]] = field(default_factory=list)
+    #: (transaction id of a pass, highest event id handed out when it began), oldest
+    #: first: once every transaction below the first is over, the second is settled.
+    horizons: list[tuple[int, int]] = field(default_factory=list)
     last: PassResult | None = None
     warned_event_id: int | None = None
 
@@ -178,32 +170,20 @@ def stats(pool: AsyncConnectionPool) -> dict[str, PassResult]:
     return {n: s.last for n, s in _states.get(pool, {}).items() if s.last is not None}
 
 
-def _settle(st: _State, writers: frozenset[str], allocated: int | None = None) -> None:
-    """Advance ``settled_through`` past every remembered horizon none of whose writers
-    is among ``writers`` (the outbox writers running now); then remember ``allocated``
-    (read before ``writers``) with ``writers`` as its horizon: settled at once when
-    nobody is writing."""
-    for w, a in st.horizons:
-        if not (w & writers):
-            # A later horizon's writers include every writer of an earlier one still
-            # running, so horizons may settle out of order.
-            st.settled_through = max(st.settled_through, a)
-    st.horizons = [(w, a) for w, a in st.horizons if a > st.settled_through]
-    if allocated is None or allocated <= st.settled_through:
-        return
-    if not writers:
-        st.settled_through = allocated
-        st.horizons = [(w, a) for w, a in st.horizons if a > allocated]
-        return
+def _settle(st: _State, allocated: int, xid: int, xmin: int) -> None:
+    """Advance ``settled_through`` by the horizons every older transaction has passed,
+    and remember this pass's own horizon."""
+    ready = [a for x, a in st.horizons if x < xmin]
+    if ready:
+        st.settled_through = max(st.settled_through, *ready)
+        st.horizons = [(x, a) for x, a in st.horizons if x >= xmin]
     newest = st.horizons[-1][1] if st.horizons else st.settled_through
     if allocated > newest:
         if len(st.horizons) >= MAX_HORIZONS:
-            # Merging into the newest only delays settling (it waits for both sets of
-            # writers): still safe.
-            w, _ = st.horizons[-1]
-            st.horizons[-1] = (w | writers, allocated)
+            # Replacing the newest with a later one only delays settling: still safe.
+            st.horizons[-1] = (xid, allocated)
         else:
-            st.horizons.append((writers, allocated))
+            st.horizons.append((xid, allocated))
 
 
 def _reason(exc: BaseException) -> str:
@@ -223,31 +203,24 @@ async def consume_once(pool: AsyncConnectionPool, consumer: Consumer) -> PassRes
             await store.ensure_cursor(consumer.name)
         st.cursor_ensured = True
     async with use_connection(pool, transaction=True):
-        horizon = await store.horizon()
+        horizon = await store.horizon()  # first: before this transaction has an id
         claim = await store.claim_cursor(consumer.name)
         if claim is None:
             result = PassResult(claimed=False, position=st.last.position if st.last else 0)
             st.last = result
             return result
-        cursor, _xid = claim
-        _settle(st, horizon.writers, horizon.allocated)
+        cursor, xid = claim
+        _settle(st, horizon.allocated, xid, horizon.xmin)
         events = await store.events_for_consumer(
             cursor,
             settled_through=st.settled_through,
             types=consumer.types,
             limit=consumer.batch_size,
         )
-        for wait in SETTLE_WAITS_SECONDS:
-            first = next((e.id for e in events if e.id > st.settled_through), None)
-            if first is None or not st.horizons or first > st.horizons[-1][1]:
-                break
-            # Held below a horizon: its writers are most likely committing right now.
-            await asyncio.sleep(wait)
-            _settle(st, await store.outbox_writers())
         deliverable: list[OutboxEvent] = []
         held: OutboxEvent | None = None
         for ev in events:
-            if ev.id > st.settled_through:
+            if not ev.settled:
                 held = ev
                 break
             deliverable.append(ev)
