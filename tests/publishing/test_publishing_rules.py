@@ -306,12 +306,25 @@ HOSTILE = [
     P.RetryPostRequest(id=str(uuid.uuid4()), etag="\x00" * 10),
     P.ValidatePostRequest(parts=[P.PostPart(text="\x00")]),
     P.GetPostMetricsRequest(id=str(uuid.uuid4()), end_time=Timestamp(seconds=-(10**14))),
+    P.GetPostRequest(id="not-a-uuid"),
+    P.GetPostRequest(),
+    P.CancelScheduledPostRequest(id="\x00"),
+    P.RefreshPostMetricsRequest(id="123"),
+    P.GetPostMetricsRequest(id=""),
+    P.UpdatePostRequest(post=P.Post(id=str(uuid.uuid4()))),
+    P.DeletePostRequest(id=str(uuid.uuid4()), etag="\x00"),
+    P.ValidatePostRequest(account_id="not-a-uuid", parts=[P.PostPart(text="x")]),
+    P.ListPostsRequest(account_id="not-a-uuid"),
+    P.ListPostsRequest(page_token="not-a-token"),
 ]
 
 
 async def test_hostile_input_is_invalid_argument(api, pub, merchant):
     methods = {
         P.CreatePostRequest: pub.CreatePost,
+        P.GetPostRequest: pub.GetPost,
+        P.CancelScheduledPostRequest: pub.CancelScheduledPost,
+        P.RefreshPostMetricsRequest: pub.RefreshPostMetrics,
         P.ListPostsRequest: pub.ListPosts,
         P.UpdatePostRequest: pub.UpdatePost,
         P.DeletePostRequest: pub.DeletePost,

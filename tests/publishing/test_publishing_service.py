@@ -441,6 +441,52 @@ async def test_list_posts_pages_and_time_range(api, pub, merchant, account, db):
     )
 
 
+async def test_list_posts_by_account_and_status_with_tokens_bound_to_the_filters(
+    api, pub, merchant, account, sandbox
+):
+    acct, _ = account
+    other, _ = await connect_account(api, merchant, sandbox)
+    md = api.auth(merchant)
+    base = datetime.now(UTC) + timedelta(days=2)
+    mine, theirs = [], []
+    for i in range(3):
+        for a, ids in ((acct, mine), (other, theirs)):
+            p = await pub.CreatePost(
+                P.CreatePostRequest(
+                    post=text_post(a.id, f"{a.id} {i}", publish_time=ts(base + timedelta(hours=i)))
+                ),
+                metadata=md,
+            )
+            ids.append(p.id)
+    cancelled = await pub.CancelScheduledPost(
+        P.CancelScheduledPostRequest(id=theirs[0]), metadata=md
+    )
+    assert cancelled.status == P.POST_STATUS_CANCELLED
+    first = await pub.ListPosts(P.ListPostsRequest(account_id=acct.id, page_size=2), metadata=md)
+    assert [p.id for p in first.posts] == mine[:0:-1] and first.next_page_token
+    rest = await pub.ListPosts(
+        P.ListPostsRequest(account_id=acct.id, page_size=2, page_token=first.next_page_token),
+        metadata=md,
+    )
+    assert [p.id for p in rest.posts] == [mine[0]] and rest.next_page_token == ""
+    scheduled = await pub.ListPosts(
+        P.ListPostsRequest(account_id=other.id, status=P.POST_STATUS_SCHEDULED), metadata=md
+    )
+    assert [p.id for p in scheduled.posts] == theirs[:0:-1]
+    # A token is good only for the filters it was issued for.
+    for changed in (
+        P.ListPostsRequest(account_id=other.id, page_size=2, page_token=first.next_page_token),
+        P.ListPostsRequest(page_size=2, page_token=first.next_page_token),
+        P.ListPostsRequest(
+            account_id=acct.id,
+            status=P.POST_STATUS_SCHEDULED,
+            page_size=2,
+            page_token=first.next_page_token,
+        ),
+    ):
+        await expect_error(pub.ListPosts(changed, metadata=md), INVALID, "VALIDATION_ERROR")
+
+
 async def test_oauth1_account_posts_with_oauth1(api, pub, merchant, sandbox):
     acct, owner = await connect_account(api, merchant, sandbox, method=A.AUTH_METHOD_OAUTH1)
     post = await pub.CreatePost(
