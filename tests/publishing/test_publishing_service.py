@@ -365,6 +365,32 @@ async def test_scheduled_post_edit_cancel_and_publish(api, pub, merchant, accoun
     )
     assert [p.text for p in updated.parts] == ["later, edited", "and more"]
     assert updated.etag != post.etag
+    # The etag the first edit replaced is stale now: edit and cancel are ABORTED.
+    await expect_error(
+        pub.UpdatePost(
+            P.UpdatePostRequest(
+                post=P.Post(id=post.id, reply_settings=P.REPLY_SETTINGS_FOLLOWING),
+                update_mask=FieldMask(paths=["reply_settings"]),
+                etag=post.etag,
+            ),
+            metadata=md,
+        ),
+        grpc.StatusCode.ABORTED,
+        "ETAG_MISMATCH",
+    )
+    await expect_error(
+        pub.CancelScheduledPost(
+            P.CancelScheduledPostRequest(id=post.id, etag=post.etag), metadata=md
+        ),
+        grpc.StatusCode.ABORTED,
+        "ETAG_MISMATCH",
+    )
+    unchanged = await pub.GetPost(P.GetPostRequest(id=post.id), metadata=md)
+    assert (unchanged.status, unchanged.reply_settings, unchanged.etag) == (
+        P.POST_STATUS_SCHEDULED,
+        post.reply_settings,
+        updated.etag,
+    )
     await expect_error(
         pub.UpdatePost(
             P.UpdatePostRequest(
