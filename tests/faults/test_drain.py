@@ -14,6 +14,7 @@ import signal
 import time
 
 import grpc
+import psycopg
 import pytest
 from fault_helpers import start_serve
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -160,3 +161,76 @@ async def test_open_streams_end_with_unavailable_and_the_process_exits_promptly(
         in ("/grpc.health.v1.Health/Watch", "/mktx.v1.ConversationsService/WatchConversations")
     ]
     assert streams == ["UNAVAILABLE"] * 5, streams
+
+
+@pytest.mark.slow
+async def test_an_in_flight_unary_call_finishes_within_the_grace(database_url, tmp_path):
+    """A unary call still running when the listener closes is not cut off: the
+    process waits for it (within the grace), the client gets its answer, and the
+    process exits 0 right after. The call is held on a table lock taken by the test,
+    so it is provably in flight across the whole drain."""
+    served = start_serve(
+        database_url, tmp_path, MKTX_DRAIN_DELAY="0.5", MKTX_SHUTDOWN_GRACE=str(GRACE)
+    )
+    locker = await psycopg.AsyncConnection.connect(database_url)
+    try:
+        async with grpc.aio.insecure_channel(served.addr) as channel:
+            templates = templates_pb2_grpc.TemplatesServiceStub(channel)
+            health = health_pb2_grpc.HealthStub(channel)
+            md = (("authorization", f"Bearer {served.token()}"),)
+            await templates.ListTemplates(templates_pb2.ListTemplatesRequest(), metadata=md)
+            await locker.execute("LOCK TABLE templates IN ACCESS EXCLUSIVE MODE")
+
+            async def held_call() -> templates_pb2.ListTemplatesResponse:
+                return await templates.ListTemplates(
+                    templates_pb2.ListTemplatesRequest(), metadata=md, timeout=GRACE
+                )
+
+            held = asyncio.create_task(held_call())
+            deadline = time.monotonic() + 10
+            async with await psycopg.AsyncConnection.connect(
+                database_url, autocommit=True
+            ) as probe:
+                while True:
+                    cur = await probe.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND wait_event_type = 'Lock'"
+                    )
+                    row = await cur.fetchone()
+                    if row and row[0]:
+                        break
+                    assert time.monotonic() < deadline, "the call never waited on the lock"
+                    await asyncio.sleep(0.02)
+            served.proc.send_signal(signal.SIGTERM)
+            # Past the drain delay the listener is closed: new calls are refused ...
+            refused = None
+            deadline = time.monotonic() + 10
+            while refused is None and time.monotonic() < deadline:
+                try:
+                    await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    await asyncio.sleep(0.05)
+                except grpc.aio.AioRpcError as err:
+                    refused = err.code()
+            assert refused in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+            # ... while the held call is still in flight and the process waits for it.
+            await asyncio.sleep(1.0)
+            assert not held.done()
+            assert served.proc.poll() is None, "the process exited under an in-flight call"
+            await locker.commit()  # release the lock: the call completes
+            answer = await asyncio.wait_for(held, GRACE)
+            assert isinstance(answer, templates_pb2.ListTemplatesResponse)
+        rc = await _wait_exit(served.proc, GRACE)
+    finally:
+        await locker.close()
+        served.terminate(5)
+    assert rc == 0, served.log_text()[-3000:]
+    log_text = served.log_text()
+    assert "unhandled error" not in log_text
+    lines = [json.loads(ln) for ln in log_text.splitlines() if ln.startswith("{")]
+    codes = [
+        r["code"]
+        for r in lines
+        if r.get("message") == "rpc"
+        and r.get("rpc_method") == "/mktx.v1.TemplatesService/ListTemplates"
+    ]
+    assert codes == ["OK", "OK"], codes
