@@ -27,6 +27,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mktx.v1 import campaigns_pb2, campaigns_pb2_grpc, common_pb2
+from mktx_grpc.domain import conversations as conversations_domain
 from mktx_grpc.worker.dispatch import (
     DispatchOptions,
     consume_campaign_events,
@@ -653,3 +654,55 @@ async def test_first_name_comes_from_the_display_name(api, stub, merchant, accou
         "Hi there in Oslo",
         "Hi Bobby in your town",
     ]
+
+
+async def test_a_campaign_dm_previews_as_every_other_message(
+    api, stub, merchant, account, sandbox, db
+):
+    """Issue 8: the conversation preview is one rule (``domain.conversations.preview``);
+    a campaign DM longer than the preview was cut to 200 characters without the marker,
+    unlike the same text arriving by any other path, and a conversation the campaign
+    opened kept no preview and no count at all."""
+    row, _ = account
+    people = await add_contacts(db, sandbox, merchant, row["id"], 2, tags=["p"])
+    long_text = "Spring sale: " + "é" * 250
+    for (cid, _), note in zip(people, [long_text, "See you soon"], strict=True):
+        await db.execute(
+            "UPDATE contacts SET attributes = jsonb_build_object('note', %s::text) WHERE id = %s",
+            (note, cid),
+        )
+    seg = await add_segment(db, merchant, tag_condition("p"))
+    tpl = await add_template(api, merchant, "{{contact.attributes.note}}")
+    with sandbox_limits_lifted(sandbox):
+        c = await _campaign(stub, api, merchant, row, template_id=tpl, segment_ids=[seg])
+        await run_until(api.app.deps, _status(db, c.id, "COMPLETED"))
+    got = [
+        tuple(
+            await (
+                await db.execute(
+                    "SELECT v.last_message_preview, v.message_count, v.status FROM conversations v"
+                    " JOIN messages m ON m.conversation_id = v.id"
+                    " WHERE m.campaign_id = %s AND v.contact_id = %s",
+                    (c.id, cid),
+                )
+            ).fetchone()
+        )
+        for cid, _ in people
+    ]
+    # Neither contact had a conversation: the campaign opened a CLOSED one for each,
+    # with the DM counted and previewed (a new one once had neither).
+    assert got == [(long_text[:199] + "…", 1, "CLOSED"), ("See you soon", 1, "CLOSED")]
+    assert got[0][0] == conversations_domain.preview(long_text, [])
+    # A second campaign DM lands in the same conversation: counted, previewed anew.
+    tpl2 = await add_template(api, merchant, "Last call")
+    with sandbox_limits_lifted(sandbox):
+        c2 = await _campaign(stub, api, merchant, row, template_id=tpl2, segment_ids=[seg])
+        await run_until(api.app.deps, _status(db, c2.id, "COMPLETED"))
+    again = await (
+        await db.execute(
+            "SELECT last_message_preview, message_count FROM conversations"
+            " WHERE contact_id = ANY(%s) ORDER BY contact_id = %s DESC",
+            ([cid for cid, _ in people], people[0][0]),
+        )
+    ).fetchall()
+    assert [tuple(r) for r in again] == [("Last call", 2), ("Last call", 2)]

@@ -132,13 +132,15 @@ SELECT id FROM contacts
 -- name: finish_sent
 -- Rows X accepted: each DM becomes an outbound message in the contact's conversation
 -- (the live one, else the latest; a new CLOSED one when the contact has none, so a
--- campaign never opens support work) and the row becomes SENT with its ids.
+-- campaign never opens support work) and the row becomes SENT with its ids. The
+-- conversation's preview is %(previews)s, made by domain.conversations.preview.
 WITH x AS (
   SELECT * FROM unnest(%(ids)s::bigint[], %(contact_ids)s::uuid[], %(x_event_ids)s::text[],
-                       %(x_conversation_ids)s::text[], %(sent_ats)s::timestamptz[])
-           AS x(id, contact_id, x_event_id, x_conversation_id, sent_at)
+                       %(x_conversation_ids)s::text[], %(sent_ats)s::timestamptz[],
+                       %(previews)s::text[])
+           AS x(id, contact_id, x_event_id, x_conversation_id, sent_at, preview)
 ), rows AS (
-  SELECT r.id, r.contact_id, r.text, x.x_event_id, x.x_conversation_id, x.sent_at
+  SELECT r.id, r.contact_id, r.text, x.x_event_id, x.x_conversation_id, x.sent_at, x.preview
     FROM campaign_recipients r JOIN x ON x.id = r.id
    WHERE r.merchant_id = %(merchant_id)s AND r.state = 'SENDING'
 ), existing AS (
@@ -148,11 +150,15 @@ WITH x AS (
      AND v.contact_id IN (SELECT contact_id FROM rows)
    ORDER BY v.contact_id, (v.status <> 'CLOSED') DESC, coalesce(v.last_message_at, v.created_at) DESC
 ), opened AS (
+  -- The statement's other parts do not see these rows (one snapshot), so a new
+  -- conversation gets its preview and counter here and conv_note updates existing ones.
   INSERT INTO conversations (merchant_id, account_id, contact_id, x_conversation_id, status,
-                             close_reason, closed_at)
+                             close_reason, closed_at, last_message_preview, last_message_at,
+                             message_count)
   SELECT DISTINCT ON (rows.contact_id) %(merchant_id)s, %(account_id)s, rows.contact_id,
-         rows.x_conversation_id, 'CLOSED', 'campaign', now()
+         rows.x_conversation_id, 'CLOSED', 'campaign', now(), rows.preview, rows.sent_at, 1
     FROM rows WHERE rows.contact_id NOT IN (SELECT contact_id FROM existing)
+   ORDER BY rows.contact_id, rows.sent_at DESC
   RETURNING contact_id, id
 ), conv AS (
   SELECT contact_id, id FROM existing UNION ALL SELECT contact_id, id FROM opened
@@ -168,9 +174,9 @@ WITH x AS (
   RETURNING m.id, m.x_event_id, m.conversation_id
 ), conv_note AS (
   UPDATE conversations v
-     SET last_message_preview = left(n.text, 200), last_message_at = n.sent_at,
+     SET last_message_preview = n.preview, last_message_at = n.sent_at,
          message_count = v.message_count + 1, updated_at = now()
-    FROM (SELECT DISTINCT ON (msg.conversation_id) msg.conversation_id, rows.text, rows.sent_at
+    FROM (SELECT DISTINCT ON (msg.conversation_id) msg.conversation_id, rows.preview, rows.sent_at
             FROM msg JOIN rows ON rows.x_event_id = msg.x_event_id) n
    WHERE v.merchant_id = %(merchant_id)s AND v.id = n.conversation_id
 ), interactions AS (

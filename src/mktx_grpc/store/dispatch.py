@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from ..domain import conversations
 from . import Queries, Row, execute, fetch_all
 
 Q = Queries("dispatch")
@@ -25,13 +26,16 @@ Q = Queries("dispatch")
 
 @dataclass(frozen=True, slots=True)
 class SentRow:
-    """A ledger row X accepted: its DM's ids and when X took it."""
+    """A ledger row X accepted: its DM's ids, when X took it, and the text sent (the
+    conversation's preview is made from it by ``domain.conversations.preview``, the one
+    rule every path uses)."""
 
     id: int
     contact_id: UUID
     x_event_id: str
     x_conversation_id: str
     sent_at: datetime
+    text: str
 
 
 # ------------------------------------------------------------------ dispatcher
@@ -178,6 +182,7 @@ async def finish_sent(
             "x_event_ids": [s.x_event_id for s in sent],
             "x_conversation_ids": [s.x_conversation_id for s in sent],
             "sent_ats": [s.sent_at for s in sent],
+            "previews": [conversations.preview(s.text, ()) for s in sent],
         },
     )
 

@@ -312,7 +312,14 @@ async def _record(
             await _finish_sent(
                 c,
                 [
-                    SentRow(x.id, x.contact_id, o.dm_event_id, o.dm_conversation_id, o.at or _now())
+                    SentRow(
+                        x.id,
+                        x.contact_id,
+                        o.dm_event_id,
+                        o.dm_conversation_id,
+                        o.at or _now(),
+                        x.text,
+                    )
                     for x, o in sent
                 ],
                 deltas,
@@ -437,7 +444,12 @@ async def _resolve(deps: Deps, opts: DispatchOptions, rows: list[Row]) -> ledger
                 assert res.event is not None
                 at = res.event.created_at or r["sending_at"]
                 sent = SentRow(
-                    r["id"], r["contact_id"], res.event.id, res.event.dm_conversation_id or "", at
+                    r["id"],
+                    r["contact_id"],
+                    res.event.id,
+                    res.event.dm_conversation_id or "",
+                    at,
+                    r["text"],
                 )
                 await _finish_sent(c, [sent], d)
             else:
