@@ -2,7 +2,9 @@
 
 - import-linter contracts (pyproject.toml ``[tool.importlinter]``): domain/ imports
   no I/O; servicers do not import each other; only server.py imports servicers;
-  store/, mapping/, validation/ and x/ do not reach up; core/ imports no layer.
+  store/, mapping/, validation/, x/ and ai/ do not reach up; core/ imports no layer;
+- the servicer contract covers every top-level module, so a new package is under it
+  from the day it lands;
 - servicers hold no SQL text and no transaction control;
 - every named query used in src/ exists in sql/queries/.
 """
@@ -15,6 +17,7 @@ import pkgutil
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -46,6 +49,30 @@ def test_import_contracts_hold() -> None:
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "0 broken" in proc.stdout
+
+
+#: The process itself: it composes the servicers (app and cli through server.py).
+_ENTRY_POINTS = {"server", "app", "cli", "services"}
+
+
+def _contract(name: str) -> dict[str, Any]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    contracts = config["tool"]["importlinter"]["contracts"]
+    (found,) = [c for c in contracts if c["name"] == name]
+    return found  # type: ignore[no-any-return]
+
+
+def test_only_the_process_may_import_servicers() -> None:
+    """The forbidden contract names its sources, so a module it does not list is not
+    checked at all (ai/ once was not): every top-level module but the process must be
+    listed."""
+    contract = _contract("only server.py imports servicers")
+    assert contract["forbidden_modules"] == ["mktx_grpc.services"]
+    listed = {m.removeprefix("mktx_grpc.") for m in contract["source_modules"]}
+    top = {info.name for info in pkgutil.iter_modules(mktx_grpc.__path__)}
+    assert {"services", "worker", "validation"} <= top  # the scan saw the package
+    assert sorted(top - listed - _ENTRY_POINTS) == []
+    assert sorted(listed - top) == []  # no stale names either
 
 
 _SQL = re.compile(
