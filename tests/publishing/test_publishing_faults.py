@@ -203,6 +203,46 @@ async def test_rate_limits_are_waited_out_or_deferred_to_the_reset(
     assert [t for t, _ in await events(db, post.id)] == ["post.published"]
 
 
+async def test_xs_own_per_user_post_limit_defers_the_post_to_its_reset(
+    api, pub, merchant, account, sandbox, db
+):
+    """Not an injected fault: the sandbox's per-user window for POST /2/tweets (two
+    posts per 15 minutes here) answers the third post with X's 429 and its
+    x-rate-limit-reset; the post waits for that reset, nothing is sent meanwhile, and
+    it goes out once when it is due."""
+    acct, owner = account
+    md = api.auth(merchant)
+    cfg = sandbox.state.config
+    saved = cfg.post_limit_15min
+    cfg.post_limit_15min = 2
+    try:
+        for text in ("within 1", "within 2"):
+            got = await pub.CreatePost(
+                P.CreatePostRequest(post=text_post(acct.id, text)), metadata=md
+            )
+            assert got.status == P.POST_STATUS_PUBLISHED, got.status_reason
+        over = await pub.CreatePost(
+            P.CreatePostRequest(post=text_post(acct.id, "over the limit")), metadata=md
+        )
+        assert over.status == P.POST_STATUS_SCHEDULED
+        assert over.status_reason.startswith("X rate limit reached; waiting until")
+        assert over.parts[0].state == P.POST_PART_STATE_PENDING
+        due = await scalar(db, "SELECT due_at - now() FROM posts WHERE id = %s", over.id)
+        assert timedelta(minutes=14) < due <= timedelta(minutes=15, seconds=5)
+        await publish_due_posts(api.app.deps, FAST)  # not due yet: nothing is sent
+        assert [p.text for p in x_posts(sandbox, owner.id)] == ["within 1", "within 2"]
+    finally:
+        cfg.post_limit_15min = saved  # the tier's 100 per 15 minutes again
+    await make_due(db, over.id)
+    await run_until(api.app.deps, status_is(db, over.id, "PUBLISHED"))
+    assert [p.text for p in x_posts(sandbox, owner.id)] == [
+        "within 1",
+        "within 2",
+        "over the limit",
+    ]
+    assert [t for t, _ in await events(db, over.id)] == ["post.published"]
+
+
 async def test_a_post_late_by_more_than_the_grace_fails_with_the_reason(
     api, pub, merchant, account, sandbox, db
 ):
