@@ -12,11 +12,12 @@ import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 from helpers import expect_error
-from media_server import JPEG, MP4, body
+from media_server import GIF, JPEG, MP4, body
 from publishing_helpers import P, connect_account, stub, text_post, ts, x_posts
 
 from mktx.v1 import accounts_pb2 as A
 from mktx.v1 import accounts_pb2_grpc
+from mktx_grpc.domain.post_rules import MAX_GIF_BYTES, MAX_IMAGE_BYTES
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 URL = "https://shop.example.com/collections/spring-2025/products/very-long-product-handle-{}?utm_source=x&utm_campaign=spring"
@@ -159,6 +160,44 @@ async def test_every_rule_is_checked_before_anything_is_sent(
         "post.quote_post_id",
     }
     assert x_posts(sandbox, owner.id) == []
+
+
+async def test_media_over_xs_size_for_their_kind_are_refused_by_create(
+    api, pub, merchant, account, sandbox, media_server
+):
+    """Sizes are checked against the sniffed kind (image 5 MiB, GIF 15 MiB) before
+    anything reaches X; at exactly the limit an image goes through."""
+    acct, owner = account
+    md = api.auth(merchant)
+    tag = uuid.uuid4().hex
+    big_img = media_server.add(f"/big-{tag}.jpg", body(JPEG, MAX_IMAGE_BYTES + 1))
+    big_gif = media_server.add(f"/big-{tag}.gif", body(GIF, MAX_GIF_BYTES + 1))
+    post = P.Post(
+        account_id=acct.id,
+        parts=[
+            P.PostPart(text="img", media=[P.PostMedia(url=big_img)]),
+            P.PostPart(text="gif", media=[P.PostMedia(url=big_gif)]),
+        ],
+    )
+    # The fetch's cap is the sniffed kind's limit, so it stops reading past it.
+    assert await _invalid(pub, md, post) == {
+        "post.parts[0].media[0].url": "the media is larger than 5,242,880 bytes",
+        "post.parts[1].media[0].url": "the media is larger than 15,728,640 bytes",
+    }
+    assert x_posts(sandbox, owner.id) == []
+    assert not [m for m in sandbox.state.media.values() if m.owner_id == owner.id]
+    at_limit = media_server.add(f"/limit-{tag}.jpg", body(JPEG, MAX_IMAGE_BYTES))
+    ok = await pub.CreatePost(
+        P.CreatePostRequest(
+            post=P.Post(
+                account_id=acct.id,
+                parts=[P.PostPart(text="5 MiB", media=[P.PostMedia(url=at_limit)])],
+            )
+        ),
+        metadata=md,
+    )
+    assert ok.status == P.POST_STATUS_PUBLISHED, ok.status_reason
+    assert ok.parts[0].media[0].size_bytes == MAX_IMAGE_BYTES
 
 
 async def test_url_heavy_text_passes_because_urls_count_23(api, pub, merchant, account, sandbox):
