@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -135,6 +136,37 @@ async def test_in_flight_counts_an_open_stream(api, merchant, metrics_url, http)
             break
         assert time.monotonic() < deadline, "the cancelled stream stayed in flight"
     assert value(samples, "mktx_grpc_calls_total", method=method, code="CANCELLED") >= 1
+
+
+async def test_the_readme_documents_every_metric(api, metrics_url, http):
+    """The README's Metrics table (one table: a blank line would end it) has a row for
+    every metric a scrape shows, with its type, and no row for a metric there is not."""
+    types, _ = await scrape(http, metrics_url)
+    # In one process (the tests) prometheus-client adds a `<name>_created` series to
+    # each counter and histogram; serve's multiprocess mode has none.
+    types = {
+        n: k for n, k in types.items() if n.removesuffix("_created") == n or n[:-8] not in types
+    }
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("\n## Metrics\n") :]
+    section = section[: section.index("\n## ", 1)]
+    lines = section.splitlines()
+    start = lines.index("| metric | type | labels | meaning |")
+    table = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        table.append(line)
+    rows = [re.match(r"\| `(mktx_[a-z_]+)` \| (counter|gauge|histogram) \|", r) for r in table]
+    assert all(rows), [r for r, m in zip(table, rows, strict=True) if not m]
+    documented = {}
+    for m in rows:
+        assert m is not None
+        name, kind = m.groups()
+        # The exposition's counter samples end in _total; the family name does not.
+        documented[name.removesuffix("_total") if kind == "counter" else name] = kind
+    assert len(documented) == len(rows)  # no metric twice
+    assert documented == types
 
 
 def test_x_endpoints_are_labelled_without_ids():

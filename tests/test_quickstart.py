@@ -46,7 +46,8 @@ def served(tmp_path):
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("MKTX_", "X_")) and k not in ("DATABASE_URL",)
+        # Without XDG_RUNTIME_DIR (containers, CI, ssh) pgserver's platformdirs warns.
+        if not k.startswith(("MKTX_", "X_")) and k not in ("DATABASE_URL", "XDG_RUNTIME_DIR")
     }
     env.update(
         MKTX_DATA_DIR=str(tmp_path / "data"),
@@ -154,6 +155,31 @@ def test_quickstart_serve_and_grpcurl_walkthrough(served, tmp_path):
         f"http://127.0.0.1:{webhook_port}/webhooks/twitter", params={"crc_token": "abc"}
     )
     assert crc.status_code == 200 and crc.json()["response_token"].startswith("sha256=")
+
+    # The other commands on the embedded database, beside the running serve: their
+    # answer, and no warning or initdb/pg_ctl narration.
+    for command, answer in (
+        (["migrate"], "applied 0 migration(s)"),
+        (["analytics", "rebuild"], "rebuilt analytics for "),
+        (["merchant-limits", "--merchant", merchant, "--per-minute", "500"], "500 requests/min"),
+    ):
+        res = subprocess.run(
+            [str(BIN / "mktx-grpc"), *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert res.returncode == 0 and answer in res.stdout, (command, res.stdout, res.stderr)
+        for noise in ("Warning", "initdb", "pg_ctl"):
+            assert noise not in res.stderr, (command, res.stderr)
+    assert grpcurl(addr, "grpc.health.v1.Health/Check").returncode == 0  # still up
+    # The README's way into the embedded database (its socket is in the data dir).
+    import psycopg
+
+    with psycopg.connect(f"postgresql://postgres@/postgres?host={data_dir}/pg") as conn:
+        row = conn.execute("SELECT content FROM templates WHERE id = %s", (template["id"],))
+        assert row.fetchone() == ("Hi {{first_name|there}}, your code is {{code}}",)
 
     # The sandbox keeps its state in the data directory; SIGTERM drains and exits
     # cleanly (and writes the state a last time).

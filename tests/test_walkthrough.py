@@ -47,6 +47,24 @@ def walkthrough_blocks() -> list[str]:
     return re.findall(r"```sh\n(.*?)```", section, flags=re.S)
 
 
+def readme_examples() -> list[str]:
+    """The README's ``sh`` blocks after the walk-through section (also those indented
+    in a list), in order: examples meant to be pasted into the walk-through's shell,
+    with its ``$TOKEN`` and ``$ACCOUNT``. The quick start's install lines come before
+    the walk-through and are not among them."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index(SECTION)
+    rest = text[text.index("\n## ", start + len(SECTION)) :]
+    blocks = []
+    for m in re.finditer(r"^( *)```sh\n(.*?)^\1```", rest, flags=re.S | re.M):
+        indent = m.group(1)
+        blocks.append("\n".join(line.removeprefix(indent) for line in m.group(2).splitlines()))
+    return blocks
+
+
+EXAMPLES = "--- the README examples"
+
+
 def printed_objects(out: str) -> list[str]:
     """The pretty-printed JSON objects in ``out`` (grpcurl's: ``{`` and ``}`` alone
     on a line at column 0), in order."""
@@ -143,7 +161,11 @@ def test_readme_walkthrough_runs_as_written_and_survives_a_restart(serve):
     banner = serve.start()
     assert f"localhost:{serve.grpc}" in banner and f"127.0.0.1:{serve.sandbox}" in banner
     script = "\n".join(walkthrough_blocks())
-    out = serve.bash(script)
+    # Then the README's other examples, pasted into the same shell.
+    examples = readme_examples()
+    assert len(examples) >= 2  # publishing, automation
+    both = serve.bash(script + f"\necho '{EXAMPLES}'\n" + "\n".join(examples))
+    out, examples_out = both.split(f"{EXAMPLES}\n")
 
     # What a reader sees at each step.
     assert "The contact field:" in out  # describe shows the proto comments
@@ -177,6 +199,11 @@ def test_readme_walkthrough_runs_as_written_and_survives_a_restart(serve):
     assert step["output"]["text"] == WELCOME and step["output"]["outbound_id"]  # on the ledger
     welcomes = [d for d in campaign_dms.json()["data"] if d["text"] == WELCOME]
     assert [d["recipient_id"] for d in welcomes] == [FOLLOWER]
+
+    # The examples: a post scheduled for tomorrow, a second flow saved as a draft.
+    post, flow = (json.loads(o) for o in printed_objects(examples_out))
+    assert post["status"] == "POST_STATUS_SCHEDULED" and len(post["parts"]) == 2
+    assert flow["name"] == "Welcome offer" and flow["status"] == "FLOW_STATUS_DRAFT"
 
     # A restart keeps the demo working: the sandbox's tokens, webhook and
     # subscription survive in the data directory.

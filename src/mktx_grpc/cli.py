@@ -376,7 +376,9 @@ def cmd_merchant_limits(args: argparse.Namespace) -> int:
     if (args.per_minute is not None and args.per_minute <= 0) or (args.burst or 0) < 0:
         print("--per-minute must be positive and --burst not negative", file=sys.stderr)
         return 2
-    settings = resolve_database(Settings.from_env())
+    settings = Settings.from_env()
+    logs.configure(settings.log_level)  # before pgserver: it warns and narrates
+    settings = resolve_database(settings)
     from .core.db import check_schema, make_pool, use_connection
     from .store import merchants as store
 
@@ -418,8 +420,9 @@ def cmd_analytics_rebuild(args: argparse.Namespace) -> int:
             return 2
         if since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
-    settings = resolve_database(Settings.from_env())
-    logs.configure(settings.log_level)
+    settings = Settings.from_env()
+    logs.configure(settings.log_level)  # before pgserver: it warns and narrates
+    settings = resolve_database(settings)
     from .core.db import check_schema, make_pool
     from .worker.rollups import rebuild
 
