@@ -213,6 +213,8 @@ def worker_env(settings: Settings, sandbox: SandboxServer, data_dir: Path) -> di
             "MKTX_X_SANDBOX": "true",
             "MKTX_LOG_LEVEL": "WARNING",
             "MKTX_POOL_MAX_SIZE": "16",
+            # No /metrics listener: N workers on one box would contend for its port.
+            "MKTX_WORKER_METRICS_PORT": "0",
         }
     )
     return env
