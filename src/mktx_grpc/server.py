@@ -126,11 +126,18 @@ class _ChainedRegistrar:
     """
 
     def __init__(
-        self, server: grpc.aio.Server, chain: InterceptorChain, streams: LongStreams
+        self,
+        server: grpc.aio.Server,
+        chain: InterceptorChain,
+        streams: LongStreams,
+        verifier: TokenVerifier,
     ) -> None:
-        self._server = server
         self._chain = chain
         self._streams = streams
+        # One lookup for every service (see GatedMethods), registered once; methods
+        # are added to it as the generated code registers them, before start.
+        self._methods = GatedMethods(verifier.verify)
+        server.add_generic_rpc_handlers((self._methods,))
 
     def add_generic_rpc_handlers(self, handlers: Any) -> None:
         # The generated code also calls add_registered_method_handlers with the same
@@ -142,11 +149,11 @@ class _ChainedRegistrar:
             name: chained_handler(self._chain, handler, f"/{service}/{name}", self._streams)
             for name, handler in handlers.items()
         }
-        # Looked up through GatedMethods: credential-less calls are refused unread.
+        # Looked up through GatedMethods: calls without a valid token are refused unread.
         refusals = {
             name: chained_handler(self._chain, REFUSAL, f"/{service}/{name}") for name in handlers
         }
-        self._server.add_generic_rpc_handlers((GatedMethods(service, wrapped, refusals),))
+        self._methods.add(service, wrapped, refusals)
 
 
 class GrpcApp:
@@ -164,13 +171,14 @@ class GrpcApp:
         #: The health probe's finding, which calls consult (short pool waits when down).
         self.database = DatabaseState()
         self._probe = DatabaseProbe(str(deps.pool.conninfo))
+        verifier = TokenVerifier(deps.settings)
         self.chain = InterceptorChain(
             [
                 LoggingInterceptor(),
                 *([MetricsInterceptor()] if deps.settings.metrics else []),
                 ErrorMappingInterceptor(),
                 DecodeInterceptor(),
-                AuthInterceptor(TokenVerifier(deps.settings)),
+                AuthInterceptor(verifier),
                 RateLimitInterceptor(deps.settings, deps.pool),
                 ValidationInterceptor(),
                 UnitOfWorkInterceptor(
@@ -196,7 +204,7 @@ class GrpcApp:
         # Every method, ours and health and reflection alike, goes through the chain
         # (see _ChainedRegistrar).
         self.streams = LongStreams()
-        generic_only: Any = _ChainedRegistrar(self.server, self.chain, self.streams)
+        generic_only: Any = _ChainedRegistrar(self.server, self.chain, self.streams, verifier)
         for entry in SERVICES:
             impl_cls = entry.implementation or entry.generated_base
             cls = complete(impl_cls, entry.generated_base, entry.descriptor)  # type: ignore[arg-type]

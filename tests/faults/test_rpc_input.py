@@ -4,15 +4,18 @@ oversized and unauthenticated messages. Over a real server on a loopback port.""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
+import jwt
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2, status_pb2
+from helpers import parse_error
 
 from mktx.v1 import (
     campaigns_pb2,
@@ -24,6 +27,7 @@ from mktx.v1 import (
     templates_pb2_grpc,
 )
 from mktx_grpc.core import prototime
+from mktx_grpc.core.auth import mint_token
 from mktx_grpc.core.errors import FieldViolation, InvalidArgument, NotFound
 from mktx_grpc.interceptors.errors import status_for
 from mktx_grpc.validation.wire import check_request
@@ -245,7 +249,30 @@ async def test_oversized_unauthenticated_call_is_refused_unread(
         await stub.ListTemplates(big)
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert info.value.details() == "missing authorization metadata"
-    # With a token the size limit applies.
+    # A token that does not verify is no better than none: refused unread, and the
+    # message says which check failed, as for a small call.
+    forged = jwt.encode(
+        {"merchant_id": str(merchant), "exp": int(time.time()) + 60},
+        "not-the-server-secret-0123456789abcdef",
+        algorithm="HS256",
+    )
+    expired = mint_token(api.settings, merchant, ttl_seconds=-120)
+    for value, reason in (
+        (f"Bearer {forged}", "INVALID_TOKEN"),
+        (f"Bearer {expired}", "TOKEN_EXPIRED"),
+        ("Bearer junk", "INVALID_TOKEN"),
+        ("Basic dXNlcjpwYXNz", "INVALID_TOKEN"),
+    ):
+        md = [("authorization", value)]
+        with pytest.raises(grpc.aio.AioRpcError) as small:
+            await stub.ListTemplates(templates_pb2.ListTemplatesRequest(), metadata=md)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.ListTemplates(big, metadata=md)
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED, (value, info.value.details())
+        assert info.value.details() == small.value.details()
+        parsed = parse_error(info.value)
+        assert parsed.info is not None and parsed.info.reason == reason
+    # With a valid token the size limit applies.
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.ListTemplates(big, metadata=api.auth(merchant))
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -29,7 +29,13 @@ class AuthInterceptor(Guard):
 
 
 def _bearer(context: grpc.aio.ServicerContext) -> str:
-    for key, value in context.invocation_metadata() or ():
+    return bearer_token(context.invocation_metadata())
+
+
+def bearer_token(metadata: Any) -> str:
+    """The token of the first ``authorization: Bearer <token>`` entry of ``metadata``;
+    Unauthenticated when there is none or it is not a bearer token."""
+    for key, value in metadata or ():
         if key == "authorization" and isinstance(value, str):
             scheme, _, token = value.partition(" ")
             if scheme.lower() == "bearer" and token.strip():

@@ -1,27 +1,34 @@
-"""The server's method lookup, which refuses credential-less calls before reading
+"""The server's method lookup, which refuses unauthenticated calls before reading
 their request.
 
 grpc.aio reads (and buffers) a unary request in full before any handler runs, so a
-15 MB request without a token used to cost 15 MB before auth said no. The lookup
-(``GenericRpcHandler.service``) sees the method and the metadata before a byte of
-the message is read: a call to a non-public method without ``authorization``
-metadata gets the method's *refusal* handler instead: a client-streaming handler
-(so grpc never reads the request) behind the same interceptor chain, whose auth
-stage answers UNAUTHENTICATED before the request is touched. The answer, the log
-line and the metrics are exactly those of any unauthenticated call. Calls with a
-token, valid or not, take the normal path (the auth stage verifies it), and the
-server's maximum receive size bounds what they can send.
+15 MB request without a valid token used to cost 15 MB before auth said no. The
+lookup (``GenericRpcHandler.service``) sees the method and the metadata before a
+byte of the message is read: a call to a non-public method whose metadata carries no
+token that verifies (none at all, not a bearer token, forged, expired, ...) gets the
+method's *refusal* handler instead: a client-streaming handler (so grpc never reads
+the request) behind the same interceptor chain, whose auth stage answers
+UNAUTHENTICATED, with the message saying which check failed, before the request is
+touched. The answer, the log line and the metrics are exactly those of any
+unauthenticated call. Only calls whose token verifies take the normal path, and the
+server's maximum receive size bounds what they can send. Verifying here costs a
+dictionary lookup for a token seen before (``TokenVerifier`` remembers verified
+tokens); the auth stage's own check of it is then a second lookup.
+
+One lookup serves every service: grpc.aio asks each registered generic handler in
+turn, so one handler for all methods is one call per RPC.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import grpc
 
 from ..core.errors import Unauthenticated
 from ..methods import spec_for
+from .auth import bearer_token
 
 __all__ = ["REFUSAL", "GatedMethods"]
 
@@ -36,29 +43,37 @@ async def _refuse(request_iterator: Any, context: grpc.aio.ServicerContext) -> N
 REFUSAL = grpc.stream_unary_rpc_method_handler(_refuse)
 
 
-def _has_authorization(metadata: Any) -> bool:
-    return any(key == "authorization" for key, _ in metadata or ())
-
-
 class GatedMethods(grpc.GenericRpcHandler):  # type: ignore[misc]
-    """One service's methods (``{name: handler}``), looked up by full method name;
-    ``refusals`` holds each method's refusal handler (:data:`REFUSAL` in the chain)."""
+    """The methods of every service added (``{name: handler}`` per service), looked
+    up by full method name; each method's refusal handler (:data:`REFUSAL` in the
+    chain) answers calls whose token ``verify`` rejects (raises Unauthenticated)."""
 
-    def __init__(
+    def __init__(self, verify: Callable[[str], object]) -> None:
+        self._verify = verify
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+        self._refusals: dict[str, grpc.RpcMethodHandler] = {}
+        self._public: set[str] = set()
+
+    def add(
         self,
         service: str,
         handlers: Mapping[str, grpc.RpcMethodHandler],
         refusals: Mapping[str, grpc.RpcMethodHandler],
     ) -> None:
-        self._handlers = {f"/{service}/{name}": h for name, h in handlers.items()}
-        self._refusals = {f"/{service}/{name}": h for name, h in refusals.items()}
-        self._public = {m for m in self._handlers if spec_for(m).public}
+        for name, handler in handlers.items():
+            method = f"/{service}/{name}"
+            self._handlers[method] = handler
+            self._refusals[method] = refusals[name]
+            if spec_for(method).public:
+                self._public.add(method)
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
         method = handler_call_details.method
         handler = self._handlers.get(method)
         if handler is None or method in self._public:
             return handler
-        if not _has_authorization(handler_call_details.invocation_metadata):
-            return self._refusals.get(method, handler)
+        try:
+            self._verify(bearer_token(handler_call_details.invocation_metadata))
+        except Unauthenticated:
+            return self._refusals[method]
         return handler
