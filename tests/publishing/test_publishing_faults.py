@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import grpc
 import pytest
 from publishing_helpers import (
     FAST,
@@ -241,6 +242,46 @@ async def test_xs_own_per_user_post_limit_defers_the_post_to_its_reset(
         "over the limit",
     ]
     assert [t for t, _ in await events(db, over.id)] == ["post.published"]
+
+
+async def test_delete_stopped_by_x_part_way_goes_on_with_the_rest(
+    api, pub, merchant, account, sandbox, db
+):
+    """DeletePost deletes the last part first; when X fails on the second DELETE, the
+    part already deleted stays recorded as deleted, the post is not DELETED yet, and
+    calling again deletes the rest. A post that never reached X is DELETED without
+    calling X."""
+    acct, owner = account
+    md = api.auth(merchant)
+    post = await pub.CreatePost(
+        P.CreatePostRequest(post=text_post(acct.id, "del 1/3", "del 2/3", "del 3/3")), metadata=md
+    )
+    assert post.status == P.POST_STATUS_PUBLISHED
+    fault(sandbox, "error", route="DELETE /2/tweets/:id", after=1, count=None)
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        await pub.DeletePost(P.DeletePostRequest(id=post.id), metadata=md)
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    sandbox.state.clear_faults()
+    assert [p.text for p in x_posts(sandbox, owner.id)] == ["del 1/3", "del 2/3"]
+    half = await pub.GetPost(P.GetPostRequest(id=post.id), metadata=md)
+    assert half.status == P.POST_STATUS_PUBLISHED
+    assert [p.state for p in half.parts] == [P.POST_PART_STATE_PUBLISHED] * 2 + [
+        P.POST_PART_STATE_DELETED
+    ]
+    await pub.DeletePost(P.DeletePostRequest(id=post.id), metadata=md)
+    assert x_posts(sandbox, owner.id) == []
+    done = await pub.GetPost(P.GetPostRequest(id=post.id), metadata=md)
+    assert done.status == P.POST_STATUS_DELETED
+    assert {p.state for p in done.parts} == {P.POST_PART_STATE_DELETED}
+    assert [t for t, _ in await events(db, post.id)] == ["post.published", "post.deleted"]
+    # Never at X: deleted here only.
+    later = await _scheduled(pub, md, acct.id, "never sent")
+    before = len(sandbox.state.request_log)
+    await pub.DeletePost(P.DeletePostRequest(id=later), metadata=md)
+    assert [r for r in sandbox.state.request_log[before:] if r[0] == "DELETE"] == []
+    gone = await pub.GetPost(P.GetPostRequest(id=later), metadata=md)
+    assert gone.status == P.POST_STATUS_DELETED
+    assert [t for t, _ in await events(db, later)] == ["post.scheduled", "post.deleted"]
 
 
 async def test_a_post_late_by_more_than_the_grace_fails_with_the_reason(
