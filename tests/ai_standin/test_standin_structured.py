@@ -187,6 +187,45 @@ async def test_strict_schema_rules_are_enforced(client: AsyncOpenAI) -> None:
     assert Draft202012Validator(loose).is_valid(json.loads(ok.choices[0].message.content or ""))
 
 
+async def test_schema_verdicts_follow_the_schema_content(client: AsyncOpenAI) -> None:
+    """Schema checks are remembered per schema content: a refused schema is refused
+    again, and a schema with other content gets its own verdict."""
+
+    def schema(first: str, second: str) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {first: {"type": "string"}, second: {"type": "string"}},
+            "required": [first],
+            "additionalProperties": False,
+        }
+
+    async def complaint(value: dict[str, Any]) -> str:
+        with pytest.raises(openai.BadRequestError) as err:
+            await client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=user("hi"),
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": "s", "schema": value, "strict": True},
+                },
+            )
+        return err.value.message
+
+    assert "Missing 'b'" in await complaint(schema("a", "b"))
+    assert "Missing 'b'" in await complaint(schema("a", "b"))
+    assert "Missing 'a'" in await complaint(schema("b", "a"))
+    fixed = {**schema("a", "b"), "required": ["a", "b"]}
+    ok = await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=user("hi"),
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "s", "schema": fixed, "strict": True},
+        },
+    )
+    assert Draft202012Validator(fixed).is_valid(json.loads(ok.choices[0].message.content or ""))
+
+
 async def test_invalid_schema_and_name_are_400(client: AsyncOpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as err:
         await client.chat.completions.create(

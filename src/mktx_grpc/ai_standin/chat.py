@@ -25,9 +25,9 @@ from .intents import (
     Analysis,
     SlotSpec,
     analyse,
+    cached_context,
     extract_slots,
     message_text,
-    parse_context,
     similarity,
 )
 from .schema import (
@@ -276,16 +276,42 @@ def _check_messages(messages: Any) -> list[dict[str, Any]]:
     return messages
 
 
-def _check_schema(schema: Any, strict: bool, what: str, param: str) -> None:
+#: What :func:`_schema_complaint` found, keyed by the schema's content (its JSON, key
+#: order kept: the strict check names the first offending key) and strictness.
+#: Checking a schema against the 2020-12 metaschema costs ~10 ms; a client sends the
+#: same few schemas on every request, so each is checked once. Bounded, oldest out.
+_SCHEMA_CHECKS: dict[tuple[str, bool], str | None] = {}
+_SCHEMA_CHECKS_MAX = 256
+
+
+def _schema_key(schema: Any) -> str | None:
+    try:
+        return json.dumps(schema, separators=(",", ":"), allow_nan=True)
+    except (TypeError, ValueError):  # not JSON (never from a request body): no caching
+        return None
+
+
+def _schema_complaint(schema: Any, strict: bool) -> str | None:
+    """Why ``schema`` is refused (invalid, or not strict when ``strict``), or None."""
     problem = schema_error(schema)
+    if problem is None and strict and isinstance(schema, Mapping):
+        problem = strict_schema_problem(schema)
+    return problem
+
+
+def _check_schema(schema: Any, strict: bool, what: str, param: str) -> None:
+    key = _schema_key(schema)
+    if key is None:
+        problem = _schema_complaint(schema, strict)
+    elif (key, strict) in _SCHEMA_CHECKS:
+        problem = _SCHEMA_CHECKS[key, strict]
+    else:
+        problem = _schema_complaint(schema, strict)
+        if len(_SCHEMA_CHECKS) >= _SCHEMA_CHECKS_MAX:
+            _SCHEMA_CHECKS.pop(next(iter(_SCHEMA_CHECKS)), None)
+        _SCHEMA_CHECKS[key, strict] = problem
     if problem is not None:
         raise invalid_request(f"Invalid schema for {what}: {problem}", param, "invalid_json_schema")
-    if strict and isinstance(schema, Mapping):
-        complaint = strict_schema_problem(schema)
-        if complaint is not None:
-            raise invalid_request(
-                f"Invalid schema for {what}: {complaint}", param, "invalid_json_schema"
-            )
 
 
 def _check_response_format(rf: Any, messages: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
@@ -529,7 +555,7 @@ def _known(req: ChatRequest, analysis: Analysis, schema: Any) -> dict[str, Any]:
     guessed: dict[str, Any] = {}
     slots = schema_slots(schema)
     if slots:
-        today = parse_context(req.system_text).today
+        today = cached_context(req.system_text).today
         for m in req.messages:
             if m.get("role") == "user":
                 text = message_text(m.get("content"))
@@ -601,7 +627,7 @@ def answer_chat(
     worked out from the request. ``new_id(prefix)`` names tool calls.
     ``schema_mismatch`` makes structured content and tool arguments fail their schema.
     """
-    ctx = parse_context(req.system_text)
+    ctx = cached_context(req.system_text)
     analysis = analyse(req.messages, ctx)
     prompt_tokens = count_message_tokens(req.messages, req.tools)
     if req.response_format is not None:

@@ -55,6 +55,7 @@ This module does no I/O; the HTTP app calls it.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -72,6 +73,7 @@ __all__ = [
     "IntentSpec",
     "SlotSpec",
     "analyse",
+    "cached_context",
     "extract_slots",
     "message_text",
     "parse_context",
@@ -260,6 +262,14 @@ def parse_context(system_text: str) -> AssistantContext:
     return ctx
 
 
+@functools.lru_cache(maxsize=256)
+def cached_context(system_text: str) -> AssistantContext:
+    """:func:`parse_context`, once per distinct system text (a merchant's intents
+    come with every request). The result is shared between requests: read it, never
+    change it."""
+    return parse_context(system_text)
+
+
 def message_text(content: Any) -> str:
     """A message's text: the string itself, or its text parts joined by newlines."""
     if isinstance(content, str):
@@ -318,22 +328,40 @@ def _trigrams(words: Sequence[str]) -> Counter[str]:
     return Counter(padded[i : i + 3] for i in range(len(padded) - 2))
 
 
-def _cosine(a: Counter[str], b: Counter[str]) -> float:
-    if not a or not b:
-        return 0.0
-    dot = sum(v * b[k] for k, v in a.items() if k in b)
-    return dot / math.sqrt(sum(v * v for v in a.values()) * sum(v * v for v in b.values()))
+@dataclass(frozen=True, slots=True)
+class _Features:
+    """What :func:`similarity` needs of one text, computed once per distinct text."""
+
+    words: frozenset[str]
+    trigrams: Counter[str]  # never mutated once built
+    norm2: int  # sum of the squared trigram counts
+
+
+@functools.lru_cache(maxsize=8192)
+def _features(text: str) -> _Features | None:
+    """The text's content words and trigrams, or None when it has no content words.
+    Keyed by the text itself: a merchant's examples, descriptions and intent names
+    arrive with every request, so each is normalised once, not once per request."""
+    words = _content_words(text)
+    if not words:
+        return None
+    grams = _trigrams(words)
+    return _Features(frozenset(words), grams, sum(v * v for v in grams.values()))
 
 
 def similarity(message: str, example: str) -> float:
     """How well ``message`` matches ``example``, in [0, 1] (see the module docstring)."""
-    mw, ew = _content_words(message), _content_words(example)
-    if not mw or not ew:
+    m, e = _features(message), _features(example)
+    if m is None or e is None:
         return 0.0
-    ms, es = set(mw), set(ew)
-    shared = len(ms & es)
-    words = (2 * shared / len(es) + shared / len(ms)) / 3
-    return min(1.0, 0.7 * words + 0.3 * _cosine(_trigrams(mw), _trigrams(ew)))
+    shared = len(m.words & e.words)
+    words = (2 * shared / len(e.words) + shared / len(m.words)) / 3
+    a, b = m.trigrams, e.trigrams
+    if len(b) < len(a):
+        a, b = b, a
+    dot = sum(v * b[k] for k, v in a.items() if k in b)
+    cosine = dot / math.sqrt(m.norm2 * e.norm2)
+    return min(1.0, 0.7 * words + 0.3 * cosine)
 
 
 def _intent_score(message: str, intent: IntentSpec) -> float:
