@@ -153,7 +153,8 @@ SELECT * FROM flow_executions
 
 -- name: cancel_executions
 -- Cancels the given flow's live executions (flow_id) or one execution (id), closing
--- their open steps. Returns the cancelled executions.
+-- their open steps. Returns the cancelled executions, with the message a parked
+-- ai_reply step waited on (NULL for the others).
 WITH cancelled AS (
     UPDATE flow_executions
        SET status = 'CANCELLED', due_at = NULL, waiting_for = '', completed_at = now(),
@@ -162,14 +163,31 @@ WITH cancelled AS (
        AND (%(flow_id)s::uuid IS NULL OR flow_id = %(flow_id)s)
        AND (%(id)s::uuid IS NULL OR id = %(id)s)
        AND status IN ('RUNNING', 'WAITING')
-    RETURNING id
+    RETURNING id, context
 ), steps AS (
     UPDATE flow_execution_steps
        SET status = 'SKIPPED', error = 'cancelled', finished_at = now()
      WHERE merchant_id = %(merchant_id)s
        AND execution_id IN (SELECT id FROM cancelled) AND finished_at IS NULL
 )
-SELECT id FROM cancelled;
+SELECT id, context ->> 'ai_reply_message_id' AS ai_reply_message_id FROM cancelled;
+
+-- name: withdraw_ai_replies
+-- The assistant's queue rows that cancelled executions were parked on (an ai_reply
+-- step), withdrawn while no assistant has claimed them (QUEUED; a claimed row is
+-- being answered and stays). Kept when the row is auto-reply's as well (the account
+-- answers its DMs by auto-reply) or another live execution still waits on it.
+DELETE FROM ai_reply_queue q
+ USING accounts a
+ WHERE q.merchant_id = %(merchant_id)s AND q.message_id = ANY(%(message_ids)s::uuid[])
+   AND q.state = 'QUEUED'
+   AND a.merchant_id = q.merchant_id AND a.id = q.account_id
+   AND NOT coalesce((a.settings ->> 'auto_reply_enabled')::boolean, false)
+   AND NOT EXISTS (SELECT 1 FROM flow_executions e
+                    WHERE e.merchant_id = q.merchant_id AND e.contact_id = q.contact_id
+                      AND e.status = 'WAITING' AND e.waiting_for = 'AI_REPLY'
+                      AND e.context ->> 'ai_reply_message_id' = q.message_id::text)
+RETURNING q.id;
 
 -- name: claim_due_executions
 -- Cross-merchant: the due timers, locked for the claiming transaction; rows other
@@ -302,3 +320,132 @@ SELECT * FROM flow_executions
 -- name: inbound_messages
 SELECT id, text, quick_reply_metadata, conversation_id, x_event_id FROM messages
  WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::uuid[]);
+
+-- ------------------------------------------------------------------ a pass's writes
+-- A step pass writes what its steps did in a few multi-row statements at its end
+-- (and the contacts also before it evaluates conditions): each takes one jsonb array
+-- of rows. Every row names its merchant_id; a pass serves every merchant.
+
+-- name: insert_steps
+INSERT INTO flow_execution_steps (merchant_id, execution_id, flow_id, step_no, node_id,
+                                  node_type, status, branch, output, error, finished_at)
+SELECT d.merchant_id, d.execution_id, d.flow_id, d.step_no, d.node_id, d.node_type,
+       d.status, d.branch, d.output, d.error,
+       CASE WHEN d.status = 'WAITING' THEN NULL ELSE now() END
+  FROM jsonb_to_recordset(%(rows)s::jsonb)
+       AS d(merchant_id uuid, execution_id uuid, flow_id uuid, step_no integer,
+            node_id text, node_type text, status text, branch text, output jsonb,
+            error text);
+
+-- name: finish_steps
+-- The steps that parked executions (WAIT, WAIT_FOR_REPLY, AI_REPLY), finished on resume.
+UPDATE flow_execution_steps s
+   SET status = d.status, branch = d.branch, output = s.output || d.output,
+       finished_at = now()
+  FROM jsonb_to_recordset(%(rows)s::jsonb)
+       AS d(merchant_id uuid, execution_id uuid, step_no integer, status text,
+            branch text, output jsonb)
+ WHERE s.merchant_id = d.merchant_id AND s.execution_id = d.execution_id
+   AND s.step_no = d.step_no;
+
+-- name: save_executions
+-- As save_execution, for every execution a pass advanced (each once).
+UPDATE flow_executions e
+   SET status = d.status, current_node_id = d.current_node_id, wake_at = d.wake_at,
+       due_at = d.due_at, waiting_for = d.waiting_for, resume_branch = '',
+       context = d.context, step_count = d.step_count, error = d.error,
+       completed_at = CASE WHEN d.status IN ('COMPLETED', 'FAILED', 'CANCELLED')
+                           THEN now() END,
+       conversation_id = coalesce(e.conversation_id, d.conversation_id),
+       updated_at = now()
+  FROM jsonb_to_recordset(%(rows)s::jsonb)
+       AS d(merchant_id uuid, id uuid, status text, current_node_id text,
+            wake_at timestamptz, due_at timestamptz, waiting_for text, context jsonb,
+            step_count integer, error text, conversation_id uuid)
+ WHERE e.merchant_id = d.merchant_id AND e.id = d.id;
+
+-- name: apply_contact_changes
+-- The net tag and attribute changes of a pass's steps, one row per contact, applied
+-- relative to the contact as it is now (as add_contact_tags, remove_contact_tags and
+-- set_contact_attribute are): tags removed, then the added ones it lacks appended in
+-- order; attributes unset, then set. The contacts are locked in id order first, so
+-- two passes touching the same contacts wait for each other rather than deadlock.
+WITH d AS (
+    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
+           AS d(merchant_id uuid, id uuid, add_tags text[], del_tags text[],
+                set_attrs jsonb, unset_attrs text[])
+), locked AS (
+    SELECT c.merchant_id, c.id FROM contacts c
+      JOIN d ON c.merchant_id = d.merchant_id AND c.id = d.id
+     ORDER BY c.id
+       FOR UPDATE OF c
+)
+UPDATE contacts c
+   SET tags = ARRAY(SELECT t FROM unnest(c.tags) t WHERE NOT (t = ANY(d.del_tags)))
+              || ARRAY(SELECT a.t FROM unnest(d.add_tags) WITH ORDINALITY AS a(t, n)
+                        WHERE NOT (a.t = ANY(c.tags)) ORDER BY a.n),
+       attributes = (c.attributes - d.unset_attrs) || d.set_attrs,
+       updated_at = now(), version = c.version + 1
+  FROM d JOIN locked l ON l.merchant_id = d.merchant_id AND l.id = d.id
+ WHERE c.merchant_id = d.merchant_id AND c.id = d.id;
+
+-- name: contacts_matching
+-- Template: which of the contacts match the compiled segment conditions ({where}).
+SELECT c.id FROM contacts c
+ WHERE c.merchant_id = %(merchant_id)s AND c.id = ANY(%(flow_contact_ids)s::uuid[])
+   AND {where};
+
+-- name: append_events
+-- A pass's outbox events in one statement, in order, as events.sql's append_event
+-- writes one: the transaction id is taken before the event ids (the MATERIALIZED CTE
+-- runs first; the outbox consumers' settling rule relies on it), and each event is
+-- announced on mktx_events as '<merchant_id>:<event_id>'.
+WITH me AS MATERIALIZED (
+    SELECT pg_current_xact_id() AS tx
+), ev AS (
+    INSERT INTO domain_events (merchant_id, type, aggregate_id, payload, tx)
+    SELECT d.merchant_id, d.type, d.aggregate_id, d.payload, me.tx
+      FROM me, ROWS FROM (jsonb_to_recordset(%(rows)s::jsonb)
+                          AS (merchant_id uuid, type text, aggregate_id uuid, payload jsonb))
+           WITH ORDINALITY AS d(merchant_id, type, aggregate_id, payload, n)
+     ORDER BY d.n
+    RETURNING id, merchant_id
+)
+SELECT count(pg_notify('mktx_events', ev.merchant_id::text || ':' || ev.id::text)) AS n
+  FROM ev;
+
+-- name: flows_using_template
+-- The merchant's flows that still use a template in a SEND_MESSAGE node: in the
+-- draft, in the published version, or in a version a live execution runs on
+-- (DeleteTemplate refuses while any does). Ids are compared in canonical form.
+WITH node_templates AS (
+    SELECT f.id AS flow_id,
+           replace(replace(replace(lower(n -> 'config' ->> 'template_id'), '-', ''),
+                           '{', ''), '}', '') AS template_id
+      FROM flows f
+     CROSS JOIN LATERAL jsonb_array_elements(
+           CASE WHEN jsonb_typeof(f.definition -> 'nodes') = 'array'
+                THEN f.definition -> 'nodes' ELSE '[]'::jsonb END) n
+     WHERE f.merchant_id = %(merchant_id)s AND n ->> 'type' = 'SEND_MESSAGE'
+    UNION ALL
+    SELECT v.flow_id,
+           replace(replace(replace(lower(n -> 'config' ->> 'template_id'), '-', ''),
+                           '{', ''), '}', '')
+      FROM flow_versions v
+      JOIN flows f ON f.merchant_id = v.merchant_id AND f.id = v.flow_id
+     CROSS JOIN LATERAL jsonb_array_elements(
+           CASE WHEN jsonb_typeof(v.definition -> 'nodes') = 'array'
+                THEN v.definition -> 'nodes' ELSE '[]'::jsonb END) n
+     WHERE v.merchant_id = %(merchant_id)s AND n ->> 'type' = 'SEND_MESSAGE'
+       AND (v.version = f.published_version
+            OR EXISTS (SELECT 1 FROM flow_executions e
+                        WHERE e.merchant_id = v.merchant_id AND e.flow_id = v.flow_id
+                          AND e.flow_version = v.version
+                          AND e.status IN ('RUNNING', 'WAITING')))
+)
+SELECT f.id, f.name, f.status
+  FROM flows f
+ WHERE f.merchant_id = %(merchant_id)s
+   AND f.id IN (SELECT flow_id FROM node_templates
+                 WHERE template_id = replace(%(template_id)s::text, '-', ''))
+ ORDER BY f.created_at, f.id;

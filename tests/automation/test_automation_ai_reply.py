@@ -349,3 +349,53 @@ async def test_a_recheck_before_the_answer_parks_again(api, merchant, shop, db):
         ("ok", "COMPLETED", "default"),
     ]
     assert len(shop.texts_to(who)) == 1
+
+
+async def _cancel(api, merchant, ex_id) -> None:
+    from flow_helpers import stub
+
+    await stub(api).CancelFlowExecution(
+        P.CancelFlowExecutionRequest(id=str(ex_id)), metadata=api.auth(merchant)
+    )
+
+
+async def test_cancelling_a_parked_execution_withdraws_its_ai_reply_request(
+    api, merchant, shop, db
+):
+    """The request only the flow wanted is withdrawn: the assistant's loop finds
+    nothing to answer and nothing reaches the contact."""
+    await _enable_ai(api, merchant)
+    who, f = await _start_and_park(api, merchant, shop, db, "where is my order")
+    ex = await _one_execution(db, f.id)
+    msg = ex["context"]["ai_reply_message_id"]
+    await _cancel(api, merchant, ex["id"])
+    assert (await _one_execution(db, f.id))["status"] == "CANCELLED"
+    left = await (
+        await db.execute("SELECT count(*) FROM ai_reply_queue WHERE message_id = %s", (msg,))
+    ).fetchone()
+    assert left == (0,)
+    assert await drain_replies(api.app.deps) == 0
+    for _ in range(2):
+        await engine_pass(api.app.deps)
+    assert shop.texts_to(who) == []
+
+
+async def test_cancelling_keeps_a_request_auto_reply_also_made(api, merchant, shop, db):
+    """On an account that answers its DMs by auto-reply the queue row is auto-reply's
+    too (one row per message): cancelling the flow does not take the answer away."""
+    await _enable_ai(api, merchant)
+    who, f = await _start_and_park(api, merchant, shop, db, "where is my order")
+    await db.execute(
+        "UPDATE accounts SET settings = settings || '{\"auto_reply_enabled\": true}' WHERE id = %s",
+        (shop.account_id,),
+    )
+    ex = await _one_execution(db, f.id)
+    await _cancel(api, merchant, ex["id"])
+    (state,) = await (
+        await db.execute(
+            "SELECT state FROM ai_reply_queue WHERE message_id = %s",
+            (ex["context"]["ai_reply_message_id"],),
+        )
+    ).fetchone()
+    assert state == "QUEUED"
+    assert await drain_replies(api.app.deps) == 1

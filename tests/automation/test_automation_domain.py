@@ -314,3 +314,42 @@ def test_ai_reply_branch_is_default_only_when_the_bot_replied():
     assert d.ai_reply_branch("REPLIED") == "default"
     for outcome in ("ESCALATED", "AWAY", "AWAY_SENT", "HUMANS", "SKIPPED", "", None):
         assert d.ai_reply_branch(outcome) == "escalated"
+
+
+@pytest.mark.parametrize(
+    "tag",
+    ["a,b", "vip\x07", "zero\u200bwidth", "x" * 65, "   ", "\t"],
+)
+def test_flow_tags_obey_the_contact_tag_rule(tag):
+    """ADD_TAG / REMOVE_TAG tags and a TAG_ADDED trigger's tag are refused exactly
+    when ContactsService refuses the tag (domain.contacts.validate_tags), with its
+    reason, at the tag's own field."""
+    from mktx_grpc.domain.contacts import validate_tags
+
+    (contact_violation,) = validate_tags([tag])
+    for type_ in ("ADD_TAG", "REMOVE_TAG"):
+        defn = d.Definition(
+            trigger=d.Trigger(type="MANUAL"),
+            nodes=[node("n", type_, tags=["ok", tag])],
+            connections=[conn("trigger", "n")],
+        )
+        assert fields(defn).get("nodes[0].config.tags[1]") == contact_violation.description
+    defn = d.Definition(
+        trigger=d.Trigger(type="TAG_ADDED", config={"tag": tag}),
+        nodes=[node("n", "END")],
+        connections=[conn("trigger", "n")],
+    )
+    assert fields(defn).get("trigger.config.tag") == contact_violation.description
+
+
+@pytest.mark.parametrize("tag", ["x" * 64, "  Mixed Case  ", "ünïcode-ok", "a" * 51])
+def test_flow_tags_the_contact_rule_accepts_are_accepted(tag):
+    from mktx_grpc.domain.contacts import validate_tags
+
+    assert validate_tags([tag]) == []
+    defn = d.Definition(
+        trigger=d.Trigger(type="TAG_ADDED", config={"tag": tag}),
+        nodes=[node("n", "ADD_TAG", tags=[tag])],
+        connections=[conn("trigger", "n")],
+    )
+    assert fields(defn) == {}

@@ -528,3 +528,106 @@ async def test_a_disconnected_account_pauses_flow_sends_until_reconnect(api, mer
         return shop.texts_to(who) == ["still there?"]
 
     await run_until(deps, sent)
+
+
+def _has_tag(tag: str) -> dict[str, Any]:
+    return {
+        "operator": "CONDITION_GROUP_OPERATOR_AND",
+        "nodes": [
+            {
+                "condition": {
+                    "field": "tags",
+                    "operator": "CONDITION_OPERATOR_CONTAINS",
+                    "string_value": tag,
+                }
+            }
+        ],
+    }
+
+
+async def test_one_pass_of_many_executions_sees_its_own_writes(api, merchant, shop, db, sandbox):
+    """A pass writes its steps' contact changes together and evaluates its conditions
+    together: each condition still sees what the contact's earlier steps (in that
+    pass, in either of its two executions) did, nothing one execution wrote is lost
+    to the other's, and each change is one contact.updated event."""
+    from mktx_grpc.worker.automation import StepOptions, run_due_steps
+
+    s, md = stub(api), api.auth(merchant)
+
+    def branchy(tag: str) -> P.Flow:
+        return flow(
+            shop.account_id,
+            "MANUAL",
+            [
+                n("add", "ADD_TAG", tags=[tag]),
+                n("has", "CONDITION", conditions=_has_tag(tag)),
+                n("seen", "ADD_TAG", tags=[f"{tag}-seen"]),
+                n("missed", "ADD_TAG", tags=[f"{tag}-missed"]),
+                n("set", "SET_ATTRIBUTE", key=f"k_{tag}", value="v"),
+                n("drop", "REMOVE_TAG", tags=["pre"]),
+                n("still", "CONDITION", conditions=_has_tag("pre")),
+                n("kept", "ADD_TAG", tags=["pre-still"]),
+                n("unset", "SET_ATTRIBUTE", key=f"k_{tag}", value=None),
+                n("end", "END"),
+            ],
+            [
+                c("trigger", "add"),
+                c("add", "has"),
+                c("has", "seen", "true"),
+                c("has", "missed", "false"),
+                c("seen", "set"),
+                c("missed", "set"),
+                c("set", "drop"),
+                c("drop", "still"),
+                c("still", "kept", "true"),
+                c("still", "unset", "false"),
+                c("kept", "end"),
+                c("unset", "end"),
+            ],
+        )
+
+    flows = [await create_active(api, merchant, branchy(t)) for t in ("a", "b")]
+    people = await add_contacts(
+        db, sandbox, merchant, shop.account_id, 12, tags=["pre"], attributes={"keep": 1}
+    )
+    for cid, _ in people:
+        for f in flows:
+            await s.StartFlowExecution(
+                P.StartFlowExecutionRequest(flow_id=f.id, contact_id=str(cid)), metadata=md
+            )
+    await drain(api.app.deps.pool, AUTOMATION_TRIGGERS)
+    # All 24 executions in one pass.
+    assert await run_due_steps(api.app.deps, StepOptions(batch_size=50)) == 24
+    assert await run_due_steps(api.app.deps, StepOptions(batch_size=50)) == 0
+    for f in flows:
+        for ex in await executions(db, f.id):
+            assert ex["status"] == "COMPLETED", ex
+            got = [(node, branch) for node, _, branch in await steps(db, ex["id"])]
+            assert got == [
+                ("add", "default"),
+                ("has", "true"),
+                ("seen", "default"),
+                ("set", "default"),
+                ("drop", "default"),
+                ("still", "false"),
+                ("unset", "default"),
+                ("end", ""),
+            ], got
+    for cid, _ in people:
+        tags, attrs = await (
+            await db.execute("SELECT tags, attributes FROM contacts WHERE id = %s", (cid,))
+        ).fetchone()
+        assert sorted(tags) == ["a", "a-seen", "b", "b-seen"], tags
+        assert attrs == {"keep": 1}, attrs
+    events = await (
+        await db.execute(
+            "SELECT payload FROM domain_events WHERE merchant_id = %s AND type = 'contact.updated'"
+            " AND payload ->> 'actor_user_id' LIKE 'flow:%%' ORDER BY id",
+            (merchant,),
+        )
+    ).fetchall()
+    added = [t for (p,) in events for t in p.get("tags_added", [])]
+    removed = [t for (p,) in events for t in p.get("tags_removed", [])]
+    assert sorted(added) == sorted(["a", "a-seen", "b", "b-seen"] * 12)
+    # "pre" went once per contact: the second execution found it gone (no event).
+    assert removed == ["pre"] * 12

@@ -447,8 +447,6 @@ async def test_a_failing_step_fails_the_execution_with_its_error(
 ):
     from campaign_helpers import add_template, scalar
 
-    from mktx.v1 import templates_pb2, templates_pb2_grpc
-
     s, md = stub(api), api.auth(merchant)
     tpl = await add_template(api, merchant, "Hello {{first_name}}")
     f = await create_active(
@@ -459,9 +457,9 @@ async def test_a_failing_step_fails_the_execution_with_its_error(
         ),
     )
     (a, _), (b, _) = await add_contacts(db, sandbox, merchant, account["id"], 2)
-    # The template is deleted after publication: the step cannot render it.
-    templates = templates_pb2_grpc.TemplatesServiceStub(api.channel)
-    await templates.DeleteTemplate(templates_pb2.DeleteTemplateRequest(id=tpl), metadata=md)
+    # The template disappears after publication (DeleteTemplate refuses while a flow
+    # uses it, see below; here it is removed behind the API): the step cannot render it.
+    await db.execute("DELETE FROM templates WHERE id = %s", (tpl,))
     ex = await s.StartFlowExecution(
         P.StartFlowExecutionRequest(flow_id=f.id, contact_id=str(a)), metadata=md
     )
@@ -520,3 +518,69 @@ async def test_wait_until_a_time_of_day_in_the_contacts_time_zone(
         local = rows[cid].astimezone(ZoneInfo(tz))
         assert (local.hour, local.minute) == (9, 0), (tz, local)
         assert now < rows[cid] <= now + timedelta(days=1)
+
+
+async def test_delete_template_used_by_a_flow_is_refused_naming_the_flows(
+    api, merchant, account, sandbox, db
+):
+    """DeleteTemplate of a template a flow sends (its draft, its published version,
+    or a version a live execution still runs on) is FAILED_PRECONDITION
+    RESOURCE_IN_USE, naming the flows; once none does, it is deleted."""
+    from campaign_helpers import scalar
+
+    from mktx.v1 import templates_pb2, templates_pb2_grpc
+
+    s, md = stub(api), api.auth(merchant)
+    templates = templates_pb2_grpc.TemplatesServiceStub(api.channel)
+    tpl = await add_template(api, merchant, "Hello {{first_name}}")
+    other = await add_template(api, merchant, "Unused by flows")
+    acct = str(account["id"])
+
+    def uses(t: str) -> list[P.FlowNode]:
+        return [n("nap", "WAIT", duration="3600s"), n("say", "SEND_MESSAGE", template_id=t)]
+
+    async def refused(*flow_ids: str) -> None:
+        err = await expect_error(
+            templates.DeleteTemplate(templates_pb2.DeleteTemplateRequest(id=tpl), metadata=md),
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "RESOURCE_IN_USE",
+        )
+        assert set(err.info.metadata["flow_ids"].split(",")) == set(flow_ids), err.info
+        assert "flows" in err.message
+
+    draft = await s.CreateFlow(
+        P.CreateFlowRequest(flow=flow(acct, "MANUAL", uses(tpl), chain("nap", "say"))),
+        metadata=md,
+    )
+    live = await create_active(
+        api, merchant, flow(acct, "MANUAL", uses(tpl.upper()), chain("nap", "say"))
+    )
+    await refused(draft.id, live.id)
+    # The draft stops using it; the active flow's execution parks on v1's WAIT.
+    await s.DeleteFlow(P.DeleteFlowRequest(id=draft.id), metadata=md)
+    ((cid, _),) = await add_contacts(db, sandbox, merchant, account["id"], 1)
+    ex = await s.StartFlowExecution(
+        P.StartFlowExecutionRequest(flow_id=live.id, contact_id=str(cid)), metadata=md
+    )
+    await engine_pass(api.app.deps, send=False)
+    # Version 2 sends another template; v1 still runs for the waiting execution.
+    edit = P.Flow(id=live.id, nodes=uses(other), connections=chain("nap", "say"))
+    got = await s.UpdateFlow(
+        P.UpdateFlowRequest(
+            flow=edit, update_mask=FieldMask(paths=["nodes", "connections"]), etag=live.etag
+        ),
+        metadata=md,
+    )
+    v2 = await s.ActivateFlow(P.ActivateFlowRequest(id=got.id), metadata=md)
+    assert v2.published_version == 2
+    await refused(live.id)
+    # v2 (published) sends `other`: refused as well.
+    await expect_error(
+        templates.DeleteTemplate(templates_pb2.DeleteTemplateRequest(id=other), metadata=md),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "RESOURCE_IN_USE",
+    )
+    # Once v1's last execution is cancelled, nothing uses `tpl` any more.
+    await s.CancelFlowExecution(P.CancelFlowExecutionRequest(id=ex.id), metadata=md)
+    await templates.DeleteTemplate(templates_pb2.DeleteTemplateRequest(id=tpl), metadata=md)
+    assert await scalar(db, "SELECT count(*) FROM templates WHERE id = %s", tpl) == 0

@@ -33,6 +33,7 @@ import re2
 from google.protobuf import json_format
 
 from ..core.errors import FieldViolation
+from .contacts import tag_problem
 from .segments import conditions_from_json, validate_conditions
 
 ENTRY = "trigger"
@@ -252,6 +253,14 @@ def _bad_text(value: Any, path: str, *, required: bool, max_len: int) -> list[Fi
     return []
 
 
+def _tag(value: Any, path: str) -> list[FieldViolation]:
+    """The tag rule ContactsService applies (``domain.contacts.tag_problem``)."""
+    if not isinstance(value, str):
+        return [FieldViolation(path, "is required" if value is None else "must be a string")]
+    problem = tag_problem(value)
+    return [] if problem is None else [FieldViolation(path, problem)]
+
+
 def _unknown_keys(
     config: Mapping[str, Any], known: Iterable[str], path: str
 ) -> list[FieldViolation]:
@@ -337,7 +346,7 @@ def validate_trigger(t: Trigger, prefix: str = "trigger") -> list[FieldViolation
             v.append(FieldViolation(f"{cp}.post_id", "must be a numeric post id"))
     elif t.type in ("TAG_ADDED", "TAG_REMOVED"):
         v += _unknown_keys(c, ("tag",), cp)
-        v += _bad_text(c.get("tag"), f"{cp}.tag", required=True, max_len=50)
+        v += _tag(c.get("tag"), f"{cp}.tag")
     elif t.type == "ATTRIBUTE_CHANGED":
         v += _unknown_keys(c, ("key",), cp)
         v += _attr_key(c.get("key"), f"{cp}.key")
@@ -511,7 +520,7 @@ def validate_node_config(n: Node, path: str) -> list[FieldViolation]:
             v.append(FieldViolation(f"{cp}.tags", "must be a list of 1 to 20 tags"))
         else:
             for i, tag in enumerate(tags):
-                v += _bad_text(tag, f"{cp}.tags[{i}]", required=True, max_len=50)
+                v += _tag(tag, f"{cp}.tags[{i}]")
     elif t == "SET_ATTRIBUTE":
         v += _unknown_keys(c, ("key", "value", "from_reply"), cp)
         v += _attr_key(c.get("key"), f"{cp}.key")

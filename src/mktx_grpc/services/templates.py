@@ -20,6 +20,7 @@ from ..mapping.templates import (
     template_to_proto,
 )
 from ..store import Row, check_etag
+from ..store import automation as automation_store
 from ..store import templates as store
 from ..store.idempotency import create_once
 from ..validation.rules import prefixed
@@ -106,12 +107,22 @@ class TemplatesServicer(templates_pb2_grpc.TemplatesServiceServicer):
         row = await self._load(merchant, request.id, for_update=True)
         check_etag(request.etag, row, "template")
         users = await store.live_campaigns_using(merchant, row["id"])
-        if users:
-            names = ", ".join(f"{u['name']} ({u['status'].lower()})" for u in users)
+        flows = await automation_store.flows_using_template(merchant, row["id"])
+        if users or flows:
+            used: list[str] = []
+            metadata: dict[str, str] = {}
+            if users:
+                names = ", ".join(f"{u['name']} ({u['status'].lower()})" for u in users)
+                used.append(f"live campaigns: {names}")
+                metadata["campaign_ids"] = ",".join(str(u["id"]) for u in users)
+            if flows:
+                names = ", ".join(f"{f['name']} ({f['status'].lower()})" for f in flows)
+                used.append(f"flows: {names}")
+                metadata["flow_ids"] = ",".join(str(f["id"]) for f in flows)
             raise FailedPrecondition(
-                f"template is used by live campaigns: {names}",
+                f"template is used by {'; '.join(used)}",
                 reason="RESOURCE_IN_USE",
-                metadata={"campaign_ids": ",".join(str(u["id"]) for u in users)},
+                metadata=metadata,
             )
         await store.delete(merchant, row["id"])
         return Empty()

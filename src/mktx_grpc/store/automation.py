@@ -298,15 +298,34 @@ async def cancel_executions(
     merchant_id: UUID, *, flow_id: UUID | None = None, execution_id: UUID | None = None
 ) -> list[UUID]:
     """Cancel the flow's live executions, or one, with the DMs they queued that no
-    sender has armed yet (SKIPPED 'cancelled' on the ledger); returns the ids
-    cancelled."""
+    sender has armed yet (SKIPPED 'cancelled' on the ledger) and the AI reply
+    requests their ai_reply steps wait on that no assistant has taken yet
+    (:func:`withdraw_ai_replies`); returns the ids cancelled."""
     rows = await fetch_all(
         Q.cancel_executions,
         {"merchant_id": merchant_id, "flow_id": flow_id, "id": execution_id},
     )
     for r in rows:
         await cancel_outbound(merchant_id, "flow", f"{r['id']}:")
+    awaited = {str(r["ai_reply_message_id"]) for r in rows if r["ai_reply_message_id"]}
+    if awaited:
+        await withdraw_ai_replies(merchant_id, awaited)
     return [r["id"] for r in rows]
+
+
+async def withdraw_ai_replies(merchant_id: UUID, message_ids: Iterable[str]) -> int:
+    """Withdraw the assistant's QUEUED rows for these messages that only cancelled
+    ai_reply steps wanted (not auto-reply's, none another live execution waits on);
+    returns rows withdrawn."""
+    ids: list[str] = []
+    for i in message_ids:
+        try:
+            ids.append(str(UUID(i)))
+        except ValueError:
+            continue
+    if not ids:
+        return 0
+    return await execute(Q.withdraw_ai_replies, {"merchant_id": merchant_id, "message_ids": ids})
 
 
 async def claim_due(limit: int) -> list[Row]:
@@ -539,33 +558,83 @@ async def contacts_for_steps(merchant_id: UUID, ids: Iterable[UUID]) -> dict[UUI
     return {r["id"]: r for r in rows}
 
 
+def _plain(value: Any) -> Any:
+    """A value for a pass's jsonb rows (ids and times as text)."""
+    if isinstance(value, (UUID, datetime)):
+        return value.isoformat() if isinstance(value, datetime) else str(value)
+    return value
+
+
+def _rows(params: list[dict[str, Any]]) -> str:
+    return json.dumps([{k: _plain(v) for k, v in p.items()} for p in params])
+
+
 def step_params(merchant_id: UUID, **fields: Any) -> dict[str, Any]:
     """One step log row for :func:`insert_steps` (fields as :func:`insert_step`)."""
-    return {"merchant_id": merchant_id, **fields, "output": Jsonb(fields["output"])}
+    return {"merchant_id": merchant_id, **fields}
 
 
 def execution_params(merchant_id: UUID, execution_id: UUID, **fields: Any) -> dict[str, Any]:
     """One execution update for :func:`save_executions` (fields as :func:`save_execution`)."""
-    return {
-        "merchant_id": merchant_id,
-        "id": execution_id,
-        **fields,
-        "context": Jsonb(fields["context"]),
-    }
+    return {"merchant_id": merchant_id, "id": execution_id, **fields}
+
+
+def finish_params(
+    merchant_id: UUID, execution_id: UUID, step_no: int, **fields: Any
+) -> dict[str, Any]:
+    """One resumed step for :func:`finish_steps` (fields as :func:`finish_step`)."""
+    return {"merchant_id": merchant_id, "execution_id": execution_id, "step_no": step_no, **fields}
 
 
 async def insert_steps(params: list[dict[str, Any]]) -> None:
-    """Insert step log rows in one pipelined executemany."""
+    """Insert step log rows (any merchants) in one statement."""
     if params:
-        async with current_connection().cursor() as cur:
-            await cur.executemany(Q.insert_step, params)
+        await execute(Q.insert_steps, {"rows": _rows(params)})
+
+
+async def finish_steps(params: list[dict[str, Any]]) -> None:
+    """Finish parked steps (any merchants) in one statement."""
+    if params:
+        await execute(Q.finish_steps, {"rows": _rows(params)})
 
 
 async def save_executions(params: list[dict[str, Any]]) -> None:
-    """Write executions' new state in one pipelined executemany."""
+    """Write executions' new state (any merchants, each once) in one statement."""
     if params:
-        async with current_connection().cursor() as cur:
-            await cur.executemany(Q.save_execution, params)
+        await execute(Q.save_executions, {"rows": _rows(params)})
+
+
+async def apply_contact_changes(changes: list[dict[str, Any]]) -> None:
+    """Apply net tag and attribute changes, one row per contact (``merchant_id``,
+    ``id``, ``add_tags``, ``del_tags``, ``set_attrs``, ``unset_attrs``), in one
+    statement relative to the contacts as they are now."""
+    if changes:
+        await execute(Q.apply_contact_changes, {"rows": _rows(changes)})
+
+
+async def contacts_matching(
+    merchant_id: UUID, contact_ids: Iterable[UUID], conditions: dict[str, Any]
+) -> set[UUID]:
+    """Which of the contacts match segment ``conditions`` now (one query for many:
+    the segment compiler, as :func:`contact_matches`)."""
+    compiled = _compiled_condition(json.dumps(conditions, sort_keys=True))
+    query = sql.SQL(Q.contacts_matching).format(where=compiled.where)
+    rows = await fetch_all(
+        query,  # type: ignore[arg-type]
+        {
+            **compiled.params,
+            "merchant_id": merchant_id,
+            "flow_contact_ids": [str(c) for c in contact_ids],
+        },
+    )
+    return {r["id"] for r in rows}
+
+
+async def append_events(events: list[dict[str, Any]]) -> None:
+    """Append outbox events (``merchant_id``, ``type``, ``aggregate_id``, ``payload``)
+    in one statement, in order, as ``store.events.append_event`` appends one."""
+    if events:
+        await execute(Q.append_events, {"rows": _rows(events)})
 
 
 async def reply_waits_many(merchant_id: UUID, contact_ids: Iterable[UUID]) -> list[Row]:
@@ -616,3 +685,11 @@ async def insert_executions(params: list[dict[str, Any]]) -> None:
         await cur.executemany(Q.insert_execution, params)
     for m in {p["merchant_id"] for p in params}:
         await notify(m)
+
+
+async def flows_using_template(merchant_id: UUID, template_id: UUID) -> list[Row]:
+    """The merchant's flows (``id``, ``name``, ``status``) whose draft, published
+    version or a version a live execution runs on sends the template."""
+    return await fetch_all(
+        Q.flows_using_template, {"merchant_id": merchant_id, "template_id": str(template_id)}
+    )

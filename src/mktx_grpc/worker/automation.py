@@ -55,10 +55,11 @@ SKIPPED on "escalated".
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -69,12 +70,12 @@ import psycopg
 from ..core.db import savepoint, use_connection
 from ..deps import Deps
 from ..domain import automation as domain
+from ..domain.contacts import MAX_TAGS, normalize_tags, tag_problem
 from ..domain.templates import (
     MissingVariables,
     QuickReply,
     TemplateDraft,
     contact_variables,
-    normalize_tags,
     render,
 )
 from ..store import Row
@@ -82,7 +83,7 @@ from ..store import ai as ai_store
 from ..store import automation as store
 from ..store import conversations as conversations_store
 from ..store import templates as templates_store
-from ..store.events import OutboxEvent, append_event
+from ..store.events import OutboxEvent
 from ..store.live import dispatcher_for
 from ..store.outbound import OutboundDm, enqueue_dm
 from .auto_reply import MAX_MESSAGE_AGE_SECONDS
@@ -399,7 +400,7 @@ class _Run:
     steps: int
     context: dict[str, Any]
     conversation_id: UUID | None
-    writes: _Writes
+    p: _Pass
 
     @property
     def m(self) -> UUID:
@@ -411,29 +412,196 @@ class _Run:
 
 
 @dataclass
+class _ContactChange:
+    """The net tag and attribute changes a pass's steps made to one contact, applied
+    relative to the row as it is when written (see ``apply_contact_changes``)."""
+
+    add: dict[str, None] = field(default_factory=dict)  # ordered set
+    remove: set[str] = field(default_factory=set)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    unset: set[str] = field(default_factory=set)
+
+    def add_tags(self, tags: Iterable[str]) -> None:
+        for t in tags:
+            self.remove.discard(t)
+            self.add[t] = None
+
+    def remove_tags(self, tags: Iterable[str]) -> None:
+        for t in tags:
+            self.add.pop(t, None)
+            self.remove.add(t)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        if value is None:
+            self.attrs.pop(key, None)
+            self.unset.add(key)
+        else:
+            self.unset.discard(key)
+            self.attrs[key] = value
+
+
+@dataclass
 class _Writes:
-    """Step log rows and execution updates of a pass, written together at its end
-    (one pipelined round trip each) inside the same transaction."""
+    """What a pass's steps write, written together in a few multi-row statements
+    inside the pass's transaction: contact changes (also before conditions are
+    evaluated, so they see them), resumed steps, the step log, execution updates
+    and outbox events (in step order)."""
 
     steps: list[dict[str, Any]] = field(default_factory=list)
+    finished: list[dict[str, Any]] = field(default_factory=list)
     executions: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    contacts: dict[tuple[UUID, UUID], _ContactChange] = field(default_factory=dict)
+
+    def contact(self, m: UUID, contact_id: UUID) -> _ContactChange:
+        return self.contacts.setdefault((m, contact_id), _ContactChange())
+
+    def event(
+        self, m: UUID, type_: str, aggregate_id: UUID | None, payload: dict[str, Any]
+    ) -> None:
+        self.events.append(
+            {"merchant_id": m, "type": type_, "aggregate_id": aggregate_id, "payload": payload}
+        )
+
+    async def flush_contacts(self) -> None:
+        rows = [
+            {
+                "merchant_id": m,
+                "id": cid,
+                "add_tags": list(c.add),
+                "del_tags": sorted(c.remove),
+                "set_attrs": c.attrs,
+                "unset_attrs": sorted(c.unset),
+            }
+            for (m, cid), c in sorted(self.contacts.items(), key=lambda kv: str(kv[0][1]))
+            if c.add or c.remove or c.attrs or c.unset
+        ]
+        self.contacts.clear()
+        await store.apply_contact_changes(rows)
 
     async def flush(self) -> None:
+        await self.flush_contacts()
+        await store.finish_steps(self.finished)
         await store.insert_steps(self.steps)
         await store.save_executions(self.executions)
+        await store.append_events(self.events)
+        self.finished.clear()
         self.steps.clear()
         self.executions.clear()
+        self.events.clear()
+
+
+class _Aborted(Exception):
+    """A pass's job was stopped because another job of the same pass raised."""
+
+
+class _Pass:
+    """Runs a claimed batch's jobs (one per contact: its executions in order) one at
+    a time, in order, as a single sequential loop would, except that a job parks at a
+    CONDITION step: the next job runs, and once every unfinished job is parked the
+    pending contact changes are written and all the parked conditions are evaluated
+    together (one query per merchant and condition), and the jobs go on in order.
+
+    Only one job runs at any moment (the baton), so the steps' own statements
+    (savepoints included) never interleave; a job's writes are collected in
+    :attr:`writes` for the caller to flush."""
+
+    def __init__(self) -> None:
+        self.writes = _Writes()
+        self._baton = asyncio.Lock()
+        self._asks: list[tuple[UUID, UUID, dict[str, Any], asyncio.Future[bool]]] = []
+        self._alive = 0
+        self._quiet = asyncio.Event()
+        self._time_zones: dict[UUID, str] = {}
+        self.aborted = False
+
+    def _check(self) -> None:
+        if self._alive == 0 or len(self._asks) == self._alive:
+            self._quiet.set()
+
+    async def time_zone(self, m: UUID) -> str:
+        tz = self._time_zones.get(m)
+        if tz is None:
+            tz = self._time_zones[m] = await store.merchant_time_zone(m)
+        return tz
+
+    async def matches(self, m: UUID, contact_id: UUID, conditions: dict[str, Any]) -> bool:
+        """Whether the contact matches the segment conditions, with this pass's
+        contact changes so far (parks the calling job until every job is parked)."""
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._asks.append((m, contact_id, conditions, fut))
+        self._check()
+        self._baton.release()
+        try:
+            return await fut
+        finally:
+            await self._baton.acquire()
+
+    async def _answer(self) -> None:
+        asks, self._asks = self._asks, []
+        if self.aborted:
+            for *_, fut in asks:
+                fut.set_exception(_Aborted())
+            return
+        await self.writes.flush_contacts()
+        groups: dict[tuple[UUID, str], list[tuple[UUID, asyncio.Future[bool]]]] = {}
+        conds: dict[str, dict[str, Any]] = {}
+        for m, cid, c, fut in asks:
+            key = json.dumps(c, sort_keys=True)
+            conds[key] = c
+            groups.setdefault((m, key), []).append((cid, fut))
+        try:
+            for (m, key), members in groups.items():
+                hits = await store.contacts_matching(m, {cid for cid, _ in members}, conds[key])
+                for cid, fut in members:
+                    fut.set_result(cid in hits)
+        except BaseException as exc:
+            for *_, fut in asks:
+                if not fut.done():
+                    fut.set_exception(exc)
+            raise
+
+    async def run(self, jobs: Sequence[Callable[[], Awaitable[None]]]) -> None:
+        """Run the jobs to their end; raises the first job's error (after all ended)."""
+        errors: list[BaseException] = []
+
+        async def one(job: Callable[[], Awaitable[None]]) -> None:
+            await self._baton.acquire()
+            try:
+                if not self.aborted:
+                    await job()
+            except Exception as exc:
+                self.aborted = True
+                if not isinstance(exc, _Aborted):
+                    errors.append(exc)
+            finally:
+                self._baton.release()
+                self._alive -= 1
+                self._check()
+
+        self._alive = len(jobs)
+        tasks = [asyncio.create_task(one(j)) for j in jobs]
+        try:
+            while self._alive:
+                await self._quiet.wait()
+                self._quiet.clear()
+                if self._asks and len(self._asks) == self._alive:
+                    async with self._baton:
+                        await self._answer()
+        finally:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if errors:
+            raise errors[0]
 
 
 async def run_due_steps(deps: Deps, options: StepOptions | None = None) -> int:
     """One pass: claim due executions (every merchant, ``FOR UPDATE SKIP LOCKED``) and
     run their steps in this transaction. Returns the executions claimed.
 
-    Optimistically the whole batch runs in one savepoint with its step log and
-    execution updates written at the end; if anything raises, that savepoint is
-    rolled back and the batch runs again one execution per savepoint, and an
-    execution whose step raises is FAILED with the error (the others keep their
-    progress)."""
+    Optimistically the whole batch runs in one savepoint (see :class:`_Pass`) with
+    its writes flushed at the end; if anything raises, that savepoint is rolled back
+    and the batch runs again one execution per savepoint, and an execution whose
+    step raises is FAILED with the error (the others keep their progress)."""
     opts = options or StepOptions()
     async with use_connection(deps.pool, transaction=True):
         rows = await store.claim_due(opts.batch_size)
@@ -448,25 +616,30 @@ async def run_due_steps(deps: Deps, options: StepOptions | None = None) -> int:
             by_merchant.setdefault(r["merchant_id"], []).append(r["contact_id"])
         for m, ids in by_merchant.items():
             contacts.update(await store.contacts_for_steps(m, ids))
+        by_contact: dict[UUID, list[Row]] = {}
+        for r in rows:
+            by_contact.setdefault(r["contact_id"], []).append(r)
         try:
             async with savepoint():
-                writes = _Writes()
-                seen = dict(contacts)  # kept current: two executions may share a contact
-                for row in rows:
-                    cid = row["contact_id"]
-                    now_ = await _advance(row, seen.get(cid), writes)
-                    if now_ is not None:
-                        seen[cid] = now_
-                await writes.flush()
+                p = _Pass()
+
+                def job(cid: UUID, mine: list[Row]) -> Callable[[], Awaitable[None]]:
+                    async def go() -> None:
+                        contact = contacts.get(cid)
+                        for row in mine:  # one contact's executions, in order
+                            contact = await _advance(row, contact, p)
+
+                    return go
+
+                await p.run([job(cid, mine) for cid, mine in by_contact.items()])
+                await p.writes.flush()
         except Exception:
             log.info("a step pass failed; running its executions one by one", exc_info=True)
             for row in rows:
                 try:
+                    cid = row["contact_id"]
                     async with savepoint():
-                        writes = _Writes()
-                        cid = row["contact_id"]
-                        after = await _advance(row, contacts.get(cid), writes)
-                        await writes.flush()
+                        after = await _advance_alone(row, contacts.get(cid))
                     if after is not None:
                         contacts[cid] = after
                 except psycopg.OperationalError:
@@ -486,6 +659,19 @@ async def run_due_steps(deps: Deps, options: StepOptions | None = None) -> int:
     return len(rows)
 
 
+async def _advance_alone(row: Row, contact: Row | None) -> Row | None:
+    """:func:`_advance` in a pass of its own, its writes flushed."""
+    p = _Pass()
+    after: list[Row | None] = []
+
+    async def single() -> None:
+        after.append(await _advance(row, contact, p))
+
+    await p.run([single])
+    await p.writes.flush()
+    return after[0] if after else contact
+
+
 async def _fail(row: Row, error: str) -> None:
     await store.save_execution(
         row["merchant_id"],
@@ -502,17 +688,17 @@ async def _fail(row: Row, error: str) -> None:
     )
 
 
-async def _advance(row: Row, contact: Row | None, writes: _Writes) -> Row | None:
+async def _advance(row: Row, contact: Row | None, p: _Pass) -> Row | None:
     """Run one execution's steps (see the module docstring); returns the contact as
     its steps left it (tags, attributes)."""
     if row["status"] not in store.LIVE or contact is None:  # erased: its executions go too
         return contact
-    run = await _start_run(row, contact, writes)
+    run = await _start_run(row, contact, p)
     await _steps(run, row)
     return run.contact
 
 
-async def _start_run(row: Row, contact: Row, writes: _Writes) -> _Run:
+async def _start_run(row: Row, contact: Row, p: _Pass) -> _Run:
     m = UUID(str(row["merchant_id"]))
     run = _Run(
         row=row,
@@ -521,7 +707,7 @@ async def _start_run(row: Row, contact: Row, writes: _Writes) -> _Run:
         steps=int(row["step_count"]),
         context=dict(row["context"] or {}),
         conversation_id=row["conversation_id"],
-        writes=writes,
+        p=p,
     )
     return run
 
@@ -556,7 +742,7 @@ async def _steps(run: _Run, row: Row) -> None:
             return _save(run, "FAILED", node_id, error=f"node {node_id!r} is missing")
         run.steps += 1
         out = await _run_node(run, node)
-        run.writes.steps.append(
+        run.p.writes.steps.append(
             store.step_params(
                 m,
                 execution_id=run.id,
@@ -596,8 +782,10 @@ async def _resume(run: _Run, row: Row, *, ai_reply: Row | None = None) -> str | 
         branch, output = "timeout", {}
     else:
         branch, output = domain.DEFAULT, {}
-    await store.finish_step(
-        run.m, run.id, run.steps, status="COMPLETED", branch=branch, output=output
+    run.p.writes.finished.append(
+        store.finish_params(
+            run.m, run.id, run.steps, status="COMPLETED", branch=branch, output=output
+        )
     )
     if node is None:
         return None
@@ -620,7 +808,7 @@ def _save(
         due = datetime.now(UTC)
     else:
         due = None
-    run.writes.executions.append(
+    run.p.writes.executions.append(
         store.execution_params(
             run.m,
             run.id,
@@ -642,7 +830,7 @@ async def _run_node(run: _Run, node: domain.Node) -> _Outcome:
     if t == "SEND_MESSAGE":
         return await _send(run, node)
     if t == "WAIT":
-        tz = domain.zone(str(run.contact["time_zone"] or ""), await store.merchant_time_zone(run.m))
+        tz = domain.zone(str(run.contact["time_zone"] or ""), await run.p.time_zone(run.m))
         wake = domain.wake_time(c, datetime.now(UTC), tz)
         return _Outcome(
             "WAITING", wake_at=wake, waiting_for="WAIT", output={"wake_time": wake.isoformat()}
@@ -659,26 +847,35 @@ async def _run_node(run: _Run, node: domain.Node) -> _Outcome:
             reply = domain.normalize_text(str(run.context.get("last_reply", "")))
             ok = domain.normalize_text(str(c["reply_contains"])) in reply
         else:
-            ok = await store.contact_matches(run.m, run.contact["id"], c["conditions"])
+            ok = await run.p.matches(run.m, run.contact["id"], c["conditions"])
         return _Outcome(branch="true" if ok else "false")
     if t == "RANDOMIZER":
         key = f"{run.row['flow_id']}:{node.id}:{run.contact['id']}"
         return _Outcome(branch=domain.pick_path(c["paths"], key))
     if t in ("ADD_TAG", "REMOVE_TAG"):
+        bad = [p for x in c["tags"] if (p := tag_problem(str(x))) is not None]
+        if bad:  # a version published before the rule was checked at validation
+            return _Outcome("FAILED", error=f"a tag {bad[0]}")
         tags = normalize_tags(c["tags"])
         had = list(run.contact["tags"] or [])
+        change = run.p.writes.contact(run.m, run.contact["id"])
         if t == "ADD_TAG":
-            await store.add_tags(run.m, run.contact["id"], tags)
             after = had + [x for x in tags if x not in had]
+            if len(after) > MAX_TAGS and len(after) > len(had):
+                return _Outcome(
+                    "SKIPPED",
+                    error=f"the contact would have {len(after)} tags; at most {MAX_TAGS}",
+                )
+            change.add_tags(tags)
         else:
-            await store.remove_tags(run.m, run.contact["id"], tags)
+            change.remove_tags(tags)
             after = [x for x in had if x not in tags]
         await _contact_changed(run, "tags", {"tags": after})
         return _Outcome(output={"tags": tags})
     if t == "SET_ATTRIBUTE":
         value = run.context.get("last_reply", "") if c.get("from_reply") else c.get("value")
         key = str(c["key"])
-        await store.set_attribute(run.m, run.contact["id"], key, value)
+        run.p.writes.contact(run.m, run.contact["id"]).set_attribute(key, value)
         attrs = dict(run.contact["attributes"] or {})
         if value is None:
             attrs.pop(key, None)
@@ -800,7 +997,7 @@ async def _contact_changed(run: _Run, field_name: str, new: dict[str, Any]) -> N
     run.contact = {**run.contact, **new}
     if not changes:
         return
-    await append_event(
+    run.p.writes.event(
         run.m,
         "contact.updated",
         run.contact["id"],
@@ -829,19 +1026,19 @@ async def _conversation_step(run: _Run, node: domain.Node) -> _Outcome:
     if node.type == "ASSIGN":
         assignee = str(c["assignee_user_id"])
         await conversations_store.set_assignee(run.m, conv["id"], assignee)
-        await append_event(
+        run.p.writes.event(
             run.m, "conversation.assigned", conv["id"], {**payload, "assignee_user_id": assignee}
         )
     elif node.type == "ESCALATE":
         reason = str(c.get("reason", ""))
         await store.escalate_conversation(run.m, conv["id"], reason)
-        await append_event(
+        run.p.writes.event(
             run.m, "conversation.escalated", conv["id"], {**payload, "reason": reason}
         )
     else:
         reason = str(c.get("reason", ""))
         await conversations_store.set_status(run.m, conv["id"], "CLOSED", close_reason=reason)
-        await append_event(
+        run.p.writes.event(
             run.m,
             "conversation.closed",
             conv["id"],
