@@ -355,10 +355,14 @@ def main() -> None:
     ap.add_argument("--url", default="")
     ap.add_argument("--executions", type=int, default=20_000)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--batch", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=0, help="executions per pass (0: the default)")
     ap.add_argument("--latency", type=int, default=0, help="events/s: measure latency")
     ap.add_argument("--seconds", type=float, default=10.0)
     args = ap.parse_args()
+    if not args.batch:
+        from mktx_grpc.worker.automation import StepOptions
+
+        args.batch = StepOptions().batch_size
     if args.role == "worker":
         asyncio.run(worker_main(args.url, args.batch))
         return
@@ -422,8 +426,10 @@ def main() -> None:
                 conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
     lines += [
         "",
-        "Each worker claims 200 due executions per transaction (`FOR UPDATE SKIP LOCKED`) and",
-        "runs their steps in it, one savepoint per execution. Seconds include process start.",
+        f"Each worker claims {args.batch} due executions per transaction (`FOR UPDATE SKIP",
+        "LOCKED`) and runs their steps in it: the contact changes, step log, execution updates",
+        "and outbox events of a pass are written in a few multi-row statements, its CONDITION",
+        "steps evaluated together. Seconds include process start.",
         "The box is shared (2 cores, other helpers' tests running): compare the rows of one",
         "run, not runs across time.",
     ]
