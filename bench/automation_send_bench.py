@@ -63,7 +63,18 @@ FLOW = {
 }
 
 
-def run_flow(n: int, workers: int) -> dict[str, float | int]:
+def worker_without_rollups() -> None:
+    """``mktx-grpc worker`` without the analytics-rollups consumer's loop (to measure
+    what that consumer's handling of the flow DMs' outbox events costs the sends)."""
+    import mktx_grpc.worker as w
+    from mktx_grpc.cli import main as cli_main
+
+    at = w.LOOPS.index(w._refresh_post_metrics) + 1 + w.CONSUMERS.index(w.ANALYTICS_ROLLUPS)
+    del w.LOOPS[at]
+    raise SystemExit(cli_main(["worker"]))
+
+
+def run_flow(n: int, workers: int, *, rollups: bool = True) -> dict[str, float | int]:
     config = SandboxConfig(rate_limits_enabled=False, echo_dm_to_webhook=False)
     with SandboxServer(config) as sandbox, tempfile.TemporaryDirectory() as tmp:
         url = db.fresh_database()
@@ -96,10 +107,8 @@ def run_flow(n: int, workers: int) -> dict[str, float | int]:
         env = db.worker_env(settings, sandbox, Path(tmp))
         exe = Path(sys.executable).with_name("mktx-grpc")
         log = open(Path(tempfile.gettempdir()) / "mktx_automation_send_bench.log", "wb")
-        procs = [
-            subprocess.Popen([str(exe), "worker"], env=env, stdout=log, stderr=log)
-            for _ in range(workers)
-        ]
+        cmd = [str(exe), "worker"] if rollups else [sys.executable, __file__, "--no-rollups-worker"]
+        procs = [subprocess.Popen(cmd, env=env, stdout=log, stderr=log) for _ in range(workers)]
         first_at = last_at = None
         started = time.perf_counter()
         try:
@@ -146,15 +155,26 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--contacts", type=int, default=2000)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument(
+        "--no-rollups",
+        action="store_true",
+        help="also run flow sends with workers that leave out the analytics-rollups consumer",
+    )
+    ap.add_argument("--no-rollups-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.no_rollups_worker:
+        worker_without_rollups()
+    modes = ["campaign", "flow", "campaign", "flow"]
+    if args.no_rollups:
+        modes += ["flow (no rollups)", "flow (no rollups)"]
     rows = []
     try:
-        for mode in ("campaign", "flow", "campaign", "flow"):
+        for mode in modes:
             if mode == "campaign":
                 r = db.run(args.contacts, args.workers)
                 got = {k: r[k] for k in ("seconds", "dms_per_s", "load_1m")}
             else:
-                got = run_flow(args.contacts, args.workers)
+                got = run_flow(args.contacts, args.workers, rollups=mode == "flow")
             line = (
                 f"| {mode} | {args.contacts} | {args.workers} | {got['seconds']} |"
                 f" {got['dms_per_s']} | {got.get('queued_in_s', '')} | {got['load_1m']} |"
