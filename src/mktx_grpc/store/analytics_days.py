@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -78,11 +78,20 @@ async def refresh_days(merchant_id: UUID, changed: Sequence[Row]) -> None:
     wanted: set[date] = set()
     for ep in changed:
         wanted |= days.episode_days(ep, tz)
-    # One span from the first to the last day (usually today alone); episodes of the
-    # days between that were not named are fetched and ignored.
-    ordered = sorted(wanted)
-    span = (days.day_span(ordered[0], tz)[0], days.day_span(ordered[-1], tz)[1])
-    eps = await edge_episodes(merchant_id, None, [span])
+    # One span per run of consecutive days (an episode in several runs comes once).
+    spans: list[tuple[Any, Any]] = []
+    prev: date | None = None
+    for d in sorted(wanted):
+        s, e = days.day_span(d, tz)
+        if prev is not None and d - prev == timedelta(days=1):
+            spans[-1] = (spans[-1][0], e)
+        else:
+            spans.append((s, e))
+        prev = d
+    seen: dict[tuple[Any, Any], Row] = {}
+    for ep in await edge_episodes(merchant_id, None, spans):
+        seen[(ep["conversation_id"], ep["episode"])] = ep
+    eps = list(seen.values())
     await execute(Q.delete_days, {"merchant_id": merchant_id, "days": sorted(wanted)})
     await _write(merchant_id, eps, wanted, tz)
 
