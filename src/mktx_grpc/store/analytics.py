@@ -84,13 +84,12 @@ async def replace_episodes(
     merchant_id: UUID,
     conversation_ids: Sequence[UUID],
     episodes: Sequence[tuple[Row, domain.Episode]],
-) -> list[Row]:
+) -> None:
     """Make the episode rows of ``conversation_ids`` exactly ``episodes`` (pairs of
     the conversation row and one of its episodes); conversations without episodes
     (gone) lose their rows. Only rows that differ are written: most recomputations
     (another message in a conversation already answered) change nothing, and the
-    consumer's cost is then a read. Returns the rows removed and written (the day
-    rollups they count in need recomputing)."""
+    consumer's cost is then a read."""
     wanted: dict[tuple[UUID, int], dict[str, Any]] = {}
     for conv, ep in episodes:
         d = asdict(ep)
@@ -129,12 +128,10 @@ async def replace_episodes(
     if fresh:
         async with current_connection().cursor() as cur:
             await cur.executemany(Q.insert_episode, fresh)
-    return [dict(zip(EPISODE_COLUMNS, stored[k], strict=True)) for k in stale] + fresh
 
 
-async def delete_episodes_of_contacts(merchant_id: UUID, contact_ids: Sequence[UUID]) -> list[Row]:
-    """Remove the contacts' episodes; returns the removed rows."""
-    return await fetch_all(
+async def delete_episodes_of_contacts(merchant_id: UUID, contact_ids: Sequence[UUID]) -> None:
+    await execute(
         Q.delete_episodes_of_contacts, {"merchant_id": merchant_id, "ids": list(contact_ids)}
     )
 
@@ -171,11 +168,6 @@ async def rebuild_contact_ids(merchant_id: UUID, since: datetime | None) -> list
 async def rebuild_conversation_ids(merchant_id: UUID, since: datetime | None) -> list[UUID]:
     rows = await fetch_all(Q.rebuild_conversation_ids, {"merchant_id": merchant_id, "since": since})
     return [r["id"] for r in rows]
-
-
-async def dump_days(merchant_id: UUID) -> list[Row]:
-    """The merchant's day rows (0019), in key order."""
-    return await fetch_all(Q.dump_days, {"merchant_id": merchant_id})
 
 
 async def dump(merchant_id: UUID) -> dict[str, list[Row]]:
