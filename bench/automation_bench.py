@@ -230,12 +230,16 @@ async def engine_main(url: str) -> None:
         await pool.close()
 
 
-async def drive_latency(url: str, rate: int, seconds: float) -> dict[str, float]:
+async def drive_latency(
+    url: str, rate: int, seconds: float, sidecar: bool = False
+) -> dict[str, float]:
     from mktx_grpc.core.db import make_pool, use_connection
     from mktx_grpc.store.events import append_event
 
     n = int(rate * seconds)
     merchant, account, people = seed_latency(url, n)
+    if sidecar:
+        return await drive_latency_sidecar(url, rate, n)
     engine = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--role", "engine", "--url", url
     )
@@ -317,6 +321,145 @@ async def drive_latency(url: str, rate: int, seconds: float) -> dict[str, float]
     }
 
 
+#: DM events per signed delivery in --sidecar mode (X batches a user's events).
+PER_POST = 5
+
+
+async def drive_latency_sidecar(url: str, rate: int, n: int) -> dict[str, float]:
+    """``--latency R --sidecar``: the n seeded contacts each DM the shop once, as X
+    delivers DMs: signed ``direct_message_events`` POSTs (PER_POST events each) at R
+    events/s to the production webhook sidecar in its own process (as
+    bench/webhook_ingest.py runs it), while one worker process runs the automation
+    loops. Latency: the flow's first step's start (database clock) minus the start of
+    the POST that carried its DM (this process's clock; same machine)."""
+    import httpx
+    import webhook_ingest as wi
+
+    from mktx_grpc.x.signatures import webhook_signature
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        senders = [r[0] for r in conn.execute("SELECT x_user_id FROM contacts ORDER BY x_user_id")]
+    shop = "1"
+    base = 1_970_000_000_000_000_000 + int(time.time() * 1000) * 1000
+    deliveries: list[tuple[bytes, dict[str, str], list[str]]] = []
+    for i in range(0, len(senders), PER_POST):
+        events, users, ids = (
+            [],
+            {shop: {"id": shop, "id_str": shop, "name": "Shop", "screen_name": "shop"}},
+            [],
+        )
+        for j, sender in enumerate(senders[i : i + PER_POST]):
+            xid = str(base + i + j)
+            ids.append(xid)
+            events.append(
+                {
+                    "type": "message_create",
+                    "id": xid,
+                    "created_timestamp": str(int(time.time() * 1000)),
+                    "message_create": {
+                        "target": {"recipient_id": shop},
+                        "sender_id": sender,
+                        "message_data": {"text": f"hello {xid}", "entities": {}},
+                    },
+                }
+            )
+            users[sender] = {
+                "id": sender,
+                "id_str": sender,
+                "name": f"U{sender[-5:]}",
+                "screen_name": f"u{sender}",
+            }
+        body = json.dumps(
+            {"for_user_id": shop, "direct_message_events": events, "users": users},
+            separators=(",", ":"),
+        ).encode()
+        headers = {
+            "content-type": "application/json",
+            "x-twitter-webhooks-signature": webhook_signature(wi.SECRET, body),
+        }
+        deliveries.append((body, headers, ids))
+    port = wi.free_port()
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'gen'}"}
+    side = subprocess.Popen(  # noqa: ASYNC220 - started once, before the measurement
+        [sys.executable, wi.__file__, "--serve", url, str(port), "--workers", "2", "--pool", "6"],
+        env=env,
+    )
+    engine = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--role", "engine", "--url", url
+    )
+    sent: dict[str, float] = {}
+    try:
+        async with httpx.AsyncClient(timeout=30.0) as http:
+            give_up = time.monotonic() + 30
+            while True:
+                try:
+                    if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > give_up or side.poll() is not None:
+                    raise RuntimeError("sidecar did not start")
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(3.0)  # the engine's imports and first passes
+            hook = f"http://127.0.0.1:{port}/webhooks/twitter"
+
+            async def post(body: bytes, headers: dict[str, str], ids: list[str]) -> None:
+                at = time.time()
+                for x in ids:
+                    sent[x] = at
+                resp = await http.post(hook, content=body, headers=headers)
+                if resp.status_code != 200:
+                    raise RuntimeError(f"delivery refused: {resp.status_code}")
+
+            start = time.monotonic()
+            tasks = []
+            interval = PER_POST / rate
+            for k, d in enumerate(deliveries):
+                delay = start + k * interval - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(post(*d)))
+            await asyncio.gather(*tasks)
+            sent_for = time.monotonic() - start
+        deadline = time.monotonic() + 120
+        while True:
+            with psycopg.connect(url, autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM flow_execution_steps WHERE step_no = 1"
+                ).fetchone()
+            if (row is not None and row[0] >= n) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        engine.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(engine.wait(), 30)
+        side.terminate()
+        side.wait(timeout=10)
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT e.payload ->> 'x_event_id', extract(epoch FROM s.started_at)"
+            " FROM flow_execution_steps s"
+            " JOIN flow_executions x ON x.id = s.execution_id"
+            " JOIN domain_events e ON x.trigger_key = 'event:' || e.id"
+            " WHERE s.step_no = 1"
+        ).fetchall()
+    lat = sorted(float(at) - sent[xid] for xid, at in rows if xid in sent)
+    if not lat:
+        raise SystemExit("no steps ran")
+
+    def q(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p * len(lat)))]
+
+    return {
+        "events": n,
+        "steps": len(lat),
+        "rate": n / sent_for,
+        "p50": q(0.5),
+        "p99": q(0.99),
+        "max": lat[-1],
+    }
+
+
 def run(url: str, workers: int, batch: int) -> float:
     start = time.monotonic()
     procs = [
@@ -358,6 +501,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=0, help="executions per pass (0: the default)")
     ap.add_argument("--latency", type=int, default=0, help="events/s: measure latency")
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument(
+        "--sidecar", action="store_true", help="--latency: DMs delivered through the sidecar"
+    )
     args = ap.parse_args()
     if not args.batch:
         from mktx_grpc.worker.automation import StepOptions
@@ -373,7 +519,7 @@ def main() -> None:
         admin, name, url = fresh_database()
         try:
             load = os.getloadavg()[0]
-            r = asyncio.run(drive_latency(url, args.latency, args.seconds))
+            r = asyncio.run(drive_latency(url, args.latency, args.seconds, args.sidecar))
         finally:
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
@@ -386,10 +532,21 @@ def main() -> None:
         out = ROOT / "bench" / "results" / "automation_latency.md"
         out.write_text(
             "# Automation trigger-to-first-step latency (issue 9 §6)\n\n"
-            f"`bench/automation_bench.py --latency {args.latency} --seconds {args.seconds:.0f}`:"
-            " message.received events appended to the outbox (each its own transaction) while"
-            " one worker process runs the automation-triggers consumer and the step runner."
-            " The events are appended directly, not ingested through the sidecar.\n\n"
+            f"`bench/automation_bench.py --latency {args.latency} --seconds {args.seconds:.0f}"
+            + (" --sidecar`: " if args.sidecar else "`: ")
+            + (
+                f"each seeded contact DMs the shop once, delivered as X does (signed"
+                f" direct_message_events POSTs, {PER_POST} events each) to the production"
+                " webhook sidecar in its own process, while one worker process runs the"
+                " automation-triggers consumer and the step runner. Latency: the flow's first"
+                " step's start minus the start of the POST that carried its DM."
+                if args.sidecar
+                else "message.received events appended to the outbox (each its own"
+                " transaction) while one worker process runs the automation-triggers consumer"
+                " and the step runner. The events are appended directly, not ingested"
+                " through the sidecar (--sidecar does that)."
+            )
+            + "\n\n"
             "| offered | events | first steps | achieved | p50 | p99 | max | load before |\n"
             "|---|---|---|---|---|---|---|---|\n" + line + "\n"
         )
