@@ -230,6 +230,25 @@ async def engine_main(url: str) -> None:
         await pool.close()
 
 
+def latency_summary(lat: list[float], n: int, sent_for: float) -> dict[str, float]:
+    """p50 / p99 / max of the sorted first-step latencies of ``n`` events offered over
+    ``sent_for`` seconds."""
+    if not lat:
+        raise SystemExit("no steps ran")
+
+    def q(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p * len(lat)))]
+
+    return {
+        "events": n,
+        "steps": len(lat),
+        "rate": n / sent_for,
+        "p50": q(0.5),
+        "p99": q(0.99),
+        "max": lat[-1],
+    }
+
+
 async def drive_latency(
     url: str, rate: int, seconds: float, sidecar: bool = False
 ) -> dict[str, float]:
@@ -305,20 +324,7 @@ async def drive_latency(
         ).fetchone()
         print(f"median event->execution {split[0]:.3f}s, execution->first step {split[1]:.3f}s")
     lat.sort()
-    if not lat:
-        raise SystemExit("no steps ran")
-
-    def q(p: float) -> float:
-        return lat[min(len(lat) - 1, int(p * len(lat)))]
-
-    return {
-        "events": n,
-        "steps": len(lat),
-        "rate": n / sent_for,
-        "p50": q(0.5),
-        "p99": q(0.99),
-        "max": lat[-1],
-    }
+    return latency_summary(lat, n, sent_for)
 
 
 #: DM events per signed delivery in --sidecar mode (X batches a user's events).
@@ -335,71 +341,25 @@ async def drive_latency_sidecar(url: str, rate: int, n: int) -> dict[str, float]
     import httpx
     import webhook_ingest as wi
 
-    from mktx_grpc.x.signatures import webhook_signature
-
     with psycopg.connect(url, autocommit=True) as conn:
         senders = [r[0] for r in conn.execute("SELECT x_user_id FROM contacts ORDER BY x_user_id")]
     shop = "1"
     base = 1_970_000_000_000_000_000 + int(time.time() * 1000) * 1000
     deliveries: list[tuple[bytes, dict[str, str], list[str]]] = []
     for i in range(0, len(senders), PER_POST):
-        events, users, ids = (
-            [],
-            {shop: {"id": shop, "id_str": shop, "name": "Shop", "screen_name": "shop"}},
-            [],
-        )
-        for j, sender in enumerate(senders[i : i + PER_POST]):
-            xid = str(base + i + j)
-            ids.append(xid)
-            events.append(
-                {
-                    "type": "message_create",
-                    "id": xid,
-                    "created_timestamp": str(int(time.time() * 1000)),
-                    "message_create": {
-                        "target": {"recipient_id": shop},
-                        "sender_id": sender,
-                        "message_data": {"text": f"hello {xid}", "entities": {}},
-                    },
-                }
-            )
-            users[sender] = {
-                "id": sender,
-                "id_str": sender,
-                "name": f"U{sender[-5:]}",
-                "screen_name": f"u{sender}",
-            }
-        body = json.dumps(
-            {"for_user_id": shop, "direct_message_events": events, "users": users},
-            separators=(",", ":"),
-        ).encode()
-        headers = {
-            "content-type": "application/json",
-            "x-twitter-webhooks-signature": webhook_signature(wi.SECRET, body),
-        }
-        deliveries.append((body, headers, ids))
-    port = wi.free_port()
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'gen'}"}
-    side = subprocess.Popen(  # noqa: ASYNC220 - started once, before the measurement
-        [sys.executable, wi.__file__, "--serve", url, str(port), "--workers", "2", "--pool", "6"],
-        env=env,
-    )
+        dms = [
+            (str(base + i + j), sender, f"hello {base + i + j}")
+            for j, sender in enumerate(senders[i : i + PER_POST])
+        ]
+        deliveries.append((*wi.signed_delivery(shop, dms), [xid for xid, _, _ in dms]))
+    side, port = wi.start_sidecar(url)
     engine = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--role", "engine", "--url", url
     )
     sent: dict[str, float] = {}
     try:
         async with httpx.AsyncClient(timeout=30.0) as http:
-            give_up = time.monotonic() + 30
-            while True:
-                try:
-                    if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > give_up or side.poll() is not None:
-                    raise RuntimeError("sidecar did not start")
-                await asyncio.sleep(0.05)
+            await wi.wait_sidecar(http, port, side)
             await asyncio.sleep(3.0)  # the engine's imports and first passes
             hook = f"http://127.0.0.1:{port}/webhooks/twitter"
 
@@ -444,20 +404,7 @@ async def drive_latency_sidecar(url: str, rate: int, n: int) -> dict[str, float]
             " WHERE s.step_no = 1"
         ).fetchall()
     lat = sorted(float(at) - sent[xid] for xid, at in rows if xid in sent)
-    if not lat:
-        raise SystemExit("no steps ran")
-
-    def q(p: float) -> float:
-        return lat[min(len(lat) - 1, int(p * len(lat)))]
-
-    return {
-        "events": n,
-        "steps": len(lat),
-        "rate": n / sent_for,
-        "p50": q(0.5),
-        "p99": q(0.99),
-        "max": lat[-1],
-    }
+    return latency_summary(lat, n, sent_for)
 
 
 def run(url: str, workers: int, batch: int) -> float:

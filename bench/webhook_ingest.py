@@ -93,6 +93,77 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def signed_delivery(shop: str, dms: list[tuple[str, str, str]]) -> tuple[bytes, dict[str, str]]:
+    """One Account Activity delivery to ``shop`` as X signs it, holding the DMs
+    ``(event id, sender id, text)`` (other benchmarks drive the sidecar with it)."""
+    from mktx_grpc.x.signatures import webhook_signature
+
+    now_ms = str(int(time.time() * 1000))
+    events = [
+        {
+            "type": "message_create",
+            "id": xid,
+            "created_timestamp": now_ms,
+            "message_create": {
+                "target": {"recipient_id": shop},
+                "sender_id": sender,
+                "message_data": {"text": text, "entities": {}},
+            },
+        }
+        for xid, sender, text in dms
+    ]
+    users = {
+        uid: {"id": uid, "id_str": uid, "name": f"U{uid[-5:]}", "screen_name": f"u{uid[-6:]}"}
+        for uid in {shop, *(sender for _, sender, _ in dms)}
+    }
+    body = json.dumps(
+        {"for_user_id": shop, "direct_message_events": events, "users": users},
+        separators=(",", ":"),
+    ).encode()
+    return body, {
+        "content-type": "application/json",
+        "x-twitter-webhooks-signature": webhook_signature(SECRET, body),
+    }
+
+
+def start_sidecar(
+    db_url: str, *, workers: int = 2, pool: int = 6
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The production sidecar in a process of its own (``--serve``); returns it and
+    its port. Wait for it with :func:`wait_sidecar`."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--serve",
+            db_url,
+            str(port),
+            "--workers",
+            str(workers),
+            "--pool",
+            str(pool),
+        ],
+        env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'gen'}"},
+    )
+    return proc, port
+
+
+async def wait_sidecar(
+    http: httpx.AsyncClient, port: int, proc: subprocess.Popen[bytes], within: float = 30
+) -> None:
+    give_up = time.monotonic() + within
+    while True:
+        try:
+            if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > give_up or proc.poll() is not None:
+            raise RuntimeError("sidecar did not start")
+        await asyncio.sleep(0.05)
+
+
 def make_deliveries(
     shop: str, n_events: int, batch: int, n_contacts: int
 ) -> list[tuple[bytes, dict[str, str], int]]:
