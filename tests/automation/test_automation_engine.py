@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from campaign_helpers import add_contacts, scalar
+from campaign_helpers import add_contacts, scalar, tag_condition
 from flow_helpers import (
     c,
     chain,
@@ -530,21 +530,6 @@ async def test_a_disconnected_account_pauses_flow_sends_until_reconnect(api, mer
     await run_until(deps, sent)
 
 
-def _has_tag(tag: str) -> dict[str, Any]:
-    return {
-        "operator": "CONDITION_GROUP_OPERATOR_AND",
-        "nodes": [
-            {
-                "condition": {
-                    "field": "tags",
-                    "operator": "CONDITION_OPERATOR_CONTAINS",
-                    "string_value": tag,
-                }
-            }
-        ],
-    }
-
-
 async def test_one_pass_of_many_executions_sees_its_own_writes(api, merchant, shop, db, sandbox):
     """A pass writes its steps' contact changes together and evaluates its conditions
     together: each condition still sees what the contact's earlier steps (in that
@@ -560,12 +545,12 @@ async def test_one_pass_of_many_executions_sees_its_own_writes(api, merchant, sh
             "MANUAL",
             [
                 n("add", "ADD_TAG", tags=[tag]),
-                n("has", "CONDITION", conditions=_has_tag(tag)),
+                n("has", "CONDITION", conditions=tag_condition(tag)),
                 n("seen", "ADD_TAG", tags=[f"{tag}-seen"]),
                 n("missed", "ADD_TAG", tags=[f"{tag}-missed"]),
                 n("set", "SET_ATTRIBUTE", key=f"k_{tag}", value="v"),
                 n("drop", "REMOVE_TAG", tags=["pre"]),
-                n("still", "CONDITION", conditions=_has_tag("pre")),
+                n("still", "CONDITION", conditions=tag_condition("pre")),
                 n("kept", "ADD_TAG", tags=["pre-still"]),
                 n("unset", "SET_ATTRIBUTE", key=f"k_{tag}", value=None),
                 n("end", "END"),
