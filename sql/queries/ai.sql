@@ -77,6 +77,38 @@ ON CONFLICT (merchant_id, conversation_id) DO UPDATE
        updated_at = now()
 RETURNING *;
 
+-- name: save_session_with_usage
+-- save_session and add_usage in one statement (autocommit, one round trip; the two
+-- writes commit together): the day's usage row is counted only when
+-- %(record_usage)s (tokens were spent).
+WITH usage AS (
+    INSERT INTO ai_usage_daily (merchant_id, day, prompt_tokens, completion_tokens, requests)
+    SELECT %(merchant_id)s, (now() AT TIME ZONE 'UTC')::date, %(prompt_tokens)s,
+           %(completion_tokens)s, 1
+     WHERE %(record_usage)s
+    ON CONFLICT (merchant_id, day) DO UPDATE
+       SET prompt_tokens = ai_usage_daily.prompt_tokens + EXCLUDED.prompt_tokens,
+           completion_tokens = ai_usage_daily.completion_tokens + EXCLUDED.completion_tokens,
+           requests = ai_usage_daily.requests + 1
+)
+INSERT INTO ai_sessions (merchant_id, conversation_id, contact_id, intents, slots, summary,
+                         summary_updated_at, context, current_intent, missing_slots,
+                         session_started_at, last_activity_at, expires_at, prompt_tokens,
+                         completion_tokens, updated_at)
+VALUES (%(merchant_id)s, %(conversation_id)s, %(contact_id)s, %(intents)s, %(slots)s,
+        %(summary)s, %(summary_updated_at)s, %(context)s, %(current_intent)s,
+        %(missing_slots)s, %(session_started_at)s, %(last_activity_at)s, %(expires_at)s,
+        %(prompt_tokens)s, %(completion_tokens)s, now())
+ON CONFLICT (merchant_id, conversation_id) DO UPDATE
+   SET intents = EXCLUDED.intents, slots = EXCLUDED.slots, summary = EXCLUDED.summary,
+       summary_updated_at = EXCLUDED.summary_updated_at, context = EXCLUDED.context,
+       current_intent = EXCLUDED.current_intent, missing_slots = EXCLUDED.missing_slots,
+       session_started_at = EXCLUDED.session_started_at,
+       last_activity_at = EXCLUDED.last_activity_at, expires_at = EXCLUDED.expires_at,
+       prompt_tokens = ai_sessions.prompt_tokens + EXCLUDED.prompt_tokens,
+       completion_tokens = ai_sessions.completion_tokens + EXCLUDED.completion_tokens,
+       updated_at = now();
+
 -- name: note_escalation
 INSERT INTO ai_sessions (merchant_id, conversation_id, contact_id, escalated,
                          escalation_reason, summary, summary_updated_at)
@@ -127,6 +159,93 @@ SELECT c.*, ct.username AS contact_username, ct.display_name AS contact_display_
   JOIN contacts ct ON ct.merchant_id = c.merchant_id AND ct.id = c.contact_id
   JOIN accounts a ON a.merchant_id = c.merchant_id AND a.id = c.account_id
  WHERE c.merchant_id = %(merchant_id)s AND c.id = %(conversation_id)s;
+
+-- name: process_facts
+-- Everything processing one message reads before the model, in one round trip (one
+-- snapshot): the conversation with its contact's profile, its account's settings and
+-- human_replied (the columns of conversation_facts); the merchant's AI settings as
+-- st_* (st_found false while never stored); the conversation's session as ses_*
+-- (ses_found false when it has none); prior_slots, the slots of the contact's latest
+-- session in another conversation, read only when this one has no session; and
+-- used_today, the merchant's tokens of the UTC day. No row when the conversation is
+-- not the merchant's.
+SELECT c.*, ct.username AS contact_username, ct.display_name AS contact_display_name,
+       ct.tags AS contact_tags, ct.attributes AS contact_attributes,
+       a.settings AS account_settings,
+       EXISTS (SELECT 1 FROM messages m
+                WHERE m.merchant_id = c.merchant_id AND m.conversation_id = c.id
+                  AND m.direction = 'OUTBOUND' AND NOT m.is_from_bot
+                  AND m.origin IN ('AGENT', 'EXTERNAL')) AS human_replied,
+       st.merchant_id IS NOT NULL AS st_found, st.enabled AS st_enabled,
+       st.model AS st_model, st.temperature AS st_temperature,
+       st.max_tokens AS st_max_tokens, st.escalation_threshold AS st_escalation_threshold,
+       st.system_prompt AS st_system_prompt,
+       st.respect_business_hours AS st_respect_business_hours,
+       st.escalation_keywords AS st_escalation_keywords,
+       st.handoff_message AS st_handoff_message,
+       st.after_hours_message AS st_after_hours_message, st.intents AS st_intents,
+       st.handoff_intents AS st_handoff_intents,
+       st.daily_token_budget AS st_daily_token_budget,
+       st.session_timeout_seconds AS st_session_timeout_seconds,
+       st.moderation_enabled AS st_moderation_enabled, st.updated_at AS st_updated_at,
+       st.version AS st_version,
+       ses.id IS NOT NULL AS ses_found, ses.context AS ses_context,
+       ses.current_intent AS ses_current_intent, ses.missing_slots AS ses_missing_slots,
+       ses.slots AS ses_slots, ses.intents AS ses_intents, ses.summary AS ses_summary,
+       ses.session_started_at AS ses_session_started_at,
+       ses.last_activity_at AS ses_last_activity_at, ses.expires_at AS ses_expires_at,
+       ses.escalated AS ses_escalated, ses.prompt_tokens AS ses_prompt_tokens,
+       ses.completion_tokens AS ses_completion_tokens,
+       ses.away_sent_for AS ses_away_sent_for,
+       CASE WHEN ses.id IS NULL THEN
+           (SELECT p.slots FROM ai_sessions p
+             WHERE p.merchant_id = c.merchant_id AND p.contact_id = c.contact_id
+               AND p.conversation_id <> c.id
+             ORDER BY p.updated_at DESC
+             LIMIT 1)
+       END AS prior_slots,
+       (SELECT coalesce(sum(u.prompt_tokens + u.completion_tokens), 0)::bigint
+          FROM ai_usage_daily u
+         WHERE u.merchant_id = c.merchant_id
+           AND u.day = (now() AT TIME ZONE 'UTC')::date) AS used_today
+  FROM conversations c
+  JOIN contacts ct ON ct.merchant_id = c.merchant_id AND ct.id = c.contact_id
+  JOIN accounts a ON a.merchant_id = c.merchant_id AND a.id = c.account_id
+  LEFT JOIN ai_settings st ON st.merchant_id = c.merchant_id
+  LEFT JOIN ai_sessions ses ON ses.merchant_id = c.merchant_id AND ses.conversation_id = c.id
+ WHERE c.merchant_id = %(merchant_id)s AND c.id = %(conversation_id)s;
+
+-- name: contact_process_facts
+-- As process_facts for a message outside any conversation (an account and a
+-- contact): the contact's profile and its account's settings (the columns of
+-- contact_facts), the AI settings as st_* and used_today. No row when the contact is
+-- not the merchant's or not of that account.
+SELECT ct.id AS contact_id, ct.username AS contact_username,
+       ct.display_name AS contact_display_name, ct.tags AS contact_tags,
+       ct.attributes AS contact_attributes, a.id AS account_id,
+       a.settings AS account_settings,
+       st.merchant_id IS NOT NULL AS st_found, st.enabled AS st_enabled,
+       st.model AS st_model, st.temperature AS st_temperature,
+       st.max_tokens AS st_max_tokens, st.escalation_threshold AS st_escalation_threshold,
+       st.system_prompt AS st_system_prompt,
+       st.respect_business_hours AS st_respect_business_hours,
+       st.escalation_keywords AS st_escalation_keywords,
+       st.handoff_message AS st_handoff_message,
+       st.after_hours_message AS st_after_hours_message, st.intents AS st_intents,
+       st.handoff_intents AS st_handoff_intents,
+       st.daily_token_budget AS st_daily_token_budget,
+       st.session_timeout_seconds AS st_session_timeout_seconds,
+       st.moderation_enabled AS st_moderation_enabled, st.updated_at AS st_updated_at,
+       st.version AS st_version,
+       (SELECT coalesce(sum(u.prompt_tokens + u.completion_tokens), 0)::bigint
+          FROM ai_usage_daily u
+         WHERE u.merchant_id = ct.merchant_id
+           AND u.day = (now() AT TIME ZONE 'UTC')::date) AS used_today
+  FROM contacts ct
+  JOIN accounts a ON a.merchant_id = ct.merchant_id AND a.id = ct.account_id
+  LEFT JOIN ai_settings st ON st.merchant_id = ct.merchant_id
+ WHERE ct.merchant_id = %(merchant_id)s AND ct.id = %(contact_id)s
+   AND a.id = %(account_id)s;
 
 -- name: contact_facts
 SELECT ct.id AS contact_id, ct.username AS contact_username,

@@ -96,31 +96,34 @@ async def load_facts(
     account_id: UUID | None = None,
     contact_id: UUID | None = None,
 ) -> Facts:
+    # One query reads it all (store.process_facts): a message costs one round trip
+    # before the model, not four or five.
     async with use_connection(deps.pool):
-        settings = domain.settings_from_row(await store.get_settings(merchant_id))
-        conv: dict[str, Any] | None = None
         if conversation_id is not None:
-            conv = await store.conversation_facts(merchant_id, conversation_id)
-            if conv is None:
+            read = await store.process_facts(merchant_id, conversation_id)
+            if read is None:
                 raise NotFound("conversation", str(conversation_id))
-            facts_row: Mapping[str, Any] = conv
-            account_id, contact_id = conv["account_id"], conv["contact_id"]
-            session_row = await store.get_session(merchant_id, conversation_id)
-            if session_row is None:
-                # A new conversation: the contact's known slots carry over (those still
-                # valid are kept when the session starts, see fresh_if_expired).
-                slots = await store.latest_contact_slots(merchant_id, contact_id, conversation_id)
-                session = domain.Session(slots={str(k): str(v) for k, v in slots.items()})
-            else:
-                session = domain.session_from_row(session_row)
         else:
             assert account_id is not None and contact_id is not None
-            found = await store.contact_facts(merchant_id, account_id, contact_id)
-            if found is None:
+            read = await store.contact_process_facts(merchant_id, account_id, contact_id)
+            if read is None:
                 raise NotFound("contact", str(contact_id))
-            facts_row = found
-            session = domain.Session()
-        used = await store.usage_today(merchant_id)
+    settings = domain.settings_from_row(read.settings)
+    facts_row: Mapping[str, Any] = read.facts
+    conv: dict[str, Any] | None = None
+    if conversation_id is not None:
+        conv = read.facts
+        account_id, contact_id = conv["account_id"], conv["contact_id"]
+        if read.session is None:
+            # A new conversation: the contact's known slots carry over (those still
+            # valid are kept when the session starts, see fresh_if_expired).
+            session = domain.Session(slots={str(k): str(v) for k, v in read.prior_slots.items()})
+        else:
+            session = domain.session_from_row(read.session)
+    else:
+        session = domain.Session()
+    used = read.used_today
+    assert account_id is not None and contact_id is not None
     return Facts(
         settings=settings,
         conversation=conv,
@@ -207,7 +210,7 @@ async def process_message(
     except DomainError:
         # A malformed first answer's tokens were spent even though the retry failed.
         if out.prompt_tokens or out.completion_tokens:
-            async with use_connection(deps.pool, transaction=True):
+            async with use_connection(deps.pool):  # one statement: it autocommits
                 await store.add_usage(merchant_id, out.prompt_tokens, out.completion_tokens)
         raise
 
@@ -215,13 +218,17 @@ async def process_message(
         out.summary = await _summary(deps, out, facts, session, text)
     out.extra = {"session": session, "text": text, "now": now, "facts": facts}
     save = not dry_run and not defer_save and conversation_id is not None
-    if save or out.prompt_tokens or out.completion_tokens:
-        async with use_connection(deps.pool, transaction=True):
-            if out.prompt_tokens or out.completion_tokens:
-                await store.add_usage(merchant_id, out.prompt_tokens, out.completion_tokens)
-            if save:
-                assert conversation_id is not None
-                await _save(merchant_id, conversation_id, facts, session, out, text, now)
+    # Each branch is one statement on an autocommit connection: the session and the
+    # day's usage commit together in one round trip (no BEGIN/COMMIT around them).
+    if save:
+        assert conversation_id is not None
+        async with use_connection(deps.pool):
+            await _save(
+                merchant_id, conversation_id, facts, session, out, text, now, with_usage=True
+            )
+    elif out.prompt_tokens or out.completion_tokens:
+        async with use_connection(deps.pool):
+            await store.add_usage(merchant_id, out.prompt_tokens, out.completion_tokens)
     return out
 
 
@@ -371,8 +378,11 @@ async def _save(
     out: Outcome,
     text: str,
     now: datetime,
+    *,
+    with_usage: bool = False,
 ) -> None:
-    """Write the session (on the caller's transaction)."""
+    """Write the session (on the caller's connection or transaction); with
+    ``with_usage`` the day's token usage too, in the same statement."""
     items = [*session.context, domain.ContextItem("user", text, now)]
     if out.reply:
         items.append(domain.ContextItem("assistant", out.reply, now))
@@ -395,7 +405,8 @@ async def _save(
         last_activity_at=now,
         expires_at=now + timedelta(seconds=facts.settings.session_timeout_seconds),
     )
-    await store.save_session(
+    write = store.save_session_with_usage if with_usage else store.save_session
+    await write(
         merchant_id,
         conversation_id,
         facts.contact_id,

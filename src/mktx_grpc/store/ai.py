@@ -7,6 +7,7 @@ explicitly, except :func:`claim_replies`, which discovers work for every merchan
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -57,6 +58,60 @@ async def latest_contact_slots(
     return dict(row["slots"]) if row else {}
 
 
+def _session_params(
+    merchant_id: UUID,
+    conversation_id: UUID,
+    contact_id: UUID,
+    session: domain.Session,
+    summary_updated_at: datetime | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+) -> dict[str, Any]:
+    return {
+        "merchant_id": merchant_id,
+        "conversation_id": conversation_id,
+        "contact_id": contact_id,
+        "intents": Jsonb(list(session.intents)),
+        "slots": Jsonb(dict(session.slots)),
+        "summary": session.summary,
+        "summary_updated_at": summary_updated_at,
+        "context": Jsonb([c.to_json() for c in session.context]),
+        "current_intent": session.current_intent,
+        "missing_slots": list(session.missing_slots),
+        "session_started_at": session.started_at,
+        "last_activity_at": session.last_activity_at,
+        "expires_at": session.expires_at,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+    }
+
+
+async def save_session_with_usage(
+    merchant_id: UUID,
+    conversation_id: UUID,
+    contact_id: UUID,
+    session: domain.Session,
+    *,
+    summary_updated_at: datetime | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+) -> None:
+    """:func:`save_session` and, when tokens were spent, :func:`add_usage`, in one
+    statement: on an autocommit connection the two commit together in one round
+    trip (on a transaction's, they are part of it)."""
+    params = _session_params(
+        merchant_id,
+        conversation_id,
+        contact_id,
+        session,
+        summary_updated_at,
+        prompt_tokens,
+        completion_tokens,
+    )
+    params["record_usage"] = bool(prompt_tokens or completion_tokens)
+    await execute(Q.save_session_with_usage, params)
+
+
 async def save_session(
     merchant_id: UUID,
     conversation_id: UUID,
@@ -70,23 +125,15 @@ async def save_session(
     """Write ``session``; the token counts are added to the stored totals."""
     row = await fetch_one(
         Q.save_session,
-        {
-            "merchant_id": merchant_id,
-            "conversation_id": conversation_id,
-            "contact_id": contact_id,
-            "intents": Jsonb(list(session.intents)),
-            "slots": Jsonb(dict(session.slots)),
-            "summary": session.summary,
-            "summary_updated_at": summary_updated_at,
-            "context": Jsonb([c.to_json() for c in session.context]),
-            "current_intent": session.current_intent,
-            "missing_slots": list(session.missing_slots),
-            "session_started_at": session.started_at,
-            "last_activity_at": session.last_activity_at,
-            "expires_at": session.expires_at,
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-        },
+        _session_params(
+            merchant_id,
+            conversation_id,
+            contact_id,
+            session,
+            summary_updated_at,
+            prompt_tokens,
+            completion_tokens,
+        ),
     )
     assert row is not None
     return row
@@ -152,6 +199,108 @@ async def conversation_facts(merchant_id: UUID, conversation_id: UUID) -> Row | 
     return await fetch_one(
         Q.conversation_facts, {"merchant_id": merchant_id, "conversation_id": conversation_id}
     )
+
+
+#: The ``ai_settings`` columns :func:`process_facts` reads (as ``st_<column>``).
+_SETTINGS_COLUMNS = (
+    "enabled",
+    "model",
+    "temperature",
+    "max_tokens",
+    "escalation_threshold",
+    "system_prompt",
+    "respect_business_hours",
+    "escalation_keywords",
+    "handoff_message",
+    "after_hours_message",
+    "intents",
+    "handoff_intents",
+    "daily_token_budget",
+    "session_timeout_seconds",
+    "moderation_enabled",
+    "updated_at",
+    "version",
+)
+#: The ``ai_sessions`` columns :func:`process_facts` reads (as ``ses_<column>``).
+_SESSION_COLUMNS = (
+    "context",
+    "current_intent",
+    "missing_slots",
+    "slots",
+    "intents",
+    "summary",
+    "session_started_at",
+    "last_activity_at",
+    "expires_at",
+    "escalated",
+    "prompt_tokens",
+    "completion_tokens",
+    "away_sent_for",
+)
+
+
+@dataclass(frozen=True)
+class ProcessFacts:
+    """What :func:`process_facts` read, split back into its parts."""
+
+    #: The conversation_facts row (or, for a contact, the contact_facts row).
+    facts: Row
+    #: The ai_settings row (the columns domain.settings_from_row reads); None when
+    #: the merchant never stored settings.
+    settings: Row | None
+    #: The ai_sessions row (the columns domain.session_from_row reads); None when the
+    #: conversation has none (always None for a contact).
+    session: Row | None
+    #: The slots of the contact's latest session in another conversation, when this
+    #: conversation has no session (empty when none).
+    prior_slots: dict[str, Any]
+    #: The merchant's tokens of the UTC day.
+    used_today: int
+
+
+def _split(row: Row, *, session: bool) -> ProcessFacts:
+    settings = {c: row.pop(f"st_{c}") for c in _SETTINGS_COLUMNS}
+    ses: Row | None = None
+    prior: dict[str, Any] = {}
+    if session:
+        ses = {c: row.pop(f"ses_{c}") for c in _SESSION_COLUMNS}
+        prior = dict(row.pop("prior_slots") or {})
+        if not row.pop("ses_found"):
+            ses = None
+    found = row.pop("st_found")
+    used = int(row.pop("used_today"))
+    return ProcessFacts(
+        facts=row,
+        settings=settings if found else None,
+        session=ses,
+        prior_slots=prior,
+        used_today=used,
+    )
+
+
+async def process_facts(merchant_id: UUID, conversation_id: UUID) -> ProcessFacts | None:
+    """In one query: the conversation's facts (as :func:`conversation_facts`), the
+    merchant's settings (as :func:`get_settings`), the session (as
+    :func:`get_session`), the contact's prior slots when the conversation has no
+    session (as :func:`latest_contact_slots`) and the day's usage (as
+    :func:`usage_today`). None when the conversation is not the merchant's."""
+    row = await fetch_one(
+        Q.process_facts, {"merchant_id": merchant_id, "conversation_id": conversation_id}
+    )
+    return None if row is None else _split(row, session=True)
+
+
+async def contact_process_facts(
+    merchant_id: UUID, account_id: UUID, contact_id: UUID
+) -> ProcessFacts | None:
+    """As :func:`process_facts` for a contact of an account, outside any
+    conversation (no session). None when the contact is not the merchant's or not of
+    that account."""
+    row = await fetch_one(
+        Q.contact_process_facts,
+        {"merchant_id": merchant_id, "account_id": account_id, "contact_id": contact_id},
+    )
+    return None if row is None else _split(row, session=False)
 
 
 async def contact_facts(merchant_id: UUID, account_id: UUID, contact_id: UUID) -> Row | None:
