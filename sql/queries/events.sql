@@ -17,6 +17,22 @@ WITH me AS MATERIALIZED (
 )
 SELECT ev.id, pg_notify('mktx_events', ev.merchant_id::text || ':' || ev.id::text) FROM ev;
 
+-- name: append_events
+-- append_event for many events in one statement: the same rows and the same NOTIFY
+-- per event, in the given order. Like append_event, the transaction id is taken
+-- (MATERIALIZED CTE) before any event id, which the consumers' settling rule relies on.
+WITH me AS MATERIALIZED (
+  SELECT pg_current_xact_id() AS tx
+), ev AS (
+  INSERT INTO domain_events (merchant_id, type, aggregate_id, payload, tx)
+  SELECT u.m, u.type, u.agg, u.payload::jsonb, me.tx
+    FROM me, unnest(%(merchant_ids)s::uuid[], %(types)s::text[], %(aggregate_ids)s::uuid[],
+                    %(payloads)s::text[]) WITH ORDINALITY AS u(m, type, agg, payload, ord)
+   ORDER BY u.ord
+  RETURNING id, merchant_id
+)
+SELECT count(pg_notify('mktx_events', ev.merchant_id::text || ':' || ev.id::text)) FROM ev;
+
 -- name: events_after
 SELECT id, merchant_id, type, aggregate_id, payload, created_at
   FROM domain_events

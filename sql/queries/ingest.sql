@@ -268,20 +268,3 @@ UPDATE conversations AS c
 INSERT INTO contact_interactions (merchant_id, contact_id, kind, occurred_at, ref)
 SELECT * FROM unnest(%(merchant_ids)s::uuid[], %(contact_ids)s::uuid[], %(kinds)s::text[],
                      %(ats)s::timestamptz[], %(refs)s::text[]);
-
--- name: append_events_batch
--- store.events.append_event for many events in one statement: the same rows and the
--- same NOTIFY per event, in the given order. Like append_event, the transaction id is
--- taken (MATERIALIZED CTE) before any event id, which the consumers' settling rule
--- relies on.
-WITH me AS MATERIALIZED (
-  SELECT pg_current_xact_id() AS tx
-), ev AS (
-  INSERT INTO domain_events (merchant_id, type, aggregate_id, payload, tx)
-  SELECT u.m, u.type, u.agg, u.payload::jsonb, me.tx
-    FROM me, unnest(%(merchant_ids)s::uuid[], %(types)s::text[], %(aggregate_ids)s::uuid[],
-                    %(payloads)s::text[]) WITH ORDINALITY AS u(m, type, agg, payload, ord)
-   ORDER BY u.ord
-  RETURNING id, merchant_id
-)
-SELECT count(pg_notify('mktx_events', ev.merchant_id::text || ':' || ev.id::text)) FROM ev;

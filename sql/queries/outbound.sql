@@ -9,22 +9,25 @@
 -- ---------------------------------------------------------------- callers
 
 -- name: enqueue_dm
-INSERT INTO outbound_dms (merchant_id, account_id, contact_id, source, source_ref, origin,
-                          is_from_bot, flow_id, conversation_id, text, media_url,
-                          quick_replies, bypass_opt_out, not_before, ready_at)
-VALUES (%(merchant_id)s, %(account_id)s, %(contact_id)s, %(source)s, %(source_ref)s,
-        %(origin)s, %(is_from_bot)s, %(flow_id)s, %(conversation_id)s, %(text)s,
-        %(media_url)s, %(quick_replies)s, %(bypass_opt_out)s,
-        coalesce(%(not_before)s::timestamptz, now()), coalesce(%(not_before)s::timestamptz, now()))
-ON CONFLICT (merchant_id, source, source_ref) DO NOTHING
-RETURNING id;
+-- One round trip: the row, and NOTIFY mktx_outbound (delivered when the caller
+-- commits) when it was queued. A key the merchant has queued already returns nothing.
+WITH queued AS (
+  INSERT INTO outbound_dms (merchant_id, account_id, contact_id, source, source_ref, origin,
+                            is_from_bot, flow_id, conversation_id, text, media_url,
+                            quick_replies, bypass_opt_out, not_before, ready_at)
+  VALUES (%(merchant_id)s, %(account_id)s, %(contact_id)s, %(source)s, %(source_ref)s,
+          %(origin)s, %(is_from_bot)s, %(flow_id)s, %(conversation_id)s, %(text)s,
+          %(media_url)s, %(quick_replies)s, %(bypass_opt_out)s,
+          coalesce(%(not_before)s::timestamptz, now()),
+          coalesce(%(not_before)s::timestamptz, now()))
+  ON CONFLICT (merchant_id, source, source_ref) DO NOTHING
+  RETURNING id, merchant_id
+)
+SELECT id, pg_notify('mktx_outbound', merchant_id::text) FROM queued;
 
 -- name: outbound_by_source_ref
 SELECT id FROM outbound_dms
  WHERE merchant_id = %(merchant_id)s AND source = %(source)s AND source_ref = %(source_ref)s;
-
--- name: notify_outbound
-SELECT pg_notify('mktx_outbound', %(merchant_id)s::text);
 
 -- name: get_outbound
 SELECT * FROM outbound_dms WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
@@ -144,14 +147,78 @@ UPDATE outbound_dms o
 RETURNING o.id, o.account_id, o.contact_id, o.source, o.source_ref, o.reason, o.message_id;
 
 -- name: finish_sent
--- An armed row X accepted: SENT with its DM. First in the recording transaction, so
--- the row is locked before its message is stored (and nothing is stored when the
--- row was settled meanwhile).
-UPDATE outbound_dms
-   SET state = 'SENT', x_event_id = %(x_event_id)s, sent_at = %(sent_at)s, reason = '',
+-- Armed rows X accepted (one array per column): SENT with their DMs. First in the
+-- recording transaction, so the rows are locked before their messages are stored (and
+-- nothing is stored for a row settled meanwhile: it is not returned). Per row: the
+-- message already stored from X's webhook echo of the DM (echo_id,
+-- echo_conversation_id), if any, and the conversation the row asked for when it is
+-- still the contact's on that account.
+UPDATE outbound_dms o
+   SET state = 'SENT', x_event_id = x.x_event_id, sent_at = x.sent_at, reason = '',
        waiting_for = '', lease_until = NULL, settled_at = now(), updated_at = now()
- WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND state = 'SENDING'
-RETURNING id;
+  FROM unnest(%(id)s::bigint[], %(x_event_id)s::text[], %(sent_at)s::timestamptz[])
+       AS x(id, x_event_id, sent_at)
+  LEFT JOIN messages e ON e.merchant_id = %(merchant_id)s AND e.x_event_id = x.x_event_id
+ WHERE o.merchant_id = %(merchant_id)s AND o.id = x.id AND o.state = 'SENDING'
+RETURNING o.id, e.id AS echo_id, e.conversation_id AS echo_conversation_id,
+          (SELECT v.id FROM conversations v
+            WHERE v.merchant_id = o.merchant_id AND v.id = o.conversation_id
+              AND v.contact_id = o.contact_id AND v.account_id = o.account_id)
+          AS asked_conversation_id;
+
+-- name: store_sent_messages
+-- SENT rows' DMs stored as the agent send path stores one (conversations.sql:
+-- insert_outbound_message, mark_message_sent, note_outbound_in_conversation,
+-- set_x_conversation_id, record_outbound_interaction), many in one statement: each
+-- an outbound message SENT in its conversation, the conversation's preview
+-- (%(preview)s, made by domain.conversations.preview) and count, its X conversation
+-- id when it had none, the contact's interaction, and the row linked to its message.
+-- At most one row per conversation. Returns the rows stored; a DM whose X event id a
+-- message holds already (the webhook echo outran this statement) is left out.
+WITH x AS (
+  SELECT * FROM unnest(%(id)s::bigint[], %(conversation_id)s::uuid[],
+                       %(contact_id)s::uuid[], %(type)s::text[], %(text)s::text[],
+                       %(attachments)s::text[], %(quick_replies)s::text[],
+                       %(origin)s::text[], %(is_from_bot)s::boolean[], %(flow_id)s::uuid[],
+                       %(x_event_id)s::text[], %(x_conversation_id)s::text[],
+                       %(preview)s::text[])
+           AS x(id, conversation_id, contact_id, type, text, attachments, quick_replies,
+                origin, is_from_bot, flow_id, x_event_id, x_conversation_id, preview)
+), msg AS (
+  INSERT INTO messages (merchant_id, conversation_id, direction, type, text, attachments,
+                        quick_replies, card_buttons, origin, is_from_bot, flow_id,
+                        sender_user_id, delivery_state, x_event_id, sent_at)
+  SELECT %(merchant_id)s, x.conversation_id, 'OUTBOUND', x.type, x.text,
+         x.attachments::jsonb, x.quick_replies::jsonb, '[]'::jsonb, x.origin,
+         x.is_from_bot, x.flow_id, '', 'SENT', x.x_event_id, now()
+    FROM x
+  ON CONFLICT (merchant_id, x_event_id) WHERE x_event_id IS NOT NULL DO NOTHING
+  RETURNING id, x_event_id
+), stored AS (
+  SELECT x.*, msg.id AS message_id FROM x JOIN msg ON msg.x_event_id = x.x_event_id
+), noted AS (
+  UPDATE conversations v
+     SET last_message_preview = s.preview, last_message_at = now(),
+         message_count = v.message_count + 1, updated_at = now(), version = v.version + 1,
+         x_conversation_id = CASE WHEN v.x_conversation_id = '' THEN s.x_conversation_id
+                                  ELSE v.x_conversation_id END
+    FROM stored s
+   WHERE v.merchant_id = %(merchant_id)s AND v.id = s.conversation_id
+), interactions AS (
+  INSERT INTO contact_interactions (merchant_id, contact_id, kind, occurred_at, ref)
+  SELECT %(merchant_id)s, s.contact_id, 'MESSAGE_OUT', now(), s.x_event_id FROM stored s
+), touched AS (
+  UPDATE contacts c
+     SET last_interaction_at = greatest(c.last_interaction_at, now()),
+         first_interaction_at = coalesce(c.first_interaction_at, now())
+    FROM stored s
+   WHERE c.merchant_id = %(merchant_id)s AND c.id = s.contact_id
+), linked AS (
+  UPDATE outbound_dms o SET message_id = s.message_id
+    FROM stored s
+   WHERE o.merchant_id = %(merchant_id)s AND o.id = s.id
+)
+SELECT id, message_id FROM stored;
 
 -- name: link_message
 UPDATE outbound_dms SET message_id = %(message_id)s

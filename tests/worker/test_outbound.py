@@ -467,6 +467,15 @@ async def test_unclear_rows_of_one_recipient_share_one_lookup(api, merchant, acc
         first.dm_event_id,
         second.dm_event_id,
     }
+    # Both found DMs are stored in the one conversation, counted once each.
+    convs = await (
+        await db.execute(
+            "SELECT v.id, v.message_count, count(m.id) FROM conversations v"
+            " JOIN messages m ON m.conversation_id = v.id WHERE v.contact_id = %s GROUP BY v.id",
+            (cid,),
+        )
+    ).fetchall()
+    assert [(n, k) for _, n, k in convs] == [(2, 2)]
     for _ in range(3):
         await dispatch_outbound(api.app.deps)
     assert _texts_to(sandbox, owner, user) == ["Same text"] * 3
@@ -599,3 +608,221 @@ async def test_the_worker_loop_sends_on_its_own(api, merchant, account, sandbox,
     assert Counter(d.recipient_id for d in sandbox.state.sent_dms(owner.id)) == Counter(
         u.id for _, u in contacts
     )
+
+
+def _grouped(events: list[tuple[str, dict[str, Any]]]) -> dict[str, list[tuple[str, dict]]]:
+    """The events of each message (by message id; a conversation.opened goes with the
+    message that follows it), checking that each row's events are contiguous."""
+    groups: dict[str, list[tuple[str, dict]]] = {}
+    pending: list[tuple[str, dict]] = []
+    last = None
+    for t, p in events:
+        if t == "conversation.opened":
+            pending.append((t, p))
+            continue
+        mid = p["message_id"]
+        if mid != last:
+            assert mid not in groups, f"the events of {mid} are not together"
+            groups[mid], pending, last = pending, [], mid
+        groups[mid].append((t, p))
+    assert not pending
+    return groups
+
+
+async def test_a_flush_records_each_dm_as_one_send_does(api, merchant, account, sandbox, db):
+    """Six DMs of different kinds recorded in one transaction (one flush): each is
+    stored exactly as a DM recorded on its own: the message row (origin, bot flag,
+    flow, type, quick replies), the conversation (opened with conversation.opened when
+    the contact had none, the live one joined, the one asked for kept even CLOSED),
+    its preview (the domain rule, cut at 200), count and X conversation id, the
+    contact's interaction, the ledger row, and per DM its events in order."""
+    row, owner = account
+    contacts = await add_contacts(db, sandbox, merchant, row["id"], 6)
+    (new, _), (live, _), (asked, _), (bot, _), (long, _), (other, _) = contacts
+    live_conv, asked_conv = uuid.uuid4(), uuid.uuid4()
+    await db.execute(
+        "INSERT INTO conversations (id, merchant_id, account_id, contact_id, status,"
+        " last_message_preview, message_count) VALUES (%s, %s, %s, %s, 'OPEN', 'old', 3)",
+        (live_conv, merchant, row["id"], live),
+    )
+    await db.execute(
+        "INSERT INTO conversations (id, merchant_id, account_id, contact_id, status, closed_at,"
+        " x_conversation_id) VALUES (%s, %s, %s, %s, 'CLOSED', now(), 'kept-1')",
+        (asked_conv, merchant, row["id"], asked),
+    )
+    flow = uuid.uuid4()
+    qr = [{"label": "Yes", "description": "", "metadata": "y"}]
+    dms = {
+        new: _dm(row, new, text="Welcome!", ref="b:new", flow_id=flow),
+        live: _dm(row, live, text="Back again", ref="b:live"),
+        asked: _dm(row, asked, text="Into the thread", ref="b:asked", conversation_id=asked_conv),
+        bot: _dm(
+            row, bot, text="Pick", ref="b:bot", origin="AI", is_from_bot=True, quick_replies=qr
+        ),
+        long: _dm(row, long, text="L" * 250, ref="b:long"),
+        # Asks for another contact's conversation: goes to its own contact's, opened.
+        other: _dm(row, other, text="Mine", ref="b:other", conversation_id=live_conv),
+    }
+    ids = dict(zip(dms, await _enqueue(api, merchant, *dms.values()), strict=True))
+    await dispatch_outbound(api.app.deps)
+    sent = {d.recipient_id: d for d in sandbox.state.sent_dms(owner.id)}
+    assert len(sent) == 6
+    async with db.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT o.contact_id, o.state, o.attempts, o.reason, o.x_event_id, o.message_id,"
+            " m.origin, m.is_from_bot, m.flow_id, m.type, m.text, m.quick_replies,"
+            " m.delivery_state, m.x_event_id AS m_x_event_id, m.direction, m.created_at,"
+            " m.sent_at IS NOT NULL AS has_sent_at, v.id AS conv_id, v.status,"
+            " v.last_message_preview, v.message_count, v.x_conversation_id,"
+            " c.last_interaction_at IS NOT NULL AS touched,"
+            " (SELECT count(*) FROM contact_interactions i WHERE i.contact_id = o.contact_id"
+            "   AND i.kind = 'MESSAGE_OUT' AND i.ref = o.x_event_id) AS interactions"
+            " FROM outbound_dms o JOIN messages m ON m.id = o.message_id"
+            " JOIN conversations v ON v.id = m.conversation_id"
+            " JOIN contacts c ON c.id = o.contact_id WHERE o.merchant_id = %s",
+            (merchant,),
+        )
+        got = {r["contact_id"]: r for r in await cur.fetchall()}
+    assert len(got) == 6
+    assert len({r["created_at"] for r in got.values()}) == 1  # one recording transaction
+    users = dict(contacts)
+    for cid, r in got.items():
+        dm = dms[cid]
+        at_x = sent[users[cid].id]
+        assert (r["state"], r["attempts"], r["reason"], r["x_event_id"]) == (
+            "SENT",
+            1,
+            "",
+            at_x.id,
+        )
+        assert (r["m_x_event_id"], r["delivery_state"], r["direction"]) == (
+            at_x.id,
+            "SENT",
+            "OUTBOUND",
+        )
+        assert (r["origin"], r["is_from_bot"], r["flow_id"], r["text"]) == (
+            dm.origin,
+            dm.is_from_bot,
+            dm.flow_id,
+            dm.text,
+        )
+        assert r["type"] == ("QUICK_REPLY" if dm.quick_replies else "TEXT")
+        assert r["quick_replies"] == dm.quick_replies
+        assert r["has_sent_at"] and r["touched"] and r["interactions"] == 1
+    assert got[new]["status"] == "OPEN" and got[new]["message_count"] == 1
+    assert got[new]["x_conversation_id"] == sent[users[new].id].conversation_id
+    assert (got[live]["conv_id"], got[live]["message_count"]) == (live_conv, 4)
+    assert got[live]["last_message_preview"] == "Back again"
+    assert got[live]["x_conversation_id"] == sent[users[live].id].conversation_id
+    assert (got[asked]["conv_id"], got[asked]["status"]) == (asked_conv, "CLOSED")
+    assert (got[asked]["x_conversation_id"], got[asked]["message_count"]) == ("kept-1", 1)
+    assert got[long]["last_message_preview"] == "L" * 199 + "…"
+    assert got[other]["conv_id"] != live_conv and got[other]["status"] == "OPEN"
+    events = await _events(db, merchant, "conversation.opened", "message.created", "message.sent")
+    groups = _grouped(events)
+    assert len(groups) == 6
+    opened = {new, bot, long, other}
+    for cid, r in got.items():
+        conv = {
+            "conversation_id": str(r["conv_id"]),
+            "account_id": str(row["id"]),
+            "contact_id": str(cid),
+        }
+        want = [("conversation.opened", conv)] if cid in opened else []
+        want += [
+            (
+                "message.created",
+                {**conv, "message_id": str(r["message_id"]), "direction": "OUTBOUND"},
+            ),
+            (
+                "message.sent",
+                {
+                    "message_id": str(r["message_id"]),
+                    "conversation_id": str(r["conv_id"]),
+                    "contact_id": str(cid),
+                    "account_id": str(row["id"]),
+                    "direction": "OUTBOUND",
+                    "origin": dms[cid].origin,
+                    "x_event_id": sent[users[cid].id].id,
+                    "outbound_id": ids[cid],
+                    "source": "flow",
+                    "source_ref": dms[cid].source_ref,
+                },
+            ),
+        ]
+        assert groups[str(r["message_id"])] == want
+
+
+async def test_a_flush_with_a_refusal_an_unknown_outcome_and_a_settled_row(
+    api, merchant, account, sandbox, db, rules
+):
+    """One flush: a DM X refuses is FAILED (outbound.failed, no message); one whose
+    answer is lost stays armed and is found at X by recovery, then stored like the
+    others (conversation opened, events), never sent twice; one settled meanwhile
+    (recovery got there first) gets nothing stored; the rest are recorded."""
+    row, owner = account
+    ok = await add_contacts(db, sandbox, merchant, row["id"], 3)
+    ((refused, _),) = await add_contacts(db, sandbox, merchant, row["id"], 1, accepts_dms=False)
+    (lost, lost_user), (settled, _) = await add_contacts(db, sandbox, merchant, row["id"], 2)
+    everyone = [c for c, _ in ok] + [refused, lost, settled]
+    ids = dict(
+        zip(
+            everyone,
+            await _enqueue(
+                api, merchant, *(_dm(row, c, text=f"hi {i}") for i, c in enumerate(everyone))
+            ),
+            strict=True,
+        )
+    )
+    rules(
+        path=f"/2/dm_conversations/with/{lost_user.id}/messages", kind="accept_then_drop", count=1
+    )
+    opts = OutboundOptions()
+    ((acct, items),) = await worker._claim(api.app.deps, opts)
+    assert sorted(i.id for i in items) == sorted(ids.values())
+    # Recovery settled this one after its lease ran out, before the sender recorded it.
+    await db.execute("UPDATE outbound_dms SET state = 'FAILED' WHERE id = %s", (ids[settled],))
+    await worker._send_account(api.app.deps, opts, acct, items)
+    rows = {c: await _row(db, ids[c]) for c in everyone}
+    assert {c for c in everyone if rows[c]["state"] == "SENT"} == {c for c, _ in ok}
+    assert all(rows[c]["message_id"] is not None for c, _ in ok)
+    assert rows[refused]["state"] == "FAILED" and rows[refused]["message_id"] is None
+    assert rows[refused]["reason"].startswith("TWITTER_FORBIDDEN: ")
+    assert (rows[lost]["state"], rows[lost]["reason"]) == ("SENDING", worker.RESOLVING)
+    assert (rows[settled]["state"], rows[settled]["message_id"]) == ("FAILED", None)
+    (n,) = await (
+        await db.execute(
+            "SELECT count(*) FROM conversations WHERE contact_id = ANY(%s)",
+            ([refused, lost, settled],),
+        )
+    ).fetchone()
+    assert n == 0
+    failed = await _events(db, merchant, "outbound.failed")
+    assert [p["outbound_id"] for _, p in failed] == [ids[refused]]
+    assert (
+        len(
+            _grouped(
+                await _events(
+                    db, merchant, "conversation.opened", "message.created", "message.sent"
+                )
+            )
+        )
+        == 3
+    )
+    # The lost answer: found at X, stored, and not sent again.
+    await dispatch_outbound(api.app.deps)
+    await _expire_leases(db)
+    await recover_outbound(api.app.deps)
+    r = await _row(db, ids[lost])
+    assert r["state"] == "SENT" and r["message_id"] is not None
+    assert _texts_to(sandbox, owner, lost_user) == [f"hi {everyone.index(lost)}"]
+    events = await _events(db, merchant, "conversation.opened", "message.created", "message.sent")
+    groups = _grouped(events)
+    assert len(groups) == 4
+    assert [t for t, _ in groups[str(r["message_id"])]] == [
+        "conversation.opened",
+        "message.created",
+        "message.sent",
+    ]
+    received = Counter(d.recipient_id for d in sandbox.state.sent_dms(owner.id))
+    assert set(received.values()) == {1} and len(received) == 5  # all but the refused one

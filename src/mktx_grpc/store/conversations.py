@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 
 from ..core.context import current_connection
 from ..domain.conversations import InvalidTransition
-from . import Jsonb, Queries, Row, execute, fetch_all, fetch_one
+from . import Jsonb, Queries, Row, execute, fetch_all, fetch_one, ingest
 from .coalesce import PointReads
 
 Q = Queries("conversations")
@@ -63,6 +63,44 @@ async def live_or_open(
         if row is not None:
             return row, True
     raise RuntimeError("could not find or open a conversation")
+
+
+async def live_or_open_many(
+    merchant_id: UUID, account_id: UUID, wanted: Mapping[UUID, str]
+) -> dict[UUID, tuple[UUID, bool]]:
+    """:func:`live_or_open` for many contacts of one account (``wanted``: contact id ->
+    the X conversation id a new conversation gets), in a few statements: the live
+    conversations locked in id order, the missing ones opened together. Returns per
+    contact (conversation id, whether it was opened now)."""
+    out: dict[UUID, tuple[UUID, bool]] = {}
+    left = dict(wanted)
+    for _ in range(3):
+        if not left:
+            return out
+        keys = list(left)
+        cols = {
+            "merchant_ids": [merchant_id] * len(keys),
+            "account_ids": [account_id] * len(keys),
+            "contact_ids": keys,
+        }
+        for r in await ingest.live_conversations_for_update_batch(**cols):
+            out[r["contact_id"]] = (r["id"], False)
+            left.pop(r["contact_id"], None)
+        if not left:
+            return out
+        keys = list(left)
+        opened = await ingest.open_conversations_batch(
+            merchant_ids=[merchant_id] * len(keys),
+            account_ids=[account_id] * len(keys),
+            contact_ids=keys,
+            x_conversation_ids=[left[k] for k in keys],
+        )
+        for r in opened:
+            out[r["contact_id"]] = (r["id"], True)
+            left.pop(r["contact_id"], None)
+    if left:
+        raise RuntimeError("could not find or open a conversation")
+    return out
 
 
 async def list_page(

@@ -43,6 +43,27 @@ async def append_event(
     return int(row["id"])
 
 
+async def append_events(
+    merchant_ids: Sequence[UUID],
+    types: Sequence[str],
+    aggregate_ids: Sequence[UUID | None],
+    payloads: Sequence[str],
+) -> None:
+    """:func:`append_event` for many events in one statement, in the given order
+    (``payloads`` as JSON text): the same rows and the same NOTIFY per event."""
+    if not types:
+        return
+    await fetch_one(
+        Q.append_events,
+        {
+            "merchant_ids": list(merchant_ids),
+            "types": list(types),
+            "aggregate_ids": list(aggregate_ids),
+            "payloads": list(payloads),
+        },
+    )
+
+
 async def events_after(merchant_id: UUID, after_id: int, limit: int = 500) -> list[Row]:
     return await fetch_all(
         Q.events_after, {"merchant_id": merchant_id, "after_id": after_id, "limit": limit}

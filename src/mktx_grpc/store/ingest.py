@@ -250,23 +250,3 @@ async def record_inbound_messages_batch(**columns: list[Any]) -> None:
 
 async def insert_interactions_batch(**columns: list[Any]) -> None:
     await execute(Q.insert_interactions_batch, columns)
-
-
-async def append_events_batch(
-    merchant_ids: list[UUID],
-    types: list[str],
-    aggregate_ids: list[UUID | None],
-    payloads: list[str],
-) -> None:
-    """Like ``store.events.append_event`` for many events: same rows, same NOTIFY."""
-    if not types:
-        return
-    await fetch_one(
-        Q.append_events_batch,
-        {
-            "merchant_ids": merchant_ids,
-            "types": types,
-            "aggregate_ids": aggregate_ids,
-            "payloads": payloads,
-        },
-    )

@@ -19,8 +19,9 @@ merchant and return ``merchant_id`` with each row.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -152,7 +153,6 @@ async def enqueue_dm(merchant_id: UUID, dm: OutboundDm) -> int:
         )
         assert existing is not None
         return int(existing["id"])
-    await execute(Q.notify_outbound, {"merchant_id": merchant_id})
     return int(row["id"])
 
 
@@ -312,21 +312,68 @@ async def settle(
     return rows
 
 
-async def finish_sent(
-    merchant_id: UUID, outbound_id: int, *, x_event_id: str, sent_at: datetime
-) -> bool:
-    """An armed row X accepted becomes SENT (locking it); False when it was no longer
-    SENDING (then nothing else may be recorded for it)."""
-    row = await fetch_one(
-        Q.finish_sent,
-        {
-            "merchant_id": merchant_id,
-            "id": outbound_id,
-            "x_event_id": x_event_id,
-            "sent_at": sent_at,
-        },
-    )
-    return row is not None
+def _columns(items: Sequence[Any]) -> dict[str, list[Any]]:
+    """Dataclass items as one array parameter per field, named as the field."""
+    return {f.name: [getattr(i, f.name) for i in items] for f in fields(items[0])}
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """An armed row X accepted: its DM's X event id and when X took it."""
+
+    id: int
+    x_event_id: str
+    sent_at: datetime
+
+
+async def finish_sent(merchant_id: UUID, accepted: Sequence[Accepted]) -> dict[int, Row]:
+    """Armed rows X accepted become SENT (locking them). Returns, per row that did,
+    ``echo_id`` / ``echo_conversation_id`` (the message X's webhook echo of the DM
+    stored already, else None) and ``asked_conversation_id`` (the conversation the row
+    asked for, when it is still the contact's on the row's account, else None). Rows
+    no longer SENDING are not returned: nothing else may be recorded for them."""
+    if not accepted:
+        return {}
+    rows = await fetch_all(Q.finish_sent, {"merchant_id": merchant_id, **_columns(accepted)})
+    return {int(r["id"]): r for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """A SENT row's DM to store as a new outbound message (see
+    :func:`store_sent_messages`)."""
+
+    id: int
+    conversation_id: UUID
+    contact_id: UUID
+    type: str
+    text: str
+    attachments: list[dict[str, Any]]
+    quick_replies: list[dict[str, Any]]
+    origin: str
+    is_from_bot: bool
+    flow_id: UUID | None
+    x_event_id: str
+    #: X's conversation id, stored on the conversation when it has none ("" for none).
+    x_conversation_id: str
+    #: The conversation's new preview (``domain.conversations.preview``).
+    preview: str
+
+
+async def store_sent_messages(merchant_id: UUID, sent: Sequence[SentMessage]) -> dict[int, UUID]:
+    """SENT rows' DMs stored in one statement as the agent send path stores one: a
+    SENT outbound message each, the conversation's preview, count and X conversation
+    id, the contact's outbound interaction, the row linked to its message. At most one
+    row per conversation. Returns ``{row id: message id}`` for the rows stored; a row
+    whose X event id a message holds already (X's webhook echo, stored meanwhile) is
+    left out, for the caller to adopt that message."""
+    if not sent:
+        return {}
+    cols = _columns(sent)
+    cols["attachments"] = [json.dumps(a) for a in cols["attachments"]]
+    cols["quick_replies"] = [json.dumps(q) for q in cols["quick_replies"]]
+    rows = await fetch_all(Q.store_sent_messages, {"merchant_id": merchant_id, **cols})
+    return {int(r["id"]): r["message_id"] for r in rows}
 
 
 async def link_message(merchant_id: UUID, outbound_id: int, message_id: UUID) -> None:

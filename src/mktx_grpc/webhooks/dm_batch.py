@@ -24,6 +24,7 @@ from uuid import UUID, uuid4
 from ..domain import conversations as domain
 from ..store import Row
 from ..store import ingest as store
+from ..store.events import append_events
 from .events import DM
 from .handlers import Account, event_payload
 from .options import IngestOptions
@@ -258,4 +259,4 @@ async def apply_dm_run(dms: Sequence[InboundDm], options: IngestOptions) -> None
             status="DELIVERED",
             x_event_id=d.event_id,
         )
-    await store.append_events_batch(ev_m, ev_types, ev_aggs, ev_payloads)
+    await append_events(ev_m, ev_types, ev_aggs, ev_payloads)

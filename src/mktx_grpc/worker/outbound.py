@@ -19,9 +19,10 @@ dispatcher), else every :attr:`OutboundOptions.idle_poll` seconds:
    fetched and uploaded first. In the worker each account sends in a task of its
    own, so a slow account never holds up the others' first sends.
 3. **Record** (one short transaction per few outcomes): SENT rows store their
-   message in the contact's conversation through the agent send path's store
-   functions (``store/conversations.py``) with ``message.created`` and
-   ``message.sent``; FAILED rows get ``outbound.failed``; "not now" (budget, X's 429,
+   message in the contact's conversation as the agent send path stores one, with
+   ``message.created`` and ``message.sent`` (``conversation.opened`` first when one
+   was opened for it), a flush's rows set-based in a few statements (see
+   :func:`_store_sent`); FAILED rows get ``outbound.failed``; "not now" (budget, X's 429,
    breaker, account) puts the rows and the account's other queued rows back to wait
    with the reason; an unknown outcome leaves the row armed ("resolving an ambiguous
    send at X") for recovery.
@@ -38,6 +39,7 @@ active) → waits for it; can never be told → FAILED "unconfirmed".
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import weakref
@@ -59,9 +61,10 @@ from ..mapping.conversations import event_payload
 from ..store import Row
 from ..store import accounts as accounts_store
 from ..store import conversations as conv_store
+from ..store import dispatch as dispatch_store
 from ..store import outbound as store
 from ..store.budget import dm_budget_left
-from ..store.events import append_event
+from ..store.events import append_event, append_events
 from ..store.live import dispatcher_for
 from . import ledger
 from .ledger import Outcome, Resolution, SendOutcome
@@ -287,12 +290,13 @@ async def _record_in_tx(
 ) -> None:
     m = UUID(str(account["merchant_id"]))
     now = _now()
+    sent: list[_Sent] = []
     failed: list[tuple[_Item, str]] = []
     waits: list[store.Wait] = []
     unclear: dict[datetime, list[int]] = defaultdict(list)
     for item, o in out:
         if o.kind is Outcome.SENT:
-            await _store_sent(m, account, item, o.dm_event_id, o.dm_conversation_id, o.at or now)
+            sent.append(_Sent(item, o.dm_event_id, o.dm_conversation_id, o.at or now))
         elif o.kind is Outcome.FAILED:
             failed.append((item, o.reason))
         elif o.kind is Outcome.REQUEUE:
@@ -301,6 +305,7 @@ async def _record_in_tx(
             waits.append(store.Wait(item.id, o.retry_at, o.reason, waiting_for, refund=True))
         else:
             unclear[now + ledger.unclear_backoff(opts.retry_base, item.attempts)].append(item.id)
+    await _store_sent(m, account, sent)
     if failed:
         await _fail(m, failed)
     await store.requeue(m, waits)
@@ -325,40 +330,104 @@ async def _fail(m: UUID, failed: list[tuple[_Item, str]]) -> None:
                     )
 
 
-async def _store_sent(
-    m: UUID, account: Row, item: _Item, x_event_id: str, x_conversation_id: str, at: datetime
-) -> None:
-    """A row X accepted: SENT, its message stored in the contact's conversation as the
-    agent send path stores one (or, for an adopted agent send, that message marked
-    SENT), with ``message.created`` and ``message.sent``. A message already stored from
-    X's webhook echo of this DM is adopted instead of stored twice."""
-    r = item.row
-    if not await store.finish_sent(m, item.id, x_event_id=x_event_id, sent_at=at):
-        return  # settled meanwhile (recovery got there first)
-    contact_id = UUID(str(r["contact_id"]))
-    echo = await store.message_by_x_event_id(m, x_event_id)
-    conv: Row | None = None
-    message_id: UUID
-    if echo is not None:
-        await store.adopt_echo(
-            m,
-            echo["id"],
-            origin=r["origin"],
-            is_from_bot=bool(r["is_from_bot"]),
-            flow_id=r["flow_id"],
-            quick_replies=list(r["quick_replies"] or []),
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """A row X accepted, with its DM's ids and when X took it."""
+
+    item: _Item
+    x_event_id: str
+    x_conversation_id: str
+    at: datetime
+
+
+#: An outbox event to append: (type, aggregate id, payload).
+_Event = tuple[str, UUID | None, dict[str, Any]]
+
+
+async def _store_sent(m: UUID, account: Row, sent: Sequence[_Sent]) -> None:
+    """Rows X accepted (of one account): SENT, each DM stored in the contact's
+    conversation as the agent send path stores one (or, for an adopted agent send,
+    that message marked SENT), with ``message.created`` and ``message.sent`` (and
+    ``conversation.opened`` for a conversation opened for it). A message already
+    stored from X's webhook echo of a DM is adopted instead of stored twice. Rows
+    settled meanwhile (recovery got there first) are left alone.
+
+    A flush is recorded set-based in a few statements (``store.finish_sent``,
+    ``conv_store.live_or_open_many``, ``store.store_sent_messages``, one append of its
+    events in row order); echoes and adopted agent sends, which are rare, one by one.
+    Rows to a contact already in the flush go in a later round, so each round has one
+    row per conversation."""
+    for part in _rounds(sent):
+        await _store_sent_round(m, account, part)
+
+
+def _rounds(sent: Sequence[_Sent]) -> list[list[_Sent]]:
+    """``sent`` split, in order, into runs with one row per contact each."""
+    rounds: list[list[_Sent]] = []
+    seen: list[set[UUID]] = []
+    for s in sent:
+        contact = UUID(str(s.item.row["contact_id"]))
+        # The first round after this contact's latest row (rows keep their order).
+        n = next((k + 1 for k in range(len(seen) - 1, -1, -1) if contact in seen[k]), 0)
+        if n == len(rounds):
+            rounds.append([])
+            seen.append(set())
+        rounds[n].append(s)
+        seen[n].add(contact)
+    return rounds
+
+
+async def _store_sent_round(m: UUID, account: Row, sent: Sequence[_Sent]) -> None:
+    finished = await store.finish_sent(
+        m, [store.Accepted(s.item.id, s.x_event_id, s.at) for s in sent]
+    )
+    sent = [s for s in sent if s.item.id in finished]
+    if not sent:
+        return
+    await dispatch_store.lock_in_order(m, (), [s.item.row["contact_id"] for s in sent])
+    events: dict[int, list[_Event]] = {}
+    new: list[tuple[_Sent, UUID | None]] = []  # (row, the conversation it asked for)
+    for s in sent:
+        f = finished[s.item.id]
+        if f["echo_id"] is not None or s.item.row["message_id"] is not None:
+            events[s.item.id] = await _store_sent_one(m, s, f if f["echo_id"] is not None else None)
+        else:
+            new.append((s, f["asked_conversation_id"]))
+    if new:
+        events.update(await _store_new_messages(m, account, new))
+    ordered = [e for s in sent for e in events[s.item.id]]
+    await append_events(
+        [m] * len(ordered),
+        [t for t, _, _ in ordered],
+        [a for _, a, _ in ordered],
+        [json.dumps(p) for _, _, p in ordered],
+    )
+
+
+async def _store_new_messages(
+    m: UUID, account: Row, new: Sequence[tuple[_Sent, UUID | None]]
+) -> dict[int, list[_Event]]:
+    """The common case, set-based: each DM a new SENT message in the conversation the
+    row asked for when it is still the contact's on that account, else in the
+    contact's live one, opened if there is none. Returns each row's events."""
+    account_id = UUID(str(account["id"]))
+    wanted = {
+        UUID(str(s.item.row["contact_id"])): conv_domain.x_conversation_id(
+            str(account["x_user_id"]), str(s.item.row["x_user_id"])
         )
-        if r["message_id"] is not None:
-            await store.delete_pending_message(m, r["message_id"])
-        message_id = echo["id"]
-        conv = await conv_store.get(m, echo["conversation_id"])
-    elif r["message_id"] is not None:
-        message_id = r["message_id"]
-        await conv_store.mark_sent(m, message_id, x_event_id)
-        conv = await conv_store.get(m, r["conversation_id"]) if r["conversation_id"] else None
-        await conv_store.record_outbound_interaction(m, contact_id, x_event_id)
-    else:
-        conv = await _conversation(m, account, r)
+        for s, asked in new
+        if asked is None
+    }
+    convs = await conv_store.live_or_open_many(m, account_id, wanted)
+    messages: list[store.SentMessage] = []
+    opened: dict[int, bool] = {}
+    for s, asked in new:
+        r = s.item.row
+        contact_id = UUID(str(r["contact_id"]))
+        if asked is not None:
+            conv_id, opened[s.item.id] = asked, False
+        else:
+            conv_id, opened[s.item.id] = convs[contact_id]
         text = str(r["text"] or "")
         attachments: list[dict[str, Any]] = []
         if r["media_url"]:
@@ -367,80 +436,107 @@ async def _store_sent(
                     "url": r["media_url"],
                     "type": conv_domain.media_type_from_url(r["media_url"]),
                     "alt_text": "",
-                    "x_media_id": item.media_id or "",
+                    "x_media_id": s.item.media_id or "",
                 }
             )
         quick_replies = list(r["quick_replies"] or [])
-        kind = "QUICK_REPLY" if quick_replies else ("IMAGE" if attachments else "TEXT")
-        msg = await conv_store.insert_outbound(
+        messages.append(
+            store.SentMessage(
+                id=s.item.id,
+                conversation_id=conv_id,
+                contact_id=contact_id,
+                type="QUICK_REPLY" if quick_replies else ("IMAGE" if attachments else "TEXT"),
+                text=text,
+                attachments=attachments,
+                quick_replies=quick_replies,
+                origin=r["origin"],
+                is_from_bot=bool(r["is_from_bot"]),
+                flow_id=r["flow_id"],
+                x_event_id=s.x_event_id,
+                x_conversation_id=s.x_conversation_id,
+                preview=conv_domain.preview(text, [a["type"] for a in attachments]),
+            )
+        )
+    stored = await store.store_sent_messages(m, messages)
+    events: dict[int, list[_Event]] = {}
+    for s, msg in zip((s for s, _ in new), messages, strict=True):
+        conv = {"id": msg.conversation_id, "account_id": account_id, "contact_id": msg.contact_id}
+        out: list[_Event] = []
+        if opened[s.item.id]:
+            out.append(("conversation.opened", msg.conversation_id, event_payload(conv)))
+        message_id = stored.get(s.item.id)
+        if message_id is None:
+            # X's webhook echo of this DM was stored meanwhile: adopt it.
+            echo = await store.message_by_x_event_id(m, s.x_event_id)
+            assert echo is not None, "a message holds the X event id"
+            out += await _store_sent_one(
+                m, s, {"echo_id": echo["id"], "echo_conversation_id": echo["conversation_id"]}
+            )
+        else:
+            out.append(
+                (
+                    "message.created",
+                    msg.conversation_id,
+                    event_payload(conv, message_id=str(message_id), direction="OUTBOUND"),
+                )
+            )
+            out.append(_message_sent(s, message_id, msg.conversation_id))
+        events[s.item.id] = out
+    return events
+
+
+async def _store_sent_one(m: UUID, s: _Sent, echo: Row | dict[str, Any] | None) -> list[_Event]:
+    """A SENT row whose DM is stored already, one by one: X's webhook echo of it
+    (``echo``: its ``echo_id`` and ``echo_conversation_id``) takes the row's origin,
+    bot flag, flow and quick replies (an adopted agent send's PENDING message is then
+    dropped); else the adopted agent send's PENDING message becomes SENT. Returns the
+    row's events."""
+    r = s.item.row
+    contact_id = UUID(str(r["contact_id"]))
+    conv: Row | None = None
+    message_id: UUID
+    if echo is not None:
+        await store.adopt_echo(
             m,
-            conv["id"],
-            type_=kind,
-            text=text,
-            attachments=attachments,
-            quick_replies=quick_replies,
-            card_buttons=[],
-            sender_user_id="",
-            request_id=None,
+            echo["echo_id"],
             origin=r["origin"],
             is_from_bot=bool(r["is_from_bot"]),
             flow_id=r["flow_id"],
+            quick_replies=list(r["quick_replies"] or []),
         )
-        message_id = msg["id"]
-        await append_event(
-            m,
-            "message.created",
-            conv["id"],
-            event_payload(conv, message_id=str(message_id), direction="OUTBOUND"),
-        )
-        await conv_store.mark_sent(m, message_id, x_event_id)
-        await conv_store.note_outbound(
-            m, conv["id"], conv_domain.preview(text, [a["type"] for a in attachments]), 1
-        )
-        await conv_store.record_outbound_interaction(m, contact_id, x_event_id)
-    if conv is not None and x_conversation_id:
-        await conv_store.set_x_conversation_id(m, conv["id"], x_conversation_id)
-    await store.link_message(m, item.id, message_id)
-    await append_event(
-        m,
+        if r["message_id"] is not None:
+            await store.delete_pending_message(m, r["message_id"])
+        message_id = echo["echo_id"]
+        conv = await conv_store.get(m, echo["echo_conversation_id"])
+    else:
+        message_id = r["message_id"]
+        await conv_store.mark_sent(m, message_id, s.x_event_id)
+        conv = await conv_store.get(m, r["conversation_id"]) if r["conversation_id"] else None
+        await conv_store.record_outbound_interaction(m, contact_id, s.x_event_id)
+    if conv is not None and s.x_conversation_id:
+        await conv_store.set_x_conversation_id(m, conv["id"], s.x_conversation_id)
+    await store.link_message(m, s.item.id, message_id)
+    return [_message_sent(s, message_id, conv["id"] if conv is not None else None)]
+
+
+def _message_sent(s: _Sent, message_id: UUID, conversation_id: UUID | None) -> _Event:
+    r = s.item.row
+    return (
         "message.sent",
-        conv["id"] if conv is not None else None,
+        conversation_id,
         {
             "message_id": str(message_id),
-            "conversation_id": str(conv["id"]) if conv is not None else "",
-            "contact_id": str(contact_id),
+            "conversation_id": str(conversation_id) if conversation_id is not None else "",
+            "contact_id": str(r["contact_id"]),
             "account_id": str(r["account_id"]),
             "direction": "OUTBOUND",
             "origin": r["origin"],
-            "x_event_id": x_event_id,
-            "outbound_id": item.id,
+            "x_event_id": s.x_event_id,
+            "outbound_id": s.item.id,
             "source": r["source"],
             "source_ref": r["source_ref"],
         },
     )
-
-
-async def _conversation(m: UUID, account: Row, r: Row) -> Row:
-    """The conversation the row asked for when it is still the contact's on that
-    account; else the contact's live one, opened (with ``conversation.opened``) if
-    there is none."""
-    if r["conversation_id"] is not None:
-        conv = await conv_store.get(m, r["conversation_id"])
-        if (
-            conv is not None
-            and conv["contact_id"] == r["contact_id"]
-            and conv["account_id"] == r["account_id"]
-        ):
-            return conv
-    conv, opened = await conv_store.live_or_open(
-        m,
-        r["account_id"],
-        r["contact_id"],
-        conv_domain.x_conversation_id(str(account["x_user_id"]), str(r["x_user_id"])),
-    )
-    if opened:
-        await append_event(m, "conversation.opened", conv["id"], event_payload(conv))
-    return conv
 
 
 # ------------------------------------------------------------------ loops
@@ -590,19 +686,20 @@ async def _resolve_recipient(
         known_event_ids=known,
     )
     async with use_connection(deps.pool, transaction=True):
+        found: list[_Sent] = []
         failed: list[tuple[_Item, str]] = []
         waits: list[store.Wait] = []
         for r, res in zip(rows, results, strict=True):
             item = _Item(r)
             if res.kind is Resolution.FOUND:
                 assert res.event is not None
-                await _store_sent(
-                    m,
-                    account,
-                    item,
-                    res.event.id,
-                    res.event.dm_conversation_id or "",
-                    res.event.created_at or r["sending_at"],
+                found.append(
+                    _Sent(
+                        item,
+                        res.event.id,
+                        res.event.dm_conversation_id or "",
+                        res.event.created_at or r["sending_at"],
+                    )
                 )
             elif res.kind is Resolution.NOT_SENT:
                 if not r["resend"]:
@@ -622,6 +719,7 @@ async def _resolve_recipient(
             else:
                 until = res.retry_at or now + ledger.RETRY_LOOKUP
                 await store.extend_lease(m, [r["id"]], until, f"{RESOLVING}: {res.reason}")
+        await _store_sent(m, account, found)
         if failed:
             await _fail(m, failed)
         await store.requeue(m, waits)
