@@ -20,6 +20,7 @@ Nothing here logs or returns the API key.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -30,7 +31,6 @@ import httpx2
 import openai
 from google.rpc import code_pb2
 from openai import AsyncOpenAI, AsyncStream
-from openai.types import ModerationCreateResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from ..core.config import Settings
@@ -153,18 +153,24 @@ class ModelClient:
         body = self._chat_body(model, messages, schema, temperature, max_tokens)
         try:
             resp = await self._client.post(
-                "/chat/completions", cast_to=ChatCompletion, body=body, options=_OPTIONS
+                "/chat/completions", cast_to=httpx2.Response, body=body, options=_OPTIONS
             )
+            data = _json_object(resp)
         except (openai.APIError, ValueError) as exc:
             raise self._failed(exc) from None
         self.breaker.record_success()
-        choice = resp.choices[0] if resp.choices else None
-        usage = resp.usage
+        choices = data.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        message = choice.get("message") if isinstance(choice, dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        usage = data.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
+        answered = data.get("model")
         return Completion(
-            content=choice.message.content if choice is not None else None,
-            model=resp.model or model,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
+            content=content if isinstance(content, str) else None,
+            model=answered if isinstance(answered, str) and answered else model,
+            prompt_tokens=_count(usage.get("prompt_tokens")),
+            completion_tokens=_count(usage.get("completion_tokens")),
             latency=time.perf_counter() - started,
         )
 
@@ -226,19 +232,38 @@ class ModelClient:
         self._admit()
         try:
             resp = await self._client.post(
-                "/moderations",
-                cast_to=ModerationCreateResponse,
-                body={"input": text},
-                options=_OPTIONS,
+                "/moderations", cast_to=httpx2.Response, body={"input": text}, options=_OPTIONS
             )
+            results = _json_object(resp).get("results")
+            if not isinstance(results, list):
+                raise ValueError("a moderation without results")
         except (openai.APIError, ValueError) as exc:
             raise self._failed(exc) from None
         self.breaker.record_success()
-        return any(r.flagged for r in resp.results)
+        return any(isinstance(r, dict) and r.get("flagged") is True for r in results)
 
 
 #: What ``create`` sends besides the body: the API key as a bearer token.
 _OPTIONS: Any = {"security": {"bearer_auth": True}}
+
+
+def _json_object(resp: httpx2.Response) -> dict[str, Any]:
+    """The body of a successful response as a JSON object; ValueError when it is not
+    one (the provider's broken body: ModelUnavailable).
+
+    The client's ``post`` is given ``cast_to=httpx2.Response`` and the few fields
+    used are read from the plain JSON: building the openai package's pydantic
+    models for every answer (``ChatCompletion``: choices, message, usage and their
+    optional parts) cost more CPU than the rest of reading the response."""
+    data = json.loads(resp.content)
+    if not isinstance(data, dict):
+        raise ValueError("the response body is not a JSON object")
+    return data
+
+
+def _count(value: Any) -> int:
+    """A token count from the provider's usage (0 when absent or not a count)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _response_format(schema: dict[str, Any]) -> dict[str, Any]:
