@@ -395,25 +395,6 @@ SELECT c.id FROM contacts c
  WHERE c.merchant_id = %(merchant_id)s AND c.id = ANY(%(flow_contact_ids)s::uuid[])
    AND {where};
 
--- name: append_events
--- A pass's outbox events in one statement, in order, as events.sql's append_event
--- writes one: the transaction id is taken before the event ids (the MATERIALIZED CTE
--- runs first; the outbox consumers' settling rule relies on it), and each event is
--- announced on mktx_events as '<merchant_id>:<event_id>'.
-WITH me AS MATERIALIZED (
-    SELECT pg_current_xact_id() AS tx
-), ev AS (
-    INSERT INTO domain_events (merchant_id, type, aggregate_id, payload, tx)
-    SELECT d.merchant_id, d.type, d.aggregate_id, d.payload, me.tx
-      FROM me, ROWS FROM (jsonb_to_recordset(%(rows)s::jsonb)
-                          AS (merchant_id uuid, type text, aggregate_id uuid, payload jsonb))
-           WITH ORDINALITY AS d(merchant_id, type, aggregate_id, payload, n)
-     ORDER BY d.n
-    RETURNING id, merchant_id
-)
-SELECT count(pg_notify('mktx_events', ev.merchant_id::text || ':' || ev.id::text)) AS n
-  FROM ev;
-
 -- name: flows_using_template
 -- The merchant's flows that still use a template in a SEND_MESSAGE node: in the
 -- draft, in the published version, or in a version a live execution runs on

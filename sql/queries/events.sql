@@ -18,17 +18,19 @@ WITH me AS MATERIALIZED (
 SELECT ev.id, pg_notify('mktx_events', ev.merchant_id::text || ':' || ev.id::text) FROM ev;
 
 -- name: append_events
--- append_event for many events in one statement: the same rows and the same NOTIFY
--- per event, in the given order. Like append_event, the transaction id is taken
+-- append_event for many events (%(rows)s: a JSON array of {merchant_id, type,
+-- aggregate_id, payload}) in one statement: the same rows and the same NOTIFY per
+-- event, in the given order. Like append_event, the transaction id is taken
 -- (MATERIALIZED CTE) before any event id, which the consumers' settling rule relies on.
 WITH me AS MATERIALIZED (
   SELECT pg_current_xact_id() AS tx
 ), ev AS (
   INSERT INTO domain_events (merchant_id, type, aggregate_id, payload, tx)
-  SELECT u.m, u.type, u.agg, u.payload::jsonb, me.tx
-    FROM me, unnest(%(merchant_ids)s::uuid[], %(types)s::text[], %(aggregate_ids)s::uuid[],
-                    %(payloads)s::text[]) WITH ORDINALITY AS u(m, type, agg, payload, ord)
-   ORDER BY u.ord
+  SELECT d.merchant_id, d.type, d.aggregate_id, d.payload, me.tx
+    FROM me, ROWS FROM (jsonb_to_recordset(%(rows)s::jsonb)
+                        AS (merchant_id uuid, type text, aggregate_id uuid, payload jsonb))
+         WITH ORDINALITY AS d(merchant_id, type, aggregate_id, payload, n)
+   ORDER BY d.n
   RETURNING id, merchant_id
 )
 SELECT count(pg_notify('mktx_events', ev.merchant_id::text || ':' || ev.id::text)) FROM ev;

@@ -630,13 +630,6 @@ async def contacts_matching(
     return {r["id"] for r in rows}
 
 
-async def append_events(events: list[dict[str, Any]]) -> None:
-    """Append outbox events (``merchant_id``, ``type``, ``aggregate_id``, ``payload``)
-    in one statement, in order, as ``store.events.append_event`` appends one."""
-    if events:
-        await execute(Q.append_events, {"rows": _rows(events)})
-
-
 async def reply_waits_many(merchant_id: UUID, contact_ids: Iterable[UUID]) -> list[Row]:
     """The executions of these contacts waiting for a reply, locked."""
     return await fetch_all(

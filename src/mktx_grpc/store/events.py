@@ -13,7 +13,8 @@ functions read across merchants by design.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,25 +44,22 @@ async def append_event(
     return int(row["id"])
 
 
-async def append_events(
-    merchant_ids: Sequence[UUID],
-    types: Sequence[str],
-    aggregate_ids: Sequence[UUID | None],
-    payloads: Sequence[str],
-) -> None:
-    """:func:`append_event` for many events in one statement, in the given order
-    (``payloads`` as JSON text): the same rows and the same NOTIFY per event."""
-    if not types:
+async def append_events(events: Sequence[Mapping[str, Any]]) -> None:
+    """:func:`append_event` for many events in one statement, in order: each a mapping
+    with ``merchant_id``, ``type``, ``aggregate_id`` (or None) and ``payload`` (JSON
+    values). The same rows and the same NOTIFY per event."""
+    if not events:
         return
-    await fetch_one(
-        Q.append_events,
+    rows = [
         {
-            "merchant_ids": list(merchant_ids),
-            "types": list(types),
-            "aggregate_ids": list(aggregate_ids),
-            "payloads": list(payloads),
-        },
-    )
+            "merchant_id": str(e["merchant_id"]),
+            "type": e["type"],
+            "aggregate_id": None if e["aggregate_id"] is None else str(e["aggregate_id"]),
+            "payload": e["payload"],
+        }
+        for e in events
+    ]
+    await fetch_one(Q.append_events, {"rows": json.dumps(rows)})
 
 
 async def events_after(merchant_id: UUID, after_id: int, limit: int = 500) -> list[Row]:

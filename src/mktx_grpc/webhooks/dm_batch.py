@@ -217,16 +217,17 @@ async def apply_dm_run(dms: Sequence[InboundDm], options: IngestOptions) -> None
         ats=[d.at for d in dms],
         refs=[d.event_id for d in dms],
     )
-    ev_m: list[UUID] = []
-    ev_types: list[str] = []
-    ev_aggs: list[UUID | None] = []
-    ev_payloads: list[str] = []
+    events: list[dict[str, Any]] = []
 
     def emit(d: InboundDm, type_: str, agg: UUID, **payload: Any) -> None:
-        ev_m.append(d.account.merchant_id)
-        ev_types.append(type_)
-        ev_aggs.append(agg)
-        ev_payloads.append(json.dumps(event_payload(d.account, **payload)))
+        events.append(
+            {
+                "merchant_id": d.account.merchant_id,
+                "type": type_,
+                "aggregate_id": agg,
+                "payload": event_payload(d.account, **payload),
+            }
+        )
 
     for d, c, mid in zip(dms, dm_contacts, message_ids, strict=True):
         if c.pop("created", False):
@@ -259,4 +260,4 @@ async def apply_dm_run(dms: Sequence[InboundDm], options: IngestOptions) -> None
             status="DELIVERED",
             x_event_id=d.event_id,
         )
-    await append_events(ev_m, ev_types, ev_aggs, ev_payloads)
+    await append_events(events)

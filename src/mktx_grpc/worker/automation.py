@@ -83,7 +83,7 @@ from ..store import ai as ai_store
 from ..store import automation as store
 from ..store import conversations as conversations_store
 from ..store import templates as templates_store
-from ..store.events import OutboxEvent
+from ..store.events import OutboxEvent, append_events
 from ..store.live import dispatcher_for
 from ..store.outbound import OutboundDm, enqueue_dm
 from .auto_reply import MAX_MESSAGE_AGE_SECONDS
@@ -484,7 +484,7 @@ class _Writes:
         await store.finish_steps(self.finished)
         await store.insert_steps(self.steps)
         await store.save_executions(self.executions)
-        await store.append_events(self.events)
+        await append_events(self.events)
         self.finished.clear()
         self.steps.clear()
         self.executions.clear()

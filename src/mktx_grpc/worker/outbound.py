@@ -39,7 +39,6 @@ active) → waits for it; can never be told → FAILED "unconfirmed".
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import weakref
@@ -395,12 +394,12 @@ async def _store_sent_round(m: UUID, account: Row, sent: Sequence[_Sent]) -> Non
             new.append((s, f["asked_conversation_id"]))
     if new:
         events.update(await _store_new_messages(m, account, new))
-    ordered = [e for s in sent for e in events[s.item.id]]
     await append_events(
-        [m] * len(ordered),
-        [t for t, _, _ in ordered],
-        [a for _, a, _ in ordered],
-        [json.dumps(p) for _, _, p in ordered],
+        [
+            {"merchant_id": m, "type": t, "aggregate_id": a, "payload": p}
+            for s in sent
+            for t, a, p in events[s.item.id]
+        ]
     )
 
 
