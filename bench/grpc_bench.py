@@ -169,7 +169,9 @@ def start_service(
     *,
     name: str = "service",
     extra_env: dict[str, str] | None = None,
+    wrapper: list[str] | None = None,
 ) -> Server:
+    """``wrapper``: a command the server runs under (instructions.py: valgrind)."""
     port = free_port()
     env = {
         **os.environ,
@@ -191,7 +193,7 @@ def start_service(
         **(extra_env or {}),
     }
     log_path = tmp / f"{name}-w{workers}-{log_level.lower()}.log"
-    cmd = [str(VENV_BIN / "mktx-grpc"), "serve"]
+    cmd = [*(wrapper or []), str(VENV_BIN / "mktx-grpc"), "serve"]
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=log_path.open("wb"), cwd=ROOT
     )
@@ -203,10 +205,19 @@ def start_service(
     return Server(name, port, proc, describe, log_path)
 
 
-def start_bare(db_url: str, merchant: uuid.UUID, workers: int, loop: str, tmp: Path) -> Server:
+def start_bare(
+    db_url: str,
+    merchant: uuid.UUID,
+    workers: int,
+    loop: str,
+    tmp: Path,
+    *,
+    wrapper: list[str] | None = None,
+) -> Server:
     port = free_port()
     log_path = tmp / f"bare-w{workers}-{loop}.log"
     cmd = [
+        *(wrapper or []),
         sys.executable,
         str(ROOT / "bench" / "bare_server.py"),
         "--database-url",
