@@ -56,7 +56,11 @@ DELETE FROM analytics_conversation_episodes e
 
 -- name: delete_episodes_of_contacts
 DELETE FROM analytics_conversation_episodes
- WHERE merchant_id = %(merchant_id)s AND contact_id = ANY(%(ids)s::uuid[]);
+ WHERE merchant_id = %(merchant_id)s AND contact_id = ANY(%(ids)s::uuid[])
+RETURNING conversation_id, episode, account_id, assignee_user_id, status, opened_at,
+          first_human_reply_at, resolved_at, first_bot_reply_at, first_response_s,
+          first_response_bh_s, resolution_s, resolution_bh_s, bot_response_s, bot_handled_s,
+          bot_replied, escalated, bot_only;
 
 -- name: insert_episode
 INSERT INTO analytics_conversation_episodes
@@ -145,6 +149,10 @@ SELECT DISTINCT conversation_id FROM analytics_conversation_episodes e
 -- name: dump_episodes
 SELECT * FROM analytics_conversation_episodes
  WHERE merchant_id = %(merchant_id)s ORDER BY conversation_id, episode;
+
+-- name: dump_days
+SELECT * FROM analytics_episode_days
+ WHERE merchant_id = %(merchant_id)s ORDER BY account_id, day;
 
 -- name: dump_contacts
 SELECT * FROM analytics_contacts WHERE merchant_id = %(merchant_id)s ORDER BY contact_id;

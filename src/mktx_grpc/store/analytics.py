@@ -84,12 +84,13 @@ async def replace_episodes(
     merchant_id: UUID,
     conversation_ids: Sequence[UUID],
     episodes: Sequence[tuple[Row, domain.Episode]],
-) -> None:
+) -> tuple[list[Row], list[Row]]:
     """Make the episode rows of ``conversation_ids`` exactly ``episodes`` (pairs of
     the conversation row and one of its episodes); conversations without episodes
     (gone) lose their rows. Only rows that differ are written: most recomputations
     (another message in a conversation already answered) change nothing, and the
-    consumer's cost is then a read."""
+    consumer's cost is then a read. Returns the rows removed (as they were) and the
+    rows written: the day rollups take the former's part out and add the latter's."""
     wanted: dict[tuple[UUID, int], dict[str, Any]] = {}
     for conv, ep in episodes:
         d = asdict(ep)
@@ -128,10 +129,12 @@ async def replace_episodes(
     if fresh:
         async with current_connection().cursor() as cur:
             await cur.executemany(Q.insert_episode, fresh)
+    return [dict(zip(EPISODE_COLUMNS, stored[k], strict=True)) for k in stale], fresh
 
 
-async def delete_episodes_of_contacts(merchant_id: UUID, contact_ids: Sequence[UUID]) -> None:
-    await execute(
+async def delete_episodes_of_contacts(merchant_id: UUID, contact_ids: Sequence[UUID]) -> list[Row]:
+    """Remove the contacts' episodes; returns the removed rows."""
+    return await fetch_all(
         Q.delete_episodes_of_contacts, {"merchant_id": merchant_id, "ids": list(contact_ids)}
     )
 
@@ -170,6 +173,11 @@ async def rebuild_conversation_ids(merchant_id: UUID, since: datetime | None) ->
     return [r["id"] for r in rows]
 
 
+async def dump_days(merchant_id: UUID) -> list[Row]:
+    """The merchant's day rows (0019), in key order."""
+    return await fetch_all(Q.dump_days, {"merchant_id": merchant_id})
+
+
 async def dump(merchant_id: UUID) -> dict[str, list[Row]]:
     """Every rollup row of the merchant (tests and operators compare rollups)."""
     p = {"merchant_id": merchant_id}
@@ -177,6 +185,7 @@ async def dump(merchant_id: UUID) -> dict[str, list[Row]]:
         "episodes": await fetch_all(Q.dump_episodes, p),
         "contacts": await fetch_all(Q.dump_contacts, p),
         "activity": await fetch_all(Q.dump_activity, p),
+        "days": await fetch_all(Q.dump_days, p),
     }
 
 
