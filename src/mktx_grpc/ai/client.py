@@ -36,6 +36,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from ..core.config import Settings
 from ..core.errors import DomainError, QuotaExceeded, UpstreamError
 from ..x.breaker import CircuitBreaker
+from .transport import LeanTransport
 
 log = logging.getLogger(__name__)
 
@@ -350,13 +351,19 @@ class ShardedTransport(httpx2.AsyncBaseTransport):
 def make_model_client(settings: Settings, *, base_url: str = "", api_key: str = "") -> ModelClient:
     """The process's model client from ``settings`` (``base_url``/``api_key``
     override them: ``serve`` passes its built-in stand-in's): one ``AsyncOpenAI``
-    for the process, on a :class:`ShardedTransport`."""
+    for the process, on a :class:`~.transport.LeanTransport` (``ai_http`` "lean")
+    or a :class:`ShardedTransport` of httpx2's own pools ("default")."""
+    transport: httpx2.AsyncBaseTransport
+    if settings.ai_http == "default":
+        transport = ShardedTransport()
+    else:
+        transport = LeanTransport()
     client = AsyncOpenAI(
         base_url=base_url or settings.ai_base_url or None,
         api_key=api_key or settings.ai_api_key or "unset",
         timeout=settings.ai_timeout,
         max_retries=settings.ai_max_retries,
-        http_client=openai.DefaultAsyncHttpxClient(transport=ShardedTransport()),
+        http_client=openai.DefaultAsyncHttpxClient(transport=transport),
     )
     return ModelClient(
         client,
