@@ -378,9 +378,24 @@ def ask_for(intent: IntentDef, slot_name: str) -> str:
 
 def output_schema(settings: Settings) -> dict[str, Any]:
     """The JSON schema the model answers in (``response_format`` json_schema,
-    strict): every object closed and every property required, as strict mode asks."""
-    names = [i.name for i in settings.effective_intents]
-    slot_names = sorted({s.name for i in settings.effective_intents for s in i.slots})
+    strict): every object closed and every property required, as strict mode asks.
+    One object per set of intents (do not modify it): its checks are compiled once
+    (:func:`parse_answer`)."""
+    names = tuple(i.name for i in settings.effective_intents)
+    slot_names = tuple(sorted({s.name for i in settings.effective_intents for s in i.slots}))
+    key = (names, slot_names)
+    schema = _SCHEMAS.get(key)
+    if schema is None:
+        if len(_SCHEMAS) > 1024:
+            _SCHEMAS.clear()
+        schema = _SCHEMAS[key] = _output_schema(list(names), list(slot_names))
+    return schema
+
+
+_SCHEMAS: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[str, Any]] = {}
+
+
+def _output_schema(names: list[str], slot_names: list[str]) -> dict[str, Any]:
     return {
         "type": "object",
         "additionalProperties": False,
@@ -391,7 +406,7 @@ def output_schema(settings: Settings) -> dict[str, Any]:
             "slots": {
                 "type": "object",
                 "additionalProperties": False,
-                "required": slot_names,
+                "required": list(slot_names),
                 "properties": {n: {"type": ["string", "null"]} for n in slot_names},
             },
             "missing_slots": {"type": "array", "items": {"type": "string"}},
@@ -404,6 +419,9 @@ def output_schema(settings: Settings) -> dict[str, Any]:
 
 
 _VALIDATORS: dict[str, Any] = {}
+#: Per schema object: (the schema itself, its validator, its plain check or None).
+#: Holding the schema keeps its id from being reused while the entry lives.
+_BY_OBJECT: dict[int, tuple[Mapping[str, Any], Any, Any]] = {}
 
 
 def _validator(schema: Mapping[str, Any]) -> Any:
@@ -417,6 +435,67 @@ def _validator(schema: Mapping[str, Any]) -> Any:
         cls = jsonschema.validators.validator_for(schema)
         v = _VALIDATORS[key] = cls(schema)
     return v
+
+
+def _plain_check(schema: Mapping[str, Any]) -> Any:
+    """For a schema of exactly :func:`output_schema`'s shape, a function that says
+    True only for data the schema certainly accepts (plain type and membership
+    checks, microseconds); None for any other schema. It never says True for data
+    the schema refuses; a False only sends the data to the full validator, which
+    gives the verdict and the problem's wording."""
+    props = schema.get("properties")
+    if not isinstance(props, Mapping):
+        return None
+    intent = props.get("intent")
+    slots = props.get("slots")
+    if not isinstance(intent, Mapping) or not isinstance(slots, Mapping):
+        return None
+    enum = intent.get("enum")
+    slot_names = slots.get("required")
+    if not isinstance(enum, list) or not isinstance(slot_names, list):
+        return None
+    names = [n for n in enum if isinstance(n, str) and n != "other"]
+    if len(names) != len(enum) - 2 or not all(isinstance(n, str) for n in slot_names):
+        return None
+    if json.dumps(_output_schema(names, slot_names), sort_keys=True) != json.dumps(
+        schema, sort_keys=True
+    ):
+        return None
+    allowed = frozenset(enum) - {None}
+    keys = frozenset(schema["required"])
+    slot_keys = frozenset(slot_names)
+
+    def check(data: Any) -> bool:
+        if type(data) is not dict or data.keys() != keys:
+            return False
+        i = data["intent"]
+        if i is not None and (type(i) is not str or i not in allowed):
+            return False
+        c = data["confidence"]
+        if type(c) not in (int, float) or not 0 <= c <= 1:
+            return False
+        found = data["slots"]
+        if type(found) is not dict or found.keys() != slot_keys:
+            return False
+        if not all(v is None or type(v) is str for v in found.values()):
+            return False
+        missing = data["missing_slots"]
+        if type(missing) is not list or not all(type(m) is str for m in missing):
+            return False
+        return type(data["reply"]) is str and type(data["escalate"]) is bool
+
+    return check
+
+
+def _checks(schema: Mapping[str, Any]) -> tuple[Any, Any]:
+    """The validator and the plain check of ``schema``, cached per schema object
+    (:func:`output_schema` hands out one object per set of intents) and per content."""
+    entry = _BY_OBJECT.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        if len(_BY_OBJECT) > 1024:
+            _BY_OBJECT.clear()
+        entry = _BY_OBJECT[id(schema)] = (schema, _validator(schema), _plain_check(schema))
+    return entry[1], entry[2]
 
 
 @dataclass(frozen=True)
@@ -443,9 +522,11 @@ def parse_answer(content: str | None, schema: Mapping[str, Any]) -> Answer:
         data = json.loads(content)
     except ValueError as exc:
         raise MalformedOutput(f"not JSON: {exc}") from None
-    error = jsonschema.exceptions.best_match(_validator(schema).iter_errors(data))
-    if error is not None:
-        raise MalformedOutput(f"schema: {error.message}")
+    validator, plain = _checks(schema)
+    if plain is None or not plain(data):
+        error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+        if error is not None:
+            raise MalformedOutput(f"schema: {error.message}")
     reply = data["reply"]
     if "\x00" in reply:
         raise MalformedOutput("reply holds a NUL character")
