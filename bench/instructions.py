@@ -223,8 +223,10 @@ async def amain(args: argparse.Namespace) -> int:
         )
         groups = [g for g, _ in GROUPS] + ["other"]
         for g in groups:
-            b = per["bare"][0].by_group.get(g, 0) / n
-            s = per["service"][0].by_group.get(g, 0) / n
+            b, s = (
+                (per[side][0].by_group.get(g, 0) - per[side][1].by_group.get(g, 0)) / n
+                for side in ("bare", "service")
+            )
             rows.append(f"| {rpc.name} | {g} | {b:,.0f} | {s:,.0f} | {s - b:+,.0f} |")
     for line in summary:
         print(line)
@@ -243,9 +245,9 @@ async def amain(args: argparse.Namespace) -> int:
         "",
         *summary,
         "",
-        "Per call by library (the loaded window, idle not taken off; libraries under 0.01 % "
-        "of the total are left out of the split, so columns may sum to a little less "
-        "than the total):",
+        "Per call by library, the idle window's count taken off (libraries under 0.01 % "
+        "of a window's total are left out of the split, so columns may not sum exactly "
+        "to the totals):",
         "",
         "| RPC | library | bare | service | difference |",
         "|---|---|---:|---:|---:|",
