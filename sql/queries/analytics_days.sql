@@ -141,17 +141,31 @@ SELECT g.m, g.b, g.lo, g.hi,
 -- GetOverview's figures that do not come from day rows (the overview query's
 -- contacts, campaigns, automation and posts sections).
 WITH c AS (
-  SELECT count(*) AS total,
-         count(*) FILTER (WHERE created_at >= %(start)s) AS new
-    FROM analytics_contacts
-   WHERE merchant_id = %(merchant_id)s AND created_at < %(end)s
-     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+  -- The contacts there are now less those created at or after the end.
+  SELECT (SELECT coalesce(sum(contacts), 0)::bigint FROM analytics_contact_totals
+           WHERE merchant_id = %(merchant_id)s
+             AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s))
+         - (SELECT count(*) FROM analytics_contacts
+             WHERE merchant_id = %(merchant_id)s AND created_at >= %(end)s
+               AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)) AS total,
+         (SELECT count(*) FROM analytics_contacts
+           WHERE merchant_id = %(merchant_id)s AND created_at >= %(start)s
+             AND created_at < %(end)s
+             AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)) AS new
 ), act AS (
-  SELECT count(*) AS active
-    FROM (SELECT DISTINCT contact_id
-            FROM analytics_contact_activity
-           WHERE merchant_id = %(merchant_id)s AND bucket >= %(start)s AND bucket < %(end)s
-             AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)) a
+  -- Active in the period: the latest bucket is in it, or it is after the end and an
+  -- earlier bucket is in it.
+  SELECT (SELECT count(*) FROM analytics_contacts
+           WHERE merchant_id = %(merchant_id)s AND last_active >= %(start)s
+             AND last_active < %(end)s
+             AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s))
+         + (SELECT count(*) FROM analytics_contacts k
+             WHERE k.merchant_id = %(merchant_id)s AND k.last_active >= %(end)s
+               AND (%(account_id)s::uuid IS NULL OR k.account_id = %(account_id)s)
+               AND EXISTS (SELECT 1 FROM analytics_contact_activity a
+                            WHERE a.merchant_id = %(merchant_id)s
+                              AND a.contact_id = k.contact_id
+                              AND a.bucket >= %(start)s AND a.bucket < %(end)s)) AS active
 ), cp AS (
   SELECT count(*) FILTER (WHERE status IN ('SCHEDULED', 'RUNNING', 'PAUSED')) AS active,
          count(*) FILTER (WHERE status = 'COMPLETED' AND completed_at >= %(start)s

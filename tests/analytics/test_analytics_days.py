@@ -178,3 +178,50 @@ async def test_a_day_row_missing_an_old_part_is_recomputed(
     incremental = rows
     await rebuild(pool, merchant_id=merchant)
     assert await days_of(pool, merchant) == incremental
+
+
+async def test_overview_contacts_come_from_the_totals_and_the_latest_activity(
+    api: Any, world: World, pool: Any, merchant: uuid.UUID, db: Any
+) -> None:
+    """GetOverview's contacts: the total is the kept per-account count less those
+    created at or after the end; active counts a contact whose latest activity is
+    in the period, and one active again after it that was active in it too."""
+    acct, other_acct = await world.account(), await world.account()
+    end = T0 + timedelta(days=2)
+    a = await world.contact(acct, T0 - timedelta(days=10))  # active in the period only
+    b = await world.contact(acct, T0)  # active in it and after it
+    c = await world.contact(acct, T0 + timedelta(days=1))  # active after it only
+    await world.contact(acct, T0 + timedelta(days=3))  # created after it
+    o = await world.contact(other_acct, T0)  # another account's, active in it
+    for contact, acct_id, times in (
+        (a, acct, [T0 + timedelta(hours=1)]),
+        (b, acct, [T0 + timedelta(hours=2), T0 + timedelta(days=3)]),
+        (c, acct, [T0 + timedelta(days=3)]),
+        (o, other_acct, [T0 + timedelta(hours=3)]),
+    ):
+        conv = await world.conversation(acct_id, contact, times[0])
+        for at in times:
+            await world.message(conv, at)
+    await settle(pool)
+
+    async def contacts(account: str) -> tuple[int, int, int]:
+        ov = await stub(api).GetOverview(
+            A.GetOverviewRequest(period=period(T0, end), account_id=account),
+            metadata=api.auth(merchant),
+        )
+        return ov.contacts.total, ov.contacts.new_contacts, ov.contacts.active
+
+    assert await contacts("") == (4, 3, 3)
+    assert await contacts(str(acct)) == (3, 2, 2)
+    assert await contacts(str(other_acct)) == (1, 1, 1)
+    # The same figures from the episode path (day rows cut in another zone).
+    await db.execute(
+        "UPDATE analytics_day_zone SET time_zone = 'Asia/Tokyo' WHERE merchant_id = %s",
+        (merchant,),
+    )
+    assert await contacts(str(acct)) == (3, 2, 2)
+    cur = await db.execute(
+        "SELECT account_id, contacts FROM analytics_contact_totals WHERE merchant_id = %s",
+        (merchant,),
+    )
+    assert sorted(r[1] for r in await cur.fetchall()) == [1, 4]

@@ -8,6 +8,7 @@ report period in the merchant's time zone.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
@@ -143,10 +144,25 @@ async def refresh_contacts(merchant_id: UUID, contact_ids: Sequence[UUID]) -> No
     """Recompute the contacts' rows and activity buckets from raw data (an erased
     contact keeps none)."""
     p = {"merchant_id": merchant_id, "ids": list(contact_ids)}
-    await execute(Q.delete_contacts, p)
-    await execute(Q.insert_contacts, p)
+    deltas: Counter[UUID] = Counter()
+    for r in await fetch_all(Q.delete_contacts, p):
+        deltas[r["account_id"]] -= 1
+    for r in await fetch_all(Q.insert_contacts, p):
+        deltas[r["account_id"]] += 1
     await execute(Q.delete_contact_activity, p)
     await execute(Q.insert_contact_activity, p)
+    await execute(Q.set_last_active, p)
+    changed = {a: n for a, n in deltas.items() if n}
+    if changed:
+        await execute(
+            Q.add_contact_totals,
+            {
+                "merchant_id": merchant_id,
+                "account_ids": list(changed),
+                "deltas": list(changed.values()),
+            },
+        )
+        await execute(Q.drop_empty_contact_totals, {"merchant_id": merchant_id})
 
 
 async def refresh_activity(merchant_id: UUID, contact_ids: Sequence[UUID]) -> None:
@@ -154,7 +170,16 @@ async def refresh_activity(merchant_id: UUID, contact_ids: Sequence[UUID]) -> No
     are only ever added between contact refreshes (an erased contact's go with a
     contact.* event, which recomputes them whole), so the missing buckets are added
     and the rest stay, with the same result as recomputing them."""
-    await execute(Q.add_contact_activity, {"merchant_id": merchant_id, "ids": list(contact_ids)})
+    p = {"merchant_id": merchant_id, "ids": list(contact_ids)}
+    await execute(Q.add_contact_activity, p)
+    await execute(Q.set_last_active, p)
+
+
+async def recount_contact_totals(merchant_id: UUID) -> None:
+    """The merchant's contact totals counted afresh from its contact rows (rebuild)."""
+    p = {"merchant_id": merchant_id}
+    await execute(Q.delete_contact_totals, p)
+    await execute(Q.recount_contact_totals, p)
 
 
 async def rebuild_merchants() -> list[UUID]:
@@ -186,6 +211,7 @@ async def dump(merchant_id: UUID) -> dict[str, list[Row]]:
         "contacts": await fetch_all(Q.dump_contacts, p),
         "activity": await fetch_all(Q.dump_activity, p),
         "days": await fetch_all(Q.dump_days, p),
+        "contact_totals": await fetch_all(Q.dump_contact_totals, p),
     }
 
 

@@ -233,6 +233,7 @@ async def rebuild(
         async with use_connection(pool, transaction=True):
             await store.lock_merchant(m)
             await days_store.rebuild_days(m)
+            await store.recount_contact_totals(m)
         totals["merchants"] += 1
         totals["contacts"] += len(contact_ids)
         totals["conversations"] += len(conv_ids)
