@@ -10,7 +10,10 @@
    conversation, sending messages back to back for ``--seconds``; messages/s.
 
 Both with moderation off (one model call per message) and on (two), since the
-moderation call is a second round trip.
+moderation call is a second round trip. ``--driver-procs N`` also runs phase 2
+(moderation off) with its callers in N processes of their own (spawned, each with
+its own gRPC channel), so this process is the gRPC server alone: the in-process
+callers otherwise share its one core.
 
 Run:  .venv/bin/python bench/ai_bench.py [--calls 500] [--seconds 10]
 Uses TEST_DATABASE_URL when set, else the embedded PostgreSQL in .data/bench.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import platform
 import socket
@@ -30,6 +34,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -133,8 +138,50 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
+def drive(port: int, md: list[tuple[str, str]], convs: list[str], stop_at: float, out: Any) -> None:
+    """A driver process (``--driver-procs``): its own gRPC channel and event loop,
+    one caller per conversation in ``convs``, messages back to back until the wall
+    clock reaches ``stop_at``; puts (done, errors, its CPU seconds) on ``out``."""
+
+    async def run() -> tuple[int, int]:
+        done = errors = 0
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            ai = ai_pb2_grpc.AIServiceStub(ch)
+            await ch.channel_ready()
+
+            async def caller(conv: str) -> None:
+                nonlocal done, errors
+                i = 0
+                while time.time() < stop_at:
+                    try:
+                        await ai.ProcessMessage(
+                            A.ProcessMessageRequest(
+                                conversation_id=conv, text=TEXTS[i % len(TEXTS)]
+                            ),
+                            metadata=md,
+                        )
+                        done += 1
+                    except grpc.aio.AioRpcError:
+                        errors += 1
+                    i += 1
+
+            await asyncio.gather(*(caller(c) for c in convs))
+        return done, errors
+
+    cpu0 = time.process_time()
+    done, errors = asyncio.run(run())
+    out.put((done, errors, time.process_time() - cpu0))
+
+
 async def run_phase(
-    url: str, base: str, *, moderation: bool, calls: int, seconds: float, conversations: int
+    url: str,
+    base: str,
+    *,
+    moderation: bool,
+    calls: int,
+    seconds: float,
+    conversations: int,
+    driver_procs: int = 0,
 ) -> dict[str, float]:
     settings = Settings(
         database_url=url,
@@ -188,7 +235,32 @@ async def run_phase(
                 p99=pct(lat, 99),
                 model_p50=statistics.median(model),
             )
-        if seconds:
+        if seconds and driver_procs:
+            # The callers in processes of their own: this process is the server only.
+            ctx = multiprocessing.get_context("spawn")
+            queue = ctx.Queue()
+            start_at = time.time() + 3.0  # the drivers' imports and channels first
+            stop_at = start_at + seconds
+            shares = [convs[:conversations][i::driver_procs] for i in range(driver_procs)]
+            procs = [
+                ctx.Process(target=drive, args=(app.port, md, share, stop_at, queue))
+                for share in shares
+            ]
+            for p in procs:
+                p.start()
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+            cpu0, t0 = proc_cpu(os.getpid()), time.perf_counter()
+            results = [await asyncio.to_thread(queue.get) for _ in procs]
+            wall = time.perf_counter() - t0
+            for p in procs:
+                p.join(10)
+            out.update(
+                msgs_per_s=sum(r[0] for r in results) / seconds,
+                errors=sum(r[1] for r in results),
+                cpu_server=100 * (proc_cpu(os.getpid()) - cpu0) / wall,
+                cpu_drivers=100 * sum(r[2] for r in results) / wall,
+            )
+        elif seconds:
             done = 0
             errors = 0
             stop = time.perf_counter() + seconds
@@ -274,7 +346,15 @@ async def main() -> None:
     ap.add_argument("--conversations", type=int, default=100)
     ap.add_argument("--latency-ms", type=int, default=200)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument(
+        "--driver-procs",
+        type=int,
+        default=0,
+        help="also run the concurrent phase (moderation off) with its callers in N "
+        "processes of their own, so this process is the gRPC server alone",
+    )
     args = ap.parse_args()
+    split: dict[str, float] = {}
     url = fresh_database()
     rows = []
     try:
@@ -311,6 +391,18 @@ async def main() -> None:
                 b["cpu_standin"] = 100 * (proc_cpu(slow.pid) - them) / wall
                 rows.append((moderation, a, b))
                 print(moderation, a, b, flush=True)
+            if args.driver_procs:
+                them = proc_cpu(slow.pid)
+                split = await run_phase(
+                    url,
+                    slow_base,
+                    moderation=False,
+                    calls=0,
+                    seconds=args.seconds,
+                    conversations=args.conversations,
+                    driver_procs=args.driver_procs,
+                )
+                print("driver processes", split, flush=True)
         finally:
             for p in (instant, slow):
                 p.terminate()
@@ -341,6 +433,15 @@ async def main() -> None:
         f"phase could reach through this stand-in; {1000 * args.conversations / args.latency_ms:.0f}"
         " would be no overhead at all).",
     ]
+    if split:
+        lines += [
+            "",
+            f"The concurrent phase (moderation off) with its callers in {args.driver_procs} "
+            f"processes of their own (`--driver-procs {args.driver_procs}`; still end to end "
+            f"through gRPC): {split['msgs_per_s']:.0f} msgs/s, {int(split['errors'])} errors; "
+            f"CPU of the server process {split['cpu_server']:.0f}%, of the drivers "
+            f"{split['cpu_drivers']:.0f}% together.",
+        ]
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:
