@@ -56,11 +56,7 @@ DELETE FROM analytics_conversation_episodes e
 
 -- name: delete_episodes_of_contacts
 DELETE FROM analytics_conversation_episodes
- WHERE merchant_id = %(merchant_id)s AND contact_id = ANY(%(ids)s::uuid[])
-RETURNING conversation_id, episode, account_id, assignee_user_id, status, opened_at,
-          first_human_reply_at, resolved_at, first_bot_reply_at, first_response_s,
-          first_response_bh_s, resolution_s, resolution_bh_s, bot_response_s, bot_handled_s,
-          bot_replied, escalated, bot_only;
+ WHERE merchant_id = %(merchant_id)s AND contact_id = ANY(%(ids)s::uuid[]);
 
 -- name: insert_episode
 INSERT INTO analytics_conversation_episodes
@@ -78,8 +74,7 @@ VALUES (%(merchant_id)s, %(conversation_id)s, %(episode)s, %(account_id)s, %(con
 
 -- name: delete_contacts
 DELETE FROM analytics_contacts
- WHERE merchant_id = %(merchant_id)s AND contact_id = ANY(%(ids)s::uuid[])
-RETURNING account_id;
+ WHERE merchant_id = %(merchant_id)s AND contact_id = ANY(%(ids)s::uuid[]);
 
 -- name: insert_contacts
 -- The contacts' rows from raw data (erased contacts have none to insert).
@@ -88,8 +83,7 @@ INSERT INTO analytics_contacts (merchant_id, contact_id, account_id, source, cre
 SELECT merchant_id, id, account_id, source, created_at,
        CASE WHEN opted_out THEN coalesce(opted_out_at, updated_at) END, tags
   FROM contacts
- WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::uuid[])
-RETURNING account_id;
+ WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::uuid[]);
 
 -- name: delete_contact_activity
 DELETE FROM analytics_contact_activity
@@ -118,42 +112,6 @@ SELECT DISTINCT i.merchant_id,
  WHERE i.merchant_id = %(merchant_id)s AND i.contact_id = ANY(%(ids)s::uuid[])
    AND i.kind IN ('MESSAGE_IN', 'FOLLOW', 'MENTION')
 ON CONFLICT (merchant_id, bucket, contact_id) DO NOTHING;
-
--- name: set_last_active
--- The contacts' latest activity bucket (after their buckets were written).
-UPDATE analytics_contacts c
-   SET last_active = x.b
-  FROM (SELECT k.id,
-               (SELECT max(a.bucket) FROM analytics_contact_activity a
-                 WHERE a.merchant_id = %(merchant_id)s AND a.contact_id = k.id) AS b
-          FROM unnest(%(ids)s::uuid[]) AS k(id)) x
- WHERE c.merchant_id = %(merchant_id)s AND c.contact_id = x.id
-   AND c.last_active IS DISTINCT FROM x.b;
-
--- name: add_contact_totals
--- Contact rows removed (-1) and inserted (+1) per account; accounts left with none
--- lose their row (drop_empty_contact_totals), as a recount gives.
-INSERT INTO analytics_contact_totals (merchant_id, account_id, contacts)
-SELECT %(merchant_id)s, u.account_id, u.n
-  FROM unnest(%(account_ids)s::uuid[], %(deltas)s::bigint[]) AS u(account_id, n)
-ON CONFLICT (merchant_id, account_id)
-DO UPDATE SET contacts = analytics_contact_totals.contacts + excluded.contacts;
-
--- name: drop_empty_contact_totals
-DELETE FROM analytics_contact_totals WHERE merchant_id = %(merchant_id)s AND contacts = 0;
-
--- name: delete_contact_totals
-DELETE FROM analytics_contact_totals WHERE merchant_id = %(merchant_id)s;
-
--- name: recount_contact_totals
-INSERT INTO analytics_contact_totals (merchant_id, account_id, contacts)
-SELECT merchant_id, account_id, count(*) FROM analytics_contacts
- WHERE merchant_id = %(merchant_id)s
- GROUP BY 1, 2;
-
--- name: dump_contact_totals
-SELECT * FROM analytics_contact_totals
- WHERE merchant_id = %(merchant_id)s ORDER BY account_id;
 
 -- name: rebuild_merchants
 SELECT merchant_id FROM contacts
@@ -187,10 +145,6 @@ SELECT DISTINCT conversation_id FROM analytics_conversation_episodes e
 -- name: dump_episodes
 SELECT * FROM analytics_conversation_episodes
  WHERE merchant_id = %(merchant_id)s ORDER BY conversation_id, episode;
-
--- name: dump_days
-SELECT * FROM analytics_episode_days
- WHERE merchant_id = %(merchant_id)s ORDER BY account_id, day;
 
 -- name: dump_contacts
 SELECT * FROM analytics_contacts WHERE merchant_id = %(merchant_id)s ORDER BY contact_id;
@@ -448,31 +402,16 @@ SELECT count(*) AS n
 -- active_contacts, conversation_report, campaign_counts, campaign_series,
 -- automation_counts, posts_published_count and post_readings give for the period.
 WITH c AS (
-  -- The contacts there are now less those created at or after the end.
-  SELECT (SELECT coalesce(sum(contacts), 0)::bigint FROM analytics_contact_totals
-           WHERE merchant_id = %(merchant_id)s
-             AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s))
-         - (SELECT count(*) FROM analytics_contacts
-             WHERE merchant_id = %(merchant_id)s AND created_at >= %(end)s
-               AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)) AS total,
-         (SELECT count(*) FROM analytics_contacts
-           WHERE merchant_id = %(merchant_id)s AND created_at >= %(start)s
-             AND created_at < %(end)s
-             AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)) AS new
+  SELECT count(*) AS total,
+         count(*) FILTER (WHERE created_at >= %(start)s) AS new
+    FROM analytics_contacts
+   WHERE merchant_id = %(merchant_id)s AND created_at < %(end)s
+     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
 ), act AS (
-  -- Active in the period: the latest bucket is in it, or it is after the end and an
-  -- earlier bucket is in it.
-  SELECT (SELECT count(*) FROM analytics_contacts
-           WHERE merchant_id = %(merchant_id)s AND last_active >= %(start)s
-             AND last_active < %(end)s
-             AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s))
-         + (SELECT count(*) FROM analytics_contacts k
-             WHERE k.merchant_id = %(merchant_id)s AND k.last_active >= %(end)s
-               AND (%(account_id)s::uuid IS NULL OR k.account_id = %(account_id)s)
-               AND EXISTS (SELECT 1 FROM analytics_contact_activity a
-                            WHERE a.merchant_id = %(merchant_id)s
-                              AND a.contact_id = k.contact_id
-                              AND a.bucket >= %(start)s AND a.bucket < %(end)s)) AS active
+  SELECT count(DISTINCT contact_id) AS active
+    FROM analytics_contact_activity
+   WHERE merchant_id = %(merchant_id)s AND bucket >= %(start)s AND bucket < %(end)s
+     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
 ), o AS (
   SELECT count(*) AS opened,
          count(*) FILTER (WHERE status = 'OPEN') AS open,

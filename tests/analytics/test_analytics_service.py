@@ -259,7 +259,7 @@ async def test_erasing_a_contact_removes_its_contribution(
     assert ca.new_contacts.total == 1 and ca.active == 1
     assert [(t.tag, t.contacts) for t in ca.top_tags] == [("vip", 1)]
     rows = await dump(pool, merchant)
-    assert all(r.get("contact_id") != gone for part in rows.values() for r in part)
+    assert all(r["contact_id"] != gone for part in rows.values() for r in part)
 
 
 async def test_another_merchants_data_never_appears(

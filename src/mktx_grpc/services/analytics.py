@@ -3,9 +3,7 @@ messages out. Definitions live in domain/analytics.py and analytics.proto."""
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -17,14 +15,11 @@ from mktx.v1 import analytics_pb2_grpc
 from ..core.context import current_principal
 from ..core.errors import NotFound
 from ..deps import Deps
-from ..domain import analytics_days as days
 from ..domain.schedule import zone
 from ..mapping import analytics as mapping
 from ..mapping.analytics import ReportArgs, bucket_times, by_key, duration_stats, ratio
 from ..mapping.common import from_ts, ts
-from ..store import Row
 from ..store import analytics as store
-from ..store import analytics_days as days_store
 
 TOP_TAGS = 10
 DEFAULT_MAX_POSTS = 50
@@ -57,60 +52,11 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             granularity=gran,
         )
 
-    async def _days(
-        self, args: ReportArgs, prefixes: tuple[str, ...], ps: tuple[float, ...], *, overview: bool
-    ) -> tuple[dict[date, Row], days.Combined, dict[str, dict[str, float]]] | None:
-        """The period from day rows (whole local days) and the episodes of its partly
-        covered days; None when the day rows cannot serve it (no whole day in the
-        period, or cut in another zone than the merchant's current one)."""
-        rollup_zone, _ = await days_store.zones(args.merchant_id)
-        if rollup_zone != args.time_zone:
-            return None
-        sp = days.split(args.start, args.end, args.tz)
-        if sp is None:
-            return None
-        rows = await days_store.day_rows(
-            args.merchant_id, args.account_id, sp.first_day, sp.last_day, overview=overview
-        )
-        spans = [s for s in ((args.start, sp.inner_start), (sp.inner_end, args.end)) if s[0] < s[1]]
-        eps = await days_store.edge_episodes(args.merchant_id, args.account_id, spans)
-        edges = [
-            days.day_row(d, eps, args.tz, within=(args.start, args.end))
-            for d in days.edge_days(args.start, args.end, sp, args.tz)
-        ]
-        comb = days.Combined.of(rows, edges, prefixes, ps)
-        wanted = comb.wanted()
-        slices = (
-            await days_store.slices(
-                args.merchant_id, args.account_id, sp.first_day, sp.last_day, wanted
-            )
-            if wanted
-            else {}
-        )
-        by_day = {r["day"]: r for r in (*rows, *edges)}
-        return by_day, comb, comb.stats(slices)
-
     async def GetOverview(
         self, request: A.GetOverviewRequest, context: grpc.aio.ServicerContext
     ) -> A.Overview:
         args = await self._args(request, series=False)
-        d = await self._days(args, ("frt",), (0.5,), overview=True)
-        if d is None:
-            o = await store.read_one("overview", args.params())
-        else:
-            by_day, comb, st = d
-            o = dict(await days_store.overview_rest(args.params()))
-            res_n = sum(r["res_stat"][0] for r in by_day.values())
-            res_sum = math.fsum(r["res_stat"][1] for r in by_day.values())
-            o.update(
-                opened=int(comb.counts["opened"]),
-                open=int(comb.counts["open"]),
-                pending=int(comb.counts["pending"]),
-                closed=int(comb.counts["closed"]),
-                frt_mean=st["frt"]["mean"],
-                frt_median=st["frt"]["0.5"],
-                resolution_mean=res_sum / res_n if res_n else 0.0,
-            )
+        o = await store.read_one("overview", args.params())
         return A.Overview(
             time_zone=args.time_zone,
             period=request.period,
@@ -183,26 +129,14 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     ) -> A.ConversationAnalytics:
         args = await self._args(request)
         p = args.params()
-        d = await self._days(
-            args, tuple(x for x, _, _ in days.DURATIONS), (0.5, 0.9), overview=False
-        )
-        if d is None:
-            t = await store.read_one("conversation_report", p)
-        else:
-            t = _report_from_days(d[1], d[2])
+        t = await store.read_one("conversation_report", p)
         frt = {k[4:]: v for k, v in t.items() if k.startswith("frt_")}
         res = {k[4:]: v for k, v in t.items() if k.startswith("res_")}
         bot = {k[4:]: v for k, v in t.items() if k.startswith("bot_")}
-        if d is not None and args.granularity == "DAY":
-            opened_by, frt_by, res_by = _series_from_days(d[0])
-        else:
-            opened_by = by_key(await store.read("episodes_opened_series", p))
-            frt_by = by_key(await store.read("first_response_series", p))
-            res_by = by_key(await store.read("resolution_series", p))
-        if d is not None:
-            assignees = days.assignees(d[0].values())
-        else:
-            assignees = await store.read("per_assignee", p)
+        opened_by = by_key(await store.read("episodes_opened_series", p))
+        frt_by = by_key(await store.read("first_response_series", p))
+        res_by = by_key(await store.read("resolution_series", p))
+        assignees = await store.read("per_assignee", p)
         series = []
         for b in args.buckets():
             f, r = frt_by.get(b.key), res_by.get(b.key)
@@ -359,39 +293,3 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             ],
             series=series,
         )
-
-
-def _report_from_days(comb: days.Combined, st: dict[str, dict[str, float]]) -> Row:
-    """conversation_report's row from day rows."""
-    c = comb.counts
-    t: Row = {k: int(c[k]) for k in ("opened", "bot_involved", "escalated")}
-    t.update(frt_n=int(c["frt_n"]), res_n=int(c["res_n"]), res_bot_only=int(c["res_bot_only"]))
-    t["bot_n"] = int(c["bot_n"])
-    for prefix, _, _ in days.DURATIONS:
-        s = st[prefix]
-        # frt_bh -> frt's "bh_" keys, as the statement names them.
-        head, _, tail = prefix.partition("_")
-        key = f"{head}_{tail}_" if tail else f"{head}_"
-        t[f"{key}mean"], t[f"{key}median"], t[f"{key}p90"] = s["mean"], s["0.5"], s["0.9"]
-    n = c["bot_handled_n"]
-    t["bot_handled_mean"] = c["bot_handled_sum"] / n if n else 0.0
-    return t
-
-
-def _day_stats(row: Row, prefix: str, n: str) -> Row:
-    out: Row = {"n": row[n]}
-    for key, p in (("", prefix), ("bh_", f"{prefix}_bh")):
-        st = row[f"{p}_stat"]
-        out[f"{key}mean"] = st[1] / st[0] if st[0] else 0.0
-        out[f"{key}median"], out[f"{key}p90"] = st[2], st[3]
-    return out
-
-
-def _series_from_days(
-    by_day: dict[date, Row],
-) -> tuple[dict[date, Row], dict[date, Row], dict[date, Row]]:
-    """The daily series rows (opened, first response, resolution) from day rows."""
-    opened = {k: {"n": r["opened"]} for k, r in by_day.items()}
-    frt = {k: _day_stats(r, "frt", "frt_n") for k, r in by_day.items()}
-    res = {k: _day_stats(r, "res", "res_n") for k, r in by_day.items()}
-    return opened, frt, res

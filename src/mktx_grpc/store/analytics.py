@@ -8,7 +8,6 @@ report period in the merchant's time zone.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
@@ -85,13 +84,12 @@ async def replace_episodes(
     merchant_id: UUID,
     conversation_ids: Sequence[UUID],
     episodes: Sequence[tuple[Row, domain.Episode]],
-) -> tuple[list[Row], list[Row]]:
+) -> None:
     """Make the episode rows of ``conversation_ids`` exactly ``episodes`` (pairs of
     the conversation row and one of its episodes); conversations without episodes
     (gone) lose their rows. Only rows that differ are written: most recomputations
     (another message in a conversation already answered) change nothing, and the
-    consumer's cost is then a read. Returns the rows removed (as they were) and the
-    rows written: the day rollups take the former's part out and add the latter's."""
+    consumer's cost is then a read."""
     wanted: dict[tuple[UUID, int], dict[str, Any]] = {}
     for conv, ep in episodes:
         d = asdict(ep)
@@ -130,12 +128,10 @@ async def replace_episodes(
     if fresh:
         async with current_connection().cursor() as cur:
             await cur.executemany(Q.insert_episode, fresh)
-    return [dict(zip(EPISODE_COLUMNS, stored[k], strict=True)) for k in stale], fresh
 
 
-async def delete_episodes_of_contacts(merchant_id: UUID, contact_ids: Sequence[UUID]) -> list[Row]:
-    """Remove the contacts' episodes; returns the removed rows."""
-    return await fetch_all(
+async def delete_episodes_of_contacts(merchant_id: UUID, contact_ids: Sequence[UUID]) -> None:
+    await execute(
         Q.delete_episodes_of_contacts, {"merchant_id": merchant_id, "ids": list(contact_ids)}
     )
 
@@ -144,25 +140,10 @@ async def refresh_contacts(merchant_id: UUID, contact_ids: Sequence[UUID]) -> No
     """Recompute the contacts' rows and activity buckets from raw data (an erased
     contact keeps none)."""
     p = {"merchant_id": merchant_id, "ids": list(contact_ids)}
-    deltas: Counter[UUID] = Counter()
-    for r in await fetch_all(Q.delete_contacts, p):
-        deltas[r["account_id"]] -= 1
-    for r in await fetch_all(Q.insert_contacts, p):
-        deltas[r["account_id"]] += 1
+    await execute(Q.delete_contacts, p)
+    await execute(Q.insert_contacts, p)
     await execute(Q.delete_contact_activity, p)
     await execute(Q.insert_contact_activity, p)
-    await execute(Q.set_last_active, p)
-    changed = {a: n for a, n in deltas.items() if n}
-    if changed:
-        await execute(
-            Q.add_contact_totals,
-            {
-                "merchant_id": merchant_id,
-                "account_ids": list(changed),
-                "deltas": list(changed.values()),
-            },
-        )
-        await execute(Q.drop_empty_contact_totals, {"merchant_id": merchant_id})
 
 
 async def refresh_activity(merchant_id: UUID, contact_ids: Sequence[UUID]) -> None:
@@ -170,16 +151,7 @@ async def refresh_activity(merchant_id: UUID, contact_ids: Sequence[UUID]) -> No
     are only ever added between contact refreshes (an erased contact's go with a
     contact.* event, which recomputes them whole), so the missing buckets are added
     and the rest stay, with the same result as recomputing them."""
-    p = {"merchant_id": merchant_id, "ids": list(contact_ids)}
-    await execute(Q.add_contact_activity, p)
-    await execute(Q.set_last_active, p)
-
-
-async def recount_contact_totals(merchant_id: UUID) -> None:
-    """The merchant's contact totals counted afresh from its contact rows (rebuild)."""
-    p = {"merchant_id": merchant_id}
-    await execute(Q.delete_contact_totals, p)
-    await execute(Q.recount_contact_totals, p)
+    await execute(Q.add_contact_activity, {"merchant_id": merchant_id, "ids": list(contact_ids)})
 
 
 async def rebuild_merchants() -> list[UUID]:
@@ -198,11 +170,6 @@ async def rebuild_conversation_ids(merchant_id: UUID, since: datetime | None) ->
     return [r["id"] for r in rows]
 
 
-async def dump_days(merchant_id: UUID) -> list[Row]:
-    """The merchant's day rows (0019), in key order."""
-    return await fetch_all(Q.dump_days, {"merchant_id": merchant_id})
-
-
 async def dump(merchant_id: UUID) -> dict[str, list[Row]]:
     """Every rollup row of the merchant (tests and operators compare rollups)."""
     p = {"merchant_id": merchant_id}
@@ -210,8 +177,6 @@ async def dump(merchant_id: UUID) -> dict[str, list[Row]]:
         "episodes": await fetch_all(Q.dump_episodes, p),
         "contacts": await fetch_all(Q.dump_contacts, p),
         "activity": await fetch_all(Q.dump_activity, p),
-        "days": await fetch_all(Q.dump_days, p),
-        "contact_totals": await fetch_all(Q.dump_contact_totals, p),
     }
 
 

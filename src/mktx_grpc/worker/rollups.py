@@ -27,9 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 from ..core.db import use_connection
 from ..domain import analytics as domain
 from ..domain.schedule import Schedule, parse_hhmm, zone
-from ..store import Row
 from ..store import analytics as store
-from ..store import analytics_days as days_store
 from ..store.events import OutboxEvent
 from .consumer import Consumer
 
@@ -74,13 +72,8 @@ def schedule_from_settings(business_hours: Any) -> Schedule | None:
     return Schedule(tz, spans)
 
 
-async def refresh_conversations(
-    merchant_id: UUID, ids: Sequence[UUID]
-) -> tuple[list[Row], list[Row]]:
-    """Recompute the episodes of the conversations ``ids`` on the current connection;
-    returns the episode rows removed (as they were) and written."""
-    removed: list[Row] = []
-    added: list[Row] = []
+async def refresh_conversations(merchant_id: UUID, ids: Sequence[UUID]) -> None:
+    """Recompute the episodes of the conversations ``ids`` on the current connection."""
     for i in range(0, len(ids), CHUNK):
         chunk = list(ids[i : i + CHUNK])
         convs = await store.conversations_for_rollup(merchant_id, chunk)
@@ -112,10 +105,7 @@ async def refresh_conversations(
                 schedule=schedules[c["account_id"]],
             )
             out.extend((c, ep) for ep in eps)
-        gone, fresh = await store.replace_episodes(merchant_id, chunk, out)
-        removed += gone
-        added += fresh
-    return removed, added
+        await store.replace_episodes(merchant_id, chunk, out)
 
 
 async def refresh_contacts(merchant_id: UUID, ids: Sequence[UUID]) -> None:
@@ -179,21 +169,14 @@ async def apply_events(events: Sequence[OutboxEvent]) -> None:
     """The consumer's batch handler: recompute what ``events`` name."""
     for merchant_id, a in sorted(affected(events).items(), key=lambda kv: kv[0]):
         await store.lock_merchant(merchant_id)
-        removed: list[Row] = []
-        added: list[Row] = []
         if a.contacts:
             await refresh_contacts(merchant_id, sorted(a.contacts))
         if a.activity - a.contacts:
             await store.refresh_activity(merchant_id, sorted(a.activity - a.contacts))
         if a.deleted:
-            removed += await store.delete_episodes_of_contacts(merchant_id, sorted(a.deleted))
+            await store.delete_episodes_of_contacts(merchant_id, sorted(a.deleted))
         if a.conversations:
-            gone, fresh = await refresh_conversations(merchant_id, sorted(a.conversations))
-            removed += gone
-            added += fresh
-        # The changed episodes' parts out of and into the days they count in (every
-        # day re-cut when the merchant's zone changed since they were cut).
-        await days_store.refresh_days(merchant_id, removed, added)
+            await refresh_conversations(merchant_id, sorted(a.conversations))
 
 
 #: Batches of up to 2,000 events: a conversation or contact named many times in a
@@ -221,19 +204,11 @@ async def rebuild(
         async with use_connection(pool):
             contact_ids = await store.rebuild_contact_ids(m, since)
             conv_ids = await store.rebuild_conversation_ids(m, since)
-        for i in range(0, len(contact_ids), CHUNK):
-            async with use_connection(pool, transaction=True):
-                await store.lock_merchant(m)
-                await refresh_contacts(m, contact_ids[i : i + CHUNK])
-        for i in range(0, len(conv_ids), CHUNK):
-            async with use_connection(pool, transaction=True):
-                await store.lock_merchant(m)
-                # Day rows follow in one pass at the end (each is a sum over days).
-                await refresh_conversations(m, conv_ids[i : i + CHUNK])
-        async with use_connection(pool, transaction=True):
-            await store.lock_merchant(m)
-            await days_store.rebuild_days(m)
-            await store.recount_contact_totals(m)
+        for ids, refresh in ((contact_ids, refresh_contacts), (conv_ids, refresh_conversations)):
+            for i in range(0, len(ids), CHUNK):
+                async with use_connection(pool, transaction=True):
+                    await store.lock_merchant(m)
+                    await refresh(m, ids[i : i + CHUNK])
         totals["merchants"] += 1
         totals["contacts"] += len(contact_ids)
         totals["conversations"] += len(conv_ids)
