@@ -1,8 +1,9 @@
-"""The model client's lean HTTP/1.1 transport (ai/transport.py) against a small real
-HTTP server on a local socket, whose misbehaviour each test chooses: keep-alive
-reuse, a server that dropped a kept-alive connection (the request is sent again on
-a new one, once), chunked and close-delimited bodies, ``connection: close``,
-timeouts and refused connections as httpx2's errors. The openai client over it is
+"""The model client's HTTP transports (``ai.client.model_transport``: the default
+aiohttp backend and httpx2's own) against a small real HTTP server on a local
+socket, whose misbehaviour each test chooses: keep-alive reuse, a server that
+dropped a kept-alive connection, chunked and close-delimited bodies,
+``connection: close``, timeouts and refused connections as httpx2's errors (which
+the openai client retries and maps to its own). The openai client over them is
 covered by every other test in tests/ai (the stand-in over HTTP)."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 import httpx2
 import pytest
 
-from mktx_grpc.ai.transport import LeanTransport
+from mktx_grpc.ai.client import model_transport
 
 
 @dataclass
@@ -89,10 +90,15 @@ async def server() -> AsyncIterator[Server]:
         s.close()
 
 
+@pytest.fixture(params=["aiohttp", "default"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-async def http(server: Server) -> AsyncIterator[httpx2.AsyncClient]:
+async def http(server: Server, kind: str) -> AsyncIterator[httpx2.AsyncClient]:
     async with httpx2.AsyncClient(
-        base_url=f"http://127.0.0.1:{server.port}", transport=LeanTransport(), timeout=2.0
+        base_url=f"http://127.0.0.1:{server.port}", transport=model_transport(kind), timeout=2.0
     ) as client:
         yield client
 
@@ -109,19 +115,25 @@ async def test_keep_alive_reuses_one_connection(server: Server, http: httpx2.Asy
     assert server.connections == 4
 
 
-async def test_a_dropped_kept_alive_connection_is_replaced_once(
+async def test_a_dropped_kept_alive_connection_is_a_transport_error_then_replaced(
     server: Server, http: httpx2.AsyncClient
 ):
     server.mode = "drop_second"
     assert (await http.post("/x", content=b"a")).content == b"a"
-    # The reused connection ends with no byte of an answer: sent again, new connection.
-    assert (await http.post("/x", content=b"b")).content == b"b"
-    assert server.requests == [b"a", b"b", b"b"] and server.connections == 2
+    # The reused connection ends with no byte of an answer. A POST is not sent again
+    # by the transport: the error is an httpx2 transport error, which the openai
+    # client retries (APIConnectionError / APITimeoutError, max_retries).
+    with pytest.raises(httpx2.TransportError):
+        await http.post("/x", content=b"b")
+    # The dead connection is not reused: the next call gets a new one.
+    server.mode = "ok"
+    assert (await http.post("/x", content=b"c")).content == b"c"
+    assert server.requests == [b"a", b"b", b"c"] and server.connections == 2
 
 
 async def test_a_new_connection_that_fails_is_not_retried(server: Server, http: httpx2.AsyncClient):
     server.mode = "drop_all"
-    with pytest.raises(httpx2.RemoteProtocolError):
+    with pytest.raises(httpx2.TransportError):
         await http.post("/x", content=b"a")
     assert server.requests == [b"a"] and server.connections == 1
 
@@ -159,21 +171,23 @@ async def test_connection_close_bodies_and_no_reuse(
     assert server.connections == 2 and server.requests == [b"body-1", b"body-2"]
 
 
-async def test_a_silent_server_is_a_read_timeout(server: Server):
+async def test_a_silent_server_is_a_read_timeout(server: Server, kind: str):
     server.mode = "hang"
     async with httpx2.AsyncClient(
         base_url=f"http://127.0.0.1:{server.port}",
-        transport=LeanTransport(),
+        transport=model_transport(kind),
         timeout=httpx2.Timeout(5.0, read=0.2),
     ) as http:
         with pytest.raises(httpx2.ReadTimeout):
             await http.post("/x", content=b"a")
 
 
-async def test_a_refused_connection_is_a_connect_error():
+async def test_a_refused_connection_is_a_connect_error(kind: str):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    async with httpx2.AsyncClient(transport=LeanTransport(), timeout=2.0) as http:
-        with pytest.raises(httpx2.ConnectError):
+    async with httpx2.AsyncClient(transport=model_transport(kind), timeout=2.0) as http:
+        # httpx2's ConnectError; httpx-aiohttp's mapping names it ConnectTimeout. Both
+        # are transport errors the openai client retries and the breaker counts.
+        with pytest.raises((httpx2.ConnectError, httpx2.ConnectTimeout)):
             await http.post(f"http://127.0.0.1:{port}/x", content=b"a")

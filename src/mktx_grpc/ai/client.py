@@ -30,13 +30,13 @@ from typing import Any
 import httpx2
 import openai
 from google.rpc import code_pb2
+from httpx_aiohttp.httpx2 import AiohttpTransport
 from openai import AsyncOpenAI, AsyncStream
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from ..core.config import Settings
 from ..core.errors import DomainError, QuotaExceeded, UpstreamError
 from ..x.breaker import CircuitBreaker
-from .transport import LeanTransport
 
 log = logging.getLogger(__name__)
 
@@ -348,16 +348,26 @@ class ShardedTransport(httpx2.AsyncBaseTransport):
             await pool.aclose()
 
 
+def model_transport(kind: str) -> httpx2.AsyncBaseTransport:
+    """The model client's HTTP transport: "aiohttp" (the default) is the openai
+    package's own aiohttp backend (``httpx-aiohttp``, what ``openai.DefaultAioHttpClient``
+    uses): keep-alive HTTP/1.1 with aiohttp's C parser, the least CPU per model call
+    (bench/results/ai.md); "default" is a :class:`ShardedTransport` of httpx2's own
+    pools, for a provider reached through a proxy or over HTTP/2."""
+    if kind == "default":
+        return ShardedTransport()
+    # No cap on connections in use (the callers' concurrency is the cap); up to 256
+    # kept for the next calls.
+    return AiohttpTransport(
+        limits=httpx2.Limits(max_connections=None, max_keepalive_connections=256)
+    )
+
+
 def make_model_client(settings: Settings, *, base_url: str = "", api_key: str = "") -> ModelClient:
     """The process's model client from ``settings`` (``base_url``/``api_key``
     override them: ``serve`` passes its built-in stand-in's): one ``AsyncOpenAI``
-    for the process, on a :class:`~.transport.LeanTransport` (``ai_http`` "lean")
-    or a :class:`ShardedTransport` of httpx2's own pools ("default")."""
-    transport: httpx2.AsyncBaseTransport
-    if settings.ai_http == "default":
-        transport = ShardedTransport()
-    else:
-        transport = LeanTransport()
+    for the process, on :func:`model_transport` (``ai_http``)."""
+    transport = model_transport(settings.ai_http)
     client = AsyncOpenAI(
         base_url=base_url or settings.ai_base_url or None,
         api_key=api_key or settings.ai_api_key or "unset",

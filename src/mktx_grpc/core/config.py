@@ -224,10 +224,10 @@ class Settings:
     #: Whether the provider's moderation endpoint is called (when a merchant's
     #: settings ask for it); off for providers without one.
     ai_moderation: bool = True
-    #: The model client's HTTP transport: "lean" (``ai/transport.py``: HTTP/1.1
-    #: keep-alive on asyncio streams, the least CPU per call) or "default" (httpx2's
-    #: own, for a provider reached through a proxy or over HTTP/2).
-    ai_http: str = "lean"
+    #: The model client's HTTP transport (``ai.client.model_transport``): "aiohttp"
+    #: (the openai package's aiohttp backend, the least CPU per call) or "default"
+    #: (httpx2's own, for a provider reached through a proxy or over HTTP/2).
+    ai_http: str = "aiohttp"
     #: Messages the auto-reply loop processes at once (model calls in flight).
     auto_reply_concurrency: int = 32
 
@@ -360,7 +360,7 @@ class Settings:
             ai_breaker_failures=max(1, _env_int("MKTX_AI_BREAKER_FAILURES", 5)),
             ai_breaker_reset=_env_float("MKTX_AI_BREAKER_RESET", 30.0),
             ai_moderation=_env_bool("MKTX_AI_MODERATION", True),
-            ai_http=_env("MKTX_AI_HTTP", "lean").strip().lower(),
+            ai_http=_env("MKTX_AI_HTTP", "aiohttp").strip().lower(),
             auto_reply_concurrency=max(1, _env_int("MKTX_AUTO_REPLY_CONCURRENCY", 32)),
         )
 
