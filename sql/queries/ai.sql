@@ -58,29 +58,9 @@ SELECT slots FROM ai_sessions
  LIMIT 1;
 
 -- name: save_session
-INSERT INTO ai_sessions (merchant_id, conversation_id, contact_id, intents, slots, summary,
-                         summary_updated_at, context, current_intent, missing_slots,
-                         session_started_at, last_activity_at, expires_at, prompt_tokens,
-                         completion_tokens, updated_at)
-VALUES (%(merchant_id)s, %(conversation_id)s, %(contact_id)s, %(intents)s, %(slots)s,
-        %(summary)s, %(summary_updated_at)s, %(context)s, %(current_intent)s,
-        %(missing_slots)s, %(session_started_at)s, %(last_activity_at)s, %(expires_at)s,
-        %(prompt_tokens)s, %(completion_tokens)s, now())
-ON CONFLICT (merchant_id, conversation_id) DO UPDATE
-   SET intents = EXCLUDED.intents, slots = EXCLUDED.slots, summary = EXCLUDED.summary,
-       summary_updated_at = EXCLUDED.summary_updated_at, context = EXCLUDED.context,
-       current_intent = EXCLUDED.current_intent, missing_slots = EXCLUDED.missing_slots,
-       session_started_at = EXCLUDED.session_started_at,
-       last_activity_at = EXCLUDED.last_activity_at, expires_at = EXCLUDED.expires_at,
-       prompt_tokens = ai_sessions.prompt_tokens + EXCLUDED.prompt_tokens,
-       completion_tokens = ai_sessions.completion_tokens + EXCLUDED.completion_tokens,
-       updated_at = now()
-RETURNING *;
-
--- name: save_session_with_usage
--- save_session and add_usage in one statement (autocommit, one round trip; the two
--- writes commit together): the day's usage row is counted only when
--- %(record_usage)s (tokens were spent).
+-- The session upserted (its token counts added to the stored totals) and, when
+-- %(record_usage)s, the day's usage counted as add_usage does, in one statement
+-- (autocommit, one round trip; the two writes commit together).
 WITH usage AS (
     INSERT INTO ai_usage_daily (merchant_id, day, prompt_tokens, completion_tokens, requests)
     SELECT %(merchant_id)s, (now() AT TIME ZONE 'UTC')::date, %(prompt_tokens)s,

@@ -405,8 +405,7 @@ async def _save(
         last_activity_at=now,
         expires_at=now + timedelta(seconds=facts.settings.session_timeout_seconds),
     )
-    write = store.save_session_with_usage if with_usage else store.save_session
-    await write(
+    await store.save_session(
         merchant_id,
         conversation_id,
         facts.contact_id,
@@ -414,6 +413,7 @@ async def _save(
         summary_updated_at=summary_at,
         prompt_tokens=out.prompt_tokens,
         completion_tokens=out.completion_tokens,
+        with_usage=with_usage,
     )
 
 

@@ -86,32 +86,6 @@ def _session_params(
     }
 
 
-async def save_session_with_usage(
-    merchant_id: UUID,
-    conversation_id: UUID,
-    contact_id: UUID,
-    session: domain.Session,
-    *,
-    summary_updated_at: datetime | None,
-    prompt_tokens: int,
-    completion_tokens: int,
-) -> None:
-    """:func:`save_session` and, when tokens were spent, :func:`add_usage`, in one
-    statement: on an autocommit connection the two commit together in one round
-    trip (on a transaction's, they are part of it)."""
-    params = _session_params(
-        merchant_id,
-        conversation_id,
-        contact_id,
-        session,
-        summary_updated_at,
-        prompt_tokens,
-        completion_tokens,
-    )
-    params["record_usage"] = bool(prompt_tokens or completion_tokens)
-    await execute(Q.save_session_with_usage, params)
-
-
 async def save_session(
     merchant_id: UUID,
     conversation_id: UUID,
@@ -121,22 +95,23 @@ async def save_session(
     summary_updated_at: datetime | None,
     prompt_tokens: int,
     completion_tokens: int,
-) -> Row:
-    """Write ``session``; the token counts are added to the stored totals."""
-    row = await fetch_one(
-        Q.save_session,
-        _session_params(
-            merchant_id,
-            conversation_id,
-            contact_id,
-            session,
-            summary_updated_at,
-            prompt_tokens,
-            completion_tokens,
-        ),
+    with_usage: bool = False,
+) -> None:
+    """Write ``session`` (the token counts are added to the stored totals) and, with
+    ``with_usage`` when tokens were spent, the day's usage as :func:`add_usage` does,
+    in one statement: on an autocommit connection the two commit together in one
+    round trip (on a transaction's, they are part of it)."""
+    params = _session_params(
+        merchant_id,
+        conversation_id,
+        contact_id,
+        session,
+        summary_updated_at,
+        prompt_tokens,
+        completion_tokens,
     )
-    assert row is not None
-    return row
+    params["record_usage"] = with_usage and bool(prompt_tokens or completion_tokens)
+    await execute(Q.save_session, params)
 
 
 async def note_escalation(
