@@ -13,9 +13,10 @@ WITH me AS MATERIALIZED (
   SELECT %(merchant_id)s::uuid, %(type)s::text, %(aggregate_id)s::uuid, %(payload)s::jsonb,
          me.tx
     FROM me
-  RETURNING id, merchant_id
+  RETURNING id, merchant_id, type
 )
-SELECT ev.id, pg_notify('mktx_events', ev.merchant_id::text || ':' || ev.id::text) FROM ev;
+SELECT ev.id, pg_notify('mktx_events', ev.merchant_id::text || ':' || ev.id::text || ':' || ev.type)
+  FROM ev;
 
 -- name: append_events
 -- append_event for many events (%(rows)s: a JSON array of {merchant_id, type,
@@ -31,9 +32,10 @@ WITH me AS MATERIALIZED (
                         AS (merchant_id uuid, type text, aggregate_id uuid, payload jsonb))
          WITH ORDINALITY AS d(merchant_id, type, aggregate_id, payload, n)
    ORDER BY d.n
-  RETURNING id, merchant_id
+  RETURNING id, merchant_id, type
 )
-SELECT count(pg_notify('mktx_events', ev.merchant_id::text || ':' || ev.id::text)) FROM ev;
+SELECT count(pg_notify('mktx_events', ev.merchant_id::text || ':' || ev.id::text || ':' || ev.type))
+  FROM ev;
 
 -- name: events_after
 SELECT id, merchant_id, type, aggregate_id, payload, created_at

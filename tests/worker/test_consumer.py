@@ -34,6 +34,7 @@ from mktx_grpc.core.context import current_connection
 from mktx_grpc.core.db import make_pool, use_connection
 from mktx_grpc.store import events as events_store
 from mktx_grpc.store.events import OutboxEvent
+from mktx_grpc.store.live import dispatcher_for
 from mktx_grpc.worker import CONSUMERS, LOOPS
 from mktx_grpc.worker.consumer import (
     Consumer,
@@ -348,6 +349,43 @@ async def test_loop_wakes_on_the_outbox_notify(api, db, effects):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_typed_subscription_is_woken_by_its_types_only(api, db):
+    """A consumer of some types is not woken by every other event's NOTIFY (the
+    payload names the type); a notification without a type still wakes it."""
+    deps = api.app.deps
+    dispatcher = dispatcher_for(deps.pool)
+    typed = await dispatcher.subscribe(None, types=("wanted.happened",))
+    every = await dispatcher.subscribe(None)
+    try:
+        for sub in (typed, every):
+            sub.clear()
+        async with use_connection(deps.pool, transaction=True):
+            await events_store.append_events(
+                [
+                    {
+                        "merchant_id": uuid.uuid4(),
+                        "type": "other.happened",
+                        "aggregate_id": None,
+                        "payload": {},
+                    }
+                ]
+            )
+        assert await every.wait(10)
+        assert not await typed.wait(0.3)
+        every.clear()
+        async with use_connection(deps.pool, transaction=True):
+            eid = await events_store.append_event(uuid.uuid4(), "wanted.happened", None, {})
+        assert await typed.wait(10) and await every.wait(10)
+        assert typed.lag == 1 and typed._ids == [eid]
+        typed.clear()
+        # The payload's old form (no type), as a hand-made NOTIFY sends it: wakes all.
+        await db.execute("SELECT pg_notify('mktx_events', %s)", (f"{uuid.uuid4()}:{eid + 1}",))
+        assert await typed.wait(10)
+    finally:
+        typed.close()
+        every.close()
 
 
 def test_the_campaign_consumer_is_registered_as_a_loop():

@@ -1,7 +1,7 @@
 """The domain event outbox and its consumers' bookkeeping (sql/queries/events.sql).
 
 Call :func:`append_event` inside the transaction that makes the change; the event
-and a ``NOTIFY mktx_events, '<merchant_id>:<event_id>'`` commit with it, so live
+and a ``NOTIFY mktx_events, '<merchant_id>:<event_id>:<type>'`` commit with it, so live
 streams (WatchConversations), automation, AI and analytics see exactly the
 committed changes, across server processes.
 

@@ -1,10 +1,14 @@
 """Live outbox notifications: one LISTEN connection per process, fanned out to streams.
 
 ``append_event`` commits each domain event with ``NOTIFY mktx_events,
-'<merchant_id>:<event_id>'``. A :class:`LiveDispatcher` holds one dedicated
+'<merchant_id>:<event_id>:<type>'``. A :class:`LiveDispatcher` holds one dedicated
 connection that LISTENs on that channel and hands each notification to the
-subscriptions of that merchant. It starts lazily with the first subscription and
-stops when the last one leaves, so idle processes hold no extra connection.
+subscriptions of that merchant (and of every merchant), except those that asked for
+other event types only: an outbox consumer of a few types is not woken by every
+event of the others. A notification without a type (``'<merchant_id>:<event_id>'``,
+or a re-read after a reconnect) wakes every subscription. The dispatcher starts lazily
+with the first subscription and stops when the last one leaves, so idle processes
+hold no extra connection.
 
 A notification is only a wake-up: streams read the events themselves from
 ``domain_events`` (the source of truth, in id order), so a notification lost while
@@ -25,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
+from collections.abc import Collection
 from uuid import UUID
 
 import psycopg
@@ -45,9 +50,17 @@ HARD_LIMIT_FACTOR = 10
 class Subscription:
     """One stream's view of the live notifications of one merchant."""
 
-    def __init__(self, dispatcher: LiveDispatcher, merchant_id: UUID | None, limit: int) -> None:
+    def __init__(
+        self,
+        dispatcher: LiveDispatcher,
+        merchant_id: UUID | None,
+        limit: int,
+        types: frozenset[str] | None = None,
+    ) -> None:
         self.merchant_id = merchant_id
         self.limit = limit
+        #: Only notifications of these event types (or of no known type) wake it.
+        self.types = types
         self.saturated = False
         self._ids: list[int] = []
         self._wake = asyncio.Event()
@@ -102,11 +115,20 @@ class LiveDispatcher:
         self._ready = asyncio.Event()
         self._reconnect_delay = reconnect_delay
 
-    async def subscribe(self, merchant_id: UUID | None, limit: int | None = None) -> Subscription:
+    async def subscribe(
+        self,
+        merchant_id: UUID | None,
+        limit: int | None = None,
+        *,
+        types: Collection[str] | None = None,
+    ) -> Subscription:
         """Register a subscription (``merchant_id`` None: every merchant's events, for
-        outbox consumers). Returns once the listener is LISTENing, so any event
+        outbox consumers; ``types``: only events of these types wake it, for consumers
+        that filter on type). Returns once the listener is LISTENing, so any event
         committed after this returns is notified."""
-        sub = Subscription(self, merchant_id, limit or MAX_PENDING)
+        sub = Subscription(
+            self, merchant_id, limit or MAX_PENDING, frozenset(types) if types is not None else None
+        )
         self._subs.setdefault(merchant_id, set()).add(sub)
         if self._task is None or self._task.done():
             self._ready = asyncio.Event()
@@ -125,14 +147,18 @@ class LiveDispatcher:
             self._task = None
 
     def _dispatch(self, payload: str) -> None:
-        # '<merchant_id>:<event_id>' on the outbox channel; other channels (the
-        # outbound DM ledger's) send the merchant id alone: a wake-up without an id.
-        merchant, _, event_id = payload.partition(":")
+        # '<merchant_id>:<event_id>:<type>' on the outbox channel (the type may be
+        # missing); other channels (the outbound DM ledger's) send the merchant id
+        # alone: a wake-up without an id.
+        merchant, _, rest = payload.partition(":")
+        event_id, _, type_ = rest.partition(":")
         try:
             key, eid = UUID(merchant), int(event_id or 0)
         except ValueError:
             return
         for sub in [*self._subs.get(key, ()), *self._subs.get(None, ())]:
+            if type_ and sub.types is not None and type_ not in sub.types:
+                continue
             sub.offer(eid)
 
     def _wake_all(self) -> None:

@@ -42,7 +42,8 @@ What every consumer gets:
   last error, listed by ``store.events.parked_events``) and the consumer moves on.
   Ordering is kept: nothing after a failing event is delivered while it is retried.
 - **Latency**: the loop waits for the outbox NOTIFY (the process's one LISTEN
-  connection, ``store.live``) when it has nothing to do, and re-reads at least every
+  connection, ``store.live``; a consumer of some ``types`` only for a NOTIFY of
+  one of them) when it has nothing to do, and re-reads at least every
   :data:`IDLE_POLL_SECONDS` in case a notification was lost. A new event is seen
   within milliseconds and settles on the next pass (see bench/results/consumers.md).
 """
@@ -407,7 +408,10 @@ def consumer_loop(consumer: Consumer) -> Loop:
     the worker can stop between iterations."""
 
     async def loop(deps: Deps) -> float:
-        sub = await dispatcher_for(deps.pool).subscribe(None)
+        # A consumer of some types only is woken by their events alone (the NOTIFY
+        # names the type); it still re-reads every IDLE_POLL_SECONDS, which moves its
+        # cursor past the others' events.
+        sub = await dispatcher_for(deps.pool).subscribe(None, types=consumer.types)
         try:
             deadline = time.monotonic() + ITERATION_SECONDS
             pause = HELD_SLEEP_SECONDS[0]
