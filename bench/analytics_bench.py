@@ -261,23 +261,32 @@ def produce_dms(
             now = datetime.now(UTC)
             with conn.transaction(), conn.cursor() as cur:
                 cur.executemany(
-                    "INSERT INTO messages (merchant_id, conversation_id, direction, origin,"
-                    " text, created_at) VALUES (%s, %s, 'INBOUND', 'CONTACT', 'x', %s)",
-                    [(merchant, conv, now) for conv, _ in picks],
-                )
-                cur.executemany(
                     "INSERT INTO contact_interactions (merchant_id, contact_id, kind,"
                     " occurred_at) VALUES (%s, %s, 'MESSAGE_IN', %s)",
                     [(merchant, contact, now) for _, contact in picks],
                 )
+                # The messages and their events, which name them as ingestion's do.
                 cur.execute(
-                    "INSERT INTO domain_events (merchant_id, type, aggregate_id, payload)"
-                    " SELECT %s, 'message.received', c, jsonb_build_object("
-                    "'conversation_id', c::text, 'contact_id', k::text)"
-                    " FROM unnest(%s::uuid[], %s::uuid[]) AS u(c, k) RETURNING id",
-                    (merchant, [c for c, _ in picks], [k for _, k in picks]),
+                    "WITH m AS (INSERT INTO messages (merchant_id, conversation_id, direction,"
+                    " origin, text, created_at) SELECT %(m)s, c, 'INBOUND', 'CONTACT', 'x', %(at)s"
+                    " FROM unnest(%(convs)s::uuid[]) AS u(c) RETURNING id, conversation_id),"
+                    " e AS (INSERT INTO domain_events (merchant_id, type, aggregate_id, payload)"
+                    " SELECT %(m)s, 'message.received', m.conversation_id, jsonb_build_object("
+                    "'conversation_id', m.conversation_id::text, 'contact_id', k.contact::text,"
+                    " 'message_id', m.id::text) FROM m JOIN (SELECT DISTINCT c, k AS contact"
+                    " FROM unnest(%(convs)s::uuid[], %(contacts)s::uuid[]) AS u(c, k)) k"
+                    " ON k.c = m.conversation_id RETURNING id)"
+                    " SELECT max(id) FROM e",
+                    {
+                        "m": merchant,
+                        "at": now,
+                        "convs": [c for c, _ in picks],
+                        "contacts": [k for _, k in picks],
+                    },
                 )
-                last = max(int(r[0]) for r in cur.fetchall())
+                row = cur.fetchone()
+                assert row is not None
+                last = int(row[0])
             out.put((last, time.time(), per_batch))
             n += 1
             wait = start + n * 0.02 - time.monotonic()

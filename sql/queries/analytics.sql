@@ -44,7 +44,8 @@ DELETE FROM analytics_conversation_episodes
 SELECT conversation_id, episode, account_id, contact_id, status, assignee_user_id,
        opened_at, first_inbound_at, first_bot_reply_at, handoff_at, first_human_reply_at,
        resolved_at, first_response_s, first_response_bh_s, bot_response_s, bot_handled_s,
-       resolution_s, resolution_bh_s, bot_replied, human_replied, escalated, bot_only
+       resolution_s, resolution_bh_s, bot_replied, human_replied, escalated, bot_only,
+       last_bot_reply_at, contact_after_bot_at, last_message_at
   FROM analytics_conversation_episodes
  WHERE merchant_id = %(merchant_id)s AND conversation_id = ANY(%(ids)s::uuid[]);
 
@@ -64,13 +65,66 @@ INSERT INTO analytics_conversation_episodes
         assignee_user_id, opened_at, first_inbound_at, first_bot_reply_at, handoff_at,
         first_human_reply_at, resolved_at, first_response_s, first_response_bh_s,
         bot_response_s, bot_handled_s, resolution_s, resolution_bh_s, bot_replied,
-        human_replied, escalated, bot_only)
+        human_replied, escalated, bot_only, last_bot_reply_at, contact_after_bot_at,
+        last_message_at)
 VALUES (%(merchant_id)s, %(conversation_id)s, %(episode)s, %(account_id)s, %(contact_id)s,
         %(status)s, %(assignee_user_id)s, %(opened_at)s, %(first_inbound_at)s,
         %(first_bot_reply_at)s, %(handoff_at)s, %(first_human_reply_at)s, %(resolved_at)s,
         %(first_response_s)s, %(first_response_bh_s)s, %(bot_response_s)s,
         %(bot_handled_s)s, %(resolution_s)s, %(resolution_bh_s)s, %(bot_replied)s,
-        %(human_replied)s, %(escalated)s, %(bot_only)s);
+        %(human_replied)s, %(escalated)s, %(bot_only)s, %(last_bot_reply_at)s,
+        %(contact_after_bot_at)s, %(last_message_at)s);
+
+-- name: live_episodes
+-- For extending episodes with new messages: each conversation's current status,
+-- assignee, account, contact and business hours, with its last episode row (NULL
+-- columns when it has none), in extend_episode's terms.
+SELECT c.id AS conversation_id, c.status AS conv_status,
+       c.assignee_user_id AS conv_assignee, c.account_id AS conv_account_id,
+       c.contact_id AS conv_contact_id, a.settings -> 'business_hours' AS business_hours,
+       e.episode, e.account_id, e.contact_id, e.status, e.assignee_user_id, e.opened_at,
+       e.first_inbound_at, e.first_bot_reply_at, e.handoff_at, e.first_human_reply_at,
+       e.resolved_at, e.first_response_s, e.first_response_bh_s, e.bot_response_s,
+       e.bot_handled_s, e.resolution_s, e.resolution_bh_s, e.bot_replied, e.human_replied,
+       e.escalated, e.bot_only, e.last_bot_reply_at, e.contact_after_bot_at, e.last_message_at
+  FROM conversations c
+  JOIN accounts a ON a.id = c.account_id
+  LEFT JOIN LATERAL (
+    SELECT * FROM analytics_conversation_episodes x
+     WHERE x.merchant_id = c.merchant_id AND x.conversation_id = c.id
+     ORDER BY x.episode DESC LIMIT 1
+  ) e ON true
+ WHERE c.merchant_id = %(merchant_id)s AND c.id = ANY(%(ids)s::uuid[]);
+
+-- name: messages_by_id
+-- The messages the events name, to extend their conversations' live episodes.
+SELECT id, conversation_id, created_at, direction, origin, is_from_bot
+  FROM messages
+ WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::uuid[]);
+
+-- name: update_live_episodes
+-- The extended live episodes: every column a new message can change.
+UPDATE analytics_conversation_episodes e
+   SET status = u.status, assignee_user_id = u.assignee_user_id,
+       first_bot_reply_at = u.first_bot_reply_at,
+       first_human_reply_at = u.first_human_reply_at,
+       first_response_s = u.first_response_s, first_response_bh_s = u.first_response_bh_s,
+       bot_response_s = u.bot_response_s, bot_replied = u.bot_replied,
+       human_replied = u.human_replied, last_bot_reply_at = u.last_bot_reply_at,
+       contact_after_bot_at = u.contact_after_bot_at, last_message_at = u.last_message_at
+  FROM unnest(%(conversation_id)s::uuid[], %(episode)s::int[], %(status)s::text[],
+              %(assignee_user_id)s::text[], %(first_bot_reply_at)s::timestamptz[],
+              %(first_human_reply_at)s::timestamptz[], %(first_response_s)s::float8[],
+              %(first_response_bh_s)s::float8[], %(bot_response_s)s::float8[],
+              %(bot_replied)s::bool[], %(human_replied)s::bool[],
+              %(last_bot_reply_at)s::timestamptz[], %(contact_after_bot_at)s::timestamptz[],
+              %(last_message_at)s::timestamptz[])
+       AS u(conversation_id, episode, status, assignee_user_id, first_bot_reply_at,
+            first_human_reply_at, first_response_s, first_response_bh_s, bot_response_s,
+            bot_replied, human_replied, last_bot_reply_at, contact_after_bot_at,
+            last_message_at)
+ WHERE e.merchant_id = %(merchant_id)s AND e.conversation_id = u.conversation_id
+   AND e.episode = u.episode;
 
 -- name: delete_contacts
 DELETE FROM analytics_contacts

@@ -131,7 +131,8 @@ class World:
         origin: str = "CONTACT",
         *,
         is_from_bot: bool = False,
-    ) -> None:
+    ) -> uuid.UUID:
+        """A message, with the event ingestion or the send path writes beside it."""
         inbound = origin == "CONTACT"
         contact = await self._one(
             "UPDATE conversations SET last_message_at = %s, updated_at = %s WHERE id = %s"
@@ -140,10 +141,15 @@ class World:
             at,
             conv,
         )
-        await self.db.execute(
+        message = await self._one(
             "INSERT INTO messages (merchant_id, conversation_id, direction, origin, is_from_bot,"
-            " text, created_at) VALUES (%s, %s, %s, %s, %s, 'hi', %s)",
-            (self.merchant, conv, "INBOUND" if inbound else "OUTBOUND", origin, is_from_bot, at),
+            " text, created_at) VALUES (%s, %s, %s, %s, %s, 'hi', %s) RETURNING id",
+            self.merchant,
+            conv,
+            "INBOUND" if inbound else "OUTBOUND",
+            origin,
+            is_from_bot,
+            at,
         )
         if inbound:
             await self.db.execute(
@@ -160,7 +166,9 @@ class World:
             at,
             conversation_id=conv,
             contact_id=contact,
+            message_id=message,
         )
+        return message  # type: ignore[no-any-return]
 
     async def close(self, conv: uuid.UUID, at: datetime) -> None:
         await self.db.execute(

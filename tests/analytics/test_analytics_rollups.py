@@ -52,6 +52,7 @@ async def random_history(
                 "erase",
                 "opt_out",
                 "dup",
+                "delivered",
                 "drain",
             ]
         )
@@ -63,7 +64,7 @@ async def random_history(
             )
             conv = await world.conversation(acct, contact, now)
             convs[conv] = {"contact": contact, "status": "OPEN"}
-            await world.message(conv, now)
+            convs[conv]["message"] = await world.message(conv, now)
         elif op == "in":
             conv = rng.choice(list(convs))
             if convs[conv]["status"] == "CLOSED":
@@ -102,10 +103,21 @@ async def random_history(
         elif op == "opt_out":
             await world.opt_out(convs[rng.choice(list(convs))]["contact"], now)
         elif op == "dup":
-            # A duplicated and a late event naming an existing conversation.
+            # A duplicated and a late event naming an existing conversation, or one of
+            # its messages (already counted: the shortcut must not count it twice).
+            conv = rng.choice(list(convs))
+            named = {"message_id": convs[conv]["message"]} if rng.random() < 0.5 else {}
+            await world.event(
+                "message.created", conv, now - timedelta(days=3), conversation_id=conv, **named
+            )
+        elif op == "delivered":
             conv = rng.choice(list(convs))
             await world.event(
-                "message.created", conv, now - timedelta(days=3), conversation_id=conv
+                "message.delivered",
+                conv,
+                now,
+                conversation_id=conv,
+                message_id=convs[conv]["message"],
             )
         elif op == "drain":
             await settle(pool)
@@ -113,7 +125,7 @@ async def random_history(
     return convs
 
 
-@pytest.mark.parametrize("seed", [2, 3])
+@pytest.mark.parametrize("seed", [2, 7])
 async def test_incremental_rollups_equal_the_rebuild(
     api: Any,
     world: World,
@@ -124,6 +136,7 @@ async def test_incremental_rollups_equal_the_rebuild(
     seed: int,
 ) -> None:
     rng = random.Random(seed)
+    extended, recomputed = _path_count("extended"), _path_count("recomputed")
     convs = await random_history(rng, world, pool, api, steps=120)
     # Another merchant's data, consumed too, must stay as it is through our rebuild.
     other_acct = await other_world.account()
@@ -142,6 +155,8 @@ async def test_incremental_rollups_equal_the_rebuild(
     assert any(r["bot_replied"] and r["human_replied"] for r in eps)
     assert len({r["assignee_user_id"] for r in eps}) >= 2
     assert any(r["opted_out_at"] is not None for r in incremental["contacts"])
+    # Both of the consumer's paths were taken.
+    assert _path_count("extended") > extended and _path_count("recomputed") > recomputed
     # Rebuild everything for the merchant: the same rows.
     done = await rebuild(pool, merchant_id=merchant)
     assert done["conversations"] == len(convs)
@@ -270,3 +285,69 @@ async def test_a_business_hours_change_applies_at_the_next_recompute_or_rebuild(
     assert await bh() == {convs[0]: 300.0, convs[1]: whole}
     await rebuild(pool, merchant_id=merchant)
     assert await bh() == {convs[0]: whole, convs[1]: whole}
+
+
+def _path_count(path: str) -> float:
+    from mktx_grpc.core import metrics as core_metrics
+
+    value = core_metrics.get().registry.get_sample_value(
+        "mktx_analytics_conversations_total", {"path": path}
+    )
+    return value or 0.0
+
+
+async def test_new_messages_extend_the_live_episode_without_recomputing(
+    world: World, pool: Any, merchant: uuid.UUID
+) -> None:
+    """A conversation named only by new messages has its live episode extended (the
+    counter says which path each took); a duplicated event naming a counted message,
+    a person's reply after the bot's and a status change recompute; after every pass
+    the rows equal what the rebuild computes."""
+    acct = await world.account(business_hours("Europe/Berlin"))
+    contact = await world.contact(acct, T0)
+    conv = await world.conversation(acct, contact, T0)
+    first = await world.message(conv, T0)
+    await settle(pool)
+
+    async def step(expect: str) -> None:
+        ext, rec = _path_count("extended"), _path_count("recomputed")
+        await settle(pool)
+        assert (_path_count("extended") - ext, _path_count("recomputed") - rec) == (
+            (1.0, 0.0) if expect == "extended" else (0.0, 1.0)
+        )
+        rows = await dump(pool, merchant)
+        await rebuild(pool, merchant_id=merchant)
+        assert await dump(pool, merchant) == rows
+
+    at = T0
+    for origin, bot in (("CONTACT", False), ("AI", True), ("CONTACT", False), ("CONTACT", False)):
+        at += timedelta(minutes=7)
+        await world.message(conv, at, origin, is_from_bot=bot)
+        await step("extended")
+    (ep,) = (await dump(pool, merchant))["episodes"]
+    assert ep["bot_replied"] and ep["last_message_at"] == at
+    assert ep["contact_after_bot_at"] == T0 + timedelta(minutes=21)
+    # Two new messages of one pass: one extension.
+    await world.message(conv, at + timedelta(minutes=1))
+    await world.message(conv, at + timedelta(minutes=2))
+    await step("extended")
+    # Delivery receipts change nothing and recompute nothing.
+    ext, rec = _path_count("extended"), _path_count("recomputed")
+    await world.event("message.delivered", conv, at, conversation_id=conv, message_id=first)
+    await settle(pool)
+    assert (_path_count("extended"), _path_count("recomputed")) == (ext, rec)
+    # A duplicated event naming a counted message: recomputed, not counted twice.
+    await world.event("message.created", conv, at, conversation_id=conv, message_id=first)
+    await step("recomputed")
+    # A person's reply after the bot's: the hand-off needs the history.
+    await world.message(conv, at + timedelta(hours=1), "AGENT")
+    await step("recomputed")
+    (ep,) = (await dump(pool, merchant))["episodes"]
+    assert ep["escalated"] and ep["handoff_at"] == T0 + timedelta(minutes=21)
+    # After it, contact messages are extensions again.
+    await world.message(conv, at + timedelta(hours=2))
+    await step("extended")
+    # A status change the batch's events do not name (the row disagrees): recomputed.
+    await world.db.execute("UPDATE conversations SET status = 'PENDING' WHERE id = %s", (conv,))
+    await world.message(conv, at + timedelta(hours=3))
+    await step("recomputed")

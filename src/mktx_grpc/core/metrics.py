@@ -177,6 +177,14 @@ class ProcessMetrics:
             buckets=X_BUCKETS,
             registry=r,
         )
+        self.analytics_conversations = Counter(
+            "mktx_analytics_conversations",
+            "Conversations the analytics-rollups consumer brought up to date, by path: "
+            "extended (its live episode, from the new messages alone) or recomputed "
+            "(every episode, from its whole history).",
+            ["path"],
+            registry=r,
+        )
         self.x_breaker = Gauge(
             "mktx_x_breaker_state",
             "X circuit breaker per host as of the last call: 0 closed, 1 half-open, 2 open "

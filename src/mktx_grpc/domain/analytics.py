@@ -24,13 +24,17 @@ summary statistics. The definitions here are the ones analytics.proto documents.
 - **Business-hours variant**: the same interval counted only inside the account's
   weekly business hours (its own zone); no schedule means always open.
 - **Resolution**: from the episode's opening (or reopening) to its close.
+
+An episode also keeps the state a new message needs to update it without its
+earlier messages (:func:`extend_episode`): its latest message, the bot's latest
+reply before the human one, and the contact's first message after that reply.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -253,6 +257,12 @@ class Episode:
     human_replied: bool = False
     escalated: bool = False
     bot_only: bool = False
+    #: The bot's latest reply between the first inbound and the first human reply.
+    last_bot_reply_at: datetime | None = None
+    #: The contact's first message after ``last_bot_reply_at`` (before the human reply).
+    contact_after_bot_at: datetime | None = None
+    #: The episode's latest message (any author).
+    last_message_at: datetime | None = None
     messages: list[Message] = field(default_factory=list, repr=False)
     transitions: list[Transition] = field(default_factory=list, repr=False)
 
@@ -326,6 +336,8 @@ def _ended_before(ep: Episode, at: datetime) -> bool:
 
 
 def _measure(ep: Episode, schedule: Schedule | None) -> None:
+    if ep.messages:
+        ep.last_message_at = ep.messages[-1].at
     if ep.resolved_at is not None:
         ep.resolution_s = (ep.resolved_at - ep.opened_at).total_seconds()
         ep.resolution_bh_s = business_seconds(ep.opened_at, ep.resolved_at, schedule)
@@ -343,7 +355,10 @@ def _measure(ep: Episode, schedule: Schedule | None) -> None:
     if bots:
         ep.bot_replied = True
         ep.first_bot_reply_at = bots[0]
+        ep.last_bot_reply_at = bots[-1]
         ep.bot_response_s = (bots[0] - first_in).total_seconds()
+        later = [m.at for m in before_human if m.author == CONTACT and m.at > bots[-1]]
+        ep.contact_after_bot_at = later[0] if later else None
         if human is not None:
             ep.escalated = True
             marks = [
@@ -354,7 +369,6 @@ def _measure(ep: Episode, schedule: Schedule | None) -> None:
             if marks:
                 handoff = min(marks)
             else:
-                later = [m.at for m in before_human if m.author == CONTACT and m.at > bots[-1]]
                 handoff = later[0] if later else bots[-1]
             ep.handoff_at = handoff
             ep.bot_handled_s = (handoff - first_in).total_seconds()
@@ -365,3 +379,54 @@ def _measure(ep: Episode, schedule: Schedule | None) -> None:
         clock = ep.handoff_at or first_in
         ep.first_response_s = (human - clock).total_seconds()
         ep.first_response_bh_s = business_seconds(clock, human, schedule)
+
+
+def extend_episode(
+    ep: Episode, messages: Sequence[Message], schedule: Schedule | None
+) -> Episode | None:
+    """``ep`` (a conversation's live, not closed, last episode, as measured from its
+    messages so far) updated with ``messages``, all newer than its latest message:
+    the same figures :func:`episodes` gives from every message, without the earlier
+    ones. None when these messages need the whole history: the episode has no
+    message yet, a message is not strictly newer than the one before it (a late,
+    duplicated or simultaneous one: order among equal instants is the store's), the
+    episode's first inbound message (its escalation comes from the history), or a
+    human reply after the bot's (the hand-off comes from the history).
+
+    The business-hours first response is measured again under ``schedule``, as a
+    recomputation would."""
+    if ep.resolved_at is not None or ep.last_message_at is None:
+        return None
+    out = replace(ep, messages=[], transitions=[])
+    last = ep.last_message_at
+    for m in messages:
+        if m.at <= last:
+            return None
+        last = m.at
+        if out.first_inbound_at is None:
+            if m.author == CONTACT:
+                return None
+            continue
+        if out.first_human_reply_at is not None:
+            continue
+        if m.author == BOT:
+            if out.first_bot_reply_at is None:
+                out.first_bot_reply_at = m.at
+                out.bot_replied = True
+                out.bot_response_s = (m.at - out.first_inbound_at).total_seconds()
+            out.last_bot_reply_at = m.at
+            out.contact_after_bot_at = None
+        elif m.author == CONTACT:
+            if out.last_bot_reply_at is not None and out.contact_after_bot_at is None:
+                out.contact_after_bot_at = m.at
+        elif m.author == HUMAN:
+            if out.first_bot_reply_at is not None:
+                return None
+            out.first_human_reply_at = m.at
+            out.human_replied = True
+            out.first_response_s = (m.at - out.first_inbound_at).total_seconds()
+    out.last_message_at = last
+    if out.first_human_reply_at is not None and out.first_inbound_at is not None:
+        clock = out.handoff_at or out.first_inbound_at
+        out.first_response_bh_s = business_seconds(clock, out.first_human_reply_at, schedule)
+    return out

@@ -77,6 +77,25 @@ EPISODE_COLUMNS = (
     "human_replied",
     "escalated",
     "bot_only",
+    "last_bot_reply_at",
+    "contact_after_bot_at",
+    "last_message_at",
+)
+
+#: The columns a new message can change in a live episode (update_live_episodes).
+LIVE_COLUMNS = (
+    "status",
+    "assignee_user_id",
+    "first_bot_reply_at",
+    "first_human_reply_at",
+    "first_response_s",
+    "first_response_bh_s",
+    "bot_response_s",
+    "bot_replied",
+    "human_replied",
+    "last_bot_reply_at",
+    "contact_after_bot_at",
+    "last_message_at",
 )
 
 
@@ -128,6 +147,44 @@ async def replace_episodes(
     if fresh:
         async with current_connection().cursor() as cur:
             await cur.executemany(Q.insert_episode, fresh)
+
+
+async def live_episodes(merchant_id: UUID, conversation_ids: Sequence[UUID]) -> list[Row]:
+    """Per conversation, its current status, assignee, account, contact and business
+    hours (``conv_*``, ``business_hours``) beside its last stored episode row (NULL
+    columns when it has none); conversations that are gone are missing."""
+    return await fetch_all(
+        Q.live_episodes, {"merchant_id": merchant_id, "ids": list(conversation_ids)}
+    )
+
+
+async def messages_by_id(
+    merchant_id: UUID, message_ids: Sequence[UUID]
+) -> list[tuple[UUID, UUID, datetime, str, str, bool]]:
+    """(id, conversation_id, created_at, direction, origin, is_from_bot) of the
+    messages that still exist."""
+    async with current_connection().cursor(binary=True) as cur:
+        await cur.execute(Q.messages_by_id, {"merchant_id": merchant_id, "ids": list(message_ids)})
+        return await cur.fetchall()
+
+
+async def update_live_episodes(
+    merchant_id: UUID, episodes: Sequence[tuple[UUID, domain.Episode]]
+) -> None:
+    """Write the live columns (:data:`LIVE_COLUMNS`) of ``episodes`` (pairs of the
+    conversation id and its extended last episode) in one statement."""
+    if not episodes:
+        return
+    p: dict[str, Any] = {
+        "merchant_id": merchant_id,
+        "conversation_id": [c for c, _ in episodes],
+        "episode": [ep.index for _, ep in episodes],
+        "assignee_user_id": [ep.assignee for _, ep in episodes],
+    }
+    for col in LIVE_COLUMNS:
+        if col != "assignee_user_id":
+            p[col] = [getattr(ep, col) for _, ep in episodes]
+    await execute(Q.update_live_episodes, p)
 
 
 async def delete_episodes_of_contacts(merchant_id: UUID, contact_ids: Sequence[UUID]) -> None:

@@ -8,8 +8,18 @@ late or replayed event cannot double count, an erased contact's contribution
 disappears with its rows, and the incremental rollups equal what
 :func:`rebuild` computes (``mktx-grpc analytics rebuild``).
 
-Business hours are each account's schedule at the time of recomputation: after an
-account's schedule changes, ``rebuild`` brings older business-hours figures in line.
+A conversation that only gained messages (no conversation.* event names it in the
+batch) has its live episode *extended* instead (:func:`extend_conversations`): the
+stored row keeps what a new message needs (``domain.analytics.extend_episode``), so
+the new messages alone are read, not the conversation's history. Whenever that cannot
+give exactly what the recomputation would (a message not newer than the episode's
+latest, a first inbound message, a human reply after the bot's, a status or assignee
+the row does not have, no stored row), the conversation is recomputed as above.
+message.delivered and message.read change no episode input and recompute nothing.
+
+Business hours are each account's schedule at the time an episode was last
+recomputed or extended: after an account's schedule changes, ``rebuild`` brings
+older business-hours figures in line.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from uuid import UUID
 
 from psycopg_pool import AsyncConnectionPool
 
+from ..core import metrics as core_metrics
 from ..core.db import use_connection
 from ..domain import analytics as domain
 from ..domain.schedule import Schedule, parse_hhmm, zone
@@ -108,6 +119,86 @@ async def refresh_conversations(merchant_id: UUID, ids: Sequence[UUID]) -> None:
         await store.replace_episodes(merchant_id, chunk, out)
 
 
+def _live_episode(row: dict[str, Any]) -> domain.Episode | None:
+    """The stored last episode of a live_episodes row, or None when the row cannot be
+    extended (none stored, or it disagrees with the conversation's current status,
+    assignee, account or contact: something changed that no event in the batch said)."""
+    if row["episode"] is None or (
+        row["status"] != row["conv_status"]
+        or row["assignee_user_id"] != row["conv_assignee"]
+        or row["account_id"] != row["conv_account_id"]
+        or row["contact_id"] != row["conv_contact_id"]
+    ):
+        return None
+    return domain.Episode(
+        index=row["episode"],
+        opened_at=row["opened_at"],
+        status=row["status"],
+        assignee=row["assignee_user_id"],
+        resolved_at=row["resolved_at"],
+        first_inbound_at=row["first_inbound_at"],
+        first_bot_reply_at=row["first_bot_reply_at"],
+        handoff_at=row["handoff_at"],
+        first_human_reply_at=row["first_human_reply_at"],
+        first_response_s=row["first_response_s"],
+        first_response_bh_s=row["first_response_bh_s"],
+        bot_response_s=row["bot_response_s"],
+        bot_handled_s=row["bot_handled_s"],
+        resolution_s=row["resolution_s"],
+        resolution_bh_s=row["resolution_bh_s"],
+        bot_replied=row["bot_replied"],
+        human_replied=row["human_replied"],
+        escalated=row["escalated"],
+        bot_only=row["bot_only"],
+        last_bot_reply_at=row["last_bot_reply_at"],
+        contact_after_bot_at=row["contact_after_bot_at"],
+        last_message_at=row["last_message_at"],
+    )
+
+
+async def extend_conversations(merchant_id: UUID, new: dict[UUID, set[UUID]]) -> set[UUID]:
+    """Extend the live episodes of the conversations in ``new`` (conversation id ->
+    the ids of its messages the events name) on the current connection. Returns the
+    conversations that must be recomputed instead (:func:`refresh_conversations`)."""
+    recompute: set[UUID] = set()
+    conv_ids = sorted(new)
+    for i in range(0, len(conv_ids), CHUNK):
+        chunk = conv_ids[i : i + CHUNK]
+        rows = {r["conversation_id"]: r for r in await store.live_episodes(merchant_id, chunk)}
+        named = sorted({m for c in chunk for m in new[c]})
+        found: dict[UUID, list[tuple[UUID, domain.Message]]] = defaultdict(list)
+        for mid, conv, at, direction, origin, is_from_bot in await store.messages_by_id(
+            merchant_id, named
+        ):
+            found[conv].append(
+                (mid, domain.Message(at, domain.message_author(direction, origin, is_from_bot)))
+            )
+        schedules: dict[UUID, Schedule | None] = {}
+        updates: list[tuple[UUID, domain.Episode]] = []
+        for conv in chunk:
+            row = rows.get(conv)
+            ep = _live_episode(row) if row is not None else None
+            msgs = found.get(conv, [])
+            if ep is None or {mid for mid, _ in msgs} != new[conv]:
+                # No row to extend, or a named message is gone or in another conversation.
+                recompute.add(conv)
+                continue
+            assert row is not None
+            if row["conv_account_id"] not in schedules:
+                schedules[row["conv_account_id"]] = schedule_from_settings(row["business_hours"])
+            out = domain.extend_episode(
+                ep,
+                sorted((m for _, m in msgs), key=lambda m: m.at),
+                schedules[row["conv_account_id"]],
+            )
+            if out is None:
+                recompute.add(conv)
+            elif out != ep:
+                updates.append((conv, out))
+        await store.update_live_episodes(merchant_id, updates)
+    return recompute
+
+
 async def refresh_contacts(merchant_id: UUID, ids: Sequence[UUID]) -> None:
     """Recompute the contacts' rows and activity (an erased contact keeps none)."""
     for i in range(0, len(ids), CHUNK):
@@ -132,8 +223,18 @@ class Affected:
     contacts: set[UUID] = field(default_factory=set)
     #: message.* events: only the contact's activity (interactions) can have changed.
     activity: set[UUID] = field(default_factory=set)
+    #: Conversations to recompute: named by a conversation.* event, or by a message
+    #: event that names no message.
     conversations: set[UUID] = field(default_factory=set)
+    #: Conversations named only by message events, with the messages they name: their
+    #: live episodes may be extended (:func:`extend_conversations`).
+    messages: dict[UUID, set[UUID]] = field(default_factory=lambda: defaultdict(set))
     deleted: set[UUID] = field(default_factory=set)
+
+
+#: Message events that change only a message's delivery state, none of the facts an
+#: episode is measured from (its time, direction, origin or bot flag).
+STATE_ONLY = frozenset({"message.delivered", "message.read"})
 
 
 def affected(events: Sequence[OutboxEvent]) -> dict[UUID, Affected]:
@@ -158,10 +259,18 @@ def affected(events: Sequence[OutboxEvent]) -> dict[UUID, Affected]:
                     a.deleted.add(contact)
             continue
         conv = conv or ev.aggregate_id
-        if conv is not None:
-            a.conversations.add(conv)
         if kind == "message" and contact is not None:
             a.activity.add(contact)
+        if conv is None or ev.type in STATE_ONLY:
+            continue
+        message = _uuid(ev.payload.get("message_id")) if kind == "message" else None
+        if message is not None:
+            a.messages[conv].add(message)
+        else:
+            a.conversations.add(conv)
+    for a in out.values():
+        for conv in a.conversations & a.messages.keys():
+            del a.messages[conv]
     return out
 
 
@@ -175,8 +284,15 @@ async def apply_events(events: Sequence[OutboxEvent]) -> None:
             await store.refresh_activity(merchant_id, sorted(a.activity - a.contacts))
         if a.deleted:
             await store.delete_episodes_of_contacts(merchant_id, sorted(a.deleted))
-        if a.conversations:
-            await refresh_conversations(merchant_id, sorted(a.conversations))
+        again = await extend_conversations(merchant_id, a.messages) if a.messages else set()
+        recompute = a.conversations | again
+        if recompute:
+            await refresh_conversations(merchant_id, sorted(recompute))
+        counts = core_metrics.get().analytics_conversations
+        if len(a.messages) > len(again):
+            counts.labels("extended").inc(len(a.messages) - len(again))
+        if recompute:
+            counts.labels("recomputed").inc(len(recompute))
 
 
 #: Batches of up to 2,000 events: a conversation or contact named many times in a
