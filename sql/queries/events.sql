@@ -83,13 +83,23 @@ SELECT consumer, last_event_id, updated_at FROM event_consumer_cursors
 -- Cross-merchant, in id order, optionally of some types only. `settled` is false
 -- past the id through which every event is known to be final (see consumer_horizon):
 -- a lower id may still commit there, so the consumer stops before it and looks
--- again shortly. `age_s` is how long ago the event's transaction started.
+-- again shortly. Only the first such event is returned (the consumer stops there
+-- anyway), so a busy outbox's unsettled events are not read and decoded on every
+-- pass. `age_s` is how long ago the event's transaction started.
 SELECT id, merchant_id, type, aggregate_id, payload, created_at,
        id <= %(settled_through)s AS settled,
        extract(epoch FROM clock_timestamp() - created_at)::float8 AS age_s
-  FROM domain_events
- WHERE id > %(after_id)s
-   AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s::text[]))
+  FROM ((SELECT * FROM domain_events
+          WHERE id > %(after_id)s AND id <= %(settled_through)s
+            AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s::text[]))
+          ORDER BY id
+          LIMIT %(limit)s)
+        UNION ALL
+        (SELECT * FROM domain_events
+          WHERE id > greatest(%(after_id)s, %(settled_through)s)
+            AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s::text[]))
+          ORDER BY id
+          LIMIT 1)) e
  ORDER BY id
  LIMIT %(limit)s;
 
