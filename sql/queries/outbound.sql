@@ -25,6 +25,44 @@ WITH queued AS (
 )
 SELECT id, pg_notify('mktx_outbound', merchant_id::text) FROM queued;
 
+-- name: enqueue_dms
+-- enqueue_dm for many DMs (%(rows)s: a JSON array of enqueue_dm's parameters, any
+-- merchants) in one statement. One row per DM in the given order (n), with the
+-- ledger row's id: the new one, or the one the merchant queued under that key
+-- already. NOTIFY mktx_outbound once per merchant that got a new row.
+WITH x AS (
+  SELECT * FROM ROWS FROM (jsonb_to_recordset(%(rows)s::jsonb)
+                AS (merchant_id uuid, account_id uuid, contact_id uuid, source text,
+                    source_ref text, origin text, is_from_bot boolean, flow_id uuid,
+                    conversation_id uuid, text text, media_url text, quick_replies jsonb,
+                    bypass_opt_out boolean, not_before timestamptz))
+           WITH ORDINALITY AS x(merchant_id, account_id, contact_id, source, source_ref,
+                                origin, is_from_bot, flow_id, conversation_id, text,
+                                media_url, quick_replies, bypass_opt_out, not_before, n)
+), queued AS (
+  INSERT INTO outbound_dms (merchant_id, account_id, contact_id, source, source_ref, origin,
+                            is_from_bot, flow_id, conversation_id, text, media_url,
+                            quick_replies, bypass_opt_out, not_before, ready_at)
+  SELECT merchant_id, account_id, contact_id, source, source_ref, origin, is_from_bot,
+         flow_id, conversation_id, text, media_url, quick_replies, bypass_opt_out,
+         coalesce(not_before, now()), coalesce(not_before, now())
+    FROM x ORDER BY n
+  ON CONFLICT (merchant_id, source, source_ref) DO NOTHING
+  RETURNING id, merchant_id, source, source_ref
+), notified AS (
+  SELECT count(pg_notify('mktx_outbound', m::text)) AS n
+    FROM (SELECT DISTINCT merchant_id AS m FROM queued) q
+)
+-- The statement's snapshot does not see the rows it inserts: `o` is what was there.
+SELECT x.n, coalesce(q.id, o.id) AS id
+  FROM x
+  CROSS JOIN notified
+  LEFT JOIN queued q ON q.merchant_id = x.merchant_id AND q.source = x.source
+                    AND q.source_ref = x.source_ref
+  LEFT JOIN outbound_dms o ON o.merchant_id = x.merchant_id AND o.source = x.source
+                          AND o.source_ref = x.source_ref
+ ORDER BY x.n;
+
 -- name: outbound_by_source_ref
 SELECT id FROM outbound_dms
  WHERE merchant_id = %(merchant_id)s AND source = %(source)s AND source_ref = %(source_ref)s;

@@ -10,7 +10,7 @@ import contextlib
 import time
 import uuid
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -124,6 +124,59 @@ async def test_enqueue_is_idempotent_atomic_and_checked(api, merchant, account, 
     ]:
         with pytest.raises(ValueError, match=why):
             await _enqueue(api, merchant, bad)
+
+
+async def test_enqueue_many_is_idempotent_in_order_and_checked(api, merchant, account, sandbox, db):
+    """enqueue_dms (the flow step runner's pass of DMs in one statement): the ids in
+    the given order, a key queued already gives its row (nothing new), the rows are
+    the ones enqueue_dm makes, and one bad DM queues nothing."""
+    row, _ = account
+    (c1, _), (c2, _) = await add_contacts(db, sandbox, merchant, row["id"], 2)
+    (old,) = await _enqueue(api, merchant, _dm(row, c1, ref="m:1"))
+    later = datetime.now(UTC) + timedelta(hours=1)
+    many = [
+        _dm(row, c2, text="second", ref="m:2", flow_id=uuid.uuid4(), not_before=later),
+        _dm(row, c1, text="ignored: queued already", ref="m:1"),
+        _dm(
+            row,
+            c1,
+            text="third",
+            ref="m:3",
+            quick_replies=[{"label": "Yes", "description": "", "metadata": "y"}],
+        ),
+    ]
+    sub = await dispatcher_for(api.app.deps.pool, store.CHANNEL).subscribe(None)
+    try:
+        sub.clear()
+        async with use_connection(api.app.deps.pool, transaction=True):
+            ids = await store.enqueue_dms([(merchant, dm) for dm in many])
+        assert await sub.wait(10.0)  # the sender is woken
+    finally:
+        sub.close()
+    assert ids[1] == old and len(set(ids)) == 3
+    second, first, third = [await _row(db, i) for i in ids]
+    assert (first["text"], first["source_ref"]) == ("Welcome aboard!", "m:1")
+    assert (second["text"], second["contact_id"], second["flow_id"]) == (
+        "second",
+        c2,
+        many[0].flow_id,
+    )
+    assert second["state"] == "QUEUED" and second["not_before"] == later
+    assert second["ready_at"] == later
+    assert third["quick_replies"] == [{"label": "Yes", "description": "", "metadata": "y"}]
+    assert third["not_before"] <= datetime.now(UTC) and third["origin"] == "AUTOMATION"
+    async with use_connection(api.app.deps.pool, transaction=True):
+        assert await store.enqueue_dms([(merchant, dm) for dm in many]) == ids
+        assert await store.enqueue_dms([]) == []
+    with pytest.raises(ValueError, match=r"dms\[1\]: .*NUL"):
+        async with use_connection(api.app.deps.pool, transaction=True):
+            await store.enqueue_dms(
+                [(merchant, _dm(row, c2, ref="m:4")), (merchant, _dm(row, c2, text="n\x00"))]
+            )
+    (n,) = await (
+        await db.execute("SELECT count(*) FROM outbound_dms WHERE source_ref = 'm:4'")
+    ).fetchone()
+    assert n == 0
 
 
 async def test_enqueue_wakes_the_sender_when_it_commits(api, merchant, account, sandbox, db):

@@ -156,6 +156,41 @@ async def enqueue_dm(merchant_id: UUID, dm: OutboundDm) -> int:
     return int(row["id"])
 
 
+async def enqueue_dms(dms: Sequence[tuple[UUID, OutboundDm]]) -> list[int]:
+    """:func:`enqueue_dm` for many ``(merchant_id, dm)`` in one statement, in the
+    CALLER'S transaction; returns each DM's ledger row id, in order (the existing
+    row's for a key queued already). Raises ``ValueError`` naming the first DM no
+    sender could send (nothing is queued then), and what the database raises."""
+    for i, (_, dm) in enumerate(dms):
+        problems = dm.problems()
+        if problems:
+            raise ValueError(f"dms[{i}]: " + "; ".join(problems))
+    if not dms:
+        return []
+    rows = [
+        {
+            "merchant_id": str(m),
+            "account_id": str(dm.account_id),
+            "contact_id": str(dm.contact_id),
+            "source": dm.source,
+            "source_ref": dm.source_ref,
+            "origin": dm.origin,
+            "is_from_bot": dm.is_from_bot,
+            "flow_id": None if dm.flow_id is None else str(dm.flow_id),
+            "conversation_id": None if dm.conversation_id is None else str(dm.conversation_id),
+            "text": dm.text,
+            "media_url": dm.media_url,
+            "quick_replies": list(dm.quick_replies),
+            "bypass_opt_out": dm.bypass_opt_out,
+            "not_before": None if dm.not_before is None else dm.not_before.isoformat(),
+        }
+        for m, dm in dms
+    ]
+    got = await fetch_all(Q.enqueue_dms, {"rows": json.dumps(rows)})
+    assert len(got) == len(dms) and all(r["id"] is not None for r in got)
+    return [int(r["id"]) for r in got]
+
+
 async def cancel_outbound(merchant_id: UUID, source: str, source_ref_prefix: str) -> int:
     """Cancel QUEUED (not yet armed) rows of ``source`` whose ref starts with the
     prefix (e.g. a cancelled flow execution's f"{execution_id}:"); they become SKIPPED

@@ -21,12 +21,13 @@ it stays due), **inside the claiming transaction** (optimistically the whole bat
 one savepoint, the step log and execution updates written pipelined at its end; if
 anything raises, again one execution per savepoint, the failing one FAILED).
 Every step's effects are database writes: contact tags and attributes,
-conversation changes, a DM queued on the send ledger (``store.outbound.enqueue_dm``,
-which the ledger's sender sends exactly once within the DM budget), the step log
-row, the outbox events. So a step and its record commit together or not at all:
-the row lock is the lease, and a worker killed mid-pass (kill -9 included) loses
-its connection, PostgreSQL rolls its transaction back and releases the rows, and
-the next claim redoes exactly the steps that did not commit. The step log's
+conversation changes, a DM queued on the send ledger (``store.outbound.enqueue_dms``:
+a pass's DMs in one statement, which the ledger's sender sends exactly once within
+the DM budget), the step log row, the outbox events. So a step and its record
+commit together or not at all: the row lock is the lease, and a worker killed
+mid-pass (kill -9 included) loses its connection, PostgreSQL rolls its transaction
+back and releases the rows, and the next claim redoes exactly the steps that did
+not commit. The step log's
 unique (execution, step_no) makes a repeated step impossible rather than unlikely.
 Any number of workers can run passes: they claim disjoint rows.
 
@@ -85,7 +86,7 @@ from ..store import conversations as conversations_store
 from ..store import templates as templates_store
 from ..store.events import OutboxEvent, append_events
 from ..store.live import dispatcher_for
-from ..store.outbound import OutboundDm, enqueue_dm
+from ..store.outbound import OutboundDm, enqueue_dms
 from .auto_reply import MAX_MESSAGE_AGE_SECONDS
 from .consumer import Consumer
 
@@ -452,6 +453,8 @@ class _Writes:
     executions: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     contacts: dict[tuple[UUID, UUID], _ContactChange] = field(default_factory=dict)
+    #: DMs for the send ledger (merchant, DM, the step's output to get its row id).
+    dms: list[tuple[UUID, OutboundDm, dict[str, Any]]] = field(default_factory=list)
 
     def contact(self, m: UUID, contact_id: UUID) -> _ContactChange:
         return self.contacts.setdefault((m, contact_id), _ContactChange())
@@ -482,6 +485,11 @@ class _Writes:
     async def flush(self) -> None:
         await self.flush_contacts()
         await store.finish_steps(self.finished)
+        if self.dms:
+            ids = await enqueue_dms([(m, dm) for m, dm, _ in self.dms])
+            for (_, _, output), outbound_id in zip(self.dms, ids, strict=True):
+                output["outbound_id"] = outbound_id
+            self.dms.clear()
         await store.insert_steps(self.steps)
         await store.save_executions(self.executions)
         await append_events(self.events)
@@ -934,11 +942,14 @@ async def _send(run: _Run, node: domain.Node) -> _Outcome:
             for q in rendered.quick_replies
         ],
     )
-    try:
-        outbound_id = await enqueue_dm(run.m, dm)
-    except ValueError as exc:
-        return _Outcome("FAILED", error=f"the message cannot be sent: {exc}")
-    return _Outcome(output={"outbound_id": outbound_id, "text": rendered.content[:200]})
+    problems = dm.problems()
+    if problems:
+        return _Outcome("FAILED", error=f"the message cannot be sent: {'; '.join(problems)}")
+    # Queued with the pass's other DMs in one statement when its writes are flushed,
+    # which fills in the ledger row's id.
+    output: dict[str, Any] = {"outbound_id": None, "text": rendered.content[:200]}
+    run.p.writes.dms.append((run.m, dm, output))
+    return _Outcome(output=output)
 
 
 async def _ai_reply(run: _Run, node: domain.Node) -> _Outcome:
