@@ -142,13 +142,26 @@ SELECT c.*, ct.username AS contact_username, ct.display_name AS contact_display_
 
 -- name: process_facts
 -- Everything processing one message reads before the model, in one round trip (one
--- snapshot): the conversation with its contact's profile, its account's settings and
--- human_replied (the columns of conversation_facts); the merchant's AI settings as
--- st_* (st_found false while never stored); the conversation's session as ses_*
--- (ses_found false when it has none); prior_slots, the slots of the contact's latest
--- session in another conversation, read only when this one has no session; and
--- used_today, the merchant's tokens of the UTC day. No row when the conversation is
--- not the merchant's.
+-- snapshot). The message is in a conversation (%(conversation_id)s), or outside any
+-- (%(conversation_id)s NULL: the contact %(contact_id)s of the account
+-- %(account_id)s). The row: the conversation (c.*, all NULL outside one) with its
+-- contact's profile, its account's settings and human_replied (the columns of
+-- conversation_facts); the merchant's AI settings as st_* (st_found false while
+-- never stored); the conversation's session as ses_* (ses_found false when it has
+-- none); prior_slots, the slots of the contact's latest session in another
+-- conversation, read only when this conversation has no session; and used_today,
+-- the merchant's tokens of the UTC day. No row when the conversation (or the contact
+-- of that account) is not the merchant's.
+WITH conv AS (
+    SELECT * FROM conversations
+     WHERE merchant_id = %(merchant_id)s AND id = %(conversation_id)s
+), who AS (
+    SELECT conv.contact_id, conv.account_id FROM conv
+    UNION ALL
+    SELECT ct.id, ct.account_id FROM contacts ct
+     WHERE %(conversation_id)s::uuid IS NULL AND ct.merchant_id = %(merchant_id)s
+       AND ct.id = %(contact_id)s AND ct.account_id = %(account_id)s
+)
 SELECT c.*, ct.username AS contact_username, ct.display_name AS contact_display_name,
        ct.tags AS contact_tags, ct.attributes AS contact_attributes,
        a.settings AS account_settings,
@@ -177,7 +190,7 @@ SELECT c.*, ct.username AS contact_username, ct.display_name AS contact_display_
        ses.escalated AS ses_escalated, ses.prompt_tokens AS ses_prompt_tokens,
        ses.completion_tokens AS ses_completion_tokens,
        ses.away_sent_for AS ses_away_sent_for,
-       CASE WHEN ses.id IS NULL THEN
+       CASE WHEN c.id IS NOT NULL AND ses.id IS NULL THEN
            (SELECT p.slots FROM ai_sessions p
              WHERE p.merchant_id = c.merchant_id AND p.contact_id = c.contact_id
                AND p.conversation_id <> c.id
@@ -186,46 +199,14 @@ SELECT c.*, ct.username AS contact_username, ct.display_name AS contact_display_
        END AS prior_slots,
        (SELECT coalesce(sum(u.prompt_tokens + u.completion_tokens), 0)::bigint
           FROM ai_usage_daily u
-         WHERE u.merchant_id = c.merchant_id
-           AND u.day = (now() AT TIME ZONE 'UTC')::date) AS used_today
-  FROM conversations c
-  JOIN contacts ct ON ct.merchant_id = c.merchant_id AND ct.id = c.contact_id
-  JOIN accounts a ON a.merchant_id = c.merchant_id AND a.id = c.account_id
-  LEFT JOIN ai_settings st ON st.merchant_id = c.merchant_id
-  LEFT JOIN ai_sessions ses ON ses.merchant_id = c.merchant_id AND ses.conversation_id = c.id
- WHERE c.merchant_id = %(merchant_id)s AND c.id = %(conversation_id)s;
-
--- name: contact_process_facts
--- As process_facts for a message outside any conversation (an account and a
--- contact): the contact's profile and its account's settings (the columns of
--- contact_facts), the AI settings as st_* and used_today. No row when the contact is
--- not the merchant's or not of that account.
-SELECT ct.id AS contact_id, ct.username AS contact_username,
-       ct.display_name AS contact_display_name, ct.tags AS contact_tags,
-       ct.attributes AS contact_attributes, a.id AS account_id,
-       a.settings AS account_settings,
-       st.merchant_id IS NOT NULL AS st_found, st.enabled AS st_enabled,
-       st.model AS st_model, st.temperature AS st_temperature,
-       st.max_tokens AS st_max_tokens, st.escalation_threshold AS st_escalation_threshold,
-       st.system_prompt AS st_system_prompt,
-       st.respect_business_hours AS st_respect_business_hours,
-       st.escalation_keywords AS st_escalation_keywords,
-       st.handoff_message AS st_handoff_message,
-       st.after_hours_message AS st_after_hours_message, st.intents AS st_intents,
-       st.handoff_intents AS st_handoff_intents,
-       st.daily_token_budget AS st_daily_token_budget,
-       st.session_timeout_seconds AS st_session_timeout_seconds,
-       st.moderation_enabled AS st_moderation_enabled, st.updated_at AS st_updated_at,
-       st.version AS st_version,
-       (SELECT coalesce(sum(u.prompt_tokens + u.completion_tokens), 0)::bigint
-          FROM ai_usage_daily u
          WHERE u.merchant_id = ct.merchant_id
            AND u.day = (now() AT TIME ZONE 'UTC')::date) AS used_today
-  FROM contacts ct
-  JOIN accounts a ON a.merchant_id = ct.merchant_id AND a.id = ct.account_id
+  FROM who
+  JOIN contacts ct ON ct.merchant_id = %(merchant_id)s AND ct.id = who.contact_id
+  JOIN accounts a ON a.merchant_id = ct.merchant_id AND a.id = who.account_id
+  LEFT JOIN conv c ON true
   LEFT JOIN ai_settings st ON st.merchant_id = ct.merchant_id
- WHERE ct.merchant_id = %(merchant_id)s AND ct.id = %(contact_id)s
-   AND a.id = %(account_id)s;
+  LEFT JOIN ai_sessions ses ON ses.merchant_id = ct.merchant_id AND ses.conversation_id = c.id;
 
 -- name: contact_facts
 SELECT ct.id AS contact_id, ct.username AS contact_username,

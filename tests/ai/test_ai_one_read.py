@@ -1,6 +1,6 @@
 """ProcessMessage reads everything it needs before the model in one query
-(store.process_facts / contact_process_facts) and writes the session with the day's
-usage in one statement (store.save_session with_usage). These tests pin what the
+(store.process_facts, in a conversation or for a contact outside one) and writes
+the session with the day's usage in one statement (store.save_session with_usage). These tests pin what the
 merged statements must still do: a missing or foreign conversation or contact is
 NOT_FOUND; the settings, the session, the contact's profile, the account's business
 hours, the prior slots and the day's usage all reach the decision; the session and

@@ -105,7 +105,9 @@ async def load_facts(
                 raise NotFound("conversation", str(conversation_id))
         else:
             assert account_id is not None and contact_id is not None
-            read = await store.contact_process_facts(merchant_id, account_id, contact_id)
+            read = await store.process_facts(
+                merchant_id, None, account_id=account_id, contact_id=contact_id
+            )
             if read is None:
                 raise NotFound("contact", str(contact_id))
     settings = domain.settings_from_row(read.settings)

@@ -218,13 +218,14 @@ _SESSION_COLUMNS = (
 class ProcessFacts:
     """What :func:`process_facts` read, split back into its parts."""
 
-    #: The conversation_facts row (or, for a contact, the contact_facts row).
+    #: The conversation_facts row: the conversation's columns (all None for a
+    #: message outside any conversation), contact_*, account_settings, human_replied.
     facts: Row
     #: The ai_settings row (the columns domain.settings_from_row reads); None when
     #: the merchant never stored settings.
     settings: Row | None
     #: The ai_sessions row (the columns domain.session_from_row reads); None when the
-    #: conversation has none (always None for a contact).
+    #: conversation has none (always None outside a conversation).
     session: Row | None
     #: The slots of the contact's latest session in another conversation, when this
     #: conversation has no session (empty when none).
@@ -233,15 +234,12 @@ class ProcessFacts:
     used_today: int
 
 
-def _split(row: Row, *, session: bool) -> ProcessFacts:
+def _split(row: Row) -> ProcessFacts:
     settings = {c: row.pop(f"st_{c}") for c in _SETTINGS_COLUMNS}
-    ses: Row | None = None
-    prior: dict[str, Any] = {}
-    if session:
-        ses = {c: row.pop(f"ses_{c}") for c in _SESSION_COLUMNS}
-        prior = dict(row.pop("prior_slots") or {})
-        if not row.pop("ses_found"):
-            ses = None
+    ses: Row | None = {c: row.pop(f"ses_{c}") for c in _SESSION_COLUMNS}
+    prior = dict(row.pop("prior_slots") or {})
+    if not row.pop("ses_found"):
+        ses = None
     found = row.pop("st_found")
     used = int(row.pop("used_today"))
     return ProcessFacts(
@@ -253,29 +251,31 @@ def _split(row: Row, *, session: bool) -> ProcessFacts:
     )
 
 
-async def process_facts(merchant_id: UUID, conversation_id: UUID) -> ProcessFacts | None:
+async def process_facts(
+    merchant_id: UUID,
+    conversation_id: UUID | None,
+    *,
+    account_id: UUID | None = None,
+    contact_id: UUID | None = None,
+) -> ProcessFacts | None:
     """In one query: the conversation's facts (as :func:`conversation_facts`), the
     merchant's settings (as :func:`get_settings`), the session (as
     :func:`get_session`), the contact's prior slots when the conversation has no
     session (as :func:`latest_contact_slots`) and the day's usage (as
-    :func:`usage_today`). None when the conversation is not the merchant's."""
+    :func:`usage_today`). With ``conversation_id`` None, the same for the contact
+    ``contact_id`` of the account ``account_id`` outside any conversation (no
+    conversation columns, no session). None when the conversation, or the contact of
+    that account, is not the merchant's."""
     row = await fetch_one(
-        Q.process_facts, {"merchant_id": merchant_id, "conversation_id": conversation_id}
+        Q.process_facts,
+        {
+            "merchant_id": merchant_id,
+            "conversation_id": conversation_id,
+            "account_id": account_id,
+            "contact_id": contact_id,
+        },
     )
-    return None if row is None else _split(row, session=True)
-
-
-async def contact_process_facts(
-    merchant_id: UUID, account_id: UUID, contact_id: UUID
-) -> ProcessFacts | None:
-    """As :func:`process_facts` for a contact of an account, outside any
-    conversation (no session). None when the contact is not the merchant's or not of
-    that account."""
-    row = await fetch_one(
-        Q.contact_process_facts,
-        {"merchant_id": merchant_id, "account_id": account_id, "contact_id": contact_id},
-    )
-    return None if row is None else _split(row, session=False)
+    return None if row is None else _split(row)
 
 
 async def contact_facts(merchant_id: UUID, account_id: UUID, contact_id: UUID) -> Row | None:
