@@ -105,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         "--latency-ms", type=float, default=0.0, help="delay every answer (load tests)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of probability faults")
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request (off by default: the admin API's request log has them)",
+    )
     args = parser.parse_args(argv)
     config = StandinConfig(
         api_keys=tuple(args.api_keys or (DEFAULT_API_KEY,)),
@@ -127,7 +132,15 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     try:
-        uvicorn.run(create_standin_app(state), host=args.host, port=args.port, log_level="info")
+        # uvicorn's access log costs more per request than most answers; the request
+        # log under /_standin/requests records every request anyway.
+        uvicorn.run(
+            create_standin_app(state),
+            host=args.host,
+            port=args.port,
+            log_level="info",
+            access_log=args.access_log,
+        )
     finally:
         state.closing.set()
     return 0
