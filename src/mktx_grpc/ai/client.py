@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx2
 import openai
+import orjson
 from google.rpc import code_pb2
 from httpx_aiohttp.httpx2 import AiohttpTransport
 from openai import AsyncOpenAI, AsyncStream
@@ -154,7 +155,10 @@ class ModelClient:
         body = self._chat_body(model, messages, schema, temperature, max_tokens)
         try:
             resp = await self._client.post(
-                "/chat/completions", cast_to=httpx2.Response, body=body, options=_OPTIONS
+                "/chat/completions",
+                cast_to=httpx2.Response,
+                content=_encode(body),
+                options=_OPTIONS,
             )
             data = _json_object(resp)
         except (openai.APIError, ValueError) as exc:
@@ -233,7 +237,10 @@ class ModelClient:
         self._admit()
         try:
             resp = await self._client.post(
-                "/moderations", cast_to=httpx2.Response, body={"input": text}, options=_OPTIONS
+                "/moderations",
+                cast_to=httpx2.Response,
+                content=_encode({"input": text}),
+                options=_OPTIONS,
             )
             results = _json_object(resp).get("results")
             if not isinstance(results, list):
@@ -256,10 +263,24 @@ def _json_object(resp: httpx2.Response) -> dict[str, Any]:
     used are read from the plain JSON: building the openai package's pydantic
     models for every answer (``ChatCompletion``: choices, message, usage and their
     optional parts) cost more CPU than the rest of reading the response."""
-    data = json.loads(resp.content)
+    try:
+        data = orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        # What orjson refuses (NaN, integers past 64 bits, lone surrogates, not JSON)
+        # json.loads decides: the same values and errors as json.loads alone.
+        data = json.loads(resp.content)
     if not isinstance(data, dict):
         raise ValueError("the response body is not a JSON object")
     return data
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    """The request body as JSON bytes, which the client's ``post`` sends as they are
+    (``content``, under its ``application/json`` header). orjson writes the same
+    compact UTF-8 JSON as the openai package's own encoder (``separators=(",",
+    ":")``, ``ensure_ascii=False``) for these plain dicts, strings and numbers, at a
+    fraction of its CPU."""
+    return orjson.dumps(body)
 
 
 def _count(value: Any) -> int:

@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from ..domain import ai as domain
 from . import Jsonb, Queries, Row, execute, fetch_all, fetch_one
 
@@ -58,6 +60,13 @@ async def latest_contact_slots(
     return dict(row["slots"]) if row else {}
 
 
+def _jsonb(value: Any) -> Jsonb:
+    """``value`` as a jsonb parameter written by orjson: the session's plain dicts,
+    lists and strings, stored as the same jsonb as json.dumps's text (jsonb keeps no
+    spacing), at a fraction of its CPU on every message's session write."""
+    return Jsonb(value, dumps=orjson.dumps)
+
+
 def _session_params(
     merchant_id: UUID,
     conversation_id: UUID,
@@ -71,11 +80,11 @@ def _session_params(
         "merchant_id": merchant_id,
         "conversation_id": conversation_id,
         "contact_id": contact_id,
-        "intents": Jsonb(list(session.intents)),
-        "slots": Jsonb(dict(session.slots)),
+        "intents": _jsonb(list(session.intents)),
+        "slots": _jsonb(dict(session.slots)),
         "summary": session.summary,
         "summary_updated_at": summary_updated_at,
-        "context": Jsonb([c.to_json() for c in session.context]),
+        "context": _jsonb([c.to_json() for c in session.context]),
         "current_intent": session.current_intent,
         "missing_slots": list(session.missing_slots),
         "session_started_at": session.started_at,
