@@ -103,26 +103,26 @@ SELECT id, conversation_id, created_at, direction, origin, is_from_bot
  WHERE merchant_id = %(merchant_id)s AND id = ANY(%(ids)s::uuid[]);
 
 -- name: update_live_episodes
--- The extended live episodes: every column a new message can change.
+-- The extended live episodes: every column a new message can change (status and
+-- assignee cannot: an episode whose row disagrees with its conversation's is
+-- recomputed instead).
 UPDATE analytics_conversation_episodes e
-   SET status = u.status, assignee_user_id = u.assignee_user_id,
-       first_bot_reply_at = u.first_bot_reply_at,
+   SET first_bot_reply_at = u.first_bot_reply_at,
        first_human_reply_at = u.first_human_reply_at,
        first_response_s = u.first_response_s, first_response_bh_s = u.first_response_bh_s,
        bot_response_s = u.bot_response_s, bot_replied = u.bot_replied,
        human_replied = u.human_replied, last_bot_reply_at = u.last_bot_reply_at,
        contact_after_bot_at = u.contact_after_bot_at, last_message_at = u.last_message_at
-  FROM unnest(%(conversation_id)s::uuid[], %(episode)s::int[], %(status)s::text[],
-              %(assignee_user_id)s::text[], %(first_bot_reply_at)s::timestamptz[],
+  FROM unnest(%(conversation_id)s::uuid[], %(episode)s::int[],
+              %(first_bot_reply_at)s::timestamptz[],
               %(first_human_reply_at)s::timestamptz[], %(first_response_s)s::float8[],
               %(first_response_bh_s)s::float8[], %(bot_response_s)s::float8[],
               %(bot_replied)s::bool[], %(human_replied)s::bool[],
               %(last_bot_reply_at)s::timestamptz[], %(contact_after_bot_at)s::timestamptz[],
               %(last_message_at)s::timestamptz[])
-       AS u(conversation_id, episode, status, assignee_user_id, first_bot_reply_at,
-            first_human_reply_at, first_response_s, first_response_bh_s, bot_response_s,
-            bot_replied, human_replied, last_bot_reply_at, contact_after_bot_at,
-            last_message_at)
+       AS u(conversation_id, episode, first_bot_reply_at, first_human_reply_at,
+            first_response_s, first_response_bh_s, bot_response_s, bot_replied,
+            human_replied, last_bot_reply_at, contact_after_bot_at, last_message_at)
  WHERE e.merchant_id = %(merchant_id)s AND e.conversation_id = u.conversation_id
    AND e.episode = u.episode;
 

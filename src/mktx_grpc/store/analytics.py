@@ -84,8 +84,6 @@ EPISODE_COLUMNS = (
 
 #: The columns a new message can change in a live episode (update_live_episodes).
 LIVE_COLUMNS = (
-    "status",
-    "assignee_user_id",
     "first_bot_reply_at",
     "first_human_reply_at",
     "first_response_s",
@@ -179,11 +177,8 @@ async def update_live_episodes(
         "merchant_id": merchant_id,
         "conversation_id": [c for c, _ in episodes],
         "episode": [ep.index for _, ep in episodes],
-        "assignee_user_id": [ep.assignee for _, ep in episodes],
+        **{col: [getattr(ep, col) for _, ep in episodes] for col in LIVE_COLUMNS},
     }
-    for col in LIVE_COLUMNS:
-        if col != "assignee_user_id":
-            p[col] = [getattr(ep, col) for _, ep in episodes]
     await execute(Q.update_live_episodes, p)
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -119,6 +119,15 @@ async def refresh_conversations(merchant_id: UUID, ids: Sequence[UUID]) -> None:
         await store.replace_episodes(merchant_id, chunk, out)
 
 
+#: Episode fields stored in columns of the same name (index and assignee are
+#: ``episode`` and ``assignee_user_id``).
+_STORED_FIELDS = tuple(
+    f.name
+    for f in fields(domain.Episode)
+    if f.name not in ("index", "assignee", "messages", "transitions")
+)
+
+
 def _live_episode(row: dict[str, Any]) -> domain.Episode | None:
     """The stored last episode of a live_episodes row, or None when the row cannot be
     extended (none stored, or it disagrees with the conversation's current status,
@@ -132,27 +141,8 @@ def _live_episode(row: dict[str, Any]) -> domain.Episode | None:
         return None
     return domain.Episode(
         index=row["episode"],
-        opened_at=row["opened_at"],
-        status=row["status"],
         assignee=row["assignee_user_id"],
-        resolved_at=row["resolved_at"],
-        first_inbound_at=row["first_inbound_at"],
-        first_bot_reply_at=row["first_bot_reply_at"],
-        handoff_at=row["handoff_at"],
-        first_human_reply_at=row["first_human_reply_at"],
-        first_response_s=row["first_response_s"],
-        first_response_bh_s=row["first_response_bh_s"],
-        bot_response_s=row["bot_response_s"],
-        bot_handled_s=row["bot_handled_s"],
-        resolution_s=row["resolution_s"],
-        resolution_bh_s=row["resolution_bh_s"],
-        bot_replied=row["bot_replied"],
-        human_replied=row["human_replied"],
-        escalated=row["escalated"],
-        bot_only=row["bot_only"],
-        last_bot_reply_at=row["last_bot_reply_at"],
-        contact_after_bot_at=row["contact_after_bot_at"],
-        last_message_at=row["last_message_at"],
+        **{f: row[f] for f in _STORED_FIELDS},
     )
 
 
