@@ -78,6 +78,21 @@ def test_the_walkthrough_uses_the_documented_ports():
     assert ".venv/bin/" not in script.split("\n", 1)[1]  # after activation, plain names
 
 
+def test_localize_does_not_rewrite_a_port_it_already_rewrote(tmp_path):
+    # The CI failure of stop 19: gRPC got port 50811, whose "localhost:5081" the
+    # sandbox replacement then matched, giving "localhost:604131".
+    s = Serve(tmp_path, "postgresql://unused")
+    s.grpc, s.sandbox, s.webhook = 50811, 60413, 50001
+    script = "a localhost:50051 b localhost:5081/_sandbox c localhost:5000/webhooks/x"
+    assert s.localize(script) == (
+        "a localhost:50811 b localhost:60413/_sandbox c localhost:50001/webhooks/x"
+    )
+    s.grpc, s.sandbox, s.webhook = 5000, 50051, 5081
+    assert s.localize(script) == (
+        "a localhost:5000 b localhost:50051/_sandbox c localhost:5081/webhooks/x"
+    )
+
+
 class Serve:
     """``mktx-grpc serve`` as the README starts it, on ports of the test's own."""
 
@@ -126,9 +141,15 @@ class Serve:
                 raise
 
     def localize(self, script: str) -> str:
-        script = script.replace("localhost:50051", f"localhost:{self.grpc}")
-        script = script.replace("localhost:5081", f"localhost:{self.sandbox}")
-        return re.sub(r"localhost:5000\b", f"localhost:{self.webhook}", script)
+        # One pass over the README's ports: replacing them one after another
+        # rewrote an already-localized port (grpc on 50811 became the sandbox's
+        # port + "1" when the next replacement matched its "localhost:5081").
+        ports = {"50051": self.grpc, "5081": self.sandbox, "5000": self.webhook}
+        return re.sub(
+            r"localhost:(50051|5081|5000)\b",
+            lambda m: f"localhost:{ports[m.group(1)]}",
+            script,
+        )
 
     def bash(self, script: str, timeout: float = 240) -> str:
         """Run ``script`` in bash from the repository root (where the README's
