@@ -230,10 +230,13 @@ SELECT count(*) FILTER (WHERE created_at < %(end)s) AS total,
    AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s);
 
 -- name: active_contacts
-SELECT count(DISTINCT contact_id) AS active
-  FROM analytics_contact_activity
- WHERE merchant_id = %(merchant_id)s AND bucket >= %(start)s AND bucket < %(end)s
-   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s);
+-- count(*) over DISTINCT rather than count(DISTINCT): the planner may hash it
+-- instead of sorting every activity row of the period (about half the time).
+SELECT count(*) AS active
+  FROM (SELECT DISTINCT contact_id
+          FROM analytics_contact_activity
+         WHERE merchant_id = %(merchant_id)s AND bucket >= %(start)s AND bucket < %(end)s
+           AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)) d;
 
 -- name: new_contacts_series
 SELECT date_trunc(%(unit)s, created_at AT TIME ZONE %(tz)s)::date AS key, source,
@@ -278,33 +281,40 @@ SELECT date_trunc(%(unit)s, opened_at AT TIME ZONE %(tz)s)::date AS key, count(*
  GROUP BY 1;
 
 -- name: first_response_series
-SELECT date_trunc(%(unit)s, first_human_reply_at AT TIME ZONE %(tz)s)::date AS key,
-       count(*) AS n,
-       avg(first_response_s) AS mean,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_s) AS median,
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_s) AS p90,
-       avg(first_response_bh_s) AS bh_mean,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_bh_s) AS bh_median,
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_bh_s) AS bh_p90
-  FROM analytics_conversation_episodes
- WHERE merchant_id = %(merchant_id)s AND first_human_reply_at >= %(start)s
-   AND first_human_reply_at < %(end)s
-   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
- GROUP BY 1;
+-- Each measure's median and p90 come from one sort (percentile_cont over an array
+-- of fractions), not one sort per quantile.
+SELECT key, n, mean, q[1] AS median, q[2] AS p90, bh_mean, bh_q[1] AS bh_median,
+       bh_q[2] AS bh_p90
+  FROM (SELECT date_trunc(%(unit)s, first_human_reply_at AT TIME ZONE %(tz)s)::date AS key,
+               count(*) AS n,
+               avg(first_response_s) AS mean,
+               percentile_cont('{0.5,0.9}'::float8[])
+                 WITHIN GROUP (ORDER BY first_response_s) AS q,
+               avg(first_response_bh_s) AS bh_mean,
+               percentile_cont('{0.5,0.9}'::float8[])
+                 WITHIN GROUP (ORDER BY first_response_bh_s) AS bh_q
+          FROM analytics_conversation_episodes
+         WHERE merchant_id = %(merchant_id)s AND first_human_reply_at >= %(start)s
+           AND first_human_reply_at < %(end)s
+           AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+         GROUP BY 1) s;
 
 -- name: resolution_series
-SELECT date_trunc(%(unit)s, resolved_at AT TIME ZONE %(tz)s)::date AS key,
-       count(*) AS n,
-       avg(resolution_s) AS mean,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_s) AS median,
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY resolution_s) AS p90,
-       avg(resolution_bh_s) AS bh_mean,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_bh_s) AS bh_median,
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY resolution_bh_s) AS bh_p90
-  FROM analytics_conversation_episodes
- WHERE merchant_id = %(merchant_id)s AND resolved_at >= %(start)s AND resolved_at < %(end)s
-   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
- GROUP BY 1;
+-- As first_response_series: one sort per measure for both quantiles.
+SELECT key, n, mean, q[1] AS median, q[2] AS p90, bh_mean, bh_q[1] AS bh_median,
+       bh_q[2] AS bh_p90
+  FROM (SELECT date_trunc(%(unit)s, resolved_at AT TIME ZONE %(tz)s)::date AS key,
+               count(*) AS n,
+               avg(resolution_s) AS mean,
+               percentile_cont('{0.5,0.9}'::float8[]) WITHIN GROUP (ORDER BY resolution_s) AS q,
+               avg(resolution_bh_s) AS bh_mean,
+               percentile_cont('{0.5,0.9}'::float8[])
+                 WITHIN GROUP (ORDER BY resolution_bh_s) AS bh_q
+          FROM analytics_conversation_episodes
+         WHERE merchant_id = %(merchant_id)s AND resolved_at >= %(start)s
+           AND resolved_at < %(end)s
+           AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+         GROUP BY 1) s;
 
 -- name: per_assignee
 SELECT assignee_user_id,
@@ -462,10 +472,11 @@ WITH c AS (
    WHERE merchant_id = %(merchant_id)s AND created_at < %(end)s
      AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
 ), act AS (
-  SELECT count(DISTINCT contact_id) AS active
-    FROM analytics_contact_activity
-   WHERE merchant_id = %(merchant_id)s AND bucket >= %(start)s AND bucket < %(end)s
-     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+  SELECT count(*) AS active  -- as active_contacts: DISTINCT, then count
+    FROM (SELECT DISTINCT contact_id
+            FROM analytics_contact_activity
+           WHERE merchant_id = %(merchant_id)s AND bucket >= %(start)s AND bucket < %(end)s
+             AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)) d
 ), o AS (
   SELECT count(*) AS opened,
          count(*) FILTER (WHERE status = 'OPEN') AS open,

@@ -326,3 +326,56 @@ async def test_another_merchants_data_never_appears(
         await expect_error(
             call(req, metadata=api.auth(merchant)), grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND"
         )
+
+
+def percentile_cont(values: list[float], fraction: float) -> float:
+    """PostgreSQL's percentile_cont: linear interpolation between ranks."""
+    v = sorted(values)
+    pos = fraction * (len(v) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+
+
+async def test_each_day_bucket_has_its_own_median_and_p90(
+    api: Any, world: World, pool: Any, merchant: uuid.UUID
+) -> None:
+    """The series' per-bucket quantiles (first response, resolution and their
+    business-hours variants, which equal them without a schedule) are each day's own,
+    computed as percentile_cont is."""
+    acct = await world.account()
+    days = {
+        datetime(2026, 6, 1, 8, tzinfo=UTC): ([1, 2, 4, 8, 30], [10, 20, 40, 80, 300]),
+        datetime(2026, 6, 2, 8, tzinfo=UTC): ([3, 5, 60], [61, 50, 70]),
+    }
+    for day, (responses, resolutions) in days.items():
+        for i, (frt, res) in enumerate(zip(responses, resolutions, strict=True)):
+            opened = day + timedelta(minutes=7 * i)
+            contact = await world.contact(acct, opened)
+            conv = await world.conversation(acct, contact, opened)
+            await world.message(conv, opened)
+            await world.message(conv, opened + timedelta(minutes=frt), "AGENT")
+            await world.close(conv, opened + timedelta(minutes=res))
+    await settle(pool)
+    out = await stub(api).GetConversationAnalytics(
+        A.GetConversationAnalyticsRequest(
+            period=period(datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 4, tzinfo=UTC)),
+            granularity=A.REPORT_GRANULARITY_DAY,
+        ),
+        metadata=api.auth(merchant),
+    )
+    assert len(out.series) == 3
+    for bucket, (responses, resolutions) in zip(out.series, days.values(), strict=False):
+        for stats, minutes in (
+            (bucket.first_response, responses),
+            (bucket.first_response_business_hours, responses),
+            (bucket.resolution, resolutions),
+            (bucket.resolution_business_hours, resolutions),
+        ):
+            seconds = [m * 60.0 for m in minutes]
+            assert stats.count == len(seconds)
+            assert stats.mean_seconds == pytest.approx(sum(seconds) / len(seconds))
+            assert stats.median_seconds == pytest.approx(percentile_cont(seconds, 0.5))
+            assert stats.p90_seconds == pytest.approx(percentile_cont(seconds, 0.9))
+    empty = out.series[2]
+    assert empty.first_response.count == 0 and empty.resolution.p90_seconds == 0

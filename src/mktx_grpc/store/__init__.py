@@ -29,15 +29,23 @@ __all__ = [
 ]
 
 
-async def fetch_one(query: str, params: Mapping[str, Any]) -> Row | None:
+async def fetch_one(
+    query: str, params: Mapping[str, Any], *, prepare: bool | None = None
+) -> Row | None:
+    """The first row of ``query``. ``prepare`` as psycopg's: None prepares a query
+    once the connection has run it a few times, False never does (see
+    ``store.analytics.read``)."""
     async with current_connection().cursor(row_factory=dict_row) as cur:
-        await cur.execute(query, params)
+        await cur.execute(query, params, prepare=prepare)
         return await cur.fetchone()
 
 
-async def fetch_all(query: str, params: Mapping[str, Any]) -> list[Row]:
+async def fetch_all(
+    query: str, params: Mapping[str, Any], *, prepare: bool | None = None
+) -> list[Row]:
+    """Every row of ``query``; ``prepare`` as for :func:`fetch_one`."""
     async with current_connection().cursor(row_factory=dict_row) as cur:
-        await cur.execute(query, params)
+        await cur.execute(query, params, prepare=prepare)
         return await cur.fetchall()
 
 
