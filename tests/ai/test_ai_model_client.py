@@ -53,7 +53,11 @@ async def test_a_broken_moderation_body_is_unavailable(api, ai, md, conv, admin)
         "AI_SERVICE_ERROR",
     )
     assert api.app.deps.model.breaker._failures == 1
-    # The chat model was never asked: an unmoderated message is not answered.
-    assert admin("GET", "/requests?route=chat")["data"] == []
+    # An unmoderated message is not answered: the answer asked for beside the
+    # moderation is dropped, and the session holds no turn.
+    ctx = await ai.GetConversationContext(
+        A.GetConversationContextRequest(conversation_id=str(conv.conversation_id)), metadata=md
+    )
+    assert len(ctx.session.context_items) == 0
     out = await ai.ProcessMessage(_pm(conv, "where is my order"), metadata=md)
     assert out.intent == "order_status" and not out.requires_escalation

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import grpc
 import pytest
@@ -371,7 +372,7 @@ async def test_handoff_intent_and_keyword_escalate(ai, md, conv, admin):
     assert ok.escalation_reason != A.ESCALATION_REASON_KEYWORD
 
 
-async def test_moderation_flag_escalates_and_is_never_answered(ai, md, conv, admin):
+async def test_moderation_flag_escalates_and_is_never_answered(ai, md, conv, admin, db):
     await enable_ai(ai, md)
     admin(
         "POST",
@@ -383,15 +384,99 @@ async def test_moderation_flag_escalates_and_is_never_answered(ai, md, conv, adm
             "result": {"categories": ["harassment"], "flagged": True},
         },
     )
+    # The moderation answers late, after the model's answer is in: that answer is
+    # discarded all the same.
+    admin("POST", "/faults", {"kind": "latency", "route": "moderations", "latency_ms": 300})
     admin("DELETE", "/requests")
     out = await ai.ProcessMessage(_pm(conv, "you are nasty"), metadata=md)
     assert out.requires_escalation
     assert out.escalation_reason == A.ESCALATION_REASON_MODERATION_FLAGGED
+    assert out.response_text.startswith("Thanks! A member of our team")
+    assert out.intent == "other" and not out.slots
     routes = [r["route"] for r in admin("GET", "/requests")["data"]]
     assert "moderations" in routes
-    # The model was only asked for the agent's summary, never for a reply.
-    chats = [r for r in admin("GET", "/requests?route=chat")["data"]]
-    assert all("response_format" not in r["body"] for r in chats)
+    # The model's answer, asked for beside the moderation, was spent: its tokens are
+    # the message's usage, recorded for the day.
+    answers = [
+        r for r in admin("GET", "/requests?route=chat")["data"] if "response_format" in r["body"]
+    ]
+    assert len(answers) == 1 and out.usage.total_tokens > 0
+    (used,) = await (
+        await db.execute("SELECT prompt_tokens + completion_tokens FROM ai_usage_daily")
+    ).fetchone()
+    assert used >= out.usage.total_tokens
+    # ... and the session's bot turn is the holding reply, not the model's answer.
+    ctx = await ai.GetConversationContext(
+        A.GetConversationContextRequest(conversation_id=str(conv.conversation_id)), metadata=md
+    )
+    turns = [i.text for i in ctx.session.context_items if i.role == "assistant"]
+    assert turns == [out.response_text]
+
+
+async def test_moderation_and_the_answer_are_asked_at_once(ai, md, conv, admin):
+    """One model latency per message, not two: the answer is asked for while the
+    moderation is still out (the stand-in's log: the answer's request starts before
+    the moderation's ends), and a passed text gets that answer."""
+    await enable_ai(ai, md)
+    admin("POST", "/faults", {"kind": "latency", "route": "moderations", "latency_ms": 300})
+    admin("DELETE", "/requests")
+    out = await ai.ProcessMessage(_pm(conv, "where is my order"), metadata=md)
+    assert out.intent == "order_status" and not out.requires_escalation
+    (moderation,) = admin("GET", "/requests?route=moderations")["data"]
+    (answer,) = [
+        r for r in admin("GET", "/requests?route=chat")["data"] if "response_format" in r["body"]
+    ]
+    assert answer["started"] < moderation["finished"]
+
+
+async def test_moderation_failure_fails_the_message_and_cancels_the_answer(ai, md, conv, admin, db):
+    await enable_ai(ai, md)
+    admin("POST", "/faults", {"kind": "error", "route": "moderations", "status": 500})
+    await expect_error(
+        ai.ProcessMessage(_pm(conv, "where is my order"), metadata=md),
+        grpc.StatusCode.UNAVAILABLE,
+        "AI_SERVICE_ERROR",
+    )
+    ctx = await ai.GetConversationContext(
+        A.GetConversationContextRequest(conversation_id=str(conv.conversation_id)), metadata=md
+    )
+    assert len(ctx.session.context_items) == 0
+
+
+async def test_stream_holds_pieces_until_moderation_passes(ai, md, conv, admin):
+    """Streamed with moderation answering after the whole answer: every piece still
+    arrives, in order, once the text is passed; a flagged text's pieces never do."""
+    await enable_ai(ai, md)
+    admin("POST", "/faults", {"kind": "latency", "route": "moderations", "latency_ms": 300})
+    admin(
+        "POST",
+        "/scripts",
+        {
+            "route": "moderations",
+            "match": {"contains": "nasty"},
+            "repeat": True,
+            "result": {"categories": ["harassment"], "flagged": True},
+        },
+    )
+
+    async def stream(text: str) -> list[Any]:
+        return [
+            m
+            async for m in ai.StreamProcessMessage(
+                A.StreamProcessMessageRequest(conversation_id=str(conv.conversation_id), text=text),
+                metadata=md,
+            )
+        ]
+
+    passed = await stream("where is my order")
+    deltas = [m.text_delta for m in passed if m.WhichOneof("event") == "text_delta"]
+    assert len(deltas) >= 2 and "".join(deltas) == passed[-1].result.response_text
+    assert passed[-1].result.intent == "order_status"
+    flagged = await stream("where is my order, you nasty")
+    assert [m.WhichOneof("event") for m in flagged] == ["result"]
+    result = flagged[-1].result
+    assert result.escalation_reason == A.ESCALATION_REASON_MODERATION_FLAGGED
+    assert result.response_text.startswith("Thanks! A member of our team")
 
 
 async def test_malformed_output_is_retried_once_then_escalates(ai, md, conv, admin):

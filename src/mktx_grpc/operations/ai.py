@@ -14,6 +14,8 @@ errors into escalations too (:func:`escalation_for_error`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -203,10 +205,8 @@ async def process_message(
         keyword = domain.keyword_in(settings, text)
         if keyword is not None:
             _escalated(out, domain.KEYWORD, f"escalation keyword {keyword!r}", settings, within)
-        elif settings.moderation_enabled and await deps.model.flagged(text):
-            _escalated(
-                out, domain.MODERATION_FLAGGED, "moderation flagged the message", settings, within
-            )
+        elif settings.moderation_enabled and deps.model.moderation:
+            out = await _ask_model_moderated(deps, out, facts, session, text, now, on_delta)
         else:
             await _ask_model(deps, out, facts, session, text, now, on_delta)
     except DomainError:
@@ -246,6 +246,86 @@ def holding_reply(settings: domain.Settings, within: bool) -> str:
     if not within and settings.business_hours_aware and settings.after_hours_message:
         return settings.after_hours_message.replace("{{next_open_time}}", "")
     return settings.handoff_message
+
+
+class _DeltaGate:
+    """Holds a streamed reply back until moderation has passed the text: pieces
+    that arrive before are kept, in order, and :meth:`open` delivers them and lets
+    the rest through; pieces of a text moderation flags are never delivered."""
+
+    def __init__(self, on_delta: Delta) -> None:
+        self._on_delta = on_delta
+        self._held: list[str] = []
+        self._open = False
+
+    async def deliver(self, piece: str) -> None:
+        if self._open:
+            await self._on_delta(piece)
+        else:
+            self._held.append(piece)
+
+    async def open(self) -> None:
+        # Pieces that arrive while the held ones are delivered join the queue; the
+        # gate opens only once it is empty, so the order is kept.
+        while self._held:
+            await self._on_delta(self._held.pop(0))
+        self._open = True
+
+
+async def _ask_model_moderated(
+    deps: Deps,
+    out: Outcome,
+    facts: Facts,
+    session: domain.Session,
+    text: str,
+    now: datetime,
+    on_delta: Delta | None,
+) -> Outcome:
+    """Moderation and the model's answer at the same time (one model latency per
+    message instead of two, as OpenAI's guardrails guide advises), returning the
+    outcome to use.
+
+    - Moderation passes the text: the model's answer, exactly as without moderation
+      (its streamed pieces held until then).
+    - Moderation flags it: the answer is discarded unseen and the message escalates
+      (``MODERATION_FLAGGED``); the bot never answers it. The answer's tokens were
+      spent, so they count towards the day's usage; its failure does not matter.
+    - Moderation fails (provider down, breaker open): the answer is cancelled and the
+      error raised, as before."""
+    trial = replace(out, slots=dict(out.slots))
+    gate = _DeltaGate(on_delta) if on_delta is not None else None
+    answering = asyncio.ensure_future(
+        _ask_model(deps, trial, facts, session, text, now, gate.deliver if gate else None)
+    )
+    try:
+        flagged = await deps.model.flagged(text)
+        if not flagged and gate is not None:
+            await gate.open()
+    except BaseException:
+        answering.cancel()
+        await asyncio.gather(answering, return_exceptions=True)
+        raise
+    if flagged:
+        with contextlib.suppress(DomainError):
+            await answering
+        out.prompt_tokens += trial.prompt_tokens
+        out.completion_tokens += trial.completion_tokens
+        _escalated(
+            out,
+            domain.MODERATION_FLAGGED,
+            "moderation flagged the message",
+            facts.settings,
+            out.within_business_hours,
+        )
+        return out
+    try:
+        await answering
+    except DomainError:
+        # As _ask_model's own failure: what a malformed first answer spent is kept.
+        out.prompt_tokens += trial.prompt_tokens
+        out.completion_tokens += trial.completion_tokens
+        raise
+    return trial
 
 
 async def _ask_model(
