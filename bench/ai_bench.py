@@ -350,11 +350,11 @@ async def main() -> None:
         "--driver-procs",
         type=int,
         default=0,
-        help="also run the concurrent phase (moderation off) with its callers in N "
+        help="also run the concurrent phase (moderation off and on) with its callers in N "
         "processes of their own, so this process is the gRPC server alone",
     )
     args = ap.parse_args()
-    split: dict[str, float] = {}
+    split: dict[bool, dict[str, float]] = {}
     url = fresh_database()
     rows = []
     try:
@@ -391,18 +391,17 @@ async def main() -> None:
                 b["cpu_standin"] = 100 * (proc_cpu(slow.pid) - them) / wall
                 rows.append((moderation, a, b))
                 print(moderation, a, b, flush=True)
-            if args.driver_procs:
-                them = proc_cpu(slow.pid)
-                split = await run_phase(
+            for moderation in (False, True) if args.driver_procs else ():
+                split[moderation] = await run_phase(
                     url,
                     slow_base,
-                    moderation=False,
+                    moderation=moderation,
                     calls=0,
                     seconds=args.seconds,
                     conversations=args.conversations,
                     driver_procs=args.driver_procs,
                 )
-                print("driver processes", split, flush=True)
+                print("driver processes, moderation", moderation, split[moderation], flush=True)
         finally:
             for p in (instant, slow):
                 p.terminate()
@@ -433,14 +432,14 @@ async def main() -> None:
         f"phase could reach through this stand-in; {1000 * args.conversations / args.latency_ms:.0f}"
         " would be no overhead at all).",
     ]
-    if split:
+    for moderation, got in split.items():
         lines += [
             "",
-            f"The concurrent phase (moderation off) with its callers in {args.driver_procs} "
-            f"processes of their own (`--driver-procs {args.driver_procs}`; still end to end "
-            f"through gRPC): {split['msgs_per_s']:.0f} msgs/s, {int(split['errors'])} errors; "
-            f"CPU of the server process {split['cpu_server']:.0f}%, of the drivers "
-            f"{split['cpu_drivers']:.0f}% together.",
+            f"The concurrent phase (moderation {'on' if moderation else 'off'}) with its "
+            f"callers in {args.driver_procs} processes of their own (`--driver-procs "
+            f"{args.driver_procs}`; still end to end through gRPC): {got['msgs_per_s']:.0f} "
+            f"msgs/s, {int(got['errors'])} errors; CPU of the server process "
+            f"{got['cpu_server']:.0f}%, of the drivers {got['cpu_drivers']:.0f}% together.",
         ]
     text = "\n".join(lines) + "\n"
     print(text)
