@@ -138,16 +138,26 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
-def drive(port: int, md: list[tuple[str, str]], convs: list[str], stop_at: float, out: Any) -> None:
+def drive(
+    port: int,
+    md: list[tuple[str, str]],
+    convs: list[str],
+    start_at: float,
+    stop_at: float,
+    out: Any,
+) -> None:
     """A driver process (``--driver-procs``): its own gRPC channel and event loop,
-    one caller per conversation in ``convs``, messages back to back until the wall
-    clock reaches ``stop_at``; puts (done, errors, its CPU seconds) on ``out``."""
+    one caller per conversation in ``convs``, messages back to back from wall clock
+    ``start_at`` until ``stop_at``; puts (messages completed inside that window,
+    errors, its CPU seconds) on ``out``. Calls before ``start_at`` or completing
+    after ``stop_at`` would inflate the rate (the first version counted both)."""
 
     async def run() -> tuple[int, int]:
         done = errors = 0
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
             ai = ai_pb2_grpc.AIServiceStub(ch)
             await ch.channel_ready()
+            await asyncio.sleep(max(0.0, start_at - time.time()))
 
             async def caller(conv: str) -> None:
                 nonlocal done, errors
@@ -160,7 +170,7 @@ def drive(port: int, md: list[tuple[str, str]], convs: list[str], stop_at: float
                             ),
                             metadata=md,
                         )
-                        done += 1
+                        done += time.time() <= stop_at
                     except grpc.aio.AioRpcError:
                         errors += 1
                     i += 1
@@ -243,7 +253,7 @@ async def run_phase(
             stop_at = start_at + seconds
             shares = [convs[:conversations][i::driver_procs] for i in range(driver_procs)]
             procs = [
-                ctx.Process(target=drive, args=(app.port, md, share, stop_at, queue))
+                ctx.Process(target=drive, args=(app.port, md, share, start_at, stop_at, queue))
                 for share in shares
             ]
             for p in procs:
