@@ -523,7 +523,20 @@ async def lag_sidecar(
                 ):
                     break
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{len(ids) - len(event_of)} events not ingested in time")
+                    async with pool.connection() as conn:
+                        cur = await conn.execute(
+                            "SELECT outcome, attempts, processed_at IS NULL, left(last_error, 300),"
+                            " count(*) FROM webhook_inbox"
+                            " WHERE processed_at IS NULL OR outcome <> 'PROCESSED'"
+                            " GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC LIMIT 20"
+                        )
+                        inbox = await cur.fetchall()
+                    raise RuntimeError(
+                        f"{len(ids) - len(event_of)} events not ingested in time; cursor at"
+                        f" {samples[-1][1] if samples else None}, newest message.received"
+                        f" {max(event_of.values(), default=None)}; webhook_inbox rows not"
+                        f" PROCESSED (outcome, attempts, pending, last_error, rows): {inbox}"
+                    )
                 await asyncio.sleep(0.2)
             stop.set()
             await poller
