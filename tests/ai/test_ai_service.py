@@ -372,8 +372,8 @@ async def test_handoff_intent_and_keyword_escalate(ai, md, conv, admin):
     assert ok.escalation_reason != A.ESCALATION_REASON_KEYWORD
 
 
-async def test_moderation_flag_escalates_and_is_never_answered(ai, md, conv, admin, db):
-    await enable_ai(ai, md)
+def flag_nasty(admin) -> None:
+    """Script the stand-in's moderation to flag any text containing "nasty"."""
     admin(
         "POST",
         "/scripts",
@@ -384,6 +384,11 @@ async def test_moderation_flag_escalates_and_is_never_answered(ai, md, conv, adm
             "result": {"categories": ["harassment"], "flagged": True},
         },
     )
+
+
+async def test_moderation_flag_escalates_and_is_never_answered(ai, md, conv, admin, db):
+    await enable_ai(ai, md)
+    flag_nasty(admin)
     # The moderation answers late, after the model's answer is in: that answer is
     # discarded all the same.
     admin("POST", "/faults", {"kind": "latency", "route": "moderations", "latency_ms": 300})
@@ -448,16 +453,7 @@ async def test_stream_holds_pieces_until_moderation_passes(ai, md, conv, admin):
     arrives, in order, once the text is passed; a flagged text's pieces never do."""
     await enable_ai(ai, md)
     admin("POST", "/faults", {"kind": "latency", "route": "moderations", "latency_ms": 300})
-    admin(
-        "POST",
-        "/scripts",
-        {
-            "route": "moderations",
-            "match": {"contains": "nasty"},
-            "repeat": True,
-            "result": {"categories": ["harassment"], "flagged": True},
-        },
-    )
+    flag_nasty(admin)
 
     async def stream(text: str) -> list[Any]:
         return [
