@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Awaitable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,3 +64,19 @@ async def expect_error(
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         assert parsed.bad_request_count == 1, "INVALID_ARGUMENT must carry exactly one BadRequest"
     return parsed
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports on 127.0.0.1: all are bound at once before any is
+    released, so two of them can never be the same port (binding one at a time can
+    hand the same ephemeral port out twice)."""
+    with ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+
+
+def free_port() -> int:
+    """One free port on 127.0.0.1."""
+    return free_ports(1)[0]

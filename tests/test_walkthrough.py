@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -30,12 +30,6 @@ MERCHANT_ACCOUNT = "1500000000000000001"
 CUSTOMER = "1500000000000000002"
 FOLLOWER = "1500000000000000004"  # the sandbox user the walk-through creates to follow
 WELCOME = "Hi Lena, thanks for following!"  # the welcome flow's DM to "Lena Park"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def walkthrough_blocks() -> list[str]:
@@ -97,7 +91,7 @@ class Serve:
     """``mktx-grpc serve`` as the README starts it, on ports of the test's own."""
 
     def __init__(self, tmp_path: Path, database_url: str) -> None:
-        self.grpc, self.webhook, self.sandbox = free_port(), free_port(), free_port()
+        self.grpc, self.webhook, self.sandbox = free_ports(3)
         self.data = tmp_path / "data"
         self.env = {
             k: v

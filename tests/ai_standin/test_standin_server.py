@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 import time
@@ -11,20 +10,15 @@ import time
 import httpx
 import openai
 import pytest
+from helpers import free_port
 from standin_fixtures import user
 
 from mktx_grpc.ai_standin import AIStandinServer
 from mktx_grpc.ai_standin.state import FaultRule
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_main_serves_in_the_foreground_with_its_flags() -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -10,7 +10,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,18 +20,13 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from helpers import free_port, free_ports
 
 from mktx_grpc.core.auth import mint_token
 from mktx_grpc.core.config import Settings
 
 BIN = Path(sys.executable).parent
 JWT_SECRET = "fault-tests-jwt-secret-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _pg_bin_dir() -> Path:
@@ -147,7 +141,7 @@ class Served:
 def start_serve(database_url: str, workdir: Path, **extra_env: str) -> Served:
     """Start ``mktx-grpc serve`` on free ports against ``database_url`` (built-in X
     sandbox, worker loops in-process, JSON logs at INFO) and return once it listens."""
-    grpc_port, webhook_port, sandbox_port = free_port(), free_port(), free_port()
+    grpc_port, webhook_port, sandbox_port = free_ports(3)
     env = {
         k: v
         for k, v in os.environ.items()
