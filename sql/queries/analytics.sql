@@ -281,40 +281,33 @@ SELECT date_trunc(%(unit)s, opened_at AT TIME ZONE %(tz)s)::date AS key, count(*
  GROUP BY 1;
 
 -- name: first_response_series
--- Each measure's median and p90 come from one sort (percentile_cont over an array
--- of fractions), not one sort per quantile.
-SELECT key, n, mean, q[1] AS median, q[2] AS p90, bh_mean, bh_q[1] AS bh_median,
-       bh_q[2] AS bh_p90
-  FROM (SELECT date_trunc(%(unit)s, first_human_reply_at AT TIME ZONE %(tz)s)::date AS key,
-               count(*) AS n,
-               avg(first_response_s) AS mean,
-               percentile_cont('{0.5,0.9}'::float8[])
-                 WITHIN GROUP (ORDER BY first_response_s) AS q,
-               avg(first_response_bh_s) AS bh_mean,
-               percentile_cont('{0.5,0.9}'::float8[])
-                 WITHIN GROUP (ORDER BY first_response_bh_s) AS bh_q
-          FROM analytics_conversation_episodes
-         WHERE merchant_id = %(merchant_id)s AND first_human_reply_at >= %(start)s
-           AND first_human_reply_at < %(end)s
-           AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
-         GROUP BY 1) s;
+SELECT date_trunc(%(unit)s, first_human_reply_at AT TIME ZONE %(tz)s)::date AS key,
+       count(*) AS n,
+       avg(first_response_s) AS mean,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_s) AS median,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_s) AS p90,
+       avg(first_response_bh_s) AS bh_mean,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_bh_s) AS bh_median,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_bh_s) AS bh_p90
+  FROM analytics_conversation_episodes
+ WHERE merchant_id = %(merchant_id)s AND first_human_reply_at >= %(start)s
+   AND first_human_reply_at < %(end)s
+   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+ GROUP BY 1;
 
 -- name: resolution_series
--- As first_response_series: one sort per measure for both quantiles.
-SELECT key, n, mean, q[1] AS median, q[2] AS p90, bh_mean, bh_q[1] AS bh_median,
-       bh_q[2] AS bh_p90
-  FROM (SELECT date_trunc(%(unit)s, resolved_at AT TIME ZONE %(tz)s)::date AS key,
-               count(*) AS n,
-               avg(resolution_s) AS mean,
-               percentile_cont('{0.5,0.9}'::float8[]) WITHIN GROUP (ORDER BY resolution_s) AS q,
-               avg(resolution_bh_s) AS bh_mean,
-               percentile_cont('{0.5,0.9}'::float8[])
-                 WITHIN GROUP (ORDER BY resolution_bh_s) AS bh_q
-          FROM analytics_conversation_episodes
-         WHERE merchant_id = %(merchant_id)s AND resolved_at >= %(start)s
-           AND resolved_at < %(end)s
-           AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
-         GROUP BY 1) s;
+SELECT date_trunc(%(unit)s, resolved_at AT TIME ZONE %(tz)s)::date AS key,
+       count(*) AS n,
+       avg(resolution_s) AS mean,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_s) AS median,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY resolution_s) AS p90,
+       avg(resolution_bh_s) AS bh_mean,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_bh_s) AS bh_median,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY resolution_bh_s) AS bh_p90
+  FROM analytics_conversation_episodes
+ WHERE merchant_id = %(merchant_id)s AND resolved_at >= %(start)s AND resolved_at < %(end)s
+   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
+ GROUP BY 1;
 
 -- name: per_assignee
 SELECT assignee_user_id,
