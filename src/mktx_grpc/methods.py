@@ -4,7 +4,9 @@ Interceptors read it to decide whether a call is public, what unit of work it ge
 and which validation rule to run. The unit of work is one of:
 
 - ``read``: one pooled connection in autocommit for the call (single statements need
-  no BEGIN/COMMIT);
+  no BEGIN/COMMIT); with ``snapshot``, one REPEATABLE READ read-only transaction
+  instead, which the store's independent queries can join from other connections to
+  run side by side (``core.db.gather_reads``): for a report made of several queries;
 - ``write``: one transaction, committed when the servicer returns, rolled back when
   it raises;
 - ``own_connections``: none. The RPC's operation (``operations/``) borrows
@@ -53,15 +55,22 @@ class MethodSpec:
     #: ``MKTX_COALESCE_READS`` on, the unit of work borrows no connection for it
     #: (``core.context.DeferredConnection``); the batch it joins borrows one.
     coalesced: bool = False
+    #: A read whose queries run side by side in one snapshot (``core.db.read_snapshot``,
+    #: ``core.db.gather_reads``): the unit of work is a REPEATABLE READ, read-only
+    #: transaction whose snapshot other pooled connections join.
+    snapshot: bool = False
 
 
 PUBLIC = MethodSpec(public=True, db=False)
 NO_DB = MethodSpec(db=False)
 
 
-def read(validate: Rule | None = None, *, coalesced: bool = False) -> MethodSpec:
-    """One autocommit connection for the call (with ``coalesced``, see MethodSpec)."""
-    return MethodSpec(write=False, validate=validate, coalesced=coalesced)
+def read(
+    validate: Rule | None = None, *, coalesced: bool = False, snapshot: bool = False
+) -> MethodSpec:
+    """One autocommit connection for the call (with ``coalesced`` or ``snapshot``, see
+    MethodSpec)."""
+    return MethodSpec(write=False, validate=validate, coalesced=coalesced, snapshot=snapshot)
 
 
 def write(validate: Rule | None = None, *, audit: bool = False) -> MethodSpec:
@@ -190,7 +199,10 @@ METHODS: dict[str, MethodSpec] = {
     # Analytics: reads of the rollups (worker/rollups.py).
     _AN + "GetOverview": read(analytics_rules.get_overview),
     _AN + "GetContactAnalytics": read(analytics_rules.get_contact_analytics),
-    _AN + "GetConversationAnalytics": read(analytics_rules.get_conversation_analytics),
+    # Seven queries: two connections at a time, one snapshot (store.analytics).
+    _AN + "GetConversationAnalytics": read(
+        analytics_rules.get_conversation_analytics, snapshot=True
+    ),
     _AN + "GetCampaignAnalytics": read(analytics_rules.get_campaign_analytics),
     _AN + "GetAutomationAnalytics": read(analytics_rules.get_automation_analytics),
     _AN + "GetPostAnalytics": read(analytics_rules.get_post_analytics),

@@ -379,3 +379,50 @@ async def test_each_day_bucket_has_its_own_median_and_p90(
             assert stats.p90_seconds == pytest.approx(percentile_cont(seconds, 0.9))
     empty = out.series[2]
     assert empty.first_response.count == 0 and empty.resolution.p90_seconds == 0
+
+
+async def test_a_period_cut_inside_its_buckets_counts_only_what_falls_inside(
+    api: Any, world: World, pool: Any, merchant: uuid.UUID
+) -> None:
+    """Buckets are whole local days but the period is not: its first and last
+    buckets, and the period's own totals and quantiles, count only the episodes
+    opened, answered and closed inside it (in the merchant's zone, here UTC-4)."""
+    tz = ZoneInfo("America/New_York")
+    await world.set_time_zone("America/New_York")
+    acct = await world.account()
+    # (opened, minutes to the first human reply, minutes to the close), local times.
+    plan = [
+        (local(tz, 2026, 6, 1, 6), 5, 60),  # before the period: nothing of it counts
+        (local(tz, 2026, 6, 1, 9, 50), 20, 90),  # opened before, answered and closed inside
+        (local(tz, 2026, 6, 1, 14), 3, 30),
+        (local(tz, 2026, 6, 2, 11), 40, 24 * 60),  # closed after the period
+        (local(tz, 2026, 6, 2, 15), 1, 10),  # after the period
+    ]
+    for opened, frt, res in plan:
+        contact = await world.contact(acct, opened)
+        conv = await world.conversation(acct, contact, opened)
+        await world.message(conv, opened)
+        await world.message(conv, opened + timedelta(minutes=frt), "AGENT")
+        await world.close(conv, opened + timedelta(minutes=res))
+    await settle(pool)
+    start, end = local(tz, 2026, 6, 1, 10), local(tz, 2026, 6, 2, 12)
+    out = await stub(api).GetConversationAnalytics(
+        A.GetConversationAnalyticsRequest(period=period(start, end)), metadata=api.auth(merchant)
+    )
+    assert [b.opened for b in out.series] == [1, 1]
+    assert out.opened == 2
+    # First replies inside: 10:10 (20 min), 14:03 (3 min) on day one; 11:40 (40) on day two.
+    assert [b.first_response.count for b in out.series] == [2, 1]
+    assert out.first_response.count == 3
+    frt = [20 * 60.0, 3 * 60.0, 40 * 60.0]
+    assert out.first_response.mean_seconds == pytest.approx(sum(frt) / 3)
+    assert out.first_response.median_seconds == pytest.approx(percentile_cont(frt, 0.5))
+    assert out.first_response.p90_seconds == pytest.approx(percentile_cont(frt, 0.9))
+    assert out.series[0].first_response.median_seconds == pytest.approx(
+        percentile_cont(frt[:2], 0.5)
+    )
+    # Closes inside: 11:20 (90 min) and 14:30 (30 min), both on day one.
+    assert [b.resolved for b in out.series] == [2, 0]
+    assert out.resolved == 2
+    assert out.resolution.p90_seconds == pytest.approx(percentile_cont([90 * 60.0, 30 * 60.0], 0.9))
+    assert out.series[1].resolution.count == 0

@@ -44,6 +44,8 @@ class DeferredConnection:
 deferred_connection_var: ContextVar[DeferredConnection | None] = ContextVar(
     "deferred_connection", default=None
 )
+#: The unit of work's ``core.db.Snapshot`` for a ``snapshot`` read (see methods.py).
+snapshot_var: ContextVar[Any] = ContextVar("snapshot", default=None)
 
 
 def current_principal() -> Principal:

@@ -7,20 +7,21 @@ import hashlib
 import logging
 import re
 import select
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection, IsolationLevel
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from .context import connection_var, current_connection
+from .context import connection_var, current_connection, snapshot_var
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 if not SQL_DIR.exists():  # running from a source checkout: sql/ sits at the repo root
@@ -355,6 +356,90 @@ async def use_connection(
                     await conn.set_read_only(None)
         finally:
             connection_var.reset(token)
+
+
+#: How long :meth:`Snapshot.gather` waits for a free pooled connection for a read it
+#: could run beside the others; with none free in time the read runs on the
+#: snapshot's own connection after the others (never waiting for a connection while
+#: holding one, so callers cannot deadlock each other on a full pool).
+SIDE_CONNECTION_WAIT = 0.005
+
+
+class Snapshot:
+    """A REPEATABLE READ, read-only transaction that reads can join from other
+    connections (:meth:`gather`). Open one with :func:`read_snapshot`."""
+
+    def __init__(self, pool: AsyncConnectionPool, conn: AsyncConnection[Any], name: str) -> None:
+        self._pool = pool
+        self._conn = conn
+        self._name = name
+
+    async def _beside(self, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            conn = await self._pool.getconn(timeout=SIDE_CONNECTION_WAIT)
+        except PoolTimeout:
+            return await call()  # on the snapshot's own connection: psycopg serialises
+        try:
+            token = connection_var.set(conn)
+            try:
+                await conn.set_isolation_level(IsolationLevel.REPEATABLE_READ)
+                await conn.set_read_only(True)
+                async with conn.transaction():
+                    await conn.execute(
+                        psycopg.sql.SQL("SET TRANSACTION SNAPSHOT {}").format(
+                            psycopg.sql.Literal(self._name)
+                        )
+                    )
+                    return await call()
+            finally:
+                connection_var.reset(token)
+                await conn.set_isolation_level(None)
+                await conn.set_read_only(None)
+        finally:
+            await self._pool.putconn(conn)
+
+    async def gather(self, *calls: Callable[[], Awaitable[T]]) -> list[T]:
+        """Run ``calls`` at the same time, each on a connection of its own that sees
+        exactly this snapshot (so their results are as consistent as one statement's),
+        and return their results in order. The first runs on the snapshot's own
+        connection; the others on pooled connections free right now, or, with none
+        free, after it on the snapshot's. The first error cancels the rest and is
+        raised as it is."""
+        tasks = [asyncio.ensure_future(calls[0]())]
+        tasks += [asyncio.ensure_future(self._beside(c)) for c in calls[1:]]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+
+@asynccontextmanager
+async def read_snapshot(
+    pool: AsyncConnectionPool, *, wait: float | None = None
+) -> AsyncIterator[Snapshot]:
+    """Borrow a pooled connection for a REPEATABLE READ, read-only transaction,
+    publish it as the current connection (as :func:`use_connection` does) and yield
+    a :class:`Snapshot` whose :meth:`~Snapshot.gather` runs reads beside it, on other
+    connections, in the same snapshot (``pg_export_snapshot``). For a report made of
+    several independent queries: on an idle server they use more than one core, and
+    every part sees the same data."""
+    async with use_connection(pool, isolation="repeatable_read", read_only=True, wait=wait) as conn:
+        row = await (await conn.execute("SELECT pg_export_snapshot()")).fetchone()
+        assert row is not None
+        yield Snapshot(pool, conn, row[0])
+
+
+async def gather_reads(*calls: Callable[[], Awaitable[T]]) -> list[T]:
+    """Run independent reads and return their results in order: side by side in the
+    unit of work's snapshot when it is a ``snapshot`` read (:meth:`Snapshot.gather`),
+    else one after another on the current connection."""
+    snap: Snapshot | None = snapshot_var.get()
+    if snap is not None:
+        return await snap.gather(*calls)
+    return [await c() for c in calls]
 
 
 @asynccontextmanager

@@ -20,8 +20,8 @@ import grpc
 from grpc_interceptor.server import AsyncServerInterceptor
 from psycopg_pool import AsyncConnectionPool
 
-from ..core.context import DeferredConnection, deferred_connection_var
-from ..core.db import DatabaseState, use_connection
+from ..core.context import DeferredConnection, deferred_connection_var, snapshot_var
+from ..core.db import DatabaseState, read_snapshot, use_connection
 from ..methods import spec_for
 from ..store import audit
 from ._stream import call_next, is_stream
@@ -71,6 +71,13 @@ class UnitOfWorkInterceptor(AsyncServerInterceptor):
                 return await call_next(method, request, context)
             finally:
                 deferred_connection_var.reset(token)
+        if spec.snapshot:
+            async with read_snapshot(self._pool, wait=wait) as snap:
+                token = snapshot_var.set(snap)
+                try:
+                    return await call_next(method, request, context)
+                finally:
+                    snapshot_var.reset(token)
         async with use_connection(self._pool, transaction=spec.write, wait=wait):
             result = await call_next(method, request, context)
             if is_stream(result):

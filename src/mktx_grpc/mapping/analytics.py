@@ -67,6 +67,20 @@ def by_key(rows: list[Row]) -> dict[date, Row]:
     return {r["key"]: r for r in rows}
 
 
+def by_position(rows: list[Row]) -> dict[int, Row]:
+    """Rows of a ``*_buckets`` query by their bucket's position (from 1)."""
+    return {int(r["i"]): r for r in rows}
+
+
+def bucket_bounds(args: ReportArgs, buckets: list[domain.Bucket]) -> dict[str, list[datetime]]:
+    """The ``starts``/``ends`` parameters of the ``*_buckets`` queries: each bucket
+    clipped to the period, so the buckets' counts add up to the period's."""
+    return {
+        "starts": [max(b.start, args.start) for b in buckets],
+        "ends": [min(b.end, args.end) for b in buckets],
+    }
+
+
 def bucket_times(b: domain.Bucket) -> dict[str, Any]:
     return {"start_time": ts(b.start), "end_time": ts(b.end)}
 

@@ -17,7 +17,14 @@ from ..core.errors import NotFound
 from ..deps import Deps
 from ..domain.schedule import zone
 from ..mapping import analytics as mapping
-from ..mapping.analytics import ReportArgs, bucket_times, by_key, duration_stats, ratio
+from ..mapping.analytics import (
+    ReportArgs,
+    bucket_times,
+    by_key,
+    by_position,
+    duration_stats,
+    ratio,
+)
 from ..mapping.common import from_ts, ts
 from ..store import analytics as store
 
@@ -128,22 +135,24 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         self, request: A.GetConversationAnalyticsRequest, context: grpc.aio.ServicerContext
     ) -> A.ConversationAnalytics:
         args = await self._args(request)
-        p = args.params()
-        t = await store.read_one("conversation_report", p)
+        buckets = args.buckets()
+        p = args.params(**mapping.bucket_bounds(args, buckets))
+        rows = await store.conversation_report(p)
+        t = rows["conversation_totals"]
         frt = {k[4:]: v for k, v in t.items() if k.startswith("frt_")}
         res = {k[4:]: v for k, v in t.items() if k.startswith("res_")}
         bot = {k[4:]: v for k, v in t.items() if k.startswith("bot_")}
-        opened_by = by_key(await store.read("episodes_opened_series", p))
-        frt_by = by_key(await store.read("first_response_series", p))
-        res_by = by_key(await store.read("resolution_series", p))
-        assignees = await store.read("per_assignee", p)
+        opened_at = by_position(rows["episodes_opened_buckets"])
+        frt_at = by_position(rows["first_response_buckets"])
+        res_at = by_position(rows["resolution_buckets"])
+        assignees = rows["per_assignee"]
         series = []
-        for b in args.buckets():
-            f, r = frt_by.get(b.key), res_by.get(b.key)
+        for i, b in enumerate(buckets, 1):
+            o, f, r = opened_at.get(i), frt_at.get(i), res_at.get(i)
             series.append(
                 A.ConversationBucket(
                     **bucket_times(b),
-                    opened=int(opened_by[b.key]["n"]) if b.key in opened_by else 0,
+                    opened=int(o["n"]) if o is not None else 0,
                     resolved=int(r["n"]) if r is not None else 0,
                     first_response=duration_stats(f),
                     first_response_business_hours=duration_stats(f, "bh_"),
@@ -151,10 +160,13 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                     resolution_business_hours=duration_stats(r, "bh_"),
                 )
             )
+        opened = sum(int(o["n"]) for o in opened_at.values())
+        bot_involved = sum(int(o["bot_involved"]) for o in opened_at.values())
+        escalated = sum(int(o["escalated"]) for o in opened_at.values())
         return A.ConversationAnalytics(
             time_zone=args.time_zone,
             granularity=mapping.GRANULARITY_TO_PROTO[args.granularity],
-            opened=t["opened"],
+            opened=opened,
             resolved=res["n"],
             first_response=duration_stats(frt),
             first_response_business_hours=duration_stats(frt, "bh_"),
@@ -167,7 +179,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                 resolved_by_bot=res["bot_only"],
             ),
             bot_resolved_share=ratio(res["bot_only"], res["n"]),
-            escalation_rate=ratio(t["escalated"], t["bot_involved"]),
+            escalation_rate=ratio(escalated, bot_involved),
             assignees=[
                 A.AssigneeStats(
                     assignee_user_id=a["assignee_user_id"],
