@@ -47,6 +47,14 @@ async def test_reads_beside_see_the_snapshot_not_later_commits(table: str) -> No
             out = await snap.gather(_count, _count, _count)
         assert [n for n, _ in out] == [1, 1, 1]
         assert len({pid for _, pid in out}) == 3  # three connections, side by side
+
+        async def workers() -> Any:
+            cur = await current_connection().execute("SHOW max_parallel_workers_per_gather")
+            return await cur.fetchone()
+
+        async with read_snapshot(pool) as snap:
+            # The reads themselves are the parallelism: no PostgreSQL workers on top.
+            assert await snap.gather(workers, workers) == [("0",), ("0",)]
         async with use_connection(pool) as conn:
             row = await (await conn.execute("SELECT count(*) FROM snap_probe")).fetchone()
             assert row is not None and row[0] == 2

@@ -358,6 +358,11 @@ async def use_connection(
             connection_var.reset(token)
 
 
+#: Snapshot reads run side by side already, one core each: PostgreSQL's own parallel
+#: workers would only take the cores the other reads use (a parallel plan of the
+#: per-assignee report measured about 3x its CPU for 0.9x its time).
+_NO_GATHER = "SET LOCAL max_parallel_workers_per_gather = 0"
+
 #: How long :meth:`Snapshot.gather` waits for a free pooled connection for a read it
 #: could run beside the others; with none free in time the read runs on the
 #: snapshot's own connection after the others (never waiting for a connection while
@@ -386,8 +391,8 @@ class Snapshot:
                 await conn.set_read_only(True)
                 async with conn.transaction():
                     await conn.execute(
-                        psycopg.sql.SQL("SET TRANSACTION SNAPSHOT {}").format(
-                            psycopg.sql.Literal(self._name)
+                        psycopg.sql.SQL("SET TRANSACTION SNAPSHOT {}; {};").format(
+                            psycopg.sql.Literal(self._name), psycopg.sql.SQL(_NO_GATHER)
                         )
                     )
                     return await call()
@@ -427,6 +432,7 @@ async def read_snapshot(
     several independent queries: on an idle server they use more than one core, and
     every part sees the same data."""
     async with use_connection(pool, isolation="repeatable_read", read_only=True, wait=wait) as conn:
+        await conn.execute(_NO_GATHER)
         row = await (await conn.execute("SELECT pg_export_snapshot()")).fetchone()
         assert row is not None
         yield Snapshot(pool, conn, row[0])
