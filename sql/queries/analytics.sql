@@ -221,13 +221,19 @@ SELECT 1 AS ok FROM campaigns WHERE merchant_id = %(merchant_id)s AND id = %(id)
 -- ---------------------------------------------------------------- contacts
 
 -- name: contact_totals
-SELECT count(*) FILTER (WHERE created_at < %(end)s) AS total,
-       count(*) FILTER (WHERE created_at >= %(start)s AND created_at < %(end)s) AS new,
-       count(*) FILTER (WHERE opted_out_at >= %(start)s AND opted_out_at < %(end)s)
-         AS opted_out
-  FROM analytics_contacts
- WHERE merchant_id = %(merchant_id)s
-   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s);
+-- Three index-only counts (0022): contacts at the end of the period, new in it, and
+-- opted out in it.
+SELECT (SELECT count(*) FROM analytics_contacts
+         WHERE merchant_id = %(merchant_id)s AND created_at < %(end)s
+           AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)) AS total,
+       (SELECT count(*) FROM analytics_contacts
+         WHERE merchant_id = %(merchant_id)s AND created_at >= %(start)s
+           AND created_at < %(end)s
+           AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)) AS new,
+       (SELECT count(*) FROM analytics_contacts
+         WHERE merchant_id = %(merchant_id)s AND opted_out_at >= %(start)s
+           AND opted_out_at < %(end)s
+           AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)) AS opted_out;
 
 -- name: active_contacts
 -- count(*) over DISTINCT rather than count(DISTINCT): the planner may hash it
@@ -246,13 +252,18 @@ SELECT date_trunc(%(unit)s, created_at AT TIME ZONE %(tz)s)::date AS key, source
    AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
  GROUP BY 1, 2;
 
--- name: active_contacts_series
-SELECT date_trunc(%(unit)s, bucket AT TIME ZONE %(tz)s)::date AS key,
-       count(DISTINCT contact_id) AS n
-  FROM analytics_contact_activity
- WHERE merchant_id = %(merchant_id)s AND bucket >= %(start)s AND bucket < %(end)s
-   AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
- GROUP BY 1;
+-- name: active_contacts_buckets
+-- Distinct contacts active in each bucket, one bucket at a time (the bounds as for
+-- episodes_opened_buckets): each bucket's distinct set is hashed on its own.
+SELECT b.i, x.n
+  FROM unnest(%(starts)s::timestamptz[], %(ends)s::timestamptz[]) WITH ORDINALITY AS b(s, e, i)
+ CROSS JOIN LATERAL (
+   SELECT count(*) AS n
+     FROM (SELECT DISTINCT contact_id
+             FROM analytics_contact_activity
+            WHERE merchant_id = %(merchant_id)s AND bucket >= b.s AND bucket < b.e
+              AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)) d) x
+ WHERE x.n > 0;
 
 -- name: opt_outs_series
 SELECT date_trunc(%(unit)s, opted_out_at AT TIME ZONE %(tz)s)::date AS key, count(*) AS n

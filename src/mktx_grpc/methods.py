@@ -198,8 +198,8 @@ METHODS: dict[str, MethodSpec] = {
     _AU + "GetFlowExecution": read(rules.require_uuid("id")),
     # Analytics: reads of the rollups (worker/rollups.py).
     _AN + "GetOverview": read(analytics_rules.get_overview),
-    _AN + "GetContactAnalytics": read(analytics_rules.get_contact_analytics),
-    # Seven queries: two connections at a time, one snapshot (store.analytics).
+    # Six and seven queries: two connections at a time, one snapshot (store.analytics).
+    _AN + "GetContactAnalytics": read(analytics_rules.get_contact_analytics, snapshot=True),
     _AN + "GetConversationAnalytics": read(
         analytics_rules.get_conversation_analytics, snapshot=True
     ),

@@ -426,3 +426,11 @@ async def test_a_period_cut_inside_its_buckets_counts_only_what_falls_inside(
     assert out.resolved == 2
     assert out.resolution.p90_seconds == pytest.approx(percentile_cont([90 * 60.0, 30 * 60.0], 0.9))
     assert out.series[1].resolution.count == 0
+    # The contact report over the same cut period: each contact was created (and
+    # wrote) at its conversation's opening.
+    contacts = await stub(api).GetContactAnalytics(
+        A.GetContactAnalyticsRequest(period=period(start, end)), metadata=api.auth(merchant)
+    )
+    assert [b.new_contacts.inbound_dm for b in contacts.series] == [1, 1]
+    assert [b.active for b in contacts.series] == [1, 1]
+    assert contacts.active == 2

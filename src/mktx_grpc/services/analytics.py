@@ -102,24 +102,27 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         self, request: A.GetContactAnalyticsRequest, context: grpc.aio.ServicerContext
     ) -> A.ContactAnalytics:
         args = await self._args(request)
-        p = args.params()
-        totals = await store.read_one("contact_totals", p)
-        active = await store.read_one("active_contacts", p)
-        new_rows = await store.read("new_contacts_series", p)
+        buckets = args.buckets()
+        rows = await store.contact_report(
+            args.params(limit=TOP_TAGS, **mapping.bucket_bounds(args, buckets))
+        )
+        totals = rows["contact_totals"]
+        active = rows["active_contacts"]
+        new_rows = rows["new_contacts_series"]
         new_by_key: dict[Any, list[dict[str, Any]]] = defaultdict(list)
         for r in new_rows:
             new_by_key[r["key"]].append(r)
-        active_by = by_key(await store.read("active_contacts_series", p))
-        opt_by = by_key(await store.read("opt_outs_series", p))
-        tags = await store.read("top_tags", args.params(limit=TOP_TAGS))
+        active_at = by_position(rows["active_contacts_buckets"])
+        opt_by = by_key(rows["opt_outs_series"])
+        tags = rows["top_tags"]
         series = [
             A.ContactBucket(
                 **bucket_times(b),
                 new_contacts=mapping.source_counts(new_by_key.get(b.key, [])),
-                active=int(active_by[b.key]["n"]) if b.key in active_by else 0,
+                active=int(active_at[i]["n"]) if i in active_at else 0,
                 opted_out=int(opt_by[b.key]["n"]) if b.key in opt_by else 0,
             )
-            for b in args.buckets()
+            for i, b in enumerate(buckets, 1)
         ]
         return A.ContactAnalytics(
             time_zone=args.time_zone,

@@ -263,7 +263,7 @@ READERS: dict[str, str] = {
         "contact_totals",
         "active_contacts",
         "new_contacts_series",
-        "active_contacts_series",
+        "active_contacts_buckets",
         "opt_outs_series",
         "top_tags",
         "episodes_opened_buckets",
@@ -311,6 +311,25 @@ async def conversation_report(params: dict[str, Any]) -> dict[str, Any]:
     a, b = await gather_reads(
         lambda: group("conversation_totals", "episodes_opened_buckets"),
         lambda: group("first_response_buckets", "resolution_buckets", "per_assignee"),
+    )
+    return a | b
+
+
+async def contact_report(params: dict[str, Any]) -> dict[str, Any]:
+    """GetContactAnalytics' six queries in two groups side by side, as
+    :func:`conversation_report`; ``params`` has ``limit`` for ``top_tags`` and the
+    buckets' bounds."""
+
+    async def group(*names: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in names:
+            one = name in ("contact_totals", "active_contacts")
+            out[name] = await (read_one if one else read)(name, params)
+        return out
+
+    a, b = await gather_reads(
+        lambda: group("active_contacts", "contact_totals", "opt_outs_series"),
+        lambda: group("top_tags", "new_contacts_series", "active_contacts_buckets"),
     )
     return a | b
 
