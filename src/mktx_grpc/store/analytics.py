@@ -299,7 +299,9 @@ async def read(name: str, params: dict[str, Any]) -> list[Row]:
 async def conversation_report(params: dict[str, Any]) -> dict[str, Any]:
     """GetConversationAnalytics' seven queries, in two groups that run side by side
     (``gather_reads``: in one snapshot when the call is a ``snapshot`` read), the
-    groups about equal in cost at issue 12's scale. Returns each query's rows by its
+    groups about equal in cost at issue 12's scale (47 and 55 ms of the 90-day
+    report's SQL there; 49.0/48.4/49.2 ms p50 against 52.2/50.7/48.4 with the first
+    split tried, alternated). Returns each query's rows by its
     name (``conversation_totals``: its one row)."""
 
     async def group(*names: str) -> dict[str, Any]:
@@ -309,8 +311,8 @@ async def conversation_report(params: dict[str, Any]) -> dict[str, Any]:
         return out
 
     a, b = await gather_reads(
-        lambda: group("conversation_totals", "episodes_opened_buckets"),
-        lambda: group("first_response_buckets", "resolution_buckets", "per_assignee"),
+        lambda: group("conversation_totals", "resolution_buckets"),
+        lambda: group("per_assignee", "first_response_buckets", "episodes_opened_buckets"),
     )
     return a | b
 
