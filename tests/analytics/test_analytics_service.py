@@ -337,6 +337,18 @@ def percentile_cont(values: list[float], fraction: float) -> float:
     return v[lo] + (v[hi] - v[lo]) * (pos - lo)
 
 
+async def answered_and_closed(
+    world: World, acct: uuid.UUID, opened: datetime, frt: int, res: int
+) -> None:
+    """A new contact's conversation opened by its DM at ``opened``, answered by an
+    agent ``frt`` minutes later and closed ``res`` minutes after the opening."""
+    contact = await world.contact(acct, opened)
+    conv = await world.conversation(acct, contact, opened)
+    await world.message(conv, opened)
+    await world.message(conv, opened + timedelta(minutes=frt), "AGENT")
+    await world.close(conv, opened + timedelta(minutes=res))
+
+
 async def test_each_day_bucket_has_its_own_median_and_p90(
     api: Any, world: World, pool: Any, merchant: uuid.UUID
 ) -> None:
@@ -350,12 +362,7 @@ async def test_each_day_bucket_has_its_own_median_and_p90(
     }
     for day, (responses, resolutions) in days.items():
         for i, (frt, res) in enumerate(zip(responses, resolutions, strict=True)):
-            opened = day + timedelta(minutes=7 * i)
-            contact = await world.contact(acct, opened)
-            conv = await world.conversation(acct, contact, opened)
-            await world.message(conv, opened)
-            await world.message(conv, opened + timedelta(minutes=frt), "AGENT")
-            await world.close(conv, opened + timedelta(minutes=res))
+            await answered_and_closed(world, acct, day + timedelta(minutes=7 * i), frt, res)
     await settle(pool)
     out = await stub(api).GetConversationAnalytics(
         A.GetConversationAnalyticsRequest(
@@ -399,11 +406,7 @@ async def test_a_period_cut_inside_its_buckets_counts_only_what_falls_inside(
         (local(tz, 2026, 6, 2, 15), 1, 10),  # after the period
     ]
     for opened, frt, res in plan:
-        contact = await world.contact(acct, opened)
-        conv = await world.conversation(acct, contact, opened)
-        await world.message(conv, opened)
-        await world.message(conv, opened + timedelta(minutes=frt), "AGENT")
-        await world.close(conv, opened + timedelta(minutes=res))
+        await answered_and_closed(world, acct, opened, frt, res)
     await settle(pool)
     start, end = local(tz, 2026, 6, 1, 10), local(tz, 2026, 6, 2, 12)
     out = await stub(api).GetConversationAnalytics(
