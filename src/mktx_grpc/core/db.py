@@ -374,9 +374,8 @@ class Snapshot:
     """A REPEATABLE READ, read-only transaction that reads can join from other
     connections (:meth:`gather`). Open one with :func:`read_snapshot`."""
 
-    def __init__(self, pool: AsyncConnectionPool, conn: AsyncConnection[Any], name: str) -> None:
+    def __init__(self, pool: AsyncConnectionPool, name: str) -> None:
         self._pool = pool
-        self._conn = conn
         self._name = name
 
     async def _beside(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -408,7 +407,8 @@ class Snapshot:
         exactly this snapshot (so their results are as consistent as one statement's),
         and return their results in order. The first runs on the snapshot's own
         connection; the others on pooled connections free right now, or, with none
-        free, after it on the snapshot's. The first error cancels the rest and is
+        free, on the snapshot's in turn with it (psycopg runs one statement at a time
+        on a connection). The first error cancels the rest and is
         raised as it is."""
         tasks = [asyncio.ensure_future(calls[0]())]
         tasks += [asyncio.ensure_future(self._beside(c)) for c in calls[1:]]
@@ -435,7 +435,7 @@ async def read_snapshot(
         await conn.execute(_NO_GATHER)
         row = await (await conn.execute("SELECT pg_export_snapshot()")).fetchone()
         assert row is not None
-        yield Snapshot(pool, conn, row[0])
+        yield Snapshot(pool, row[0])
 
 
 async def gather_reads(*calls: Callable[[], Awaitable[T]]) -> list[T]:
