@@ -15,8 +15,9 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +151,20 @@ class Api:
 
 @pytest.fixture
 async def api(settings: Settings) -> AsyncIterator[Api]:
-    pool = make_pool(settings.database_url, min_size=1, max_size=4)
+    async with start_api(settings) as running:
+        yield running
+
+
+@pytest.fixture
+def start_server(settings: Settings) -> Callable[..., AbstractAsyncContextManager[Api]]:
+    """``async with start_server(pool_size=N) as api:`` a second server, on its own pool."""
+    return partial(start_api, settings)
+
+
+@asynccontextmanager
+async def start_api(settings: Settings, *, pool_size: int = 4) -> AsyncIterator[Api]:
+    """An in-process server over a pool of its own (at most ``pool_size`` connections)."""
+    pool = make_pool(settings.database_url, min_size=1, max_size=pool_size)
     await pool.open(wait=True)
     deps = make_deps(settings, pool)
     app = GrpcApp(deps, host="127.0.0.1", port=0)

@@ -437,3 +437,37 @@ async def test_a_period_cut_inside_its_buckets_counts_only_what_falls_inside(
     assert [b.new_contacts.inbound_dm for b in contacts.series] == [1, 1]
     assert [b.active for b in contacts.series] == [1, 1]
     assert contacts.active == 2
+
+
+async def test_a_report_on_a_pool_of_one_connection_answers_the_same(
+    api: Any, start_server: Any, world: World, pool: Any, merchant: uuid.UUID
+) -> None:
+    """With no second connection to be had, a snapshot report's groups run in turn on
+    the call's own connection (no wait for a connection while holding one): the same
+    answer as with a pool to spare."""
+    acct = await world.account()
+    for i, (frt, res) in enumerate([(3, 30), (9, 50), (20, 400)]):
+        await answered_and_closed(world, acct, datetime(2026, 6, 1, 9 + i, tzinfo=UTC), frt, res)
+    await settle(pool)
+    conv = A.GetConversationAnalyticsRequest(
+        period=period(datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 3, tzinfo=UTC))
+    )
+    contacts = A.GetContactAnalyticsRequest(period=conv.period)
+    roomy = (
+        await stub(api).GetConversationAnalytics(conv, metadata=api.auth(merchant)),
+        await stub(api).GetContactAnalytics(contacts, metadata=api.auth(merchant)),
+    )
+    assert roomy[0].first_response.count == 3 and roomy[1].active == 3
+    async with start_server(pool_size=1) as small:
+        for _ in range(3):
+            got = (
+                await stub(small).GetConversationAnalytics(
+                    conv, metadata=small.auth(merchant), timeout=10
+                ),
+                await stub(small).GetContactAnalytics(
+                    contacts, metadata=small.auth(merchant), timeout=10
+                ),
+            )
+            assert got == roomy
+        # Each report asked for a second connection once, and got none in time.
+        assert small.app.deps.pool.get_stats().get("requests_errors", 0) >= 6
