@@ -4,16 +4,19 @@ A coalesced point read (``coalesced`` in the method table, with
 ``MKTX_COALESCE_READS`` on) borrows none: it runs under a
 ``core.context.DeferredConnection`` and its batch borrows one (``store/coalesce.py``).
 
-Reads run on the autocommit connection (a single statement needs no BEGIN/COMMIT);
-writes run inside ``conn.transaction()``, committed when the servicer returns and
-rolled back when it raises. The connection is published in a contextvar for the
+Reads run on the autocommit connection (a single statement needs no BEGIN/COMMIT),
+or, declared ``snapshot``, in one REPEATABLE READ read-only transaction whose reads
+can run side by side on other connections (``core.db.read_snapshot``); writes run
+inside ``conn.transaction()``, committed when the servicer returns and rolled back
+when it raises. The connection is published in a contextvar for the
 store layer. A destructive method (``audit`` in the method table) gets its audit row
 written in its transaction, after the servicer succeeded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
@@ -71,14 +74,12 @@ class UnitOfWorkInterceptor(AsyncServerInterceptor):
                 return await call_next(method, request, context)
             finally:
                 deferred_connection_var.reset(token)
-        if spec.snapshot:
-            async with read_snapshot(self._pool, wait=wait) as snap:
-                token = snapshot_var.set(snap)
-                try:
-                    return await call_next(method, request, context)
-                finally:
-                    snapshot_var.reset(token)
-        async with use_connection(self._pool, transaction=spec.write, wait=wait):
+        unit = (
+            _snapshot_unit(self._pool, wait)
+            if spec.snapshot
+            else use_connection(self._pool, transaction=spec.write, wait=wait)
+        )
+        async with unit:
             result = await call_next(method, request, context)
             if is_stream(result):
                 raise RuntimeError(f"{method_name}: streaming RPCs must be declared db=False")
@@ -87,3 +88,15 @@ class UnitOfWorkInterceptor(AsyncServerInterceptor):
                 # change without its row.
                 await audit.record(method_name, str(getattr(request, "id", "")))
             return result
+
+
+@asynccontextmanager
+async def _snapshot_unit(pool: AsyncConnectionPool, wait: float | None) -> AsyncIterator[None]:
+    """A ``snapshot`` read's unit of work: one REPEATABLE READ, read-only transaction,
+    published for ``core.db.gather_reads`` to run the store's reads side by side in."""
+    async with read_snapshot(pool, wait=wait) as snap:
+        token = snapshot_var.set(snap)
+        try:
+            yield
+        finally:
+            snapshot_var.reset(token)
