@@ -365,8 +365,9 @@ _NO_GATHER = "SET LOCAL max_parallel_workers_per_gather = 0"
 
 #: How long :meth:`Snapshot.gather` waits for a free pooled connection for a read it
 #: could run beside the others; with none free in time the read runs on the
-#: snapshot's own connection after the others (never waiting for a connection while
-#: holding one, so callers cannot deadlock each other on a full pool).
+#: snapshot's own connection, in turn with the others. A call holding a connection
+#: waits no longer than this for another, so callers cannot deadlock each other on a
+#: full pool.
 SIDE_CONNECTION_WAIT = 0.005
 
 
