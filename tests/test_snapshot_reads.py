@@ -42,10 +42,13 @@ async def test_reads_beside_see_the_snapshot_not_later_commits(table: str) -> No
     pool = await _pool(table, 3)
     try:
         async with read_snapshot(pool) as snap:
+            # The transaction's first statement takes its snapshot (REPEATABLE READ), as
+            # a report's first lookup does; the reads gathered later all see that one.
+            first, _ = await _count()
             async with await psycopg.AsyncConnection.connect(table, autocommit=True) as other:
                 await other.execute("INSERT INTO snap_probe VALUES (2)")  # after the snapshot
             out = await snap.gather(_count, _count, _count)
-        assert [n for n, _ in out] == [1, 1, 1]
+        assert first == 1 and [n for n, _ in out] == [1, 1, 1]
         assert len({pid for _, pid in out}) == 3  # three connections, side by side
 
         async def workers() -> Any:
@@ -53,7 +56,10 @@ async def test_reads_beside_see_the_snapshot_not_later_commits(table: str) -> No
             return await cur.fetchone()
 
         async with read_snapshot(pool) as snap:
-            # The reads themselves are the parallelism: no PostgreSQL workers on top.
+            # Until reads are gathered the transaction is an ordinary one; then the reads
+            # themselves are the parallelism: no PostgreSQL workers on top.
+            assert await workers() != ("0",)
+            assert await snap.gather(workers) != [("0",)]  # one read: nothing to gather
             assert await snap.gather(workers, workers) == [("0",), ("0",)]
         async with use_connection(pool) as conn:
             row = await (await conn.execute("SELECT count(*) FROM snap_probe")).fetchone()

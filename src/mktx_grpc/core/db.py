@@ -358,9 +358,9 @@ async def use_connection(
             connection_var.reset(token)
 
 
-#: Snapshot reads run side by side already, one core each: PostgreSQL's own parallel
-#: workers would only take the cores the other reads use (a parallel plan of the
-#: per-assignee report measured about 3x its CPU for 0.9x its time).
+#: Gathered snapshot reads run side by side already, one core each: PostgreSQL's own
+#: parallel workers would only take the cores the other reads use (a parallel plan of
+#: the per-assignee report measured about 3x its CPU for 0.9x its time).
 _NO_GATHER = "SET LOCAL max_parallel_workers_per_gather = 0"
 
 #: How long :meth:`Snapshot.gather` waits for a free pooled connection for a read it
@@ -375,11 +375,28 @@ class Snapshot:
     """A REPEATABLE READ, read-only transaction that reads can join from other
     connections (:meth:`gather`). Open one with :func:`read_snapshot`."""
 
-    def __init__(self, pool: AsyncConnectionPool, name: str) -> None:
+    def __init__(self, pool: AsyncConnectionPool, conn: AsyncConnection[Any]) -> None:
         self._pool = pool
-        self._name = name
+        self._conn = conn
+        self._name: str | None = None
 
-    async def _beside(self, call: Callable[[], Awaitable[T]]) -> T:
+    async def _export(self) -> str:
+        """The snapshot's name for other connections, exported on first use (a report
+        that never gathers pays nothing for it: an export writes a file on the
+        server). In REPEATABLE READ the transaction's snapshot is fixed at its first
+        statement, so exporting later exports that same snapshot. From then on this
+        connection's queries run without parallel workers too (see _NO_GATHER)."""
+        if self._name is None:
+            cur = await self._conn.execute(
+                "SELECT set_config('max_parallel_workers_per_gather', '0', true),"
+                " pg_export_snapshot()"
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            self._name = str(row[1])
+        return self._name
+
+    async def _beside(self, name: str, call: Callable[[], Awaitable[T]]) -> T:
         try:
             conn = await self._pool.getconn(timeout=SIDE_CONNECTION_WAIT)
         except PoolTimeout:
@@ -392,7 +409,7 @@ class Snapshot:
                 async with conn.transaction():
                     await conn.execute(
                         psycopg.sql.SQL("SET TRANSACTION SNAPSHOT {}; {};").format(
-                            psycopg.sql.Literal(self._name), psycopg.sql.SQL(_NO_GATHER)
+                            psycopg.sql.Literal(name), psycopg.sql.SQL(_NO_GATHER)
                         )
                     )
                     return await call()
@@ -411,8 +428,11 @@ class Snapshot:
         free, on the snapshot's in turn with it (psycopg runs one statement at a time
         on a connection). The first error cancels the rest and is
         raised as it is."""
+        if len(calls) < 2:
+            return [await c() for c in calls]
+        name = await self._export()
         tasks = [asyncio.ensure_future(calls[0]())]
-        tasks += [asyncio.ensure_future(self._beside(c)) for c in calls[1:]]
+        tasks += [asyncio.ensure_future(self._beside(name, c)) for c in calls[1:]]
         try:
             return list(await asyncio.gather(*tasks))
         except BaseException:
@@ -429,14 +449,11 @@ async def read_snapshot(
     """Borrow a pooled connection for a REPEATABLE READ, read-only transaction,
     publish it as the current connection (as :func:`use_connection` does) and yield
     a :class:`Snapshot` whose :meth:`~Snapshot.gather` runs reads beside it, on other
-    connections, in the same snapshot (``pg_export_snapshot``). For a report made of
-    several independent queries: on an idle server they use more than one core, and
-    every part sees the same data."""
+    connections, in the same snapshot (``pg_export_snapshot``, on the first gather).
+    For a report made of several queries: every part sees the same data, and
+    independent ones gathered use more than one core on an idle server."""
     async with use_connection(pool, isolation="repeatable_read", read_only=True, wait=wait) as conn:
-        await conn.execute(_NO_GATHER)
-        row = await (await conn.execute("SELECT pg_export_snapshot()")).fetchone()
-        assert row is not None
-        yield Snapshot(pool, row[0])
+        yield Snapshot(pool, conn)
 
 
 async def gather_reads(*calls: Callable[[], Awaitable[T]]) -> list[T]:
