@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import socket
 import time
@@ -28,6 +29,7 @@ import uvicorn
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from mktx_grpc.core import logs
 from mktx_grpc.core.auth import mint_token
 from mktx_grpc.core.config import Settings
 from mktx_grpc.core.db import load_migrations, make_pool, migrate
@@ -38,6 +40,25 @@ from mktx_grpc.webhooks.app import create_webhook_app
 from mktx_grpc.webhooks.server import sidecar_config
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _process_logging_restored() -> Iterator[None]:
+    """Undo what a test's in-process CLI command (``cli.main``: ``logs.configure``)
+    does to the process's logging: the per-RPC line's writer and the root logger's
+    handlers and level. Left in place, the later tests of the same xdist worker log
+    their RPC lines past ``caplog`` (seen: test_one_structured_log_line_per_rpc after
+    the analytics rebuild command's test)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    writer = logs.set_writer(None)
+    logs.set_writer(writer)
+    yield
+    replaced = logs.set_writer(writer)
+    if replaced is not None and replaced is not writer:
+        replaced.close()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
