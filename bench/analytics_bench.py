@@ -190,21 +190,19 @@ async def measure(url: str, ids: list[uuid.UUID], args: argparse.Namespace) -> d
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
             stub = analytics_pb2_grpc.AnalyticsServiceStub(ch)
+
+            def last_days(days: int) -> A.ReportPeriod:
+                return A.ReportPeriod(start_time=tsp(NOW - timedelta(days=days)), end_time=tsp(NOW))
+
             calls = {
                 "GetOverview, 30 days": (
                     stub.GetOverview,
-                    A.GetOverviewRequest(
-                        period=A.ReportPeriod(
-                            start_time=tsp(NOW - timedelta(days=30)), end_time=tsp(NOW)
-                        )
-                    ),
+                    A.GetOverviewRequest(period=last_days(30)),
                 ),
                 "GetConversationAnalytics, 90 days by day": (
                     stub.GetConversationAnalytics,
                     A.GetConversationAnalyticsRequest(
-                        period=A.ReportPeriod(
-                            start_time=tsp(NOW - timedelta(days=90)), end_time=tsp(NOW)
-                        ),
+                        period=last_days(90),
                         granularity=A.REPORT_GRANULARITY_DAY,
                     ),
                 ),
@@ -213,9 +211,7 @@ async def measure(url: str, ids: list[uuid.UUID], args: argparse.Namespace) -> d
                 "GetContactAnalytics, 90 days by day": (
                     stub.GetContactAnalytics,
                     A.GetContactAnalyticsRequest(
-                        period=A.ReportPeriod(
-                            start_time=tsp(NOW - timedelta(days=90)), end_time=tsp(NOW)
-                        ),
+                        period=last_days(90),
                         granularity=A.REPORT_GRANULARITY_DAY,
                     ),
                 ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -23,10 +24,15 @@ async def table(database_url: str) -> AsyncIterator[str]:
     yield database_url
 
 
-async def _pool(url: str, size: int) -> AsyncConnectionPool:
+@asynccontextmanager
+async def _pool(url: str, size: int) -> AsyncIterator[AsyncConnectionPool]:
+    """A pool of exactly ``size`` connections, all open, closed afterwards."""
     pool = AsyncConnectionPool(url, min_size=size, max_size=size, open=False)
     await pool.open(wait=True)
-    return pool
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 async def _count() -> tuple[int, int]:
@@ -39,8 +45,7 @@ async def _count() -> tuple[int, int]:
 
 
 async def test_reads_beside_see_the_snapshot_not_later_commits(table: str) -> None:
-    pool = await _pool(table, 3)
-    try:
+    async with _pool(table, 3) as pool:
         async with read_snapshot(pool) as snap:
             # The transaction's first statement takes its snapshot (REPEATABLE READ), as
             # a report's first lookup does; the reads gathered later all see that one.
@@ -64,26 +69,20 @@ async def test_reads_beside_see_the_snapshot_not_later_commits(table: str) -> No
         async with use_connection(pool) as conn:
             row = await (await conn.execute("SELECT count(*) FROM snap_probe")).fetchone()
             assert row is not None and row[0] == 2
-    finally:
-        await pool.close()
 
 
 async def test_with_no_free_connection_the_reads_run_on_the_snapshots_own(table: str) -> None:
-    pool = await _pool(table, 1)
-    try:
+    async with _pool(table, 1) as pool:
         async with read_snapshot(pool) as snap:
             out = await snap.gather(_count, _count)
         assert [n for n, _ in out] == [1, 1]
         assert out[0][1] == out[1][1]  # one connection for both: none was waited for
         assert pool.get_stats()["pool_available"] == 1
-    finally:
-        await pool.close()
 
 
 async def test_the_first_error_is_raised_as_it_is_and_every_connection_comes_back(
     table: str,
 ) -> None:
-    pool = await _pool(table, 3)
     cancelled = asyncio.Event()
 
     async def slow() -> Any:
@@ -96,7 +95,7 @@ async def test_the_first_error_is_raised_as_it_is_and_every_connection_comes_bac
     async def bad() -> Any:
         await current_connection().execute("SELECT 1 / 0")
 
-    try:
+    async with _pool(table, 3) as pool:
         with pytest.raises(psycopg.errors.DivisionByZero):
             async with read_snapshot(pool) as snap:
                 await snap.gather(slow, bad)
@@ -106,18 +105,13 @@ async def test_the_first_error_is_raised_as_it_is_and_every_connection_comes_bac
         async with use_connection(pool) as conn:  # and each is usable: no transaction left
             assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
             assert (await (await conn.execute("SHOW transaction_read_only")).fetchone()) == ("off",)
-    finally:
-        await pool.close()
 
 
 async def test_outside_a_snapshot_read_the_reads_run_in_turn_on_the_current_connection(
     table: str,
 ) -> None:
-    pool = await _pool(table, 2)
-    try:
+    async with _pool(table, 2) as pool:
         assert snapshot_var.get() is None
         async with use_connection(pool):
             out = await gather_reads(_count, _count)
         assert [n for n, _ in out] == [1, 1] and out[0][1] == out[1][1]
-    finally:
-        await pool.close()

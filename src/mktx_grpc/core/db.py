@@ -426,8 +426,7 @@ class Snapshot:
         and return their results in order. The first runs on the snapshot's own
         connection; the others on pooled connections free right now, or, with none
         free, on the snapshot's in turn with it (psycopg runs one statement at a time
-        on a connection). The first error cancels the rest and is
-        raised as it is."""
+        on a connection). The first error cancels the rest and is raised as it is."""
         if len(calls) < 2:
             return [await c() for c in calls]
         name = await self._export()
