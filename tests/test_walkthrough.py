@@ -215,10 +215,13 @@ def test_readme_walkthrough_runs_as_written_and_survives_a_restart(serve):
     welcomes = [d for d in campaign_dms.json()["data"] if d["text"] == WELCOME]
     assert [d["recipient_id"] for d in welcomes] == [FOLLOWER]
 
-    # The examples: a post scheduled for tomorrow, a second flow saved as a draft.
-    post, flow = (json.loads(o) for o in printed_objects(examples_out))
+    # The examples: a post scheduled for tomorrow, a second flow saved as a draft, this
+    # year's first-response chart (the read_mask's two fields of its 12 buckets only).
+    post, flow, chart = (json.loads(o) for o in printed_objects(examples_out))
     assert post["status"] == "POST_STATUS_SCHEDULED" and len(post["parts"]) == 2
     assert flow["name"] == "Welcome offer" and flow["status"] == "FLOW_STATUS_DRAFT"
+    assert list(chart) == ["series"] and len(chart["series"]) == 12
+    assert all(set(b) == {"startTime", "firstResponse"} for b in chart["series"]), chart
 
     # A restart keeps the demo working: the sandbox's tokens, webhook and
     # subscription survive in the data directory.

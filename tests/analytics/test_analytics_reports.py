@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 import pytest
 from analytics_helpers import World, settle
+from google.protobuf import field_mask_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 from helpers import expect_error
 
@@ -75,6 +76,32 @@ def bad_requests() -> list[tuple[str, Any, dict[str, str]]]:
             "GetPostAnalytics",
             A.GetPostAnalyticsRequest(period=GOOD, max_posts=501),
             {"max_posts": "500"},
+        ),
+        (
+            "GetConversationAnalytics",
+            A.GetConversationAnalyticsRequest(
+                period=GOOD,
+                read_mask=field_mask_pb2.FieldMask(
+                    paths=[
+                        "series.*.first_response",
+                        "nope",
+                        "series.*.nope",
+                        "first_response.nope",
+                        "s" * 100_000,
+                        "series.*.*",
+                        "",
+                        "resolved.*",
+                    ]
+                ),
+            ),
+            {f"read_mask.paths[{i}]": "names no field" for i in range(1, 8)},
+        ),
+        (
+            "GetConversationAnalytics",
+            A.GetConversationAnalyticsRequest(
+                period=GOOD, read_mask=field_mask_pb2.FieldMask(paths=["opened", "series\x00"])
+            ),
+            {"read_mask.paths[1]": "NUL"},
         ),
         # Several at once: each is named.
         (

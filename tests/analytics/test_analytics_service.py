@@ -17,6 +17,7 @@ from helpers import expect_error
 
 from mktx.v1 import analytics_pb2 as A
 from mktx.v1 import analytics_pb2_grpc, contacts_pb2, contacts_pb2_grpc
+from mktx_grpc.mapping import analytics as mapping
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -471,3 +472,63 @@ async def test_a_report_on_a_pool_of_one_connection_answers_the_same(
             assert got == roomy
         # Each report asked for a second connection once, and got none in time.
         assert small.app.deps.pool.get_stats().get("requests_errors", 0) >= 6
+
+
+async def test_a_read_mask_returns_what_it_names_and_only_that(
+    api: Any, world: World, pool: Any, merchant: uuid.UUID
+) -> None:
+    """A chart asking for one series gets that series, equal to the whole report's,
+    and nothing else; a mask of top-level fields gets those; the reads a mask needs
+    are only its fields' (the first-response chart reads one query of the five)."""
+    acct = await world.account()
+    for i, (frt, res) in enumerate([(3, 30), (9, 50), (20, 400), (1, 5)]):
+        day = datetime(2026, 6, 1 + i % 2, 9 + i, tzinfo=UTC)
+        await answered_and_closed(world, acct, day, frt, res)
+    await settle(pool)
+    whole = A.GetConversationAnalyticsRequest(
+        period=period(datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 4, tzinfo=UTC))
+    )
+    full = await stub(api).GetConversationAnalytics(whole, metadata=api.auth(merchant))
+    assert full.opened == 4 and full.first_response.count == 4 and len(full.series) == 3
+
+    async def masked(*paths: str) -> A.ConversationAnalytics:
+        req = A.GetConversationAnalyticsRequest()
+        req.CopyFrom(whole)
+        req.read_mask.paths[:] = paths
+        out: A.ConversationAnalytics = await stub(api).GetConversationAnalytics(
+            req, metadata=api.auth(merchant)
+        )
+        return out
+
+    chart = await masked("series.*.start_time", "series.*.first_response")
+    assert len(chart.series) == 3
+    for got, want in zip(chart.series, full.series, strict=True):
+        assert got.start_time == want.start_time
+        assert got.first_response == want.first_response
+        assert not got.HasField("end_time") and not got.HasField("resolution")
+        assert got.opened == 0 and not got.HasField("first_response_business_hours")
+    assert [b.first_response.count for b in chart.series] == [2, 2, 0]
+    assert not chart.HasField("first_response") and chart.opened == 0 and chart.time_zone == ""
+
+    # Without the AIP-161 `*`, a deeper path, and top-level fields.
+    top = await masked("opened", "bot.conversations", "series.resolved", "time_zone")
+    assert top.opened == full.opened and top.time_zone == full.time_zone == "UTC"
+    assert top.HasField("bot") and not top.bot.HasField("first_response")
+    assert [b.resolved for b in top.series] == [b.resolved for b in full.series] == [2, 2, 0]
+    assert not top.HasField("first_response") and top.resolved == 0 and not top.assignees
+    assert all(not b.HasField("start_time") for b in top.series)
+
+    # A whole field wins over paths into it; the whole series equals the full one.
+    series = await masked("series.*.opened", "series")
+    assert list(series.series) == list(full.series) and not series.HasField("resolution")
+
+    # The reads each mask needs.
+    reads = mapping.conversation_reads
+    assert reads(["series.*.start_time", "series.*.first_response"]) == {"first_response_buckets"}
+    assert reads(["series.resolved", "bot.conversations"]) == {
+        "resolution_buckets",
+        "conversation_totals",
+    }
+    assert reads(["time_zone", "series.*.end_time"]) == set()
+    assert reads([]) == reads(["series", "opened", "first_response", "assignees"])
+    assert len(reads([])) == 5

@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -192,14 +193,16 @@ class ContactAnalytics(_message.Message):
     def __init__(self, time_zone: _Optional[str] = ..., granularity: _Optional[_Union[ReportGranularity, str]] = ..., new_contacts: _Optional[_Union[ContactSourceCounts, _Mapping]] = ..., active: _Optional[int] = ..., opted_out: _Optional[int] = ..., top_tags: _Optional[_Iterable[_Union[TagCount, _Mapping]]] = ..., series: _Optional[_Iterable[_Union[ContactBucket, _Mapping]]] = ...) -> None: ...
 
 class GetConversationAnalyticsRequest(_message.Message):
-    __slots__ = ("period", "account_id", "granularity")
+    __slots__ = ("period", "account_id", "granularity", "read_mask")
     PERIOD_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     GRANULARITY_FIELD_NUMBER: _ClassVar[int]
+    READ_MASK_FIELD_NUMBER: _ClassVar[int]
     period: ReportPeriod
     account_id: str
     granularity: ReportGranularity
-    def __init__(self, period: _Optional[_Union[ReportPeriod, _Mapping]] = ..., account_id: _Optional[str] = ..., granularity: _Optional[_Union[ReportGranularity, str]] = ...) -> None: ...
+    read_mask: _field_mask_pb2.FieldMask
+    def __init__(self, period: _Optional[_Union[ReportPeriod, _Mapping]] = ..., account_id: _Optional[str] = ..., granularity: _Optional[_Union[ReportGranularity, str]] = ..., read_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
 
 class ConversationBucket(_message.Message):
     __slots__ = ("start_time", "end_time", "opened", "resolved", "first_response", "first_response_business_hours", "resolution", "resolution_business_hours")

@@ -186,10 +186,12 @@ class AnalyticsServiceServicer:
     def GetConversationAnalytics(self, request, context):
         """Conversations opened and resolved as a series; first response and resolution
         times (also in business hours only); the bot's share; escalations; per
-        assignee.
+        assignee. A `read_mask` asks for part of the report (a chart's one series):
+        only what it names is read and returned.
 
-        Errors: INVALID_ARGUMENT (period, granularity, account_id), NOT_FOUND (another
-        merchant's account), UNAUTHENTICATED.
+        Errors: INVALID_ARGUMENT (period, granularity, account_id, a read_mask path
+        that names no field of the report), NOT_FOUND (another merchant's account),
+        UNAUTHENTICATED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 from zoneinfo import ZoneInfo
+
+from google.protobuf.descriptor import Descriptor
 
 from mktx.v1 import analytics_pb2 as A
 
 from ..core.db import Row
 from ..domain import analytics as domain
-from .common import ts
+from .common import mask_path_ok, ts
 
 GRANULARITY_FROM_PROTO = {
     A.REPORT_GRANULARITY_UNSPECIFIED: domain.DAY,
@@ -129,3 +132,57 @@ def source_counts(rows: list[Row]) -> A.ContactSourceCounts:
             setattr(out, name, getattr(out, name) + int(r["n"]))
             out.total += int(r["n"])
     return out
+
+
+# ---------------------------------------------------------------- conversation read mask
+
+#: The reads (store/analytics.py query names) each field of ConversationAnalytics
+#: needs; a series bucket's fields as ``series.<field>``.
+CONVERSATION_READS: dict[str, frozenset[str]] = {
+    "time_zone": frozenset(),
+    "granularity": frozenset(),
+    "opened": frozenset({"episodes_opened_buckets"}),
+    "resolved": frozenset({"conversation_totals"}),
+    "first_response": frozenset({"conversation_totals"}),
+    "first_response_business_hours": frozenset({"conversation_totals"}),
+    "resolution": frozenset({"conversation_totals"}),
+    "resolution_business_hours": frozenset({"conversation_totals"}),
+    "bot": frozenset({"conversation_totals"}),
+    "bot_resolved_share": frozenset({"conversation_totals"}),
+    "escalation_rate": frozenset({"episodes_opened_buckets"}),
+    "assignees": frozenset({"per_assignee"}),
+    "series.start_time": frozenset(),
+    "series.end_time": frozenset(),
+    "series.opened": frozenset({"episodes_opened_buckets"}),
+    "series.resolved": frozenset({"resolution_buckets"}),
+    "series.first_response": frozenset({"first_response_buckets"}),
+    "series.first_response_business_hours": frozenset({"first_response_buckets"}),
+    "series.resolution": frozenset({"resolution_buckets"}),
+    "series.resolution_business_hours": frozenset({"resolution_buckets"}),
+}
+CONVERSATION_READS["series"] = frozenset().union(
+    *(v for k, v in CONVERSATION_READS.items() if k.startswith("series."))
+)
+#: What the whole report reads.
+CONVERSATION_ALL_READS = frozenset().union(*CONVERSATION_READS.values())
+
+
+_CONVERSATION_ANALYTICS = cast(Descriptor, A.ConversationAnalytics.DESCRIPTOR)
+
+
+def conversation_path_ok(path: str) -> bool:
+    """Whether ``path`` may be in a GetConversationAnalytics ``read_mask``."""
+    return mask_path_ok(_CONVERSATION_ANALYTICS, path)
+
+
+def conversation_reads(paths: Sequence[str]) -> frozenset[str]:
+    """The queries a GetConversationAnalytics ``read_mask`` needs (valid paths; none:
+    the whole report): its top-level field's, or for ``series`` its bucket field's."""
+    if not paths:
+        return CONVERSATION_ALL_READS
+    reads: set[str] = set()
+    for path in paths:
+        parts = [p for p in path.split(".") if p != "*"]
+        key = ".".join(parts[:2]) if parts[0] == "series" else parts[0]
+        reads |= CONVERSATION_READS[key]
+    return frozenset(reads)

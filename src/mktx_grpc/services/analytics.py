@@ -25,7 +25,7 @@ from ..mapping.analytics import (
     duration_stats,
     ratio,
 )
-from ..mapping.common import from_ts, ts
+from ..mapping.common import from_ts, keep_only, mask_tree, ts
 from ..store import analytics as store
 
 TOP_TAGS = 10
@@ -140,15 +140,11 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         args = await self._args(request)
         buckets = args.buckets()
         p = args.params(**mapping.bucket_bounds(args, buckets))
-        rows = await store.conversation_report(p)
-        t = rows["conversation_totals"]
-        frt = {k[4:]: v for k, v in t.items() if k.startswith("frt_")}
-        res = {k[4:]: v for k, v in t.items() if k.startswith("res_")}
-        bot = {k[4:]: v for k, v in t.items() if k.startswith("bot_")}
-        opened_at = by_position(rows["episodes_opened_buckets"])
-        frt_at = by_position(rows["first_response_buckets"])
-        res_at = by_position(rows["resolution_buckets"])
-        assignees = rows["per_assignee"]
+        paths = list(request.read_mask.paths)
+        rows = await store.conversation_report(p, mapping.conversation_reads(paths))
+        opened_at = by_position(rows.get("episodes_opened_buckets", []))
+        frt_at = by_position(rows.get("first_response_buckets", []))
+        res_at = by_position(rows.get("resolution_buckets", []))
         series = []
         for i, b in enumerate(buckets, 1):
             o, f, r = opened_at.get(i), frt_at.get(i), res_at.get(i)
@@ -163,25 +159,12 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                     resolution_business_hours=duration_stats(r, "bh_"),
                 )
             )
-        opened = sum(int(o["n"]) for o in opened_at.values())
         bot_involved = sum(int(o["bot_involved"]) for o in opened_at.values())
         escalated = sum(int(o["escalated"]) for o in opened_at.values())
-        return A.ConversationAnalytics(
+        out = A.ConversationAnalytics(
             time_zone=args.time_zone,
             granularity=mapping.GRANULARITY_TO_PROTO[args.granularity],
-            opened=opened,
-            resolved=res["n"],
-            first_response=duration_stats(frt),
-            first_response_business_hours=duration_stats(frt, "bh_"),
-            resolution=duration_stats(res),
-            resolution_business_hours=duration_stats(res, "bh_"),
-            bot=A.BotStats(
-                conversations=bot["n"],
-                first_response=duration_stats(bot),
-                handled_mean_seconds=float(bot["handled_mean"]),
-                resolved_by_bot=res["bot_only"],
-            ),
-            bot_resolved_share=ratio(res["bot_only"], res["n"]),
+            opened=sum(int(o["n"]) for o in opened_at.values()),
             escalation_rate=ratio(escalated, bot_involved),
             assignees=[
                 A.AssigneeStats(
@@ -192,10 +175,31 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                     first_response_mean_seconds=float(a["first_response_mean"]),
                     resolution_mean_seconds=float(a["resolution_mean"]),
                 )
-                for a in assignees
+                for a in rows.get("per_assignee", [])
             ],
             series=series,
         )
+        if (t := rows.get("conversation_totals")) is not None:
+            frt = {k[4:]: v for k, v in t.items() if k.startswith("frt_")}
+            res = {k[4:]: v for k, v in t.items() if k.startswith("res_")}
+            bot = {k[4:]: v for k, v in t.items() if k.startswith("bot_")}
+            out.resolved = res["n"]
+            out.first_response.CopyFrom(duration_stats(frt))
+            out.first_response_business_hours.CopyFrom(duration_stats(frt, "bh_"))
+            out.resolution.CopyFrom(duration_stats(res))
+            out.resolution_business_hours.CopyFrom(duration_stats(res, "bh_"))
+            out.bot.CopyFrom(
+                A.BotStats(
+                    conversations=bot["n"],
+                    first_response=duration_stats(bot),
+                    handled_mean_seconds=float(bot["handled_mean"]),
+                    resolved_by_bot=res["bot_only"],
+                )
+            )
+            out.bot_resolved_share = ratio(res["bot_only"], res["n"])
+        if paths:
+            keep_only(out, mask_tree(paths))
+        return out
 
     async def GetCampaignAnalytics(
         self, request: A.GetCampaignAnalyticsRequest, context: grpc.aio.ServicerContext

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ from mktx.v1 import analytics_pb2 as A
 
 from ..core.errors import FieldViolation
 from ..domain import analytics as domain
+from ..mapping.analytics import conversation_path_ok
 from . import rules
 
 #: Report periods must lie in [1970, 2200): far enough for any real report, and
@@ -62,7 +64,22 @@ def get_contact_analytics(req: A.GetContactAnalyticsRequest) -> list[FieldViolat
 
 
 def get_conversation_analytics(req: A.GetConversationAnalyticsRequest) -> list[FieldViolation]:
-    return _common(req)
+    return _common(req) + read_mask(
+        req.read_mask.paths, conversation_path_ok, "ConversationAnalytics"
+    )
+
+
+def read_mask(paths: Sequence[str], ok: Callable[[str], bool], report: str) -> list[FieldViolation]:
+    """A report's ``read_mask``: every path one ``ok`` takes (empty: the whole report)."""
+    return [
+        FieldViolation(
+            f"read_mask.paths[{i}]",
+            f"names no field of {report} (paths are like first_response, bot.conversations, "
+            "series or series.*.first_response)",
+        )
+        for i, p in enumerate(paths)
+        if not ok(p)
+    ]
 
 
 def get_campaign_analytics(req: A.GetCampaignAnalyticsRequest) -> list[FieldViolation]:
