@@ -9,9 +9,11 @@ conversations closed, a tenth reopened), plus their outbox history. Then:
 
 1. rebuild: ``worker.rollups.rebuild`` for the measured merchant (timed), and for the
    others (so every merchant has rollups);
-2. GetOverview over the last 30 days and GetConversationAnalytics over 90 days by day,
-   ``--calls`` sequential calls each through the production gRPC server (in-process,
-   full interceptor chain): p50/p99;
+2. GetOverview over the last 30 days, GetConversationAnalytics over 90 days by day
+   (the whole report, and its first-response series alone, by a read_mask) and
+   GetContactAnalytics over 90 days by day: ``--calls`` rounds of one sequential call
+   of each, round robin, through the production gRPC server (in-process, full
+   interceptor chain): p50/p99;
 3. lag: the analytics-rollups consumer loop runs while inbound DMs (a message row, a
    contact interaction and a message.received event, as ingestion writes them) are
    committed at ``--rate`` per second in 20 ms batches for ``--seconds``; the lag of a
@@ -248,12 +250,16 @@ async def measure(url: str, ids: list[uuid.UUID], args: argparse.Namespace) -> d
                     assert len(first.series) >= 90 and first.first_response.count > 0
                 else:
                     assert len(first.series) >= 90 and first.active > 0, first.active
-                times = []
-                for _ in range(args.calls):
+                out[label] = []
+            # Round robin, so a box that speeds up or slows down mid-run (it is shared
+            # and noisy) weighs on every call alike.
+            for _ in range(args.calls):
+                for label, (call, req) in calls.items():
                     t = time.perf_counter()
                     await call(req, metadata=md)
-                    times.append((time.perf_counter() - t) * 1000)
-                out[label] = times
+                    out[label].append((time.perf_counter() - t) * 1000)
+            for label in calls:
+                times = out[label]
                 print(label, f"p50 {pct(times, 50):.1f} ms p99 {pct(times, 99):.1f} ms", flush=True)
         holder = None
         if args.hold_xid:

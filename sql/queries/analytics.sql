@@ -483,22 +483,11 @@ SELECT count(*) AS n
 -- ---------------------------------------------------------------- overview
 
 -- name: overview
--- GetOverview in one round trip: the same figures as contact_totals,
--- active_contacts, conversation_report, campaign_counts, campaign_series,
--- automation_counts, posts_published_count and post_readings give for the period.
-WITH c AS (
-  SELECT count(*) AS total,
-         count(*) FILTER (WHERE created_at >= %(start)s) AS new
-    FROM analytics_contacts
-   WHERE merchant_id = %(merchant_id)s AND created_at < %(end)s
-     AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)
-), act AS (
-  SELECT count(*) AS active  -- as active_contacts: DISTINCT, then count
-    FROM (SELECT DISTINCT contact_id
-            FROM analytics_contact_activity
-           WHERE merchant_id = %(merchant_id)s AND bucket >= %(start)s AND bucket < %(end)s
-             AND (%(account_id)s::uuid IS NULL OR account_id = %(account_id)s)) d
-), o AS (
+-- GetOverview's figures but the contacts' (contact_totals and active_contacts, read
+-- beside it in the same snapshot): the same figures as conversation_report,
+-- campaign_counts, campaign_series, automation_counts, posts_published_count and
+-- post_readings give for the period.
+WITH o AS (
   SELECT count(*) AS opened,
          count(*) FILTER (WHERE status = 'OPEN') AS open,
          count(*) FILTER (WHERE status IN ('PENDING', 'SNOOZED')) AS pending,
@@ -566,13 +555,11 @@ WITH c AS (
             FROM rd WINDOW w AS (PARTITION BY post_id ORDER BY observed_at)) d
    WHERE observed_at >= %(start)s
 )
--- Each part is one row, read by a scalar subquery: a FROM list of the eleven made the
--- planner search join orders for them, 6 to 11 ms of planning on every call (now
--- under 1 ms; the whole statement 45.8 -> 36.3 ms p50 at issue 12's scale).
-SELECT (SELECT total FROM c) AS contacts_total,
-       (SELECT new FROM c) AS contacts_new,
-       (SELECT active FROM act) AS contacts_active,
-       (SELECT opened FROM o) AS opened,
+-- Each part is one row, read by a scalar subquery: a FROM list of them made the
+-- planner search join orders, 6 to 11 ms of planning on every call (now under 1 ms;
+-- the statement with the contacts' parts, then in it, 45.8 -> 36.3 ms p50 at issue
+-- 12's scale).
+SELECT (SELECT opened FROM o) AS opened,
        (SELECT open FROM o) AS open,
        (SELECT pending FROM o) AS pending,
        (SELECT closed FROM o) AS closed,

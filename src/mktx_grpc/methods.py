@@ -197,8 +197,9 @@ METHODS: dict[str, MethodSpec] = {
     _AU + "ListFlowExecutions": read(automation_rules.list_flow_executions),
     _AU + "GetFlowExecution": read(rules.require_uuid("id")),
     # Analytics: reads of the rollups (worker/rollups.py).
-    _AN + "GetOverview": read(analytics_rules.get_overview),
-    # Six and seven queries: two connections at a time, one snapshot (store.analytics).
+    # Three, six and seven queries: two connections at a time, one snapshot
+    # (store.analytics).
+    _AN + "GetOverview": read(analytics_rules.get_overview, snapshot=True),
     _AN + "GetContactAnalytics": read(analytics_rules.get_contact_analytics, snapshot=True),
     _AN + "GetConversationAnalytics": read(
         analytics_rules.get_conversation_analytics, snapshot=True

@@ -63,14 +63,15 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         self, request: A.GetOverviewRequest, context: grpc.aio.ServicerContext
     ) -> A.Overview:
         args = await self._args(request, series=False)
-        o = await store.read_one("overview", args.params())
+        rows = await store.overview_report(args.params())
+        o, contacts = rows["overview"], rows["contact_totals"]
         return A.Overview(
             time_zone=args.time_zone,
             period=request.period,
             contacts=A.ContactsOverview(
-                total=o["contacts_total"],
-                new_contacts=o["contacts_new"],
-                active=o["contacts_active"],
+                total=contacts["total"],
+                new_contacts=contacts["new"],
+                active=rows["active_contacts"]["active"],
             ),
             conversations=A.ConversationsOverview(
                 total=o["opened"],

@@ -298,7 +298,7 @@ async def read(name: str, params: dict[str, Any]) -> list[Row]:
 
 
 #: The report queries that return exactly one row (aggregates): read with read_one.
-_ONE_ROW = frozenset({"conversation_totals", "contact_totals", "active_contacts"})
+_ONE_ROW = frozenset({"conversation_totals", "contact_totals", "active_contacts", "overview"})
 
 
 async def read_side_by_side(params: dict[str, Any], *groups: Sequence[str]) -> dict[str, Any]:
@@ -313,6 +313,13 @@ async def read_side_by_side(params: dict[str, Any], *groups: Sequence[str]) -> d
     for part in await gather_reads(*(partial(group, g) for g in groups)):
         out |= part
     return out
+
+
+async def overview_report(params: dict[str, Any]) -> dict[str, Any]:
+    """GetOverview's three queries in two groups about equal in cost at issue 12's
+    scale (the distinct active contacts, 16 ms of SQL there, beside the contact counts
+    and the rest, 13 and 11 ms)."""
+    return await read_side_by_side(params, ("active_contacts",), ("contact_totals", "overview"))
 
 
 #: GetConversationAnalytics' queries in two groups about equal in cost at issue 12's
