@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 
-import httpx
+import httpx2
 import openai
 import pytest
 from jsonschema import Draft202012Validator
@@ -170,7 +170,8 @@ async def test_schema_mismatch_fault_breaks_structured_output(
 
 
 async def test_slow_stream_trips_a_per_read_timeout(standin: AIStandinServer, admin: Admin) -> None:
-    timeout = httpx.Timeout(5.0, read=0.5)
+    # The openai package's own HTTP library (httpx2) takes its own Timeout type.
+    timeout = httpx2.Timeout(5.0, read=0.5)
     async with standin.client(timeout=timeout) as c:
         fast = await c.chat.completions.create(
             model="gpt-4o-mini", messages=user("hi"), stream=True
