@@ -6,11 +6,14 @@ content, model and usage."""
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 from ai_helpers import enable_ai
 from helpers import expect_error
 
 from mktx.v1 import ai_pb2
+from mktx_grpc.ai.client import ModelUnavailable
 
 A = ai_pb2
 
@@ -61,3 +64,45 @@ async def test_a_broken_moderation_body_is_unavailable(api, ai, md, conv, admin)
     assert len(ctx.session.context_items) == 0
     out = await ai.ProcessMessage(_pm(conv, "where is my order"), metadata=md)
     assert out.intent == "order_status" and not out.requires_escalation
+
+
+async def test_moderations_asked_together_share_one_request(api, admin):
+    """A moderation asked for while none is out goes at once, alone; those asked for
+    while one is out go together in one request with a list input, each caller
+    getting its own verdict; a request that fails fails each of its callers."""
+    model = api.app.deps.model
+    admin(
+        "POST",
+        "/scripts",
+        {
+            "route": "moderations",
+            "match": {"contains": "nasty"},
+            "repeat": True,
+            "result": {"categories": ["harassment"], "flagged": True},
+        },
+    )
+    admin("POST", "/faults", {"kind": "latency", "route": "moderations", "latency_ms": 300})
+    admin("DELETE", "/requests")
+    first = asyncio.ensure_future(model.flagged("hello there"))
+    await asyncio.sleep(0.05)  # the first is out
+    texts = ["where is my order", "you are nasty", "thanks", "nasty again", "ok"]
+    later = await asyncio.gather(*(model.flagged(t) for t in texts))
+    assert await first is False
+    assert later == [False, True, False, True, False]
+    inputs = [r["body"]["input"] for r in admin("GET", "/requests?route=moderations")["data"]]
+    assert inputs == ["hello there", texts]
+    assert model._moderations.latency >= 0.3  # both took the stand-in's 300 ms
+
+    # One out again, then a batch whose request fails: each of its callers gets the
+    # provider's failure; the one out before is answered.
+    admin("DELETE", "/requests")
+    first = asyncio.ensure_future(model.flagged("hello again"))
+    await asyncio.sleep(0.05)
+    admin("POST", "/faults", {"kind": "error", "route": "moderations", "status": 500, "count": 1})
+    failed = await asyncio.gather(
+        *(model.flagged(t) for t in ("a", "b", "c")), return_exceptions=True
+    )
+    assert all(isinstance(e, ModelUnavailable) for e in failed), failed
+    assert await first is False
+    inputs = [r["body"]["input"] for r in admin("GET", "/requests?route=moderations")["data"]]
+    assert inputs == ["hello again", ["a", "b", "c"]]
