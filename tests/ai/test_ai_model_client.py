@@ -106,3 +106,33 @@ async def test_moderations_asked_together_share_one_request(api, admin):
     assert await first is False
     inputs = [r["body"]["input"] for r in admin("GET", "/requests?route=moderations")["data"]]
     assert inputs == ["hello again", ["a", "b", "c"]]
+
+
+async def test_a_provider_that_refuses_a_list_is_asked_one_text_at_a_time(api, admin):
+    """A provider whose moderation takes one text per request (the stand-in set to
+    refuse a list with 400): the batch that met the refusal is asked again one text
+    per request, nothing counts against the breaker, and later moderations go one
+    per request at once."""
+    model = api.app.deps.model
+    admin("POST", "/config", {"moderation_list_input": False})
+    admin("POST", "/faults", {"kind": "latency", "route": "moderations", "latency_ms": 200})
+    admin("DELETE", "/requests")
+    first = asyncio.ensure_future(model.flagged("hello"))
+    await asyncio.sleep(0.05)
+    texts = ["where is my order", "kill you", "thanks"]
+    assert await asyncio.gather(*(model.flagged(t) for t in texts)) == [False, True, False]
+    assert await first is False
+    log = admin("GET", "/requests?route=moderations")["data"]
+    assert [(r["body"]["input"], r["status"]) for r in log] == [
+        ("hello", 200),
+        (texts, 400),
+        *[(t, 200) for t in texts],
+    ]
+    assert model._moderations.batch == 1 and model.breaker._failures == 0
+    admin("DELETE", "/requests")
+    first = asyncio.ensure_future(model.flagged("one"))
+    await asyncio.sleep(0.05)
+    assert await asyncio.gather(model.flagged("two"), model.flagged("three")) == [False, False]
+    assert await first is False
+    log = admin("GET", "/requests?route=moderations")["data"]
+    assert sorted(r["body"]["input"] for r in log) == ["one", "three", "two"]

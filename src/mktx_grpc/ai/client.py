@@ -241,8 +241,20 @@ class ModelClient:
         return await self._moderations.flagged(text)
 
     async def _moderate(self, texts: list[str]) -> list[bool]:
-        """One moderation request for ``texts`` (a list ``input`` when there are
-        several, as the endpoint takes): whether each is flagged, in order."""
+        """Whether each of ``texts`` is flagged, in order: one request (a list
+        ``input`` when there are several, as OpenAI's endpoint takes). A provider
+        that refuses a list (400 or 422) is asked one text per request from then on,
+        these texts included."""
+        if len(texts) > 1 and self._moderations.batch > 1:
+            try:
+                return await self._moderation_request(texts)
+            except _ListRefused:
+                log.warning("the provider's moderation refused a list input: one text per request")
+                self._moderations.batch = 1
+        singles = await asyncio.gather(*(self._moderation_request([t]) for t in texts))
+        return [flagged for (flagged,) in singles]
+
+    async def _moderation_request(self, texts: list[str]) -> list[bool]:
         try:
             resp = await self._client.post(
                 "/moderations",
@@ -253,10 +265,18 @@ class ModelClient:
             results = _json_object(resp).get("results")
             if not isinstance(results, list) or len(results) != len(texts):
                 raise ValueError("a moderation without one result per input")
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+            if len(texts) > 1:
+                raise _ListRefused from exc
+            raise self._failed(exc) from None
         except (openai.APIError, ValueError) as exc:
             raise self._failed(exc) from None
         self.breaker.record_success()
         return [isinstance(r, dict) and r.get("flagged") is True for r in results]
+
+
+class _ListRefused(Exception):
+    """The provider's moderation refused a list ``input``."""
 
 
 #: A moderation asked for while another is in flight waits for company at most this
@@ -269,7 +289,8 @@ MODERATION_BATCH = 32
 
 
 class ModerationBatcher:
-    """Moderations asked for at about the same time, sent as one request.
+    """Moderations asked for at about the same time, sent as one request (at most
+    :attr:`batch` texts: 1 once the provider refused a list).
 
     A text asked for while no moderation is in flight goes out at once, alone: a
     quiet service waits for nothing. One asked for while others are in flight waits
@@ -283,6 +304,7 @@ class ModerationBatcher:
 
     def __init__(self, send: Callable[[list[str]], Awaitable[list[bool]]]) -> None:
         self._send = send
+        self.batch = MODERATION_BATCH
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: list[tuple[str, asyncio.Future[bool]]] = []
         self._timer: asyncio.TimerHandle | None = None
@@ -297,7 +319,7 @@ class ModerationBatcher:
             self._loop, self._waiting, self._timer, self._in_flight = loop, [], None, 0
         verdict: asyncio.Future[bool] = loop.create_future()
         self._waiting.append((text, verdict))
-        if self._in_flight == 0 or len(self._waiting) >= MODERATION_BATCH:
+        if self._in_flight == 0 or len(self._waiting) >= self.batch:
             self._flush()
         elif self._timer is None:
             linger = min(MODERATION_LINGER_MAX, MODERATION_LINGER_SHARE * self.latency)
@@ -321,12 +343,14 @@ class ModerationBatcher:
         started = time.perf_counter()
         try:
             results = await self._send([t for t, _ in batch])
-        except BaseException as exc:
+        except Exception as exc:
             for _, verdict in batch:
                 if not verdict.done():
                     verdict.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
+        except BaseException:
+            for _, verdict in batch:
+                verdict.cancel()
+            raise
         else:
             for (_, verdict), flagged in zip(batch, results, strict=True):
                 if not verdict.done():

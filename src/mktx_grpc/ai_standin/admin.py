@@ -282,6 +282,7 @@ def admin_routes(state: StandinState) -> list[Route]:
             "moderation_words": {k: list(v) for k, v in cfg.moderation_words.items()},
             "stream_chunk_tokens": cfg.stream_chunk_tokens,
             "hang_seconds": cfg.hang_seconds,
+            "moderation_list_input": cfg.moderation_list_input,
         }
 
     @route("/config", "GET", "settings (keys are counted, never shown)")
@@ -294,7 +295,7 @@ def admin_routes(state: StandinState) -> list[Route]:
         "POST",
         "change settings: {api_keys: [..], require_auth, models: [{id, kind, dimensions, "
         "shortenable}] (added or replaced), moderation_words: {category: [phrases]}, "
-        "stream_chunk_tokens, hang_seconds}",
+        "stream_chunk_tokens, hang_seconds, moderation_list_input}",
     )
     async def set_config(request: Request) -> Any:
         b = _object(await _body(request))
@@ -305,6 +306,7 @@ def admin_routes(state: StandinState) -> list[Route]:
             "moderation_words",
             "stream_chunk_tokens",
             "hang_seconds",
+            "moderation_list_input",
         }
         if unknown:
             raise AdminError(400, f"unknown settings: {', '.join(sorted(unknown))}")
@@ -347,6 +349,8 @@ def admin_routes(state: StandinState) -> list[Route]:
                 cfg.stream_chunk_tokens = int(_count(b, "stream_chunk_tokens", 2) or 2)
             if "hang_seconds" in b:
                 cfg.hang_seconds = _number(b, "hang_seconds", cfg.hang_seconds)
+            if "moderation_list_input" in b:
+                cfg.moderation_list_input = b["moderation_list_input"] is not False
             state.config = cfg
             return config_view()
 

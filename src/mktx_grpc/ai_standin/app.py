@@ -327,7 +327,11 @@ class StandinApi:
             raise invalid_request(
                 f"The model `{model_id}` is not a moderation model.", "model", "invalid_model"
             )
-        items = _moderation_inputs(body.get("input"))
+        raw = body.get("input")
+        if isinstance(raw, list) and raw and all(isinstance(v, str) for v in raw):
+            if not self.state.config.moderation_list_input:
+                raise invalid_type("input", "a string", raw)
+        items = _moderation_inputs(raw)
         words = self.state.config.moderation_words
         results = []
         for text, has_image in items:

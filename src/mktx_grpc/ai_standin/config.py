@@ -95,7 +95,9 @@ class StandinConfig:
 
     ``hang_seconds`` bounds the ``timeout`` fault (the request hangs until the
     client gives up, the server stops, or this passes). ``seed`` drives the
-    probability faults, so a run is repeatable.
+    probability faults, so a run is repeatable. ``moderation_list_input`` false makes
+    ``/v1/moderations`` refuse a list of strings (400) as providers that take one
+    text per request do.
     """
 
     api_keys: tuple[str, ...] = field(default=(DEFAULT_API_KEY,), repr=False)
@@ -108,6 +110,7 @@ class StandinConfig:
     hang_seconds: float = 300.0
     request_log_size: int = 10_000
     stream_chunk_tokens: int = 2
+    moderation_list_input: bool = True
     rate_limit_requests: int = 10_000
     rate_limit_tokens: int = 30_000_000
 
