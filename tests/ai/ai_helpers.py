@@ -97,3 +97,17 @@ async def set_account_settings(db, account_id, settings: dict[str, Any]) -> None
         "UPDATE accounts SET settings = settings || %s::jsonb WHERE id = %s",
         (json.dumps(settings), account_id),
     )
+
+
+def flag_nasty(admin) -> None:
+    """Script the stand-in's moderation to flag any text containing "nasty"."""
+    admin(
+        "POST",
+        "/scripts",
+        {
+            "route": "moderations",
+            "match": {"contains": "nasty"},
+            "repeat": True,
+            "result": {"categories": ["harassment"], "flagged": True},
+        },
+    )

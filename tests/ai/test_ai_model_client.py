@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import grpc
-from ai_helpers import enable_ai
+from ai_helpers import enable_ai, flag_nasty
 from helpers import expect_error
 
 from mktx.v1 import ai_pb2
@@ -71,16 +71,7 @@ async def test_moderations_asked_together_share_one_request(api, admin):
     while one is out go together in one request with a list input, each caller
     getting its own verdict; a request that fails fails each of its callers."""
     model = api.app.deps.model
-    admin(
-        "POST",
-        "/scripts",
-        {
-            "route": "moderations",
-            "match": {"contains": "nasty"},
-            "repeat": True,
-            "result": {"categories": ["harassment"], "flagged": True},
-        },
-    )
+    flag_nasty(admin)
     admin("POST", "/faults", {"kind": "latency", "route": "moderations", "latency_ms": 300})
     admin("DELETE", "/requests")
     first = asyncio.ensure_future(model.flagged("hello there"))

@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
-from ai_helpers import enable_ai, open_conversation
+from ai_helpers import enable_ai, flag_nasty, open_conversation
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
 from helpers import expect_error
@@ -370,20 +370,6 @@ async def test_handoff_intent_and_keyword_escalate(ai, md, conv, admin):
     # "refunded" is not the keyword (word boundaries).
     ok = await ai.ProcessMessage(_pm(conv, "where is my order, was it refunded"), metadata=md)
     assert ok.escalation_reason != A.ESCALATION_REASON_KEYWORD
-
-
-def flag_nasty(admin) -> None:
-    """Script the stand-in's moderation to flag any text containing "nasty"."""
-    admin(
-        "POST",
-        "/scripts",
-        {
-            "route": "moderations",
-            "match": {"contains": "nasty"},
-            "repeat": True,
-            "result": {"categories": ["harassment"], "flagged": True},
-        },
-    )
 
 
 async def test_moderation_flag_escalates_and_is_never_answered(ai, md, conv, admin, db):
