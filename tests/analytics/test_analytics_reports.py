@@ -103,6 +103,16 @@ def bad_requests() -> list[tuple[str, Any, dict[str, str]]]:
             ),
             {"read_mask.paths[1]": "NUL"},
         ),
+        (
+            "GetContactAnalytics",
+            A.GetContactAnalyticsRequest(
+                period=GOOD,
+                read_mask=field_mask_pb2.FieldMask(
+                    paths=["top_tags", "series.*.first_response", "top_tags.*.tag", "opened"]
+                ),
+            ),
+            {"read_mask.paths[1]": "ContactAnalytics", "read_mask.paths[3]": "names no field"},
+        ),
         # Several at once: each is named.
         (
             "GetConversationAnalytics",

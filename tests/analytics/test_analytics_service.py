@@ -523,7 +523,7 @@ async def test_a_read_mask_returns_what_it_names_and_only_that(
     assert list(series.series) == list(full.series) and not series.HasField("resolution")
 
     # The reads each mask needs.
-    reads = mapping.conversation_reads
+    reads = mapping.CONVERSATION_MASK.reads
     assert reads(["series.*.start_time", "series.*.first_response"]) == {"first_response_buckets"}
     assert reads(["series.resolved", "bot.conversations"]) == {
         "resolution_buckets",
@@ -532,3 +532,42 @@ async def test_a_read_mask_returns_what_it_names_and_only_that(
     assert reads(["time_zone", "series.*.end_time"]) == set()
     assert reads([]) == reads(["series", "opened", "first_response", "assignees"])
     assert len(reads([])) == 5
+
+
+async def test_the_contact_report_takes_a_read_mask_too(
+    api: Any, world: World, pool: Any, merchant: uuid.UUID
+) -> None:
+    """GetContactAnalytics with a mask: the new contacts per day alone, equal to the
+    whole report's; the active count alone; the reads each mask needs."""
+    acct = await world.account()
+    for i in range(3):
+        day = datetime(2026, 6, 1 + i % 2, 9 + i, tzinfo=UTC)
+        await answered_and_closed(world, acct, day, 5, 30)
+    await settle(pool)
+    whole = A.GetContactAnalyticsRequest(
+        period=period(datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 3, tzinfo=UTC))
+    )
+    full = await stub(api).GetContactAnalytics(whole, metadata=api.auth(merchant))
+    assert full.active == 3 and [b.new_contacts.inbound_dm for b in full.series] == [2, 1]
+
+    async def masked(*paths: str) -> A.ContactAnalytics:
+        req = A.GetContactAnalyticsRequest()
+        req.CopyFrom(whole)
+        req.read_mask.paths[:] = paths
+        out: A.ContactAnalytics = await stub(api).GetContactAnalytics(
+            req, metadata=api.auth(merchant)
+        )
+        return out
+
+    chart = await masked("series.*.new_contacts")
+    assert [b.new_contacts for b in chart.series] == [b.new_contacts for b in full.series]
+    assert all(not b.HasField("start_time") and b.active == 0 for b in chart.series)
+    assert chart.active == 0 and not chart.HasField("new_contacts") and chart.time_zone == ""
+    active = await masked("active")
+    assert active.active == 3 and not active.series and not active.HasField("new_contacts")
+
+    reads = mapping.CONTACT_MASK.reads
+    assert reads(["series.*.new_contacts"]) == {"new_contacts_series"}
+    assert reads(["active", "series.active"]) == {"active_contacts", "active_contacts_buckets"}
+    assert reads([]) == reads(["series", "top_tags", "active", "opted_out"])
+    assert len(reads([])) == 6

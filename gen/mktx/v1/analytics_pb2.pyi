@@ -127,14 +127,16 @@ class PostsOverview(_message.Message):
     def __init__(self, published: _Optional[int] = ..., impressions: _Optional[int] = ..., engagements: _Optional[int] = ...) -> None: ...
 
 class GetContactAnalyticsRequest(_message.Message):
-    __slots__ = ("period", "account_id", "granularity")
+    __slots__ = ("period", "account_id", "granularity", "read_mask")
     PERIOD_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     GRANULARITY_FIELD_NUMBER: _ClassVar[int]
+    READ_MASK_FIELD_NUMBER: _ClassVar[int]
     period: ReportPeriod
     account_id: str
     granularity: ReportGranularity
-    def __init__(self, period: _Optional[_Union[ReportPeriod, _Mapping]] = ..., account_id: _Optional[str] = ..., granularity: _Optional[_Union[ReportGranularity, str]] = ...) -> None: ...
+    read_mask: _field_mask_pb2.FieldMask
+    def __init__(self, period: _Optional[_Union[ReportPeriod, _Mapping]] = ..., account_id: _Optional[str] = ..., granularity: _Optional[_Union[ReportGranularity, str]] = ..., read_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
 
 class ContactSourceCounts(_message.Message):
     __slots__ = ("follow", "inbound_dm", "mention", "imported", "api", "total")

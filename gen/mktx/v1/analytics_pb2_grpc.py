@@ -174,10 +174,12 @@ class AnalyticsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetContactAnalytics(self, request, context):
-        """New contacts by source as a series, active contacts, opt-outs and top tags.
+        """New contacts by source as a series, active contacts, opt-outs and top tags. A
+        `read_mask` asks for part of the report, as for GetConversationAnalytics.
 
         Errors: INVALID_ARGUMENT (period as for GetOverview, an unknown granularity,
-        malformed account_id), NOT_FOUND (another merchant's account), UNAUTHENTICATED.
+        malformed account_id, a read_mask path that names no field of the report),
+        NOT_FOUND (another merchant's account), UNAUTHENTICATED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

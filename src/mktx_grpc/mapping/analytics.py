@@ -134,55 +134,81 @@ def source_counts(rows: list[Row]) -> A.ContactSourceCounts:
     return out
 
 
-# ---------------------------------------------------------------- conversation read mask
+# ---------------------------------------------------------------- read masks
 
-#: The reads (store/analytics.py query names) each field of ConversationAnalytics
-#: needs; a series bucket's fields as ``series.<field>``.
-CONVERSATION_READS: dict[str, frozenset[str]] = {
-    "time_zone": frozenset(),
-    "granularity": frozenset(),
-    "opened": frozenset({"episodes_opened_buckets"}),
-    "resolved": frozenset({"conversation_totals"}),
-    "first_response": frozenset({"conversation_totals"}),
-    "first_response_business_hours": frozenset({"conversation_totals"}),
-    "resolution": frozenset({"conversation_totals"}),
-    "resolution_business_hours": frozenset({"conversation_totals"}),
-    "bot": frozenset({"conversation_totals"}),
-    "bot_resolved_share": frozenset({"conversation_totals"}),
-    "escalation_rate": frozenset({"episodes_opened_buckets"}),
-    "assignees": frozenset({"per_assignee"}),
-    "series.start_time": frozenset(),
-    "series.end_time": frozenset(),
-    "series.opened": frozenset({"episodes_opened_buckets"}),
-    "series.resolved": frozenset({"resolution_buckets"}),
-    "series.first_response": frozenset({"first_response_buckets"}),
-    "series.first_response_business_hours": frozenset({"first_response_buckets"}),
-    "series.resolution": frozenset({"resolution_buckets"}),
-    "series.resolution_business_hours": frozenset({"resolution_buckets"}),
-}
-CONVERSATION_READS["series"] = frozenset().union(
-    *(v for k, v in CONVERSATION_READS.items() if k.startswith("series."))
+
+class ReportMask:
+    """What a report's ``read_mask`` may name and the reads (store/analytics.py query
+    names) each field needs: ``reads`` by top-level field of the report, and a series
+    bucket's fields as ``series.<field>``."""
+
+    def __init__(self, report: Any, reads: dict[str, frozenset[str]]) -> None:
+        self.name = str(report.DESCRIPTOR.name)
+        self._descriptor = cast(Descriptor, report.DESCRIPTOR)
+        self._reads = dict(reads)
+        self._reads["series"] = frozenset().union(
+            *(v for k, v in reads.items() if k.startswith("series."))
+        )
+        #: What the whole report reads.
+        self.all_reads = frozenset().union(*self._reads.values())
+
+    def path_ok(self, path: str) -> bool:
+        """Whether ``path`` may be in the report's ``read_mask``."""
+        return mask_path_ok(self._descriptor, path)
+
+    def reads(self, paths: Sequence[str]) -> frozenset[str]:
+        """The queries a ``read_mask`` needs (valid paths; none: the whole report):
+        its top-level field's, or for ``series`` its bucket field's."""
+        if not paths:
+            return self.all_reads
+        out: set[str] = set()
+        for path in paths:
+            parts = [p for p in path.split(".") if p != "*"]
+            out |= self._reads[".".join(parts[:2]) if parts[0] == "series" else parts[0]]
+        return frozenset(out)
+
+
+_NONE: frozenset[str] = frozenset()
+
+CONVERSATION_MASK = ReportMask(
+    A.ConversationAnalytics,
+    {
+        "time_zone": _NONE,
+        "granularity": _NONE,
+        "opened": frozenset({"episodes_opened_buckets"}),
+        "resolved": frozenset({"conversation_totals"}),
+        "first_response": frozenset({"conversation_totals"}),
+        "first_response_business_hours": frozenset({"conversation_totals"}),
+        "resolution": frozenset({"conversation_totals"}),
+        "resolution_business_hours": frozenset({"conversation_totals"}),
+        "bot": frozenset({"conversation_totals"}),
+        "bot_resolved_share": frozenset({"conversation_totals"}),
+        "escalation_rate": frozenset({"episodes_opened_buckets"}),
+        "assignees": frozenset({"per_assignee"}),
+        "series.start_time": _NONE,
+        "series.end_time": _NONE,
+        "series.opened": frozenset({"episodes_opened_buckets"}),
+        "series.resolved": frozenset({"resolution_buckets"}),
+        "series.first_response": frozenset({"first_response_buckets"}),
+        "series.first_response_business_hours": frozenset({"first_response_buckets"}),
+        "series.resolution": frozenset({"resolution_buckets"}),
+        "series.resolution_business_hours": frozenset({"resolution_buckets"}),
+    },
 )
-#: What the whole report reads.
-CONVERSATION_ALL_READS = frozenset().union(*CONVERSATION_READS.values())
 
-
-_CONVERSATION_ANALYTICS = cast(Descriptor, A.ConversationAnalytics.DESCRIPTOR)
-
-
-def conversation_path_ok(path: str) -> bool:
-    """Whether ``path`` may be in a GetConversationAnalytics ``read_mask``."""
-    return mask_path_ok(_CONVERSATION_ANALYTICS, path)
-
-
-def conversation_reads(paths: Sequence[str]) -> frozenset[str]:
-    """The queries a GetConversationAnalytics ``read_mask`` needs (valid paths; none:
-    the whole report): its top-level field's, or for ``series`` its bucket field's."""
-    if not paths:
-        return CONVERSATION_ALL_READS
-    reads: set[str] = set()
-    for path in paths:
-        parts = [p for p in path.split(".") if p != "*"]
-        key = ".".join(parts[:2]) if parts[0] == "series" else parts[0]
-        reads |= CONVERSATION_READS[key]
-    return frozenset(reads)
+CONTACT_MASK = ReportMask(
+    A.ContactAnalytics,
+    {
+        "time_zone": _NONE,
+        "granularity": _NONE,
+        "new_contacts": frozenset({"new_contacts_series"}),
+        "active": frozenset({"active_contacts"}),
+        "opted_out": frozenset({"contact_totals"}),
+        "top_tags": frozenset({"top_tags"}),
+        "series.start_time": _NONE,
+        "series.end_time": _NONE,
+        "series.new_contacts": frozenset({"new_contacts_series"}),
+        "series.active": frozenset({"active_contacts_buckets"}),
+        "series.opted_out": frozenset({"opt_outs_series"}),
+    },
+)

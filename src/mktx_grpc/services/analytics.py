@@ -104,18 +104,17 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     ) -> A.ContactAnalytics:
         args = await self._args(request)
         buckets = args.buckets()
+        paths = list(request.read_mask.paths)
         rows = await store.contact_report(
-            args.params(limit=TOP_TAGS, **mapping.bucket_bounds(args, buckets))
+            args.params(limit=TOP_TAGS, **mapping.bucket_bounds(args, buckets)),
+            mapping.CONTACT_MASK.reads(paths),
         )
-        totals = rows["contact_totals"]
-        active = rows["active_contacts"]
-        new_rows = rows["new_contacts_series"]
+        new_rows = rows.get("new_contacts_series", [])
         new_by_key: dict[Any, list[dict[str, Any]]] = defaultdict(list)
         for r in new_rows:
             new_by_key[r["key"]].append(r)
-        active_at = by_position(rows["active_contacts_buckets"])
-        opt_by = by_key(rows["opt_outs_series"])
-        tags = rows["top_tags"]
+        active_at = by_position(rows.get("active_contacts_buckets", []))
+        opt_by = by_key(rows.get("opt_outs_series", []))
         series = [
             A.ContactBucket(
                 **bucket_times(b),
@@ -125,15 +124,18 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             )
             for i, b in enumerate(buckets, 1)
         ]
-        return A.ContactAnalytics(
+        out = A.ContactAnalytics(
             time_zone=args.time_zone,
             granularity=mapping.GRANULARITY_TO_PROTO[args.granularity],
             new_contacts=mapping.source_counts(new_rows),
-            active=active["active"],
-            opted_out=totals["opted_out"],
-            top_tags=[A.TagCount(tag=t["tag"], contacts=t["n"]) for t in tags],
+            active=rows["active_contacts"]["active"] if "active_contacts" in rows else 0,
+            opted_out=rows["contact_totals"]["opted_out"] if "contact_totals" in rows else 0,
+            top_tags=[A.TagCount(tag=t["tag"], contacts=t["n"]) for t in rows.get("top_tags", [])],
             series=series,
         )
+        if paths:
+            keep_only(out, mask_tree(paths))
+        return out
 
     async def GetConversationAnalytics(
         self, request: A.GetConversationAnalyticsRequest, context: grpc.aio.ServicerContext
@@ -142,7 +144,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         buckets = args.buckets()
         p = args.params(**mapping.bucket_bounds(args, buckets))
         paths = list(request.read_mask.paths)
-        rows = await store.conversation_report(p, mapping.conversation_reads(paths))
+        rows = await store.conversation_report(p, mapping.CONVERSATION_MASK.reads(paths))
         opened_at = by_position(rows.get("episodes_opened_buckets", []))
         frt_at = by_position(rows.get("first_response_buckets", []))
         res_at = by_position(rows.get("resolution_buckets", []))

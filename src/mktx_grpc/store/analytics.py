@@ -336,19 +336,33 @@ async def conversation_report(
 ) -> dict[str, Any]:
     """GetConversationAnalytics' queries (those named in ``only``, when given): the
     :data:`CONVERSATION_GROUPS` side by side."""
-    groups = [[n for n in g if only is None or n in only] for g in CONVERSATION_GROUPS]
-    groups = [g for g in groups if g]
-    return await read_side_by_side(params, *groups) if groups else {}
+    return await _report(params, CONVERSATION_GROUPS, only)
 
 
-async def contact_report(params: dict[str, Any]) -> dict[str, Any]:
-    """GetContactAnalytics' six queries in two groups; ``params`` has ``limit`` for
-    ``top_tags`` and the buckets' bounds."""
-    return await read_side_by_side(
-        params,
-        ("active_contacts", "contact_totals", "opt_outs_series"),
-        ("top_tags", "new_contacts_series", "active_contacts_buckets"),
-    )
+#: GetContactAnalytics' six queries in two groups.
+CONTACT_GROUPS = (
+    ("active_contacts", "contact_totals", "opt_outs_series"),
+    ("top_tags", "new_contacts_series", "active_contacts_buckets"),
+)
+
+
+async def contact_report(
+    params: dict[str, Any], only: Collection[str] | None = None
+) -> dict[str, Any]:
+    """GetContactAnalytics' queries (those named in ``only``, when given): the
+    :data:`CONTACT_GROUPS` side by side; ``params`` has ``limit`` for ``top_tags`` and
+    the buckets' bounds."""
+    return await _report(params, CONTACT_GROUPS, only)
+
+
+async def _report(
+    params: dict[str, Any], groups: Sequence[Sequence[str]], only: Collection[str] | None
+) -> dict[str, Any]:
+    """The queries of ``groups`` named in ``only`` (all when None), the groups side by
+    side (:func:`read_side_by_side`)."""
+    wanted = [[n for n in g if only is None or n in only] for g in groups]
+    wanted = [g for g in wanted if g]
+    return await read_side_by_side(params, *wanted) if wanted else {}
 
 
 async def read_one(name: str, params: dict[str, Any]) -> Row:

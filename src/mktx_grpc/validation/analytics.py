@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +12,7 @@ from mktx.v1 import analytics_pb2 as A
 
 from ..core.errors import FieldViolation
 from ..domain import analytics as domain
-from ..mapping.analytics import conversation_path_ok
+from ..mapping.analytics import CONTACT_MASK, CONVERSATION_MASK, ReportMask
 from . import rules
 
 #: Report periods must lie in [1970, 2200): far enough for any real report, and
@@ -60,25 +60,24 @@ def get_overview(req: A.GetOverviewRequest) -> list[FieldViolation]:
 
 
 def get_contact_analytics(req: A.GetContactAnalyticsRequest) -> list[FieldViolation]:
-    return _common(req)
+    return _common(req) + read_mask(req.read_mask.paths, CONTACT_MASK)
 
 
 def get_conversation_analytics(req: A.GetConversationAnalyticsRequest) -> list[FieldViolation]:
-    return _common(req) + read_mask(
-        req.read_mask.paths, conversation_path_ok, "ConversationAnalytics"
-    )
+    return _common(req) + read_mask(req.read_mask.paths, CONVERSATION_MASK)
 
 
-def read_mask(paths: Sequence[str], ok: Callable[[str], bool], report: str) -> list[FieldViolation]:
-    """A report's ``read_mask``: every path one ``ok`` takes (empty: the whole report)."""
+def read_mask(paths: Sequence[str], mask: ReportMask) -> list[FieldViolation]:
+    """A report's ``read_mask``: every path one the report takes (empty: the whole
+    report)."""
     return [
         FieldViolation(
             f"read_mask.paths[{i}]",
-            f"names no field of {report} (paths are like first_response, bot.conversations, "
-            "series or series.*.first_response)",
+            f"names no field of {mask.name} (a field such as series, a field in one "
+            "such as series.*.start_time)",
         )
         for i, p in enumerate(paths)
-        if not ok(p)
+        if not mask.path_ok(p)
     ]
 
 
