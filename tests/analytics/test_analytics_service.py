@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -39,6 +39,17 @@ def local(tz: ZoneInfo, *a: int) -> datetime:
 
 def stub(api: Any) -> Any:
     return api.stub(analytics_pb2_grpc, "AnalyticsService")
+
+
+R = TypeVar("R", A.GetConversationAnalyticsRequest, A.GetContactAnalyticsRequest)
+
+
+def with_mask(request: R, *paths: str) -> R:
+    """A copy of a report request that asks for ``paths`` only."""
+    out = type(request)()
+    out.CopyFrom(request)
+    out.read_mask.paths[:] = paths
+    return out
 
 
 async def test_weekend_dm_answered_monday_is_five_business_minutes(
@@ -492,9 +503,7 @@ async def test_a_read_mask_returns_what_it_names_and_only_that(
     assert full.opened == 4 and full.first_response.count == 4 and len(full.series) == 3
 
     async def masked(*paths: str) -> A.ConversationAnalytics:
-        req = A.GetConversationAnalyticsRequest()
-        req.CopyFrom(whole)
-        req.read_mask.paths[:] = paths
+        req = with_mask(whole, *paths)
         out: A.ConversationAnalytics = await stub(api).GetConversationAnalytics(
             req, metadata=api.auth(merchant)
         )
@@ -551,9 +560,7 @@ async def test_the_contact_report_takes_a_read_mask_too(
     assert full.active == 3 and [b.new_contacts.inbound_dm for b in full.series] == [2, 1]
 
     async def masked(*paths: str) -> A.ContactAnalytics:
-        req = A.GetContactAnalyticsRequest()
-        req.CopyFrom(whole)
-        req.read_mask.paths[:] = paths
+        req = with_mask(whole, *paths)
         out: A.ContactAnalytics = await stub(api).GetContactAnalytics(
             req, metadata=api.auth(merchant)
         )
