@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import psutil
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -108,7 +109,10 @@ def run_flow(n: int, workers: int, *, rollups: bool = True) -> dict[str, float |
         exe = Path(sys.executable).with_name("mktx-grpc")
         log = open(Path(tempfile.gettempdir()) / "mktx_automation_send_bench.log", "wb")
         cmd = [str(exe), "worker"] if rollups else [sys.executable, __file__, "--no-rollups-worker"]
+        me = psutil.Process()
+        cpu0 = (db._cpu([me]), db._postgres_cpu())
         procs = [subprocess.Popen(cmd, env=env, stdout=log, stderr=log) for _ in range(workers)]
+        ps = [psutil.Process(p.pid) for p in procs]
         first_at = last_at = None
         started = time.perf_counter()
         try:
@@ -127,6 +131,14 @@ def run_flow(n: int, workers: int, *, rollups: bool = True) -> dict[str, float |
                     if now - started > 600 or any(p.poll() is not None for p in procs):
                         raise RuntimeError(f"stuck at {sent}/{n}")
                     time.sleep(0.1)
+            # As dispatch_bench: CPU seconds from the workers' start to the last SENT
+            # row, of the workers, this process (the sandbox, mostly) and PostgreSQL.
+            pg = db._postgres_cpu()
+            cpu = (
+                db._cpu(ps),
+                db._cpu([me]) - cpu0[0],
+                sum(t - cpu0[1].get(pid, 0.0) for pid, t in pg.items()),
+            )
         finally:
             for p in procs:
                 p.terminate()
@@ -148,6 +160,9 @@ def run_flow(n: int, workers: int, *, rollups: bool = True) -> dict[str, float |
             "dms_per_s": round(n / (last_at - first_at)),
             "load_1m": round(os.getloadavg()[0], 2),
             "queued_in_s": round(float(queue_s), 2),
+            "cpu_worker_s": round(cpu[0], 1),
+            "cpu_sandbox_s": round(cpu[1], 1),
+            "cpu_postgres_s": round(cpu[2], 1),
         }
 
 
@@ -172,12 +187,24 @@ def main() -> None:
         for mode in modes:
             if mode == "campaign":
                 r = db.run(args.contacts, args.workers)
-                got = {k: r[k] for k in ("seconds", "dms_per_s", "load_1m")}
+                got = {
+                    k: r[k]
+                    for k in (
+                        "seconds",
+                        "dms_per_s",
+                        "load_1m",
+                        "cpu_worker_s",
+                        "cpu_sandbox_s",
+                        "cpu_postgres_s",
+                    )
+                }
             else:
                 got = run_flow(args.contacts, args.workers, rollups=mode == "flow")
             line = (
                 f"| {mode} | {args.contacts} | {args.workers} | {got['seconds']} |"
-                f" {got['dms_per_s']} | {got.get('queued_in_s', '')} | {got['load_1m']} |"
+                f" {got['dms_per_s']} | {got.get('queued_in_s', '')} |"
+                f" {got['cpu_worker_s']} / {got['cpu_postgres_s']} / {got['cpu_sandbox_s']} |"
+                f" {got['load_1m']} |"
             )
             print(line, flush=True)
             rows.append(line)
@@ -189,8 +216,9 @@ def main() -> None:
         f"`bench/automation_send_bench.py --contacts {args.contacts} --workers {args.workers}`:"
         " DMs/s into the sandbox with limits lifted, first SENT to last, the two modes"
         " alternated in one run; every contact got exactly one DM (checked).\n\n"
-        "| mode | contacts | workers | seconds | DMs/s | flow: all DMs queued in (s) | load after |\n"
-        "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        "| mode | contacts | workers | seconds | DMs/s | flow: all DMs queued in (s) |"
+        " CPU s: workers / PostgreSQL / sandbox | load after |\n"
+        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
     print(f"wrote {out}")
 

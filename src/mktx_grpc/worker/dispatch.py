@@ -73,20 +73,17 @@ class DispatchOptions:
     ``campaign_<field>`` when present, so deployments can set them without code."""
 
     #: Most rows one campaign claims per pass.
-    batch_size: int = 500
-    #: DMs in flight at once per worker process. Measured against the sandbox: the
-    #: worker is CPU-bound and httpcore's pool costs O(connections x requests) per
-    #: request, so 4-8 in flight beat 16 (see bench/results/dispatch.md).
-    concurrency: int = 8
+    batch_size: int = ledger.CLAIM_BATCH
+    #: DMs in flight at once per campaign being sent (see ``ledger.CONCURRENCY``).
+    concurrency: int = ledger.CONCURRENCY
     #: Sent rows recorded per transaction.
-    flush_size: int = 64
+    flush_size: int = ledger.FLUSH_SIZE
     #: Seconds a SENDING row belongs to its dispatcher before recovery may look it up.
-    #: Longer than any send can take (the X client's deadline) plus recording it.
-    lease_seconds: float = 120.0
+    lease_seconds: float = ledger.LEASE_SECONDS
     #: Back-off after an unclear X answer: ``retry_base * 2**(attempts-1)`` seconds.
-    retry_base: float = 2.0
+    retry_base: float = ledger.RETRY_BASE
     #: Attempts before a row whose sends keep failing unclearly is FAILED.
-    max_attempts: int = 5
+    max_attempts: int = ledger.MAX_ATTEMPTS
     #: Sleep when there was nothing to do.
     idle_sleep: float = 1.0
     #: Campaigns looked at per dispatch pass.

@@ -86,20 +86,19 @@ class OutboundOptions:
     ``outbound_<field>`` when present."""
 
     #: Most rows claimed per pass (across accounts).
-    batch_size: int = 200
+    batch_size: int = ledger.CLAIM_BATCH
     #: DMs in flight at once per account.
-    concurrency: int = 4
+    concurrency: int = ledger.CONCURRENCY
     #: Accounts sending at once per worker process.
     max_accounts: int = 8
     #: Outcomes recorded per transaction.
-    flush_size: int = 32
-    #: Seconds an armed row belongs to its sender before recovery may look it up:
-    #: longer than any send can take (the X client's deadline) plus recording it.
-    lease_seconds: float = 120.0
+    flush_size: int = ledger.FLUSH_SIZE
+    #: Seconds an armed row belongs to its sender before recovery may look it up.
+    lease_seconds: float = ledger.LEASE_SECONDS
     #: Back-off after an unclear X answer: ``retry_base * 2**(attempts-1)`` seconds.
-    retry_base: float = 2.0
+    retry_base: float = ledger.RETRY_BASE
     #: Attempts before a row whose sends keep ending unclearly (or not sent) is FAILED.
-    max_attempts: int = 5
+    max_attempts: int = ledger.MAX_ATTEMPTS
     #: Seconds between passes when nothing woke the sender.
     idle_poll: float = 1.0
 
