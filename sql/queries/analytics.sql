@@ -59,7 +59,9 @@ DELETE FROM analytics_conversation_episodes e
 DELETE FROM analytics_conversation_episodes
  WHERE merchant_id = %(merchant_id)s AND contact_id = ANY(%(ids)s::uuid[]);
 
--- name: insert_episode
+-- name: insert_episodes
+-- Episode rows, one per element of the arrays (store.analytics.EPISODE_COLUMNS, in
+-- that order), in one statement.
 INSERT INTO analytics_conversation_episodes
        (merchant_id, conversation_id, episode, account_id, contact_id, status,
         assignee_user_id, opened_at, first_inbound_at, first_bot_reply_at, handoff_at,
@@ -67,13 +69,18 @@ INSERT INTO analytics_conversation_episodes
         bot_response_s, bot_handled_s, resolution_s, resolution_bh_s, bot_replied,
         human_replied, escalated, bot_only, last_bot_reply_at, contact_after_bot_at,
         last_message_at)
-VALUES (%(merchant_id)s, %(conversation_id)s, %(episode)s, %(account_id)s, %(contact_id)s,
-        %(status)s, %(assignee_user_id)s, %(opened_at)s, %(first_inbound_at)s,
-        %(first_bot_reply_at)s, %(handoff_at)s, %(first_human_reply_at)s, %(resolved_at)s,
-        %(first_response_s)s, %(first_response_bh_s)s, %(bot_response_s)s,
-        %(bot_handled_s)s, %(resolution_s)s, %(resolution_bh_s)s, %(bot_replied)s,
-        %(human_replied)s, %(escalated)s, %(bot_only)s, %(last_bot_reply_at)s,
-        %(contact_after_bot_at)s, %(last_message_at)s);
+SELECT %(merchant_id)s, u.*
+  FROM unnest(%(conversation_id)s::uuid[], %(episode)s::int[], %(account_id)s::uuid[],
+              %(contact_id)s::uuid[], %(status)s::text[], %(assignee_user_id)s::text[],
+              %(opened_at)s::timestamptz[], %(first_inbound_at)s::timestamptz[],
+              %(first_bot_reply_at)s::timestamptz[], %(handoff_at)s::timestamptz[],
+              %(first_human_reply_at)s::timestamptz[], %(resolved_at)s::timestamptz[],
+              %(first_response_s)s::float8[], %(first_response_bh_s)s::float8[],
+              %(bot_response_s)s::float8[], %(bot_handled_s)s::float8[],
+              %(resolution_s)s::float8[], %(resolution_bh_s)s::float8[],
+              %(bot_replied)s::bool[], %(human_replied)s::bool[], %(escalated)s::bool[],
+              %(bot_only)s::bool[], %(last_bot_reply_at)s::timestamptz[],
+              %(contact_after_bot_at)s::timestamptz[], %(last_message_at)s::timestamptz[]) AS u;
 
 -- name: live_episodes
 -- For extending episodes with new messages: each conversation's current status,

@@ -9,7 +9,6 @@ report period in the merchant's time zone.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import asdict
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -55,7 +54,7 @@ async def history_for_rollup(merchant_id: UUID, ids: Sequence[UUID]) -> list[Row
     )
 
 
-#: insert_episode's columns after merchant_id, in episodes_for_rollup's order.
+#: insert_episodes' columns after merchant_id, in episodes_for_rollup's order.
 EPISODE_COLUMNS = (
     "conversation_id",
     "episode",
@@ -84,6 +83,13 @@ EPISODE_COLUMNS = (
     "last_message_at",
 )
 
+#: The Episode fields behind EPISODE_COLUMNS after the conversation's own columns
+#: (the episode's index is ``episode``, its assignee ``assignee_user_id``).
+_EPISODE_FIELDS = tuple({"assignee_user_id": "assignee"}.get(c, c) for c in EPISODE_COLUMNS[4:])
+
+#: The double precision columns of EPISODE_COLUMNS.
+_SECONDS_COLUMNS = tuple(c for c in EPISODE_COLUMNS if c.endswith("_s"))
+
 #: The columns a new message can change in a live episode (update_live_episodes).
 LIVE_COLUMNS = (
     "first_bot_reply_at",
@@ -109,32 +115,19 @@ async def replace_episodes(
     (gone) lose their rows. Only rows that differ are written: most recomputations
     (another message in a conversation already answered) change nothing, and the
     consumer's cost is then a read."""
-    wanted: dict[tuple[UUID, int], dict[str, Any]] = {}
+    wanted: dict[tuple[UUID, int], tuple[Any, ...]] = {}
     for conv, ep in episodes:
-        d = asdict(ep)
-        d.pop("messages")
-        d.pop("transitions")
-        d["episode"] = d.pop("index")
-        d["assignee_user_id"] = d.pop("assignee")
-        d.update(
-            merchant_id=merchant_id,
-            conversation_id=conv["id"],
-            account_id=conv["account_id"],
-            contact_id=conv["contact_id"],
-        )
-        wanted[(d["conversation_id"], d["episode"])] = d
+        own = (getattr(ep, c) for c in _EPISODE_FIELDS)
+        row = (conv["id"], ep.index, conv["account_id"], conv["contact_id"], *own)
+        wanted[(row[0], row[1])] = row
     async with current_connection().cursor(binary=True) as cur:
         await cur.execute(
             Q.episodes_for_rollup, {"merchant_id": merchant_id, "ids": list(conversation_ids)}
         )
         stored = {(r[0], r[1]): r for r in await cur.fetchall()}
-    stale = [
-        key
-        for key, row in stored.items()
-        if key not in wanted or tuple(wanted[key][c] for c in EPISODE_COLUMNS) != tuple(row)
-    ]
+    stale = [key for key, row in stored.items() if key not in wanted or wanted[key] != tuple(row)]
     changed = set(stale)
-    fresh = [d for key, d in wanted.items() if key not in stored or key in changed]
+    fresh = [row for key, row in wanted.items() if key not in stored or key in changed]
     if stale:
         await execute(
             Q.delete_episode_keys,
@@ -145,8 +138,14 @@ async def replace_episodes(
             },
         )
     if fresh:
-        async with current_connection().cursor() as cur:
-            await cur.executemany(Q.insert_episode, fresh)
+        # One statement over column arrays, sent binary (no per-row statements, no
+        # text escaping of the arrays).
+        p: dict[str, Any] = {"merchant_id": merchant_id}
+        p.update((c, [r[i] for r in fresh]) for i, c in enumerate(EPISODE_COLUMNS))
+        for c in _SECONDS_COLUMNS:  # a list of one type (an int 0 beside floats)
+            p[c] = [None if v is None else float(v) for v in p[c]]
+        async with current_connection().cursor(binary=True) as cur:
+            await cur.execute(Q.insert_episodes, p)
 
 
 async def live_episodes(merchant_id: UUID, conversation_ids: Sequence[UUID]) -> list[Row]:
