@@ -63,6 +63,10 @@ SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS allocated,
        pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin
   FROM domain_events_id_seq;
 
+-- name: commit_without_flush
+-- This transaction's commit does not wait for its WAL flush (store.events).
+SET LOCAL synchronous_commit TO off;
+
 -- name: claim_cursor
 -- One pass of a consumer at a time across processes: a cursor another pass holds is
 -- skipped. The row lock gives the pass its transaction id, returned as `xid`.

@@ -388,6 +388,40 @@ async def test_a_typed_subscription_is_woken_by_its_types_only(api, db):
         every.close()
 
 
+async def test_only_a_derived_consumer_commits_without_waiting_for_the_flush(pool, db, effects):
+    """A derived consumer's pass runs with synchronous_commit off (its effects and its
+    cursor still commit together); every other pass, and the rest of the
+    connection's life, keep the server's durable default."""
+    await add_events(db, 3)
+    seen: dict[str, list[str]] = {"derived": [], "durable": []}
+
+    def handler(name: str):
+        async def handle_batch(events):
+            cur = await current_connection().execute("SHOW synchronous_commit")
+            seen[name].append((await cur.fetchone())[0])
+            for ev in events:
+                await record(name, ev)
+
+        return handle_batch
+
+    derived = Consumer("derived", handle_batch=handler("derived"), derived=True)
+    durable = Consumer("durable", handle_batch=handler("durable"))
+    await drain(pool, derived)
+    await drain(pool, durable)
+    assert seen == {"derived": ["off"], "durable": ["on"]}
+    assert len(await effect_ids(db, "derived")) == 3
+    async with pool.connection() as conn:  # SET LOCAL ended with the pass
+        cur = await conn.execute("SHOW synchronous_commit")
+        assert (await cur.fetchone())[0] == "on"
+
+
+def test_only_the_rollups_consumer_is_derived():
+    """A lost commit of a consumer whose writes lead to sends (triggers, auto-reply,
+    campaigns) could send twice after a crash: only analytics rollups may skip the
+    flush."""
+    assert {c.name for c in CONSUMERS if c.derived} == {"analytics-rollups"}
+
+
 def test_the_campaign_consumer_is_registered_as_a_loop():
     assert CAMPAIGN_EVENTS in CONSUMERS and CAMPAIGN_EVENTS.name == CONSUMER
     assert "consume_campaigns" in {loop.__name__ for loop in LOOPS}

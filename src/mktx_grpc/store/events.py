@@ -129,6 +129,14 @@ async def claim_cursor(consumer: str) -> tuple[int, int] | None:
     return int(row["last_event_id"]), int(row["xid"])
 
 
+async def commit_without_flush() -> None:
+    """This transaction's commit returns before its WAL is flushed to disk
+    (``synchronous_commit`` off): a crash may lose it, never half of it. Only for
+    writes that are recomputed when lost (a derived consumer's pass: its cursor
+    moves back with its effects, and the events are delivered again)."""
+    await execute(Q.commit_without_flush, {})
+
+
 async def advance_cursor(consumer: str, last_event_id: int) -> None:
     await execute(Q.advance_cursor, {"consumer": consumer, "last_event_id": last_event_id})
 

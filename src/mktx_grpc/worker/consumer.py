@@ -41,6 +41,12 @@ What every consumer gets:
   seconds. After ``max_attempts`` the event is *parked* (a dead letter with its
   last error, listed by ``store.events.parked_events``) and the consumer moves on.
   Ordering is kept: nothing after a failing event is delivered while it is retried.
+- **Derived consumers** (``derived=True``, the analytics rollups) write only rows
+  recomputed from raw data. Their passes commit with ``synchronous_commit`` off
+  (no wait for the disk flush): a crash can lose the last passes, effects and cursor
+  move together, and the events are delivered and recomputed again. A consumer whose
+  writes lead anywhere outside the database (a ledger row a sender acts on) must
+  stay durable: a lost commit there could mean a second send.
 - **Latency**: the loop waits for the outbox NOTIFY (the process's one LISTEN
   connection, ``store.live``; a consumer of some ``types`` only for a NOTIFY of
   one of them) when it has nothing to do, and re-reads at least every
@@ -102,6 +108,10 @@ class Consumer:
     max_attempts: int = 5
     #: Seconds before the first retry of a failed event; doubled per attempt.
     retry_base: float = 0.2
+    #: The handler only writes data recomputed from other rows (rollups): its passes
+    #: commit without waiting for the WAL flush (see the module docstring). Never for
+    #: a handler whose writes lead to a send or anything else outside the database.
+    derived: bool = False
 
     def __post_init__(self) -> None:
         if (self.handle is None) == (self.handle_batch is None):
@@ -211,6 +221,8 @@ async def consume_once(pool: AsyncConnectionPool, consumer: Consumer) -> PassRes
             st.last = result
             return result
         cursor, xid = claim
+        if consumer.derived:
+            await store.commit_without_flush()
         _settle(st, horizon.allocated, xid, horizon.xmin)
         events = await store.events_for_consumer(
             cursor,

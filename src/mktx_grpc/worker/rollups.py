@@ -286,8 +286,11 @@ async def apply_events(events: Sequence[OutboxEvent]) -> None:
 
 
 #: Batches of up to 2,000 events: a conversation or contact named many times in a
-#: batch (a burst of DMs) is recomputed once.
-ANALYTICS_ROLLUPS = Consumer(name="analytics-rollups", handle_batch=apply_events, batch_size=2000)
+#: batch (a burst of DMs) is recomputed once. Derived: every row it writes is a
+#: function of raw data, so its passes need not wait for the disk flush.
+ANALYTICS_ROLLUPS = Consumer(
+    name="analytics-rollups", handle_batch=apply_events, batch_size=2000, derived=True
+)
 
 
 async def rebuild(
