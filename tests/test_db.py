@@ -42,6 +42,42 @@ def test_migrations_apply_once_in_order(empty_db):
     assert versions == list(range(1, len(applied) + 1))
 
 
+def test_0023_marks_the_closed_conversations_campaigns_created(empty_db, tmp_path):
+    """0023 marks as created closed the conversations campaign dispatch created and that
+    are still as it left them; a reopened one, or one an agent closed, is not."""
+    mig_dir = tmp_path / "migrations"
+    shutil.copytree(SQL_DIR / "migrations", mig_dir)
+    (mig_dir / "0023_conversations_created_closed.sql").unlink()
+    migrate(empty_db, mig_dir)
+    with psycopg.connect(empty_db) as conn:
+        m, a = conn.execute(
+            "INSERT INTO accounts (merchant_id, x_user_id, username, auth_method)"
+            " VALUES (%s, '1', 'shop', 'OAUTH2') RETURNING merchant_id, id",
+            (uuid.uuid4(),),
+        ).fetchone()
+        convs = {}
+        for name, status, reason, closed in [
+            ("campaign", "CLOSED", "campaign", "now()"),  # as finish_sent writes it
+            ("reopened", "OPEN", "", "NULL"),
+            ("agent", "CLOSED", "resolved", "now()"),
+            ("closed later", "CLOSED", "campaign", "now() + interval '1 hour'"),
+        ]:
+            contact = conn.execute(
+                "INSERT INTO contacts (merchant_id, account_id, x_user_id) VALUES (%s, %s, %s)"
+                " RETURNING id",
+                (m, a, name),
+            ).fetchone()[0]
+            convs[name] = conn.execute(
+                "INSERT INTO conversations (merchant_id, account_id, contact_id, status,"
+                f" close_reason, closed_at) VALUES (%s, %s, %s, %s, %s, {closed}) RETURNING id",
+                (m, a, contact, status, reason),
+            ).fetchone()[0]
+    assert migrate(empty_db) == ["0023_conversations_created_closed"]
+    with psycopg.connect(empty_db) as conn:
+        marked = {r[0] for r in conn.execute("SELECT id FROM conversations WHERE created_closed")}
+    assert marked == {convs["campaign"]}
+
+
 def test_edited_migration_is_refused(empty_db, tmp_path):
     mig_dir = tmp_path / "migrations"
     shutil.copytree(SQL_DIR / "migrations", mig_dir)

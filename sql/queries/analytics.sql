@@ -14,7 +14,7 @@ SELECT pg_advisory_xact_lock(hashtextextended('analytics-rollups:' || %(merchant
 
 -- name: conversations_for_rollup
 SELECT c.id, c.account_id, c.contact_id, c.status, c.assignee_user_id, c.created_at,
-       c.closed_at, a.settings -> 'business_hours' AS business_hours
+       c.closed_at, c.created_closed, a.settings -> 'business_hours' AS business_hours
   FROM conversations c
   JOIN accounts a ON a.id = c.account_id
  WHERE c.merchant_id = %(merchant_id)s AND c.id = ANY(%(ids)s::uuid[]);

@@ -134,6 +134,8 @@ SELECT id FROM contacts
 -- (the live one, else the latest; a new CLOSED one when the contact has none, so a
 -- campaign never opens support work) and the row becomes SENT with its ids. The
 -- conversation's preview is %(previews)s, made by domain.conversations.preview.
+-- Returns each row with its message (``inserted``: stored by this statement, not a
+-- webhook echo of the DM taken over), for the message events.
 WITH x AS (
   SELECT * FROM unnest(%(ids)s::bigint[], %(contact_ids)s::uuid[], %(x_event_ids)s::text[],
                        %(x_conversation_ids)s::text[], %(sent_ats)s::timestamptz[],
@@ -153,10 +155,11 @@ WITH x AS (
   -- The statement's other parts do not see these rows (one snapshot), so a new
   -- conversation gets its preview and counter here and conv_note updates existing ones.
   INSERT INTO conversations (merchant_id, account_id, contact_id, x_conversation_id, status,
-                             close_reason, closed_at, last_message_preview, last_message_at,
-                             message_count)
+                             close_reason, closed_at, created_closed, last_message_preview,
+                             last_message_at, message_count)
   SELECT DISTINCT ON (rows.contact_id) %(merchant_id)s, %(account_id)s, rows.contact_id,
-         rows.x_conversation_id, 'CLOSED', 'campaign', now(), rows.preview, rows.sent_at, 1
+         rows.x_conversation_id, 'CLOSED', 'campaign', now(), true, rows.preview,
+         rows.sent_at, 1
     FROM rows WHERE rows.contact_id NOT IN (SELECT contact_id FROM existing)
    ORDER BY rows.contact_id, rows.sent_at DESC
   RETURNING contact_id, id
@@ -171,7 +174,8 @@ WITH x AS (
     FROM rows JOIN conv ON conv.contact_id = rows.contact_id
   ON CONFLICT (merchant_id, x_event_id) WHERE x_event_id IS NOT NULL
   DO UPDATE SET campaign_id = EXCLUDED.campaign_id
-  RETURNING m.id, m.x_event_id, m.conversation_id
+  -- xmax is 0 for a row this statement inserted (not an echo it took over).
+  RETURNING m.id, m.x_event_id, m.conversation_id, (m.xmax = 0) AS inserted
 ), conv_note AS (
   UPDATE conversations v
      SET last_message_preview = n.preview, last_message_at = n.sent_at,
@@ -195,7 +199,8 @@ UPDATE campaign_recipients r
        updated_at = now()
   FROM rows JOIN msg ON msg.x_event_id = rows.x_event_id
  WHERE r.merchant_id = %(merchant_id)s AND r.id = rows.id
-RETURNING r.id, r.contact_id, r.step;
+RETURNING r.id, r.contact_id, r.step, msg.id AS message_id,
+          msg.conversation_id, msg.inserted, rows.x_event_id;
 
 -- name: insert_steps
 -- The next step of a sequence for contacts whose previous step was sent.

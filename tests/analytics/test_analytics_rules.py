@@ -227,6 +227,65 @@ def test_reopened_conversation_measures_from_the_reopening_message() -> None:
     assert eps[1].assignee == "bob"
 
 
+def test_a_conversation_a_campaign_created_is_no_episode_until_it_reopens() -> None:
+    # The campaign's DM opened it closed: not support work, not a 0 s resolution.
+    assert (
+        d.episodes(
+            created_at=at(0),
+            status="CLOSED",
+            closed_at=at(0),
+            assignee="",
+            transitions=[],
+            messages=[msg(0, d.OTHER)],
+            schedule=None,
+            created_closed=True,
+        )
+        == []
+    )
+    # The contact answers; the reply reopens it: the episode starts there, and an
+    # assignment made while it was closed is still the assignee.
+    (ep,) = d.episodes(
+        created_at=at(0),
+        status="CLOSED",
+        closed_at=at(90),
+        assignee="cy",
+        transitions=[
+            d.Transition(at(1), d.ASSIGNED, "cy"),
+            d.Transition(at(60), d.REOPENED),
+            d.Transition(at(90), d.CLOSED),
+        ],
+        messages=[msg(0, d.OTHER), msg(59.5, d.CONTACT), msg(70, d.HUMAN)],
+        schedule=None,
+        created_closed=True,
+    )
+    assert (ep.index, ep.opened_at, ep.first_inbound_at) == (0, at(60), at(59.5))
+    assert ep.first_response_s == 10.5 * 60 and ep.resolution_s == 30 * 60
+    assert ep.assignee == "cy" and ep.status == "CLOSED"
+    # Live now, with the reopening missing from the history: one open episode.
+    (live,) = d.episodes(
+        created_at=at(0),
+        status="OPEN",
+        closed_at=None,
+        assignee="",
+        transitions=[],
+        messages=[msg(0, d.OTHER), msg(5, d.CONTACT)],
+        schedule=None,
+        created_closed=True,
+    )
+    assert live.status == "OPEN" and live.resolved_at is None and live.first_inbound_at == at(5)
+    # Not created closed: the same history is an episode from the creation.
+    (normal,) = d.episodes(
+        created_at=at(0),
+        status="CLOSED",
+        closed_at=at(0),
+        assignee="",
+        transitions=[],
+        messages=[msg(0, d.OTHER)],
+        schedule=None,
+    )
+    assert normal.opened_at == at(0) and normal.resolution_s == 0
+
+
 def test_waking_a_pending_conversation_is_not_a_new_episode() -> None:
     eps = d.episodes(
         created_at=at(0),

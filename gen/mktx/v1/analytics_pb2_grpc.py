@@ -46,7 +46,9 @@ class AnalyticsServiceStub:
     - Episode: conversations are measured per episode: from the opening to the first
     close, then from each reopening (CLOSED -> OPEN) to the next close. Waking a
     PENDING or SNOOZED conversation does not start an episode. A reopened
-    conversation counts again as opened, and measures its own figures.
+    conversation counts again as opened, and measures its own figures. A
+    conversation a campaign's DM created (closed from the start) is no episode
+    until the contact's reply reopens it: its first episode starts there.
     - First response time: from the episode's first inbound message (for a reopened
     episode, the message that reopened it) to its first outbound message written by
     a person (sent by an agent through the API, or by the account itself from
@@ -133,7 +135,9 @@ class AnalyticsServiceServicer:
     - Episode: conversations are measured per episode: from the opening to the first
     close, then from each reopening (CLOSED -> OPEN) to the next close. Waking a
     PENDING or SNOOZED conversation does not start an episode. A reopened
-    conversation counts again as opened, and measures its own figures.
+    conversation counts again as opened, and measures its own figures. A
+    conversation a campaign's DM created (closed from the start) is no episode
+    until the contact's reply reopens it: its first episode starts there.
     - First response time: from the episode's first inbound message (for a reopened
     episode, the message that reopened it) to its first outbound message written by
     a person (sent by an agent through the API, or by the account itself from
@@ -296,7 +300,9 @@ class AnalyticsService:
     - Episode: conversations are measured per episode: from the opening to the first
     close, then from each reopening (CLOSED -> OPEN) to the next close. Waking a
     PENDING or SNOOZED conversation does not start an episode. A reopened
-    conversation counts again as opened, and measures its own figures.
+    conversation counts again as opened, and measures its own figures. A
+    conversation a campaign's DM created (closed from the start) is no episode
+    until the contact's reply reopens it: its first episode starts there.
     - First response time: from the episode's first inbound message (for a reopened
     episode, the message that reopened it) to its first outbound message written by
     a person (sent by an agent through the API, or by the account itself from

@@ -12,7 +12,9 @@ summary statistics. The definitions here are the ones analytics.proto documents.
   PENDING or SNOOZED conversation does not start an episode. A message belongs to
   the episode that ends at or after it (messages after the last close belong to the
   next episode, if any): the inbound message that reopened a conversation is the
-  start of the reopened episode's first response.
+  start of the reopened episode's first response. A conversation created closed (a
+  campaign's DM to a contact without one: "a campaign never opens support work")
+  has no episode until it is reopened; its first episode starts at the reopening.
 - **First response** (human): from the episode's first inbound message to its first
   outbound message written by a person (origin AGENT, or EXTERNAL: the account
   itself from another X client), minus any time the bot was handling it: when the
@@ -276,19 +278,35 @@ def episodes(
     transitions: Sequence[Transition],
     messages: Sequence[Message],
     schedule: Schedule | None,
+    created_closed: bool = False,
 ) -> list[Episode]:
     """Split one conversation's history into episodes and measure each.
 
     ``transitions`` and ``messages`` may come in any order; ties keep their given
     order. ``status``/``closed_at``/``assignee`` are the conversation's current
     values: they close or keep open the last episode when the history lacks the
-    event (a history purged or never written)."""
+    event (a history purged or never written). A conversation ``created_closed`` (a
+    campaign's DM to a contact without one) is not support work until it reopens: its
+    first episode starts at the first reopening (or, with the reopen missing from the
+    history, when the conversation is live now: at its closing time, as for any
+    reopen not seen), and it has none while it stays closed."""
     trans = sorted(transitions, key=lambda t: t.at)
     msgs = sorted(messages, key=lambda m: m.at)
-    eps: list[Episode] = [Episode(0, created_at)]
-    is_closed = False
+    eps: list[Episode] = []
+    is_closed = created_closed
+    if not created_closed:
+        eps.append(Episode(0, created_at))
     current_assignee = ""
     for t in trans:
+        if not eps:  # created closed: only a reopening starts the first episode
+            if t.kind in (REOPENED, OPENED):
+                eps.append(Episode(0, t.at))
+                is_closed = False
+            elif t.kind == ASSIGNED:
+                current_assignee = t.assignee
+            elif t.kind == UNASSIGNED:
+                current_assignee = ""
+            continue
         ep = eps[-1]
         if t.kind == CLOSED and not is_closed:
             ep.resolved_at = max(t.at, ep.opened_at)
@@ -305,6 +323,11 @@ def episodes(
             current_assignee = ""
         elif t.kind == ESCALATED and not is_closed:
             ep.transitions.append(t)
+    if not eps:
+        if status == "CLOSED":
+            return []
+        # Live now, though no reopening is in the history.
+        eps.append(Episode(0, max(closed_at or created_at, created_at), status=status))
     last = eps[-1]
     last.status = status
     if status == "CLOSED" and last.resolved_at is None:

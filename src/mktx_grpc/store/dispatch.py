@@ -170,7 +170,9 @@ async def finish_sent(
 ) -> list[Row]:
     """Rows X accepted become SENT, each DM an outbound message in the contact's
     conversation (see finish_sent in dispatch.sql). Returns the rows that did
-    (``id``, ``contact_id``, ``step``); rows no longer SENDING are left alone."""
+    (``id``, ``contact_id``, ``step``, and their ``message_id``, ``conversation_id``,
+    ``x_event_id`` and whether the message was ``inserted`` rather than an echo taken
+    over); rows no longer SENDING are left alone."""
     return await fetch_all(
         Q.finish_sent,
         {

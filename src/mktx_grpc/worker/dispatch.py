@@ -53,7 +53,7 @@ from ..store import dispatch as store
 from ..store import outbound as outbound_store
 from ..store.budget import dm_budget_left
 from ..store.dispatch import SentRow
-from ..store.events import OutboxEvent
+from ..store.events import OutboxEvent, append_events
 from ..store.templates import draft_from_row as template_draft
 from . import ledger
 from .consumer import Consumer, drain
@@ -335,11 +335,14 @@ async def _record(
 
 
 async def _finish_sent(c: _Campaign, sent: list[SentRow], deltas: dict[str, int]) -> None:
-    """Rows X accepted → SENT with their inbox messages; the next step of a sequence
-    is enrolled in the same transaction."""
+    """Rows X accepted → SENT with their inbox messages, announced as every stored
+    message is (``message.created``, ``message.sent``: the inbox stream and the
+    analytics rollups see campaign DMs too); the next step of a sequence is enrolled
+    in the same transaction."""
     m = c.merchant_id
     done = await store.finish_sent(m, c.account["id"], c.id, sent)
     deltas["sent"] += len(done)
+    await append_events(_message_events(c, done))
     at = {s.id: s.sent_at for s in sent}
     nxt = [
         (r["contact_id"], r["step"] + 1, due)
@@ -354,6 +357,44 @@ async def _finish_sent(c: _Campaign, sent: list[SentRow], deltas: dict[str, int]
             steps=[n[1] for n in nxt],
             due_ats=[n[2] for n in nxt],
         )
+
+
+def _message_events(c: _Campaign, done: Sequence[Row]) -> list[dict[str, Any]]:
+    """The outbox events of campaign DMs stored by ``store.finish_sent``, in the
+    shapes the one-off DM ledger writes (``worker/outbound.py``): ``message.created``
+    for a message the statement stored (a webhook echo taken over was announced when
+    it arrived), then ``message.sent``."""
+    account_id = str(c.account["id"])
+    out: list[dict[str, Any]] = []
+    for r in done:
+        conv_id, message_id = r["conversation_id"], str(r["message_id"])
+        common = {
+            "conversation_id": str(conv_id),
+            "account_id": account_id,
+            "contact_id": str(r["contact_id"]),
+            "message_id": message_id,
+            "direction": "OUTBOUND",
+            "origin": "CAMPAIGN",
+            "campaign_id": str(c.id),
+        }
+        if r["inserted"]:
+            out.append(
+                {
+                    "merchant_id": c.merchant_id,
+                    "type": "message.created",
+                    "aggregate_id": conv_id,
+                    "payload": common,
+                }
+            )
+        out.append(
+            {
+                "merchant_id": c.merchant_id,
+                "type": "message.sent",
+                "aggregate_id": conv_id,
+                "payload": {**common, "x_event_id": r["x_event_id"]},
+            }
+        )
+    return out
 
 
 # ------------------------------------------------------------------ recovery

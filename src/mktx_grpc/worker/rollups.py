@@ -108,6 +108,7 @@ async def refresh_conversations(merchant_id: UUID, ids: Sequence[UUID]) -> None:
                 schedules[c["account_id"]] = schedule_from_settings(c["business_hours"])
             eps = domain.episodes(
                 created_at=c["created_at"],
+                created_closed=c["created_closed"],
                 status=c["status"],
                 closed_at=c["closed_at"],
                 assignee=c["assignee_user_id"],
