@@ -109,3 +109,33 @@ async def test_campaign_dms_are_announced_and_rollups_equal_the_rebuild(
     assert created_closed == 2
     await rebuild(pool, merchant_id=merchant)
     assert (await dump(pool, merchant))["episodes"] == incremental["episodes"]
+
+
+async def test_watch_conversations_shows_a_campaign_dm_in_a_live_conversation(
+    api: Any, merchant: Any, sandbox: Any, db: Any, pool: Any
+) -> None:
+    import asyncio
+
+    from mktx.v1 import conversations_pb2, conversations_pb2_grpc
+
+    row, _owner = await connect_account(api, merchant, sandbox, db)
+    await lift_budget(db, row["id"])
+    ((contact, _user),) = await add_contacts(db, sandbox, merchant, row["id"], 1, tags=["spring"])
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    live = await World(db, merchant).conversation(row["id"], contact, at)
+    watch = conversations_pb2_grpc.ConversationsServiceStub(api.channel).WatchConversations(
+        conversations_pb2.WatchConversationsRequest(
+            event_types=[conversations_pb2.CONVERSATION_EVENT_TYPE_NEW_MESSAGE]
+        ),
+        metadata=api.auth(merchant),
+    )
+    await asyncio.wait_for(watch.initial_metadata(), 5.0)  # live from here on
+    campaign_id = await _send_campaign(api, merchant, sandbox, db, row)
+    ev = await asyncio.wait_for(watch.read(), 5.0)
+    watch.cancel()
+    assert ev.type == conversations_pb2.CONVERSATION_EVENT_TYPE_NEW_MESSAGE
+    assert ev.conversation.id == str(live)
+    assert ev.message.text == "Spring sale starts now"
+    assert ev.message.id == str(
+        await scalar(db, "SELECT id FROM messages WHERE campaign_id = %s", campaign_id)
+    )
