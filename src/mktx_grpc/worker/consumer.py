@@ -47,6 +47,10 @@ What every consumer gets:
   move together, and the events are delivered and recomputed again. A consumer whose
   writes lead anywhere outside the database (a ledger row a sender acts on) must
   stay durable: a lost commit there could mean a second send.
+- **Lingering** (``linger``, the analytics rollups): a consumer whose passes cost
+  more than its events starts its next pass no sooner than ``linger`` seconds after
+  one that did not fill its batch (or after the NOTIFY that woke it), so a burst is
+  taken in a few passes instead of one per committing transaction.
 - **Latency**: the loop waits for the outbox NOTIFY (the process's one LISTEN
   connection, ``store.live``; a consumer of some ``types`` only for a NOTIFY of
   one of them) when it has nothing to do, and re-reads at least every
@@ -112,12 +116,19 @@ class Consumer:
     #: commit without waiting for the WAL flush (see the module docstring). Never for
     #: a handler whose writes lead to a send or anything else outside the database.
     derived: bool = False
+    #: Seconds a pass waits for company: after a pass that did not fill its batch, the
+    #: next one starts no sooner than this, so a burst is taken in fewer passes. For a
+    #: consumer whose passes cost more than its events (rollups); adds at most this
+    #: much to its lag. 0: at once.
+    linger: float = 0.0
 
     def __post_init__(self) -> None:
         if (self.handle is None) == (self.handle_batch is None):
             raise ValueError(f"consumer {self.name!r} needs exactly one of handle, handle_batch")
-        if self.batch_size < 1 or self.max_attempts < 1 or self.retry_base < 0:
-            raise ValueError(f"consumer {self.name!r}: bad batch_size, max_attempts or retry_base")
+        if self.batch_size < 1 or self.max_attempts < 1 or self.retry_base < 0 or self.linger < 0:
+            raise ValueError(
+                f"consumer {self.name!r}: bad batch_size, max_attempts, retry_base or linger"
+            )
 
 
 @dataclass(frozen=True)
@@ -431,19 +442,25 @@ def consumer_loop(consumer: Consumer) -> Loop:
                 sub.clear()
                 r = await consume_once(deps.pool, consumer)
                 sub.passed(r.position)
-                if r.more or r.progressed:
+                if r.more:
                     pause = HELD_SLEEP_SECONDS[0]
+                    continue
+                if r.progressed:
+                    pause = HELD_SLEEP_SECONDS[0]
+                    if consumer.linger:
+                        await asyncio.sleep(min(consumer.linger, left))
                     continue
                 if not r.claimed:
                     await asyncio.sleep(min(BUSY_SLEEP_SECONDS, left))
                 elif r.backoff_seconds is not None:
                     await asyncio.sleep(min(r.backoff_seconds, left))
                 elif r.held_event_id is not None:
-                    await asyncio.sleep(min(pause, left))
+                    await asyncio.sleep(min(max(pause, consumer.linger), left))
                     pause = min(pause * 2, HELD_SLEEP_SECONDS[1])
                 else:
                     pause = HELD_SLEEP_SECONDS[0]
-                    await sub.wait(min(IDLE_POLL_SECONDS, left))
+                    if await sub.wait(min(IDLE_POLL_SECONDS, left)) and consumer.linger:
+                        await asyncio.sleep(min(consumer.linger, left))
         finally:
             sub.close()
         return 0.0

@@ -336,9 +336,9 @@ async def _record(
 
 async def _finish_sent(c: _Campaign, sent: list[SentRow], deltas: dict[str, int]) -> None:
     """Rows X accepted → SENT with their inbox messages, announced as every stored
-    message is (``message.created``, ``message.sent``: the inbox stream and the
-    analytics rollups see campaign DMs too); the next step of a sequence is enrolled
-    in the same transaction."""
+    message is (``message.created``: the inbox stream and the analytics rollups see
+    campaign DMs too); the next step of a sequence is enrolled in the same
+    transaction."""
     m = c.merchant_id
     done = await store.finish_sent(m, c.account["id"], c.id, sent)
     deltas["sent"] += len(done)
@@ -360,41 +360,32 @@ async def _finish_sent(c: _Campaign, sent: list[SentRow], deltas: dict[str, int]
 
 
 def _message_events(c: _Campaign, done: Sequence[Row]) -> list[dict[str, Any]]:
-    """The outbox events of campaign DMs stored by ``store.finish_sent``, in the
-    shapes the one-off DM ledger writes (``worker/outbound.py``): ``message.created``
-    for a message the statement stored (a webhook echo taken over was announced when
-    it arrived), then ``message.sent``."""
+    """The outbox events of campaign DMs stored by ``store.finish_sent``: one
+    ``message.created`` for each message the statement stored, already SENT (with its
+    X event id), in the payload shape the one-off DM ledger writes. A DM is stored
+    once X took it, so there is no later transition to announce (the one-off ledger's
+    separate ``message.sent`` is for a message stored before X took it); a webhook
+    echo taken over was announced when it arrived."""
     account_id = str(c.account["id"])
-    out: list[dict[str, Any]] = []
-    for r in done:
-        conv_id, message_id = r["conversation_id"], str(r["message_id"])
-        common = {
-            "conversation_id": str(conv_id),
-            "account_id": account_id,
-            "contact_id": str(r["contact_id"]),
-            "message_id": message_id,
-            "direction": "OUTBOUND",
-            "origin": "CAMPAIGN",
-            "campaign_id": str(c.id),
+    return [
+        {
+            "merchant_id": c.merchant_id,
+            "type": "message.created",
+            "aggregate_id": r["conversation_id"],
+            "payload": {
+                "conversation_id": str(r["conversation_id"]),
+                "account_id": account_id,
+                "contact_id": str(r["contact_id"]),
+                "message_id": str(r["message_id"]),
+                "direction": "OUTBOUND",
+                "origin": "CAMPAIGN",
+                "campaign_id": str(c.id),
+                "x_event_id": r["x_event_id"],
+            },
         }
-        if r["inserted"]:
-            out.append(
-                {
-                    "merchant_id": c.merchant_id,
-                    "type": "message.created",
-                    "aggregate_id": conv_id,
-                    "payload": common,
-                }
-            )
-        out.append(
-            {
-                "merchant_id": c.merchant_id,
-                "type": "message.sent",
-                "aggregate_id": conv_id,
-                "payload": {**common, "x_event_id": r["x_event_id"]},
-            }
-        )
-    return out
+        for r in done
+        if r["inserted"]
+    ]
 
 
 # ------------------------------------------------------------------ recovery
