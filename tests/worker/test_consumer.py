@@ -351,6 +351,41 @@ async def test_loop_wakes_on_the_outbox_notify(api, db, effects):
             await task
 
 
+async def test_a_lingering_consumer_takes_a_trickle_of_commits_in_one_pass(api, db, effects):
+    """Events committed one by one within the linger reach the handler together; the
+    first of them waited at least the linger, and nothing is lost."""
+    deps = api.app.deps
+    batches: list[list[int]] = []
+
+    async def handle_batch(events):
+        batches.append([e.id for e in events])
+        for ev in events:
+            await record("lingering", ev)
+
+    c = Consumer("lingering", handle_batch=handle_batch, linger=0.4)
+    await drain(deps.pool, c)  # the cursor exists
+    task = asyncio.create_task(consumer_loop(c)(deps))
+    try:
+        await asyncio.sleep(0.05)  # the loop is waiting for the NOTIFY
+        ids, first_at = [], time.monotonic()
+        for _ in range(3):
+            async with use_connection(deps.pool, transaction=True):
+                ids.append(await events_store.append_event(uuid.uuid4(), "t.x", None, {}))
+            await asyncio.sleep(0.05)
+        deadline = time.monotonic() + 30
+        while await effect_ids(db, "lingering") != ids:
+            assert time.monotonic() < deadline, "the loop did not deliver the events"
+            await asyncio.sleep(0.01)
+        assert time.monotonic() - first_at >= 0.4
+        assert batches == [ids]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    with pytest.raises(ValueError, match="linger"):
+        Consumer("bad", handle=recorder("bad"), linger=-1)
+
+
 async def test_a_typed_subscription_is_woken_by_its_types_only(api, db):
     """A consumer of some types is not woken by every other event's NOTIFY (the
     payload names the type); a notification without a type still wakes it."""
