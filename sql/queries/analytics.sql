@@ -85,8 +85,11 @@ SELECT %(merchant_id)s, u.*
 -- name: live_episodes
 -- For extending episodes with new messages: each conversation's current status,
 -- assignee, account, contact and business hours, with its last episode row (NULL
--- columns when it has none), in extend_episode's terms.
+-- columns when it has none), in extend_episode's terms. never_live: a conversation a
+-- campaign created, closed as it was created (never reopened: a reopening clears
+-- closed_at), which has no episode (domain.analytics.episodes).
 SELECT c.id AS conversation_id, c.status AS conv_status,
+       (c.created_closed AND c.status = 'CLOSED' AND c.closed_at = c.created_at) AS never_live,
        c.assignee_user_id AS conv_assignee, c.account_id AS conv_account_id,
        c.contact_id AS conv_contact_id, a.settings -> 'business_hours' AS business_hours,
        e.episode, e.account_id, e.contact_id, e.status, e.assignee_user_id, e.opened_at,

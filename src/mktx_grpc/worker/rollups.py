@@ -14,7 +14,9 @@ stored row keeps what a new message needs (``domain.analytics.extend_episode``),
 the new messages alone are read, not the conversation's history. Whenever that cannot
 give exactly what the recomputation would (a message not newer than the episode's
 latest, a first inbound message, a human reply after the bot's, a status or assignee
-the row does not have, no stored row), the conversation is recomputed as above.
+the row does not have, no stored row), the conversation is recomputed as above. A
+conversation a campaign created and that never went live has no episode: its messages
+change nothing, and nothing is read for it beyond its row.
 message.delivered and message.read change no episode input and recompute nothing.
 
 Business hours are each account's schedule at the time an episode was last
@@ -168,6 +170,8 @@ async def extend_conversations(merchant_id: UUID, new: dict[UUID, set[UUID]]) ->
         updates: list[tuple[UUID, domain.Episode]] = []
         for conv in chunk:
             row = rows.get(conv)
+            if row is not None and row["never_live"] and row["episode"] is None:
+                continue  # a campaign's closed conversation: no episode to write
             ep = _live_episode(row) if row is not None else None
             msgs = found.get(conv, [])
             if ep is None or {mid for mid, _ in msgs} != new[conv]:
