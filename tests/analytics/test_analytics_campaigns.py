@@ -108,6 +108,20 @@ async def test_campaign_dms_are_announced_and_rollups_equal_the_rebuild(
     assert created_closed == 2
     await rebuild(pool, merchant_id=merchant)
     assert (await dump(pool, merchant))["episodes"] == incremental["episodes"]
+    # One of them answers: the reply reopens the campaign's conversation (as ingestion
+    # does), and its first episode starts there, the same incrementally and rebuilt.
+    (answered,) = [conv for *_, conv in events if conv != live][:1]
+    reply_at = datetime.now(UTC) + timedelta(minutes=1)
+    await world.message(answered, reply_at)
+    await world.reopen(answered, reply_at + timedelta(seconds=1))
+    await settle(pool)
+    after = await dump(pool, merchant)
+    (reopened,) = [r for r in after["episodes"] if r["conversation_id"] == answered]
+    assert (reopened["episode"], reopened["status"]) == (0, "OPEN")
+    assert reopened["opened_at"] == reply_at + timedelta(seconds=1)
+    assert reopened["first_inbound_at"] == reply_at and reopened["resolved_at"] is None
+    await rebuild(pool, merchant_id=merchant)
+    assert (await dump(pool, merchant))["episodes"] == after["episodes"]
 
 
 async def test_watch_conversations_shows_a_campaign_dm_in_a_live_conversation(
