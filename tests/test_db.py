@@ -44,7 +44,8 @@ def test_migrations_apply_once_in_order(empty_db):
 
 def test_0023_marks_the_closed_conversations_campaigns_created(empty_db, tmp_path):
     """0023 marks as created closed the conversations campaign dispatch created and that
-    are still as it left them; a reopened one, or one an agent closed, is not."""
+    are still as it left them (a reopened one, or one an agent closed, is not), and
+    drops the episode rows an earlier rebuild gave them."""
     mig_dir = tmp_path / "migrations"
     shutil.copytree(SQL_DIR / "migrations", mig_dir)
     (mig_dir / "0023_conversations_created_closed.sql").unlink()
@@ -72,10 +73,24 @@ def test_0023_marks_the_closed_conversations_campaigns_created(empty_db, tmp_pat
                 f" close_reason, closed_at) VALUES (%s, %s, %s, %s, %s, {closed}) RETURNING id",
                 (m, a, contact, status, reason),
             ).fetchone()[0]
+        # Episode rows an earlier rebuild wrote for the campaign's and the agent's.
+        for name in ("campaign", "agent"):
+            conn.execute(
+                "INSERT INTO analytics_conversation_episodes (merchant_id, conversation_id,"
+                " episode, account_id, contact_id, status, opened_at)"
+                " SELECT merchant_id, id, 0, account_id, contact_id, status, created_at"
+                " FROM conversations WHERE id = %s",
+                (convs[name],),
+            )
     assert migrate(empty_db) == ["0023_conversations_created_closed"]
     with psycopg.connect(empty_db) as conn:
         marked = {r[0] for r in conn.execute("SELECT id FROM conversations WHERE created_closed")}
+        episodes = {
+            r[0]
+            for r in conn.execute("SELECT conversation_id FROM analytics_conversation_episodes")
+        }
     assert marked == {convs["campaign"]}
+    assert episodes == {convs["agent"]}  # the campaign's has no episode any more
 
 
 def test_edited_migration_is_refused(empty_db, tmp_path):

@@ -9,3 +9,9 @@ ALTER TABLE conversations ADD COLUMN created_closed boolean NOT NULL DEFAULT fal
 -- created (closed in the creating statement: closed_at is its created_at).
 UPDATE conversations SET created_closed = true
  WHERE close_reason = 'campaign' AND status = 'CLOSED' AND closed_at = created_at;
+
+-- A rebuild before this counted each of them as an episode opened and resolved at once;
+-- they have none now.
+DELETE FROM analytics_conversation_episodes e
+ USING conversations c
+ WHERE e.merchant_id = c.merchant_id AND e.conversation_id = c.id AND c.created_closed;
