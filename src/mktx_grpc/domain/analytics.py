@@ -287,9 +287,9 @@ def episodes(
     values: they close or keep open the last episode when the history lacks the
     event (a history purged or never written). A conversation ``created_closed`` (a
     campaign's DM to a contact without one) is not support work until it reopens: its
-    first episode starts at the first reopening (or, with the reopen missing from the
-    history, when the conversation is live now: at its closing time, as for any
-    reopen not seen), and it has none while it stays closed."""
+    first episode starts at the first reopening (or, with the reopening missing from
+    the history while the conversation is live now, at its creation), and it has none
+    while it stays closed."""
     trans = sorted(transitions, key=lambda t: t.at)
     msgs = sorted(messages, key=lambda m: m.at)
     eps: list[Episode] = []
@@ -298,17 +298,10 @@ def episodes(
         eps.append(Episode(0, created_at))
     current_assignee = ""
     for t in trans:
-        if not eps:  # created closed: only a reopening starts the first episode
-            if t.kind in (REOPENED, OPENED):
-                eps.append(Episode(0, t.at))
-                is_closed = False
-            elif t.kind == ASSIGNED:
-                current_assignee = t.assignee
-            elif t.kind == UNASSIGNED:
-                current_assignee = ""
-            continue
-        ep = eps[-1]
+        # eps[-1] is read only while live: a conversation created closed has no
+        # episode until its first reopening appends one.
         if t.kind == CLOSED and not is_closed:
+            ep = eps[-1]
             ep.resolved_at = max(t.at, ep.opened_at)
             ep.assignee = current_assignee
             is_closed = True
@@ -318,16 +311,16 @@ def episodes(
         elif t.kind == ASSIGNED:
             current_assignee = t.assignee
             if not is_closed:
-                ep.transitions.append(t)
+                eps[-1].transitions.append(t)
         elif t.kind == UNASSIGNED:
             current_assignee = ""
         elif t.kind == ESCALATED and not is_closed:
-            ep.transitions.append(t)
+            eps[-1].transitions.append(t)
     if not eps:
         if status == "CLOSED":
             return []
-        # Live now, though no reopening is in the history.
-        eps.append(Episode(0, max(closed_at or created_at, created_at), status=status))
+        # Live now, though no reopening is in the history (it cleared closed_at).
+        eps.append(Episode(0, created_at, status=status))
     last = eps[-1]
     last.status = status
     if status == "CLOSED" and last.resolved_at is None:
