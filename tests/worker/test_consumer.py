@@ -362,11 +362,17 @@ async def test_a_lingering_consumer_takes_a_trickle_of_commits_in_one_pass(api, 
         for ev in events:
             await record("lingering", ev)
 
-    c = Consumer("lingering", handle_batch=handle_batch, linger=0.4)
+    c = Consumer("lingering", handle_batch=handle_batch, linger=1.0)
     await drain(deps.pool, c)  # the cursor exists
-    task = asyncio.create_task(consumer_loop(c)(deps))
+    loop = consumer_loop(c)
+
+    async def forever() -> None:  # as worker.run_loops runs it, iteration after iteration
+        while True:
+            await loop(deps)
+
+    task = asyncio.create_task(forever())
     try:
-        await asyncio.sleep(0.05)  # the loop is waiting for the NOTIFY
+        await asyncio.sleep(0.3)  # the loop has made its first pass and waits for the NOTIFY
         ids, first_at = [], time.monotonic()
         for _ in range(3):
             async with use_connection(deps.pool, transaction=True):
@@ -376,7 +382,7 @@ async def test_a_lingering_consumer_takes_a_trickle_of_commits_in_one_pass(api, 
         while await effect_ids(db, "lingering") != ids:
             assert time.monotonic() < deadline, "the loop did not deliver the events"
             await asyncio.sleep(0.01)
-        assert time.monotonic() - first_at >= 0.4
+        assert time.monotonic() - first_at >= 1.0
         assert batches == [ids]
     finally:
         task.cancel()
